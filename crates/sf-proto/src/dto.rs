@@ -1,0 +1,994 @@
+//! Requests, responses and the data they carry. Field names are part of the contract: the
+//! `--json` output of `sfctl` prints these types as they are.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{DepId, EventId, PlanId, TaskId};
+
+/// A point in time, UTC, RFC 3339 on the wire.
+pub type Timestamp = DateTime<Utc>;
+
+/// The client's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The client's [`crate::PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Client name and version, for logs, e.g. `sfctl 0.1.0`.
+    pub client: String,
+    /// Who is asking, recorded in the audit log: `human:alice` or `agent:w1`.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                let lower = s.trim().to_ascii_lowercase().replace('_', "-");
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().replace('_', "-") == lower)
+                    .ok_or_else(|| {
+                        let all: Vec<_> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("unknown {} `{}` (expected one of: {})", stringify!($name), s, all.join(", "))
+                    })
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Where a task is in its life. The legal moves between them live in `sf-core`.
+    TaskStatus {
+        /// Waiting to be worked on.
+        Open = "open",
+        /// Claimed by a worker.
+        InProgress = "in_progress",
+        /// Stopped until someone unblocks it.
+        Blocked = "blocked",
+        /// Put off, possibly until a time.
+        Deferred = "deferred",
+        /// Not planned yet.
+        Backlog = "backlog",
+        /// Finished by a worker, waiting in the merge queue.
+        Review = "review",
+        /// Done.
+        Closed = "closed",
+        /// Deleted.
+        Tombstone = "tombstone",
+    }
+);
+
+wire_enum!(
+    /// What kind of work a task is.
+    TaskType {
+        /// A defect.
+        Bug = "bug",
+        /// New behaviour.
+        Feature = "feature",
+        /// Anything else worth doing.
+        Task = "task",
+        /// Upkeep.
+        Chore = "chore",
+    }
+);
+
+wire_enum!(
+    /// How one task relates to another (or to a gate).
+    DepKind {
+        /// The blocker must close first.
+        Blocks = "blocks",
+        /// The task is a child of the other; it waits while its parent waits.
+        ParentChild = "parent-child",
+        /// The task waits on a gate: a timer, approvals or an external signal.
+        Awaits = "awaits",
+        /// Informational.
+        RelatesTo = "relates-to",
+        /// Informational.
+        References = "references",
+    }
+);
+
+wire_enum!(
+    /// An agent's job.
+    Role { /** Plans. */ Director = "director", /** Executes tasks. */ Worker = "worker", /** Maintains. */ Steward = "steward" }
+);
+
+wire_enum!(
+    /// Whether the daemon spawns the agent per task or a human runs it.
+    Mode { /** Spawned by the daemon for one task at a time. */ Ephemeral = "ephemeral", /** Started by a human. */ Persistent = "persistent" }
+);
+
+wire_enum!(
+    /// A steward's focus.
+    Focus {
+        /** Test-gated merges. */ Merge = "merge",
+        /** Documentation upkeep. */ Docs = "docs",
+        /** Stuck-task recovery. */ Recovery = "recovery",
+        /** A playbook. */ Custom = "custom",
+    }
+);
+
+wire_enum!(
+    /// Which coding-agent CLI an agent runs.
+    Adapter {
+        /** Claude Code. */ Claude = "claude",
+        /** OpenAI Codex CLI. */ Codex = "codex",
+        /** OpenCode. */ Opencode = "opencode",
+        /** Any executable. */ Command = "command",
+    }
+);
+
+wire_enum!(
+    /// Reasoning effort passed to adapters that support it.
+    Effort { /** Low. */ Low = "low", /** Medium. */ Medium = "medium", /** High. */ High = "high" }
+);
+
+wire_enum!(
+    /// Things an agent may do beyond editing its worktree; all off by default.
+    Capability {
+        /** Push to remotes. */ Push = "push",
+        /** Network egress. */ Network = "network",
+        /** The GitHub API. */ Github = "github",
+        /** A ticketing system. */ Ticketing = "ticketing",
+    }
+);
+
+wire_enum!(
+    /// An agent's live state, derived from its run records (never stored).
+    AgentState {
+        /** Registered, never ran. */ NeverRun = "never-run",
+        /** Not running now; the last run ended well. */ Idle = "idle",
+        /** At least one run in flight. */ Running = "running",
+        /** Disabled, or paused. */ Blocked = "blocked",
+        /** The last run failed. */ Failed = "failed",
+    }
+);
+
+wire_enum!(
+    /// Where a plan is in its life.
+    PlanStatus {
+        /** Being written; its tasks are never ready. */ Draft = "draft",
+        /** Its tasks can be dispatched. */ Active = "active",
+        /** Every task closed. */ Completed = "completed",
+        /** Given up. */ Cancelled = "cancelled",
+    }
+);
+
+wire_enum!(
+    /// A status change asked for by name (`sfctl task close`, `defer`, ...).
+    StatusChange {
+        /** To `closed`. */ Close = "close",
+        /** From `closed` (or `review`, `blocked`) back to `open`. */ Reopen = "reopen",
+        /** To `deferred`, optionally until a time. */ Defer = "defer",
+        /** From `deferred` to `open`. */ Undefer = "undefer",
+        /** To `backlog`. */ Backlog = "backlog",
+        /** From `backlog` to `open`. */ Activate = "activate",
+        /** To `blocked`, with a reason. */ Block = "block",
+        /** From `blocked` to `open`. */ Unblock = "unblock",
+        /** To `tombstone`. */ Delete = "delete",
+    }
+);
+
+/// Why a request was refused. A closed set: clients branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such task, plan, agent or dependency.
+    NotFound,
+    /// An id prefix matches more than one thing.
+    Ambiguous,
+    /// The thing exists but is in the wrong state for this (illegal transition, live work).
+    InvalidState,
+    /// The request itself is wrong (bad field, bad cron expression, cycle).
+    InvalidInput,
+    /// It would clash with something that exists (a name taken).
+    Conflict,
+    /// The daemon does not do that (yet).
+    Unsupported,
+    /// Client and daemon speak different protocol versions.
+    IncompatibleProtocol,
+    /// The caller may not do that.
+    PermissionDenied,
+    /// A failure inside the daemon; the daemon keeps running.
+    Internal,
+}
+
+/// A refusal, with what was wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtoError {
+    /// The class of error.
+    pub kind: ErrorKind,
+    /// What was wrong, a lowercase fragment.
+    pub message: String,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl ProtoError {
+    /// An error without a hint.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), hint: None }
+    }
+    /// Adds a hint.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+/// Everything `sfctl agent register` can say about an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSpec {
+    /// Unique name: lowercase letters, digits, `-` and `_`, at most 32 characters.
+    pub name: String,
+    /// Director, worker or steward.
+    pub role: Role,
+    /// Ephemeral (spawned per task) or persistent.
+    pub mode: Mode,
+    /// For stewards.
+    pub focus: Option<Focus>,
+    /// Standard 5-field cron expressions.
+    pub triggers: Vec<String>,
+    /// Event triggers, `EVENT[:CONDITION]`.
+    pub on: Vec<String>,
+    /// Which CLI it runs.
+    pub adapter: Adapter,
+    /// The executable (and arguments) to run, for `command`, or to override a CLI's path.
+    pub command: Option<String>,
+    /// Model name passed to the adapter.
+    pub model: Option<String>,
+    /// Reasoning effort.
+    pub effort: Option<Effort>,
+    /// Skills, lowercase, sorted, unique.
+    pub skills: Vec<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Persona text put into its prompt.
+    pub persona: Option<String>,
+    /// Another agent's name.
+    pub reports_to: Option<String>,
+    /// The human who owns it.
+    pub owner: Option<String>,
+    /// Most tasks it runs at once.
+    pub max_tasks: u32,
+    /// Granted capabilities.
+    pub capabilities: Vec<Capability>,
+    /// For custom stewards: the playbook it runs.
+    pub playbook: Option<String>,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            role: Role::Worker,
+            mode: Mode::Ephemeral,
+            focus: None,
+            triggers: Vec::new(),
+            on: Vec::new(),
+            adapter: Adapter::Command,
+            command: None,
+            model: None,
+            effort: None,
+            skills: Vec::new(),
+            title: None,
+            persona: None,
+            reports_to: None,
+            owner: None,
+            max_tasks: 1,
+            capabilities: Vec::new(),
+            playbook: None,
+        }
+    }
+}
+
+/// One row of `sfctl agent list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    /// The registered spec.
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+    /// Whether the daemon may start it.
+    pub enabled: bool,
+    /// Derived from its runs.
+    pub state: AgentState,
+    /// Runs in flight.
+    pub running: u32,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
+/// `sfctl agent show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentDetail {
+    /// The summary.
+    #[serde(flatten)]
+    pub agent: AgentSummary,
+    /// Its most recent runs, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Next fire time of each cron trigger, in the order of `triggers`.
+    pub next_fires: Vec<Option<Timestamp>>,
+}
+
+/// One worker incarnation on one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: i64,
+    /// The task it worked on.
+    pub task: Option<TaskId>,
+    /// The agent.
+    pub agent: String,
+    /// Lease epoch.
+    pub epoch: i64,
+    /// Start.
+    pub started_at: Timestamp,
+    /// End, if it ended.
+    pub ended_at: Option<Timestamp>,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// How it ended: `completed`, `handed_off`, `failed`, `killed`, ...
+    pub outcome: Option<String>,
+}
+
+/// Fields of a new task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewTask {
+    /// One line.
+    pub title: String,
+    /// Free text.
+    pub description: String,
+    /// 1 (most urgent) to 5.
+    pub priority: u8,
+    /// Kind of work.
+    pub task_type: TaskType,
+    /// Plan id or prefix.
+    pub plan: Option<String>,
+    /// Ids or prefixes of tasks that block it.
+    pub blocked_by: Vec<String>,
+    /// Skills a worker must have.
+    pub skills: Vec<String>,
+    /// Acceptance criteria.
+    pub acceptance: String,
+    /// Not ready before this time.
+    pub scheduled_for: Option<Timestamp>,
+}
+
+impl Default for NewTask {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            description: String::new(),
+            priority: 3,
+            task_type: TaskType::Task,
+            plan: None,
+            blocked_by: Vec::new(),
+            skills: Vec::new(),
+            acceptance: String::new(),
+            scheduled_for: None,
+        }
+    }
+}
+
+/// Changes to a task's fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New priority.
+    pub priority: Option<u8>,
+    /// New type.
+    pub task_type: Option<TaskType>,
+    /// New acceptance criteria.
+    pub acceptance: Option<String>,
+    /// New skills (replaces the set).
+    pub skills: Option<Vec<String>>,
+    /// Move to a plan (id or prefix); `Some("")` removes it from its plan.
+    pub plan: Option<String>,
+    /// New schedule; use `clear_scheduled_for` to remove it.
+    pub scheduled_for: Option<Timestamp>,
+    /// Remove the schedule.
+    pub clear_scheduled_for: bool,
+    /// Append a note.
+    pub note: Option<String>,
+}
+
+/// Filters of `sfctl task list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskFilter {
+    /// Only these statuses (any of them). Empty: every status but `tombstone`.
+    pub status: Vec<TaskStatus>,
+    /// Only tasks assigned to this agent.
+    pub assignee: Option<String>,
+    /// Only tasks of this plan (id or prefix).
+    pub plan: Option<String>,
+    /// Only ready tasks, in dispatch order.
+    pub ready: bool,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// A task as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Id.
+    pub id: TaskId,
+    /// Title.
+    pub title: String,
+    /// Status.
+    pub status: TaskStatus,
+    /// 1 (most urgent) to 5.
+    pub priority: u8,
+    /// Kind of work.
+    pub task_type: TaskType,
+    /// The agent working on it.
+    pub assignee: Option<String>,
+    /// Its plan.
+    pub plan: Option<PlanId>,
+    /// Required skills.
+    pub skills: Vec<String>,
+    /// Not ready before.
+    pub scheduled_for: Option<Timestamp>,
+    /// Deferred until.
+    pub defer_until: Option<Timestamp>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A note on a task: a handoff note, a close reason, a comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub author: String,
+    /// `note`, `handoff`, `close`, `block`, ...
+    pub kind: String,
+    /// Text.
+    pub text: String,
+}
+
+/// A gate asked for in `sfctl dep add --type awaits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum NewGate {
+    /// Satisfied when the time passes.
+    Timer {
+        /// The time.
+        until: Timestamp,
+    },
+    /// Satisfied when `count` of `approvers` approve.
+    Approval {
+        /// Who may approve.
+        approvers: Vec<String>,
+        /// How many approvals are needed.
+        count: u32,
+    },
+    /// Satisfied by `sfctl dep satisfy`.
+    External {
+        /// What it waits for, free text.
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+/// A gate with its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum Gate {
+    /// Satisfied when the time passes.
+    Timer {
+        /// The time.
+        until: Timestamp,
+    },
+    /// Satisfied when `count` of `approvers` approve.
+    Approval {
+        /// Who may approve.
+        approvers: Vec<String>,
+        /// How many approvals are needed.
+        count: u32,
+        /// Who has approved.
+        approved_by: Vec<String>,
+    },
+    /// Satisfied by `sfctl dep satisfy`.
+    External {
+        /// What it waits for.
+        name: Option<String>,
+    },
+}
+
+/// A dependency as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepInfo {
+    /// Id, for `dep remove --id`, `dep approve`, `dep satisfy`.
+    pub id: DepId,
+    /// The kind.
+    pub kind: DepKind,
+    /// The task that waits.
+    pub blocked: TaskId,
+    /// Its title.
+    pub blocked_title: String,
+    /// The task it waits on (absent for gates).
+    pub blocker: Option<TaskId>,
+    /// That task's title.
+    pub blocker_title: Option<String>,
+    /// That task's status.
+    pub blocker_status: Option<TaskStatus>,
+    /// The gate, for `awaits`.
+    pub gate: Option<Gate>,
+    /// Whether it no longer holds the task back (always true for informational kinds).
+    pub satisfied: bool,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+/// `sfctl task show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDetail {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub task: TaskSummary,
+    /// Description.
+    pub description: String,
+    /// Acceptance criteria.
+    pub acceptance: String,
+    /// Why it was closed.
+    pub close_reason: Option<String>,
+    /// The most urgent priority of it and everything it transitively blocks.
+    pub effective_priority: u8,
+    /// Whether it is ready now.
+    pub ready: bool,
+    /// Why it is not ready, if it is open and not ready.
+    pub waiting: Vec<String>,
+    /// What it depends on.
+    pub depends_on: Vec<DepInfo>,
+    /// What depends on it.
+    pub dependents: Vec<DepInfo>,
+    /// Notes, oldest first.
+    pub notes: Vec<Note>,
+    /// Its runs, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Its audit events, oldest first.
+    pub events: Vec<AuditEvent>,
+}
+
+/// A ready task in dispatch order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyTask {
+    /// The task.
+    #[serde(flatten)]
+    pub task: TaskSummary,
+    /// The most urgent priority of it and everything it transitively blocks.
+    pub effective_priority: u8,
+}
+
+/// A task that is not ready, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingTask {
+    /// The task.
+    #[serde(flatten)]
+    pub task: TaskSummary,
+    /// Each reason it waits, e.g. `blocked by k3f9xq (open)`.
+    pub reasons: Vec<String>,
+}
+
+/// A node of `sfctl dep tree`: a task and what it waits on, recursively.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepTreeNode {
+    /// The task.
+    pub id: TaskId,
+    /// Its title.
+    pub title: String,
+    /// Its status.
+    pub status: TaskStatus,
+    /// How its parent node depends on it (absent at the root).
+    pub kind: Option<DepKind>,
+    /// Whether that dependency is satisfied (absent at the root).
+    pub satisfied: Option<bool>,
+    /// Gates of this task.
+    pub gates: Vec<DepInfo>,
+    /// What it waits on. Empty with `truncated` set when the tree was cut.
+    pub children: Vec<DepTreeNode>,
+    /// Set where a node was already shown above or the depth limit was hit.
+    pub truncated: bool,
+}
+
+/// Both directions of a task's dependencies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepList {
+    /// The task.
+    pub id: TaskId,
+    /// What it depends on.
+    pub depends_on: Vec<DepInfo>,
+    /// What depends on it.
+    pub dependents: Vec<DepInfo>,
+}
+
+/// A plan as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// Id.
+    pub id: PlanId,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Status.
+    pub status: PlanStatus,
+    /// Task counts by status (tombstones excluded).
+    pub counts: BTreeMap<TaskStatus, u64>,
+    /// Number of tasks (tombstones excluded).
+    pub total: u64,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// `sfctl plan show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDetail {
+    /// The summary.
+    #[serde(flatten)]
+    pub plan: PlanSummary,
+    /// Its tasks.
+    pub tasks: Vec<TaskSummary>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Id; ids only grow.
+    pub id: EventId,
+    /// When.
+    pub at: Timestamp,
+    /// Who: `human:alice`, `agent:w1`, `daemon`.
+    pub actor: String,
+    /// What: `task_created`, `task_status_changed`, `dep_added`, ...
+    pub action: String,
+    /// On what: `task:k3f9xq`, `agent:w1`, `plan:7hm2pa`, `dep:12`.
+    pub subject: String,
+    /// The task concerned, if any.
+    pub task: Option<TaskId>,
+    /// State before, if it existed.
+    pub before: Option<serde_json::Value>,
+    /// State after, if it still exists.
+    pub after: Option<serde_json::Value>,
+    /// Why, if given.
+    pub reason: Option<String>,
+}
+
+/// `sfctl daemon status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// Daemon pid.
+    pub pid: u32,
+    /// Daemon version.
+    pub version: String,
+    /// Protocol version.
+    pub protocol: u32,
+    /// Start time.
+    pub started_at: Timestamp,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Workspace root.
+    pub workspace: String,
+    /// Socket path.
+    pub socket: String,
+    /// Tick interval in milliseconds.
+    pub tick_interval_ms: u64,
+    /// Ticks run since start.
+    pub ticks: u64,
+    /// Duration of the last tick, in microseconds.
+    pub last_tick_us: Option<u64>,
+    /// Tasks by status (tombstones excluded).
+    pub tasks: BTreeMap<TaskStatus, u64>,
+    /// Worker processes running.
+    pub running_workers: u32,
+    /// Adapters whose dispatch is paused (usage limits), with the time it resumes.
+    #[serde(default)]
+    pub paused_adapters: BTreeMap<String, Timestamp>,
+}
+
+/// A request, after the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Daemon status.
+    Status,
+    /// Graceful shutdown.
+    Shutdown,
+    /// Register an agent.
+    RegisterAgent {
+        /// Its spec.
+        spec: AgentSpec,
+    },
+    /// Every agent.
+    ListAgents,
+    /// One agent.
+    ShowAgent {
+        /// Its name.
+        name: String,
+    },
+    /// Enable or disable an agent.
+    SetAgentEnabled {
+        /// Its name.
+        name: String,
+        /// The new value.
+        enabled: bool,
+    },
+    /// Remove an agent (refused while it has live work).
+    RemoveAgent {
+        /// Its name.
+        name: String,
+    },
+    /// Create a task.
+    CreateTask {
+        /// Its fields.
+        task: NewTask,
+    },
+    /// List tasks.
+    ListTasks {
+        /// Filters.
+        #[serde(default)]
+        filter: TaskFilter,
+    },
+    /// One task in full.
+    ShowTask {
+        /// Id or unique prefix.
+        id: String,
+    },
+    /// Change a task's fields.
+    UpdateTask {
+        /// Id or unique prefix.
+        id: String,
+        /// The changes.
+        patch: TaskPatch,
+    },
+    /// Change a task's status by name.
+    ChangeTaskStatus {
+        /// Id or unique prefix.
+        id: String,
+        /// Which change.
+        change: StatusChange,
+        /// Why (recorded as a note and in the audit event).
+        #[serde(default)]
+        reason: Option<String>,
+        /// For `defer`: until when.
+        #[serde(default)]
+        until: Option<Timestamp>,
+    },
+    /// Ready tasks in dispatch order.
+    ReadyTasks {
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Open tasks that are not ready, and blocked tasks, with the reasons.
+    BlockedTasks {
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Add a dependency: `blocked` waits on `blocker` (or on a gate).
+    AddDep {
+        /// The task that waits (id or prefix).
+        blocked: String,
+        /// The task it waits on (id or prefix); absent for gates.
+        #[serde(default)]
+        blocker: Option<String>,
+        /// The kind.
+        kind: DepKind,
+        /// For `awaits`.
+        #[serde(default)]
+        gate: Option<NewGate>,
+    },
+    /// Remove a dependency, by its two tasks or by id.
+    RemoveDep {
+        /// The task that waits (id or prefix).
+        #[serde(default)]
+        blocked: Option<String>,
+        /// The task it waits on.
+        #[serde(default)]
+        blocker: Option<String>,
+        /// Or the dependency's id.
+        #[serde(default)]
+        dep: Option<DepId>,
+    },
+    /// Both directions of a task's dependencies.
+    ListDeps {
+        /// Id or prefix.
+        id: String,
+    },
+    /// What a task waits on, as a tree.
+    DepTree {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Record an approval on an approval gate.
+    ApproveGate {
+        /// The gate's dependency id.
+        dep: DepId,
+        /// Who approves (must be one of the gate's approvers).
+        approver: String,
+    },
+    /// Mark an external gate satisfied.
+    SatisfyGate {
+        /// The gate's dependency id.
+        dep: DepId,
+    },
+    /// Create a plan.
+    CreatePlan {
+        /// Title.
+        title: String,
+        /// Description.
+        #[serde(default)]
+        description: String,
+        /// Start active rather than draft.
+        #[serde(default)]
+        active: bool,
+    },
+    /// Activate a draft plan.
+    ActivatePlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Every plan.
+    ListPlans,
+    /// One plan with its tasks.
+    ShowPlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Cancel a plan.
+    CancelPlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Audit events.
+    ListEvents {
+        /// Only events with a larger id.
+        #[serde(default)]
+        since: Option<EventId>,
+        /// Only events about this task.
+        #[serde(default)]
+        task: Option<String>,
+        /// At most this many (the newest).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Audit events, then every new one as it happens, as `Response::Event` frames.
+    FollowEvents {
+        /// Start after this id; absent: only new events.
+        #[serde(default)]
+        since: Option<EventId>,
+        /// Only events about this task.
+        #[serde(default)]
+        task: Option<String>,
+    },
+}
+
+/// A response. Each request gets exactly one, except `FollowEvents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    /// The handshake was accepted.
+    Welcome {
+        /// The daemon's protocol version.
+        protocol: u32,
+        /// Daemon name and version.
+        daemon: String,
+        /// Daemon pid.
+        pid: u32,
+    },
+    /// Done; nothing to return but a message.
+    Ok {
+        /// What happened.
+        message: String,
+    },
+    /// Daemon status.
+    Status(DaemonStatus),
+    /// One agent.
+    Agent(AgentDetail),
+    /// Agents.
+    Agents(Vec<AgentSummary>),
+    /// One task.
+    Task(Box<TaskDetail>),
+    /// Tasks.
+    Tasks(Vec<TaskSummary>),
+    /// Ready tasks in dispatch order.
+    Ready(Vec<ReadyTask>),
+    /// Waiting tasks with reasons.
+    Waiting(Vec<WaitingTask>),
+    /// One dependency.
+    Dep(DepInfo),
+    /// A task's dependencies.
+    Deps(DepList),
+    /// A dependency tree.
+    DepTree(DepTreeNode),
+    /// One plan.
+    Plan(PlanDetail),
+    /// Plans.
+    Plans(Vec<PlanSummary>),
+    /// Audit events.
+    Events(Vec<AuditEvent>),
+    /// One audit event, in a follow stream.
+    Event(AuditEvent),
+    /// Events were dropped because the follower fell behind.
+    Lagged {
+        /// How many.
+        skipped: u64,
+    },
+    /// A refusal.
+    Error(ProtoError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_parse_loosely_and_print_their_wire_name() {
+        assert_eq!("in-progress".parse::<TaskStatus>().unwrap(), TaskStatus::InProgress);
+        assert_eq!("parent_child".parse::<DepKind>().unwrap(), DepKind::ParentChild);
+        assert_eq!(DepKind::ParentChild.to_string(), "parent-child");
+        let err = "nope".parse::<Role>().unwrap_err();
+        assert!(err.contains("director, worker, steward"), "{err}");
+    }
+
+    #[test]
+    fn requests_have_a_readable_wire_form() {
+        let json = serde_json::to_value(Request::ShowTask { id: "k3f".into() }).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "show_task", "id": "k3f"}));
+        let err: Response = Response::Error(ProtoError::new(ErrorKind::NotFound, "no task `x`"));
+        let json = serde_json::to_value(err).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["data"]["kind"], "not_found");
+    }
+}

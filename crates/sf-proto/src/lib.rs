@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod dto;
+mod frame;
+mod ids;
+pub mod paths;
+
+pub use dto::*;
+pub use frame::{FrameError, read_frame, write_frame};
+pub use ids::{DepId, EventId, ID_ALPHABET, ID_LEN, IdError, PlanId, TaskId, normalize_prefix};
+
+/// The protocol version. Bumped only for breaking changes; a mismatch is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame accepted after the handshake, in bytes.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Largest frame accepted before the handshake has been accepted, in bytes.
+pub const MAX_HELLO_FRAME: usize = 64 << 10;
+
+/// Seconds the daemon waits for a client's [`Hello`].
+pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
