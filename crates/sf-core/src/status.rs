@@ -1,6 +1,6 @@
 //! The task state machine: the one table of legal status transitions.
 
-use sf_proto::{StatusChange, TaskStatus};
+use sf_proto::{PlanStatus, StatusChange, TaskStatus};
 
 use TaskStatus::{Backlog, Blocked, Closed, Deferred, InProgress, Open, Review, Tombstone};
 
@@ -100,6 +100,12 @@ pub fn apply_change(from: TaskStatus, change: StatusChange) -> Result<TaskStatus
 /// Whether a task in this status is finished for the purposes of dependencies.
 pub fn is_done(status: TaskStatus) -> bool {
     matches!(status, Closed | Tombstone)
+}
+
+/// Whether the tasks of a plan in this status may be dispatched. A completed plan counts:
+/// a task reopened in it reopens the plan.
+pub fn plan_dispatchable(status: PlanStatus) -> bool {
+    matches!(status, PlanStatus::Active | PlanStatus::Completed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,100 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agents;
+mod deps;
+mod error;
+mod events;
+mod plans;
+mod tasks;
+mod util;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use sf_core::ready::LiveIndex;
+use sf_proto::AuditEvent;
+
+pub use error::StoreError;
+pub use util::now_ms;
+
+/// Ordered migrations; `PRAGMA user_version` records how many have been applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// The store: the SQLite connection and the in-memory index of live tasks.
+pub struct Store {
+    conn: Connection,
+    index: LiveIndex,
+    new_events: Vec<AuditEvent>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("live_tasks", &self.index.len()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        let mut store = Self { conn, index: LiveIndex::new(), new_events: Vec::new() };
+        store.load_index()?;
+        Ok(store)
+    }
+
+    /// Events committed since the last call, oldest first (the daemon fans them out).
+    pub fn take_new_events(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.new_events)
+    }
+
+    /// The number of live tasks (not closed, not deleted).
+    pub fn live_tasks(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Writes the WAL back into the main file (on shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::TooNew { found: version, supported: MIGRATIONS.len() });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(i + 1).expect("few migrations"))?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,685 @@
+//! Tasks: create, read, update, status changes, readiness.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use serde_json::{Value, json};
+use sf_core::naming::{normalize_skills, validate_text, validate_title};
+use sf_core::ready::{Key, LiveTask, Wait, WaitReason};
+use sf_core::status::{apply_change, is_done, plan_dispatchable};
+use sf_proto::{
+    ErrorKind, NewTask, Note, PlanId, ReadyTask, StatusChange, TaskDetail, TaskFilter, TaskId,
+    TaskPatch, TaskStatus, TaskSummary, Timestamp, WaitingTask, normalize_prefix,
+};
+
+use crate::events::Audit;
+use crate::util::{new_short_id, now_ms, opt_ts, prefix_range, ts};
+use crate::{Store, StoreError};
+
+pub(crate) const TASK_COLS: &str = "t.key, t.id, t.title, t.status, t.priority, t.task_type, \
+     t.assignee, p.id, t.skills, t.scheduled_for, t.defer_until, t.created_at, t.updated_at, \
+     t.plan, t.description, t.acceptance, t.close_reason";
+
+pub(crate) const TASK_FROM: &str = "tasks t LEFT JOIN plans p ON p.key = t.plan";
+
+/// A task row with the fields the summary does not carry.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskRow {
+    pub key: Key,
+    pub summary: TaskSummary,
+    pub plan_key: Option<Key>,
+    pub description: String,
+    pub acceptance: String,
+    pub close_reason: Option<String>,
+}
+
+fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown stored value `{s}`").into(),
+        )
+    })
+}
+
+pub(crate) fn row_to_task(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    let skills: String = r.get(8)?;
+    Ok(TaskRow {
+        key: r.get(0)?,
+        summary: TaskSummary {
+            id: TaskId::new(r.get::<_, String>(1)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+            })?,
+            title: r.get(2)?,
+            status: parse_enum(&r.get::<_, String>(3)?)?,
+            priority: r.get(4)?,
+            task_type: parse_enum(&r.get::<_, String>(5)?)?,
+            assignee: r.get(6)?,
+            plan: r.get::<_, Option<String>>(7)?.and_then(|s| PlanId::new(s).ok()),
+            skills: serde_json::from_str(&skills).unwrap_or_default(),
+            scheduled_for: opt_ts(r.get(9)?),
+            defer_until: opt_ts(r.get(10)?),
+            created_at: ts(r.get(11)?),
+            updated_at: ts(r.get(12)?),
+        },
+        plan_key: r.get(13)?,
+        description: r.get(14)?,
+        acceptance: r.get(15)?,
+        close_reason: r.get(16)?,
+    })
+}
+
+impl TaskRow {
+    pub(crate) fn live(&self) -> LiveTask {
+        LiveTask {
+            priority: self.summary.priority,
+            status: self.summary.status,
+            assigned: self.summary.assignee.is_some(),
+            plan: self.plan_key,
+            scheduled_for: self.summary.scheduled_for.map(|t| t.timestamp_millis()),
+            created: self.summary.created_at.timestamp_millis(),
+        }
+    }
+
+    /// The fields shown in audit events.
+    pub(crate) fn snapshot(&self) -> Value {
+        json!({
+            "title": self.summary.title,
+            "status": self.summary.status,
+            "priority": self.summary.priority,
+            "type": self.summary.task_type,
+            "assignee": self.summary.assignee,
+            "plan": self.summary.plan,
+            "skills": self.summary.skills,
+            "scheduled_for": self.summary.scheduled_for,
+            "defer_until": self.summary.defer_until,
+        })
+    }
+}
+
+pub(crate) fn load_task(conn: &Connection, key: Key) -> Result<TaskRow, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"))?;
+    Ok(stmt.query_row([key], row_to_task)?)
+}
+
+/// Unsatisfied blocking dependencies of a task, as index waits.
+pub(crate) fn load_waits(conn: &Connection, key: Key) -> Result<Vec<(i64, Wait)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, blocker, gate_until FROM deps
+         WHERE blocked = ?1 AND satisfied_at IS NULL AND kind IN ('blocks', 'parent-child', 'awaits')",
+    )?;
+    let rows = stmt.query_map([key], |r| {
+        let kind: String = r.get(1)?;
+        let blocker: Option<i64> = r.get(2)?;
+        let until: Option<i64> = r.get(3)?;
+        Ok((r.get::<_, i64>(0)?, wait_of(&kind, blocker, until)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn wait_of(kind: &str, blocker: Option<i64>, until: Option<i64>) -> Wait {
+    match (kind, blocker, until) {
+        ("blocks", Some(b), _) => Wait::Task(b),
+        ("parent-child", Some(b), _) => Wait::Parent(b),
+        (_, _, Some(t)) => Wait::Timer(t),
+        _ => Wait::Gate,
+    }
+}
+
+fn add_note(conn: &Connection, key: Key, now: i64, author: &str, kind: &str, text: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO notes (task, at, author, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![key, now, author, kind, text])?;
+    Ok(())
+}
+
+fn check_priority(p: u8) -> Result<(), StoreError> {
+    if (1..=5).contains(&p) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(format!("priority {p} is out of range"))
+            .hint("use 1 (most urgent) to 5; the default is 3"))
+    }
+}
+
+impl Store {
+    /// Resolves an id or unique prefix to a task's key and full id.
+    pub fn resolve_task(&self, prefix: &str) -> Result<(Key, TaskId), StoreError> {
+        let p = normalize_prefix(prefix).map_err(|e| {
+            StoreError::invalid(e.to_string()).hint("list tasks with `sfctl task list`")
+        })?;
+        let (lo, hi) = prefix_range(&p);
+        let mut stmt =
+            self.conn.prepare_cached("SELECT key, id FROM tasks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6")?;
+        let rows: Vec<(Key, String)> =
+            stmt.query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        if let Some((k, id)) = rows.iter().find(|(_, id)| *id == p) {
+            return Ok((*k, TaskId::new(id.clone()).expect("stored ids are valid")));
+        }
+        match rows.as_slice() {
+            [] => Err(StoreError::not_found(format!("no task matches `{prefix}`"))
+                .hint("list tasks with `sfctl task list --all`")),
+            [(k, id)] => Ok((*k, TaskId::new(id.clone()).expect("stored ids are valid"))),
+            many => {
+                let ids: Vec<&str> = many.iter().map(|(_, id)| id.as_str()).take(5).collect();
+                Err(StoreError::refused(
+                    ErrorKind::Ambiguous,
+                    format!("`{prefix}` matches more than one task: {}", ids.join(", ")),
+                )
+                .hint("type more characters of the id"))
+            }
+        }
+    }
+
+    pub(crate) fn task_row(&self, key: Key) -> Result<TaskRow, StoreError> {
+        load_task(&self.conn, key)
+    }
+
+    fn resolve_blockers(&self, ids: &[String]) -> Result<Vec<(Key, TaskId)>, StoreError> {
+        let mut out = Vec::new();
+        for p in ids {
+            let (k, id) = self.resolve_task(p)?;
+            if self.task_row(k)?.summary.status == TaskStatus::Tombstone {
+                return Err(StoreError::state(format!("task {id} is deleted and cannot block anything")));
+            }
+            if !out.iter().any(|(o, _)| *o == k) {
+                out.push((k, id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a task, its `blocked_by` dependencies and its event, in one transaction.
+    pub fn create_task(&mut self, actor: &str, new: NewTask) -> Result<TaskDetail, StoreError> {
+        let title = validate_title(&new.title)?;
+        validate_text("description", &new.description)?;
+        validate_text("acceptance criteria", &new.acceptance)?;
+        check_priority(new.priority)?;
+        let skills = normalize_skills(&new.skills)?;
+        let plan = match &new.plan {
+            Some(p) => {
+                let plan = self.resolve_plan(p)?;
+                if matches!(plan.status, sf_proto::PlanStatus::Cancelled) {
+                    return Err(StoreError::state(format!("plan {} is cancelled", plan.id))
+                        .hint("create a new plan with `sfctl plan create`"));
+                }
+                Some(plan)
+            }
+            None => None,
+        };
+        let blockers = self.resolve_blockers(&new.blocked_by)?;
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let id = loop {
+            let candidate = new_short_id();
+            let taken: bool = tx
+                .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+                .query_row([&candidate], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !taken {
+                break TaskId::new(candidate).expect("generated ids are valid");
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO tasks (id, title, description, acceptance, status, priority, task_type,
+                                plan, skills, scheduled_for, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )?
+        .execute(params![
+            id.as_str(),
+            title,
+            new.description,
+            new.acceptance,
+            new.priority,
+            new.task_type.as_str(),
+            plan.as_ref().map(|p| p.key),
+            serde_json::to_string(&skills)?,
+            new.scheduled_for.map(|t| t.timestamp_millis()),
+            now,
+        ])?;
+        let key = tx.last_insert_rowid();
+        let mut waits = Vec::new();
+        for (bk, _) in &blockers {
+            tx.prepare_cached("INSERT INTO deps (blocked, blocker, kind, created_at) VALUES (?1, ?2, 'blocks', ?3)")?
+                .execute(params![key, bk, now])?;
+            waits.push((tx.last_insert_rowid(), Wait::Task(*bk)));
+        }
+        let row = load_task(&tx, key)?;
+        let mut after = row.snapshot();
+        after["blocked_by"] = json!(blockers.iter().map(|(_, id)| id).collect::<Vec<_>>());
+        let ev = Audit::new(actor, "task_created", format!("task:{id}"))
+            .task(key, &id)
+            .after(after)
+            .append(&tx, now)?;
+        if let Some(plan) = &plan {
+            if plan.status == sf_proto::PlanStatus::Completed {
+                crate::plans::set_plan_status(&tx, plan.key, sf_proto::PlanStatus::Active, now)?;
+            }
+        }
+        tx.commit()?;
+        self.new_events.push(ev);
+        self.index.insert(key, row.live(), waits);
+        self.task_detail(key)
+    }
+
+    /// Lists tasks. Without a status filter every task but deleted ones is listed.
+    pub fn list_tasks(&mut self, filter: &TaskFilter) -> Result<Vec<TaskSummary>, StoreError> {
+        let limit = filter.limit.map(|l| l as usize);
+        if filter.ready {
+            let ready = self.ready(now_ms(), None)?;
+            let plan_key = match &filter.plan {
+                Some(p) => Some(self.resolve_plan(p)?.id),
+                None => None,
+            };
+            return Ok(ready
+                .into_iter()
+                .map(|r| r.task)
+                .filter(|t| filter.status.is_empty() || filter.status.contains(&t.status))
+                .filter(|t| plan_key.is_none() || t.plan == plan_key)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect());
+        }
+        let mut sql = format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if filter.status.is_empty() {
+            sql.push_str(" AND t.status != 'tombstone'");
+        } else {
+            let marks = vec!["?"; filter.status.len()].join(", ");
+            sql.push_str(&format!(" AND t.status IN ({marks})"));
+            args.extend(filter.status.iter().map(|s| s.as_str().to_owned().into()));
+        }
+        if let Some(a) = &filter.assignee {
+            sql.push_str(" AND t.assignee = ?");
+            args.push(a.clone().into());
+        }
+        if let Some(p) = &filter.plan {
+            sql.push_str(" AND t.plan = ?");
+            args.push(self.resolve_plan(p)?.key.into());
+        }
+        sql.push_str(" ORDER BY t.priority ASC, t.created_at ASC, t.key ASC");
+        if let Some(l) = limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| row_to_task(r).map(|t| t.summary))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One task in full.
+    pub fn show_task(&mut self, prefix: &str) -> Result<TaskDetail, StoreError> {
+        let (key, _) = self.resolve_task(prefix)?;
+        self.task_detail(key)
+    }
+
+    pub(crate) fn task_detail(&mut self, key: Key) -> Result<TaskDetail, StoreError> {
+        let row = self.task_row(key)?;
+        let now = now_ms();
+        let (depends_on, dependents) = self.deps_of(key)?;
+        let waiting = if row.summary.status == TaskStatus::Open {
+            self.render_reasons(key, &self.index.reasons(key, now))?
+        } else {
+            Vec::new()
+        };
+        let effective_priority =
+            self.index.effective_priority(key).unwrap_or(row.summary.priority);
+        let mut notes_stmt = self
+            .conn
+            .prepare_cached("SELECT at, author, kind, text FROM notes WHERE task = ?1 ORDER BY id")?;
+        let notes = notes_stmt
+            .query_map([key], |r| {
+                Ok(Note { at: ts(r.get(0)?), author: r.get(1)?, kind: r.get(2)?, text: r.get(3)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        drop(notes_stmt);
+        Ok(TaskDetail {
+            ready: self.index.is_ready(key, now),
+            waiting,
+            effective_priority,
+            description: row.description,
+            acceptance: row.acceptance,
+            close_reason: row.close_reason,
+            depends_on,
+            dependents,
+            notes,
+            runs: self.task_runs(key)?,
+            events: self.task_events(key)?,
+            task: row.summary,
+        })
+    }
+
+    /// Changes a task's fields.
+    pub fn update_task(&mut self, actor: &str, prefix: &str, patch: TaskPatch) -> Result<TaskDetail, StoreError> {
+        let (key, id) = self.resolve_task(prefix)?;
+        let before = self.task_row(key)?;
+        if before.summary.status == TaskStatus::Tombstone {
+            return Err(StoreError::state(format!("task {id} is deleted")).hint("deleted tasks cannot change"));
+        }
+        let title = patch.title.as_deref().map(validate_title).transpose()?;
+        if let Some(d) = &patch.description {
+            validate_text("description", d)?;
+        }
+        if let Some(a) = &patch.acceptance {
+            validate_text("acceptance criteria", a)?;
+        }
+        if let Some(n) = &patch.note {
+            validate_text("note", n)?;
+        }
+        if let Some(p) = patch.priority {
+            check_priority(p)?;
+        }
+        let skills = patch.skills.as_ref().map(normalize_skills).transpose()?;
+        let plan = match patch.plan.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(p) => Some(Some(self.resolve_plan(p)?)),
+        };
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let mut sets: Vec<(&str, rusqlite::types::Value)> = Vec::new();
+        if let Some(t) = title {
+            sets.push(("title", t.into()));
+        }
+        if let Some(d) = patch.description {
+            sets.push(("description", d.into()));
+        }
+        if let Some(a) = patch.acceptance {
+            sets.push(("acceptance", a.into()));
+        }
+        if let Some(p) = patch.priority {
+            sets.push(("priority", i64::from(p).into()));
+        }
+        if let Some(t) = patch.task_type {
+            sets.push(("task_type", t.as_str().to_owned().into()));
+        }
+        if let Some(s) = &skills {
+            sets.push(("skills", serde_json::to_string(s)?.into()));
+        }
+        if let Some(p) = &plan {
+            sets.push(("plan", p.as_ref().map(|p| p.key).into()));
+        }
+        if patch.clear_scheduled_for {
+            sets.push(("scheduled_for", rusqlite::types::Value::Null));
+        } else if let Some(s) = patch.scheduled_for {
+            sets.push(("scheduled_for", s.timestamp_millis().into()));
+        }
+        if sets.is_empty() && patch.note.is_none() {
+            return Err(StoreError::invalid("nothing to update")
+                .hint("pass at least one field, e.g. `--priority 1` or `--note TEXT`"));
+        }
+        if !sets.is_empty() {
+            let assigns: Vec<String> = sets.iter().map(|(c, _)| format!("{c} = ?")).collect();
+            let sql = format!("UPDATE tasks SET {}, updated_at = ? WHERE key = ?", assigns.join(", "));
+            let mut args: Vec<rusqlite::types::Value> = sets.into_iter().map(|(_, v)| v).collect();
+            args.push(now.into());
+            args.push(key.into());
+            tx.execute(&sql, params_from_iter(args))?;
+        }
+        if let Some(n) = &patch.note {
+            add_note(&tx, key, now, actor, "note", n)?;
+        }
+        let after = load_task(&tx, key)?;
+        let (b, a) = diff(&before.snapshot(), &after.snapshot());
+        let ev = Audit::new(actor, "task_updated", format!("task:{id}"))
+            .task(key, &id)
+            .before(b)
+            .after(a)
+            .reason(patch.note.as_deref())
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        if let Some(p) = plan.flatten() {
+            self.index.set_plan_active(p.key, plan_dispatchable(p.status));
+        }
+        self.index.update(key, after.live());
+        self.task_detail(key)
+    }
+
+    /// Applies a named status change (`close`, `defer`, ...).
+    pub fn change_status(
+        &mut self,
+        actor: &str,
+        prefix: &str,
+        change: StatusChange,
+        reason: Option<&str>,
+        until: Option<Timestamp>,
+    ) -> Result<TaskDetail, StoreError> {
+        let (key, id) = self.resolve_task(prefix)?;
+        let before = self.task_row(key)?;
+        let to = apply_change(before.summary.status, change).map_err(|e| {
+            StoreError::state(format!("task {id}: {e}"))
+                .hint(format!("see where it is with `sfctl task show {id}`"))
+        })?;
+        if let Some(r) = reason {
+            validate_text("reason", r)?;
+        }
+        if change == StatusChange::Block && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(StoreError::invalid("blocking a task needs a reason").hint("pass `--reason TEXT`"));
+        }
+        if until.is_some() && change != StatusChange::Defer {
+            return Err(StoreError::invalid("`until` only applies to `defer`"));
+        }
+        self.set_status(actor, key, &id, &before, to, change.as_str(), reason, until.map(|t| t.timestamp_millis()))?;
+        self.task_detail(key)
+    }
+
+    /// Moves a task to `to` (already checked), with its note, event and plan bookkeeping.
+    #[expect(clippy::too_many_arguments, reason = "one internal call shape for every status change")]
+    pub(crate) fn set_status(
+        &mut self,
+        actor: &str,
+        key: Key,
+        id: &TaskId,
+        before: &TaskRow,
+        to: TaskStatus,
+        verb: &str,
+        reason: Option<&str>,
+        defer_until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let keep_assignee = matches!(to, TaskStatus::InProgress | TaskStatus::Review);
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE tasks SET status = ?1, updated_at = ?2,
+                assignee = CASE WHEN ?3 THEN assignee ELSE NULL END,
+                defer_until = ?4,
+                close_reason = CASE WHEN ?1 = 'closed' THEN ?5 ELSE NULL END
+             WHERE key = ?6",
+        )?
+        .execute(params![to.as_str(), now, keep_assignee, defer_until, reason, key])?;
+        if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
+            add_note(&tx, key, now, actor, verb, r)?;
+        }
+        let after = load_task(&tx, key)?;
+        let mut events = vec![Audit::new(actor, "task_status_changed", format!("task:{id}"))
+            .task(key, id)
+            .before(json!({"status": before.summary.status, "assignee": before.summary.assignee}))
+            .after(json!({"status": to, "assignee": after.summary.assignee, "defer_until": after.summary.defer_until}))
+            .reason(reason)
+            .append(&tx, now)?];
+        let mut plan_change = None;
+        if let Some(plan) = after.plan_key {
+            plan_change = crate::plans::settle_plan(&tx, plan, actor, now, &mut events)?;
+        }
+        let waits = if is_done(to) || is_done(before.summary.status) == is_done(to) {
+            None
+        } else {
+            Some(load_waits(&tx, key)?)
+        };
+        tx.commit()?;
+        self.new_events.extend(events);
+        if let Some((plan, status)) = plan_change {
+            self.index.set_plan_active(plan, plan_dispatchable(status));
+        }
+        if is_done(to) {
+            self.index.remove(key);
+        } else if let Some(waits) = waits {
+            self.index.insert(key, after.live(), waits);
+        } else {
+            self.index.update(key, after.live());
+        }
+        Ok(())
+    }
+
+    /// Ready tasks in dispatch order at `now` (unix ms).
+    pub fn ready(&mut self, now: i64, limit: Option<usize>) -> Result<Vec<ReadyTask>, StoreError> {
+        let keys = self.index.ready(now, limit);
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"))?;
+        keys.into_iter()
+            .map(|(k, eff)| {
+                let row = stmt.query_row([k], row_to_task)?;
+                Ok(ReadyTask { task: row.summary, effective_priority: eff })
+            })
+            .collect()
+    }
+
+    /// Open and blocked tasks that are not ready, with the reasons, oldest first.
+    pub fn waiting(&mut self, now: i64, limit: Option<usize>) -> Result<Vec<WaitingTask>, StoreError> {
+        let mut out = Vec::new();
+        for (k, reasons) in self.index.waiting(now).into_iter().take(limit.unwrap_or(usize::MAX)) {
+            let row = self.task_row(k)?;
+            let reasons = self.render_reasons(k, &reasons)?;
+            out.push(WaitingTask { task: row.summary, reasons });
+        }
+        Ok(out)
+    }
+
+    fn task_label(&self, key: Key) -> Result<String, StoreError> {
+        let row = self.task_row(key)?;
+        Ok(format!("{} ({})", row.summary.id, row.summary.status))
+    }
+
+    fn render_reasons(&self, key: Key, reasons: &[WaitReason]) -> Result<Vec<String>, StoreError> {
+        reasons
+            .iter()
+            .map(|r| {
+                Ok(match *r {
+                    WaitReason::Status(TaskStatus::Blocked) => {
+                        let note: Option<String> = self
+                            .conn
+                            .prepare_cached("SELECT text FROM notes WHERE task = ?1 AND kind = 'block' ORDER BY id DESC LIMIT 1")?
+                            .query_row([key], |r| r.get(0))
+                            .optional()?;
+                        match note {
+                            Some(n) => format!("marked blocked: {n}"),
+                            None => "marked blocked".to_owned(),
+                        }
+                    }
+                    WaitReason::Status(s) => format!("status is {s}"),
+                    WaitReason::Assigned => "assigned to an agent".to_owned(),
+                    WaitReason::PlanInactive(p) => {
+                        let (id, status): (String, String) = self
+                            .conn
+                            .prepare_cached("SELECT id, status FROM plans WHERE key = ?1")?
+                            .query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                        format!("plan {id} is {status}")
+                    }
+                    WaitReason::Scheduled(t) => format!("scheduled for {}", ts(t).to_rfc3339()),
+                    WaitReason::BlockedBy(b) => format!("blocked by {}", self.task_label(b)?),
+                    WaitReason::ParentWaiting(p) => format!("parent {} is waiting", self.task_label(p)?),
+                    WaitReason::Timer(dep, t) => format!("gate #{dep}: timer until {}", ts(t).to_rfc3339()),
+                    WaitReason::Gate(dep) => {
+                        let gate: Option<String> = self
+                            .conn
+                            .prepare_cached("SELECT gate FROM deps WHERE id = ?1")?
+                            .query_row([dep], |r| r.get(0))?;
+                        let what = gate
+                            .and_then(|g| serde_json::from_str::<sf_proto::Gate>(&g).ok())
+                            .map_or_else(|| "gate".to_owned(), |g| match g {
+                                sf_proto::Gate::Approval { count, approved_by, .. } => {
+                                    format!("approval {}/{count}", approved_by.len())
+                                }
+                                sf_proto::Gate::External { name } => {
+                                    format!("external {}", name.unwrap_or_default()).trim_end().to_owned()
+                                }
+                                sf_proto::Gate::Timer { .. } => "timer".to_owned(),
+                            });
+                        format!("gate #{dep}: {what}")
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Deferred tasks whose time has come go back to `open`. Returns how many.
+    pub fn expire_deferrals(&mut self, now: i64) -> Result<usize, StoreError> {
+        let due: Vec<Key> = self
+            .conn
+            .prepare_cached("SELECT key FROM tasks WHERE status = 'deferred' AND defer_until IS NOT NULL AND defer_until <= ?1")?
+            .query_map([now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &key in &due {
+            let before = self.task_row(key)?;
+            let id = before.summary.id.clone();
+            self.set_status("daemon", key, &id, &before, TaskStatus::Open, "undefer", Some("deferral expired"), None)?;
+        }
+        Ok(due.len())
+    }
+
+    /// Task counts by status, tombstones excluded.
+    pub fn status_counts(&self) -> Result<BTreeMap<TaskStatus, u64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, count(*) FROM tasks WHERE status != 'tombstone' GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((parse_enum::<TaskStatus>(&r.get::<_, String>(0)?)?, r.get::<_, i64>(1)?.unsigned_abs())))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn load_index(&mut self) -> Result<(), StoreError> {
+        let mut live = Vec::new();
+        {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.status NOT IN ('closed', 'tombstone')"
+            ))?;
+            for row in stmt.query_map([], row_to_task)? {
+                let row = row?;
+                live.push((row.key, row.live()));
+            }
+        }
+        let mut waits: std::collections::HashMap<Key, Vec<(i64, Wait)>> = std::collections::HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT d.id, d.blocked, d.kind, d.blocker, d.gate_until FROM deps d JOIN tasks t ON t.key = d.blocked
+                 WHERE d.satisfied_at IS NULL AND d.kind IN ('blocks', 'parent-child', 'awaits')
+                   AND t.status NOT IN ('closed', 'tombstone')",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let kind: String = r.get(2)?;
+                Ok((r.get::<_, Key>(1)?, (r.get::<_, i64>(0)?, wait_of(&kind, r.get(3)?, r.get(4)?))))
+            })?;
+            for row in rows {
+                let (k, w) = row?;
+                waits.entry(k).or_default().push(w);
+            }
+        }
+        for (k, t) in live {
+            self.index.insert(k, t, waits.remove(&k).unwrap_or_default());
+        }
+        let plans: Vec<(Key, String)> = self
+            .conn
+            .prepare("SELECT key, status FROM plans")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (k, s) in plans {
+            let status: sf_proto::PlanStatus = parse_enum(&s)?;
+            self.index.set_plan_active(k, plan_dispatchable(status));
+        }
+        Ok(())
+    }
+
+}
+
+/// The fields that differ between two snapshots, as (before, after).
+fn diff(before: &Value, after: &Value) -> (Value, Value) {
+    let (mut b, mut a) = (serde_json::Map::new(), serde_json::Map::new());
+    if let (Some(bo), Some(ao)) = (before.as_object(), after.as_object()) {
+        for (k, av) in ao {
+            let bv = bo.get(k).cloned().unwrap_or(Value::Null);
+            if &bv != av {
+                b.insert(k.clone(), bv);
+                a.insert(k.clone(), av.clone());
+            }
+        }
+    }
+    (Value::Object(b), Value::Object(a))
+}
