@@ -49,18 +49,27 @@ pub struct Client {
 impl Client {
     /// Connects to the socket at `path` and performs the handshake.
     pub fn connect(path: &Path, client: &str, actor: Option<String>) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(path)
-            .map_err(|source| ClientError::Unreachable { path: path.to_owned(), source })?;
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Unreachable {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut writer = BufWriter::new(stream.try_clone().map_err(FrameError::Io)?);
         let mut reader = BufReader::new(stream);
         write_frame(
             &mut writer,
-            &Hello { protocol: PROTOCOL_VERSION, client: client.to_owned(), actor },
+            &Hello {
+                protocol: PROTOCOL_VERSION,
+                client: client.to_owned(),
+                actor,
+            },
         )?;
         match read_frame(&mut reader, MAX_FRAME)? {
-            Response::Welcome { daemon, pid, .. } => {
-                Ok(Self { reader, writer, daemon_pid: pid, daemon })
-            }
+            Response::Welcome { daemon, pid, .. } => Ok(Self {
+                reader,
+                writer,
+                daemon_pid: pid,
+                daemon,
+            }),
             Response::Error(e) => Err(ClientError::Refused(e)),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }

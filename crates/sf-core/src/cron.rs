@@ -30,7 +30,10 @@ const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 impl CronSchedule {
     /// Parses a standard 5-field expression.
     pub fn parse(expr: &str) -> Result<Self, CronError> {
-        let err = |reason: String| CronError { expr: expr.to_owned(), reason };
+        let err = |reason: String| CronError {
+            expr: expr.to_owned(),
+            reason,
+        };
         let fields: Vec<&str> = expr.split_whitespace().collect();
         if fields.len() != 5 {
             return Err(err(format!(
@@ -60,7 +63,10 @@ impl CronSchedule {
         if parts.iter().all(|p| p.after(&probe).next().is_none()) {
             return Err(err("it never fires".to_owned()));
         }
-        Ok(Self { expr: expr.to_owned(), parts })
+        Ok(Self {
+            expr: expr.to_owned(),
+            parts,
+        })
     }
 
     /// The expression as given.
@@ -70,7 +76,10 @@ impl CronSchedule {
 
     /// The first fire time strictly after `after`.
     pub fn next_fire(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.parts.iter().filter_map(|p| p.after(&after).next()).min()
+        self.parts
+            .iter()
+            .filter_map(|p| p.after(&after).next())
+            .min()
     }
 }
 
@@ -90,8 +99,11 @@ fn expand_dow(field: &str) -> Result<Vec<usize>, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: usize =
-                    s.parse().ok().filter(|&s| s > 0).ok_or(format!("bad step `{s}`"))?;
+                let step: usize = s
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or(format!("bad step `{s}`"))?;
                 (r, step)
             }
             None => (item, 1),
@@ -125,42 +137,91 @@ mod tests {
     }
 
     fn next(expr: &str, after: &str) -> String {
-        CronSchedule::parse(expr).unwrap().next_fire(at(after)).unwrap().to_rfc3339()
+        CronSchedule::parse(expr)
+            .unwrap()
+            .next_fire(at(after))
+            .unwrap()
+            .to_rfc3339()
     }
 
     #[test]
     fn common_schedules() {
-        assert_eq!(next("0 2 * * *", "2026-03-01T02:00:00Z"), "2026-03-02T02:00:00+00:00");
-        assert_eq!(next("*/15 * * * *", "2026-03-01T10:07:00Z"), "2026-03-01T10:15:00+00:00");
+        assert_eq!(
+            next("0 2 * * *", "2026-03-01T02:00:00Z"),
+            "2026-03-02T02:00:00+00:00"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-03-01T10:07:00Z"),
+            "2026-03-01T10:15:00+00:00"
+        );
         // 2026-03-02 is a Monday
-        assert_eq!(next("30 10 * * 1", "2026-03-01T00:00:00Z"), "2026-03-02T10:30:00+00:00");
-        assert_eq!(next("0 9 * * 1-5", "2026-03-06T10:00:00Z"), "2026-03-09T09:00:00+00:00");
-        assert_eq!(next("0 0 1,15 * *", "2026-03-02T00:00:00Z"), "2026-03-15T00:00:00+00:00");
+        assert_eq!(
+            next("30 10 * * 1", "2026-03-01T00:00:00Z"),
+            "2026-03-02T10:30:00+00:00"
+        );
+        assert_eq!(
+            next("0 9 * * 1-5", "2026-03-06T10:00:00Z"),
+            "2026-03-09T09:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 1,15 * *", "2026-03-02T00:00:00Z"),
+            "2026-03-15T00:00:00+00:00"
+        );
     }
 
     #[test]
     fn sunday_is_zero_and_seven() {
         // 2026-03-08 is a Sunday
-        assert_eq!(next("0 12 * * 0", "2026-03-02T00:00:00Z"), "2026-03-08T12:00:00+00:00");
-        assert_eq!(next("0 12 * * 7", "2026-03-02T00:00:00Z"), "2026-03-08T12:00:00+00:00");
-        assert_eq!(next("0 12 * * 5-7", "2026-03-07T13:00:00Z"), "2026-03-08T12:00:00+00:00");
-        assert_eq!(next("0 12 * * sun", "2026-03-02T00:00:00Z"), "2026-03-08T12:00:00+00:00");
+        assert_eq!(
+            next("0 12 * * 0", "2026-03-02T00:00:00Z"),
+            "2026-03-08T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 12 * * 7", "2026-03-02T00:00:00Z"),
+            "2026-03-08T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 12 * * 5-7", "2026-03-07T13:00:00Z"),
+            "2026-03-08T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 12 * * sun", "2026-03-02T00:00:00Z"),
+            "2026-03-08T12:00:00+00:00"
+        );
     }
 
     #[test]
     fn month_ends_and_leap_days() {
-        assert_eq!(next("0 0 31 * *", "2026-04-01T00:00:00Z"), "2026-05-31T00:00:00+00:00");
-        assert_eq!(next("0 0 29 2 *", "2026-03-01T00:00:00Z"), "2028-02-29T00:00:00+00:00");
-        assert_eq!(next("59 23 28-31 2 *", "2028-02-29T00:00:00Z"), "2028-02-29T23:59:00+00:00");
+        assert_eq!(
+            next("0 0 31 * *", "2026-04-01T00:00:00Z"),
+            "2026-05-31T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2026-03-01T00:00:00Z"),
+            "2028-02-29T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("59 23 28-31 2 *", "2028-02-29T00:00:00Z"),
+            "2028-02-29T23:59:00+00:00"
+        );
     }
 
     #[test]
     fn day_of_month_or_day_of_week_when_both_restricted() {
         // the 13th, or any Friday: 2026-03-06 is a Friday, before the 13th
-        assert_eq!(next("0 0 13 * 5", "2026-03-01T00:00:00Z"), "2026-03-06T00:00:00+00:00");
-        assert_eq!(next("0 0 13 * 5", "2026-03-10T00:00:00Z"), "2026-03-13T00:00:00+00:00");
+        assert_eq!(
+            next("0 0 13 * 5", "2026-03-01T00:00:00Z"),
+            "2026-03-06T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 13 * 5", "2026-03-10T00:00:00Z"),
+            "2026-03-13T00:00:00+00:00"
+        );
         // with a star day-of-month only the weekday counts
-        assert_eq!(next("0 0 * * 5", "2026-03-10T00:00:00Z"), "2026-03-13T00:00:00+00:00");
+        assert_eq!(
+            next("0 0 * * 5", "2026-03-10T00:00:00Z"),
+            "2026-03-13T00:00:00+00:00"
+        );
     }
 
     #[test]

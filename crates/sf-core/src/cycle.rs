@@ -66,7 +66,13 @@ mod tests {
     use std::convert::Infallible;
 
     fn graph(edges: &[(u32, u32)]) -> impl FnMut(u32) -> Result<Vec<u32>, Infallible> + '_ {
-        move |k| Ok(edges.iter().filter(|(a, _)| *a == k).map(|(_, b)| *b).collect())
+        move |k| {
+            Ok(edges
+                .iter()
+                .filter(|(a, _)| *a == k)
+                .map(|(_, b)| *b)
+                .collect())
+        }
     }
 
     #[test]
@@ -82,7 +88,10 @@ mod tests {
         let edges = [(1, 2), (1, 3), (2, 4), (3, 4)];
         assert_eq!(cycle_if_added(4, 5, graph(&edges)).unwrap(), None);
         assert_eq!(cycle_if_added(1, 4, graph(&edges)).unwrap(), None);
-        assert_eq!(cycle_if_added(4, 1, graph(&edges)).unwrap(), Some(vec![4, 1, 2, 4]));
+        assert_eq!(
+            cycle_if_added(4, 1, graph(&edges)).unwrap(),
+            Some(vec![4, 1, 2, 4])
+        );
     }
 
     #[test]

@@ -39,9 +39,18 @@ pub enum NameError {
 pub fn validate_agent_name(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 32
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(NameError::AgentName(name.to_owned())) }
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::AgentName(name.to_owned()))
+    }
 }
 
 /// Lowercases, trims, dedupes and sorts skills (skills compare case-insensitively).
@@ -57,7 +66,9 @@ where
             continue;
         }
         if s.chars().count() > 40
-            || !s.chars().all(|c| c.is_alphanumeric() || "-_.+#".contains(c))
+            || !s
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.+#".contains(c))
         {
             return Err(NameError::Skill(s));
         }
@@ -92,7 +103,10 @@ pub fn validate_title(title: &str) -> Result<String, NameError> {
 /// Checks the size of a free-text field.
 pub fn validate_text(field: &'static str, text: &str) -> Result<(), NameError> {
     if text.len() > MAX_TEXT {
-        return Err(NameError::LongText { field, len: text.len() });
+        return Err(NameError::LongText {
+            field,
+            len: text.len(),
+        });
     }
     Ok(())
 }
@@ -117,7 +131,11 @@ pub fn slug(title: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
-    if out.is_empty() { "task".to_owned() } else { out }
+    if out.is_empty() {
+        "task".to_owned()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -144,10 +162,16 @@ mod tests {
 
     #[test]
     fn titles() {
-        assert_eq!(validate_title("  fix `$(rm -rf /)` \"now\" ✓ ").unwrap(), "fix `$(rm -rf /)` \"now\" ✓");
+        assert_eq!(
+            validate_title("  fix `$(rm -rf /)` \"now\" ✓ ").unwrap(),
+            "fix `$(rm -rf /)` \"now\" ✓"
+        );
         assert_eq!(validate_title("  "), Err(NameError::EmptyTitle));
         assert_eq!(validate_title("a\nb"), Err(NameError::TitleControl));
-        assert!(matches!(validate_title(&"x".repeat(201)), Err(NameError::LongTitle(201))));
+        assert!(matches!(
+            validate_title(&"x".repeat(201)),
+            Err(NameError::LongTitle(201))
+        ));
     }
 
     #[test]

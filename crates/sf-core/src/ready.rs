@@ -130,7 +130,9 @@ impl LiveIndex {
 
     /// Updates the fields of a live task, keeping its waits. Returns false if not live.
     pub fn update(&mut self, key: Key, task: LiveTask) -> bool {
-        let Some(node) = self.nodes.get_mut(&key) else { return false };
+        let Some(node) = self.nodes.get_mut(&key) else {
+            return false;
+        };
         if node.task.priority != task.priority {
             self.effective = None;
         }
@@ -163,7 +165,9 @@ impl LiveIndex {
 
     /// Adds one wait to a live task (ignored if the task is not live).
     pub fn add_wait(&mut self, key: Key, dep: i64, wait: Wait) {
-        let Some(node) = self.nodes.get_mut(&key) else { return };
+        let Some(node) = self.nodes.get_mut(&key) else {
+            return;
+        };
         node.waits.push((dep, wait));
         if let Wait::Task(b) | Wait::Parent(b) = wait {
             self.dependents.entry(b).or_default().push(key);
@@ -173,8 +177,12 @@ impl LiveIndex {
 
     /// Removes one wait by dependency id (a removed dependency or a satisfied gate).
     pub fn remove_wait(&mut self, key: Key, dep: i64) {
-        let Some(node) = self.nodes.get_mut(&key) else { return };
-        let Some(pos) = node.waits.iter().position(|(d, _)| *d == dep) else { return };
+        let Some(node) = self.nodes.get_mut(&key) else {
+            return;
+        };
+        let Some(pos) = node.waits.iter().position(|(d, _)| *d == dep) else {
+            return;
+        };
         let (_, wait) = node.waits.swap_remove(pos);
         if let Wait::Task(b) | Wait::Parent(b) = wait {
             self.unlink(b, key);
@@ -210,7 +218,9 @@ impl LiveIndex {
         if depth > MAX_PARENT_DEPTH {
             return true;
         }
-        let Some(node) = self.nodes.get(&parent) else { return false };
+        let Some(node) = self.nodes.get(&parent) else {
+            return false;
+        };
         if matches!(
             node.task.status,
             TaskStatus::Blocked | TaskStatus::Deferred | TaskStatus::Backlog
@@ -219,7 +229,10 @@ impl LiveIndex {
         }
         !self.plan_ok(&node.task)
             || node.task.scheduled_for.is_some_and(|t| t > now)
-            || node.waits.iter().any(|&(_, w)| !self.wait_satisfied(w, now, depth))
+            || node
+                .waits
+                .iter()
+                .any(|&(_, w)| !self.wait_satisfied(w, now, depth))
     }
 
     fn plan_ok(&self, task: &LiveTask) -> bool {
@@ -228,18 +241,25 @@ impl LiveIndex {
 
     /// Whether a live task is ready at `now` (unix ms).
     pub fn is_ready(&self, key: Key, now: i64) -> bool {
-        let Some(node) = self.nodes.get(&key) else { return false };
+        let Some(node) = self.nodes.get(&key) else {
+            return false;
+        };
         let t = &node.task;
         t.status == TaskStatus::Open
             && !t.assigned
             && self.plan_ok(t)
             && t.scheduled_for.is_none_or(|s| s <= now)
-            && node.waits.iter().all(|&(_, w)| self.wait_satisfied(w, now, 0))
+            && node
+                .waits
+                .iter()
+                .all(|&(_, w)| self.wait_satisfied(w, now, 0))
     }
 
     /// Every reason a live task is not ready (empty if ready or not live).
     pub fn reasons(&self, key: Key, now: i64) -> Vec<WaitReason> {
-        let Some(node) = self.nodes.get(&key) else { return Vec::new() };
+        let Some(node) = self.nodes.get(&key) else {
+            return Vec::new();
+        };
         let t = &node.task;
         let mut out = Vec::new();
         if t.status != TaskStatus::Open {
@@ -333,7 +353,12 @@ impl LiveIndex {
             .into_iter()
             .map(|k| {
                 let t = &self.nodes[&k].task;
-                (k, eff.get(&k).copied().unwrap_or(t.priority), t.priority, t.created)
+                (
+                    k,
+                    eff.get(&k).copied().unwrap_or(t.priority),
+                    t.priority,
+                    t.created,
+                )
             })
             .collect();
         let order = |a: &(Key, u8, u8, i64), b: &(Key, u8, u8, i64)| {
@@ -355,9 +380,7 @@ impl LiveIndex {
         let mut out: Vec<(Key, Vec<WaitReason>)> = self
             .nodes
             .iter()
-            .filter(|(_, n)| {
-                matches!(n.task.status, TaskStatus::Open | TaskStatus::Blocked)
-            })
+            .filter(|(_, n)| matches!(n.task.status, TaskStatus::Open | TaskStatus::Blocked))
             .filter_map(|(&k, _)| {
                 let r = self.reasons(k, now);
                 (!r.is_empty()).then_some((k, r))
@@ -476,6 +499,9 @@ mod tests {
         t.status = TaskStatus::InProgress;
         ix.update(3, t);
         assert!(!ix.is_ready(3, 500));
-        assert!(ix.waiting(500).iter().all(|(k, _)| *k != 3), "in progress is not waiting");
+        assert!(
+            ix.waiting(500).iter().all(|(k, _)| *k != 3),
+            "in progress is not waiting"
+        );
     }
 }

@@ -33,13 +33,21 @@ fn allowed_list(from: TaskStatus) -> String {
     if targets.is_empty() {
         return "nothing (it is final)".to_owned();
     }
-    targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+    targets
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks one move against the table. Staying put is not a move and is refused too, so that
 /// every accepted change really changes something (and gets its audit event).
 pub fn check_transition(from: TaskStatus, to: TaskStatus) -> Result<(), TransitionError> {
-    if allowed_targets(from).contains(&to) { Ok(()) } else { Err(TransitionError { from, to }) }
+    if allowed_targets(from).contains(&to) {
+        Ok(())
+    } else {
+        Err(TransitionError { from, to })
+    }
 }
 
 /// The status a named change leads to.
@@ -84,7 +92,11 @@ pub struct ChangeError {
 }
 
 fn sources_list(change: StatusChange) -> String {
-    sources_of(change).iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+    sources_of(change)
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks a named change and returns its target status.
@@ -158,7 +170,10 @@ mod tests {
             err.to_string(),
             "cannot undefer a task that is open; undefer applies to tasks that are deferred"
         );
-        assert!(apply_change(InProgress, StatusChange::Delete).is_err(), "live work");
+        assert!(
+            apply_change(InProgress, StatusChange::Delete).is_err(),
+            "live work"
+        );
         assert!(apply_change(Tombstone, StatusChange::Reopen).is_err());
     }
 

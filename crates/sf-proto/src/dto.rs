@@ -236,7 +236,11 @@ pub struct ProtoError {
 impl ProtoError {
     /// An error without a hint.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None }
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
     }
     /// Adds a hint.
     #[must_use]
@@ -634,7 +638,7 @@ pub struct DepTreeNode {
     /// Gates of this task.
     pub gates: Vec<DepInfo>,
     /// What it waits on. Empty with `truncated` set when the tree was cut.
-    pub children: Vec<DepTreeNode>,
+    pub children: Vec<Self>,
     /// Set where a node was already shown above or the depth limit was hit.
     pub truncated: bool,
 }
@@ -975,8 +979,14 @@ mod tests {
 
     #[test]
     fn enums_parse_loosely_and_print_their_wire_name() {
-        assert_eq!("in-progress".parse::<TaskStatus>().unwrap(), TaskStatus::InProgress);
-        assert_eq!("parent_child".parse::<DepKind>().unwrap(), DepKind::ParentChild);
+        assert_eq!(
+            "in-progress".parse::<TaskStatus>().unwrap(),
+            TaskStatus::InProgress
+        );
+        assert_eq!(
+            "parent_child".parse::<DepKind>().unwrap(),
+            DepKind::ParentChild
+        );
         assert_eq!(DepKind::ParentChild.to_string(), "parent-child");
         let err = "nope".parse::<Role>().unwrap_err();
         assert!(err.contains("director, worker, steward"), "{err}");

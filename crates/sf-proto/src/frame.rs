@@ -68,22 +68,38 @@ mod tests {
     fn successive_messages_round_trip() {
         let mut buf = Vec::new();
         write_frame(&mut buf, &Request::Status).unwrap();
-        write_frame(&mut buf, &Request::ListTasks { filter: TaskFilter::default() }).unwrap();
+        write_frame(
+            &mut buf,
+            &Request::ListTasks {
+                filter: TaskFilter::default(),
+            },
+        )
+        .unwrap();
         let mut r = buf.as_slice();
         let a: Request = read_frame(&mut r, 1024).unwrap();
         let b: Request = read_frame(&mut r, 1024).unwrap();
         assert!(matches!(a, Request::Status));
         assert!(matches!(b, Request::ListTasks { .. }));
-        assert!(matches!(read_frame::<_, Request>(&mut r, 1024), Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut r, 1024),
+            Err(FrameError::Closed)
+        ));
     }
 
     #[test]
     fn restricted_payload_size() {
         let mut buf = Vec::new();
-        let hello = Hello { protocol: 1, client: "x".repeat(2000), actor: None };
+        let hello = Hello {
+            protocol: 1,
+            client: "x".repeat(2000),
+            actor: None,
+        };
         write_frame(&mut buf, &hello).unwrap();
         let err = read_frame::<_, Hello>(&mut buf.as_slice(), 100).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { max: 100, .. }), "{err}");
+        assert!(
+            matches!(err, FrameError::TooLarge { max: 100, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,18 +15,13 @@ pub const ID_LEN: usize = 6;
 
 /// An id or id prefix that is not made of the id alphabet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a valid id: ids are made of digits and lowercase letters (no i, l, o, u)"
-)]
+#[error("`{0}` is not a valid id: ids are made of digits and lowercase letters (no i, l, o, u)")]
 pub struct IdError(pub String);
 
 /// Checks that `s` could be an id or a prefix of one. Uppercase is folded to lowercase.
 pub fn normalize_prefix(s: &str) -> Result<String, IdError> {
     let lower = s.trim().to_ascii_lowercase();
-    if lower.is_empty()
-        || lower.len() > 32
-        || !lower.bytes().all(|b| ID_ALPHABET.contains(&b))
-    {
+    if lower.is_empty() || lower.len() > 32 || !lower.bytes().all(|b| ID_ALPHABET.contains(&b)) {
         return Err(IdError(s.to_owned()));
     }
     Ok(lower)
@@ -116,7 +111,10 @@ mod tests {
         assert_eq!(normalize_prefix("K3F").unwrap(), "k3f");
         assert!(normalize_prefix("").is_err());
         assert!(normalize_prefix("ab$(rm)").is_err());
-        assert!(normalize_prefix("hello").is_err(), "`l` and `o` are not in the alphabet");
+        assert!(
+            normalize_prefix("hello").is_err(),
+            "`l` and `o` are not in the alphabet"
+        );
     }
 
     #[test]

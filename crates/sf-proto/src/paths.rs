@@ -67,7 +67,10 @@ impl WorkspacePaths {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| PathBuf::from("/tmp"));
-        base.join(format!("sf-{:016x}", fnv1a(self.root.as_os_str().as_encoded_bytes())))
+        base.join(format!(
+            "sf-{:016x}",
+            fnv1a(self.root.as_os_str().as_encoded_bytes())
+        ))
     }
     /// The daemon's socket. Inside `.sf/run/` unless that path would be too long, in which
     /// case it moves to a per-workspace directory under `$XDG_RUNTIME_DIR` (or `/tmp`).
@@ -85,7 +88,9 @@ pub fn find_workspace(start: &Path) -> Option<WorkspacePaths> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -105,6 +110,10 @@ mod tests {
         let sock = p.socket();
         assert!(sock.as_os_str().len() <= 108, "{}", sock.display());
         assert_ne!(sock, WorkspacePaths::new("/tmp/other").socket());
-        assert_eq!(sock, WorkspacePaths::new(&long).socket(), "stable across calls");
+        assert_eq!(
+            sock,
+            WorkspacePaths::new(&long).socket(),
+            "stable across calls"
+        );
     }
 }

@@ -18,7 +18,10 @@ use crate::{Store, StoreError};
 const FAILED_OUTCOMES: &[&str] = &["failed", "crashed", "killed", "timed_out", "spawn_failed"];
 
 /// Checks and normalizes a spec. `exists` tells whether another agent has a name.
-pub fn validate_spec(mut spec: AgentSpec, exists: impl Fn(&str) -> bool) -> Result<AgentSpec, StoreError> {
+pub fn validate_spec(
+    mut spec: AgentSpec,
+    exists: impl Fn(&str) -> bool,
+) -> Result<AgentSpec, StoreError> {
     validate_agent_name(&spec.name)?;
     spec.skills = normalize_skills(&spec.skills)?;
     for expr in &spec.triggers {
@@ -29,43 +32,67 @@ pub fn validate_spec(mut spec: AgentSpec, exists: impl Fn(&str) -> bool) -> Resu
     }
     for on in &spec.on {
         let event = on.split_once(':').map_or(on.as_str(), |(e, _)| e).trim();
-        if event.is_empty() || !event.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if event.is_empty()
+            || !event
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(StoreError::invalid(format!("invalid event trigger `{on}`: the event name must be lowercase letters, digits and `_`"))
                 .hint("e.g. --on task_completed or --on 'task_completed:{{priority}} == 1'"));
         }
     }
     if spec.focus.is_some() && spec.role != Role::Steward {
-        return Err(StoreError::invalid(format!("--focus applies to stewards; `{}` is a {}", spec.name, spec.role))
-            .hint("register it with --role steward, or drop --focus"));
+        return Err(StoreError::invalid(format!(
+            "--focus applies to stewards; `{}` is a {}",
+            spec.name, spec.role
+        ))
+        .hint("register it with --role steward, or drop --focus"));
     }
     if spec.role == Role::Steward && spec.focus.is_none() {
-        return Err(StoreError::invalid(format!("steward `{}` needs a focus", spec.name))
-            .hint("--focus merge|docs|recovery|custom"));
+        return Err(
+            StoreError::invalid(format!("steward `{}` needs a focus", spec.name))
+                .hint("--focus merge|docs|recovery|custom"),
+        );
     }
     if spec.playbook.is_some() && spec.focus != Some(Focus::Custom) {
         return Err(StoreError::invalid("--playbook goes with --focus custom"));
     }
     if spec.focus == Some(Focus::Custom) && spec.playbook.is_none() {
-        return Err(StoreError::invalid("a custom steward needs a playbook").hint("--playbook NAME"));
+        return Err(
+            StoreError::invalid("a custom steward needs a playbook").hint("--playbook NAME")
+        );
     }
     if spec.max_tasks == 0 || spec.max_tasks > 64 {
-        return Err(StoreError::invalid(format!("--max-tasks {} is out of range", spec.max_tasks)).hint("use 1 to 64"));
+        return Err(
+            StoreError::invalid(format!("--max-tasks {} is out of range", spec.max_tasks))
+                .hint("use 1 to 64"),
+        );
     }
     if spec.role == Role::Director && spec.mode == Mode::Ephemeral && !spec.triggers.is_empty() {
-        return Err(StoreError::invalid("directors do not take cron triggers").hint("triggers are for stewards"));
+        return Err(StoreError::invalid("directors do not take cron triggers")
+            .hint("triggers are for stewards"));
     }
-    for (field, text) in [("persona", &spec.persona), ("title", &spec.title), ("command", &spec.command)] {
+    for (field, text) in [
+        ("persona", &spec.persona),
+        ("title", &spec.title),
+        ("command", &spec.command),
+    ] {
         if let Some(t) = text {
             validate_text(field, t)?;
         }
     }
     if let Some(r) = &spec.reports_to {
         if r == &spec.name {
-            return Err(StoreError::invalid(format!("`{}` cannot report to itself", spec.name)));
+            return Err(StoreError::invalid(format!(
+                "`{}` cannot report to itself",
+                spec.name
+            )));
         }
         if !exists(r) {
-            return Err(StoreError::not_found(format!("--reports-to names an unknown agent `{r}`"))
-                .hint("register that agent first, or list agents with `sfctl agent list`"));
+            return Err(StoreError::not_found(format!(
+                "--reports-to names an unknown agent `{r}`"
+            ))
+            .hint("register that agent first, or list agents with `sfctl agent list`"));
         }
     }
     spec.capabilities.sort();
@@ -84,11 +111,18 @@ impl Store {
     }
 
     /// Registers an agent.
-    pub fn register_agent(&mut self, actor: &str, spec: AgentSpec) -> Result<AgentDetail, StoreError> {
+    pub fn register_agent(
+        &mut self,
+        actor: &str,
+        spec: AgentSpec,
+    ) -> Result<AgentDetail, StoreError> {
         let spec = validate_spec(spec, |n| self.agent_exists(n).unwrap_or(false))?;
         if self.agent_exists(&spec.name)? {
-            return Err(StoreError::refused(ErrorKind::Conflict, format!("an agent named `{}` already exists", spec.name))
-                .hint("pick another name, or remove it first with `sfctl agent remove`"));
+            return Err(StoreError::refused(
+                ErrorKind::Conflict,
+                format!("an agent named `{}` already exists", spec.name),
+            )
+            .hint("pick another name, or remove it first with `sfctl agent remove`"));
         }
         let now = now_ms();
         let tx = self.conn.transaction()?;
@@ -133,7 +167,13 @@ impl Store {
                 Some(_) => AgentState::Idle,
             }
         };
-        Ok(AgentSummary { spec, enabled, state, running, created_at: ts(created) })
+        Ok(AgentSummary {
+            spec,
+            enabled,
+            state,
+            running,
+            created_at: ts(created),
+        })
     }
 
     /// Every agent, by name.
@@ -157,21 +197,38 @@ impl Store {
             .map(|t| CronSchedule::parse(t).ok().and_then(|s| s.next_fire(now)))
             .collect();
         let runs = self.runs_where("agent = ?1", rusqlite::types::Value::Text(name.to_owned()))?;
-        Ok(AgentDetail { agent, runs, next_fires })
+        Ok(AgentDetail {
+            agent,
+            runs,
+            next_fires,
+        })
     }
 
     /// Enables or disables an agent. Returns it unchanged (and records nothing) if it already was.
-    pub fn set_agent_enabled(&mut self, actor: &str, name: &str, enabled: bool) -> Result<AgentDetail, StoreError> {
+    pub fn set_agent_enabled(
+        &mut self,
+        actor: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<AgentDetail, StoreError> {
         let before = self.agent_summary(name)?;
         if before.enabled != enabled {
             let now = now_ms();
             let tx = self.conn.transaction()?;
             tx.prepare_cached("UPDATE agents SET enabled = ?1, updated_at = ?2 WHERE name = ?3")?
                 .execute(params![enabled, now, name])?;
-            let ev = Audit::new(actor, if enabled { "agent_enabled" } else { "agent_disabled" }, format!("agent:{name}"))
-                .before(json!({"enabled": before.enabled}))
-                .after(json!({"enabled": enabled}))
-                .append(&tx, now)?;
+            let ev = Audit::new(
+                actor,
+                if enabled {
+                    "agent_enabled"
+                } else {
+                    "agent_disabled"
+                },
+                format!("agent:{name}"),
+            )
+            .before(json!({"enabled": before.enabled}))
+            .after(json!({"enabled": enabled}))
+            .append(&tx, now)?;
             tx.commit()?;
             self.new_events.push(ev);
         }
@@ -187,7 +244,11 @@ impl Store {
             .query_map([name], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         if agent.running > 0 || !held.is_empty() {
-            let what = if held.is_empty() { format!("{} run(s) in flight", agent.running) } else { format!("tasks {}", held.join(", ")) };
+            let what = if held.is_empty() {
+                format!("{} run(s) in flight", agent.running)
+            } else {
+                format!("tasks {}", held.join(", "))
+            };
             return Err(StoreError::state(format!("agent `{name}` has live work: {what}"))
                 .hint(format!("stop it first with `sfctl agent disable {name}` and let its work finish or hand off")));
         }
@@ -198,12 +259,16 @@ impl Store {
             .map(|a| a.spec.name)
             .collect();
         if !reports.is_empty() {
-            return Err(StoreError::state(format!("agents report to `{name}`: {}", reports.join(", ")))
-                .hint("remove them or register them with another --reports-to first"));
+            return Err(StoreError::state(format!(
+                "agents report to `{name}`: {}",
+                reports.join(", ")
+            ))
+            .hint("remove them or register them with another --reports-to first"));
         }
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?.execute([name])?;
+        tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
+            .execute([name])?;
         let ev = Audit::new(actor, "agent_removed", format!("agent:{name}"))
             .before(serde_json::to_value(&agent.spec)?)
             .append(&tx, now)?;
@@ -212,7 +277,11 @@ impl Store {
         Ok(())
     }
 
-    fn runs_where(&self, cond: &str, arg: rusqlite::types::Value) -> Result<Vec<RunSummary>, StoreError> {
+    fn runs_where(
+        &self,
+        cond: &str,
+        arg: rusqlite::types::Value,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT r.id, t.id, r.agent, r.epoch, r.started_at, r.ended_at, r.exit_code, r.outcome
              FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.{cond} ORDER BY r.id DESC LIMIT 20"
@@ -220,7 +289,9 @@ impl Store {
         let rows = stmt.query_map([arg], |r| {
             Ok(RunSummary {
                 id: r.get(0)?,
-                task: r.get::<_, Option<String>>(1)?.and_then(|s| TaskId::new(s).ok()),
+                task: r
+                    .get::<_, Option<String>>(1)?
+                    .and_then(|s| TaskId::new(s).ok()),
                 agent: r.get(2)?,
                 epoch: r.get(3)?,
                 started_at: ts(r.get(4)?),
@@ -238,6 +309,10 @@ impl Store {
 
     /// Runs in flight.
     pub fn running_runs(&self) -> Result<u32, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM runs WHERE ended_at IS NULL", [], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM runs WHERE ended_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?)
     }
 }

@@ -17,7 +17,8 @@ use crate::{Store, StoreError};
 
 const DEP_COLS: &str = "d.id, d.kind, a.id, a.title, b.id, b.title, b.status, d.gate, d.satisfied_at, \
      d.created_at, d.blocked, d.blocker, d.gate_until";
-const DEP_FROM: &str = "deps d JOIN tasks a ON a.key = d.blocked LEFT JOIN tasks b ON b.key = d.blocker";
+const DEP_FROM: &str =
+    "deps d JOIN tasks a ON a.key = d.blocked LEFT JOIN tasks b ON b.key = d.blocker";
 
 /// Deepest `dep tree` shown.
 const MAX_TREE_DEPTH: usize = 20;
@@ -33,8 +34,11 @@ struct DepRow {
 
 fn row_to_dep(r: &Row<'_>) -> rusqlite::Result<DepRow> {
     let kind: DepKind = r.get::<_, String>(1)?.parse().unwrap_or(DepKind::RelatesTo);
-    let blocker_status: Option<TaskStatus> = r.get::<_, Option<String>>(6)?.and_then(|s| s.parse().ok());
-    let gate: Option<Gate> = r.get::<_, Option<String>>(7)?.and_then(|g| serde_json::from_str(&g).ok());
+    let blocker_status: Option<TaskStatus> =
+        r.get::<_, Option<String>>(6)?.and_then(|s| s.parse().ok());
+    let gate: Option<Gate> = r
+        .get::<_, Option<String>>(7)?
+        .and_then(|g| serde_json::from_str(&g).ok());
     let satisfied_at: Option<i64> = r.get(8)?;
     let gate_until: Option<i64> = r.get(12)?;
     let satisfied = match kind {
@@ -52,7 +56,9 @@ fn row_to_dep(r: &Row<'_>) -> rusqlite::Result<DepRow> {
             kind,
             blocked: TaskId::new(r.get::<_, String>(2)?).expect("stored ids are valid"),
             blocked_title: r.get(3)?,
-            blocker: r.get::<_, Option<String>>(4)?.map(|s| TaskId::new(s).expect("stored ids are valid")),
+            blocker: r
+                .get::<_, Option<String>>(4)?
+                .map(|s| TaskId::new(s).expect("stored ids are valid")),
             blocker_title: r.get(5)?,
             blocker_status,
             gate,
@@ -67,20 +73,22 @@ fn row_to_dep(r: &Row<'_>) -> rusqlite::Result<DepRow> {
 }
 
 fn load_dep(conn: &Connection, id: DepId) -> Result<DepRow, StoreError> {
-    conn.prepare_cached(&format!("SELECT {DEP_COLS} FROM {DEP_FROM} WHERE d.id = ?1"))?
-        .query_row([id.0], row_to_dep)
-        .optional()?
-        .ok_or_else(|| {
-            StoreError::not_found(format!("no dependency #{id}"))
-                .hint("list a task's dependencies with `sfctl dep list TASK`")
-        })
+    conn.prepare_cached(&format!(
+        "SELECT {DEP_COLS} FROM {DEP_FROM} WHERE d.id = ?1"
+    ))?
+    .query_row([id.0], row_to_dep)
+    .optional()?
+    .ok_or_else(|| {
+        StoreError::not_found(format!("no dependency #{id}"))
+            .hint("list a task's dependencies with `sfctl dep list TASK`")
+    })
 }
 
 impl Store {
     fn deps_where(&self, column: &str, key: Key) -> Result<Vec<DepRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {DEP_COLS} FROM {DEP_FROM} WHERE d.{column} = ?1 ORDER BY d.id"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DEP_COLS} FROM {DEP_FROM} WHERE d.{column} = ?1 ORDER BY d.id"
+        ))?;
         let rows = stmt.query_map([key], row_to_dep)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -88,8 +96,14 @@ impl Store {
     /// (what `key` depends on, what depends on `key`).
     pub(crate) fn deps_of(&self, key: Key) -> Result<(Vec<DepInfo>, Vec<DepInfo>), StoreError> {
         Ok((
-            self.deps_where("blocked", key)?.into_iter().map(|d| d.info).collect(),
-            self.deps_where("blocker", key)?.into_iter().map(|d| d.info).collect(),
+            self.deps_where("blocked", key)?
+                .into_iter()
+                .map(|d| d.info)
+                .collect(),
+            self.deps_where("blocker", key)?
+                .into_iter()
+                .map(|d| d.info)
+                .collect(),
         ))
     }
 
@@ -97,7 +111,11 @@ impl Store {
     pub fn list_deps(&self, prefix: &str) -> Result<DepList, StoreError> {
         let (key, id) = self.resolve_task(prefix)?;
         let (depends_on, dependents) = self.deps_of(key)?;
-        Ok(DepList { id, depends_on, dependents })
+        Ok(DepList {
+            id,
+            depends_on,
+            dependents,
+        })
     }
 
     fn blocking_blockers(&self, key: Key) -> Result<Vec<Key>, StoreError> {
@@ -131,7 +149,9 @@ impl Store {
             (_, Some(p), None) => {
                 let (k, id) = self.resolve_task(p)?;
                 if k == bk {
-                    return Err(StoreError::invalid(format!("task {bid} cannot depend on itself")));
+                    return Err(StoreError::invalid(format!(
+                        "task {bid} cannot depend on itself"
+                    )));
                 }
                 if self.task_row(k)?.summary.status == TaskStatus::Tombstone {
                     return Err(StoreError::state(format!("task {id} is deleted")));
@@ -139,18 +159,25 @@ impl Store {
                 (Some((k, id)), None)
             }
             (_, None, _) => {
-                return Err(StoreError::invalid(format!("a `{kind}` dependency needs a blocker task"))
-                    .hint("sfctl dep add BLOCKED BLOCKER"));
+                return Err(StoreError::invalid(format!(
+                    "a `{kind}` dependency needs a blocker task"
+                ))
+                .hint("sfctl dep add BLOCKED BLOCKER"));
             }
             (_, Some(_), Some(_)) => {
-                return Err(StoreError::invalid(format!("a `{kind}` dependency takes no gate"))
-                    .hint("gates (`--until`, `--approvers`, `--external`) go with `--type awaits`"));
+                return Err(
+                    StoreError::invalid(format!("a `{kind}` dependency takes no gate")).hint(
+                        "gates (`--until`, `--approvers`, `--external`) go with `--type awaits`",
+                    ),
+                );
             }
         };
         if let Some((k, id)) = &blocker {
             let exists = self
                 .conn
-                .prepare_cached("SELECT id FROM deps WHERE blocked = ?1 AND blocker = ?2 AND kind = ?3")?
+                .prepare_cached(
+                    "SELECT id FROM deps WHERE blocked = ?1 AND blocker = ?2 AND kind = ?3",
+                )?
                 .query_row(params![bk, k, kind.as_str()], |r| r.get::<_, i64>(0))
                 .optional()?;
             if let Some(d) = exists {
@@ -159,18 +186,18 @@ impl Store {
                     format!("{bid} already has a `{kind}` dependency on {id} (#{d})"),
                 ));
             }
-            if matches!(kind, DepKind::Blocks | DepKind::ParentChild) {
-                if let Some(cycle) = cycle_if_added(bk, *k, |n| self.blocking_blockers(n))? {
-                    let ids: Vec<String> = cycle
-                        .iter()
-                        .map(|&c| self.task_row(c).map(|r| r.summary.id.to_string()))
-                        .collect::<Result<_, _>>()?;
-                    return Err(StoreError::invalid(format!(
-                        "adding this dependency would close a cycle: {}",
-                        ids.join(" -> ")
-                    ))
-                    .hint("each arrow reads \"waits on\"; remove one of those dependencies first"));
-                }
+            if matches!(kind, DepKind::Blocks | DepKind::ParentChild)
+                && let Some(cycle) = cycle_if_added(bk, *k, |n| self.blocking_blockers(n))?
+            {
+                let ids: Vec<String> = cycle
+                    .iter()
+                    .map(|&c| self.task_row(c).map(|r| r.summary.id.to_string()))
+                    .collect::<Result<_, _>>()?;
+                return Err(StoreError::invalid(format!(
+                    "adding this dependency would close a cycle: {}",
+                    ids.join(" -> ")
+                ))
+                .hint("each arrow reads \"waits on\"; remove one of those dependencies first"));
             }
         }
         let gate_until = match &gate {
@@ -198,8 +225,15 @@ impl Store {
             .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
-        if matches!(kind, DepKind::Blocks | DepKind::ParentChild | DepKind::Awaits) {
-            self.index.add_wait(bk, dep.0, wait_of(kind.as_str(), row.blocker, row.gate_until));
+        if matches!(
+            kind,
+            DepKind::Blocks | DepKind::ParentChild | DepKind::Awaits
+        ) {
+            self.index.add_wait(
+                bk,
+                dep.0,
+                wait_of(kind.as_str(), row.blocker, row.gate_until),
+            );
         }
         Ok(row.info)
     }
@@ -219,13 +253,17 @@ impl Store {
                 let (bk, bid) = self.resolve_task(b)?;
                 let ids: Vec<i64> = self
                     .conn
-                    .prepare_cached("SELECT id FROM deps WHERE blocked = ?1 AND blocker = ?2 ORDER BY id")?
+                    .prepare_cached(
+                        "SELECT id FROM deps WHERE blocked = ?1 AND blocker = ?2 ORDER BY id",
+                    )?
                     .query_map([ak, bk], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 match ids.as_slice() {
                     [] => {
-                        return Err(StoreError::not_found(format!("{aid} has no dependency on {bid}"))
-                            .hint(format!("see its dependencies with `sfctl dep list {aid}`")));
+                        return Err(StoreError::not_found(format!(
+                            "{aid} has no dependency on {bid}"
+                        ))
+                        .hint(format!("see its dependencies with `sfctl dep list {aid}`")));
                     }
                     [one] => DepId(*one),
                     _ => {
@@ -238,14 +276,17 @@ impl Store {
                 }
             }
             _ => {
-                return Err(StoreError::invalid("name a dependency by its two tasks or by its id")
-                    .hint("sfctl dep remove BLOCKED BLOCKER, or sfctl dep remove --id N"));
+                return Err(
+                    StoreError::invalid("name a dependency by its two tasks or by its id")
+                        .hint("sfctl dep remove BLOCKED BLOCKER, or sfctl dep remove --id N"),
+                );
             }
         };
         let row = load_dep(&self.conn, id)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.prepare_cached("DELETE FROM deps WHERE id = ?1")?.execute([id.0])?;
+        tx.prepare_cached("DELETE FROM deps WHERE id = ?1")?
+            .execute([id.0])?;
         let ev = Audit::new(actor, "dep_removed", format!("dep:{id}"))
             .task(row.blocked, &row.info.blocked)
             .before(serde_json::to_value(&row.info)?)
@@ -290,7 +331,13 @@ impl Store {
             match (d.info.kind, d.blocker) {
                 (DepKind::Awaits, _) => node.gates.push(d.info),
                 (DepKind::Blocks | DepKind::ParentChild, Some(b)) => {
-                    let child = self.tree_node(b, Some(d.info.kind), Some(d.info.satisfied), depth + 1, seen)?;
+                    let child = self.tree_node(
+                        b,
+                        Some(d.info.kind),
+                        Some(d.info.satisfied),
+                        depth + 1,
+                        seen,
+                    )?;
                     node.children.push(child);
                 }
                 _ => {}
@@ -302,20 +349,36 @@ impl Store {
     fn gate_dep(&self, id: DepId) -> Result<DepRow, StoreError> {
         let row = load_dep(&self.conn, id)?;
         if row.info.kind != DepKind::Awaits {
-            return Err(StoreError::invalid(format!("dependency #{id} is a `{}` dependency, not a gate", row.info.kind)));
+            return Err(StoreError::invalid(format!(
+                "dependency #{id} is a `{}` dependency, not a gate",
+                row.info.kind
+            )));
         }
         if row.satisfied_at.is_some() {
-            return Err(StoreError::state(format!("gate #{id} is already satisfied")));
+            return Err(StoreError::state(format!(
+                "gate #{id} is already satisfied"
+            )));
         }
         Ok(row)
     }
 
-    fn update_gate(&mut self, actor: &str, row: &DepRow, gate: &Gate, satisfied: bool, action: &str) -> Result<DepInfo, StoreError> {
+    fn update_gate(
+        &mut self,
+        actor: &str,
+        row: &DepRow,
+        gate: &Gate,
+        satisfied: bool,
+        action: &str,
+    ) -> Result<DepInfo, StoreError> {
         let now = now_ms();
         let id = row.info.id;
         let tx = self.conn.transaction()?;
         tx.prepare_cached("UPDATE deps SET gate = ?1, satisfied_at = ?2 WHERE id = ?3")?
-            .execute(params![serde_json::to_string(gate)?, satisfied.then_some(now), id.0])?;
+            .execute(params![
+                serde_json::to_string(gate)?,
+                satisfied.then_some(now),
+                id.0
+            ])?;
         let after = load_dep(&tx, id)?;
         let ev = Audit::new(actor, action, format!("dep:{id}"))
             .task(row.blocked, &row.info.blocked)
@@ -331,9 +394,19 @@ impl Store {
     }
 
     /// Records an approval; the gate is satisfied once enough approvers approved.
-    pub fn approve_gate(&mut self, actor: &str, id: DepId, approver: &str) -> Result<DepInfo, StoreError> {
+    pub fn approve_gate(
+        &mut self,
+        actor: &str,
+        id: DepId,
+        approver: &str,
+    ) -> Result<DepInfo, StoreError> {
         let row = self.gate_dep(id)?;
-        let Some(Gate::Approval { approvers, count, mut approved_by }) = row.info.gate.clone() else {
+        let Some(Gate::Approval {
+            approvers,
+            count,
+            mut approved_by,
+        }) = row.info.gate.clone()
+        else {
             return Err(StoreError::invalid(format!("gate #{id} is not an approval gate"))
                 .hint("external gates are satisfied with `sfctl dep satisfy`; timers pass by themselves"));
         };
@@ -346,23 +419,27 @@ impl Store {
             .hint(format!("its approvers are: {}", approvers.join(", "))));
         }
         if approved_by.iter().any(|a| a.to_lowercase() == who) {
-            return Err(StoreError::refused(ErrorKind::Conflict, format!("`{approver}` already approved gate #{id}")));
+            return Err(StoreError::refused(
+                ErrorKind::Conflict,
+                format!("`{approver}` already approved gate #{id}"),
+            ));
         }
         approved_by.push(who);
         let satisfied = approved_by.len() >= count as usize;
-        let gate = Gate::Approval { approvers, count, approved_by };
+        let gate = Gate::Approval {
+            approvers,
+            count,
+            approved_by,
+        };
         self.update_gate(actor, &row, &gate, satisfied, "gate_approved")
     }
 
     /// Satisfies an external gate.
     pub fn satisfy_gate(&mut self, actor: &str, id: DepId) -> Result<DepInfo, StoreError> {
         let row = self.gate_dep(id)?;
-        let gate = match row.info.gate.clone() {
-            Some(g @ Gate::External { .. }) => g,
-            _ => {
-                return Err(StoreError::invalid(format!("gate #{id} is not an external gate"))
-                    .hint("approval gates are satisfied with `sfctl dep approve`; timers pass by themselves"));
-            }
+        let Some(gate @ Gate::External { .. }) = row.info.gate.clone() else {
+            return Err(StoreError::invalid(format!("gate #{id} is not an external gate"))
+                .hint("approval gates are satisfied with `sfctl dep approve`; timers pass by themselves"));
         };
         self.update_gate(actor, &row, &gate, true, "gate_satisfied")
     }
@@ -376,7 +453,11 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for &id in &due {
             let row = load_dep(&self.conn, DepId(id))?;
-            let gate = row.info.gate.clone().unwrap_or(Gate::External { name: None });
+            let gate = row
+                .info
+                .gate
+                .clone()
+                .unwrap_or(Gate::External { name: None });
             self.update_gate("daemon", &row, &gate, true, "gate_satisfied")?;
         }
         Ok(due.len())
@@ -387,12 +468,18 @@ fn new_gate(g: NewGate) -> Result<Gate, StoreError> {
     Ok(match g {
         NewGate::Timer { until } => Gate::Timer { until },
         NewGate::Approval { approvers, count } => {
-            let mut list: Vec<String> = approvers.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+            let mut list: Vec<String> = approvers
+                .iter()
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
             list.sort();
             list.dedup();
             if list.is_empty() {
-                return Err(StoreError::invalid("an approval gate needs at least one approver")
-                    .hint("--approvers alice,bob"));
+                return Err(
+                    StoreError::invalid("an approval gate needs at least one approver")
+                        .hint("--approvers alice,bob"),
+                );
             }
             if count == 0 || count as usize > list.len() {
                 return Err(StoreError::invalid(format!(
@@ -401,7 +488,11 @@ fn new_gate(g: NewGate) -> Result<Gate, StoreError> {
                 ))
                 .hint("use --count between 1 and the number of approvers"));
             }
-            Gate::Approval { approvers: list, count, approved_by: Vec::new() }
+            Gate::Approval {
+                approvers: list,
+                count,
+                approved_by: Vec::new(),
+            }
         }
         NewGate::External { name } => Gate::External { name },
     })

@@ -33,7 +33,11 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn refused(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Refused { kind, message: message.into(), hint: None }
+        Self::Refused {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -68,7 +72,15 @@ impl StoreError {
 impl From<StoreError> for ProtoError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Refused { kind, message, hint } => Self { kind, message, hint },
+            StoreError::Refused {
+                kind,
+                message,
+                hint,
+            } => Self {
+                kind,
+                message,
+                hint,
+            },
             other => {
                 let mut msg = other.to_string();
                 let mut src = std::error::Error::source(&other);

@@ -20,7 +20,15 @@ pub(crate) struct Audit<'a> {
 
 impl<'a> Audit<'a> {
     pub(crate) fn new(actor: &'a str, action: &'a str, subject: String) -> Self {
-        Self { actor, action, subject, task: None, before: None, after: None, reason: None }
+        Self {
+            actor,
+            action,
+            subject,
+            task: None,
+            before: None,
+            after: None,
+            reason: None,
+        }
     }
 
     pub(crate) fn task(mut self, key: i64, id: &'a TaskId) -> Self {
@@ -89,7 +97,9 @@ fn row_to_event(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         actor: r.get(2)?,
         action: r.get(3)?,
         subject: r.get(4)?,
-        task: r.get::<_, Option<String>>(5)?.and_then(|s| TaskId::new(s).ok()),
+        task: r
+            .get::<_, Option<String>>(5)?
+            .and_then(|s| TaskId::new(s).ok()),
         before: parse_json(r.get(6)?),
         after: parse_json(r.get(7)?),
         reason: r.get(8)?,

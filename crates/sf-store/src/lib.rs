@@ -35,7 +35,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("live_tasks", &self.index.len()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("live_tasks", &self.index.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        let mut store = Self { conn, index: LiveIndex::new(), new_events: Vec::new() };
+        let mut store = Self {
+            conn,
+            index: LiveIndex::new(),
+            new_events: Vec::new(),
+        };
         store.load_index()?;
         Ok(store)
     }
@@ -73,9 +79,16 @@ impl Store {
         self.index.len()
     }
 
+    /// Rebuilds the in-memory index from the file (after an internal error).
+    pub fn reload_index(&mut self) -> Result<(), StoreError> {
+        self.index = LiveIndex::new();
+        self.load_index()
+    }
+
     /// Writes the WAL back into the main file (on shutdown).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
 }
@@ -84,12 +97,19 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > MIGRATIONS.len() {
-        return Err(StoreError::TooNew { found: version, supported: MIGRATIONS.len() });
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).expect("few migrations"))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).expect("few migrations"),
+        )?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied migration");
     }

@@ -25,12 +25,19 @@ pub(crate) struct PlanRow {
 }
 
 fn load_plan_status(conn: &Connection, key: Key) -> Result<PlanStatus, StoreError> {
-    let s: String =
-        conn.prepare_cached("SELECT status FROM plans WHERE key = ?1")?.query_row([key], |r| r.get(0))?;
-    s.parse().map_err(|e: String| StoreError::Sqlite(rusqlite::Error::InvalidParameterName(e)))
+    let s: String = conn
+        .prepare_cached("SELECT status FROM plans WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?;
+    s.parse()
+        .map_err(|e: String| StoreError::Sqlite(rusqlite::Error::InvalidParameterName(e)))
 }
 
-pub(crate) fn set_plan_status(conn: &Connection, key: Key, status: PlanStatus, now: i64) -> Result<(), StoreError> {
+pub(crate) fn set_plan_status(
+    conn: &Connection,
+    key: Key,
+    status: PlanStatus,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE plans SET status = ?1, updated_at = ?2 WHERE key = ?3")?
         .execute(params![status.as_str(), now, key])?;
     Ok(())
@@ -59,8 +66,14 @@ pub(crate) fn settle_plan(
         _ => return Ok(None),
     };
     set_plan_status(conn, plan, next, now)?;
-    let id: String = conn.prepare_cached("SELECT id FROM plans WHERE key = ?1")?.query_row([plan], |r| r.get(0))?;
-    let action = if next == PlanStatus::Completed { "plan_completed" } else { "plan_reopened" };
+    let id: String = conn
+        .prepare_cached("SELECT id FROM plans WHERE key = ?1")?
+        .query_row([plan], |r| r.get(0))?;
+    let action = if next == PlanStatus::Completed {
+        "plan_completed"
+    } else {
+        "plan_reopened"
+    };
     events.push(
         Audit::new(actor, action, format!("plan:{id}"))
             .before(json!({"status": status}))
@@ -72,14 +85,16 @@ pub(crate) fn settle_plan(
 
 impl Store {
     pub(crate) fn resolve_plan(&self, prefix: &str) -> Result<PlanRow, StoreError> {
-        let p = normalize_prefix(prefix)
-            .map_err(|e| StoreError::invalid(e.to_string()).hint("list plans with `sfctl plan list`"))?;
+        let p = normalize_prefix(prefix).map_err(|e| {
+            StoreError::invalid(e.to_string()).hint("list plans with `sfctl plan list`")
+        })?;
         let (lo, hi) = prefix_range(&p);
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT key, id, status FROM plans WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6")?;
-        let rows: Vec<(Key, String, String)> =
-            stmt.query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, id, status FROM plans WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6",
+        )?;
+        let rows: Vec<(Key, String, String)> = stmt
+            .query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
         let pick = |(k, id, s): &(Key, String, String)| PlanRow {
             key: *k,
             id: PlanId::new(id.clone()).expect("stored ids are valid"),
@@ -96,7 +111,10 @@ impl Store {
                 ErrorKind::Ambiguous,
                 format!(
                     "`{prefix}` matches more than one plan: {}",
-                    many.iter().map(|r| r.1.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|r| r.1.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .hint("type more characters of the id")),
@@ -104,15 +122,30 @@ impl Store {
     }
 
     /// Creates a plan, draft unless `active`.
-    pub fn create_plan(&mut self, actor: &str, title: &str, description: &str, active: bool) -> Result<PlanDetail, StoreError> {
+    pub fn create_plan(
+        &mut self,
+        actor: &str,
+        title: &str,
+        description: &str,
+        active: bool,
+    ) -> Result<PlanDetail, StoreError> {
         let title = validate_title(title)?;
         validate_text("description", description)?;
-        let status = if active { PlanStatus::Active } else { PlanStatus::Draft };
+        let status = if active {
+            PlanStatus::Active
+        } else {
+            PlanStatus::Draft
+        };
         let now = now_ms();
         let tx = self.conn.transaction()?;
         let id = loop {
             let c = new_short_id();
-            if tx.prepare_cached("SELECT 1 FROM plans WHERE id = ?1")?.query_row([&c], |_| Ok(())).optional()?.is_none() {
+            if tx
+                .prepare_cached("SELECT 1 FROM plans WHERE id = ?1")?
+                .query_row([&c], |_| Ok(()))
+                .optional()?
+                .is_none()
+            {
                 break PlanId::new(c).expect("generated ids are valid");
             }
         };
@@ -130,7 +163,12 @@ impl Store {
         self.plan_detail(key)
     }
 
-    fn plan_transition(&mut self, actor: &str, prefix: &str, to: PlanStatus) -> Result<PlanDetail, StoreError> {
+    fn plan_transition(
+        &mut self,
+        actor: &str,
+        prefix: &str,
+        to: PlanStatus,
+    ) -> Result<PlanDetail, StoreError> {
         let plan = self.resolve_plan(prefix)?;
         let allowed = match to {
             PlanStatus::Active => plan.status == PlanStatus::Draft,
@@ -138,31 +176,45 @@ impl Store {
             _ => false,
         };
         if !allowed {
-            let verb = if to == PlanStatus::Active { "activate" } else { "cancel" };
-            return Err(StoreError::state(format!("cannot {verb} plan {}: it is {}", plan.id, plan.status))
-                .hint(if to == PlanStatus::Active {
-                    "only draft plans can be activated"
-                } else {
-                    "only draft or active plans can be cancelled"
-                }));
+            let verb = if to == PlanStatus::Active {
+                "activate"
+            } else {
+                "cancel"
+            };
+            return Err(StoreError::state(format!(
+                "cannot {verb} plan {}: it is {}",
+                plan.id, plan.status
+            ))
+            .hint(if to == PlanStatus::Active {
+                "only draft plans can be activated"
+            } else {
+                "only draft or active plans can be cancelled"
+            }));
         }
         let now = now_ms();
         let tx = self.conn.transaction()?;
         set_plan_status(&tx, plan.key, to, now)?;
-        let action = if to == PlanStatus::Active { "plan_activated" } else { "plan_cancelled" };
-        let mut events = vec![Audit::new(actor, action, format!("plan:{}", plan.id))
-            .before(json!({"status": plan.status}))
-            .after(json!({"status": to}))
-            .append(&tx, now)?];
+        let action = if to == PlanStatus::Active {
+            "plan_activated"
+        } else {
+            "plan_cancelled"
+        };
+        let mut events = vec![
+            Audit::new(actor, action, format!("plan:{}", plan.id))
+                .before(json!({"status": plan.status}))
+                .after(json!({"status": to}))
+                .append(&tx, now)?,
+        ];
         let mut final_status = to;
-        if to == PlanStatus::Active {
-            if let Some((_, s)) = settle_plan(&tx, plan.key, actor, now, &mut events)? {
-                final_status = s;
-            }
+        if to == PlanStatus::Active
+            && let Some((_, s)) = settle_plan(&tx, plan.key, actor, now, &mut events)?
+        {
+            final_status = s;
         }
         tx.commit()?;
         self.new_events.extend(events);
-        self.index.set_plan_active(plan.key, plan_dispatchable(final_status));
+        self.index
+            .set_plan_active(plan.key, plan_dispatchable(final_status));
         self.plan_detail(plan.key)
     }
 
@@ -184,7 +236,13 @@ impl Store {
                  WHERE plan IS NOT NULL AND (?1 IS NULL OR plan = ?1) AND status != 'tombstone'
                  GROUP BY plan, status",
             )?;
-            let rows = stmt.query_map([key], |r| Ok((r.get::<_, Key>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+            let rows = stmt.query_map([key], |r| {
+                Ok((
+                    r.get::<_, Key>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
             for row in rows {
                 let (p, s, n) = row?;
                 if let Ok(s) = s.parse::<TaskStatus>() {
@@ -230,7 +288,11 @@ impl Store {
 
     /// Every plan with its progress.
     pub fn list_plans(&self) -> Result<Vec<PlanSummary>, StoreError> {
-        Ok(self.plan_summaries(None)?.into_iter().map(|(_, s)| s).collect())
+        Ok(self
+            .plan_summaries(None)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
     }
 
     /// One plan with its tasks.
@@ -245,7 +307,10 @@ impl Store {
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::not_found("plan disappeared"))?;
-        let tasks = self.list_tasks(&TaskFilter { plan: Some(plan.id.to_string()), ..TaskFilter::default() })?;
+        let tasks = self.list_tasks(&TaskFilter {
+            plan: Some(plan.id.to_string()),
+            ..TaskFilter::default()
+        })?;
         Ok(PlanDetail { plan, tasks })
     }
 }

@@ -56,7 +56,9 @@ pub(crate) fn row_to_task(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
             priority: r.get(4)?,
             task_type: parse_enum(&r.get::<_, String>(5)?)?,
             assignee: r.get(6)?,
-            plan: r.get::<_, Option<String>>(7)?.and_then(|s| PlanId::new(s).ok()),
+            plan: r
+                .get::<_, Option<String>>(7)?
+                .and_then(|s| PlanId::new(s).ok()),
             skills: serde_json::from_str(&skills).unwrap_or_default(),
             scheduled_for: opt_ts(r.get(9)?),
             defer_until: opt_ts(r.get(10)?),
@@ -99,7 +101,9 @@ impl TaskRow {
 }
 
 pub(crate) fn load_task(conn: &Connection, key: Key) -> Result<TaskRow, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"
+    ))?;
     Ok(stmt.query_row([key], row_to_task)?)
 }
 
@@ -127,9 +131,18 @@ pub(crate) fn wait_of(kind: &str, blocker: Option<i64>, until: Option<i64>) -> W
     }
 }
 
-fn add_note(conn: &Connection, key: Key, now: i64, author: &str, kind: &str, text: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO notes (task, at, author, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![key, now, author, kind, text])?;
+fn add_note(
+    conn: &Connection,
+    key: Key,
+    now: i64,
+    author: &str,
+    kind: &str,
+    text: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO notes (task, at, author, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![key, now, author, kind, text])?;
     Ok(())
 }
 
@@ -149,10 +162,12 @@ impl Store {
             StoreError::invalid(e.to_string()).hint("list tasks with `sfctl task list`")
         })?;
         let (lo, hi) = prefix_range(&p);
-        let mut stmt =
-            self.conn.prepare_cached("SELECT key, id FROM tasks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6")?;
-        let rows: Vec<(Key, String)> =
-            stmt.query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, id FROM tasks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6",
+        )?;
+        let rows: Vec<(Key, String)> = stmt
+            .query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         if let Some((k, id)) = rows.iter().find(|(_, id)| *id == p) {
             return Ok((*k, TaskId::new(id.clone()).expect("stored ids are valid")));
         }
@@ -180,7 +195,9 @@ impl Store {
         for p in ids {
             let (k, id) = self.resolve_task(p)?;
             if self.task_row(k)?.summary.status == TaskStatus::Tombstone {
-                return Err(StoreError::state(format!("task {id} is deleted and cannot block anything")));
+                return Err(StoreError::state(format!(
+                    "task {id} is deleted and cannot block anything"
+                )));
             }
             if !out.iter().any(|(o, _)| *o == k) {
                 out.push((k, id));
@@ -252,13 +269,16 @@ impl Store {
             .task(key, &id)
             .after(after)
             .append(&tx, now)?;
+        let mut events = vec![ev];
+        let mut plan_change = None;
         if let Some(plan) = &plan {
-            if plan.status == sf_proto::PlanStatus::Completed {
-                crate::plans::set_plan_status(&tx, plan.key, sf_proto::PlanStatus::Active, now)?;
-            }
+            plan_change = crate::plans::settle_plan(&tx, plan.key, actor, now, &mut events)?;
         }
         tx.commit()?;
-        self.new_events.push(ev);
+        self.new_events.extend(events);
+        if let Some((plan, status)) = plan_change {
+            self.index.set_plan_active(plan, plan_dispatchable(status));
+        }
         self.index.insert(key, row.live(), waits);
         self.task_detail(key)
     }
@@ -302,7 +322,9 @@ impl Store {
             sql.push_str(&format!(" LIMIT {l}"));
         }
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| row_to_task(r).map(|t| t.summary))?;
+        let rows = stmt.query_map(params_from_iter(args), |r| {
+            row_to_task(r).map(|t| t.summary)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -321,14 +343,21 @@ impl Store {
         } else {
             Vec::new()
         };
-        let effective_priority =
-            self.index.effective_priority(key).unwrap_or(row.summary.priority);
-        let mut notes_stmt = self
-            .conn
-            .prepare_cached("SELECT at, author, kind, text FROM notes WHERE task = ?1 ORDER BY id")?;
+        let effective_priority = self
+            .index
+            .effective_priority(key)
+            .unwrap_or(row.summary.priority);
+        let mut notes_stmt = self.conn.prepare_cached(
+            "SELECT at, author, kind, text FROM notes WHERE task = ?1 ORDER BY id",
+        )?;
         let notes = notes_stmt
             .query_map([key], |r| {
-                Ok(Note { at: ts(r.get(0)?), author: r.get(1)?, kind: r.get(2)?, text: r.get(3)? })
+                Ok(Note {
+                    at: ts(r.get(0)?),
+                    author: r.get(1)?,
+                    kind: r.get(2)?,
+                    text: r.get(3)?,
+                })
             })?
             .collect::<Result<_, _>>()?;
         drop(notes_stmt);
@@ -349,11 +378,17 @@ impl Store {
     }
 
     /// Changes a task's fields.
-    pub fn update_task(&mut self, actor: &str, prefix: &str, patch: TaskPatch) -> Result<TaskDetail, StoreError> {
+    pub fn update_task(
+        &mut self,
+        actor: &str,
+        prefix: &str,
+        patch: TaskPatch,
+    ) -> Result<TaskDetail, StoreError> {
         let (key, id) = self.resolve_task(prefix)?;
         let before = self.task_row(key)?;
         if before.summary.status == TaskStatus::Tombstone {
-            return Err(StoreError::state(format!("task {id} is deleted")).hint("deleted tasks cannot change"));
+            return Err(StoreError::state(format!("task {id} is deleted"))
+                .hint("deleted tasks cannot change"));
         }
         let title = patch.title.as_deref().map(validate_title).transpose()?;
         if let Some(d) = &patch.description {
@@ -409,7 +444,10 @@ impl Store {
         }
         if !sets.is_empty() {
             let assigns: Vec<String> = sets.iter().map(|(c, _)| format!("{c} = ?")).collect();
-            let sql = format!("UPDATE tasks SET {}, updated_at = ? WHERE key = ?", assigns.join(", "));
+            let sql = format!(
+                "UPDATE tasks SET {}, updated_at = ? WHERE key = ?",
+                assigns.join(", ")
+            );
             let mut args: Vec<rusqlite::types::Value> = sets.into_iter().map(|(_, v)| v).collect();
             args.push(now.into());
             args.push(key.into());
@@ -429,7 +467,8 @@ impl Store {
         tx.commit()?;
         self.new_events.push(ev);
         if let Some(p) = plan.flatten() {
-            self.index.set_plan_active(p.key, plan_dispatchable(p.status));
+            self.index
+                .set_plan_active(p.key, plan_dispatchable(p.status));
         }
         self.index.update(key, after.live());
         self.task_detail(key)
@@ -454,17 +493,31 @@ impl Store {
             validate_text("reason", r)?;
         }
         if change == StatusChange::Block && reason.is_none_or(|r| r.trim().is_empty()) {
-            return Err(StoreError::invalid("blocking a task needs a reason").hint("pass `--reason TEXT`"));
+            return Err(
+                StoreError::invalid("blocking a task needs a reason").hint("pass `--reason TEXT`")
+            );
         }
         if until.is_some() && change != StatusChange::Defer {
             return Err(StoreError::invalid("`until` only applies to `defer`"));
         }
-        self.set_status(actor, key, &id, &before, to, change.as_str(), reason, until.map(|t| t.timestamp_millis()))?;
+        self.set_status(
+            actor,
+            key,
+            &id,
+            &before,
+            to,
+            change.as_str(),
+            reason,
+            until.map(|t| t.timestamp_millis()),
+        )?;
         self.task_detail(key)
     }
 
     /// Moves a task to `to` (already checked), with its note, event and plan bookkeeping.
-    #[expect(clippy::too_many_arguments, reason = "one internal call shape for every status change")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one internal call shape for every status change"
+    )]
     pub(crate) fn set_status(
         &mut self,
         actor: &str,
@@ -486,7 +539,14 @@ impl Store {
                 close_reason = CASE WHEN ?1 = 'closed' THEN ?5 ELSE NULL END
              WHERE key = ?6",
         )?
-        .execute(params![to.as_str(), now, keep_assignee, defer_until, reason, key])?;
+        .execute(params![
+            to.as_str(),
+            now,
+            keep_assignee,
+            defer_until,
+            reason,
+            key
+        ])?;
         if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
             add_note(&tx, key, now, actor, verb, r)?;
         }
@@ -524,22 +584,39 @@ impl Store {
     /// Ready tasks in dispatch order at `now` (unix ms).
     pub fn ready(&mut self, now: i64, limit: Option<usize>) -> Result<Vec<ReadyTask>, StoreError> {
         let keys = self.index.ready(now, limit);
-        let mut stmt = self.conn.prepare_cached(&format!("SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"
+        ))?;
         keys.into_iter()
             .map(|(k, eff)| {
                 let row = stmt.query_row([k], row_to_task)?;
-                Ok(ReadyTask { task: row.summary, effective_priority: eff })
+                Ok(ReadyTask {
+                    task: row.summary,
+                    effective_priority: eff,
+                })
             })
             .collect()
     }
 
     /// Open and blocked tasks that are not ready, with the reasons, oldest first.
-    pub fn waiting(&mut self, now: i64, limit: Option<usize>) -> Result<Vec<WaitingTask>, StoreError> {
+    pub fn waiting(
+        &mut self,
+        now: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<WaitingTask>, StoreError> {
         let mut out = Vec::new();
-        for (k, reasons) in self.index.waiting(now).into_iter().take(limit.unwrap_or(usize::MAX)) {
+        for (k, reasons) in self
+            .index
+            .waiting(now)
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+        {
             let row = self.task_row(k)?;
             let reasons = self.render_reasons(k, &reasons)?;
-            out.push(WaitingTask { task: row.summary, reasons });
+            out.push(WaitingTask {
+                task: row.summary,
+                reasons,
+            });
         }
         Ok(out)
     }
@@ -611,17 +688,31 @@ impl Store {
         for &key in &due {
             let before = self.task_row(key)?;
             let id = before.summary.id.clone();
-            self.set_status("daemon", key, &id, &before, TaskStatus::Open, "undefer", Some("deferral expired"), None)?;
+            self.set_status(
+                "daemon",
+                key,
+                &id,
+                &before,
+                TaskStatus::Open,
+                "undefer",
+                Some("deferral expired"),
+                None,
+            )?;
         }
         Ok(due.len())
     }
 
     /// Task counts by status, tombstones excluded.
     pub fn status_counts(&self) -> Result<BTreeMap<TaskStatus, u64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT status, count(*) FROM tasks WHERE status != 'tombstone' GROUP BY status")?;
-        let rows = stmt.query_map([], |r| Ok((parse_enum::<TaskStatus>(&r.get::<_, String>(0)?)?, r.get::<_, i64>(1)?.unsigned_abs())))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, count(*) FROM tasks WHERE status != 'tombstone' GROUP BY status",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                parse_enum::<TaskStatus>(&r.get::<_, String>(0)?)?,
+                r.get::<_, i64>(1)?.unsigned_abs(),
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -636,7 +727,8 @@ impl Store {
                 live.push((row.key, row.live()));
             }
         }
-        let mut waits: std::collections::HashMap<Key, Vec<(i64, Wait)>> = std::collections::HashMap::new();
+        let mut waits: std::collections::HashMap<Key, Vec<(i64, Wait)>> =
+            std::collections::HashMap::new();
         {
             let mut stmt = self.conn.prepare(
                 "SELECT d.id, d.blocked, d.kind, d.blocker, d.gate_until FROM deps d JOIN tasks t ON t.key = d.blocked
@@ -645,7 +737,10 @@ impl Store {
             )?;
             let rows = stmt.query_map([], |r| {
                 let kind: String = r.get(2)?;
-                Ok((r.get::<_, Key>(1)?, (r.get::<_, i64>(0)?, wait_of(&kind, r.get(3)?, r.get(4)?))))
+                Ok((
+                    r.get::<_, Key>(1)?,
+                    (r.get::<_, i64>(0)?, wait_of(&kind, r.get(3)?, r.get(4)?)),
+                ))
             })?;
             for row in rows {
                 let (k, w) = row?;
@@ -653,7 +748,8 @@ impl Store {
             }
         }
         for (k, t) in live {
-            self.index.insert(k, t, waits.remove(&k).unwrap_or_default());
+            self.index
+                .insert(k, t, waits.remove(&k).unwrap_or_default());
         }
         let plans: Vec<(Key, String)> = self
             .conn
@@ -666,7 +762,6 @@ impl Store {
         }
         Ok(())
     }
-
 }
 
 /// The fields that differ between two snapshots, as (before, after).

@@ -9,7 +9,14 @@ const ME: &str = "human:test";
 
 fn task(store: &mut Store, title: &str, priority: u8) -> String {
     store
-        .create_task(ME, NewTask { title: title.into(), priority, ..NewTask::default() })
+        .create_task(
+            ME,
+            NewTask {
+                title: title.into(),
+                priority,
+                ..NewTask::default()
+            },
+        )
         .unwrap()
         .task
         .id
@@ -17,7 +24,12 @@ fn task(store: &mut Store, title: &str, priority: u8) -> String {
 }
 
 fn ready_titles(store: &mut Store) -> Vec<String> {
-    store.ready(crate::now_ms(), None).unwrap().into_iter().map(|r| r.task.title).collect()
+    store
+        .ready(crate::now_ms(), None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.task.title)
+        .collect()
 }
 
 fn event_count(store: &Store) -> usize {
@@ -33,9 +45,18 @@ fn every_change_appends_exactly_one_event_in_its_transaction() {
     let mut s = Store::open_in_memory().unwrap();
     let a = task(&mut s, "a", 3);
     assert_eq!(event_count(&s), 1);
-    s.update_task(ME, &a, TaskPatch { priority: Some(1), ..TaskPatch::default() }).unwrap();
+    s.update_task(
+        ME,
+        &a,
+        TaskPatch {
+            priority: Some(1),
+            ..TaskPatch::default()
+        },
+    )
+    .unwrap();
     assert_eq!(event_count(&s), 2);
-    s.change_status(ME, &a, StatusChange::Defer, None, None).unwrap();
+    s.change_status(ME, &a, StatusChange::Defer, None, None)
+        .unwrap();
     assert_eq!(event_count(&s), 3);
     let events = s.take_new_events();
     assert_eq!(
@@ -51,13 +72,21 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let mut s = Store::open_in_memory().unwrap();
     let a = task(&mut s, "a", 3);
     let before = event_count(&s);
-    let err = s.change_status(ME, &a, StatusChange::Undefer, None, None).unwrap_err();
+    let err = s
+        .change_status(ME, &a, StatusChange::Undefer, None, None)
+        .unwrap_err();
     assert_eq!(kind_of(err), ErrorKind::InvalidState);
     assert_eq!(event_count(&s), before);
     assert_eq!(s.show_task(&a).unwrap().task.status, TaskStatus::Open);
-    s.change_status(ME, &a, StatusChange::Delete, None, None).unwrap();
-    let err = s.change_status(ME, &a, StatusChange::Reopen, None, None).unwrap_err();
-    assert!(err.to_string().contains("reopen applies to tasks that are"), "{err}");
+    s.change_status(ME, &a, StatusChange::Delete, None, None)
+        .unwrap();
+    let err = s
+        .change_status(ME, &a, StatusChange::Reopen, None, None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("reopen applies to tasks that are"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -66,12 +95,15 @@ fn ready_order_follows_effective_priority() {
     let low_blocker = task(&mut s, "low blocker", 5);
     let _mid = task(&mut s, "mid", 2);
     let urgent = task(&mut s, "urgent", 1);
-    s.add_dep(ME, &urgent, Some(&low_blocker), DepKind::Blocks, None).unwrap();
+    s.add_dep(ME, &urgent, Some(&low_blocker), DepKind::Blocks, None)
+        .unwrap();
     assert_eq!(ready_titles(&mut s), ["low blocker", "mid"]);
-    s.change_status(ME, &low_blocker, StatusChange::Close, Some("done"), None).unwrap();
+    s.change_status(ME, &low_blocker, StatusChange::Close, Some("done"), None)
+        .unwrap();
     assert_eq!(ready_titles(&mut s), ["urgent", "mid"]);
     // reopening blocks again
-    s.change_status(ME, &low_blocker, StatusChange::Reopen, None, None).unwrap();
+    s.change_status(ME, &low_blocker, StatusChange::Reopen, None, None)
+        .unwrap();
     assert_eq!(ready_titles(&mut s), ["low blocker", "mid"]);
 }
 
@@ -83,10 +115,16 @@ fn cycles_are_refused_and_printed() {
     let c = task(&mut s, "c", 3);
     s.add_dep(ME, &a, Some(&b), DepKind::Blocks, None).unwrap();
     s.add_dep(ME, &b, Some(&c), DepKind::Blocks, None).unwrap();
-    let err = s.add_dep(ME, &c, Some(&a), DepKind::Blocks, None).unwrap_err();
-    assert_eq!(err.to_string(), format!("adding this dependency would close a cycle: {c} -> {a} -> {b} -> {c}"));
+    let err = s
+        .add_dep(ME, &c, Some(&a), DepKind::Blocks, None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("adding this dependency would close a cycle: {c} -> {a} -> {b} -> {c}")
+    );
     // informational links never form cycles
-    s.add_dep(ME, &c, Some(&a), DepKind::RelatesTo, None).unwrap();
+    s.add_dep(ME, &c, Some(&a), DepKind::RelatesTo, None)
+        .unwrap();
 }
 
 #[test]
@@ -95,25 +133,51 @@ fn prefixes_resolve_uniquely() {
     let a = task(&mut s, "a", 3);
     assert_eq!(s.show_task(&a[..4]).unwrap().task.id.as_str(), a);
     assert_eq!(s.show_task(&a.to_uppercase()).unwrap().task.id.as_str(), a);
-    assert_eq!(kind_of(s.show_task("zzzzzzzz").unwrap_err()), ErrorKind::NotFound);
-    assert_eq!(kind_of(s.show_task("$(x)").unwrap_err()), ErrorKind::InvalidInput);
+    assert_eq!(
+        kind_of(s.show_task("zzzzzzzz").unwrap_err()),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind_of(s.show_task("$(x)").unwrap_err()),
+        ErrorKind::InvalidInput
+    );
 }
 
 #[test]
 fn draft_plans_hold_tasks_and_plans_complete_by_themselves() {
     let mut s = Store::open_in_memory().unwrap();
-    let plan = s.create_plan(ME, "p", "", false).unwrap().plan.id.to_string();
+    let plan = s
+        .create_plan(ME, "p", "", false)
+        .unwrap()
+        .plan
+        .id
+        .to_string();
     let t = s
-        .create_task(ME, NewTask { title: "in plan".into(), plan: Some(plan.clone()), ..NewTask::default() })
+        .create_task(
+            ME,
+            NewTask {
+                title: "in plan".into(),
+                plan: Some(plan.clone()),
+                ..NewTask::default()
+            },
+        )
         .unwrap();
     assert!(!t.ready);
     assert!(t.waiting[0].contains("is draft"), "{:?}", t.waiting);
     s.activate_plan(ME, &plan).unwrap();
     assert_eq!(ready_titles(&mut s), ["in plan"]);
-    s.change_status(ME, t.task.id.as_str(), StatusChange::Close, None, None).unwrap();
-    assert_eq!(s.show_plan(&plan).unwrap().plan.status, sf_proto::PlanStatus::Completed);
-    s.change_status(ME, t.task.id.as_str(), StatusChange::Reopen, None, None).unwrap();
-    assert_eq!(s.show_plan(&plan).unwrap().plan.status, sf_proto::PlanStatus::Active);
+    s.change_status(ME, t.task.id.as_str(), StatusChange::Close, None, None)
+        .unwrap();
+    assert_eq!(
+        s.show_plan(&plan).unwrap().plan.status,
+        sf_proto::PlanStatus::Completed
+    );
+    s.change_status(ME, t.task.id.as_str(), StatusChange::Reopen, None, None)
+        .unwrap();
+    assert_eq!(
+        s.show_plan(&plan).unwrap().plan.status,
+        sf_proto::PlanStatus::Active
+    );
 }
 
 #[test]
@@ -121,13 +185,28 @@ fn gates() {
     let mut s = Store::open_in_memory().unwrap();
     let a = task(&mut s, "a", 3);
     let gate = s
-        .add_dep(ME, &a, None, DepKind::Awaits, Some(NewGate::Approval { approvers: vec!["alice".into(), "bob".into()], count: 2 }))
+        .add_dep(
+            ME,
+            &a,
+            None,
+            DepKind::Awaits,
+            Some(NewGate::Approval {
+                approvers: vec!["alice".into(), "bob".into()],
+                count: 2,
+            }),
+        )
         .unwrap();
     assert!(ready_titles(&mut s).is_empty());
-    assert_eq!(kind_of(s.approve_gate(ME, gate.id, "mallory").unwrap_err()), ErrorKind::PermissionDenied);
+    assert_eq!(
+        kind_of(s.approve_gate(ME, gate.id, "mallory").unwrap_err()),
+        ErrorKind::PermissionDenied
+    );
     s.approve_gate(ME, gate.id, "Alice").unwrap();
     assert!(ready_titles(&mut s).is_empty());
-    assert_eq!(kind_of(s.approve_gate(ME, gate.id, "alice").unwrap_err()), ErrorKind::Conflict);
+    assert_eq!(
+        kind_of(s.approve_gate(ME, gate.id, "alice").unwrap_err()),
+        ErrorKind::Conflict
+    );
     let done = s.approve_gate(ME, gate.id, "bob").unwrap();
     assert!(done.satisfied);
     assert_eq!(ready_titles(&mut s), ["a"]);
@@ -135,10 +214,24 @@ fn gates() {
     let b = task(&mut s, "b", 3);
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
-    s.add_dep(ME, &b, None, DepKind::Awaits, Some(NewGate::Timer { until: future })).unwrap();
+    s.add_dep(
+        ME,
+        &b,
+        None,
+        DepKind::Awaits,
+        Some(NewGate::Timer { until: future }),
+    )
+    .unwrap();
     assert_eq!(ready_titles(&mut s), ["a"]);
     let c = task(&mut s, "c", 3);
-    s.add_dep(ME, &c, None, DepKind::Awaits, Some(NewGate::Timer { until: past })).unwrap();
+    s.add_dep(
+        ME,
+        &c,
+        None,
+        DepKind::Awaits,
+        Some(NewGate::Timer { until: past }),
+    )
+    .unwrap();
     assert_eq!(ready_titles(&mut s), ["a", "c"]);
     assert_eq!(s.satisfy_due_timers(crate::now_ms()).unwrap(), 1);
 }
@@ -158,10 +251,18 @@ fn the_index_survives_a_reopen_of_the_file() {
     assert_eq!(expected, ["a", "c"]);
     let mut s = Store::open(&path).unwrap();
     assert_eq!(ready_titles(&mut s), expected);
-    let first = s.list_tasks(&TaskFilter::default()).unwrap()[0].id.to_string();
+    let first = s.list_tasks(&TaskFilter::default()).unwrap()[0]
+        .id
+        .to_string();
     let a = s.show_task(&first).unwrap();
-    assert_eq!((a.task.title.as_str(), a.effective_priority), ("b", 1), "listed by priority");
-    let a = s.list_tasks(&TaskFilter::default()).unwrap()[2].id.to_string();
+    assert_eq!(
+        (a.task.title.as_str(), a.effective_priority),
+        ("b", 1),
+        "listed by priority"
+    );
+    let a = s.list_tasks(&TaskFilter::default()).unwrap()[2]
+        .id
+        .to_string();
     assert_eq!(s.show_task(&a).unwrap().effective_priority, 1, "a blocks b");
 }
 
@@ -180,15 +281,37 @@ fn a_database_from_a_newer_sf_is_refused() {
 #[test]
 fn agents_validate_and_derive_state() {
     let mut s = Store::open_in_memory().unwrap();
-    let spec = |name: &str| AgentSpec { name: name.into(), role: Role::Worker, skills: vec!["Rust".into(), "rust".into()], ..AgentSpec::default() };
+    let spec = |name: &str| AgentSpec {
+        name: name.into(),
+        role: Role::Worker,
+        skills: vec!["Rust".into(), "rust".into()],
+        ..AgentSpec::default()
+    };
     let a = s.register_agent(ME, spec("w1")).unwrap();
     assert_eq!(a.agent.spec.skills, ["rust"]);
     assert_eq!(a.agent.state, sf_proto::AgentState::NeverRun);
-    assert_eq!(kind_of(s.register_agent(ME, spec("w1")).unwrap_err()), ErrorKind::Conflict);
-    let bad = AgentSpec { reports_to: Some("ghost".into()), ..spec("w2") };
-    assert_eq!(kind_of(s.register_agent(ME, bad).unwrap_err()), ErrorKind::NotFound);
-    let bad = AgentSpec { triggers: vec!["61 * * * *".into()], ..spec("w3") };
-    assert!(s.register_agent(ME, bad).unwrap_err().to_string().contains("invalid cron expression"));
+    assert_eq!(
+        kind_of(s.register_agent(ME, spec("w1")).unwrap_err()),
+        ErrorKind::Conflict
+    );
+    let bad = AgentSpec {
+        reports_to: Some("ghost".into()),
+        ..spec("w2")
+    };
+    assert_eq!(
+        kind_of(s.register_agent(ME, bad).unwrap_err()),
+        ErrorKind::NotFound
+    );
+    let bad = AgentSpec {
+        triggers: vec!["61 * * * *".into()],
+        ..spec("w3")
+    };
+    assert!(
+        s.register_agent(ME, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid cron expression")
+    );
     let d = s.set_agent_enabled(ME, "w1", false).unwrap();
     assert_eq!(d.agent.state, sf_proto::AgentState::Blocked);
     s.remove_agent(ME, "w1").unwrap();
@@ -203,10 +326,30 @@ fn huge_and_hostile_input_is_refused_or_stored_verbatim() {
     assert_eq!(s.show_task(&id).unwrap().task.title, title);
     let before = event_count(&s);
     let err = s
-        .create_task(ME, NewTask { title: "big".into(), description: "x".repeat(1 << 20), ..NewTask::default() })
+        .create_task(
+            ME,
+            NewTask {
+                title: "big".into(),
+                description: "x".repeat(1 << 20),
+                ..NewTask::default()
+            },
+        )
         .unwrap_err();
-    assert!(err.to_string().contains("description is 1048576 bytes long"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("description is 1048576 bytes long"),
+        "{err}"
+    );
     assert_eq!(event_count(&s), before);
-    let err = s.create_task(ME, NewTask { title: "p".into(), priority: 9, ..NewTask::default() }).unwrap_err();
+    let err = s
+        .create_task(
+            ME,
+            NewTask {
+                title: "p".into(),
+                priority: 9,
+                ..NewTask::default()
+            },
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("priority 9"), "{err}");
 }

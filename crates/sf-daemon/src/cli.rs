@@ -1,0 +1,115 @@
+//! The `sfd` binary: arguments, tracing, signals. Everything else is [`crate::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// sfd: the sf daemon. Runs in the foreground; `sfctl daemon start` runs it in the background.
+#[derive(Debug, Parser)]
+#[command(name = "sfd", version, about, long_about = None)]
+struct Args {
+    /// The workspace (repository) root. Default: found by walking up from the current
+    /// directory to the first directory with `.sf/config.toml`.
+    #[arg(long, env = "SF_WORKSPACE", value_name = "PATH")]
+    workspace: Option<PathBuf>,
+    /// Listen on this socket instead of the workspace's.
+    #[arg(long, env = "SF_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// More logs (-v debug, -vv trace). `SF_LOG` (an EnvFilter) wins when set.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn install_tracing(verbosity: u8, default: Option<&str>) {
+    let fallback = match verbosity {
+        0 => default.unwrap_or("info").to_owned(),
+        1 => "debug".to_owned(),
+        _ => "trace".to_owned(),
+    };
+    let filter = EnvFilter::try_from_env("SF_LOG").unwrap_or_else(|_| EnvFilter::new(fallback));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+        .try_init();
+}
+
+fn load(args: &Args) -> anyhow::Result<crate::Config> {
+    let root = match &args.workspace {
+        Some(w) => std::fs::canonicalize(w)
+            .with_context(|| format!("no such workspace {}", w.display()))?,
+        None => {
+            let cwd = std::env::current_dir()?;
+            sf_proto::paths::find_workspace(&cwd)
+                .with_context(|| {
+                    format!(
+                        "no sf workspace at or above {} (run `sfctl init` in your repository)",
+                        cwd.display()
+                    )
+                })?
+                .root
+        }
+    };
+    let mut config = crate::Config::load(&root)?;
+    if let Some(s) = &args.socket {
+        config.socket.clone_from(s);
+    }
+    Ok(config)
+}
+
+/// The whole `sfd` binary.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            install_tracing(args.verbose, None);
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    install_tracing(args.verbose, config.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("sfd")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        crate::run(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

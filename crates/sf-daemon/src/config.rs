@@ -1,0 +1,164 @@
+//! `.sf/config.toml`, read once at startup into a validated [`Config`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+use sf_proto::paths::WorkspacePaths;
+
+/// The file as written by the user; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    tick_interval: Option<String>,
+    max_workers: Option<u32>,
+    target_branch: Option<String>,
+    max_attempts: Option<u32>,
+    log_level: Option<String>,
+    worktree: RawWorktree,
+    merge: RawMerge,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawWorktree {
+    setup: Option<String>,
+    setup_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMerge {
+    test_command: Option<String>,
+    test_timeout: Option<String>,
+    strategy: Option<String>,
+}
+
+/// The daemon's validated configuration. Every path is overridable.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The workspace's files.
+    pub paths: WorkspacePaths,
+    /// The socket to listen on.
+    pub socket: PathBuf,
+    /// How often the phases run when nothing wakes the daemon.
+    pub tick_interval: Duration,
+    /// Most worker processes at once.
+    pub max_workers: u32,
+    /// The branch merges go to (`None`: the repository's current branch).
+    pub target_branch: Option<String>,
+    /// Failed runs before a task is blocked.
+    pub max_attempts: u32,
+    /// Default log filter when `SF_LOG` is unset.
+    pub log_level: Option<String>,
+    /// Command run in a new worktree before the agent starts.
+    pub worktree_setup: Option<String>,
+    /// Its timeout.
+    pub worktree_setup_timeout: Duration,
+    /// The merge steward's test command.
+    pub merge_test_command: Option<String>,
+    /// Its timeout.
+    pub merge_test_timeout: Duration,
+}
+
+fn duration(field: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(v) => {
+            let d = humantime::parse_duration(v).with_context(|| {
+                format!("`{field}` = \"{v}\" is not a duration (e.g. \"5s\", \"10m\")")
+            })?;
+            if d.is_zero() {
+                bail!("`{field}` must be longer than zero");
+            }
+            Ok(d)
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration of the workspace rooted at `root`.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let paths = WorkspacePaths::new(root);
+        let file = paths.config();
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "failed to read {} (is this an sf workspace? run `sfctl init`)",
+                file.display()
+            )
+        })?;
+        let raw: RawConfig =
+            toml::from_str(&text).with_context(|| format!("failed to parse {}", file.display()))?;
+        if let Some(s) = raw.merge.strategy.as_deref()
+            && !matches!(s, "squash" | "merge")
+        {
+            bail!(
+                "[merge] strategy = \"{s}\" in {}: use \"squash\" or \"merge\"",
+                file.display()
+            );
+        }
+        let max_workers = raw.max_workers.unwrap_or(4);
+        if max_workers == 0 {
+            bail!("max_workers must be at least 1 in {}", file.display());
+        }
+        Ok(Self {
+            socket: paths.socket(),
+            tick_interval: duration(
+                "tick_interval",
+                raw.tick_interval.as_deref(),
+                Duration::from_secs(5),
+            )?,
+            max_workers,
+            target_branch: raw.target_branch,
+            max_attempts: raw.max_attempts.unwrap_or(3).max(1),
+            log_level: raw.log_level,
+            worktree_setup: raw.worktree.setup,
+            worktree_setup_timeout: duration(
+                "worktree.setup_timeout",
+                raw.worktree.setup_timeout.as_deref(),
+                Duration::from_secs(600),
+            )?,
+            merge_test_command: raw.merge.test_command,
+            merge_test_timeout: duration(
+                "merge.test_timeout",
+                raw.merge.test_timeout.as_deref(),
+                Duration::from_secs(1800),
+            )?,
+            paths,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".sf")).unwrap();
+        std::fs::write(dir.path().join(".sf/config.toml"), text).unwrap();
+        Config::load(dir.path())
+    }
+
+    #[test]
+    fn commented_defaults_give_the_defaults() {
+        let c = load("# tick_interval = \"5s\"\n[worktree]\n# setup = \"npm ci\"\n").unwrap();
+        assert_eq!(c.tick_interval, Duration::from_secs(5));
+        assert_eq!(c.max_workers, 4);
+        assert_eq!(c.max_attempts, 3);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = format!("{:#}", load("tick_intervall = \"5s\"").unwrap_err());
+        assert!(e.contains("unknown field `tick_intervall`"), "{e}");
+        let e = format!("{:#}", load("tick_interval = \"soon\"").unwrap_err());
+        assert!(
+            e.contains("`tick_interval` = \"soon\" is not a duration"),
+            "{e}"
+        );
+        let e = format!("{:#}", load("[merge]\nstrategy = \"rebase\"").unwrap_err());
+        assert!(e.contains("use \"squash\" or \"merge\""), "{e}");
+    }
+}

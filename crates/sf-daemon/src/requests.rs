@@ -1,0 +1,117 @@
+//! Request handling on the store thread: one `Request` in, one `Response` out. Refusals
+//! become `Response::Error`; a panic becomes an internal error and the in-memory index is
+//! rebuilt from the file, so no request can take the daemon down.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use sf_proto::{ErrorKind, ProtoError, Request, Response};
+use sf_store::{Store, StoreError, now_ms};
+
+fn ok(message: impl Into<String>) -> Response {
+    Response::Ok {
+        message: message.into(),
+    }
+}
+
+fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, StoreError> {
+    Ok(match req {
+        Request::RegisterAgent { spec } => Response::Agent(store.register_agent(actor, spec)?),
+        Request::ListAgents => Response::Agents(store.list_agents()?),
+        Request::ShowAgent { name } => Response::Agent(store.show_agent(&name)?),
+        Request::SetAgentEnabled { name, enabled } => {
+            Response::Agent(store.set_agent_enabled(actor, &name, enabled)?)
+        }
+        Request::RemoveAgent { name } => {
+            store.remove_agent(actor, &name)?;
+            ok(format!("removed agent `{name}`"))
+        }
+        Request::CreateTask { task } => Response::Task(Box::new(store.create_task(actor, task)?)),
+        Request::ListTasks { filter } => Response::Tasks(store.list_tasks(&filter)?),
+        Request::ShowTask { id } => Response::Task(Box::new(store.show_task(&id)?)),
+        Request::UpdateTask { id, patch } => {
+            Response::Task(Box::new(store.update_task(actor, &id, patch)?))
+        }
+        Request::ChangeTaskStatus {
+            id,
+            change,
+            reason,
+            until,
+        } => Response::Task(Box::new(store.change_status(
+            actor,
+            &id,
+            change,
+            reason.as_deref(),
+            until,
+        )?)),
+        Request::ReadyTasks { limit } => {
+            Response::Ready(store.ready(now_ms(), limit.map(|l| l as usize))?)
+        }
+        Request::BlockedTasks { limit } => {
+            Response::Waiting(store.waiting(now_ms(), limit.map(|l| l as usize))?)
+        }
+        Request::AddDep {
+            blocked,
+            blocker,
+            kind,
+            gate,
+        } => Response::Dep(store.add_dep(actor, &blocked, blocker.as_deref(), kind, gate)?),
+        Request::RemoveDep {
+            blocked,
+            blocker,
+            dep,
+        } => Response::Dep(store.remove_dep(actor, blocked.as_deref(), blocker.as_deref(), dep)?),
+        Request::ListDeps { id } => Response::Deps(store.list_deps(&id)?),
+        Request::DepTree { id } => Response::DepTree(store.dep_tree(&id)?),
+        Request::ApproveGate { dep, approver } => {
+            Response::Dep(store.approve_gate(actor, dep, &approver)?)
+        }
+        Request::SatisfyGate { dep } => Response::Dep(store.satisfy_gate(actor, dep)?),
+        Request::CreatePlan {
+            title,
+            description,
+            active,
+        } => Response::Plan(store.create_plan(actor, &title, &description, active)?),
+        Request::ActivatePlan { id } => Response::Plan(store.activate_plan(actor, &id)?),
+        Request::ListPlans => Response::Plans(store.list_plans()?),
+        Request::ShowPlan { id } => Response::Plan(store.show_plan(&id)?),
+        Request::CancelPlan { id } => Response::Plan(store.cancel_plan(actor, &id)?),
+        Request::ListEvents { since, task, limit } => {
+            Response::Events(store.list_events(since, task.as_deref(), limit)?)
+        }
+        Request::Status | Request::Shutdown | Request::FollowEvents { .. } => {
+            return Err(StoreError::Refused {
+                kind: ErrorKind::Internal,
+                message: "request routed to the store by mistake".into(),
+                hint: None,
+            });
+        }
+    })
+}
+
+/// Handles one request on the store thread.
+pub(crate) fn handle(store: &mut Store, actor: &str, req: Request) -> Response {
+    match catch_unwind(AssertUnwindSafe(|| dispatch(store, actor, req))) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            if e.kind() == ErrorKind::Internal {
+                tracing::error!(error = ?e, "request failed");
+            }
+            Response::Error(ProtoError::from(e))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "request handler panicked; rebuilding the index");
+            if let Err(e) = store.reload_index() {
+                tracing::error!(error = ?e, "failed to rebuild the index");
+            }
+            Response::Error(
+                ProtoError::new(ErrorKind::Internal, format!("internal error: {what}"))
+                    .with_hint("this is a bug in sfd; nothing was changed by this request"),
+            )
+        }
+    }
+}
