@@ -1,1 +1,290 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use git2::{
+    BranchType, IndexAddOption, Oid, Repository, Signature, StatusOptions, WorktreeAddOptions,
+    WorktreePruneOptions,
+};
+
+/// A failed git operation: what was being done, on what, and git's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Opening a repository.
+    #[error("failed to open the git repository at {}", path.display())]
+    Open {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: git2::Error,
+    },
+    /// The target branch does not exist.
+    #[error("target branch `{0}` does not exist")]
+    NoTarget(String),
+    /// The repository has no commit or no branch to work from.
+    #[error("the repository has no branch to work from (make a first commit)")]
+    NoBranch,
+    /// Any other step.
+    #[error("failed to {what}")]
+    Op {
+        /// The step.
+        what: String,
+        /// Why.
+        #[source]
+        source: git2::Error,
+    },
+    /// A file-system step.
+    #[error("failed to {what}")]
+    Io {
+        /// The step.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError>;
+}
+
+impl<T> Ctx<T> for Result<T, git2::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|source| GitError::Op {
+            what: what(),
+            source,
+        })
+    }
+}
+
+fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open(path).map_err(|source| GitError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The branch merges go to: `configured` if given (it must exist), else the branch checked
+/// out in the main working tree, else `main` or `master`.
+pub fn target_branch(repo_root: &Path, configured: Option<&str>) -> Result<String, GitError> {
+    let repo = open(repo_root)?;
+    if let Some(b) = configured {
+        repo.find_branch(b, BranchType::Local)
+            .map_err(|_| GitError::NoTarget(b.to_owned()))?;
+        return Ok(b.to_owned());
+    }
+    if let Ok(head) = repo.head()
+        && head.is_branch()
+        && let Ok(name) = head.shorthand()
+    {
+        return Ok(name.to_owned());
+    }
+    for b in ["main", "master"] {
+        if repo.find_branch(b, BranchType::Local).is_ok() {
+            return Ok(b.to_owned());
+        }
+    }
+    Err(GitError::NoBranch)
+}
+
+/// A task's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktree {
+    /// Its directory.
+    pub path: PathBuf,
+    /// Its branch.
+    pub branch: String,
+    /// Whether this call created it (false: reused, e.g. after a handoff).
+    pub created: bool,
+}
+
+/// Makes sure the worktree `name` exists at `path` on `branch`, creating the branch from the
+/// tip of `target` if needed. An existing worktree (a handed-off task's) is reused as it is.
+pub fn ensure_worktree(
+    repo_root: &Path,
+    name: &str,
+    path: &Path,
+    branch: &str,
+    target: &str,
+) -> Result<Worktree, GitError> {
+    let repo = open(repo_root)?;
+    if path.join(".git").exists() {
+        let wt = open(path)?;
+        let head = wt
+            .head()
+            .ctx(|| format!("read HEAD of {}", path.display()))?;
+        let on = head.shorthand().unwrap_or_default().to_owned();
+        if on == branch {
+            return Ok(Worktree {
+                path: path.to_owned(),
+                branch: on,
+                created: false,
+            });
+        }
+        return Err(GitError::Op {
+            what: format!(
+                "reuse worktree {}: it is on `{on}`, not `{branch}`",
+                path.display()
+            ),
+            source: git2::Error::from_str("unexpected branch"),
+        });
+    }
+    // metadata of a worktree whose directory is gone: prune it so the name can be reused
+    if let Ok(stale) = repo.find_worktree(name) {
+        stale
+            .prune(Some(
+                WorktreePruneOptions::new().valid(true).working_tree(true),
+            ))
+            .ctx(|| format!("prune the stale worktree `{name}`"))?;
+    }
+    let branch_ref = match repo.find_branch(branch, BranchType::Local) {
+        Ok(b) => b,
+        Err(_) => {
+            let tip = repo
+                .find_branch(target, BranchType::Local)
+                .map_err(|_| GitError::NoTarget(target.to_owned()))?
+                .get()
+                .peel_to_commit()
+                .ctx(|| format!("resolve the tip of `{target}`"))?;
+            repo.branch(branch, &tip, false)
+                .ctx(|| format!("create branch `{branch}`"))?
+        }
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
+            what: format!("create {}", parent.display()),
+            source,
+        })?;
+    }
+    let reference = branch_ref.into_reference();
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(name, path, Some(&opts))
+        .ctx(|| format!("add worktree `{name}` at {}", path.display()))?;
+    Ok(Worktree {
+        path: path.to_owned(),
+        branch: branch.to_owned(),
+        created: true,
+    })
+}
+
+fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, GitError> {
+    Signature::now(who, &format!("{who}@sf.invalid"))
+        .or_else(|_| repo.signature())
+        .ctx(|| "make a commit signature".to_owned())
+}
+
+/// Whether a worktree has changes (tracked or untracked, ignoring ignored files).
+pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
+    let repo = open(worktree)?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .ctx(|| "read the worktree status".to_owned())?;
+    Ok(!statuses.is_empty())
+}
+
+/// Commits everything left in a worktree (new, changed and deleted files) onto its branch.
+/// Returns the new commit, or `None` if there was nothing to commit.
+pub fn commit_all(worktree: &Path, message: &str, who: &str) -> Result<Option<String>, GitError> {
+    let repo = open(worktree)?;
+    let mut index = repo.index().ctx(|| "open the index".to_owned())?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .ctx(|| "stage new and changed files".to_owned())?;
+    index
+        .update_all(["*"], None)
+        .ctx(|| "stage deleted files".to_owned())?;
+    index.write().ctx(|| "write the index".to_owned())?;
+    let tree_id = index.write_tree().ctx(|| "write the tree".to_owned())?;
+    let head = repo
+        .head()
+        .ctx(|| "read HEAD".to_owned())?
+        .peel_to_commit()
+        .ctx(|| "read HEAD".to_owned())?;
+    if head.tree_id() == tree_id {
+        return Ok(None);
+    }
+    let tree = repo
+        .find_tree(tree_id)
+        .ctx(|| "find the new tree".to_owned())?;
+    let sig = signature(&repo, who)?;
+    let oid = repo
+        .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
+        .ctx(|| "commit the worktree".to_owned())?;
+    Ok(Some(oid.to_string()))
+}
+
+/// Saves a worker's uncommitted work before its process is stopped or its worktree removed:
+/// commits it onto the branch and points `refs/sf/wip/<task>/<epoch>` at the result (or at
+/// the branch tip when nothing was uncommitted). Returns the commit saved.
+pub fn wip_snapshot(
+    worktree: &Path,
+    task: &str,
+    epoch: i64,
+    who: &str,
+) -> Result<String, GitError> {
+    let committed = commit_all(
+        worktree,
+        &format!("WIP: uncommitted work of {task} (run {epoch})"),
+        who,
+    )?;
+    let repo = open(worktree)?;
+    let oid = match committed {
+        Some(c) => Oid::from_str(&c).ctx(|| "parse the WIP commit id".to_owned())?,
+        None => repo
+            .head()
+            .ctx(|| "read HEAD".to_owned())?
+            .target()
+            .ok_or(GitError::NoBranch)?,
+    };
+    let name = format!("refs/sf/wip/{task}/{epoch}");
+    repo.reference(&name, oid, true, "sf: save work in progress")
+        .ctx(|| format!("write {name}"))?;
+    Ok(oid.to_string())
+}
+
+/// Commits on `branch` that `target` does not have.
+pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usize, GitError> {
+    let repo = open(repo_root)?;
+    let tip = |name: &str| -> Result<Oid, GitError> {
+        repo.find_branch(name, BranchType::Local)
+            .map_err(|_| GitError::NoTarget(name.to_owned()))?
+            .get()
+            .target()
+            .ok_or(GitError::NoBranch)
+    };
+    let (b, t) = (tip(branch)?, tip(target)?);
+    let (ahead, _) = repo
+        .graph_ahead_behind(b, t)
+        .ctx(|| format!("compare `{branch}` with `{target}`"))?;
+    Ok(ahead)
+}
+
+/// Removes a worktree directory and its metadata, keeping the branch. Callers save work
+/// first with [`wip_snapshot`].
+pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), GitError> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|source| GitError::Io {
+            what: format!("remove {}", path.display()),
+            source,
+        })?;
+    }
+    let repo = open(repo_root)?;
+    if let Ok(wt) = repo.find_worktree(name) {
+        wt.prune(Some(
+            WorktreePruneOptions::new().valid(true).working_tree(true),
+        ))
+        .ctx(|| format!("prune worktree `{name}`"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
