@@ -1,1 +1,5 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod adapters;
+pub mod process;
