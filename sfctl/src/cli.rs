@@ -1,0 +1,206 @@
+//! The clap tree: global flags and the command groups; each group's arguments live in its
+//! own file under `commands/`.
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{agent, daemon, dep, events, init, plan, task};
+
+const LONG_ABOUT: &str = "\
+sfctl talks to sfd, the daemon that runs a team of AI coding agents on one git repository.
+
+It finds the workspace by walking up from the current directory to the first `.sf/`
+(or uses --workspace / SF_WORKSPACE) and connects to the daemon's Unix socket.
+
+Exit codes: 0 ok, 1 refused (by the daemon, or bad input), 2 usage error,
+3 daemon unreachable, 255 internal error.
+
+With --json, results are printed on stdout as the protocol's JSON (one document; `events`
+prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}}.";
+
+const AFTER_HELP: &str = "\
+Quick start:
+  sfctl init
+  sfctl daemon start
+  sfctl task create \"Fix the flaky login test\" -p 2
+  sfctl task list";
+
+/// The command line of `sfctl`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sfctl",
+    version,
+    about = "Control sfd, the sf daemon that runs AI coding agents on a git repository",
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Workspace root (default: walk up from the current directory to the first `.sf/`)
+    #[arg(long, global = true, env = "SF_WORKSPACE", value_name = "PATH")]
+    pub workspace: Option<PathBuf>,
+    /// Daemon socket (default: computed from the workspace)
+    #[arg(long, global = true, env = "SF_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print more about what sfctl does, on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::InitArgs),
+    #[command(subcommand)]
+    Daemon(daemon::DaemonCommand),
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    #[command(subcommand)]
+    Dep(dep::DepCommand),
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
+    Events(events::EventsArgs),
+}
+
+/// The protocol's `wire_enum!` types, so clap can list and parse them.
+pub trait WireEnum: Copy + Send + Sync + 'static {
+    fn all() -> &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+macro_rules! impl_wire {
+    ($($t:ty),+) => {$(
+        impl WireEnum for $t {
+            fn all() -> &'static [Self] { <$t>::ALL }
+            fn name(self) -> &'static str { self.as_str() }
+        }
+    )+};
+}
+
+impl_wire!(
+    sf_proto::Role,
+    sf_proto::Mode,
+    sf_proto::Focus,
+    sf_proto::Adapter,
+    sf_proto::Effort,
+    sf_proto::Capability,
+    sf_proto::TaskStatus,
+    sf_proto::TaskType,
+    sf_proto::DepKind
+);
+
+/// A clap value parser for a wire enum: lists the wire spellings in `--help` and errors,
+/// and accepts them loosely (case, `-` for `_`) like the enums' own `FromStr`.
+#[derive(Clone)]
+pub struct Wire<T>(PhantomData<T>);
+
+pub fn wire<T: WireEnum>() -> Wire<T> {
+    Wire(PhantomData)
+}
+
+impl<T: WireEnum> TypedValueParser for Wire<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        let wanted = text.trim().to_ascii_lowercase().replace('_', "-");
+        T::all()
+            .iter()
+            .copied()
+            .find(|v| v.name().replace('_', "-") == wanted)
+            .ok_or_else(|| {
+                let mut err = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);
+                if let Some(arg) = arg {
+                    err.insert(
+                        ContextKind::InvalidArg,
+                        ContextValue::String(arg.to_string()),
+                    );
+                }
+                err.insert(
+                    ContextKind::InvalidValue,
+                    ContextValue::String(text.into_owned()),
+                );
+                err.insert(
+                    ContextKind::ValidValue,
+                    ContextValue::Strings(T::all().iter().map(|v| v.name().to_owned()).collect()),
+                );
+                err
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            T::all().iter().map(|v| PossibleValue::new(v.name())),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_an_about_and_json() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "`{path}` has no about");
+                walk(sub, &path);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "sfctl");
+        let m = Cli::try_parse_from(["sfctl", "task", "list", "--json"]).unwrap();
+        assert!(m.global.json);
+    }
+
+    #[test]
+    fn wire_enums_parse_loosely_and_list_values_on_error() {
+        let cli = Cli::try_parse_from(["sfctl", "task", "list", "--status", "IN-PROGRESS"]);
+        assert!(cli.is_ok(), "{cli:?}");
+        let err = Cli::try_parse_from(["sfctl", "agent", "register", "a", "--role", "boss"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("director, worker, steward"), "{err}");
+        assert!(err.contains("--role"), "{err}");
+    }
+
+    #[test]
+    fn priority_is_range_checked_by_clap() {
+        let err = Cli::try_parse_from(["sfctl", "task", "create", "x", "-p", "9"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("1..=5"), "{err}");
+    }
+}

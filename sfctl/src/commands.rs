@@ -1,0 +1,9 @@
+//! One module per command group.
+
+pub mod agent;
+pub mod daemon;
+pub mod dep;
+pub mod events;
+pub mod init;
+pub mod plan;
+pub mod task;

@@ -1,0 +1,325 @@
+//! `sfctl agent register|list|show|enable|disable|remove`.
+
+use clap::{Args, Subcommand};
+use sf_proto::{
+    Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, Mode, Request,
+    Response, Role, RunSummary,
+};
+
+use crate::cli::wire;
+use crate::context::expect_response;
+use crate::context::{Context, user_name};
+use crate::error::CliResult;
+use crate::output::{Ui, agent_state_color, indent, key_values, or_dash};
+use crate::time;
+
+/// Register and manage agents
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    Register(Box<RegisterArgs>),
+    /// List agents
+    List,
+    /// Show one agent, its triggers and recent runs
+    Show {
+        /// The agent's name
+        name: String,
+    },
+    /// Let the daemon start an agent again
+    Enable {
+        /// The agent's name
+        name: String,
+    },
+    /// Stop the daemon from starting an agent (running work is not killed)
+    Disable {
+        /// The agent's name
+        name: String,
+    },
+    /// Remove an agent (refused while it has live work)
+    Remove {
+        /// The agent's name
+        name: String,
+    },
+}
+
+/// Register an agent: a director, worker or steward
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sfctl agent register w1 --role worker --adapter claude --skills rust,sql
+  sfctl agent register merger --role steward --focus merge --trigger '*/10 * * * *'
+  sfctl agent register janitor --role steward --focus custom --playbook cleanup \\
+      --on task_closed --capability push")]
+pub struct RegisterArgs {
+    /// Unique name: lowercase letters, digits, `-` and `_`, at most 32 characters
+    pub name: String,
+    /// What the agent does
+    #[arg(long, value_parser = wire::<Role>())]
+    pub role: Role,
+    /// Ephemeral: spawned by the daemon per task; persistent: started by a human
+    #[arg(long, value_parser = wire::<Mode>(), default_value = "ephemeral")]
+    pub mode: Mode,
+    /// A steward's focus
+    #[arg(long, value_parser = wire::<Focus>())]
+    pub focus: Option<Focus>,
+    /// Cron schedule (standard 5 fields, UTC); repeatable
+    #[arg(long = "trigger", value_name = "CRON")]
+    pub triggers: Vec<String>,
+    /// Event trigger `EVENT[:CONDITION]`; repeatable
+    #[arg(long = "on", value_name = "EVENT[:COND]")]
+    pub on: Vec<String>,
+    /// Which coding-agent CLI it runs
+    #[arg(long, value_parser = wire::<Adapter>(), default_value = "command")]
+    pub adapter: Adapter,
+    /// Executable to run (for `command`), or the path of the adapter's CLI
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    /// Model passed to the adapter
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// Reasoning effort
+    #[arg(long, value_parser = wire::<Effort>())]
+    pub effort: Option<Effort>,
+    /// Skills, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub skills: Vec<String>,
+    /// Job title
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Persona text put into its prompt
+    #[arg(long, value_name = "P")]
+    pub persona: Option<String>,
+    /// The agent it reports to
+    #[arg(long, value_name = "NAME")]
+    pub reports_to: Option<String>,
+    /// The human who owns it (default: $USER)
+    #[arg(long, value_name = "HUMAN")]
+    pub owner: Option<String>,
+    /// Most tasks it runs at once
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: u32,
+    /// A capability to grant; repeatable (all are off by default)
+    #[arg(long = "capability", value_parser = wire::<Capability>())]
+    pub capabilities: Vec<Capability>,
+    /// For custom stewards: the playbook it runs
+    #[arg(long, value_name = "NAME")]
+    pub playbook: Option<String>,
+}
+
+impl RegisterArgs {
+    fn into_spec(self) -> AgentSpec {
+        let mut skills: Vec<String> = self
+            .skills
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        skills.sort();
+        skills.dedup();
+        AgentSpec {
+            name: self.name,
+            role: self.role,
+            mode: self.mode,
+            focus: self.focus,
+            triggers: self.triggers,
+            on: self.on,
+            adapter: self.adapter,
+            command: self.command,
+            model: self.model,
+            effort: self.effort,
+            skills,
+            title: self.title,
+            persona: self.persona,
+            reports_to: self.reports_to,
+            owner: self.owner.or_else(user_name),
+            max_tasks: self.max_tasks,
+            capabilities: self.capabilities,
+            playbook: self.playbook,
+        }
+    }
+}
+
+pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
+    match cmd {
+        AgentCommand::Register(args) => {
+            let spec = (*args).into_spec();
+            let resp = ctx.request(&Request::RegisterAgent { spec })?;
+            let agent = expect_response!(resp, Response::Agent(a) => a);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&agent);
+            }
+            let s = &agent.agent.spec;
+            ctx.ui.line(format!(
+                "registered agent {} ({} {})",
+                s.name, s.mode, s.role
+            ))
+        }
+        AgentCommand::List => {
+            let resp = ctx.request(&Request::ListAgents)?;
+            let agents = expect_response!(resp, Response::Agents(a) => a);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&agents);
+            }
+            agent_table(&mut ctx.ui, &agents)
+        }
+        AgentCommand::Show { name } => {
+            let resp = ctx.request(&Request::ShowAgent { name })?;
+            let agent = expect_response!(resp, Response::Agent(a) => a);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&agent);
+            }
+            show(&mut ctx.ui, &agent)
+        }
+        AgentCommand::Enable { name } => set_enabled(ctx, name, true),
+        AgentCommand::Disable { name } => set_enabled(ctx, name, false),
+        AgentCommand::Remove { name } => {
+            let resp = ctx.request(&Request::RemoveAgent { name: name.clone() })?;
+            match resp {
+                Response::Ok { message } if ctx.ui.json => ctx
+                    .ui
+                    .json_value(&serde_json::json!({ "message": message })),
+                Response::Agent(a) if ctx.ui.json => ctx.ui.json_value(&a),
+                Response::Ok { .. } | Response::Agent(_) => {
+                    ctx.ui.line(format!("removed agent {name}"))
+                }
+                other => Err(crate::error::CliError::unexpected(&other)),
+            }
+        }
+    }
+}
+
+fn set_enabled(ctx: &mut Context, name: String, enabled: bool) -> CliResult {
+    let resp = ctx.request(&Request::SetAgentEnabled {
+        name: name.clone(),
+        enabled,
+    })?;
+    match resp {
+        Response::Agent(a) if ctx.ui.json => ctx.ui.json_value(&a),
+        Response::Ok { message } if ctx.ui.json => ctx
+            .ui
+            .json_value(&serde_json::json!({ "message": message })),
+        Response::Agent(_) | Response::Ok { .. } => ctx.ui.line(format!(
+            "agent {name} {}",
+            if enabled { "enabled" } else { "disabled" }
+        )),
+        other => Err(crate::error::CliError::unexpected(&other)),
+    }
+}
+
+fn agent_table(ui: &mut Ui, agents: &[AgentSummary]) -> CliResult {
+    let rows = agents
+        .iter()
+        .map(|a| {
+            vec![
+                ui.cell(&a.spec.name, None),
+                ui.cell(a.spec.role, None),
+                ui.cell(a.spec.mode, None),
+                ui.cell(a.spec.adapter, None),
+                ui.cell(a.state, agent_state_color(a.state)),
+                ui.cell(if a.enabled { "yes" } else { "no" }, None),
+                ui.cell(a.running, None),
+                ui.cell(a.spec.skills.join(","), None),
+            ]
+        })
+        .collect();
+    ui.table(
+        &[
+            "NAME", "ROLE", "MODE", "ADAPTER", "STATE", "ENABLED", "RUNNING", "SKILLS",
+        ],
+        rows,
+    )
+}
+
+fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
+    let now = chrono::Utc::now();
+    let a = &detail.agent;
+    let s = &a.spec;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let caps: Vec<String> = s.capabilities.iter().map(ToString::to_string).collect();
+    let mut pairs = vec![
+        ("name", s.name.clone()),
+        ("role", s.role.to_string()),
+        ("mode", s.mode.to_string()),
+        (
+            "state",
+            ui.paint(a.state.as_str(), agent_state_color(a.state)),
+        ),
+        ("enabled", if a.enabled { "yes" } else { "no" }.to_owned()),
+        ("running", a.running.to_string()),
+        ("focus", or_dash(s.focus)),
+        ("adapter", s.adapter.to_string()),
+        ("command", or_dash(s.command.as_ref())),
+        ("model", or_dash(s.model.as_ref())),
+        ("effort", or_dash(s.effort)),
+        ("skills", list(&s.skills)),
+        ("capabilities", list(&caps)),
+        ("title", or_dash(s.title.as_ref())),
+        ("reports to", or_dash(s.reports_to.as_ref())),
+        ("owner", or_dash(s.owner.as_ref())),
+        ("max tasks", s.max_tasks.to_string()),
+        ("playbook", or_dash(s.playbook.as_ref())),
+        ("event triggers", list(&s.on)),
+        ("created", time::both(a.created_at, now)),
+    ];
+    if let Some(p) = &s.persona {
+        pairs.push(("persona", p.clone()));
+    }
+    ui.line(key_values(&pairs))?;
+    if !s.triggers.is_empty() {
+        ui.line("\ncron triggers:")?;
+        let lines: Vec<String> = s
+            .triggers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let next = detail.next_fires.get(i).copied().flatten();
+                format!(
+                    "{t}  next: {}",
+                    next.map_or_else(|| "-".to_owned(), |n| time::both(n, now))
+                )
+            })
+            .collect();
+        ui.line(indent(&lines.join("\n")))?;
+    }
+    if !detail.runs.is_empty() {
+        ui.line("\nruns:")?;
+        run_table(ui, &detail.runs)?;
+    }
+    Ok(())
+}
+
+/// Runs of an agent or a task.
+pub fn run_table(ui: &mut Ui, runs: &[RunSummary]) -> CliResult {
+    let now = chrono::Utc::now();
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                ui.cell(r.id, None),
+                ui.cell(or_dash(r.task.as_ref()), None),
+                ui.cell(&r.agent, None),
+                ui.cell(r.epoch, None),
+                ui.cell(time::relative(r.started_at, now), None),
+                ui.cell(
+                    r.ended_at
+                        .map_or_else(|| "-".to_owned(), |t| time::relative(t, now)),
+                    None,
+                ),
+                ui.cell(or_dash(r.exit_code), None),
+                ui.cell(r.outcome.as_deref().unwrap_or("running"), None),
+            ]
+        })
+        .collect();
+    ui.table(
+        &[
+            "RUN", "TASK", "AGENT", "EPOCH", "STARTED", "ENDED", "EXIT", "OUTCOME",
+        ],
+        rows,
+    )
+}

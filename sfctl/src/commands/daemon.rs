@@ -1,0 +1,425 @@
+//! `sfctl daemon start|status|stop|restart`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::json;
+use sf_client::ClientError;
+use sf_proto::{DaemonStatus, FrameError, Request, Response};
+
+use crate::context::Context;
+use crate::context::expect_response;
+use crate::error::{CliError, CliErrorKind, CliResult};
+use crate::output::key_values;
+use crate::time;
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+const LOG_TAIL_LINES: usize = 20;
+
+/// Start, inspect and stop the daemon
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start sfd in the background for this workspace
+    #[command(long_about = "\
+Start sfd in the background for this workspace and wait (up to 15 s) until it answers.
+
+The binary is $SF_SFD if set, else `sfd` next to sfctl, else `sfd` on PATH. It runs in its
+own process group with its output appended to .sf/logs/sfd.log; SF_LOG sets its log level.
+If sfd is already running this says so and exits 0.")]
+    Start,
+    /// Show what sfd is doing (exit 3 if it is not running)
+    Status,
+    /// Stop sfd gracefully and wait until it has gone
+    #[command(long_about = "\
+Ask sfd to shut down gracefully (workers are stopped, their work kept) and wait up to 30 s
+until it no longer answers. Exits 0 if it was not running.")]
+    Stop,
+    /// Stop sfd if it is running, then start it
+    Restart,
+}
+
+pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
+    match cmd {
+        DaemonCommand::Start => {
+            let started = start(ctx)?;
+            print_started(ctx, &started)
+        }
+        DaemonCommand::Status => status(ctx),
+        DaemonCommand::Stop => {
+            let stopped = stop(ctx)?;
+            if ctx.ui.json {
+                return ctx
+                    .ui
+                    .json_value(&json!({ "stopped": stopped.is_some(), "pid": stopped }));
+            }
+            ctx.ui.line(if stopped.is_some() {
+                "sfd stopped"
+            } else {
+                "sfd is not running"
+            })
+        }
+        DaemonCommand::Restart => {
+            let stopped = stop(ctx)?;
+            if !ctx.ui.json && stopped.is_some() {
+                ctx.ui.line("sfd stopped")?;
+                ctx.ui.flush()?;
+            }
+            let started = start(ctx)?;
+            if ctx.ui.json {
+                return ctx.ui.json_value(&json!({
+                    "stopped": stopped.is_some(),
+                    "started": started.started,
+                    "pid": started.pid,
+                    "socket": started.socket,
+                }));
+            }
+            print_started(ctx, &started)
+        }
+    }
+}
+
+struct Started {
+    started: bool,
+    pid: u32,
+    socket: PathBuf,
+}
+
+fn print_started(ctx: &mut Context, s: &Started) -> CliResult {
+    if ctx.ui.json {
+        return ctx.ui.json_value(&json!({
+            "started": s.started,
+            "pid": s.pid,
+            "socket": s.socket,
+        }));
+    }
+    if s.started {
+        ctx.ui.line(format!(
+            "sfd started (pid {}, socket {})",
+            s.pid,
+            s.socket.display()
+        ))
+    } else {
+        ctx.ui
+            .line(format!("sfd is already running (pid {})", s.pid))
+    }
+}
+
+/// The daemon binary: `$SF_SFD`, else `sfd` next to this executable, else `sfd` on PATH.
+fn locate_sfd() -> PathBuf {
+    if let Some(p) = std::env::var_os("SF_SFD").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("sfd");
+        if sibling.is_file() {
+            return sibling;
+        }
+    }
+    PathBuf::from("sfd")
+}
+
+fn start(ctx: &mut Context) -> CliResult<Started> {
+    let ws = ctx.workspace()?;
+    let socket = ctx.socket()?;
+    match ctx.connect_to(&socket) {
+        Ok(client) => {
+            return Ok(Started {
+                started: false,
+                pid: client.daemon_pid,
+                socket,
+            });
+        }
+        Err(e) if e.kind == CliErrorKind::Unreachable => {}
+        Err(e) => return Err(e),
+    }
+
+    let logs = ws.logs();
+    fs::create_dir_all(&logs)
+        .map_err(|e| CliError::io(format!("failed to create {}", logs.display()), &e))?;
+    let log_path = ws.daemon_log();
+    let log_err =
+        |e: std::io::Error| CliError::io(format!("failed to open {}", log_path.display()), &e);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(log_err)?;
+    let log_start = log.metadata().map_err(log_err)?.len();
+    let log_dup = log.try_clone().map_err(log_err)?;
+
+    let bin = locate_sfd();
+    ctx.ui.debug(format!(
+        "spawning {} --workspace {}",
+        bin.display(),
+        ws.root.display()
+    ));
+    let mut command = Command::new(&bin);
+    command
+        .arg("--workspace")
+        .arg(&ws.root)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_dup)
+        .process_group(0);
+    if let Some(s) = &ctx.global.socket {
+        command.env("SF_SOCKET", s);
+    }
+    let mut child = command.spawn().map_err(|e| {
+        CliError::refused("not_found", format!("failed to run {}", bin.display()))
+            .with_cause(e.to_string())
+            .with_hint("set SF_SFD to the sfd binary, or install sfd next to sfctl or on PATH")
+    })?;
+
+    let begun = Instant::now();
+    let mut announced = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Err(start_failed(
+                    ctx,
+                    &format!("it exited with {status}"),
+                    &log_path,
+                    log_start,
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(CliError::io("failed to check on sfd", &e)),
+        }
+        match sf_client::Client::connect(&socket, &crate::context::client_name(), None) {
+            Ok(client) => {
+                return Ok(Started {
+                    started: true,
+                    pid: client.daemon_pid,
+                    socket,
+                });
+            }
+            Err(ClientError::Unreachable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if begun.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = format!(
+                "it did not answer within {}s and was killed",
+                START_TIMEOUT.as_secs()
+            );
+            return Err(start_failed(ctx, &why, &log_path, log_start));
+        }
+        if !announced && begun.elapsed() > PROGRESS_AFTER {
+            ctx.ui.status("starting sfd...");
+            announced = true;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn start_failed(ctx: &Context, why: &str, log: &Path, from: u64) -> CliError {
+    let tail = log_tail(log, from, LOG_TAIL_LINES);
+    if !tail.is_empty() {
+        ctx.ui.status(format!("last lines of {}:", log.display()));
+        for line in &tail {
+            ctx.ui.status(format!("  {line}"));
+        }
+    }
+    CliError::refused("internal", format!("sfd failed to start ({why})"))
+        .with_hint(format!("see {}", log.display()))
+}
+
+/// The last `n` lines written to `path` after byte `from`.
+fn log_tail(path: &Path, from: u64, n: usize) -> Vec<String> {
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = from.max(len.saturating_sub(64 * 1024));
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
+
+fn status(ctx: &mut Context) -> CliResult {
+    let socket = ctx.socket()?;
+    let resp = ctx
+        .connect_to(&socket)
+        .and_then(|mut c| Ok(c.request(&Request::Status)?));
+    let resp = resp.map_err(|e| {
+        if e.kind == CliErrorKind::Unreachable {
+            CliError::unreachable("sfd is not running")
+                .with_cause(format!("nothing answers on {}", socket.display()))
+        } else {
+            e
+        }
+    })?;
+    let st = expect_response!(resp, Response::Status(s) => s);
+    if ctx.ui.json {
+        return ctx.ui.json_value(&st);
+    }
+    ctx.ui.line(render_status(&st, chrono::Utc::now()))
+}
+
+fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
+    let tasks = if st.tasks.is_empty() {
+        "none".to_owned()
+    } else {
+        st.tasks
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let paused = if st.paused_adapters.is_empty() {
+        "none".to_owned()
+    } else {
+        st.paused_adapters
+            .iter()
+            .map(|(a, until)| format!("{a} until {}", time::both(*until, now)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    key_values(&[
+        ("pid", st.pid.to_string()),
+        (
+            "version",
+            format!("{} (protocol {})", st.version, st.protocol),
+        ),
+        (
+            "uptime",
+            format!(
+                "{} (since {})",
+                time::duration_secs(st.uptime_secs),
+                time::short(st.started_at)
+            ),
+        ),
+        ("socket", st.socket.clone()),
+        ("workspace", st.workspace.clone()),
+        ("tick interval", format!("{} ms", st.tick_interval_ms)),
+        ("ticks", st.ticks.to_string()),
+        (
+            "last tick",
+            st.last_tick_us.map_or_else(
+                || "-".to_owned(),
+                |us| format!("{:.1} ms", us as f64 / 1000.0),
+            ),
+        ),
+        ("tasks", tasks),
+        ("running workers", st.running_workers.to_string()),
+        ("paused adapters", paused),
+    ])
+}
+
+/// Asks the daemon to shut down and waits until it has gone. `None` if it was not running.
+fn stop(ctx: &mut Context) -> CliResult<Option<u32>> {
+    let socket = ctx.socket()?;
+    let mut client = match ctx.connect_to(&socket) {
+        Ok(c) => c,
+        Err(e) if e.kind == CliErrorKind::Unreachable => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let pid = client.daemon_pid;
+    match client.request(&Request::Shutdown) {
+        Ok(Response::Ok { .. }) | Err(ClientError::Frame(FrameError::Closed)) => {}
+        Ok(other) => return Err(CliError::unexpected(&other)),
+        Err(e) => return Err(e.into()),
+    }
+    drop(client);
+
+    let lock = ctx.workspace().ok().map(|ws| ws.lock());
+    let begun = Instant::now();
+    let mut announced = false;
+    loop {
+        let answering = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+        if !answering && !lock.as_deref().is_some_and(lock_held) {
+            return Ok(Some(pid));
+        }
+        if begun.elapsed() > STOP_TIMEOUT {
+            return Err(CliError::refused(
+                "internal",
+                format!(
+                    "sfd (pid {pid}) did not stop within {}s",
+                    STOP_TIMEOUT.as_secs()
+                ),
+            )
+            .with_hint(format!(
+                "check .sf/logs/sfd.log, or kill it with `kill {pid}`"
+            )));
+        }
+        if !announced && begun.elapsed() > PROGRESS_AFTER {
+            ctx.ui
+                .status(format!("waiting for sfd (pid {pid}) to stop..."));
+            announced = true;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether some process (the daemon) holds the workspace lock.
+fn lock_held(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sf_proto::TaskStatus;
+
+    use super::*;
+
+    #[test]
+    fn status_is_aligned_key_values() {
+        let now: sf_proto::Timestamp = "2025-05-01T12:00:00Z".parse().unwrap();
+        let st = DaemonStatus {
+            pid: 42,
+            version: "sfd 0.1.0".into(),
+            protocol: 1,
+            started_at: "2025-05-01T11:00:00Z".parse().unwrap(),
+            uptime_secs: 3600,
+            workspace: "/repo".into(),
+            socket: "/repo/.sf/run/sfd.sock".into(),
+            tick_interval_ms: 5000,
+            ticks: 720,
+            last_tick_us: Some(1500),
+            tasks: BTreeMap::from([(TaskStatus::Open, 3), (TaskStatus::InProgress, 1)]),
+            running_workers: 1,
+            paused_adapters: BTreeMap::new(),
+        };
+        let text = render_status(&st, now);
+        assert!(text.starts_with("pid:             42\n"), "{text}");
+        assert!(
+            text.contains("uptime:          1h (since 2025-05-01 11:00:00Z)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tasks:           open 3, in_progress 1"),
+            "{text}"
+        );
+        assert!(text.contains("last tick:       1.5 ms"), "{text}");
+    }
+
+    #[test]
+    fn log_tail_reads_only_new_lines() {
+        let path = std::env::temp_dir().join(format!("sfctl-log-{}", std::process::id()));
+        fs::write(&path, "old\nnew1\nnew2\nnew3\n").unwrap();
+        assert_eq!(log_tail(&path, 4, 2), ["new2", "new3"]);
+        assert_eq!(log_tail(&path, 0, 10).len(), 4);
+        fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,206 @@
+//! `sfctl init`: create `.sf/` in a git repository. Uses the `git` CLI (argv only), never
+//! git2, and never creates the database (the daemon does on first start).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Args;
+use sf_proto::paths::WorkspacePaths;
+
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+
+/// Create the sf workspace (`.sf/`) in the current git repository
+#[derive(Debug, Args)]
+#[command(long_about = "\
+Create the sf workspace (`.sf/`) at the top level of the current git repository (or of the
+repository at --workspace): config.toml with commented defaults, worktrees/, logs/, prompts/,
+playbooks/ and run/ (mode 0700). `/.sf/` is added to the repository's info/exclude so git
+ignores it. The database is created by sfd on first start.
+
+Running it again in an initialised repository changes nothing.")]
+pub struct InitArgs {}
+
+/// The default `config.toml`: every key commented out, showing its default.
+pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is optional; the values shown are the defaults.
+
+# How often the daemon runs its phases (recover, dispatch, triggers, merge, reconcile).
+# tick_interval = "5s"
+
+# Most worker processes running at once.
+# max_workers = 4
+
+# The branch finished work is merged into.
+# target_branch = "main"  # default: the repository's current HEAD branch
+
+# Attempts at a task before it is blocked.
+# max_attempts = 3
+
+# Daemon log level (overridden by the SF_LOG environment variable).
+# log_level = "info"
+
+[worktree]
+# Command run in each new worktree before the agent starts.
+# setup = "npm ci"
+# setup_timeout = "10m"
+
+[merge]
+# Command that must pass on the merge result before the target branch moves.
+# test_command = "cargo test"
+# test_timeout = "30m"
+# How finished branches are merged: "squash".
+# strategy = "squash"
+"#;
+
+const EXCLUDE_LINE: &str = "/.sf/";
+
+pub fn run(ctx: &mut Context, _args: &InitArgs) -> CliResult {
+    let dir = ctx.start_dir()?;
+    let top = PathBuf::from(git(&dir, &["rev-parse", "--show-toplevel"])?);
+    let common = PathBuf::from(git(&dir, &["rev-parse", "--git-common-dir"])?);
+    let common = if common.is_absolute() {
+        common
+    } else {
+        dir.join(common)
+    };
+    let ws = WorkspacePaths::new(&top);
+    let created = if ws.config().is_file() {
+        false
+    } else {
+        create_layout(&ws)?;
+        add_exclude(&common.join("info").join("exclude"))?;
+        true
+    };
+    let root = ws.root.display().to_string();
+    if ctx.ui.json {
+        return ctx
+            .ui
+            .json_value(&serde_json::json!({ "workspace": root, "created": created }));
+    }
+    if created {
+        ctx.ui
+            .line(format!("initialised sf workspace at {}", ws.dir.display()))?;
+        ctx.ui
+            .status("hint: start the daemon with `sfctl daemon start`");
+        Ok(())
+    } else {
+        ctx.ui
+            .line(format!("already initialised at {}", ws.dir.display()))
+    }
+}
+
+/// Runs `git args…` in `dir` and returns its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> CliResult<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() {
+                CliError::user(format!("{} is not a directory", dir.display()))
+            } else {
+                CliError::refused("not_found", "failed to run git")
+                    .with_cause(e.to_string())
+                    .with_hint("install git and make sure it is on PATH")
+            }
+        })?;
+    if !out.status.success() {
+        return Err(
+            CliError::refused("invalid_state", "not inside a git repository")
+                .with_hint("run `git init` first, or cd into your repository")
+                .with_cause(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        );
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| CliError::user("the repository path is not valid UTF-8"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn create_layout(ws: &WorkspacePaths) -> CliResult {
+    let mkdir = |p: &Path, mode: u32| {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(p)
+            .map_err(|e| CliError::io(format!("failed to create {}", p.display()), &e))
+    };
+    mkdir(&ws.dir, 0o755)?;
+    for d in [ws.worktrees(), ws.logs(), ws.prompts(), ws.playbooks()] {
+        mkdir(&d, 0o755)?;
+    }
+    mkdir(&ws.dir.join("run"), 0o700)?;
+    let config = ws.config();
+    fs::write(&config, DEFAULT_CONFIG)
+        .map_err(|e| CliError::io(format!("failed to write {}", config.display()), &e))
+}
+
+/// Appends `/.sf/` to git's info/exclude unless a line already says it.
+fn add_exclude(path: &Path) -> CliResult {
+    let fail = |e: std::io::Error| CliError::io(format!("failed to update {}", path.display()), &e);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let existing = match fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(fail(e)),
+    };
+    if existing.lines().any(|l| l.trim() == EXCLUDE_LINE) {
+        return Ok(());
+    }
+    let mut text = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(EXCLUDE_LINE);
+    text.push('\n');
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_toml_with_only_comments_and_tables() {
+        let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(value.keys().collect::<Vec<_>>(), ["merge", "worktree"]);
+        assert!(value["merge"].as_table().unwrap().is_empty());
+        let uncommented: toml::Table = toml::from_str(
+            &DEFAULT_CONFIG
+                .lines()
+                .map(|l| {
+                    l.strip_prefix("# ")
+                        .filter(|r| r.contains(" = "))
+                        .unwrap_or(l)
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        assert_eq!(uncommented["max_workers"].as_integer(), Some(4));
+        assert_eq!(uncommented["merge"]["strategy"].as_str(), Some("squash"));
+    }
+
+    #[test]
+    fn exclude_line_is_added_once() {
+        let dir = std::env::temp_dir().join(format!("sfctl-init-{}", std::process::id()));
+        let path = dir.join("info").join("exclude");
+        add_exclude(&path).unwrap();
+        fs::write(&path, "# comment\n/.sf/\nfoo").unwrap();
+        add_exclude(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "# comment\n/.sf/\nfoo");
+        fs::write(&path, "foo").unwrap();
+        add_exclude(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "foo\n/.sf/\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

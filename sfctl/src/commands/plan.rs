@@ -1,0 +1,165 @@
+//! `sfctl plan create|activate|list|show|cancel`.
+
+use clap::Subcommand;
+use sf_proto::{PlanDetail, PlanSummary, Request, Response, TaskStatus};
+
+use crate::commands::task::{check_id, render_tasks};
+use crate::context::Context;
+use crate::context::expect_response;
+use crate::error::{CliError, CliResult};
+use crate::output::{indent, key_values, plan_status_color};
+use crate::time;
+
+/// Group tasks into plans; tasks of a draft plan are never dispatched
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Create a plan (a draft unless --active)
+    #[command(after_help = "\
+Examples:
+  sfctl plan create \"Login rewrite\" -d \"Replace the session code\"
+  sfctl task create \"Add token table\" --plan <PLAN_ID>
+  sfctl plan activate <PLAN_ID>")]
+    Create {
+        /// Title
+        title: String,
+        /// Description
+        #[arg(short, long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Start active, so its tasks can be dispatched right away
+        #[arg(long)]
+        active: bool,
+    },
+    /// Activate a draft plan so its tasks can be dispatched
+    Activate {
+        /// Plan id or unique prefix
+        id: String,
+    },
+    /// List plans with their progress
+    List,
+    /// Show a plan: progress by status and its tasks
+    Show {
+        /// Plan id or unique prefix
+        id: String,
+    },
+    /// Cancel a plan
+    Cancel {
+        /// Plan id or unique prefix
+        id: String,
+    },
+}
+
+pub fn run(ctx: &mut Context, cmd: PlanCommand) -> CliResult {
+    match cmd {
+        PlanCommand::Create {
+            title,
+            description,
+            active,
+        } => {
+            if title.trim().is_empty() {
+                return Err(CliError::user("the title must not be empty"));
+            }
+            let req = Request::CreatePlan {
+                title,
+                description: description.unwrap_or_default(),
+                active,
+            };
+            let plan = plan_response(ctx, &req)?;
+            let Some(plan) = plan else { return Ok(()) };
+            ctx.ui.line(format!(
+                "created plan {}: {} ({})",
+                plan.plan.id, plan.plan.title, plan.plan.status
+            ))
+        }
+        PlanCommand::Activate { id } => {
+            let plan = plan_response(ctx, &Request::ActivatePlan { id: check_id(&id)? })?;
+            let Some(plan) = plan else { return Ok(()) };
+            ctx.ui
+                .line(format!("plan {}: {}", plan.plan.id, plan.plan.status))
+        }
+        PlanCommand::Cancel { id } => {
+            let plan = plan_response(ctx, &Request::CancelPlan { id: check_id(&id)? })?;
+            let Some(plan) = plan else { return Ok(()) };
+            ctx.ui
+                .line(format!("plan {}: {}", plan.plan.id, plan.plan.status))
+        }
+        PlanCommand::List => {
+            let resp = ctx.request(&Request::ListPlans)?;
+            let plans = expect_response!(resp, Response::Plans(p) => p);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&plans);
+            }
+            if plans.is_empty() {
+                ctx.ui.status("no plans");
+                return Ok(());
+            }
+            let now = chrono::Utc::now();
+            let rows = plans
+                .iter()
+                .map(|p| {
+                    vec![
+                        ctx.ui.cell(&p.id, None),
+                        ctx.ui.cell(p.status, plan_status_color(p.status)),
+                        ctx.ui.cell(progress(p), None),
+                        ctx.ui.cell(time::relative(p.created_at, now), None),
+                        ctx.ui.cell(&p.title, None),
+                    ]
+                })
+                .collect();
+            ctx.ui
+                .table(&["ID", "STATUS", "PROGRESS", "CREATED", "TITLE"], rows)
+        }
+        PlanCommand::Show { id } => {
+            let plan = plan_response(ctx, &Request::ShowPlan { id: check_id(&id)? })?;
+            let Some(plan) = plan else { return Ok(()) };
+            let now = chrono::Utc::now();
+            let p = &plan.plan;
+            let counts = if p.counts.is_empty() {
+                "-".to_owned()
+            } else {
+                p.counts
+                    .iter()
+                    .map(|(s, n)| format!("{s} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            ctx.ui.line(format!("plan {}: {}", p.id, p.title))?;
+            ctx.ui.line(key_values(&[
+                (
+                    "status",
+                    ctx.ui.paint(p.status.as_str(), plan_status_color(p.status)),
+                ),
+                ("progress", progress(p)),
+                ("tasks", counts),
+                ("created", time::both(p.created_at, now)),
+                ("updated", time::both(p.updated_at, now)),
+            ]))?;
+            if !p.description.trim().is_empty() {
+                ctx.ui
+                    .line(format!("\ndescription:\n{}", indent(&p.description)))?;
+            }
+            if !plan.tasks.is_empty() {
+                ctx.ui.line("")?;
+                let text = render_tasks(&plan.tasks, ctx.ui.color, ctx.ui.width(), now);
+                ctx.ui.line(text)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Sends a request answered by `Response::Plan`; prints it under `--json` and returns `None`.
+fn plan_response(ctx: &mut Context, req: &Request) -> CliResult<Option<PlanDetail>> {
+    let resp = ctx.request(req)?;
+    let plan = expect_response!(resp, Response::Plan(p) => p);
+    if ctx.ui.json {
+        ctx.ui.json_value(&plan)?;
+        return Ok(None);
+    }
+    Ok(Some(plan))
+}
+
+/// `3/6 closed`.
+fn progress(p: &PlanSummary) -> String {
+    let closed = p.counts.get(&TaskStatus::Closed).copied().unwrap_or(0);
+    format!("{closed}/{} closed", p.total)
+}

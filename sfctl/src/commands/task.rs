@@ -1,0 +1,618 @@
+//! `sfctl task …`: create, list, show, update, and change status by name.
+
+use clap::{Args, Subcommand};
+use comfy_table::Cell;
+use sf_proto::{
+    NewTask, ReadyTask, Request, Response, StatusChange, TaskDetail, TaskFilter, TaskPatch,
+    TaskStatus, TaskSummary, TaskType, Timestamp, WaitingTask,
+};
+
+use crate::cli::wire;
+use crate::commands::{agent, dep, events};
+use crate::context::Context;
+use crate::context::expect_response;
+use crate::error::{CliError, CliResult};
+use crate::output::{Ui, cell, indent, key_values, or_dash, paint, status_color};
+use crate::time;
+
+/// Create, list, inspect and change tasks
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    Create(CreateArgs),
+    List(ListArgs),
+    /// Show a task in full: fields, why it waits, dependencies, notes, runs, events
+    Show {
+        /// Task id or unique prefix
+        id: String,
+    },
+    Update(UpdateArgs),
+    /// Close a task (done, or not worth doing)
+    Close(ChangeArgs),
+    /// Reopen a closed, review or blocked task
+    Reopen(ChangeArgs),
+    /// Put a task off, optionally until a time
+    Defer(DeferArgs),
+    /// Bring a deferred task back to open
+    Undefer(ChangeArgs),
+    /// Move a task to the backlog (not planned yet)
+    Backlog(ChangeArgs),
+    /// Move a backlog task to open
+    Activate(ChangeArgs),
+    /// Block a task until someone unblocks it
+    Block(BlockArgs),
+    /// Unblock a blocked task
+    Unblock(ChangeArgs),
+    /// Delete a task (it becomes a tombstone)
+    Delete(ChangeArgs),
+    /// Ready tasks, in the order the daemon dispatches them
+    Ready {
+        /// At most this many
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Tasks that wait, with why
+    Blocked {
+        /// At most this many
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+}
+
+/// Create a task
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sfctl task create \"Fix the flaky login test\" -p 2 --type bug --skill rust
+  sfctl task create \"Write release notes\" --blocked-by k3f9xq --scheduled-for +2h
+  id=$(sfctl task create -q \"Refactor the parser\")")]
+pub struct CreateArgs {
+    /// One-line title
+    pub title: String,
+    /// Longer description
+    #[arg(short, long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// 1 (most urgent) to 5
+    #[arg(short, long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub priority: u8,
+    /// Plan id or prefix
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// A task that must close first; repeatable
+    #[arg(long, value_name = "ID")]
+    pub blocked_by: Vec<String>,
+    /// A skill the worker needs; repeatable
+    #[arg(long = "skill", value_name = "SKILL")]
+    pub skills: Vec<String>,
+    /// Kind of work
+    #[arg(long = "type", value_parser = wire::<TaskType>(), default_value = "task")]
+    pub task_type: TaskType,
+    /// Acceptance criteria
+    #[arg(long, value_name = "TEXT")]
+    pub acceptance: Option<String>,
+    /// Not ready before this time (RFC 3339, YYYY-MM-DD, `YYYY-MM-DD HH:MM` UTC, or +2h/30m/3d)
+    #[arg(long, value_name = "TIME")]
+    pub scheduled_for: Option<String>,
+    /// Print only the new task's id
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// List tasks (every status but deleted, unless filtered)
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this status; repeatable or comma-separated
+    #[arg(long, value_parser = wire::<TaskStatus>(), value_delimiter = ',', conflicts_with = "all")]
+    pub status: Vec<TaskStatus>,
+    /// Only tasks assigned to this agent
+    #[arg(long, value_name = "AGENT")]
+    pub assignee: Option<String>,
+    /// Only tasks of this plan
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// Only ready tasks, in dispatch order
+    #[arg(long)]
+    pub ready: bool,
+    /// At most this many
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Include deleted (tombstone) tasks
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Change a task's fields
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sfctl task update k3f9xq -p 1 --note \"customers hit this\"
+  sfctl task update k3f9xq --skill rust --skill sql --no-plan")]
+pub struct UpdateArgs {
+    /// Task id or unique prefix
+    pub id: String,
+    /// New title
+    #[arg(long)]
+    pub title: Option<String>,
+    /// New description
+    #[arg(short, long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// New priority, 1 (most urgent) to 5
+    #[arg(short, long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub priority: Option<u8>,
+    /// New kind of work
+    #[arg(long = "type", value_parser = wire::<TaskType>())]
+    pub task_type: Option<TaskType>,
+    /// New acceptance criteria
+    #[arg(long, value_name = "TEXT")]
+    pub acceptance: Option<String>,
+    /// Required skill; repeatable; replaces the set
+    #[arg(long = "skill", value_name = "SKILL", conflicts_with = "no_skills")]
+    pub skills: Vec<String>,
+    /// Remove every required skill
+    #[arg(long)]
+    pub no_skills: bool,
+    /// Move to a plan
+    #[arg(long, value_name = "PLAN", conflicts_with = "no_plan")]
+    pub plan: Option<String>,
+    /// Take out of its plan
+    #[arg(long)]
+    pub no_plan: bool,
+    /// Not ready before this time (RFC 3339, YYYY-MM-DD, `YYYY-MM-DD HH:MM` UTC, or +2h/30m/3d)
+    #[arg(long, value_name = "TIME", conflicts_with = "no_schedule")]
+    pub scheduled_for: Option<String>,
+    /// Remove the schedule
+    #[arg(long)]
+    pub no_schedule: bool,
+    /// Append a note
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Task id or unique prefix
+    pub id: String,
+    /// Why (recorded as a note and in the audit log)
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeferArgs {
+    /// Task id or unique prefix
+    pub id: String,
+    /// Until when (RFC 3339, YYYY-MM-DD, `YYYY-MM-DD HH:MM` UTC, or +2h/30m/3d)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Why
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// Task id or unique prefix
+    pub id: String,
+    /// Why it is blocked
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// Checks the shape of a task or plan id before it goes to the daemon.
+pub fn check_id(s: &str) -> CliResult<String> {
+    sf_proto::normalize_prefix(s).map_err(|e| CliError::user(e.to_string()))
+}
+
+pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
+    let now = chrono::Utc::now();
+    match cmd {
+        TaskCommand::Create(args) => create(ctx, args, now),
+        TaskCommand::List(args) => {
+            let filter = TaskFilter {
+                status: if args.all {
+                    TaskStatus::ALL.to_vec()
+                } else {
+                    args.status
+                },
+                assignee: args.assignee,
+                plan: args.plan.as_deref().map(check_id).transpose()?,
+                ready: args.ready,
+                limit: args.limit,
+            };
+            let resp = ctx.request(&Request::ListTasks { filter })?;
+            let tasks = expect_response!(resp, Response::Tasks(t) => t);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&tasks);
+            }
+            if tasks.is_empty() {
+                ctx.ui.status("no tasks");
+                return Ok(());
+            }
+            let text = render_tasks(&tasks, ctx.ui.color, ctx.ui.width(), now);
+            ctx.ui.line(text)
+        }
+        TaskCommand::Show { id } => {
+            let resp = ctx.request(&Request::ShowTask { id: check_id(&id)? })?;
+            let task = expect_response!(resp, Response::Task(t) => t);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&task);
+            }
+            show(&mut ctx.ui, &task, now)
+        }
+        TaskCommand::Update(args) => update(ctx, args, now),
+        TaskCommand::Close(a) => change(ctx, &a.id, StatusChange::Close, a.reason, None),
+        TaskCommand::Reopen(a) => change(ctx, &a.id, StatusChange::Reopen, a.reason, None),
+        TaskCommand::Defer(a) => {
+            let until = a
+                .until
+                .map(|u| time::parse_time("--until", &u, now))
+                .transpose()?;
+            change(ctx, &a.id, StatusChange::Defer, a.reason, until)
+        }
+        TaskCommand::Undefer(a) => change(ctx, &a.id, StatusChange::Undefer, a.reason, None),
+        TaskCommand::Backlog(a) => change(ctx, &a.id, StatusChange::Backlog, a.reason, None),
+        TaskCommand::Activate(a) => change(ctx, &a.id, StatusChange::Activate, a.reason, None),
+        TaskCommand::Block(a) => {
+            if a.reason.trim().is_empty() {
+                return Err(CliError::user("--reason must not be empty"));
+            }
+            change(ctx, &a.id, StatusChange::Block, Some(a.reason), None)
+        }
+        TaskCommand::Unblock(a) => change(ctx, &a.id, StatusChange::Unblock, a.reason, None),
+        TaskCommand::Delete(a) => change(ctx, &a.id, StatusChange::Delete, a.reason, None),
+        TaskCommand::Ready { limit } => {
+            let resp = ctx.request(&Request::ReadyTasks { limit })?;
+            let tasks = expect_response!(resp, Response::Ready(t) => t);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&tasks);
+            }
+            if tasks.is_empty() {
+                ctx.ui.status("no ready tasks");
+                return Ok(());
+            }
+            let rows = ready_rows(&tasks);
+            ctx.ui
+                .table(&["ID", "EFF", "PRI", "TYPE", "SKILLS", "TITLE"], rows)
+        }
+        TaskCommand::Blocked { limit } => {
+            let resp = ctx.request(&Request::BlockedTasks { limit })?;
+            let tasks = expect_response!(resp, Response::Waiting(t) => t);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&tasks);
+            }
+            if tasks.is_empty() {
+                ctx.ui.status("no waiting tasks");
+                return Ok(());
+            }
+            let rows = waiting_rows(&tasks, ctx.ui.color);
+            ctx.ui
+                .table(&["ID", "PRI", "STATUS", "TITLE", "WAITING ON"], rows)
+        }
+    }
+}
+
+fn non_empty(flag: &str, value: String) -> CliResult<String> {
+    if value.trim().is_empty() {
+        return Err(CliError::user(format!("{flag} must not be empty")));
+    }
+    Ok(value)
+}
+
+fn create(ctx: &mut Context, args: CreateArgs, now: Timestamp) -> CliResult {
+    let task = NewTask {
+        title: non_empty("the title", args.title)?,
+        description: args.description.unwrap_or_default(),
+        priority: args.priority,
+        task_type: args.task_type,
+        plan: args.plan.as_deref().map(check_id).transpose()?,
+        blocked_by: args
+            .blocked_by
+            .iter()
+            .map(|b| check_id(b))
+            .collect::<CliResult<_>>()?,
+        skills: args.skills,
+        acceptance: args.acceptance.unwrap_or_default(),
+        scheduled_for: args
+            .scheduled_for
+            .map(|s| time::parse_time("--scheduled-for", &s, now))
+            .transpose()?,
+    };
+    let resp = ctx.request(&Request::CreateTask { task })?;
+    let task = expect_response!(resp, Response::Task(t) => t);
+    if ctx.ui.json {
+        return ctx.ui.json_value(&task);
+    }
+    if args.quiet {
+        return ctx.ui.line(task.task.id.as_str());
+    }
+    ctx.ui.line(format!(
+        "created task {}: {}",
+        task.task.id, task.task.title
+    ))
+}
+
+fn update(ctx: &mut Context, a: UpdateArgs, now: Timestamp) -> CliResult {
+    let patch = TaskPatch {
+        title: a.title.map(|t| non_empty("--title", t)).transpose()?,
+        description: a.description,
+        priority: a.priority,
+        task_type: a.task_type,
+        acceptance: a.acceptance,
+        skills: if a.no_skills {
+            Some(Vec::new())
+        } else {
+            Some(a.skills).filter(|s| !s.is_empty())
+        },
+        plan: if a.no_plan {
+            Some(String::new())
+        } else {
+            a.plan.as_deref().map(check_id).transpose()?
+        },
+        scheduled_for: a
+            .scheduled_for
+            .map(|s| time::parse_time("--scheduled-for", &s, now))
+            .transpose()?,
+        clear_scheduled_for: a.no_schedule,
+        note: a.note,
+    };
+    if patch == TaskPatch::default() {
+        return Err(CliError::user("nothing to update").with_hint(
+            "pass at least one of --title, -d, -p, --type, --acceptance, --skill, --no-skills, \
+             --plan, --no-plan, --scheduled-for, --no-schedule, --note",
+        ));
+    }
+    let resp = ctx.request(&Request::UpdateTask {
+        id: check_id(&a.id)?,
+        patch,
+    })?;
+    let task = expect_response!(resp, Response::Task(t) => t);
+    if ctx.ui.json {
+        return ctx.ui.json_value(&task);
+    }
+    ctx.ui.line(format!(
+        "updated task {}: {}",
+        task.task.id, task.task.title
+    ))
+}
+
+fn change(
+    ctx: &mut Context,
+    id: &str,
+    change: StatusChange,
+    reason: Option<String>,
+    until: Option<Timestamp>,
+) -> CliResult {
+    let req = Request::ChangeTaskStatus {
+        id: check_id(id)?,
+        change,
+        reason,
+        until,
+    };
+    let resp = ctx.request(&req)?;
+    let task = expect_response!(resp, Response::Task(t) => t);
+    if ctx.ui.json {
+        return ctx.ui.json_value(&task);
+    }
+    let new = paint(
+        ctx.ui.color,
+        task.task.status.as_str(),
+        status_color(task.task.status),
+    );
+    let line = match previous_status(&task) {
+        Some(old) if old != task.task.status.as_str() => {
+            format!("task {}: {old} -> {new}", task.task.id)
+        }
+        _ => format!("task {}: now {new}", task.task.id),
+    };
+    ctx.ui.line(line)
+}
+
+/// The status before the latest status change, read from the task's audit events.
+fn previous_status(task: &TaskDetail) -> Option<String> {
+    task.events.iter().rev().find_map(|e| {
+        let before = e.before.as_ref()?.get("status")?.as_str()?;
+        let after = e.after.as_ref()?.get("status")?.as_str()?;
+        (before != after).then(|| before.to_owned())
+    })
+}
+
+/// The task table: ID PRI STATUS TYPE ASSIGNEE TITLE.
+pub fn render_tasks(
+    tasks: &[TaskSummary],
+    color: bool,
+    width: Option<u16>,
+    now: Timestamp,
+) -> String {
+    let rows = tasks.iter().map(|t| task_row(t, color, now)).collect();
+    crate::output::render_table(
+        &["ID", "PRI", "STATUS", "TYPE", "ASSIGNEE", "TITLE"],
+        rows,
+        color,
+        width,
+    )
+}
+
+fn task_row(t: &TaskSummary, color: bool, now: Timestamp) -> Vec<Cell> {
+    let mut status = t.status.to_string();
+    if let Some(until) = t.defer_until.filter(|_| t.status == TaskStatus::Deferred) {
+        status = format!("{status} ({})", time::relative(until, now));
+    }
+    vec![
+        cell(color, &t.id, None),
+        cell(color, t.priority, None),
+        cell(color, status, status_color(t.status)),
+        cell(color, t.task_type, None),
+        cell(color, or_dash(t.assignee.as_ref()), None),
+        cell(color, &t.title, None),
+    ]
+}
+
+fn ready_rows(tasks: &[ReadyTask]) -> Vec<Vec<Cell>> {
+    tasks
+        .iter()
+        .map(|r| {
+            let t = &r.task;
+            vec![
+                Cell::new(&t.id),
+                Cell::new(r.effective_priority),
+                Cell::new(t.priority),
+                Cell::new(t.task_type),
+                Cell::new(if t.skills.is_empty() {
+                    "-".to_owned()
+                } else {
+                    t.skills.join(",")
+                }),
+                Cell::new(&t.title),
+            ]
+        })
+        .collect()
+}
+
+fn waiting_rows(tasks: &[WaitingTask], color: bool) -> Vec<Vec<Cell>> {
+    tasks
+        .iter()
+        .map(|w| {
+            let t = &w.task;
+            vec![
+                cell(color, &t.id, None),
+                cell(color, t.priority, None),
+                cell(color, t.status, status_color(t.status)),
+                cell(color, &t.title, None),
+                cell(color, w.reasons.join("; "), None),
+            ]
+        })
+        .collect()
+}
+
+fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
+    let t = &d.task;
+    ui.line(format!("task {}: {}", t.id, t.title))?;
+    let mut status = ui.paint(t.status.as_str(), status_color(t.status));
+    if t.status == TaskStatus::Open {
+        status.push_str(if d.ready { " (ready)" } else { " (waiting)" });
+    }
+    let mut pairs = vec![
+        ("status", status),
+        (
+            "priority",
+            if d.effective_priority == t.priority {
+                t.priority.to_string()
+            } else {
+                format!("{} (effective {})", t.priority, d.effective_priority)
+            },
+        ),
+        ("type", t.task_type.to_string()),
+        ("assignee", or_dash(t.assignee.as_ref())),
+        ("plan", or_dash(t.plan.as_ref())),
+        (
+            "skills",
+            if t.skills.is_empty() {
+                "-".to_owned()
+            } else {
+                t.skills.join(", ")
+            },
+        ),
+    ];
+    if let Some(s) = t.scheduled_for {
+        pairs.push(("scheduled for", time::both(s, now)));
+    }
+    if let Some(s) = t.defer_until {
+        pairs.push(("deferred until", time::both(s, now)));
+    }
+    pairs.push(("created", time::both(t.created_at, now)));
+    pairs.push(("updated", time::both(t.updated_at, now)));
+    if let Some(r) = &d.close_reason {
+        pairs.push(("close reason", r.clone()));
+    }
+    ui.line(key_values(&pairs))?;
+    let section = |ui: &mut Ui, title: &str, body: &str| -> CliResult {
+        ui.line(format!("\n{title}:"))?;
+        ui.line(indent(body))
+    };
+    if !d.description.trim().is_empty() {
+        section(ui, "description", &d.description)?;
+    }
+    if !d.acceptance.trim().is_empty() {
+        section(ui, "acceptance", &d.acceptance)?;
+    }
+    if !d.waiting.is_empty() {
+        let body: Vec<String> = d.waiting.iter().map(|w| format!("- {w}")).collect();
+        section(ui, "waiting", &body.join("\n"))?;
+    }
+    if !d.depends_on.is_empty() {
+        let text = dep::render_deps(&d.depends_on, dep::Side::Blocker, ui.color, now);
+        section(ui, "depends on", &text)?;
+    }
+    if !d.dependents.is_empty() {
+        let text = dep::render_deps(&d.dependents, dep::Side::Blocked, ui.color, now);
+        section(ui, "dependents", &text)?;
+    }
+    if !d.notes.is_empty() {
+        let body: Vec<String> = d
+            .notes
+            .iter()
+            .map(|n| format!("{} {} [{}] {}", time::short(n.at), n.author, n.kind, n.text))
+            .collect();
+        section(ui, "notes", &body.join("\n"))?;
+    }
+    if !d.runs.is_empty() {
+        ui.line("\nruns:")?;
+        agent::run_table(ui, &d.runs)?;
+    }
+    if !d.events.is_empty() {
+        let body: Vec<String> = d
+            .events
+            .iter()
+            .map(|e| events::event_line(e, ui.color))
+            .collect();
+        section(ui, "events", &body.join("\n"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn summary() -> TaskSummary {
+        TaskSummary {
+            id: "k3f9xq".parse().unwrap(),
+            title: "Fix the flaky login test".into(),
+            status: TaskStatus::InProgress,
+            priority: 2,
+            task_type: TaskType::Bug,
+            assignee: Some("w1".into()),
+            plan: None,
+            skills: vec!["rust".into()],
+            scheduled_for: None,
+            defer_until: None,
+            created_at: "2025-05-01T11:00:00Z".parse().unwrap(),
+            updated_at: "2025-05-01T11:30:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn task_table_renders_plainly() {
+        let mut other = summary();
+        other.id = "m2n3p4".parse().unwrap();
+        other.title = "Write docs".into();
+        other.status = TaskStatus::Open;
+        other.priority = 3;
+        other.task_type = TaskType::Chore;
+        other.assignee = None;
+        let now = "2025-05-01T12:00:00Z".parse().unwrap();
+        let text = render_tasks(&[summary(), other], false, None, now);
+        assert_eq!(
+            text,
+            "ID      PRI  STATUS       TYPE   ASSIGNEE  TITLE\n\
+             k3f9xq  2    in_progress  bug    w1        Fix the flaky login test\n\
+             m2n3p4  3    open         chore  -         Write docs"
+        );
+    }
+
+    #[test]
+    fn ids_are_checked_locally() {
+        assert_eq!(check_id("K3F").unwrap(), "k3f");
+        let err = check_id("$(rm -rf)").unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+    }
+}

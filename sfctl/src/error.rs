@@ -1,0 +1,182 @@
+//! `CliError`: what went wrong, how to fix it, and which exit code it means (jj's model).
+
+use std::io;
+use std::process::ExitCode;
+
+use sf_client::ClientError;
+use sf_proto::{ErrorKind, ProtoError, Response};
+
+/// The class of a failure; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliErrorKind {
+    /// The daemon refused, or the user asked for something we can tell is wrong. Exit 1.
+    Refused,
+    /// Nothing answers on the socket. Exit 3.
+    Unreachable,
+    /// A bug or an unexpected failure. Exit 255.
+    Internal,
+    /// Stdout was closed under us (`sfctl task list | head`). Exit 0, silently.
+    BrokenPipe,
+}
+
+/// An error with hints, printed as `error: …` and `hint: …` lines.
+#[derive(Debug)]
+pub struct CliError {
+    pub kind: CliErrorKind,
+    /// Machine-readable kind for `--json`: the daemon's `ErrorKind` in snake case, or one of
+    /// `invalid_input`, `unreachable`, `internal`.
+    pub code: String,
+    pub message: String,
+    pub hints: Vec<String>,
+    /// Causes, printed with `-v`.
+    pub causes: Vec<String>,
+}
+
+impl CliError {
+    fn new(kind: CliErrorKind, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code: code.to_owned(),
+            message: message.into(),
+            hints: Vec::new(),
+            causes: Vec::new(),
+        }
+    }
+
+    /// A mistake in the user's input that we detect before asking the daemon.
+    pub fn user(message: impl Into<String>) -> Self {
+        Self::new(CliErrorKind::Refused, "invalid_input", message)
+    }
+
+    /// A refusal that is not about the input (e.g. "not inside a git repository").
+    pub fn refused(code: &str, message: impl Into<String>) -> Self {
+        Self::new(CliErrorKind::Refused, code, message)
+    }
+
+    /// The daemon is not there.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::new(CliErrorKind::Unreachable, "unreachable", message)
+            .with_hint("start it with `sfctl daemon start`")
+    }
+
+    /// Something that should not happen.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(CliErrorKind::Internal, "internal", message)
+    }
+
+    /// The daemon answered with a response of the wrong type.
+    pub fn unexpected(response: &Response) -> Self {
+        let name = serde_json::to_value(response)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "?".to_owned());
+        Self::internal(format!("unexpected response `{name}` from sfd"))
+            .with_hint("sfctl and sfd may be different versions; check `sfctl daemon status`")
+    }
+
+    /// An IO failure while doing `what` (a "failed to …" fragment).
+    pub fn io(what: impl Into<String>, err: &io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            return Self::new(CliErrorKind::BrokenPipe, "broken_pipe", "broken pipe");
+        }
+        Self::internal(what).with_cause(err.to_string())
+    }
+
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.causes.push(cause.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self.kind {
+            CliErrorKind::Refused => ExitCode::from(1),
+            CliErrorKind::Unreachable => ExitCode::from(3),
+            CliErrorKind::Internal => ExitCode::from(255),
+            CliErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        }
+    }
+
+    /// `{"error": {"kind", "message", "hint"}}`, printed on stdout under `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let hint = if self.hints.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String(self.hints.join("\n"))
+        };
+        serde_json::json!({
+            "error": { "kind": self.code, "message": self.message, "hint": hint }
+        })
+    }
+}
+
+impl From<ProtoError> for CliError {
+    fn from(e: ProtoError) -> Self {
+        let code = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "internal".to_owned());
+        let mut err = Self::new(CliErrorKind::Refused, &code, e.message);
+        if let Some(h) = e.hint {
+            err.hints.push(h);
+        } else if e.kind == ErrorKind::IncompatibleProtocol {
+            err.hints
+                .push("sfctl and sfd are different versions; restart sfd".to_owned());
+        }
+        err
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unreachable { ref source, .. } => {
+                let cause = source.to_string();
+                Self::unreachable(e.to_string()).with_cause(cause)
+            }
+            ClientError::Refused(p) => p.into(),
+            ClientError::Frame(ref f) => {
+                let mut err = Self::internal(e.to_string());
+                let mut cause: Option<&dyn std::error::Error> = Some(f);
+                while let Some(c) = cause {
+                    err.causes.push(c.to_string());
+                    cause = c.source();
+                }
+                err
+            }
+            ClientError::Unexpected(_) => Self::internal(e.to_string()),
+        }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_refusals_keep_their_kind_and_hint() {
+        let e: CliError = ProtoError::new(ErrorKind::NotFound, "no task `abc`")
+            .with_hint("list them")
+            .into();
+        assert_eq!(e.exit_code(), ExitCode::from(1));
+        let j = e.to_json();
+        assert_eq!(j["error"]["kind"], "not_found");
+        assert_eq!(j["error"]["message"], "no task `abc`");
+        assert_eq!(j["error"]["hint"], "list them");
+    }
+
+    #[test]
+    fn unreachable_exits_3_with_the_start_hint() {
+        let e = CliError::unreachable("failed to connect to sfd at /x");
+        assert_eq!(e.exit_code(), ExitCode::from(3));
+        assert_eq!(e.hints, ["start it with `sfctl daemon start`"]);
+    }
+}
