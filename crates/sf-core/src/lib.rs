@@ -4,6 +4,7 @@
 
 pub mod cron;
 pub mod cycle;
+pub mod dispatch;
 pub mod naming;
 pub mod ready;
 pub mod status;

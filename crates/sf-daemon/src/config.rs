@@ -16,6 +16,11 @@ struct RawConfig {
     target_branch: Option<String>,
     max_attempts: Option<u32>,
     log_level: Option<String>,
+    worker_timeout: Option<String>,
+    stop_grace: Option<String>,
+    complete_grace: Option<String>,
+    env_passthrough: Vec<String>,
+    sfctl: Option<PathBuf>,
     worktree: RawWorktree,
     merge: RawMerge,
 }
@@ -60,6 +65,16 @@ pub struct Config {
     pub merge_test_command: Option<String>,
     /// Its timeout.
     pub merge_test_timeout: Duration,
+    /// Wall-time limit of one worker run, unless the agent sets its own.
+    pub worker_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a worker.
+    pub stop_grace: Duration,
+    /// Time a worker has to exit after completing or handing off before it is stopped.
+    pub complete_grace: Duration,
+    /// Variables of the daemon's environment passed on to workers.
+    pub env_passthrough: Vec<String>,
+    /// The `sfctl` binary workers use (its directory goes first on their `PATH`).
+    pub sfctl: Option<PathBuf>,
 }
 
 fn duration(field: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
@@ -125,6 +140,29 @@ impl Config {
                 raw.merge.test_timeout.as_deref(),
                 Duration::from_secs(1800),
             )?,
+            worker_timeout: duration(
+                "worker_timeout",
+                raw.worker_timeout.as_deref(),
+                Duration::from_secs(2 * 3600),
+            )?,
+            stop_grace: duration(
+                "stop_grace",
+                raw.stop_grace.as_deref(),
+                Duration::from_secs(10),
+            )?,
+            complete_grace: duration(
+                "complete_grace",
+                raw.complete_grace.as_deref(),
+                Duration::from_secs(30),
+            )?,
+            env_passthrough: raw.env_passthrough,
+            sfctl: raw.sfctl.map(|p| {
+                if p.is_absolute() {
+                    p
+                } else {
+                    paths.root.join(p)
+                }
+            }),
             paths,
         })
     }

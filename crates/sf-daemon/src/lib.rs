@@ -4,11 +4,14 @@
 
 pub mod cli;
 mod config;
+mod dispatch;
 mod lock;
 mod owner;
+mod prompt;
 mod requests;
 mod server;
 mod store_thread;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;

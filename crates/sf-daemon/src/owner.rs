@@ -1,17 +1,25 @@
 //! The owner: the one task through which every request and every daemon phase passes, in
-//! order. It runs the phases on each tick and whenever a change wakes it, and fans audit
-//! events out to followers.
+//! order. It runs the phases on each tick and whenever a change wakes it, supervises worker
+//! runs through messages from their tasks, and fans audit events out to followers. Slow work
+//! (git, spawning, waiting on processes) runs in other tasks and reports back.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sf_proto::{AuditEvent, DaemonStatus, ErrorKind, ProtoError, Request, Response};
+use sf_proto::{
+    Adapter, AuditEvent, DaemonStatus, ErrorKind, ProtoError, Request, Response, RunSummary,
+};
+use sf_store::{AfterFailure, Failure, Lease, Store};
+use sf_worker::process::ExitInfo;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::dispatch::Start;
 use crate::store_thread::StoreHandle;
+use crate::workers::{ExitWhy, Internal, Launch};
 
 /// Capacity of the follower broadcast; a follower further behind receives `Lagged`.
 const EVENT_BUFFER: usize = 4096;
@@ -59,12 +67,44 @@ fn shutting_down() -> Response {
     )
 }
 
+fn internal(e: impl std::fmt::Display) -> Response {
+    Response::Error(ProtoError::new(ErrorKind::Internal, e.to_string()))
+}
+
+/// A completion whose git work is done, back on the owner to be recorded.
+#[derive(Debug)]
+pub(crate) struct PendingComplete {
+    lease: Lease,
+    summary: Option<String>,
+    no_changes: bool,
+    ahead: Result<usize, String>,
+    reply: oneshot::Sender<Response>,
+}
+
+/// A worker run the owner knows to be in flight.
+#[derive(Debug)]
+struct Worker {
+    agent: String,
+    adapter: Adapter,
+    task: String,
+    epoch: i64,
+    worktree: Option<String>,
+    log: Option<String>,
+    stop: CancellationToken,
+    completing: bool,
+}
+
 pub(crate) struct Owner {
     config: Arc<Config>,
     store: StoreHandle,
     rx: mpsc::Receiver<Command>,
     events: broadcast::Sender<AuditEvent>,
     cancel: CancellationToken,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    workers: HashMap<i64, Worker>,
+    paused: HashMap<Adapter, chrono::DateTime<chrono::Utc>>,
+    target: Option<String>,
     started_at: chrono::DateTime<chrono::Utc>,
     ticks: u64,
     last_tick: Option<Duration>,
@@ -78,6 +118,7 @@ impl Owner {
     ) -> (DaemonHandle, Self) {
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let handle = DaemonHandle {
             tx,
             events: events.clone(),
@@ -88,6 +129,11 @@ impl Owner {
             rx,
             events,
             cancel,
+            internal_tx,
+            internal_rx,
+            workers: HashMap::new(),
+            paused: HashMap::new(),
+            target: None,
             started_at: chrono::Utc::now(),
             ticks: 0,
             last_tick: None,
@@ -96,24 +142,69 @@ impl Owner {
     }
 
     pub(crate) async fn run(mut self) {
+        self.resolve_target().await;
+        self.recover().await;
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
+                msg = self.internal_rx.recv() => match msg {
+                    Some(m) => self.on_internal(m).await,
+                    None => false,
+                },
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    let wake = self.handle(cmd).await;
-                    if wake {
-                        // a change that could make work ready: run the phases now
-                        self.phases().await;
-                    }
+                    self.handle(cmd).await
                 }
-                _ = tick.tick() => self.phases().await,
+                _ = tick.tick() => true,
+            };
+            if wake {
+                self.phases().await;
             }
         }
-        tracing::debug!("owner stopped");
+        tracing::debug!(
+            workers = self.workers.len(),
+            "owner stopped; workers keep running and are adopted on restart"
+        );
+    }
+
+    /// Runs `f` on the store thread, fans out the events it committed, and reports whether
+    /// it committed any.
+    async fn store_call<R, F>(&self, f: F) -> Result<(R, bool), crate::store_thread::StoreGone>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Store) -> R + Send + 'static,
+    {
+        let (r, events) = self
+            .store
+            .call(move |s| (f(s), s.take_new_events()))
+            .await?;
+        let changed = !events.is_empty();
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        Ok((r, changed))
+    }
+
+    async fn resolve_target(&mut self) {
+        let root = self.config.paths.root.clone();
+        let configured = self.config.target_branch.clone();
+        match tokio::task::spawn_blocking(move || {
+            sf_git::target_branch(&root, configured.as_deref())
+        })
+        .await
+        {
+            Ok(Ok(t)) => {
+                tracing::info!(target = %t, "target branch");
+                self.target = Some(t);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no target branch yet; dispatch waits for one")
+            }
+            Err(e) => tracing::error!(error = %e, "target branch lookup failed"),
+        }
     }
 
     /// Handles one command; returns whether it changed state.
@@ -131,68 +222,544 @@ impl Owner {
                     message: "sfd is shutting down".into(),
                 }
             }
-            request => {
-                let result = self
-                    .store
-                    .call(move |s| {
-                        let r = crate::requests::handle(s, &actor, request);
-                        (r, s.take_new_events())
-                    })
-                    .await;
-                match result {
-                    Ok((r, events)) => {
-                        let changed = !events.is_empty();
-                        for e in events {
-                            let _ = self.events.send(e);
-                        }
-                        let _ = reply.send(r);
-                        return changed;
-                    }
-                    Err(e) => Response::Error(ProtoError::new(ErrorKind::Internal, e.to_string())),
-                }
+            Request::CompleteTask {
+                token,
+                summary,
+                no_changes,
+            } => {
+                return self.complete(token, summary, no_changes, reply).await;
             }
+            Request::HandoffTask { token, note } => self.handoff(token, note).await,
+            Request::StartAgent { name, task } => self.start_agent(name, task).await,
+            Request::StopAgent { name } => self.stop_agent(&actor, name).await,
+            request => match self
+                .store_call(move |s| crate::requests::handle(s, &actor, request))
+                .await
+            {
+                Ok((r, changed)) => {
+                    let _ = reply.send(r);
+                    return changed;
+                }
+                Err(e) => internal(e),
+            },
         };
+        let changed = !matches!(response, Response::Error(_));
         let _ = reply.send(response);
-        false
+        changed
     }
 
-    /// The phases of a tick. Today: timer gates and deferrals that came due.
+    /// The phases of a tick: timers and deferrals that came due, then dispatch.
     async fn phases(&mut self) {
         let start = Instant::now();
+        let now = chrono::Utc::now();
+        self.paused.retain(|_, until| *until > now);
+        let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
+        let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
+        let can_dispatch = self.target.is_some();
         let result = self
-            .store
-            .call(|s| {
+            .store_call(move |s| {
                 let now = sf_store::now_ms();
-                let timers = s.satisfy_due_timers(now)?;
-                let deferrals = s.expire_deferrals(now)?;
-                Ok::<_, sf_store::StoreError>(((timers, deferrals), s.take_new_events()))
+                s.satisfy_due_timers(now)?;
+                s.expire_deferrals(now)?;
+                if can_dispatch {
+                    crate::dispatch::dispatch(s, capacity, &paused)
+                } else {
+                    Ok(Vec::new())
+                }
             })
             .await;
         match result {
-            Ok(Ok(((timers, deferrals), events))) => {
-                if timers + deferrals > 0 {
-                    tracing::info!(timers, deferrals, "gates and deferrals came due");
-                }
-                for e in events {
-                    let _ = self.events.send(e);
+            Ok((Ok(starts), _)) => {
+                for s in starts {
+                    self.launch(s);
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = ?e, "tick failed"),
+            Ok((Err(e), _)) => tracing::error!(error = ?e, "tick failed"),
             Err(e) => tracing::error!(error = %e, "tick failed"),
         }
         self.ticks += 1;
         self.last_tick = Some(start.elapsed());
     }
 
-    async fn status(&self) -> Response {
-        let counts = self
-            .store
-            .call(|s| Ok::<_, sf_store::StoreError>((s.status_counts()?, s.running_runs()?)))
+    fn launch(&mut self, s: Start) {
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        let stop = CancellationToken::new();
+        self.workers.insert(
+            s.claim.run_id,
+            Worker {
+                agent: s.claim.agent.clone(),
+                adapter: s.agent.adapter,
+                task: s.claim.task_id.to_string(),
+                epoch: s.claim.epoch,
+                worktree: Some(s.claim.worktree.clone()),
+                log: None,
+                stop: stop.clone(),
+                completing: false,
+            },
+        );
+        tokio::spawn(crate::workers::launch(Launch {
+            config: self.config.clone(),
+            claim: s.claim,
+            agent: s.agent,
+            task: s.task,
+            target,
+            stop,
+            tx: self.internal_tx.clone(),
+        }));
+    }
+
+    /// Runs the store marks live after a restart: adopt the ones still running, reap the rest.
+    async fn recover(&mut self) {
+        let runs = match self.store.call(|s| s.live_runs()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return tracing::error!(error = ?e, "failed to read live runs"),
+            Err(e) => return tracing::error!(error = %e, "failed to read live runs"),
+        };
+        let adapters: HashMap<String, Adapter> = match self.store.call(|s| s.list_agents()).await {
+            Ok(Ok(a)) => a
+                .into_iter()
+                .map(|a| (a.spec.name, a.spec.adapter))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        for run in runs {
+            let alive = run
+                .pid
+                .is_some_and(|p| sf_worker::process::is_same_process(p, run.proc_start));
+            let task = run
+                .task
+                .as_ref()
+                .map(|(_, id)| id.to_string())
+                .unwrap_or_default();
+            let adapter = adapters
+                .get(&run.agent)
+                .copied()
+                .unwrap_or(Adapter::Command);
+            if alive {
+                let pid = run.pid.unwrap_or_default();
+                tracing::info!(run_id = run.run_id, pid, %task, "adopting a worker that outlived the daemon");
+                let stop = CancellationToken::new();
+                self.workers.insert(
+                    run.run_id,
+                    Worker {
+                        agent: run.agent.clone(),
+                        adapter,
+                        task: task.clone(),
+                        epoch: run.epoch,
+                        worktree: run.worktree.clone(),
+                        log: run.log_path.clone(),
+                        stop: stop.clone(),
+                        completing: false,
+                    },
+                );
+                tokio::spawn(watch_adopted(
+                    run.run_id,
+                    pid,
+                    run.proc_start,
+                    stop,
+                    self.config.stop_grace,
+                    adapter,
+                    run.log_path.clone(),
+                    self.internal_tx.clone(),
+                ));
+            } else if run.released || run.pid.is_none() {
+                let failure = if run.released {
+                    Failure::Exited
+                } else {
+                    Failure::Interrupted
+                };
+                let note = "the daemon stopped before this run's worker was started".to_owned();
+                let id = run.run_id;
+                let max = self.config.max_attempts;
+                let _ = self
+                    .store_call(move |s| s.run_ended(id, None, failure, &note, None, max))
+                    .await;
+            } else {
+                tracing::info!(run_id = run.run_id, %task, "worker died while the daemon was down; saving its work");
+                crate::workers::save_work(
+                    self.config.clone(),
+                    (run.run_id, task, run.epoch, run.worktree, run.log_path),
+                    None,
+                    ExitWhy::Vanished,
+                    None,
+                    self.internal_tx.clone(),
+                );
+            }
+        }
+    }
+
+    async fn on_internal(&mut self, msg: Internal) -> bool {
+        match msg {
+            Internal::Spawned {
+                run_id,
+                pid,
+                start_time,
+                log_path,
+            } => {
+                let log = log_path.display().to_string();
+                if let Some(w) = self.workers.get_mut(&run_id) {
+                    w.log = Some(log.clone());
+                }
+                if let Err(e) = self
+                    .store
+                    .call(move |s| s.record_spawn(run_id, pid, start_time, &log))
+                    .await
+                {
+                    tracing::error!(error = %e, "failed to record a spawn");
+                }
+                false
+            }
+            Internal::SpawnFailed { run_id, error } => {
+                self.workers.remove(&run_id);
+                let max = self.config.max_attempts;
+                let note = format!("the worker could not be started: {error}");
+                self.end_run(run_id, None, Failure::SpawnFailed, note, None, max)
+                    .await;
+                true
+            }
+            Internal::Exited {
+                run_id,
+                exit,
+                why,
+                usage,
+                usage_limit_until,
+            } => {
+                let Some(w) = self.workers.remove(&run_id) else {
+                    return false;
+                };
+                if let Some(until) = usage_limit_until {
+                    tracing::warn!(adapter = %w.adapter, %until, "usage limit reported; pausing dispatch to this adapter");
+                    self.paused.insert(w.adapter, until);
+                }
+                let released = matches!(
+                    self.store.call(move |s| s.run_released(run_id)).await,
+                    Ok(Ok(true))
+                );
+                if released {
+                    let code = exit.and_then(|e| e.code);
+                    self.end_run(
+                        run_id,
+                        code,
+                        Failure::Exited,
+                        String::new(),
+                        usage,
+                        self.config.max_attempts,
+                    )
+                    .await;
+                } else {
+                    let why = if usage_limit_until.is_some() {
+                        ExitWhy::UsageLimited
+                    } else {
+                        why
+                    };
+                    crate::workers::save_work(
+                        self.config.clone(),
+                        (run_id, w.task, w.epoch, w.worktree, w.log),
+                        exit,
+                        why,
+                        usage,
+                        self.internal_tx.clone(),
+                    );
+                }
+                true
+            }
+            Internal::Saved {
+                run_id,
+                exit,
+                why,
+                note,
+                usage,
+            } => {
+                let failure = match why {
+                    ExitWhy::Exited => Failure::Exited,
+                    ExitWhy::TimedOut => Failure::TimedOut,
+                    ExitWhy::Stopped => Failure::Stopped,
+                    ExitWhy::Vanished => Failure::Lost,
+                    ExitWhy::UsageLimited => Failure::UsageLimited,
+                };
+                let code = exit.and_then(|e| e.code);
+                self.end_run(run_id, code, failure, note, usage, self.config.max_attempts)
+                    .await;
+                true
+            }
+            Internal::CompletePrepared(p) => self.finish_complete(*p).await,
+        }
+    }
+
+    async fn end_run(
+        &self,
+        run_id: i64,
+        code: Option<i32>,
+        failure: Failure,
+        note: String,
+        usage: Option<sf_proto::RunUsage>,
+        max: u32,
+    ) {
+        match self
+            .store_call(move |s| s.run_ended(run_id, code, failure, &note, usage.as_ref(), max))
+            .await
+        {
+            Ok((Ok(AfterFailure::Stuck), _)) => {
+                tracing::warn!(run_id, "task is stuck after too many failed runs")
+            }
+            Ok((Ok(_), _)) => {}
+            Ok((Err(e), _)) => {
+                tracing::error!(run_id, error = ?e, "failed to record the end of a run")
+            }
+            Err(e) => tracing::error!(run_id, error = %e, "failed to record the end of a run"),
+        }
+    }
+
+    async fn lease(&self, token: String) -> Result<Lease, Response> {
+        match self.store.call(move |s| s.check_lease(&token)).await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(e)) => Err(Response::Error(e.into())),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn complete(
+        &mut self,
+        token: String,
+        summary: Option<String>,
+        no_changes: bool,
+        reply: oneshot::Sender<Response>,
+    ) -> bool {
+        let lease = match self.lease(token).await {
+            Ok(l) => l,
+            Err(r) => {
+                let _ = reply.send(r);
+                return false;
+            }
+        };
+        let Some(target) = self.target.clone() else {
+            let _ = reply.send(internal("no target branch"));
+            return false;
+        };
+        if let Some(w) = self.workers.get_mut(&lease.run_id) {
+            if w.completing {
+                let _ = reply.send(Response::Error(ProtoError::new(
+                    ErrorKind::InvalidState,
+                    "this run is already completing",
+                )));
+                return false;
+            }
+            w.completing = true;
+        }
+        let root = self.config.paths.root.clone();
+        let wt = crate::workers::worktree_path(&self.config, &lease.worktree);
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let (branch, agent, task) = (
+                lease.branch.clone(),
+                lease.agent.clone(),
+                lease.task_id.to_string(),
+            );
+            let ahead = tokio::task::spawn_blocking(move || {
+                if wt.exists() {
+                    sf_git::commit_all(
+                        &wt,
+                        &format!("{task}: work left uncommitted at completion"),
+                        &agent,
+                    )?;
+                }
+                sf_git::commits_ahead(&root, &branch, &target)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            let _ = tx.send(Internal::CompletePrepared(Box::new(PendingComplete {
+                lease,
+                summary,
+                no_changes,
+                ahead,
+                reply,
+            })));
+        });
+        false
+    }
+
+    async fn finish_complete(&mut self, p: PendingComplete) -> bool {
+        let PendingComplete {
+            lease,
+            summary,
+            no_changes,
+            ahead,
+            reply,
+        } = p;
+        let run_id = lease.run_id;
+        if let Some(w) = self.workers.get_mut(&run_id) {
+            w.completing = false;
+        }
+        let target = self.target.clone().unwrap_or_default();
+        let refuse = |m: String, hint: &str| {
+            Response::Error(ProtoError::new(ErrorKind::InvalidState, m).with_hint(hint))
+        };
+        let nothing = match ahead {
+            Err(e) => {
+                let _ = reply.send(internal(format!(
+                    "failed to inspect branch {}: {e}",
+                    lease.branch
+                )));
+                return false;
+            }
+            Ok(0) if !no_changes => {
+                let _ = reply.send(refuse(
+                    format!("branch {} has no commits ahead of {target}", lease.branch),
+                    "commit your work first, or pass --no-changes to close the task as nothing to merge",
+                ));
+                return false;
+            }
+            Ok(n) if n > 0 && no_changes => {
+                let _ = reply.send(refuse(
+                    format!(
+                        "--no-changes, but branch {} has {n} commit(s) ahead of {target}",
+                        lease.branch
+                    ),
+                    "complete without --no-changes to queue them for merge",
+                ));
+                return false;
+            }
+            Ok(n) => n == 0,
+        };
+        let token_check = lease.clone();
+        let r = self
+            .store_call(move |s| {
+                // the lease may have changed while git ran: check it again
+                let lease = s.check_lease_by_run(token_check.run_id)?;
+                s.complete(&lease, summary.as_deref(), &target, nothing)?;
+                s.show_task(lease.task_id.as_str())
+            })
             .await;
-        let (tasks, running_workers) = match counts {
+        let response = match r {
+            Ok((Ok(t), _)) => Response::Task(Box::new(t)),
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        };
+        let ok = !matches!(response, Response::Error(_));
+        let _ = reply.send(response);
+        if ok {
+            self.stop_after_grace(run_id);
+        }
+        ok
+    }
+
+    fn stop_after_grace(&self, run_id: i64) {
+        if let Some(w) = self.workers.get(&run_id) {
+            let stop = w.stop.clone();
+            let grace = self.config.complete_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                stop.cancel();
+            });
+        }
+    }
+
+    async fn handoff(&mut self, token: String, note: String) -> Response {
+        let lease = match self.lease(token).await {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        let run_id = lease.run_id;
+        let r = self
+            .store_call(move |s| {
+                s.handoff(&lease, &note)?;
+                s.show_task(lease.task_id.as_str())
+            })
+            .await;
+        match r {
+            Ok((Ok(t), _)) => {
+                self.stop_after_grace(run_id);
+                Response::Task(Box::new(t))
+            }
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
+    }
+
+    async fn start_agent(&mut self, name: String, task: Option<String>) -> Response {
+        if self.target.is_none() {
+            self.resolve_target().await;
+        }
+        if self.target.is_none() {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidState,
+                    "the repository has no target branch to work from",
+                )
+                .with_hint("make a first commit, or set target_branch in .sf/config.toml"),
+            );
+        }
+        let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
+        let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
+        match self
+            .store_call(move |s| {
+                crate::dispatch::start_agent(s, &name, task.as_deref(), capacity, &paused)
+            })
+            .await
+        {
+            Ok((Ok(start), _)) => {
+                let summary = RunSummary {
+                    id: start.claim.run_id,
+                    task: Some(start.claim.task_id.clone()),
+                    agent: start.claim.agent.clone(),
+                    epoch: start.claim.epoch,
+                    started_at: chrono::Utc::now(),
+                    ended_at: None,
+                    exit_code: None,
+                    outcome: None,
+                    pid: None,
+                    log_path: Some(
+                        crate::workers::log_path(
+                            &self.config,
+                            start.claim.task_id.as_str(),
+                            start.claim.run_id,
+                        )
+                        .display()
+                        .to_string(),
+                    ),
+                    usage: None,
+                };
+                self.launch(start);
+                Response::Run(summary)
+            }
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
+    }
+
+    async fn stop_agent(&mut self, actor: &str, name: String) -> Response {
+        let actor = actor.to_owned();
+        let n = name.clone();
+        match self
+            .store_call(move |s| s.set_agent_enabled(&actor, &n, false))
+            .await
+        {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(e), _)) => return Response::Error(e.into()),
+            Err(e) => return internal(e),
+        }
+        let mut stopped = 0;
+        for w in self.workers.values().filter(|w| w.agent == name) {
+            w.stop.cancel();
+            stopped += 1;
+        }
+        Response::Ok {
+            message: format!(
+                "stopping {stopped} worker(s) of `{name}` (their work is saved and their tasks return to the pool); \
+                 `{name}` is disabled: enable it with `sfctl agent enable {name}`"
+            ),
+        }
+    }
+
+    async fn status(&self) -> Response {
+        let counts = self.store.call(|s| s.status_counts()).await;
+        let tasks = match counts {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Response::Error(e.into()),
-            Err(e) => return Response::Error(ProtoError::new(ErrorKind::Internal, e.to_string())),
+            Err(e) => return internal(e),
         };
         let now = chrono::Utc::now();
         Response::Status(DaemonStatus {
@@ -210,8 +777,46 @@ impl Owner {
                 .last_tick
                 .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             tasks,
-            running_workers,
-            paused_adapters: Default::default(),
+            running_workers: u32::try_from(self.workers.len()).unwrap_or(u32::MAX),
+            paused_adapters: self
+                .paused
+                .iter()
+                .filter(|(_, t)| **t > now)
+                .map(|(a, t)| (a.to_string(), *t))
+                .collect(),
         })
     }
+}
+
+/// Watches a worker adopted after a restart (not our child: it is polled, not waited on).
+#[expect(clippy::too_many_arguments, reason = "one call site")]
+async fn watch_adopted(
+    run_id: i64,
+    pid: u32,
+    start: Option<u64>,
+    stop: CancellationToken,
+    grace: Duration,
+    adapter: Adapter,
+    log: Option<String>,
+    tx: mpsc::UnboundedSender<Internal>,
+) {
+    let why = tokio::select! {
+        () = sf_worker::process::wait_adopted(pid, start) => ExitWhy::Exited,
+        () = stop.cancelled() => {
+            sf_worker::process::stop_group(pid, grace).await;
+            ExitWhy::Stopped
+        }
+    };
+    let (usage, usage_limit_until) = match &log {
+        Some(l) => crate::workers::read_usage(adapter, std::path::Path::new(l)).await,
+        None => (None, None),
+    };
+    let exit: Option<ExitInfo> = None;
+    let _ = tx.send(Internal::Exited {
+        run_id,
+        exit,
+        why,
+        usage,
+        usage_limit_until,
+    });
 }

@@ -78,7 +78,14 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         Request::ListEvents { since, task, limit } => {
             Response::Events(store.list_events(since, task.as_deref(), limit)?)
         }
-        Request::Status | Request::Shutdown | Request::FollowEvents { .. } => {
+        Request::Logs { target } => Response::Logs(store.logs(&target)?),
+        Request::Status
+        | Request::Shutdown
+        | Request::FollowEvents { .. }
+        | Request::CompleteTask { .. }
+        | Request::HandoffTask { .. }
+        | Request::StartAgent { .. }
+        | Request::StopAgent { .. } => {
             return Err(StoreError::Refused {
                 kind: ErrorKind::Internal,
                 message: "request routed to the store by mistake".into(),

@@ -298,6 +298,8 @@ pub struct AgentSpec {
     pub capabilities: Vec<Capability>,
     /// For custom stewards: the playbook it runs.
     pub playbook: Option<String>,
+    /// Wall-time limit of one run in seconds (default: the workspace's `worker_timeout`).
+    pub max_runtime_secs: Option<u64>,
 }
 
 impl Default for AgentSpec {
@@ -321,6 +323,7 @@ impl Default for AgentSpec {
             max_tasks: 1,
             capabilities: Vec::new(),
             playbook: None,
+            max_runtime_secs: None,
         }
     }
 }
@@ -342,7 +345,7 @@ pub struct AgentSummary {
 }
 
 /// `sfctl agent show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentDetail {
     /// The summary.
     #[serde(flatten)]
@@ -354,7 +357,7 @@ pub struct AgentDetail {
 }
 
 /// One worker incarnation on one task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Run id.
     pub id: i64,
@@ -370,8 +373,55 @@ pub struct RunSummary {
     pub ended_at: Option<Timestamp>,
     /// Exit code, if it exited.
     pub exit_code: Option<i32>,
-    /// How it ended: `completed`, `handed_off`, `failed`, `killed`, ...
+    /// How it ended: `completed`, `handed_off`, `failed`, `timed_out`, `stopped`,
+    /// `usage_limited`, `spawn_failed`, ...
     pub outcome: Option<String>,
+    /// Process id while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Its log file.
+    #[serde(default)]
+    pub log_path: Option<String>,
+    /// Tokens, cost and session reported by the agent CLI.
+    #[serde(default)]
+    pub usage: Option<RunUsage>,
+}
+
+/// What an agent CLI reported about a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunUsage {
+    /// The CLI's session id (to resume).
+    pub session_id: Option<String>,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache reads.
+    pub cache_read_tokens: u64,
+    /// Cache writes.
+    pub cache_write_tokens: u64,
+    /// Cost in US dollars, when the CLI reports it.
+    pub cost_usd: Option<f64>,
+    /// Tool calls made.
+    pub tool_calls: u64,
+    /// The CLI's final message.
+    pub result: Option<String>,
+}
+
+/// A run's log file, for `sfctl logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRef {
+    /// The run.
+    pub run: i64,
+    /// Its task.
+    pub task: Option<TaskId>,
+    /// Its agent.
+    pub agent: String,
+    /// The file.
+    pub path: String,
+    /// Whether the run is still going.
+    pub live: bool,
 }
 
 /// Fields of a new task.
@@ -573,7 +623,7 @@ pub struct DepInfo {
 }
 
 /// `sfctl task show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskDetail {
     /// The summary fields.
     #[serde(flatten)]
@@ -598,6 +648,18 @@ pub struct TaskDetail {
     pub notes: Vec<Note>,
     /// Its runs, newest first.
     pub runs: Vec<RunSummary>,
+    /// Its branch, once a worker has started on it.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Its worktree, once a worker has started on it.
+    #[serde(default)]
+    pub worktree: Option<String>,
+    /// Failed runs so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not dispatched again before this time (backoff after a failed run).
+    #[serde(default)]
+    pub retry_at: Option<Timestamp>,
     /// Its audit events, oldest first.
     pub events: Vec<AuditEvent>,
 }
@@ -907,6 +969,44 @@ pub enum Request {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// A worker finished its task: commit what is left, queue a merge request, move the
+    /// task to `review`. Carries the worker's lease token (`SF_RUN`).
+    CompleteTask {
+        /// The lease token.
+        token: String,
+        /// What was done.
+        #[serde(default)]
+        summary: Option<String>,
+        /// Close the task as nothing to merge when the branch has no commits.
+        #[serde(default)]
+        no_changes: bool,
+    },
+    /// A worker hands its task back to the pool with a note; branch and worktree are kept.
+    HandoffTask {
+        /// The lease token.
+        token: String,
+        /// For the next worker.
+        note: String,
+    },
+    /// Start a worker by hand, through the same checks as dispatch.
+    StartAgent {
+        /// The agent.
+        name: String,
+        /// A specific task (id or prefix); default: the first ready task it can take.
+        #[serde(default)]
+        task: Option<String>,
+    },
+    /// Stop an agent's running workers (their work is saved and their tasks return to the
+    /// pool) and disable it.
+    StopAgent {
+        /// The agent.
+        name: String,
+    },
+    /// Log files of a task's or an agent's runs, newest first.
+    Logs {
+        /// A task id or prefix, or an agent name.
+        target: String,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -962,6 +1062,10 @@ pub enum Response {
     Plans(Vec<PlanSummary>),
     /// Audit events.
     Events(Vec<AuditEvent>),
+    /// A run that was started.
+    Run(RunSummary),
+    /// Log files.
+    Logs(Vec<LogRef>),
     /// One audit event, in a follow stream.
     Event(AuditEvent),
     /// Events were dropped because the follower fell behind.

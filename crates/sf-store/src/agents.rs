@@ -283,7 +283,8 @@ impl Store {
         arg: rusqlite::types::Value,
     ) -> Result<Vec<RunSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT r.id, t.id, r.agent, r.epoch, r.started_at, r.ended_at, r.exit_code, r.outcome
+            "SELECT r.id, t.id, r.agent, r.epoch, r.started_at, r.ended_at, r.exit_code, r.outcome,
+                    r.pid, r.log_path, r.usage
              FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.{cond} ORDER BY r.id DESC LIMIT 20"
         ))?;
         let rows = stmt.query_map([arg], |r| {
@@ -298,6 +299,11 @@ impl Store {
                 ended_at: opt_ts(r.get(5)?),
                 exit_code: r.get(6)?,
                 outcome: r.get(7)?,
+                pid: r.get(8)?,
+                log_path: r.get(9)?,
+                usage: r
+                    .get::<_, Option<String>>(10)?
+                    .and_then(|u| serde_json::from_str(&u).ok()),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

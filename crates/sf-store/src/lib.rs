@@ -7,6 +7,7 @@ mod deps;
 mod error;
 mod events;
 mod plans;
+mod runs;
 mod tasks;
 mod util;
 
@@ -18,6 +19,7 @@ use sf_core::ready::LiveIndex;
 use sf_proto::AuditEvent;
 
 pub use error::StoreError;
+pub use runs::{AfterFailure, Claim, Failure, Lease, LiveRun, backoff_ms};
 pub use util::now_ms;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have been applied.

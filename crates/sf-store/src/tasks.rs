@@ -18,7 +18,8 @@ use crate::{Store, StoreError};
 
 pub(crate) const TASK_COLS: &str = "t.key, t.id, t.title, t.status, t.priority, t.task_type, \
      t.assignee, p.id, t.skills, t.scheduled_for, t.defer_until, t.created_at, t.updated_at, \
-     t.plan, t.description, t.acceptance, t.close_reason";
+     t.plan, t.description, t.acceptance, t.close_reason, t.retry_at, t.attempts, t.branch, \
+     t.worktree";
 
 pub(crate) const TASK_FROM: &str = "tasks t LEFT JOIN plans p ON p.key = t.plan";
 
@@ -31,6 +32,10 @@ pub(crate) struct TaskRow {
     pub description: String,
     pub acceptance: String,
     pub close_reason: Option<String>,
+    pub retry_at: Option<i64>,
+    pub attempts: u32,
+    pub branch: Option<String>,
+    pub worktree: Option<String>,
 }
 
 fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
@@ -69,6 +74,10 @@ pub(crate) fn row_to_task(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         description: r.get(14)?,
         acceptance: r.get(15)?,
         close_reason: r.get(16)?,
+        retry_at: r.get(17)?,
+        attempts: r.get(18)?,
+        branch: r.get(19)?,
+        worktree: r.get(20)?,
     })
 }
 
@@ -79,7 +88,11 @@ impl TaskRow {
             status: self.summary.status,
             assigned: self.summary.assignee.is_some(),
             plan: self.plan_key,
-            scheduled_for: self.summary.scheduled_for.map(|t| t.timestamp_millis()),
+            scheduled_for: self
+                .summary
+                .scheduled_for
+                .map(|t| t.timestamp_millis())
+                .max(self.retry_at),
             created: self.summary.created_at.timestamp_millis(),
         }
     }
@@ -131,7 +144,7 @@ pub(crate) fn wait_of(kind: &str, blocker: Option<i64>, until: Option<i64>) -> W
     }
 }
 
-fn add_note(
+pub(crate) fn add_note(
     conn: &Connection,
     key: Key,
     now: i64,
@@ -372,6 +385,10 @@ impl Store {
             dependents,
             notes,
             runs: self.task_runs(key)?,
+            branch: row.branch,
+            worktree: row.worktree,
+            attempts: row.attempts,
+            retry_at: crate::util::opt_ts(row.retry_at),
             events: self.task_events(key)?,
             task: row.summary,
         })
@@ -626,7 +643,11 @@ impl Store {
         Ok(format!("{} ({})", row.summary.id, row.summary.status))
     }
 
-    fn render_reasons(&self, key: Key, reasons: &[WaitReason]) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn render_reasons(
+        &self,
+        key: Key,
+        reasons: &[WaitReason],
+    ) -> Result<Vec<String>, StoreError> {
         reasons
             .iter()
             .map(|r| {

@@ -104,6 +104,9 @@ pub struct RegisterArgs {
     /// For custom stewards: the playbook it runs
     #[arg(long, value_name = "NAME")]
     pub playbook: Option<String>,
+    /// Wall-time limit of one run, e.g. `30m` (default: `worker_timeout` in config.toml)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_runtime: Option<std::time::Duration>,
 }
 
 impl RegisterArgs {
@@ -135,6 +138,7 @@ impl RegisterArgs {
             max_tasks: self.max_tasks,
             capabilities: self.capabilities,
             playbook: self.playbook,
+            max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
         }
     }
 }
@@ -175,9 +179,7 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
         AgentCommand::Remove { name } => {
             let resp = ctx.request(&Request::RemoveAgent { name: name.clone() })?;
             match resp {
-                Response::Ok { message } if ctx.ui.json => ctx
-                    .ui
-                    .json_value(&serde_json::json!({ "message": message })),
+                Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
                 Response::Agent(a) if ctx.ui.json => ctx.ui.json_value(&a),
                 Response::Ok { .. } | Response::Agent(_) => {
                     ctx.ui.line(format!("removed agent {name}"))
@@ -195,9 +197,7 @@ fn set_enabled(ctx: &mut Context, name: String, enabled: bool) -> CliResult {
     })?;
     match resp {
         Response::Agent(a) if ctx.ui.json => ctx.ui.json_value(&a),
-        Response::Ok { message } if ctx.ui.json => ctx
-            .ui
-            .json_value(&serde_json::json!({ "message": message })),
+        Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
         Response::Agent(_) | Response::Ok { .. } => ctx.ui.line(format!(
             "agent {name} {}",
             if enabled { "enabled" } else { "disabled" }

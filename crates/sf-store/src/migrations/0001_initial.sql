@@ -23,6 +23,10 @@ CREATE TABLE tasks (
     scheduled_for INTEGER,
     defer_until   INTEGER,
     close_reason  TEXT,
+    retry_at      INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    branch        TEXT,
+    worktree      TEXT,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
@@ -77,7 +81,9 @@ CREATE TABLE runs (
     pgid        INTEGER,
     proc_start  INTEGER,
     log_path    TEXT,
-    usage       TEXT
+    usage       TEXT,
+    token       TEXT NOT NULL UNIQUE,
+    released_at INTEGER
 );
 CREATE INDEX runs_by_agent ON runs(agent, id);
 CREATE INDEX runs_by_task ON runs(task, id);
@@ -95,3 +101,17 @@ CREATE TABLE events (
     reason   TEXT
 );
 CREATE INDEX events_by_task ON events(task, id) WHERE task IS NOT NULL;
+
+CREATE TABLE merge_requests (
+    id          INTEGER PRIMARY KEY,
+    task        INTEGER NOT NULL REFERENCES tasks(key),
+    branch      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    summary     TEXT,
+    last_result TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX merge_requests_open ON merge_requests(state, id) WHERE state NOT IN ('merged', 'cancelled');

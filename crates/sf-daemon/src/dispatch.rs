@@ -1,0 +1,175 @@
+//! The dispatch phase, run on the store thread in one go: which agents can take work,
+//! which ready tasks they take, and the claims (one transaction each) made before anything
+//! is spawned.
+
+use std::collections::HashSet;
+
+use sf_core::dispatch::{Slot, pair};
+use sf_proto::{Adapter, AgentSpec, ErrorKind, Mode, Role, TaskDetail};
+use sf_store::{Claim, Store, StoreError, now_ms};
+
+/// A claimed task ready to launch.
+pub(crate) struct Start {
+    pub claim: Claim,
+    pub agent: AgentSpec,
+    pub task: TaskDetail,
+}
+
+/// How many ready tasks to look at per free slot (skills may rule some out).
+const LOOKAHEAD: usize = 8;
+
+fn eligible(a: &sf_proto::AgentSummary, paused: &HashSet<Adapter>) -> bool {
+    a.enabled
+        && a.spec.role == Role::Worker
+        && a.spec.mode == Mode::Ephemeral
+        && !paused.contains(&a.spec.adapter)
+}
+
+/// Pairs ready tasks with idle ephemeral workers and claims them, at most `capacity`.
+pub(crate) fn dispatch(
+    store: &mut Store,
+    capacity: usize,
+    paused: &HashSet<Adapter>,
+) -> Result<Vec<Start>, StoreError> {
+    if capacity == 0 {
+        return Ok(Vec::new());
+    }
+    let running = store.running_by_agent()?;
+    let mut slots: Vec<Slot> = store
+        .list_agents()?
+        .into_iter()
+        .filter(|a| eligible(a, paused))
+        .filter_map(|a| {
+            let busy = running.get(&a.spec.name).copied().unwrap_or(0);
+            let free = a.spec.max_tasks.saturating_sub(busy);
+            (free > 0).then_some(Slot {
+                agent: a.spec.name,
+                skills: a.spec.skills,
+                free,
+            })
+        })
+        .collect();
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let free: usize = slots.iter().map(|s| s.free as usize).sum();
+    let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
+    let tasks: Vec<(usize, &[String])> = ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i, r.task.skills.as_slice()))
+        .collect();
+    let pairs = pair(&tasks, &mut slots, capacity);
+    let mut out = Vec::new();
+    for (i, agent) in pairs {
+        let id = ready[i].task.id.to_string();
+        match claim_one(store, &agent, &id) {
+            Ok(s) => out.push(s),
+            Err(e) => tracing::warn!(task = %id, %agent, error = %e, "claim failed"),
+        }
+    }
+    Ok(out)
+}
+
+fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreError> {
+    let (key, _) = store.resolve_task(task)?;
+    let claim = store.claim("daemon", agent, key)?;
+    let spec = store.show_agent(agent)?.agent.spec;
+    let task = store.show_task(claim.task_id.as_str())?;
+    Ok(Start {
+        claim,
+        agent: spec,
+        task,
+    })
+}
+
+fn refuse(kind: ErrorKind, message: String, hint: &str) -> StoreError {
+    StoreError::Refused {
+        kind,
+        message,
+        hint: Some(hint.to_owned()),
+    }
+}
+
+/// `sfctl agent start NAME [--task ID]`: the same checks as dispatch, for one agent.
+pub(crate) fn start_agent(
+    store: &mut Store,
+    name: &str,
+    task: Option<&str>,
+    capacity: usize,
+    paused: &HashSet<Adapter>,
+) -> Result<Start, StoreError> {
+    let agent = store.show_agent(name)?.agent;
+    if !agent.enabled {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!("agent `{name}` is disabled"),
+            "enable it with `sfctl agent enable`",
+        ));
+    }
+    if agent.spec.role != Role::Worker || agent.spec.mode != Mode::Ephemeral {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!(
+                "agent `{name}` is a {} {}; only ephemeral workers are started by sfd",
+                agent.spec.mode, agent.spec.role
+            ),
+            "persistent agents are started by a human; stewards fire on their triggers",
+        ));
+    }
+    if paused.contains(&agent.spec.adapter) {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!(
+                "dispatch to the `{}` adapter is paused after a usage limit",
+                agent.spec.adapter
+            ),
+            "see `sfctl daemon status` for when it resumes",
+        ));
+    }
+    if agent.running >= agent.spec.max_tasks {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!(
+                "agent `{name}` already runs {} task(s), its limit",
+                agent.running
+            ),
+            "raise --max-tasks or wait",
+        ));
+    }
+    if capacity == 0 {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            "the workspace already runs `max_workers` workers".to_owned(),
+            "raise max_workers in .sf/config.toml or wait",
+        ));
+    }
+    let task_id = match task {
+        Some(t) => {
+            let d = store.show_task(t)?;
+            if !sf_core::naming::has_skills(&agent.spec.skills, &d.task.skills) {
+                return Err(refuse(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "agent `{name}` lacks skills task {} needs: {}",
+                        d.task.id,
+                        d.task.skills.join(", ")
+                    ),
+                    "pick another agent or task",
+                ));
+            }
+            d.task.id.to_string()
+        }
+        None => store
+            .ready(now_ms(), None)?
+            .into_iter()
+            .find(|r| sf_core::naming::has_skills(&agent.spec.skills, &r.task.skills))
+            .map(|r| r.task.id.to_string())
+            .ok_or_else(|| StoreError::Refused {
+                kind: ErrorKind::NotFound,
+                message: format!("no ready task that `{name}` can take"),
+                hint: Some("see `sfctl task ready` and `sfctl task blocked`".into()),
+            })?,
+    };
+    claim_one(store, name, &task_id)
+}

@@ -1,0 +1,408 @@
+//! Starting and supervising one worker run, entirely off the owner task: worktree, setup
+//! command, prompt, spawn, then wait for the exit (or the wall-time limit, or a stop) and
+//! report back to the owner as [`Internal`] messages.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sf_proto::{AgentSpec, RunUsage, TaskDetail};
+use sf_store::Claim;
+use sf_worker::process::{ExitInfo, SpawnSpec, stop_group};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+
+/// Messages from worker tasks to the owner.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    /// The process is running.
+    Spawned {
+        run_id: i64,
+        pid: u32,
+        start_time: Option<u64>,
+        log_path: PathBuf,
+    },
+    /// It could not be started; the claim must be undone.
+    SpawnFailed { run_id: i64, error: String },
+    /// The process is gone.
+    Exited {
+        run_id: i64,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        usage: Option<RunUsage>,
+        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Uncommitted work of a failed run was saved; the task can go back to the pool.
+    Saved {
+        run_id: i64,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        note: String,
+        usage: Option<RunUsage>,
+    },
+    /// A completion's git work is done.
+    CompletePrepared(Box<crate::owner::PendingComplete>),
+}
+
+/// Why a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitWhy {
+    /// On its own.
+    Exited,
+    /// Hit the wall-time limit.
+    TimedOut,
+    /// Stopped on request (agent stop, or after completing).
+    Stopped,
+    /// An adopted process that is gone (exit status unknown).
+    Vanished,
+    /// It reported a usage limit of its CLI.
+    UsageLimited,
+}
+
+/// Everything a launch needs, moved into its task.
+pub(crate) struct Launch {
+    pub config: Arc<Config>,
+    pub claim: Claim,
+    pub agent: AgentSpec,
+    pub task: TaskDetail,
+    pub target: String,
+    pub stop: CancellationToken,
+    pub tx: mpsc::UnboundedSender<Internal>,
+}
+
+pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
+    config.paths.worktrees().join(name)
+}
+
+pub(crate) fn log_path(config: &Config, task: &str, run_id: i64) -> PathBuf {
+    config.paths.logs().join(format!("{task}-{run_id}.log"))
+}
+
+/// Runs one launch to the end.
+pub(crate) async fn launch(l: Launch) {
+    let run_id = l.claim.run_id;
+    let tx = l.tx.clone();
+    match start(&l).await {
+        Err(error) => {
+            tracing::warn!(run_id, %error, "worker failed to start");
+            let _ = tx.send(Internal::SpawnFailed { run_id, error });
+        }
+        Ok((spawned, log)) => {
+            let _ = tx.send(Internal::Spawned {
+                run_id,
+                pid: spawned.pid,
+                start_time: spawned.start_time,
+                log_path: log.clone(),
+            });
+            let limit = l
+                .agent
+                .max_runtime_secs
+                .map_or(l.config.worker_timeout, Duration::from_secs);
+            supervise(
+                spawned,
+                run_id,
+                limit,
+                l.config.stop_grace,
+                l.stop,
+                l.agent.adapter,
+                log,
+                tx,
+            )
+            .await;
+        }
+    }
+}
+
+async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), String> {
+    let config = &l.config;
+    let root = config.paths.root.clone();
+    let wt_path = worktree_path(config, &l.claim.worktree);
+    let (name, branch, target) = (
+        l.claim.task_id.to_string(),
+        l.claim.branch.clone(),
+        l.target.clone(),
+    );
+    let wt_path2 = wt_path.clone();
+    let wt = tokio::task::spawn_blocking(move || {
+        sf_git::ensure_worktree(&root, &name, &wt_path2, &branch, &target)
+    })
+    .await
+    .map_err(|e| format!("worktree task failed: {e}"))?
+    .map_err(|e| error_chain(&e))?;
+    let log = log_path(config, l.claim.task_id.as_str(), l.claim.run_id);
+    if wt.created
+        && let Some(setup) = &config.worktree_setup
+    {
+        run_setup(setup, &wt.path, config.worktree_setup_timeout, &log).await?;
+    }
+    let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
+    let prompt_file = config
+        .paths
+        .logs()
+        .join(format!("{}-{}.prompt.md", l.claim.task_id, l.claim.run_id));
+    std::fs::create_dir_all(config.paths.logs())
+        .map_err(|e| format!("failed to create the log directory: {e}"))?;
+    std::fs::write(&prompt_file, &prompt)
+        .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
+    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
+        adapter: l.agent.adapter,
+        executable: l.agent.command.as_deref(),
+        model: l.agent.model.as_deref(),
+        effort: l.agent.effort,
+        prompt: &prompt,
+        prompt_file: &prompt_file,
+        resume_session: None,
+    })
+    .map_err(|e| error_chain(&e))?;
+    let mut env = worker_env(config, l, &wt.path, &prompt_file);
+    env.extend(launch.env);
+    let spec = SpawnSpec {
+        program: launch.program,
+        args: launch.args,
+        env,
+        cwd: wt.path.clone(),
+        log_path: log.clone(),
+        stdin: launch.stdin,
+    };
+    let spawned = sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))?;
+    tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = spawned.pid, "worker spawned");
+    Ok((spawned, log))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// The configured setup command is trusted configuration (the user wrote it), so it runs
+/// through `sh -c`; nothing from a task ever reaches it.
+async fn run_setup(setup: &str, dir: &Path, timeout: Duration, log: &Path) -> Result<(), String> {
+    let spec = SpawnSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), setup.to_owned()],
+        env: std::env::vars()
+            .filter(|(k, _)| matches!(k.as_str(), "PATH" | "HOME" | "LANG" | "TERM"))
+            .collect(),
+        cwd: dir.to_owned(),
+        log_path: log.to_owned(),
+        stdin: None,
+    };
+    let mut s = sf_worker::process::spawn(&spec)
+        .map_err(|e| format!("worktree setup `{setup}`: {}", error_chain(&e)))?;
+    let status = tokio::select! {
+        st = s.child.wait() => st.map_err(|e| e.to_string())?,
+        () = tokio::time::sleep(timeout) => {
+            stop_group(s.pid, Duration::from_secs(5)).await;
+            let _ = s.child.wait().await;
+            return Err(format!("worktree setup `{setup}` timed out after {}", humantime::format_duration(timeout)));
+        }
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        let tail = sf_worker::process::tail_lines(log, 10).join("\n");
+        Err(format!(
+            "worktree setup `{setup}` failed ({}):\n{tail}",
+            ExitInfo::from(status)
+        ))
+    }
+}
+
+fn worker_env(
+    config: &Config,
+    l: &Launch,
+    worktree: &Path,
+    prompt_file: &Path,
+) -> Vec<(String, String)> {
+    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let sfctl = config.sfctl.clone().or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("sfctl")))
+            .filter(|p| p.exists())
+    });
+    if let Some(dir) = sfctl.as_ref().and_then(|p| p.parent()) {
+        path = format!("{}:{path}", dir.display());
+    }
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), path)];
+    for key in ["HOME", "LANG", "TERM"]
+        .iter()
+        .copied()
+        .chain(config.env_passthrough.iter().map(String::as_str))
+    {
+        if let Ok(v) = std::env::var(key) {
+            env.push((key.to_owned(), v));
+        }
+    }
+    let c = &l.claim;
+    env.extend([
+        (
+            "SF_WORKSPACE".into(),
+            config.paths.root.display().to_string(),
+        ),
+        ("SF_SOCKET".into(), config.socket.display().to_string()),
+        ("SF_AGENT".into(), c.agent.clone()),
+        ("SF_TASK_ID".into(), c.task_id.to_string()),
+        ("SF_RUN".into(), c.token.clone()),
+        ("SF_BRANCH".into(), c.branch.clone()),
+        ("SF_TARGET_BRANCH".into(), l.target.clone()),
+        ("SF_WORKTREE".into(), worktree.display().to_string()),
+        ("SF_PROMPT_FILE".into(), prompt_file.display().to_string()),
+    ]);
+    if let Some(p) = sfctl {
+        env.push(("SF_SFCTL".into(), p.display().to_string()));
+    }
+    env
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename these"
+)]
+async fn supervise(
+    spawned: sf_worker::process::Spawned,
+    run_id: i64,
+    limit: Duration,
+    grace: Duration,
+    stop: CancellationToken,
+    adapter: sf_proto::Adapter,
+    log: PathBuf,
+    tx: mpsc::UnboundedSender<Internal>,
+) {
+    let sf_worker::process::Spawned { mut child, pid, .. } = spawned;
+    let (status, why) = tokio::select! {
+        st = child.wait() => (st, ExitWhy::Exited),
+        () = tokio::time::sleep(limit) => {
+            tracing::warn!(run_id, pid, "worker hit its wall-time limit; stopping its group");
+            let stopper = tokio::spawn(stop_group(pid, grace));
+            let st = child.wait().await;
+            let _ = stopper.await;
+            (st, ExitWhy::TimedOut)
+        }
+        () = stop.cancelled() => {
+            let stopper = tokio::spawn(stop_group(pid, grace));
+            let st = child.wait().await;
+            let _ = stopper.await;
+            (st, ExitWhy::Stopped)
+        }
+    };
+    // stragglers of the group (a grandchild that outlived the leader)
+    sf_worker::process::signal_group(pid, sf_worker::process::StopSignal::Kill);
+    let exit = status.ok().map(ExitInfo::from);
+    let (usage, usage_limit_until) = read_usage(adapter, &log).await;
+    let _ = tx.send(Internal::Exited {
+        run_id,
+        exit,
+        why,
+        usage,
+        usage_limit_until,
+    });
+}
+
+/// Parses a finished run's log with its adapter's parser.
+pub(crate) async fn read_usage(
+    adapter: sf_proto::Adapter,
+    log: &Path,
+) -> (Option<RunUsage>, Option<chrono::DateTime<chrono::Utc>>) {
+    let log = log.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let Ok(file) = std::fs::File::open(&log) else {
+            return (None, None);
+        };
+        let mut parser = sf_worker::adapters::parser(adapter);
+        let mut report = sf_worker::adapters::RunReport::default();
+        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+            for s in parser.feed_line(&line) {
+                report.apply(&s);
+            }
+        }
+        let limit = report
+            .usage_limit
+            .as_ref()
+            .map(|l| sf_worker::adapters::clamp_reset(l.resets_at, chrono::Utc::now()));
+        let usage = RunUsage {
+            session_id: report.session_id.clone(),
+            input_tokens: report.tokens.input_tokens,
+            output_tokens: report.tokens.output_tokens,
+            cache_read_tokens: report.tokens.cache_read_tokens,
+            cache_write_tokens: report.tokens.cache_write_tokens,
+            cost_usd: report.cost_usd,
+            tool_calls: report.tool_calls,
+            result: report
+                .result
+                .as_ref()
+                .map(|r| r.text.chars().take(2000).collect()),
+        };
+        (Some(usage), limit)
+    })
+    .await
+    .unwrap_or((None, None))
+}
+
+/// Saves a failed run's uncommitted work (off the owner) and reports back.
+pub(crate) fn save_work(
+    config: Arc<Config>,
+    run: (i64, String, i64, Option<String>, Option<String>),
+    exit: Option<ExitInfo>,
+    why: ExitWhy,
+    usage: Option<RunUsage>,
+    tx: mpsc::UnboundedSender<Internal>,
+) {
+    let (run_id, task, epoch, worktree, log) = run;
+    tokio::spawn(async move {
+        let wt = worktree.map(|w| worktree_path(&config, &w));
+        let saved = match wt.filter(|p| p.exists()) {
+            Some(path) => {
+                let task2 = task.clone();
+                tokio::task::spawn_blocking(move || {
+                    sf_git::wip_snapshot(&path, &task2, epoch, "sf")
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| error_chain(&e)))
+            }
+            None => Err("no worktree".to_owned()),
+        };
+        let what = match why {
+            ExitWhy::Exited => exit.map_or_else(
+                || "the worker exited".to_owned(),
+                |e| format!("the worker exited ({e})"),
+            ),
+            ExitWhy::TimedOut => "the worker hit its wall-time limit and was stopped".to_owned(),
+            ExitWhy::Stopped => "the worker was stopped".to_owned(),
+            ExitWhy::Vanished => "the worker process was gone after a daemon restart".to_owned(),
+            ExitWhy::UsageLimited => "the agent CLI hit a usage limit".to_owned(),
+        };
+        let saved = match saved {
+            Ok(oid) => format!(
+                "uncommitted work, if any, was saved to refs/sf/wip/{task}/{epoch} ({})",
+                &oid[..oid.len().min(10)]
+            ),
+            Err(e) => format!("no work was saved: {e}"),
+        };
+        let tail = log
+            .map(|l| sf_worker::process::tail_lines(Path::new(&l), 15))
+            .unwrap_or_default();
+        let mut note = format!("{what} without completing or handing off; {saved}.");
+        if !tail.is_empty() {
+            note.push_str("\nLast log lines:\n");
+            note.push_str(&tail.join("\n"));
+        }
+        let _ = tx.send(Internal::Saved {
+            run_id,
+            exit,
+            why,
+            note,
+            usage,
+        });
+    });
+}

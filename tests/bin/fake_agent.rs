@@ -1,0 +1,214 @@
+//! A scripted stand-in for a coding-agent CLI (the one fake in sf's tests), in the style of
+//! jj's `fake-editor`. `SF_FAKE_AGENT_SCRIPT` names a script file; each line is a command.
+//!
+//! Sections: a line `--- next invocation` starts the script of the next run; a line
+//! `--- for TEXT` starts a section used by runs whose task title contains TEXT (the n-th
+//! such section for the n-th run of that task). Runs are counted with marker files next to
+//! the script, so concurrent workers each get their own section.
+//!
+//! Commands: `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
+//! `stderr TEXT`, `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
+//! `touch PATH`, `wait-file PATH`, `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
+//! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
+//! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail).
+//! `\n` in TEXT is a newline. A failed expectation exits 101 with a line on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("fake-agent: {msg}");
+    ExitCode::from(101)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n")
+}
+
+fn task_title() -> String {
+    let Ok(file) = std::env::var("SF_PROMPT_FILE") else { return String::new() };
+    let prompt = std::fs::read_to_string(file).unwrap_or_default();
+    prompt
+        .lines()
+        .find_map(|l| l.strip_prefix("## Your task: "))
+        .map(|l| l.rsplit_once(" (").map_or(l, |(t, _)| t).to_owned())
+        .unwrap_or_default()
+}
+
+/// Claims the next invocation number for `key` by creating a marker file.
+fn next_invocation(script: &Path, key: &str) -> usize {
+    let dir = PathBuf::from(format!("{}.runs", script.display()));
+    let _ = std::fs::create_dir_all(&dir);
+    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    (0..)
+        .find(|i| {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(format!("{safe}.{i}"))).is_ok()
+        })
+        .unwrap_or(0)
+}
+
+fn pick_section(script_path: &Path, text: &str) -> Vec<String> {
+    let title = task_title();
+    let mut sequential: Vec<Vec<String>> = vec![Vec::new()];
+    let mut targeted: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current_targeted = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("--- for ") {
+            targeted.push((rest.trim().to_owned(), Vec::new()));
+            current_targeted = true;
+        } else if line.starts_with("--- next invocation") {
+            sequential.push(Vec::new());
+            current_targeted = false;
+        } else if current_targeted {
+            targeted.last_mut().expect("a section").1.push(line.to_owned());
+        } else {
+            sequential.last_mut().expect("a section").push(line.to_owned());
+        }
+    }
+    let mine: Vec<&(String, Vec<String>)> = targeted.iter().filter(|(t, _)| !t.is_empty() && title.contains(t.as_str())).collect();
+    if !mine.is_empty() {
+        let n = next_invocation(script_path, &format!("for-{}", mine[0].0));
+        return mine.get(n).or(mine.last()).map(|(_, s)| s.clone()).unwrap_or_default();
+    }
+    let n = next_invocation(script_path, "seq");
+    sequential.get(n).cloned().unwrap_or_default()
+}
+
+fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
+    let bin = std::env::var("SF_SFCTL").unwrap_or_else(|_| "sfctl".into());
+    Command::new(bin).args(args).output()
+}
+
+fn git(args: &[&str]) -> bool {
+    Command::new("git")
+        .args(["-c", "user.name=fake-agent", "-c", "user.email=fake@sf.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[expect(unsafe_code, reason = "ignoring SIGTERM needs sigaction")]
+fn ignore_sigterm() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler code; nothing else in this process handles signals.
+    unsafe {
+        let _ = signal(Signal::SIGTERM, SigHandler::SigIgn);
+    }
+}
+
+fn main() -> ExitCode {
+    let Ok(script) = std::env::var("SF_FAKE_AGENT_SCRIPT") else {
+        return fail("SF_FAKE_AGENT_SCRIPT is not set");
+    };
+    let script = PathBuf::from(script);
+    let Ok(text) = std::fs::read_to_string(&script) else {
+        return fail(&format!("cannot read {}", script.display()));
+    };
+    let lines = pick_section(&script, &text);
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim();
+        match cmd {
+            "write" | "append" => {
+                let Some((path, content)) = rest.split_once(' ') else { return fail(&format!("bad line: {line}")) };
+                let path = Path::new(path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let mut content = unescape(content);
+                if cmd == "append" {
+                    content = std::fs::read_to_string(path).unwrap_or_default() + &content;
+                }
+                if let Err(e) = std::fs::write(path, content) {
+                    return fail(&format!("write {}: {e}", path.display()));
+                }
+            }
+            "commit" => {
+                if !git(&["add", "-A"]) || !git(&["commit", "-q", "-m", rest]) {
+                    return fail(&format!("git commit failed: {rest}"));
+                }
+            }
+            "stdout" => println!("{}", unescape(rest)),
+            "stderr" => eprintln!("{}", unescape(rest)),
+            "sleep" => std::thread::sleep(Duration::from_millis(rest.parse().unwrap_or(0))),
+            "exit" => return ExitCode::from(rest.parse::<u8>().unwrap_or(1)),
+            "ignore-sigterm" => ignore_sigterm(),
+            "spawn-grandchild" => {
+                let (ms, pidfile) = rest.split_once(' ').unwrap_or((rest, ""));
+                let secs = (ms.parse::<u64>().unwrap_or(1000) / 1000).max(1);
+                match Command::new("sleep").arg(secs.to_string()).spawn() {
+                    Ok(child) => {
+                        if !pidfile.is_empty() {
+                            let _ = std::fs::write(pidfile, child.id().to_string());
+                        }
+                        std::mem::forget(child);
+                    }
+                    Err(e) => return fail(&format!("spawn grandchild: {e}")),
+                }
+            }
+            "touch" => {
+                if let Err(e) = std::fs::write(rest, b"") {
+                    return fail(&format!("touch {rest}: {e}"));
+                }
+            }
+            "wait-file" => {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !Path::new(rest).exists() {
+                    if Instant::now() > deadline {
+                        return fail(&format!("timed out waiting for {rest}"));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            "expect-env" => {
+                let (k, v) = rest.split_once('=').unwrap_or((rest, ""));
+                let got = std::env::var(k).unwrap_or_default();
+                if got != v {
+                    return fail(&format!("expected {k}={v}, got {k}={got}"));
+                }
+            }
+            "expect-cwd-is-worktree" => {
+                let cwd = std::env::current_dir().unwrap_or_default();
+                let wt = std::env::var("SF_WORKTREE").unwrap_or_default();
+                let inside = cwd.components().any(|c| c.as_os_str() == "worktrees");
+                if cwd != Path::new(&wt) || !inside || !cwd.join(".git").is_file() {
+                    return fail(&format!("cwd {} is not the worktree {wt}", cwd.display()));
+                }
+            }
+            "expect-prompt-contains" => {
+                let file = std::env::var("SF_PROMPT_FILE").unwrap_or_default();
+                let prompt = std::fs::read_to_string(&file).unwrap_or_default();
+                if !prompt.contains(&unescape(rest)) {
+                    return fail(&format!("prompt does not contain {rest:?}"));
+                }
+            }
+            "complete" | "complete-no-changes" | "handoff" | "sfctl" | "sfctl-fails" => {
+                let owned: Vec<String> = match cmd {
+                    "complete" if rest.is_empty() => vec!["task".into(), "complete".into()],
+                    "complete" => vec!["task".into(), "complete".into(), "--summary".into(), rest.into()],
+                    "complete-no-changes" => vec!["task".into(), "complete".into(), "--no-changes".into()],
+                    "handoff" => vec!["task".into(), "handoff".into(), "--note".into(), unescape(rest)],
+                    _ => rest.split_whitespace().map(str::to_owned).collect(),
+                };
+                let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+                let out = match sfctl(&args) {
+                    Ok(o) => o,
+                    Err(e) => return fail(&format!("failed to run sfctl: {e}")),
+                };
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                let want_success = cmd != "sfctl-fails";
+                if out.status.success() != want_success {
+                    return fail(&format!("sfctl {} exited with {}", args.join(" "), out.status));
+                }
+            }
+            other => return fail(&format!("unknown command `{other}`")),
+        }
+    }
+    ExitCode::SUCCESS
+}
