@@ -1,0 +1,369 @@
+//! Adapters for agent CLIs: from an agent's configuration to a command line, and from the CLI's
+//! output back to structured [`Signal`]s.
+//!
+//! [`launch`] builds a [`Launch`]: a program, an argv and the prompt for stdin. It never builds a
+//! shell string: a prompt or a title with quotes, `$()` or newlines reaches the CLI byte for byte,
+//! on stdin. The prompt always goes on stdin rather than into argv, because Linux refuses a single
+//! argument longer than 128 KiB and a prompt with handoff notes can grow past that. The caller
+//! also writes the prompt to `prompt_file`, which every adapter names in `SF_PROMPT_FILE`.
+//!
+//! A [`StreamParser`] reads the worker's log (stdout and stderr interleaved) one line at a time;
+//! [`RunReport`] folds its signals into totals. Lines a parser does not understand, including
+//! malformed JSON and stderr noise, are skipped.
+//!
+//! | adapter    | command line (before the optional per-agent prefix replaces the program) |
+//! |------------|----------------------------------------------------------------------------|
+//! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions [--model M] [--effort E] [--resume S]` |
+//! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
+//! | `opencode` | `opencode run --format json [--model M] [--variant E] [--session S]` |
+//! | `command`  | the configured command line, split into words without a shell              |
+//!
+//! Permissions: an unattended worker must edit its worktree, run commands, commit (git writes the
+//! main repository's `.git`, outside the worktree) and reach the daemon's socket with `sfctl`.
+//! Claude Code in `-p` mode denies every tool that would prompt, so it gets
+//! `--dangerously-skip-permissions` (Claude Code refuses it when run as root). Codex's
+//! `workspace-write` sandbox cannot write the repository's `.git`, so it runs unsandboxed. OpenCode
+//! allows edits and shell by default and `opencode run` auto-rejects anything that would ask, so
+//! it gets no extra flag and the user's `opencode.json` stays in force.
+//!
+//! Sources (formats reconstructed from documentation, never from a live run):
+//! - Claude Code headless mode and CLI reference (docs.claude.com/docs/claude-code/headless,
+//!   .../cli-reference): `-p`, `--output-format stream-json` (needs `--verbose`), `--resume`,
+//!   `--model`, `--effort`; the `system`/`init`, `assistant`, `result` messages
+//!   (fields as in the SDK's `SDKResultMessage`); the `rate_limit_event` line
+//!   (`rate_limit_info.status`, `resetsAt`, `rateLimitType`, anthropics/claude-code#77018); usage
+//!   limit texts `Claude AI usage limit reached|<epoch>` (anthropics/claude-code#4048, #6119),
+//!   `You've hit your session limit · resets 9am (Europe/Berlin)` (#86272, #51981).
+//! - Codex `codex exec` (developers.openai.com/codex/noninteractive, openai/codex
+//!   `codex-rs/exec/src/cli.rs`, `exec_events.rs`): `--json` JSONL `thread.started`,
+//!   `turn.completed` (usage is the thread's running total), `turn.failed`, `item.completed`,
+//!   `error`; `exec resume SESSION_ID PROMPT` with `-` reading stdin; usage limit texts from
+//!   `UsageLimitReachedError` (`… Try again at 3:28 PM.`, older `… try again in 2 hours 5 minutes`).
+//! - OpenCode `opencode run` (anomalyco/opencode `packages/opencode/src/cli/cmd/run.ts`):
+//!   `--format json` lines `{type, timestamp, sessionID, part|error}` with types `step_start`,
+//!   `text`, `tool_use`, `step_finish` (`part.tokens {input, output, reasoning, cache {read,
+//!   write}}`, `part.cost`), `error`, `done`; piped stdin is the message when no positional is given
+//!   (a positional with spaces is re-quoted by `run`, so the prompt goes on stdin instead);
+//!   `--variant` is the provider-specific reasoning effort.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, Local};
+use serde::{Deserialize, Serialize};
+use sf_proto::{Adapter, Effort};
+
+mod argv;
+mod claude;
+mod codex;
+mod command;
+mod limit;
+mod opencode;
+mod report;
+
+pub use argv::split_command;
+pub use report::{
+    DEFAULT_PAUSE, MAX_PAUSE, MIN_PAUSE, RunReport, RunResult, UsageLimit, clamp_reset,
+    report_from_log,
+};
+
+/// The name of the environment variable naming the file that holds the prompt.
+pub const PROMPT_FILE_ENV: &str = "SF_PROMPT_FILE";
+
+/// What [`launch`] needs to know about one run.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchInput<'a> {
+    /// Which CLI.
+    pub adapter: Adapter,
+    /// The agent's `command`: for `command`, the whole command line; for the others, an optional
+    /// replacement for the CLI's program (for example `/opt/claude/bin/claude` or
+    /// `npx @openai/codex`). Split by [`split_command`]: words separated by whitespace, single and
+    /// double quotes group, a backslash escapes; no variables, globs or other shell syntax.
+    pub executable: Option<&'a str>,
+    /// Model name, passed as is.
+    pub model: Option<&'a str>,
+    /// Reasoning effort, for the CLIs that take one.
+    pub effort: Option<Effort>,
+    /// The full prompt, sent on stdin.
+    pub prompt: &'a str,
+    /// Where the caller has written the same prompt; named in `SF_PROMPT_FILE`.
+    pub prompt_file: &'a Path,
+    /// A session of this CLI to continue (as reported by [`Signal::Session`]).
+    pub resume_session: Option<&'a str>,
+}
+
+/// A command line ready to spawn: program and argv, never a shell string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The executable, looked up in `PATH` if it has no slash.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Written to stdin, which is then closed.
+    pub stdin: Option<String>,
+    /// Environment to add on top of the worker's (cleared) environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Why no command line could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// The `command` adapter was given no command line.
+    #[error("the `command` adapter needs a command line")]
+    MissingCommand,
+    /// The command line could not be split into words.
+    #[error("failed to split command line `{command}`: {reason}")]
+    BadCommand {
+        /// The command line.
+        command: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A model or session value that would be read as an option or is empty.
+    #[error("invalid {what} `{value}`: must be non-empty, one line, and not start with `-`")]
+    InvalidValue {
+        /// `model` or `session`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// The prompt file's path cannot be put in the environment.
+    #[error("prompt file path {} is not valid UTF-8", path.display())]
+    NonUtf8PromptFile {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// Builds the command line for one run of `input.adapter`.
+pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
+    let model = input.model.map(|m| checked("model", m)).transpose()?;
+    let resume = input
+        .resume_session
+        .map(|s| checked("session", s))
+        .transpose()?;
+    let prompt_file =
+        input
+            .prompt_file
+            .to_str()
+            .ok_or_else(|| AdapterError::NonUtf8PromptFile {
+                path: input.prompt_file.to_path_buf(),
+            })?;
+    let prefix = match input.executable {
+        Some(cmd) => Some(split_command(cmd)?),
+        None => None,
+    };
+    let opts = Options {
+        model,
+        effort: input.effort,
+        resume,
+    };
+    let mut launch = match input.adapter {
+        Adapter::Claude => with_prefix(prefix, "claude", claude::args(&opts)),
+        Adapter::Codex => with_prefix(prefix, "codex", codex::args(&opts)),
+        Adapter::Opencode => with_prefix(prefix, "opencode", opencode::args(&opts)),
+        Adapter::Command => {
+            let words = prefix.ok_or(AdapterError::MissingCommand)?;
+            let mut launch = with_prefix(Some(words), "", Vec::new());
+            launch.env.extend(command::env(&opts));
+            launch
+        }
+    };
+    launch.stdin = Some(input.prompt.to_owned());
+    launch
+        .env
+        .push((PROMPT_FILE_ENV.to_owned(), prompt_file.to_owned()));
+    Ok(launch)
+}
+
+/// The per-run options an adapter turns into flags.
+struct Options<'a> {
+    model: Option<&'a str>,
+    effort: Option<Effort>,
+    resume: Option<&'a str>,
+}
+
+fn checked<'a>(what: &'static str, value: &'a str) -> Result<&'a str, AdapterError> {
+    let bad = value.is_empty()
+        || value.starts_with('-')
+        || value.contains(['\n', '\r', '\0'])
+        || value.trim() != value;
+    if bad {
+        return Err(AdapterError::InvalidValue {
+            what,
+            value: value.to_owned(),
+        });
+    }
+    Ok(value)
+}
+
+fn with_prefix(prefix: Option<Vec<String>>, default: &str, args: Vec<String>) -> Launch {
+    let mut words = prefix
+        .unwrap_or_else(|| vec![default.to_owned()])
+        .into_iter();
+    let program = words.next().unwrap_or_else(|| default.to_owned());
+    let mut all: Vec<String> = words.collect();
+    all.extend(args);
+    Launch {
+        program,
+        args: all,
+        stdin: None,
+        env: Vec::new(),
+    }
+}
+
+/// Token counts. `input_tokens` excludes cached input, so the four add up to what was processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens, reasoning included.
+    pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+}
+
+impl TokenUsage {
+    /// The sum of all four counts.
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
+    fn saturating_add(self, other: Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_add(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_add(other.cache_write_tokens),
+        }
+    }
+
+    fn saturating_sub(self, other: Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens.saturating_sub(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(other.output_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_sub(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_sub(other.cache_write_tokens),
+        }
+    }
+
+    fn max(self, other: Self) -> Self {
+        Self {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.max(other.cache_read_tokens),
+            cache_write_tokens: self.cache_write_tokens.max(other.cache_write_tokens),
+        }
+    }
+}
+
+/// Something a parser recognised in one line of a CLI's output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// The CLI's session id, for resuming.
+    Session {
+        /// The id.
+        id: String,
+    },
+    /// Token usage and cost.
+    Usage {
+        /// The counts.
+        tokens: TokenUsage,
+        /// Cost in US dollars, when the CLI reports one.
+        cost_usd: Option<f64>,
+        /// `true`: these are the run's totals so far and replace earlier counts; `false`: they
+        /// add to them.
+        total: bool,
+    },
+    /// The agent called a tool.
+    ToolCall {
+        /// The tool's name (`Bash`, `command_execution`, `edit`, ...).
+        name: String,
+    },
+    /// The CLI hit its plan's usage limit.
+    UsageLimit(UsageLimit),
+    /// The run ended with this outcome.
+    Result(RunResult),
+}
+
+/// Turns a CLI's output, one line at a time, into [`Signal`]s.
+pub trait StreamParser: Send {
+    /// Parses one line (without its newline). `now` anchors relative times such as "resets in 2
+    /// hours"; its offset is the zone that clock times such as "resets 3pm" are read in.
+    fn feed_line_at(&mut self, line: &str, now: DateTime<FixedOffset>) -> Vec<Signal>;
+
+    /// [`StreamParser::feed_line_at`] with the system clock and local time zone.
+    fn feed_line(&mut self, line: &str) -> Vec<Signal> {
+        self.feed_line_at(line, Local::now().fixed_offset())
+    }
+}
+
+/// A fresh parser for one run of `adapter`. The `command` adapter's output is not parsed.
+pub fn parser(adapter: Adapter) -> Box<dyn StreamParser> {
+    match adapter {
+        Adapter::Claude => Box::new(claude::Parser::default()),
+        Adapter::Codex => Box::new(codex::Parser::default()),
+        Adapter::Opencode => Box::new(opencode::Parser::default()),
+        Adapter::Command => Box::new(command::Parser),
+    }
+}
+
+/// Longest result text kept, in bytes.
+const MAX_RESULT_TEXT: usize = 8 * 1024;
+
+/// Cuts `text` to at most [`MAX_RESULT_TEXT`] bytes, on a character boundary.
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_RESULT_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_RESULT_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The `type` of a JSON line, read without building the rest of it.
+fn line_type(line: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Head>(line).ok()?.kind
+}
+
+/// Pushes a [`Signal::Session`] when `id` is new.
+fn note_session(current: &mut Option<String>, id: Option<&str>, out: &mut Vec<Signal>) {
+    let Some(id) = id.filter(|id| !id.is_empty()) else {
+        return;
+    };
+    if current.as_deref() != Some(id) {
+        *current = Some(id.to_owned());
+        out.push(Signal::Session { id: id.to_owned() });
+    }
+}
+
+/// A usage limit in a line that is not JSON (the CLI's stderr shares the log with its stdout).
+fn plain_line_limit(line: &str, now: DateTime<FixedOffset>) -> Option<Signal> {
+    const MAX_PLAIN_LINE: usize = 1000;
+    let line = line.trim();
+    (!line.is_empty() && line.len() <= MAX_PLAIN_LINE && limit::is_usage_limit(line))
+        .then(|| Signal::UsageLimit(limit::usage_limit(line, now)))
+}

@@ -1,0 +1,259 @@
+//! Claude Code, headless: `claude -p --output-format stream-json --verbose`, prompt on stdin.
+//!
+//! Read from the stream: the session id (every message carries `session_id`); token usage from
+//! each `assistant` message (counted once per message id, then replaced by the `result` totals);
+//! `tool_use` blocks; `rate_limit_event` lines with `status: "rejected"`; usage-limit prose in
+//! error results and in the synthetic assistant message Claude Code writes when the API refuses;
+//! and the final `result`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+
+use super::{
+    Options, RunResult, Signal, StreamParser, TokenUsage, UsageLimit, clip, limit, line_type,
+    note_session, plain_line_limit,
+};
+
+pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--dangerously-skip-permissions",
+    ]
+    .map(String::from)
+    .into();
+    if let Some(model) = opts.model {
+        args.extend(["--model".to_owned(), model.to_owned()]);
+    }
+    if let Some(effort) = opts.effort {
+        args.extend(["--effort".to_owned(), effort.as_str().to_owned()]);
+    }
+    if let Some(session) = opts.resume {
+        args.extend(["--resume".to_owned(), session.to_owned()]);
+    }
+    args
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Usage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl From<&Usage> for TokenUsage {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens.unwrap_or(0),
+            output_tokens: u.output_tokens.unwrap_or(0),
+            cache_read_tokens: u.cache_read_input_tokens.unwrap_or(0),
+            cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Common {
+    session_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Message {
+    id: Option<String>,
+    model: Option<String>,
+    content: Vec<Block>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Assistant {
+    session_id: Option<String>,
+    message: Message,
+    error: Option<String>,
+    is_api_error_message: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RateLimitInfo {
+    status: Option<String>,
+    #[serde(rename = "resetsAt")]
+    resets_at: Option<i64>,
+    #[serde(rename = "rateLimitType")]
+    kind: Option<String>,
+    /// The plan's limit is hit but extra usage keeps the run going.
+    #[serde(rename = "isUsingOverage")]
+    using_overage: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RateLimitEvent {
+    session_id: Option<String>,
+    rate_limit_info: RateLimitInfo,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResultMessage {
+    subtype: Option<String>,
+    is_error: bool,
+    result: Option<String>,
+    errors: Vec<String>,
+    session_id: Option<String>,
+    total_cost_usd: Option<f64>,
+    usage: Option<Usage>,
+    api_error_status: Option<u16>,
+}
+
+/// State across the lines of one run.
+#[derive(Default)]
+pub(super) struct Parser {
+    session: Option<String>,
+    /// Usage already counted per assistant message id: one message arrives as several lines.
+    counted: HashMap<String, TokenUsage>,
+    tool_ids: HashSet<String>,
+}
+
+impl StreamParser for Parser {
+    fn feed_line_at(&mut self, line: &str, now: DateTime<FixedOffset>) -> Vec<Signal> {
+        let mut out = Vec::new();
+        let Some(kind) = line_type(line) else {
+            if !line.trim_start().starts_with('{') {
+                out.extend(plain_line_limit(line, now));
+            }
+            return out;
+        };
+        let line = line.trim();
+        match kind.as_str() {
+            "assistant" => {
+                if let Ok(msg) = serde_json::from_str::<Assistant>(line) {
+                    self.assistant(msg, now, &mut out);
+                }
+            }
+            "rate_limit_event" => {
+                if let Ok(ev) = serde_json::from_str::<RateLimitEvent>(line) {
+                    note_session(&mut self.session, ev.session_id.as_deref(), &mut out);
+                    let info = ev.rate_limit_info;
+                    if info.status.as_deref() == Some("rejected")
+                        && info.using_overage != Some(true)
+                    {
+                        let which = info.kind.as_deref().unwrap_or("usage");
+                        out.push(Signal::UsageLimit(UsageLimit {
+                            message: format!("claude {which} limit reached"),
+                            resets_at: info.resets_at.and_then(|s| DateTime::from_timestamp(s, 0)),
+                        }));
+                    }
+                }
+            }
+            "result" => {
+                if let Ok(res) = serde_json::from_str::<ResultMessage>(line)
+                    && res.subtype.is_some()
+                {
+                    self.result(res, now, &mut out);
+                }
+            }
+            _ => {
+                if let Ok(c) = serde_json::from_str::<Common>(line) {
+                    note_session(&mut self.session, c.session_id.as_deref(), &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Parser {
+    fn assistant(&mut self, msg: Assistant, now: DateTime<FixedOffset>, out: &mut Vec<Signal>) {
+        note_session(&mut self.session, msg.session_id.as_deref(), out);
+        let m = msg.message;
+        if let (Some(id), Some(usage)) = (&m.id, &m.usage) {
+            let seen = self.counted.entry(id.clone()).or_default();
+            let now_usage = TokenUsage::from(usage);
+            let delta = now_usage.saturating_sub(*seen);
+            *seen = seen.max(now_usage);
+            if delta.total() > 0 {
+                out.push(Signal::Usage {
+                    tokens: delta,
+                    cost_usd: None,
+                    total: false,
+                });
+            }
+        }
+        for block in &m.content {
+            if matches!(block.kind.as_deref(), Some("tool_use" | "server_tool_use"))
+                && let Some(name) = &block.name
+            {
+                let fresh = block
+                    .id
+                    .as_ref()
+                    .is_none_or(|id| self.tool_ids.insert(id.clone()));
+                if fresh {
+                    out.push(Signal::ToolCall { name: name.clone() });
+                }
+            }
+        }
+        let synthetic = msg.error.is_some()
+            || msg.is_api_error_message
+            || m.model.as_deref() == Some("<synthetic>");
+        if synthetic {
+            let text: Vec<&str> = m.content.iter().filter_map(|b| b.text.as_deref()).collect();
+            let text = text.join("\n");
+            if msg.error.as_deref() == Some("rate_limit") || limit::is_usage_limit(&text) {
+                out.push(Signal::UsageLimit(limit::usage_limit(&text, now)));
+            }
+        }
+    }
+
+    fn result(&mut self, res: ResultMessage, now: DateTime<FixedOffset>, out: &mut Vec<Signal>) {
+        note_session(&mut self.session, res.session_id.as_deref(), out);
+        let usage = res
+            .usage
+            .filter(|u| u.input_tokens.is_some() || u.output_tokens.is_some());
+        if usage.is_some() || res.total_cost_usd.is_some() {
+            out.push(Signal::Usage {
+                tokens: usage.as_ref().map(TokenUsage::from).unwrap_or_default(),
+                cost_usd: res.total_cost_usd,
+                total: true,
+            });
+        }
+        let subtype = res.subtype.as_deref().unwrap_or("unknown");
+        let text = match (&res.result, res.errors.is_empty()) {
+            (Some(text), _) => text.clone(),
+            (None, false) => res.errors.join("\n"),
+            (None, true) => subtype.to_owned(),
+        };
+        let limited = if res.is_error {
+            res.api_error_status == Some(429) || limit::is_usage_limit(&text)
+        } else {
+            // Older versions ended a limited run with a "success" whose text is only the marker.
+            text.trim().len() < 200 && limit::has_epoch_marker(&text)
+        };
+        if limited {
+            out.push(Signal::UsageLimit(limit::usage_limit(&text, now)));
+        }
+        out.push(Signal::Result(RunResult {
+            success: !res.is_error && subtype == "success" && !limited,
+            text: clip(&text),
+        }));
+    }
+}

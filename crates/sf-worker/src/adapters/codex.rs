@@ -1,0 +1,192 @@
+//! Codex: `codex exec --json … -` with the prompt on stdin; `codex exec … resume SESSION -` to
+//! continue. Options go before `resume` so that versions where they are not global accept them.
+//!
+//! Read from the JSONL: `thread.started` (the session id), `turn.completed` (usage: the thread's
+//! running total, with `cached_input_tokens` a part of `input_tokens`), `item.completed` (tool
+//! calls, and the last `agent_message` as the result text), `turn.failed` and `error` (failure,
+//! and usage limits).
+
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+
+use super::{
+    Options, RunResult, Signal, StreamParser, TokenUsage, clip, limit, line_type, note_session,
+    plain_line_limit,
+};
+
+pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "exec",
+        "--json",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "--skip-git-repo-check",
+    ]
+    .map(String::from)
+    .into();
+    if let Some(model) = opts.model {
+        args.extend(["--model".to_owned(), model.to_owned()]);
+    }
+    if let Some(effort) = opts.effort {
+        args.extend([
+            "-c".to_owned(),
+            format!("model_reasoning_effort=\"{}\"", effort.as_str()),
+        ]);
+    }
+    if let Some(session) = opts.resume {
+        args.extend(["resume".to_owned(), session.to_owned()]);
+    }
+    args.push("-".to_owned());
+    args
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ThreadStarted {
+    thread_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Usage {
+    input_tokens: u64,
+    cached_input_tokens: u64,
+    output_tokens: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TurnCompleted {
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorBody {
+    message: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TurnFailed {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorEvent {
+    message: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Item {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Older versions name the type `item_type`.
+    item_type: Option<String>,
+    text: Option<String>,
+    server: Option<String>,
+    tool: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ItemCompleted {
+    item: Item,
+}
+
+/// State across the lines of one run.
+#[derive(Default)]
+pub(super) struct Parser {
+    session: Option<String>,
+    last_message: Option<String>,
+}
+
+impl StreamParser for Parser {
+    fn feed_line_at(&mut self, line: &str, now: DateTime<FixedOffset>) -> Vec<Signal> {
+        let mut out = Vec::new();
+        let Some(kind) = line_type(line) else {
+            if !line.trim_start().starts_with('{') {
+                out.extend(plain_line_limit(line, now));
+            }
+            return out;
+        };
+        let line = line.trim();
+        match kind.as_str() {
+            "thread.started" | "thread.resumed" => {
+                if let Ok(ev) = serde_json::from_str::<ThreadStarted>(line) {
+                    note_session(&mut self.session, ev.thread_id.as_deref(), &mut out);
+                }
+            }
+            "turn.completed" => {
+                if let Ok(ev) = serde_json::from_str::<TurnCompleted>(line) {
+                    if let Some(u) = ev.usage {
+                        let cached = u.cached_input_tokens.min(u.input_tokens);
+                        out.push(Signal::Usage {
+                            tokens: TokenUsage {
+                                input_tokens: u.input_tokens - cached,
+                                output_tokens: u.output_tokens,
+                                cache_read_tokens: cached,
+                                cache_write_tokens: 0,
+                            },
+                            cost_usd: None,
+                            total: true,
+                        });
+                    }
+                    out.push(Signal::Result(RunResult {
+                        success: true,
+                        text: clip(self.last_message.as_deref().unwrap_or("")),
+                    }));
+                }
+            }
+            "turn.failed" => {
+                if let Ok(ev) = serde_json::from_str::<TurnFailed>(line) {
+                    let message = ev.error.message.unwrap_or_else(|| "turn failed".to_owned());
+                    if limit::is_usage_limit(&message) {
+                        out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                    }
+                    out.push(Signal::Result(RunResult {
+                        success: false,
+                        text: clip(&message),
+                    }));
+                }
+            }
+            "error" => {
+                if let Ok(ev) = serde_json::from_str::<ErrorEvent>(line)
+                    && let Some(message) = ev.message
+                    && limit::is_usage_limit(&message)
+                {
+                    out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                }
+            }
+            "item.completed" => {
+                if let Ok(ev) = serde_json::from_str::<ItemCompleted>(line) {
+                    self.item(ev.item, &mut out);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+impl Parser {
+    fn item(&mut self, item: Item, out: &mut Vec<Signal>) {
+        let kind = item.kind.or(item.item_type).unwrap_or_default();
+        match kind.as_str() {
+            "agent_message" | "assistant_message" => self.last_message = item.text,
+            "command_execution" | "file_change" | "web_search" => {
+                out.push(Signal::ToolCall { name: kind });
+            }
+            "mcp_tool_call" => {
+                let name = match (item.server, item.tool) {
+                    (Some(server), Some(tool)) => format!("{server}.{tool}"),
+                    (None, Some(tool)) => tool,
+                    _ => kind,
+                };
+                out.push(Signal::ToolCall { name });
+            }
+            _ => {}
+        }
+    }
+}
