@@ -409,6 +409,54 @@ pub struct RunUsage {
     pub result: Option<String>,
 }
 
+wire_enum!(
+    /// Where a merge request is.
+    MergeState {
+        /** Waiting its turn. */ Queued = "queued",
+        /** Its merge result is being tested. */ Testing = "testing",
+        /** Waits for `sfctl mr approve`. */ AwaitingApproval = "awaiting_approval",
+        /** Cannot proceed yet; `reason` says why. */ Waiting = "waiting",
+        /** Tests failed or it conflicts; a fix task is working on it. */ NeedsFix = "needs_fix",
+        /** Landed on the target. */ Merged = "merged",
+        /** Given up. */ Cancelled = "cancelled",
+    }
+);
+
+/// A merge request, for `sfctl mr list|show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRequestInfo {
+    /// Id.
+    pub id: i64,
+    /// The task it merges (absent for `sfctl merge` of a branch).
+    pub task: Option<TaskId>,
+    /// The task's title, or the merge message.
+    pub title: String,
+    /// The branch.
+    pub branch: String,
+    /// Where it goes.
+    pub target: String,
+    /// State.
+    pub state: MergeState,
+    /// Why it waits, or how it failed.
+    pub reason: Option<String>,
+    /// Test runs so far.
+    pub attempts: u32,
+    /// Last test result, one line.
+    pub last_result: Option<String>,
+    /// The test output log of the last attempt.
+    pub log_path: Option<String>,
+    /// The commit that landed.
+    pub commit: Option<String>,
+    /// The open fix task, if any.
+    pub fix_task: Option<TaskId>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
 /// A run's log file, for `sfctl logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRef {
@@ -1007,6 +1055,42 @@ pub enum Request {
         /// A task id or prefix, or an agent name.
         target: String,
     },
+    /// The merge queue.
+    ListMergeRequests,
+    /// One merge request.
+    ShowMergeRequest {
+        /// Its id.
+        id: i64,
+    },
+    /// Queue a waiting or failed merge request again.
+    RetryMergeRequest {
+        /// Its id.
+        id: i64,
+    },
+    /// Approve a merge request held by `require_approval`.
+    ApproveMergeRequest {
+        /// Its id.
+        id: i64,
+        /// Who approves.
+        approver: String,
+    },
+    /// Cancel a merge request.
+    CancelMergeRequest {
+        /// Its id.
+        id: i64,
+    },
+    /// Merge a branch through the merge queue (`sfctl merge`); answers with the request,
+    /// whose progress the client follows with `ShowMergeRequest`.
+    Merge {
+        /// The branch (default: the caller's `SF_BRANCH` or current branch, resolved by the client).
+        branch: String,
+        /// The target (default: the workspace's target branch).
+        #[serde(default)]
+        into: Option<String>,
+        /// Commit message (default: derived from the branch).
+        #[serde(default)]
+        message: Option<String>,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -1066,6 +1150,10 @@ pub enum Response {
     Run(RunSummary),
     /// Log files.
     Logs(Vec<LogRef>),
+    /// Merge requests.
+    MergeRequests(Vec<MergeRequestInfo>),
+    /// One merge request.
+    MergeRequest(MergeRequestInfo),
     /// One audit event, in a follow stream.
     Event(AuditEvent),
     /// Events were dropped because the follower fell behind.

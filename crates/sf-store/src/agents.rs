@@ -62,6 +62,14 @@ pub fn validate_spec(
             StoreError::invalid("a custom steward needs a playbook").hint("--playbook NAME")
         );
     }
+    if spec.adapter == sf_proto::Adapter::Command
+        && spec.command.as_deref().is_none_or(|c| c.trim().is_empty())
+        && spec.mode == Mode::Ephemeral
+        && spec.role != Role::Director
+    {
+        return Err(StoreError::invalid(format!("agent `{}` uses the `command` adapter but names no command", spec.name))
+            .hint("pass --command PATH (any executable; it gets the prompt on stdin), or --adapter claude|codex|opencode"));
+    }
     if spec.max_tasks == 0 || spec.max_tasks > 64 {
         return Err(
             StoreError::invalid(format!("--max-tasks {} is out of range", spec.max_tasks))

@@ -6,6 +6,7 @@ mod agents;
 mod deps;
 mod error;
 mod events;
+mod mrs;
 mod plans;
 mod runs;
 mod tasks;
@@ -19,6 +20,7 @@ use sf_core::ready::LiveIndex;
 use sf_proto::AuditEvent;
 
 pub use error::StoreError;
+pub use mrs::{MergeFailure, MergeJob};
 pub use runs::{AfterFailure, Claim, Failure, Lease, LiveRun, backoff_ms};
 pub use util::now_ms;
 

@@ -319,11 +319,13 @@ impl Store {
         let now = now_ms();
         let actor = format!("agent:{}", lease.agent);
         let before = self.task_row(lease.task_key)?;
+        let fix_of = self.fix_of(lease.task_key)?;
         let to = if nothing_to_merge {
             TaskStatus::Closed
         } else {
             TaskStatus::Review
         };
+        let to = if fix_of.is_some() { TaskStatus::Closed } else { to };
         let tx = self.conn.transaction()?;
         release(&tx, lease.run_id, "completed", now)?;
         tx.prepare_cached(
@@ -341,7 +343,7 @@ impl Store {
             add_note(&tx, lease.task_key, now, &actor, "summary", s)?;
         }
         let mut mr = None;
-        if !nothing_to_merge {
+        if !nothing_to_merge && fix_of.is_none() {
             tx.prepare_cached(
                 "INSERT INTO merge_requests (task, branch, target, state, summary, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)",
@@ -363,6 +365,9 @@ impl Store {
         tx.commit()?;
         self.new_events.extend(events);
         self.after_status_change(lease.task_key, &after, plan_change);
+        if let Some(original) = fix_of {
+            self.fix_completed(lease.task_key, original, &actor)?;
+        }
         Ok(())
     }
 

@@ -27,6 +27,8 @@ CREATE TABLE tasks (
     attempts      INTEGER NOT NULL DEFAULT 0,
     branch        TEXT,
     worktree      TEXT,
+    fix_of        INTEGER REFERENCES tasks(key),
+    fix_kind      TEXT,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
@@ -104,13 +106,20 @@ CREATE INDEX events_by_task ON events(task, id) WHERE task IS NOT NULL;
 
 CREATE TABLE merge_requests (
     id          INTEGER PRIMARY KEY,
-    task        INTEGER NOT NULL REFERENCES tasks(key),
+    task        INTEGER REFERENCES tasks(key),
     branch      TEXT NOT NULL,
     target      TEXT NOT NULL,
     state       TEXT NOT NULL,
+    reason      TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
     summary     TEXT,
+    message     TEXT,
+    agent       TEXT,
+    approved_by TEXT,
     last_result TEXT,
+    log_path    TEXT,
+    commit_id   TEXT,
+    fix_task    INTEGER REFERENCES tasks(key),
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );

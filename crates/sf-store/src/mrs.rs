@@ -1,0 +1,413 @@
+//! The merge queue: merge requests, their states, and the fix tasks made when a merge fails.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::json;
+use sf_core::ready::Key;
+use sf_proto::{ErrorKind, MergeRequestInfo, MergeState, TaskId, TaskStatus, TaskType};
+
+use crate::events::Audit;
+use crate::tasks::{add_note, load_task};
+use crate::util::{new_short_id, now_ms, ts};
+use crate::{Store, StoreError};
+
+const MR_COLS: &str = "m.id, t.id, coalesce(t.title, m.message, m.branch), m.branch, m.target, m.state, m.reason, \
+     m.attempts, m.last_result, m.log_path, m.commit_id, f.id, m.approved_by, m.created_at, m.updated_at, \
+     m.task, m.summary, m.agent, m.message";
+const MR_FROM: &str =
+    "merge_requests m LEFT JOIN tasks t ON t.key = m.task LEFT JOIN tasks f ON f.key = m.fix_task";
+
+/// A merge request with what the merge job needs.
+#[derive(Debug, Clone)]
+pub struct MergeJob {
+    /// The request as shown.
+    pub info: MergeRequestInfo,
+    /// The task's key.
+    pub task_key: Option<Key>,
+    /// The worker's summary.
+    pub summary: Option<String>,
+    /// The agent that did the work.
+    pub agent: Option<String>,
+    /// A message given with `sfctl merge`.
+    pub message: Option<String>,
+}
+
+fn row_to_mr(r: &Row<'_>) -> rusqlite::Result<MergeJob> {
+    let state: String = r.get(5)?;
+    Ok(MergeJob {
+        info: MergeRequestInfo {
+            id: r.get(0)?,
+            task: r.get::<_, Option<String>>(1)?.and_then(|s| TaskId::new(s).ok()),
+            title: r.get(2)?,
+            branch: r.get(3)?,
+            target: r.get(4)?,
+            state: state.parse().unwrap_or(MergeState::Waiting),
+            reason: r.get(6)?,
+            attempts: r.get(7)?,
+            last_result: r.get(8)?,
+            log_path: r.get(9)?,
+            commit: r.get(10)?,
+            fix_task: r.get::<_, Option<String>>(11)?.and_then(|s| TaskId::new(s).ok()),
+            approved_by: r.get(12)?,
+            created_at: ts(r.get(13)?),
+            updated_at: ts(r.get(14)?),
+        },
+        task_key: r.get(15)?,
+        summary: r.get(16)?,
+        agent: r.get(17)?,
+        message: r.get(18)?,
+    })
+}
+
+/// How a merge attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeFailure {
+    /// The test command failed on the merge result.
+    Tests,
+    /// The branch conflicts with the target.
+    Conflict,
+}
+
+impl Store {
+    fn mr(&self, id: i64) -> Result<MergeJob, StoreError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {MR_COLS} FROM {MR_FROM} WHERE m.id = ?1"))?
+            .query_row([id], row_to_mr)
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::not_found(format!("no merge request #{id}")).hint("list them with `sfctl mr list`")
+            })
+    }
+
+    /// The merge queue, open requests first, then the 50 most recent finished ones.
+    pub fn list_mrs(&self) -> Result<Vec<MergeRequestInfo>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {MR_COLS} FROM {MR_FROM}
+             WHERE m.state NOT IN ('merged', 'cancelled')
+                OR m.id IN (SELECT id FROM merge_requests WHERE state IN ('merged', 'cancelled') ORDER BY id DESC LIMIT 50)
+             ORDER BY m.state IN ('merged', 'cancelled'), m.id"
+        ))?;
+        let rows = stmt.query_map([], row_to_mr)?;
+        Ok(rows.map(|r| r.map(|j| j.info)).collect::<Result<_, _>>()?)
+    }
+
+    /// One merge request.
+    pub fn show_mr(&self, id: i64) -> Result<MergeRequestInfo, StoreError> {
+        Ok(self.mr(id)?.info)
+    }
+
+    /// The next request to process: queued, most urgent task first, then oldest.
+    pub fn next_mr(&self) -> Result<Option<MergeJob>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MR_COLS} FROM {MR_FROM} WHERE m.state = 'queued'
+                 ORDER BY coalesce(t.priority, 3), m.id LIMIT 1"
+            ))?
+            .query_row([], row_to_mr)
+            .optional()?)
+    }
+
+    /// Moves a request to `state` with a reason, recording an event when the state changes.
+    pub fn set_mr_state(
+        &mut self,
+        id: i64,
+        state: MergeState,
+        reason: Option<&str>,
+        log_path: Option<&str>,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        let before = self.mr(id)?;
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let attempts = u32::from(state == MergeState::Testing);
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = ?1, reason = ?2, updated_at = ?3, attempts = attempts + ?4,
+                 log_path = coalesce(?5, log_path)
+             WHERE id = ?6",
+        )?
+        .execute(params![state.as_str(), reason, now, attempts, log_path, id])?;
+        if before.info.state != state || before.info.reason.as_deref() != reason {
+            let ev = Audit::new("daemon", "merge_request_updated", format!("mr:{id}"))
+                .before(json!({"state": before.info.state, "reason": before.info.reason}))
+                .after(json!({"state": state, "reason": reason}))
+                .append(&tx, now)?;
+            tx.commit()?;
+            self.new_events.push(ev);
+        } else {
+            tx.commit()?;
+        }
+        self.show_mr(id)
+    }
+
+    /// Requests left `testing` by a crash go back to the queue (the test runs again from
+    /// the start). Returns how many.
+    pub fn requeue_interrupted_mrs(&mut self) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM merge_requests WHERE state = 'testing'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &id in &ids {
+            self.set_mr_state(id, MergeState::Queued, Some("interrupted by a daemon restart; retrying"), None)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Records a landed merge: the request is merged, its task closes (its dependents become
+    /// ready), with a `task_merged` event.
+    pub fn mr_merged(&mut self, id: i64, commit: &str, result: &str) -> Result<MergeRequestInfo, StoreError> {
+        let job = self.mr(id)?;
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = 'merged', reason = NULL, commit_id = ?1, last_result = ?2, updated_at = ?3
+             WHERE id = ?4",
+        )?
+        .execute(params![commit, result, now, id])?;
+        let mut events = Vec::new();
+        let mut after_task = None;
+        if let Some(key) = job.task_key {
+            let before = load_task(&tx, key)?;
+            let tid = before.summary.id.clone();
+            if before.summary.status == TaskStatus::Review {
+                tx.prepare_cached(
+                    "UPDATE tasks SET status = 'closed', assignee = NULL, close_reason = ?1, updated_at = ?2 WHERE key = ?3",
+                )?
+                .execute(params![format!("merged as {}", &commit[..commit.len().min(12)]), now, key])?;
+            }
+            let after = load_task(&tx, key)?;
+            events.push(
+                Audit::new("daemon", "task_merged", format!("task:{tid}"))
+                    .task(key, &tid)
+                    .before(json!({"status": before.summary.status}))
+                    .after(json!({"status": after.summary.status, "commit": commit, "branch": job.info.branch, "target": job.info.target, "merge_request": id}))
+                    .append(&tx, now)?,
+            );
+            let mut plan_change = None;
+            if let Some(plan) = after.plan_key {
+                plan_change = crate::plans::settle_plan(&tx, plan, "daemon", now, &mut events)?;
+            }
+            after_task = Some((key, after, plan_change));
+        } else {
+            events.push(
+                Audit::new("daemon", "branch_merged", format!("mr:{id}"))
+                    .after(json!({"commit": commit, "branch": job.info.branch, "target": job.info.target}))
+                    .append(&tx, now)?,
+            );
+        }
+        tx.commit()?;
+        self.new_events.extend(events);
+        if let Some((key, after, plan_change)) = after_task {
+            self.after_status_change(key, &after, plan_change);
+        }
+        self.show_mr(id)
+    }
+
+    /// Records a failed merge attempt. For a task's request, makes one fix task (per
+    /// original and kind) that works on the same branch and worktree; the original stays in
+    /// `review` and is queued again when the fix completes.
+    pub fn mr_failed(&mut self, id: i64, failure: MergeFailure, detail: &str, result: &str) -> Result<MergeRequestInfo, StoreError> {
+        let job = self.mr(id)?;
+        let now = now_ms();
+        let kind = match failure {
+            MergeFailure::Tests => "tests",
+            MergeFailure::Conflict => "conflict",
+        };
+        let tx = self.conn.transaction()?;
+        let mut events = Vec::new();
+        let mut fix_key = None;
+        let mut new_fix = None;
+        if let Some(key) = job.task_key {
+            let original = load_task(&tx, key)?;
+            let existing: Option<Key> = tx
+                .prepare_cached(
+                    "SELECT key FROM tasks WHERE fix_of = ?1 AND fix_kind = ?2 AND status NOT IN ('closed', 'tombstone') LIMIT 1",
+                )?
+                .query_row(params![key, kind], |r| r.get(0))
+                .optional()?;
+            fix_key = Some(match existing {
+                Some(k) => k,
+                None => {
+                    let title_prefix = match failure {
+                        MergeFailure::Tests => "Fix failing tests",
+                        MergeFailure::Conflict => "Resolve merge conflict",
+                    };
+                    let title: String = format!("{title_prefix}: {}", original.summary.title).chars().take(sf_core::naming::MAX_TITLE).collect();
+                    let description = match failure {
+                        MergeFailure::Tests => format!(
+                            "The merge steward tested branch `{}` merged into `{}` and the tests failed. \
+                             Make them pass on this branch, commit, and complete the task; the original task ({}) \
+                             is then queued for merge again.\n\nLast lines of the test output:\n\n```\n{detail}\n```",
+                            job.info.branch, job.info.target, original.summary.id
+                        ),
+                        MergeFailure::Conflict => format!(
+                            "Branch `{}` conflicts with `{}`. Merge `{}` into this branch (or rebase onto it), \
+                             resolve the conflicts, commit, and complete the task; the original task ({}) is then \
+                             queued for merge again.\n\nConflicting paths:\n{detail}",
+                            job.info.branch, job.info.target, job.info.target, original.summary.id
+                        ),
+                    };
+                    let fid = loop {
+                        let c = new_short_id();
+                        if tx.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?.query_row([&c], |_| Ok(())).optional()?.is_none() {
+                            break TaskId::new(c).expect("generated ids are valid");
+                        }
+                    };
+                    tx.prepare_cached(
+                        "INSERT INTO tasks (id, title, description, status, priority, task_type, plan, skills,
+                                            branch, worktree, fix_of, fix_kind, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                    )?
+                    .execute(params![
+                        fid.as_str(),
+                        title,
+                        description,
+                        original.summary.priority,
+                        TaskType::Bug.as_str(),
+                        original.plan_key,
+                        serde_json::to_string(&original.summary.skills)?,
+                        original.branch,
+                        original.worktree,
+                        key,
+                        kind,
+                        now
+                    ])?;
+                    let fk = tx.last_insert_rowid();
+                    add_note(&tx, fk, now, "daemon", "fix", detail)?;
+                    let row = load_task(&tx, fk)?;
+                    events.push(
+                        Audit::new("daemon", "task_created", format!("task:{fid}"))
+                            .task(fk, &fid)
+                            .after(json!({"title": row.summary.title, "fix_of": original.summary.id, "kind": kind, "branch": original.branch}))
+                            .append(&tx, now)?,
+                    );
+                    new_fix = Some((fk, row));
+                    fk
+                }
+            });
+            events.push(
+                Audit::new("daemon", "merge_failed", format!("task:{}", original.summary.id))
+                    .task(key, &original.summary.id)
+                    .after(json!({"merge_request": id, "kind": kind, "branch": job.info.branch}))
+                    .reason(Some(result))
+                    .append(&tx, now)?,
+            );
+        } else {
+            events.push(
+                Audit::new("daemon", "merge_failed", format!("mr:{id}"))
+                    .after(json!({"kind": kind, "branch": job.info.branch}))
+                    .reason(Some(result))
+                    .append(&tx, now)?,
+            );
+        }
+        let state = if job.task_key.is_some() { MergeState::NeedsFix } else { MergeState::Cancelled };
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = ?1, reason = ?2, last_result = ?3, fix_task = ?4, updated_at = ?5 WHERE id = ?6",
+        )?
+        .execute(params![state.as_str(), result, result, fix_key, now, id])?;
+        tx.commit()?;
+        self.new_events.extend(events);
+        if let Some((fk, row)) = new_fix {
+            self.index.insert(fk, row.live(), Vec::new());
+        }
+        self.show_mr(id)
+    }
+
+    /// A fix task completed: close it and queue its original's request again.
+    pub(crate) fn fix_completed(&mut self, fix_key: Key, original: Key, actor: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = 'queued', reason = 'fix completed', fix_task = NULL, updated_at = ?1
+             WHERE task = ?2 AND state = 'needs_fix'",
+        )?
+        .execute(params![now, original])?;
+        let o = load_task(&tx, original)?;
+        let ev = Audit::new(actor, "merge_requeued", format!("task:{}", o.summary.id))
+            .task(original, &o.summary.id)
+            .after(json!({"fixed_by": load_task(&tx, fix_key)?.summary.id}))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+
+    /// `sfctl mr retry`: queue a waiting, failed or cancelled request again.
+    pub fn retry_mr(&mut self, id: i64) -> Result<MergeRequestInfo, StoreError> {
+        let job = self.mr(id)?;
+        if matches!(job.info.state, MergeState::Merged | MergeState::Testing | MergeState::Queued) {
+            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state))
+                .hint("only waiting, failed or cancelled requests can be retried"));
+        }
+        self.set_mr_state(id, MergeState::Queued, Some("retried by hand"), None)
+    }
+
+    /// `sfctl mr approve`.
+    pub fn approve_mr(&mut self, id: i64, approver: &str) -> Result<MergeRequestInfo, StoreError> {
+        let job = self.mr(id)?;
+        if job.info.approved_by.is_some() {
+            return Err(StoreError::refused(ErrorKind::Conflict, format!("merge request #{id} is already approved")));
+        }
+        if matches!(job.info.state, MergeState::Merged | MergeState::Cancelled) {
+            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state)));
+        }
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE merge_requests SET approved_by = ?1, updated_at = ?2,
+                 state = CASE WHEN state = 'awaiting_approval' THEN 'queued' ELSE state END,
+                 reason = CASE WHEN state = 'awaiting_approval' THEN 'approved' ELSE reason END
+             WHERE id = ?3",
+        )?
+        .execute(params![approver, now, id])?;
+        let ev = Audit::new(&format!("human:{approver}"), "merge_request_approved", format!("mr:{id}"))
+            .after(json!({"approved_by": approver}))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        self.show_mr(id)
+    }
+
+    /// `sfctl mr cancel`: the request stops; its task (if in review) is blocked with the reason.
+    pub fn cancel_mr(&mut self, actor: &str, id: i64) -> Result<MergeRequestInfo, StoreError> {
+        let job = self.mr(id)?;
+        if matches!(job.info.state, MergeState::Merged | MergeState::Cancelled | MergeState::Testing) {
+            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state))
+                .hint("a request being tested can be cancelled once its test run ends"));
+        }
+        self.set_mr_state(id, MergeState::Cancelled, Some("cancelled by hand"), None)?;
+        if let Some(key) = job.task_key {
+            let row = self.task_row(key)?;
+            if row.summary.status == TaskStatus::Review {
+                let id = row.summary.id.clone();
+                self.set_status(actor, key, &id, &row, TaskStatus::Blocked, "block", Some("merge request cancelled"), None)?;
+            }
+        }
+        self.show_mr(id)
+    }
+
+    /// `sfctl merge`: a request for a branch that no task owns.
+    pub fn create_branch_mr(&mut self, actor: &str, branch: &str, target: &str, message: Option<&str>) -> Result<MergeRequestInfo, StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO merge_requests (branch, target, state, message, agent, created_at, updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?5)",
+        )?
+        .execute(params![branch, target, message, actor, now])?;
+        let id = tx.last_insert_rowid();
+        let ev = Audit::new(actor, "merge_requested", format!("mr:{id}"))
+            .after(json!({"branch": branch, "target": target}))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        self.show_mr(id)
+    }
+
+    /// The task a fix task fixes.
+    pub(crate) fn fix_of(&self, key: Key) -> Result<Option<Key>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT fix_of FROM tasks WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))?)
+    }
+}
