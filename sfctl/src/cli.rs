@@ -9,7 +9,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{agent, daemon, dep, events, init, plan, task};
+use crate::commands::{agent, daemon, dep, events, init, logs, plan, task};
 
 const LONG_ABOUT: &str = "\
 sfctl talks to sfd, the daemon that runs a team of AI coding agents on one git repository.
@@ -28,7 +28,8 @@ Quick start:
   sfctl init
   sfctl daemon start
   sfctl task create \"Fix the flaky login test\" -p 2
-  sfctl task list";
+  sfctl task list
+  sfctl logs TASK --follow";
 
 /// The command line of `sfctl`.
 #[derive(Debug, Parser)]
@@ -79,6 +80,7 @@ pub enum Command {
     #[command(subcommand)]
     Plan(plan::PlanCommand),
     Events(events::EventsArgs),
+    Logs(logs::LogsArgs),
 }
 
 /// The protocol's `wire_enum!` types, so clap can list and parse them.

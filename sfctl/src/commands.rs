@@ -5,5 +5,6 @@ pub mod daemon;
 pub mod dep;
 pub mod events;
 pub mod init;
+pub mod logs;
 pub mod plan;
 pub mod task;

@@ -73,5 +73,6 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Dep(cmd) => commands::dep::run(ctx, cmd),
         Command::Plan(cmd) => commands::plan::run(ctx, cmd),
         Command::Events(args) => commands::events::run(ctx, &args),
+        Command::Logs(args) => commands::logs::run(ctx, &args),
     }
 }

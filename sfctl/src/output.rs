@@ -1,7 +1,7 @@
 //! Everything `sfctl` prints on stdout goes through [`Ui`]: one JSON printer, one table
 //! renderer, one colour decision.
 
-use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, StdoutLock, Write};
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use serde::Serialize;
@@ -49,6 +49,31 @@ impl Ui {
             None => CliError::internal("failed to encode json").with_cause(e.to_string()),
         })?;
         self.line("")
+    }
+
+    /// Prints `{"message": …}`: what a command prints under `--json` when the daemon
+    /// answered with just a message.
+    pub fn json_message(&mut self, message: &str) -> CliResult {
+        self.json_value(&serde_json::json!({ "message": message }))
+    }
+
+    /// Copies everything `reader` yields to stdout, as bytes; returns how many. `what` names
+    /// the source in the error if reading fails.
+    pub fn copy_from(&mut self, reader: &mut impl Read, what: &str) -> CliResult<u64> {
+        let mut buf = [0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CliError::io(format!("failed to read {what}"), &e)),
+            };
+            self.out
+                .write_all(&buf[..n])
+                .map_err(|e| CliError::io("failed to write to stdout", &e))?;
+            total += n as u64;
+        }
     }
 
     pub fn flush(&mut self) -> CliResult {

@@ -1,16 +1,18 @@
-//! `sfctl agent register|list|show|enable|disable|remove`.
+//! `sfctl agent register|list|show|start|stop|enable|disable|remove`.
 
 use clap::{Args, Subcommand};
+use comfy_table::Cell;
 use sf_proto::{
     Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, Mode, Request,
-    Response, Role, RunSummary,
+    Response, Role, RunSummary, RunUsage, Timestamp,
 };
 
 use crate::cli::wire;
+use crate::commands::task::check_id;
 use crate::context::expect_response;
 use crate::context::{Context, user_name};
-use crate::error::CliResult;
-use crate::output::{Ui, agent_state_color, indent, key_values, or_dash};
+use crate::error::{CliError, CliResult};
+use crate::output::{Ui, agent_state_color, cell, indent, key_values, or_dash, render_table};
 use crate::time;
 
 /// Register and manage agents
@@ -21,6 +23,31 @@ pub enum AgentCommand {
     List,
     /// Show one agent, its triggers and recent runs
     Show {
+        /// The agent's name
+        name: String,
+    },
+    /// Start a worker of an agent now, through the same checks as dispatch
+    #[command(after_help = "\
+Examples:
+  sfctl agent start w1
+  sfctl agent start w1 --task k3f9xq")]
+    Start {
+        /// The agent's name
+        name: String,
+        /// Work on this task (id or prefix); default: the first ready task it can take
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+    },
+    /// Stop an agent's running workers and disable it
+    ///
+    /// Each worker is stopped (SIGTERM, then SIGKILL after `stop_grace`); its uncommitted work
+    /// is saved and its task returns to the pool. The agent stays disabled until `sfctl agent
+    /// enable`.
+    #[command(after_help = "\
+Examples:
+  sfctl agent stop w1
+  sfctl agent enable w1    # let the daemon start it again")]
+    Stop {
         /// The agent's name
         name: String,
     },
@@ -174,6 +201,25 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             }
             show(&mut ctx.ui, &agent)
         }
+        AgentCommand::Start { name, task } => {
+            let task = task.as_deref().map(check_id).transpose()?;
+            let resp = ctx.request(&Request::StartAgent { name, task })?;
+            let run = expect_response!(resp, Response::Run(r) => r);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&run);
+            }
+            ctx.ui.line(started_line(&run))
+        }
+        AgentCommand::Stop { name } => {
+            let resp = ctx.request(&Request::StopAgent { name: name.clone() })?;
+            match resp {
+                Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
+                Response::Agent(a) if ctx.ui.json => ctx.ui.json_value(&a),
+                Response::Ok { message } => ctx.ui.line(message),
+                Response::Agent(_) => ctx.ui.line(format!("stopped agent {name}")),
+                other => Err(CliError::unexpected(&other)),
+            }
+        }
         AgentCommand::Enable { name } => set_enabled(ctx, name, true),
         AgentCommand::Disable { name } => set_enabled(ctx, name, false),
         AgentCommand::Remove { name } => {
@@ -184,7 +230,7 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
                 Response::Ok { .. } | Response::Agent(_) => {
                     ctx.ui.line(format!("removed agent {name}"))
                 }
-                other => Err(crate::error::CliError::unexpected(&other)),
+                other => Err(CliError::unexpected(&other)),
             }
         }
     }
@@ -202,7 +248,7 @@ fn set_enabled(ctx: &mut Context, name: String, enabled: bool) -> CliResult {
             "agent {name} {}",
             if enabled { "enabled" } else { "disabled" }
         )),
-        other => Err(crate::error::CliError::unexpected(&other)),
+        other => Err(CliError::unexpected(&other)),
     }
 }
 
@@ -289,37 +335,182 @@ fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
     }
     if !detail.runs.is_empty() {
         ui.line("\nruns:")?;
-        run_table(ui, &detail.runs)?;
+        run_table(ui, &detail.runs, RunsOf::Agent)?;
     }
     Ok(())
 }
 
-/// Runs of an agent or a task.
-pub fn run_table(ui: &mut Ui, runs: &[RunSummary]) -> CliResult {
-    let now = chrono::Utc::now();
-    let rows = runs
+/// `started w1 on task k3f9xq (run 12, pid 4242)`.
+fn started_line(run: &RunSummary) -> String {
+    let on = run
+        .task
+        .as_ref()
+        .map(|t| format!(" on task {t}"))
+        .unwrap_or_default();
+    let pid = run.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+    format!("started {}{on} (run {}{pid})", run.agent, run.id)
+}
+
+/// Whose runs a table lists; that side's column is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsOf {
+    /// A task's runs: the table names each run's agent.
+    Task,
+    /// An agent's runs: the table names each run's task.
+    Agent,
+}
+
+/// Prints the runs of a task or an agent; see [`render_runs`].
+pub fn run_table(ui: &mut Ui, runs: &[RunSummary], of: RunsOf) -> CliResult {
+    let text = render_runs(runs, of, ui.color, ui.width(), chrono::Utc::now());
+    ui.line(text)
+}
+
+/// The run table: RUN AGENT|TASK EPOCH STARTED ENDED EXIT OUTCOME TOKENS COST.
+pub fn render_runs(
+    runs: &[RunSummary],
+    of: RunsOf,
+    color: bool,
+    width: Option<u16>,
+    now: Timestamp,
+) -> String {
+    let rows: Vec<Vec<Cell>> = runs
         .iter()
         .map(|r| {
+            let usage = r.usage.as_ref();
             vec![
-                ui.cell(r.id, None),
-                ui.cell(or_dash(r.task.as_ref()), None),
-                ui.cell(&r.agent, None),
-                ui.cell(r.epoch, None),
-                ui.cell(time::relative(r.started_at, now), None),
-                ui.cell(
+                cell(color, r.id, None),
+                match of {
+                    RunsOf::Task => cell(color, &r.agent, None),
+                    RunsOf::Agent => cell(color, or_dash(r.task.as_ref()), None),
+                },
+                cell(color, r.epoch, None),
+                cell(color, time::relative(r.started_at, now), None),
+                cell(
+                    color,
                     r.ended_at
                         .map_or_else(|| "-".to_owned(), |t| time::relative(t, now)),
                     None,
                 ),
-                ui.cell(or_dash(r.exit_code), None),
-                ui.cell(r.outcome.as_deref().unwrap_or("running"), None),
+                cell(color, or_dash(r.exit_code), None),
+                cell(color, r.outcome.as_deref().unwrap_or("running"), None),
+                cell(color, or_dash(usage.map(tokens)), None),
+                cell(
+                    color,
+                    or_dash(usage.and_then(|u| u.cost_usd).map(dollars)),
+                    None,
+                ),
             ]
         })
         .collect();
-    ui.table(
+    let who = match of {
+        RunsOf::Task => "AGENT",
+        RunsOf::Agent => "TASK",
+    };
+    render_table(
         &[
-            "RUN", "TASK", "AGENT", "EPOCH", "STARTED", "ENDED", "EXIT", "OUTCOME",
+            "RUN", who, "EPOCH", "STARTED", "ENDED", "EXIT", "OUTCOME", "TOKENS", "COST",
         ],
         rows,
+        color,
+        width,
     )
+}
+
+/// Input plus output tokens, short: `950`, `12.3k`, `1.2M`; `-` when none were reported.
+fn tokens(u: &RunUsage) -> String {
+    let n = u.input_tokens.saturating_add(u.output_tokens);
+    if n == 0 {
+        return "-".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss)] // for display only
+    let f = n as f64;
+    match n {
+        1..1_000 => n.to_string(),
+        1_000..999_950 => format!("{:.1}k", f / 1e3),
+        _ => format!("{:.1}M", f / 1e6),
+    }
+}
+
+/// `$0.42`; fractions of a cent as `<$0.01`.
+fn dollars(usd: f64) -> String {
+    if usd > 0.0 && usd < 0.005 {
+        "<$0.01".to_owned()
+    } else {
+        format!("${usd:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: i64) -> RunSummary {
+        RunSummary {
+            id,
+            task: Some("k3f9xq".parse().unwrap()),
+            agent: "w1".into(),
+            epoch: 2,
+            started_at: "2025-05-01T11:50:00Z".parse().unwrap(),
+            ended_at: None,
+            exit_code: None,
+            outcome: None,
+            pid: Some(4242),
+            log_path: None,
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn started_line_names_task_run_and_pid() {
+        assert_eq!(
+            started_line(&run(12)),
+            "started w1 on task k3f9xq (run 12, pid 4242)"
+        );
+        let mut r = run(3);
+        r.task = None;
+        r.pid = None;
+        assert_eq!(started_line(&r), "started w1 (run 3)");
+    }
+
+    #[test]
+    fn run_tables_show_usage_and_leave_out_the_known_side() {
+        let mut done = run(7);
+        done.ended_at = Some("2025-05-01T11:58:00Z".parse().unwrap());
+        done.exit_code = Some(0);
+        done.outcome = Some("completed".into());
+        done.usage = Some(RunUsage {
+            input_tokens: 12_000,
+            output_tokens: 345,
+            cost_usd: Some(0.4217),
+            ..RunUsage::default()
+        });
+        let now = "2025-05-01T12:00:00Z".parse().unwrap();
+        let text = render_runs(&[run(9), done.clone()], RunsOf::Task, false, None, now);
+        assert_eq!(
+            text,
+            "RUN  AGENT  EPOCH  STARTED  ENDED   EXIT  OUTCOME    TOKENS  COST\n\
+             9    w1     2      10m ago  -       -     running    -       -\n\
+             7    w1     2      10m ago  2m ago  0     completed  12.3k   $0.42"
+        );
+        let text = render_runs(&[done], RunsOf::Agent, false, None, now);
+        assert!(text.starts_with("RUN  TASK    EPOCH"), "{text}");
+        assert!(text.contains("7    k3f9xq  2"), "{text}");
+    }
+
+    #[test]
+    fn token_counts_and_costs_are_short() {
+        let u = |n| RunUsage {
+            input_tokens: n,
+            ..RunUsage::default()
+        };
+        assert_eq!(tokens(&u(0)), "-");
+        assert_eq!(tokens(&u(999)), "999");
+        assert_eq!(tokens(&u(1_000)), "1.0k");
+        assert_eq!(tokens(&u(999_949)), "999.9k");
+        assert_eq!(tokens(&u(999_950)), "1.0M");
+        assert_eq!(dollars(0.0), "$0.00");
+        assert_eq!(dollars(0.001), "<$0.01");
+        assert_eq!(dollars(3.5), "$3.50");
+    }
 }

@@ -207,9 +207,7 @@ pub fn run(ctx: &mut Context, cmd: DepCommand) -> CliResult {
             };
             match ctx.request(&req)? {
                 Response::Dep(d) if ctx.ui.json => ctx.ui.json_value(&d),
-                Response::Ok { message } if ctx.ui.json => ctx
-                    .ui
-                    .json_value(&serde_json::json!({ "message": message })),
+                Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
                 Response::Dep(d) => ctx.ui.line(format!(
                     "removed dependency #{}: {}",
                     d.id,
@@ -269,9 +267,7 @@ pub fn run(ctx: &mut Context, cmd: DepCommand) -> CliResult {
 fn gate_result(ctx: &mut Context, resp: Response, done: &str, now: Timestamp) -> CliResult {
     match resp {
         Response::Dep(d) if ctx.ui.json => ctx.ui.json_value(&d),
-        Response::Ok { message } if ctx.ui.json => ctx
-            .ui
-            .json_value(&serde_json::json!({ "message": message })),
+        Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
         Response::Dep(d) => ctx.ui.line(format!("{done}: {}", describe(&d, now))),
         Response::Ok { .. } => ctx.ui.line(done),
         other => Err(CliError::unexpected(&other)),
@@ -316,7 +312,14 @@ fn describe(d: &DepInfo, now: Timestamp) -> String {
         (None, None) => "-".to_owned(),
     };
     let state = if d.satisfied { "satisfied" } else { "waiting" };
-    format!("{} {} {target}, {state}", d.blocked, d.kind)
+    let verb = match d.kind {
+        DepKind::Blocks => "waits on",
+        DepKind::ParentChild => "is a child of",
+        DepKind::Awaits => "awaits",
+        DepKind::RelatesTo => "relates to",
+        DepKind::References => "references",
+    };
+    format!("{} {verb} {target}, {state}", d.blocked)
 }
 
 /// Which end of a dependency a listing shows.

@@ -1,4 +1,5 @@
-//! `sfctl task …`: create, list, show, update, and change status by name.
+//! `sfctl task …`: create, list, show, update, change status by name, and (for workers)
+//! complete and hand off.
 
 use clap::{Args, Subcommand};
 use comfy_table::Cell;
@@ -56,6 +57,54 @@ pub enum TaskCommand {
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
     },
+    Complete(CompleteArgs),
+    Handoff(HandoffArgs),
+}
+
+/// The environment variable that carries a worker's lease token.
+const LEASE_ENV: &str = "SF_RUN";
+
+/// For workers: finish your task and queue it for merge
+#[derive(Debug, Args)]
+#[command(
+    long_about = "\
+For workers: finish the task this worker holds. The daemon commits what is left in the
+worktree, queues a merge request and moves the task to `review`. With --no-changes, a branch
+without commits closes the task as nothing to merge instead.
+
+Only a worker started by sfd can do this: the lease token comes from SF_RUN, which sfd sets
+in the worker's environment (with SF_WORKSPACE and SF_SOCKET). Humans close tasks with
+`sfctl task close ID`.",
+    after_help = "\
+Examples:
+  sfctl task complete --summary \"Fixed the race in the login test; added a regression test\"
+  sfctl task complete --no-changes --summary \"Already fixed upstream\""
+)]
+pub struct CompleteArgs {
+    /// What was done (recorded as a note on the task)
+    #[arg(long, value_name = "TEXT")]
+    pub summary: Option<String>,
+    /// If the branch has no commits, close the task as nothing to merge
+    #[arg(long)]
+    pub no_changes: bool,
+}
+
+/// For workers: give your task back to the pool, with a note for the next worker
+#[derive(Debug, Args)]
+#[command(
+    long_about = "\
+For workers: hand the task this worker holds back to the pool, with a note for the next
+worker. The branch and worktree are kept, so the next worker continues where this one stopped.
+
+Only a worker started by sfd can do this: the lease token comes from SF_RUN.",
+    after_help = "\
+Example:
+  sfctl task handoff --note \"Parser done; the CLI flags in src/cli.rs still need tests\""
+)]
+pub struct HandoffArgs {
+    /// What the next worker needs to know
+    #[arg(long, value_name = "TEXT")]
+    pub note: String,
 }
 
 /// Create a task
@@ -287,6 +336,58 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
             ctx.ui
                 .table(&["ID", "PRI", "STATUS", "TITLE", "WAITING ON"], rows)
         }
+        TaskCommand::Complete(a) => {
+            let req = Request::CompleteTask {
+                token: lease_token(std::env::var(LEASE_ENV).ok(), "complete")?,
+                summary: a.summary.filter(|s| !s.trim().is_empty()),
+                no_changes: a.no_changes,
+            };
+            worker_result(ctx, &req, completed_line)
+        }
+        TaskCommand::Handoff(a) => {
+            let req = Request::HandoffTask {
+                token: lease_token(std::env::var(LEASE_ENV).ok(), "hand off")?,
+                note: non_empty("--note", a.note)?,
+            };
+            worker_result(ctx, &req, |t| format!("task {} handed off", t.task.id))
+        }
+    }
+}
+
+/// The lease token from `SF_RUN`, or why there is none; `verb` is what the worker wanted.
+fn lease_token(value: Option<String>, verb: &str) -> CliResult<String> {
+    value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        CliError::refused(
+            "permission_denied",
+            format!("{LEASE_ENV} is not set: only a worker started by sfd can {verb} its task"),
+        )
+        .with_hint("humans close tasks with `sfctl task close ID`")
+    })
+}
+
+/// Sends a worker's request; prints the task (or the daemon's message) under `--json`, else
+/// `done(task)` (or the message).
+fn worker_result(
+    ctx: &mut Context,
+    req: &Request,
+    done: impl FnOnce(&TaskDetail) -> String,
+) -> CliResult {
+    match ctx.request(req)? {
+        Response::Task(t) if ctx.ui.json => ctx.ui.json_value(&t),
+        Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
+        Response::Task(t) => ctx.ui.line(done(&t)),
+        Response::Ok { message } => ctx.ui.line(message),
+        other => Err(CliError::unexpected(&other)),
+    }
+}
+
+/// What `task complete` did, by the task's new status.
+fn completed_line(t: &TaskDetail) -> String {
+    let id = &t.task.id;
+    match t.task.status {
+        TaskStatus::Review => format!("task {id} completed: queued for merge (review)"),
+        TaskStatus::Closed => format!("task {id} closed: nothing to merge"),
+        other => format!("task {id} completed: now {other}"),
     }
 }
 
@@ -518,6 +619,18 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
     if let Some(s) = t.defer_until {
         pairs.push(("deferred until", time::both(s, now)));
     }
+    if let Some(b) = &d.branch {
+        pairs.push(("branch", b.clone()));
+    }
+    if let Some(w) = &d.worktree {
+        pairs.push(("worktree", w.clone()));
+    }
+    if d.attempts > 0 {
+        pairs.push(("attempts", format!("{} failed", d.attempts)));
+    }
+    if let Some(r) = d.retry_at {
+        pairs.push(("retry at", time::both(r, now)));
+    }
     pairs.push(("created", time::both(t.created_at, now)));
     pairs.push(("updated", time::both(t.updated_at, now)));
     if let Some(r) = &d.close_reason {
@@ -556,7 +669,7 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
     }
     if !d.runs.is_empty() {
         ui.line("\nruns:")?;
-        agent::run_table(ui, &d.runs)?;
+        agent::run_table(ui, &d.runs, agent::RunsOf::Task)?;
     }
     if !d.events.is_empty() {
         let body: Vec<String> = d
@@ -607,6 +720,62 @@ mod tests {
              k3f9xq  2    in_progress  bug    w1        Fix the flaky login test\n\
              m2n3p4  3    open         chore  -         Write docs"
         );
+    }
+
+    fn detail(status: TaskStatus) -> TaskDetail {
+        TaskDetail {
+            task: TaskSummary {
+                status,
+                ..summary()
+            },
+            description: String::new(),
+            acceptance: String::new(),
+            close_reason: None,
+            effective_priority: 2,
+            ready: false,
+            waiting: Vec::new(),
+            depends_on: Vec::new(),
+            dependents: Vec::new(),
+            notes: Vec::new(),
+            runs: Vec::new(),
+            branch: None,
+            worktree: None,
+            attempts: 0,
+            retry_at: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn complete_says_where_the_task_went() {
+        assert_eq!(
+            completed_line(&detail(TaskStatus::Review)),
+            "task k3f9xq completed: queued for merge (review)"
+        );
+        assert_eq!(
+            completed_line(&detail(TaskStatus::Closed)),
+            "task k3f9xq closed: nothing to merge"
+        );
+    }
+
+    #[test]
+    fn worker_commands_need_the_lease_token() {
+        for missing in [None, Some(String::new()), Some("  ".into())] {
+            let err = lease_token(missing, "complete").unwrap_err();
+            assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+            assert_eq!(
+                err.message,
+                "SF_RUN is not set: only a worker started by sfd can complete its task"
+            );
+            assert_eq!(err.hints, ["humans close tasks with `sfctl task close ID`"]);
+        }
+        let err = lease_token(None, "hand off").unwrap_err();
+        assert!(
+            err.message.ends_with("can hand off its task"),
+            "{}",
+            err.message
+        );
+        assert_eq!(lease_token(Some("tok".into()), "complete").unwrap(), "tok");
     }
 
     #[test]

@@ -1,0 +1,283 @@
+//! `sfctl logs`: the log file of a task's or an agent's run, optionally followed while the
+//! run is live. The daemon says where the files are; sfctl reads them itself (same machine).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::thread;
+use std::time::Duration;
+
+use clap::Args;
+use sf_proto::{LogRef, Request, Response};
+
+use crate::context::Context;
+use crate::context::expect_response;
+use crate::error::{CliError, CliErrorKind, CliResult};
+
+/// How often `--follow` looks for appended bytes.
+const POLL: Duration = Duration::from_millis(200);
+/// `--follow` asks the daemon whether the run is still live every this many polls (~1 s).
+const POLLS_PER_LIVENESS_CHECK: u32 = 5;
+
+/// Print the log of a task's or an agent's run
+#[derive(Debug, Args)]
+#[command(
+    long_about = "\
+Print the log of a task's or an agent's run: what the worker process wrote on stdout and
+stderr. The newest run by default, or --run N; --all prints every run's log (the 50 newest
+runs), oldest first, each under a `==> run N (agent, task) <==` header.
+
+With --follow, keep printing what the run appends until it ends (Ctrl-C to stop earlier).
+With --json, print the runs' log files as JSON ([{run, task, agent, path, live}], the selected
+runs only) instead of their content.",
+    after_help = "\
+Examples:
+  sfctl logs k3f9xq              # the newest run of task k3f9xq
+  sfctl logs w1 --follow         # agent w1's newest run, live
+  sfctl logs k3f9xq --run 12
+  sfctl logs k3f9xq --all | less
+  sfctl logs w1 --json | jq -r '.[0].path'"
+)]
+pub struct LogsArgs {
+    /// A task id (or unique prefix), or an agent name
+    #[arg(value_name = "TASK|AGENT")]
+    pub target: String,
+    /// Keep printing what the run appends until the run ends
+    #[arg(short, long, conflicts_with = "all")]
+    pub follow: bool,
+    /// This run instead of the newest
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    pub run: Option<i64>,
+    /// Every run's log, oldest first, each under a header
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(ctx: &mut Context, args: &LogsArgs) -> CliResult {
+    let target = args.target.trim();
+    if target.is_empty() {
+        return Err(CliError::user("the task or agent must not be empty"));
+    }
+    let refs = fetch(ctx, target)?;
+    let chosen = select(&refs, args.run, args.all, target)?;
+    if ctx.ui.json {
+        return ctx.ui.json_value(&chosen);
+    }
+    if chosen.is_empty() {
+        ctx.ui
+            .status(format!("no runs of `{target}` have a log yet"));
+        return Ok(());
+    }
+    let mut ends_with_newline = true;
+    for (i, r) in chosen.iter().enumerate() {
+        if args.all {
+            if i > 0 {
+                // Like tail(1): a blank line between files, and never a header glued to
+                // the last line of the previous log.
+                ctx.ui.line(if ends_with_newline { "" } else { "\n" })?;
+            }
+            ctx.ui.line(header(r))?;
+        }
+        let mut log = LastByte::new(open_log(r)?);
+        ctx.ui
+            .copy_from(&mut log, &format!("log file {}", r.path))?;
+        ends_with_newline = log.last.is_none_or(|b| b == b'\n');
+        if args.follow && r.live {
+            return follow(ctx, target, r, &mut log);
+        }
+    }
+    Ok(())
+}
+
+/// Asks the daemon for the log files of `target`'s runs, newest first.
+fn fetch(ctx: &Context, target: &str) -> CliResult<Vec<LogRef>> {
+    let resp = ctx.request(&Request::Logs {
+        target: target.to_owned(),
+    })?;
+    Ok(expect_response!(resp, Response::Logs(l) => l))
+}
+
+/// The runs to print: every one oldest first (`--all`), run `run`, or the newest (none if
+/// there are no runs).
+fn select<'a>(
+    refs: &'a [LogRef],
+    run: Option<i64>,
+    all: bool,
+    target: &str,
+) -> CliResult<Vec<&'a LogRef>> {
+    if all {
+        let mut every: Vec<&LogRef> = refs.iter().collect();
+        every.sort_by_key(|r| r.run);
+        return Ok(every);
+    }
+    let Some(n) = run else {
+        return Ok(refs.iter().max_by_key(|r| r.run).into_iter().collect());
+    };
+    match refs.iter().find(|r| r.run == n) {
+        Some(r) => Ok(vec![r]),
+        None => {
+            let mut ids: Vec<i64> = refs.iter().map(|r| r.run).collect();
+            ids.sort_unstable();
+            let err = CliError::refused("not_found", format!("no run {n} of `{target}` has a log"));
+            Err(if ids.is_empty() {
+                err
+            } else {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                err.with_hint(format!("runs with a log: {}", ids.join(", ")))
+            })
+        }
+    }
+}
+
+/// `==> run 12 (w1, k3f9xq) <==`, as tail(1) heads each file.
+fn header(r: &LogRef) -> String {
+    match &r.task {
+        Some(task) => format!("==> run {} ({}, {task}) <==", r.run, r.agent),
+        None => format!("==> run {} ({}) <==", r.run, r.agent),
+    }
+}
+
+fn open_log(r: &LogRef) -> CliResult<BufReader<File>> {
+    File::open(&r.path)
+        .map(BufReader::new)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CliError::refused(
+                "not_found",
+                format!("log file {} of run {} does not exist", r.path, r.run),
+            ),
+            io::ErrorKind::PermissionDenied => CliError::refused(
+                "permission_denied",
+                format!("cannot read log file {} of run {}", r.path, r.run),
+            )
+            .with_cause(e.to_string()),
+            _ => CliError::io(format!("failed to open log file {}", r.path), &e),
+        })
+}
+
+/// Prints what run `r` appends to its log (read so far up to `log`'s position) until the
+/// daemon no longer lists the run as live, then what is left.
+fn follow(ctx: &mut Context, target: &str, r: &LogRef, log: &mut impl Read) -> CliResult {
+    let what = format!("log file {}", r.path);
+    let mut polls = 0u32;
+    let mut warned = false;
+    loop {
+        ctx.ui.flush()?;
+        thread::sleep(POLL);
+        ctx.ui.copy_from(log, &what)?;
+        polls += 1;
+        if !polls.is_multiple_of(POLLS_PER_LIVENESS_CHECK) {
+            continue;
+        }
+        match fetch(ctx, target) {
+            Ok(refs) if refs.iter().any(|l| l.run == r.run && l.live) => {}
+            Ok(_) => {
+                ctx.ui.copy_from(log, &what)?;
+                return Ok(());
+            }
+            // A daemon restart must not end the follow: workers outlive it.
+            Err(e) if e.kind == CliErrorKind::Unreachable => {
+                if !warned {
+                    ctx.ui.warn(format!(
+                        "sfd is not answering ({}); still following, Ctrl-C to stop",
+                        e.message
+                    ));
+                    warned = true;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A reader that remembers the last byte it yielded.
+struct LastByte<R> {
+    inner: R,
+    last: Option<u8>,
+}
+
+impl<R> LastByte<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, last: None }
+    }
+}
+
+impl<R: Read> Read for LastByte<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = buf[..n].last() {
+            self.last = Some(*b);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(run: i64, task: Option<&str>, live: bool) -> LogRef {
+        LogRef {
+            run,
+            task: task.map(|t| t.parse().unwrap()),
+            agent: "w1".into(),
+            path: format!("/ws/.sf/logs/{run}.log"),
+            live,
+        }
+    }
+
+    fn runs(chosen: &[&LogRef]) -> Vec<i64> {
+        chosen.iter().map(|r| r.run).collect()
+    }
+
+    #[test]
+    fn headers_name_run_agent_and_task() {
+        assert_eq!(
+            header(&log(12, Some("k3f9xq"), false)),
+            "==> run 12 (w1, k3f9xq) <=="
+        );
+        assert_eq!(header(&log(3, None, true)), "==> run 3 (w1) <==");
+    }
+
+    #[test]
+    fn the_newest_run_by_default_every_run_oldest_first_with_all() {
+        let refs = [log(9, None, true), log(4, None, false), log(7, None, false)];
+        assert_eq!(runs(&select(&refs, None, false, "w1").unwrap()), [9]);
+        assert_eq!(runs(&select(&refs, None, true, "w1").unwrap()), [4, 7, 9]);
+        assert_eq!(runs(&select(&refs, Some(7), false, "w1").unwrap()), [7]);
+        assert!(select(&[], None, false, "w1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_run_is_refused_with_the_known_ones() {
+        let refs = [log(9, None, true), log(4, None, false)];
+        let err = select(&refs, Some(5), false, "w1").unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+        assert_eq!(err.message, "no run 5 of `w1` has a log");
+        assert_eq!(err.hints, ["runs with a log: 4, 9"]);
+        assert!(
+            select(&[], Some(5), false, "w1")
+                .unwrap_err()
+                .hints
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_missing_log_file_is_named() {
+        let mut r = log(3, None, false);
+        r.path = "/nonexistent/sf-test/3.log".into();
+        let err = open_log(&r).unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+        assert_eq!(
+            err.message,
+            "log file /nonexistent/sf-test/3.log of run 3 does not exist"
+        );
+    }
+
+    #[test]
+    fn last_byte_tracks_what_was_read() {
+        let mut r = LastByte::new(&b"one\ntwo"[..]);
+        assert_eq!(r.last, None);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        assert_eq!(r.last, Some(b'o'));
+    }
+}
