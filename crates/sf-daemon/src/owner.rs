@@ -324,7 +324,24 @@ impl Owner {
                 .collect(),
             _ => HashMap::new(),
         };
-        for run in runs {
+        for mut run in runs {
+            if run.pid.is_none()
+                && let Some((pid, start)) = sf_worker::process::find_by_env("SF_RUN", &run.token)
+            {
+                // spawned, but the daemon died before it wrote the pid down
+                let task = run.task.as_ref().map_or("", |(_, id)| id.as_str());
+                let log = crate::workers::log_path(&self.config, task, run.run_id)
+                    .display()
+                    .to_string();
+                let (id, log2) = (run.run_id, log.clone());
+                let _ = self
+                    .store
+                    .call(move |s| s.record_spawn(id, pid, start, &log2))
+                    .await;
+                run.pid = Some(pid);
+                run.proc_start = start;
+                run.log_path = Some(log);
+            }
             let alive = run
                 .pid
                 .is_some_and(|p| sf_worker::process::is_same_process(p, run.proc_start));

@@ -79,13 +79,21 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
             Response::Events(store.list_events(since, task.as_deref(), limit)?)
         }
         Request::Logs { target } => Response::Logs(store.logs(&target)?),
+        Request::ListMergeRequests => Response::MergeRequests(store.list_mrs()?),
+        Request::ShowMergeRequest { id } => Response::MergeRequest(store.show_mr(id)?),
+        Request::RetryMergeRequest { id } => Response::MergeRequest(store.retry_mr(id)?),
+        Request::ApproveMergeRequest { id, approver } => {
+            Response::MergeRequest(store.approve_mr(id, &approver)?)
+        }
+        Request::CancelMergeRequest { id } => Response::MergeRequest(store.cancel_mr(actor, id)?),
         Request::Status
         | Request::Shutdown
         | Request::FollowEvents { .. }
         | Request::CompleteTask { .. }
         | Request::HandoffTask { .. }
         | Request::StartAgent { .. }
-        | Request::StopAgent { .. } => {
+        | Request::StopAgent { .. }
+        | Request::Merge { .. } => {
             return Err(StoreError::Refused {
                 kind: ErrorKind::Internal,
                 message: "request routed to the store by mistake".into(),

@@ -36,7 +36,9 @@ fn row_to_mr(r: &Row<'_>) -> rusqlite::Result<MergeJob> {
     Ok(MergeJob {
         info: MergeRequestInfo {
             id: r.get(0)?,
-            task: r.get::<_, Option<String>>(1)?.and_then(|s| TaskId::new(s).ok()),
+            task: r
+                .get::<_, Option<String>>(1)?
+                .and_then(|s| TaskId::new(s).ok()),
             title: r.get(2)?,
             branch: r.get(3)?,
             target: r.get(4)?,
@@ -46,7 +48,9 @@ fn row_to_mr(r: &Row<'_>) -> rusqlite::Result<MergeJob> {
             last_result: r.get(8)?,
             log_path: r.get(9)?,
             commit: r.get(10)?,
-            fix_task: r.get::<_, Option<String>>(11)?.and_then(|s| TaskId::new(s).ok()),
+            fix_task: r
+                .get::<_, Option<String>>(11)?
+                .and_then(|s| TaskId::new(s).ok()),
             approved_by: r.get(12)?,
             created_at: ts(r.get(13)?),
             updated_at: ts(r.get(14)?),
@@ -74,7 +78,8 @@ impl Store {
             .query_row([id], row_to_mr)
             .optional()?
             .ok_or_else(|| {
-                StoreError::not_found(format!("no merge request #{id}")).hint("list them with `sfctl mr list`")
+                StoreError::not_found(format!("no merge request #{id}"))
+                    .hint("list them with `sfctl mr list`")
             })
     }
 
@@ -147,14 +152,24 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for &id in &ids {
-            self.set_mr_state(id, MergeState::Queued, Some("interrupted by a daemon restart; retrying"), None)?;
+            self.set_mr_state(
+                id,
+                MergeState::Queued,
+                Some("interrupted by a daemon restart; retrying"),
+                None,
+            )?;
         }
         Ok(ids.len())
     }
 
     /// Records a landed merge: the request is merged, its task closes (its dependents become
     /// ready), with a `task_merged` event.
-    pub fn mr_merged(&mut self, id: i64, commit: &str, result: &str) -> Result<MergeRequestInfo, StoreError> {
+    pub fn mr_merged(
+        &mut self,
+        id: i64,
+        commit: &str,
+        result: &str,
+    ) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
@@ -205,7 +220,13 @@ impl Store {
     /// Records a failed merge attempt. For a task's request, makes one fix task (per
     /// original and kind) that works on the same branch and worktree; the original stays in
     /// `review` and is queued again when the fix completes.
-    pub fn mr_failed(&mut self, id: i64, failure: MergeFailure, detail: &str, result: &str) -> Result<MergeRequestInfo, StoreError> {
+    pub fn mr_failed(
+        &mut self,
+        id: i64,
+        failure: MergeFailure,
+        detail: &str,
+        result: &str,
+    ) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
         let now = now_ms();
         let kind = match failure {
@@ -231,7 +252,10 @@ impl Store {
                         MergeFailure::Tests => "Fix failing tests",
                         MergeFailure::Conflict => "Resolve merge conflict",
                     };
-                    let title: String = format!("{title_prefix}: {}", original.summary.title).chars().take(sf_core::naming::MAX_TITLE).collect();
+                    let title: String = format!("{title_prefix}: {}", original.summary.title)
+                        .chars()
+                        .take(sf_core::naming::MAX_TITLE)
+                        .collect();
                     let description = match failure {
                         MergeFailure::Tests => format!(
                             "The merge steward tested branch `{}` merged into `{}` and the tests failed. \
@@ -248,7 +272,12 @@ impl Store {
                     };
                     let fid = loop {
                         let c = new_short_id();
-                        if tx.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?.query_row([&c], |_| Ok(())).optional()?.is_none() {
+                        if tx
+                            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+                            .query_row([&c], |_| Ok(()))
+                            .optional()?
+                            .is_none()
+                        {
                             break TaskId::new(c).expect("generated ids are valid");
                         }
                     };
@@ -285,11 +314,15 @@ impl Store {
                 }
             });
             events.push(
-                Audit::new("daemon", "merge_failed", format!("task:{}", original.summary.id))
-                    .task(key, &original.summary.id)
-                    .after(json!({"merge_request": id, "kind": kind, "branch": job.info.branch}))
-                    .reason(Some(result))
-                    .append(&tx, now)?,
+                Audit::new(
+                    "daemon",
+                    "merge_failed",
+                    format!("task:{}", original.summary.id),
+                )
+                .task(key, &original.summary.id)
+                .after(json!({"merge_request": id, "kind": kind, "branch": job.info.branch}))
+                .reason(Some(result))
+                .append(&tx, now)?,
             );
         } else {
             events.push(
@@ -299,7 +332,11 @@ impl Store {
                     .append(&tx, now)?,
             );
         }
-        let state = if job.task_key.is_some() { MergeState::NeedsFix } else { MergeState::Cancelled };
+        let state = if job.task_key.is_some() {
+            MergeState::NeedsFix
+        } else {
+            MergeState::Cancelled
+        };
         tx.prepare_cached(
             "UPDATE merge_requests SET state = ?1, reason = ?2, last_result = ?3, fix_task = ?4, updated_at = ?5 WHERE id = ?6",
         )?
@@ -313,7 +350,12 @@ impl Store {
     }
 
     /// A fix task completed: close it and queue its original's request again.
-    pub(crate) fn fix_completed(&mut self, fix_key: Key, original: Key, actor: &str) -> Result<(), StoreError> {
+    pub(crate) fn fix_completed(
+        &mut self,
+        fix_key: Key,
+        original: Key,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
@@ -334,9 +376,14 @@ impl Store {
     /// `sfctl mr retry`: queue a waiting, failed or cancelled request again.
     pub fn retry_mr(&mut self, id: i64) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
-        if matches!(job.info.state, MergeState::Merged | MergeState::Testing | MergeState::Queued) {
-            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state))
-                .hint("only waiting, failed or cancelled requests can be retried"));
+        if matches!(
+            job.info.state,
+            MergeState::Merged | MergeState::Testing | MergeState::Queued
+        ) {
+            return Err(
+                StoreError::state(format!("merge request #{id} is {}", job.info.state))
+                    .hint("only waiting, failed or cancelled requests can be retried"),
+            );
         }
         self.set_mr_state(id, MergeState::Queued, Some("retried by hand"), None)
     }
@@ -345,10 +392,16 @@ impl Store {
     pub fn approve_mr(&mut self, id: i64, approver: &str) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
         if job.info.approved_by.is_some() {
-            return Err(StoreError::refused(ErrorKind::Conflict, format!("merge request #{id} is already approved")));
+            return Err(StoreError::refused(
+                ErrorKind::Conflict,
+                format!("merge request #{id} is already approved"),
+            ));
         }
         if matches!(job.info.state, MergeState::Merged | MergeState::Cancelled) {
-            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state)));
+            return Err(StoreError::state(format!(
+                "merge request #{id} is {}",
+                job.info.state
+            )));
         }
         let now = now_ms();
         let tx = self.conn.transaction()?;
@@ -359,9 +412,13 @@ impl Store {
              WHERE id = ?3",
         )?
         .execute(params![approver, now, id])?;
-        let ev = Audit::new(&format!("human:{approver}"), "merge_request_approved", format!("mr:{id}"))
-            .after(json!({"approved_by": approver}))
-            .append(&tx, now)?;
+        let ev = Audit::new(
+            &format!("human:{approver}"),
+            "merge_request_approved",
+            format!("mr:{id}"),
+        )
+        .after(json!({"approved_by": approver}))
+        .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
         self.show_mr(id)
@@ -370,23 +427,43 @@ impl Store {
     /// `sfctl mr cancel`: the request stops; its task (if in review) is blocked with the reason.
     pub fn cancel_mr(&mut self, actor: &str, id: i64) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
-        if matches!(job.info.state, MergeState::Merged | MergeState::Cancelled | MergeState::Testing) {
-            return Err(StoreError::state(format!("merge request #{id} is {}", job.info.state))
-                .hint("a request being tested can be cancelled once its test run ends"));
+        if matches!(
+            job.info.state,
+            MergeState::Merged | MergeState::Cancelled | MergeState::Testing
+        ) {
+            return Err(
+                StoreError::state(format!("merge request #{id} is {}", job.info.state))
+                    .hint("a request being tested can be cancelled once its test run ends"),
+            );
         }
         self.set_mr_state(id, MergeState::Cancelled, Some("cancelled by hand"), None)?;
         if let Some(key) = job.task_key {
             let row = self.task_row(key)?;
             if row.summary.status == TaskStatus::Review {
                 let id = row.summary.id.clone();
-                self.set_status(actor, key, &id, &row, TaskStatus::Blocked, "block", Some("merge request cancelled"), None)?;
+                self.set_status(
+                    actor,
+                    key,
+                    &id,
+                    &row,
+                    TaskStatus::Blocked,
+                    "block",
+                    Some("merge request cancelled"),
+                    None,
+                )?;
             }
         }
         self.show_mr(id)
     }
 
     /// `sfctl merge`: a request for a branch that no task owns.
-    pub fn create_branch_mr(&mut self, actor: &str, branch: &str, target: &str, message: Option<&str>) -> Result<MergeRequestInfo, StoreError> {
+    pub fn create_branch_mr(
+        &mut self,
+        actor: &str,
+        branch: &str,
+        target: &str,
+        message: Option<&str>,
+    ) -> Result<MergeRequestInfo, StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(

@@ -57,6 +57,8 @@ pub struct LiveRun {
     pub worktree: Option<String>,
     /// Log file.
     pub log_path: Option<String>,
+    /// The lease token (in the worker's environment as `SF_RUN`).
+    pub token: String,
 }
 
 /// A checked lease.
@@ -325,7 +327,11 @@ impl Store {
         } else {
             TaskStatus::Review
         };
-        let to = if fix_of.is_some() { TaskStatus::Closed } else { to };
+        let to = if fix_of.is_some() {
+            TaskStatus::Closed
+        } else {
+            to
+        };
         let tx = self.conn.transaction()?;
         release(&tx, lease.run_id, "completed", now)?;
         tx.prepare_cached(
@@ -499,7 +505,8 @@ impl Store {
     /// Runs not yet ended, for recovery after a restart.
     pub fn live_runs(&self) -> Result<Vec<LiveRun>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.agent, r.task, t.id, r.epoch, r.pid, r.proc_start, r.released_at, t.worktree, r.log_path
+            "SELECT r.id, r.agent, r.task, t.id, r.epoch, r.pid, r.proc_start, r.released_at, t.worktree, r.log_path,
+                    r.token
              FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.ended_at IS NULL ORDER BY r.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -517,6 +524,7 @@ impl Store {
                 released: r.get::<_, Option<i64>>(7)?.is_some(),
                 worktree: r.get(8)?,
                 log_path: r.get(9)?,
+                token: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -313,8 +313,16 @@ fn agents_validate_and_derive_state() {
             .to_string()
             .contains("invalid cron expression")
     );
-    let bad = AgentSpec { command: None, ..spec("w4") };
-    assert!(s.register_agent(ME, bad).unwrap_err().to_string().contains("names no command"));
+    let bad = AgentSpec {
+        command: None,
+        ..spec("w4")
+    };
+    assert!(
+        s.register_agent(ME, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("names no command")
+    );
     let d = s.set_agent_enabled(ME, "w1", false).unwrap();
     assert_eq!(d.agent.state, sf_proto::AgentState::Blocked);
     s.remove_agent(ME, "w1").unwrap();

@@ -135,6 +135,22 @@ pub fn is_same_process(pid: u32, start_time: Option<u64>) -> bool {
     start_time.is_none_or(|t| process_start_time(pid) == Some(t))
 }
 
+/// A live process of ours whose environment holds `KEY=VALUE`: finds a worker whose pid
+/// was never recorded because the daemon died between spawning it and writing the pid
+/// down. Returns its pid and start time.
+pub fn find_by_env(key: &str, value: &str) -> Option<(u32, Option<u64>)> {
+    let needle = format!("{key}={value}");
+    let dir = std::fs::read_dir("/proc").ok()?;
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
+                && is_same_process(*pid, None)
+        })
+        .map(|pid| (pid, process_start_time(pid)))
+}
+
 /// Whether any live (non-zombie) process of the group is left. Zombies do not count: a
 /// killed grandchild waits for whoever inherited it to reap it, which is not up to us.
 pub fn group_alive(pgid: u32) -> bool {
@@ -368,6 +384,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(!group_alive(pid));
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_found_by_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = format!("tok{}", std::process::id());
+        let mut s = spec(dir.path(), "sleep 5");
+        s.env.push(("SF_RUN".into(), token.clone()));
+        s.stdin = None;
+        let mut w = spawn(&s).unwrap();
+        let found = find_by_env("SF_RUN", &token);
+        assert_eq!(found.map(|f| f.0), Some(w.pid));
+        assert_eq!(find_by_env("SF_RUN", "no-such-token"), None);
+        signal_group(w.pid, StopSignal::Kill);
+        let _ = w.child.wait().await;
     }
 
     #[test]
