@@ -6,7 +6,9 @@
 //! such section for the n-th run of that task). Runs are counted with marker files next to
 //! the script, so concurrent workers each get their own section.
 //!
-//! Commands: `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
+//! The script may also be given as the first argument (`--command "fake-agent SCRIPT"`).
+//!
+//! Commands: `save-env KEY PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
 //! `stderr TEXT`, `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
 //! `touch PATH`, `wait-file PATH`, `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
@@ -27,7 +29,9 @@ fn unescape(s: &str) -> String {
 }
 
 fn task_title() -> String {
-    let Ok(file) = std::env::var("SF_PROMPT_FILE") else { return String::new() };
+    let Ok(file) = std::env::var("SF_PROMPT_FILE") else {
+        return String::new();
+    };
     let prompt = std::fs::read_to_string(file).unwrap_or_default();
     prompt
         .lines()
@@ -40,10 +44,17 @@ fn task_title() -> String {
 fn next_invocation(script: &Path, key: &str) -> usize {
     let dir = PathBuf::from(format!("{}.runs", script.display()));
     let _ = std::fs::create_dir_all(&dir);
-    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let safe: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     (0..)
         .find(|i| {
-            std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(format!("{safe}.{i}"))).is_ok()
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(format!("{safe}.{i}")))
+                .is_ok()
         })
         .unwrap_or(0)
 }
@@ -61,18 +72,37 @@ fn pick_section(script_path: &Path, text: &str) -> Vec<String> {
             sequential.push(Vec::new());
             current_targeted = false;
         } else if current_targeted {
-            targeted.last_mut().expect("a section").1.push(line.to_owned());
+            targeted
+                .last_mut()
+                .expect("a section")
+                .1
+                .push(line.to_owned());
         } else {
-            sequential.last_mut().expect("a section").push(line.to_owned());
+            sequential
+                .last_mut()
+                .expect("a section")
+                .push(line.to_owned());
         }
     }
-    let mine: Vec<&(String, Vec<String>)> = targeted.iter().filter(|(t, _)| !t.is_empty() && title.contains(t.as_str())).collect();
+    let mine: Vec<&(String, Vec<String>)> = targeted
+        .iter()
+        .filter(|(t, _)| !t.is_empty() && title.contains(t.as_str()))
+        .collect();
     if !mine.is_empty() {
         let n = next_invocation(script_path, &format!("for-{}", mine[0].0));
-        return mine.get(n).or(mine.last()).map(|(_, s)| s.clone()).unwrap_or_default();
+        return mine
+            .get(n)
+            .or(mine.last())
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
     }
     let n = next_invocation(script_path, "seq");
-    sequential.get(n).cloned().unwrap_or_default()
+    // past the last section, every further run repeats it
+    sequential
+        .get(n)
+        .or(sequential.last())
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
@@ -82,7 +112,14 @@ fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
 
 fn git(args: &[&str]) -> bool {
     Command::new("git")
-        .args(["-c", "user.name=fake-agent", "-c", "user.email=fake@sf.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=fake-agent",
+            "-c",
+            "user.email=fake@sf.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .status()
         .is_ok_and(|s| s.success())
@@ -98,8 +135,11 @@ fn ignore_sigterm() {
 }
 
 fn main() -> ExitCode {
-    let Ok(script) = std::env::var("SF_FAKE_AGENT_SCRIPT") else {
-        return fail("SF_FAKE_AGENT_SCRIPT is not set");
+    let Some(script) = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("SF_FAKE_AGENT_SCRIPT").ok())
+    else {
+        return fail("no script: pass it as the first argument or in SF_FAKE_AGENT_SCRIPT");
     };
     let script = PathBuf::from(script);
     let Ok(text) = std::fs::read_to_string(&script) else {
@@ -115,7 +155,9 @@ fn main() -> ExitCode {
         let rest = rest.trim();
         match cmd {
             "write" | "append" => {
-                let Some((path, content)) = rest.split_once(' ') else { return fail(&format!("bad line: {line}")) };
+                let Some((path, content)) = rest.split_once(' ') else {
+                    return fail(&format!("bad line: {line}"));
+                };
                 let path = Path::new(path);
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     let _ = std::fs::create_dir_all(dir);
@@ -149,6 +191,17 @@ fn main() -> ExitCode {
                         std::mem::forget(child);
                     }
                     Err(e) => return fail(&format!("spawn grandchild: {e}")),
+                }
+            }
+            "save-env" => {
+                let (k, path) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Err(e) = std::fs::write(path, std::env::var(k).unwrap_or_default()) {
+                    return fail(&format!("save-env {k} {path}: {e}"));
+                }
+            }
+            "expect-file" => {
+                if !Path::new(rest).exists() {
+                    return fail(&format!("expected file {rest} to exist"));
                 }
             }
             "touch" => {
@@ -190,9 +243,21 @@ fn main() -> ExitCode {
             "complete" | "complete-no-changes" | "handoff" | "sfctl" | "sfctl-fails" => {
                 let owned: Vec<String> = match cmd {
                     "complete" if rest.is_empty() => vec!["task".into(), "complete".into()],
-                    "complete" => vec!["task".into(), "complete".into(), "--summary".into(), rest.into()],
-                    "complete-no-changes" => vec!["task".into(), "complete".into(), "--no-changes".into()],
-                    "handoff" => vec!["task".into(), "handoff".into(), "--note".into(), unescape(rest)],
+                    "complete" => vec![
+                        "task".into(),
+                        "complete".into(),
+                        "--summary".into(),
+                        rest.into(),
+                    ],
+                    "complete-no-changes" => {
+                        vec!["task".into(), "complete".into(), "--no-changes".into()]
+                    }
+                    "handoff" => vec![
+                        "task".into(),
+                        "handoff".into(),
+                        "--note".into(),
+                        unescape(rest),
+                    ],
                     _ => rest.split_whitespace().map(str::to_owned).collect(),
                 };
                 let args: Vec<&str> = owned.iter().map(String::as_str).collect();
@@ -204,7 +269,11 @@ fn main() -> ExitCode {
                 eprint!("{}", String::from_utf8_lossy(&out.stderr));
                 let want_success = cmd != "sfctl-fails";
                 if out.status.success() != want_success {
-                    return fail(&format!("sfctl {} exited with {}", args.join(" "), out.status));
+                    return fail(&format!(
+                        "sfctl {} exited with {}",
+                        args.join(" "),
+                        out.status
+                    ));
                 }
             }
             other => return fail(&format!("unknown command `{other}`")),

@@ -1,0 +1,193 @@
+//! `kill -9` of the daemon at any moment, then a restart: every task is in a legal state and
+//! nothing acknowledged to a client is lost.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sf_proto::{NewTask, Request, Response, TaskDetail, TaskStatus};
+
+use crate::harness::{TestDaemon, eventually};
+
+fn snapshot(td: &TestDaemon) -> Vec<TaskDetail> {
+    let mut listed = td.list_tasks(&["--limit", "1000"]);
+    listed.extend(td.list_tasks(&["--limit", "1000", "--status", "tombstone"]));
+    let mut all: Vec<TaskDetail> = listed.iter().map(|t| td.show_task(t.id.as_str())).collect();
+    all.sort_by(|a, b| a.task.id.cmp(&b.task.id));
+    all
+}
+
+#[test]
+fn kill9_then_restart_keeps_every_task_and_event() {
+    let mut td = TestDaemon::start();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            td.create_task(&format!("task {i}"), &["-p", &(1 + i % 5).to_string()])
+                .task
+                .id
+                .to_string(),
+        );
+    }
+    td.sfctl().args(["dep", "add", &ids[0], &ids[1]]).success();
+    td.sfctl()
+        .args(["task", "close", &ids[2], "--reason", "done"])
+        .success();
+    td.sfctl()
+        .args(["task", "defer", &ids[3], "--until", "+1h"])
+        .success();
+    td.sfctl().args(["task", "backlog", &ids[4]]).success();
+    td.sfctl()
+        .args(["task", "block", &ids[5], "--reason", "wait"])
+        .success();
+    td.sfctl().args(["task", "delete", &ids[6]]).success();
+    td.sfctl()
+        .args(["task", "update", &ids[7], "--title", "renamed"])
+        .success();
+    td.sfctl()
+        .args(["plan", "create", "P", "--active"])
+        .success();
+    td.sfctl()
+        .args(["agent", "register", "w1", "--role", "director"])
+        .success();
+    let before = snapshot(&td);
+    let events_before = td.events(&["--limit", "1000"]);
+    let old_pid = td.child_pid().expect("child");
+
+    td.kill9();
+    assert!(td.sfctl().args(["task", "list"]).run().status.code() == Some(3));
+    // Start it the way a user would: through `sfctl daemon start`, over the stale socket.
+    td.sfctl().args(["daemon", "start"]).success();
+    let new_pid = td
+        .daemon_pid()
+        .expect("the daemon answers after `daemon start`");
+    assert_ne!(new_pid, old_pid);
+
+    let after = snapshot(&td);
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            a.task, b.task,
+            "task {} changed across the crash",
+            b.task.id
+        );
+        assert_eq!(a.depends_on, b.depends_on);
+        assert_eq!(a.notes, b.notes);
+    }
+    let events_after = td.events(&["--limit", "1000"]);
+    assert_eq!(
+        events_after[..events_before.len()],
+        events_before[..],
+        "the audit log survives a crash"
+    );
+    let names: Vec<String> = td
+        .sfctl()
+        .args(["agent", "list"])
+        .json::<Vec<sf_proto::AgentSummary>>()
+        .into_iter()
+        .map(|a| a.spec.name)
+        .collect();
+    assert_eq!(names, ["w1"]);
+    td.create_task("after the crash", &[]);
+    td.sfctl().args(["daemon", "stop"]).success();
+}
+
+#[test]
+fn kill9_during_concurrent_creations_loses_nothing_acknowledged() {
+    const N: usize = 50;
+    let mut td = TestDaemon::start();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::new(AtomicUsize::new(0));
+    let socket = td.socket.clone();
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let acked = Arc::clone(&acked);
+            let started = Arc::clone(&started);
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let Ok(mut c) = sf_client::Client::connect(&socket, "crash", None) else {
+                    return;
+                };
+                for j in 0.. {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let task = NewTask {
+                        title: format!("c{i}-{j}"),
+                        ..NewTask::default()
+                    };
+                    match c.request(&Request::CreateTask { task }) {
+                        Ok(Response::Task(t)) => acked.lock().expect("lock").push(t.task.id),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(
+        "some creations to be acknowledged",
+        Duration::from_secs(15),
+        || (acked.lock().expect("lock").len() >= 100).then_some(()),
+    );
+    td.kill9();
+    for h in handles {
+        h.join().expect("client thread");
+    }
+    let acked: HashSet<String> = acked
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        started.load(Ordering::SeqCst) > acked.len(),
+        "some requests were in flight"
+    );
+
+    td.spawn();
+    let listed = td.list_tasks(&["--limit", "100000"]);
+    let present: HashSet<String> = listed.iter().map(|t| t.id.to_string()).collect();
+    let lost: Vec<&String> = acked.difference(&present).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tasks were lost: {lost:?}",
+        lost.len()
+    );
+    assert!(
+        listed.iter().all(|t| t.status == TaskStatus::Open),
+        "every task is in a legal state"
+    );
+    let events = td.events(&["--limit", "100000"]);
+    let created: HashSet<String> = events
+        .iter()
+        .filter(|e| e.action.contains("create"))
+        .filter_map(|e| e.task.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        created, present,
+        "every task that exists has its creation event, and no other"
+    );
+    td.create_task("the daemon works after the crash", &[]);
+}
+
+#[test]
+fn repeated_crashes_leave_a_usable_workspace() {
+    let mut td = TestDaemon::start();
+    for round in 0..3 {
+        let t = td.create_task(&format!("round {round}"), &[]);
+        td.sfctl()
+            .args(["task", "close", t.task.id.as_str()])
+            .success();
+        td.kill9();
+        td.spawn();
+        assert_eq!(
+            td.show_task(t.task.id.as_str()).task.status,
+            TaskStatus::Closed
+        );
+    }
+    td.restart();
+    assert_eq!(
+        td.list_tasks(&[]).len(),
+        3,
+        "a graceful restart after crashes keeps them too"
+    );
+}

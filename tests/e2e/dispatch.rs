@@ -1,0 +1,520 @@
+//! Dispatch: ephemeral workers (the scripted fake agent) in git worktrees, complete and
+//! handoff, limits, faults, stale leases and restarts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sf_proto::{DaemonStatus, LogRef, TaskDetail, TaskStatus};
+
+use crate::harness::{SFCTL, TestDaemon, eventually};
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
+
+/// A stopped workspace whose config lets workers find `sfctl` and stops them quickly, with
+/// `extra` config lines; the daemon is started.
+pub fn fleet(extra: &str) -> TestDaemon {
+    let mut td = TestDaemon::stopped();
+    let cfg = td.repo.join(".sf/config.toml");
+    let old = fs::read_to_string(&cfg).expect("read config");
+    fs::write(
+        &cfg,
+        format!(
+            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{extra}\n{old}"
+        ),
+    )
+    .expect("write config");
+    td.spawn();
+    td
+}
+
+/// Writes a fake-agent script into the tempdir and returns its path.
+pub fn script(td: &TestDaemon, name: &str, text: &str) -> PathBuf {
+    let path = td.root.join(format!("{name}.script"));
+    fs::write(&path, text).expect("write script");
+    path
+}
+
+/// Registers an ephemeral worker running the fake agent with `script`.
+pub fn worker(td: &TestDaemon, name: &str, script: &Path, args: &[&str]) {
+    let command = format!("{FAKE} {}", script.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            name,
+            "--role",
+            "worker",
+            "--command",
+            &command,
+        ])
+        .args(args)
+        .success();
+}
+
+fn wait_status(td: &TestDaemon, id: &str, want: TaskStatus) -> TaskDetail {
+    td.wait_for(&format!("task {id} to be {want}"), || {
+        let t = td.show_task(id);
+        if t.task.status == want {
+            Ok(t)
+        } else {
+            Err((t.task.status, t.notes))
+        }
+    })
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_worker_completes_its_task_in_its_own_worktree() {
+    let td = fleet("");
+    let title = "Fix \"quotes\" $(rm -rf /) `x` ünïcödé ✓";
+    let t = td.create_task(title, &["-d", "make it so", "--acceptance", "it is so"]);
+    let id = t.task.id.to_string();
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "expect-cwd-is-worktree\nexpect-env SF_TASK_ID={id}\nexpect-env SF_AGENT=w1\n\
+             expect-env SF_TARGET_BRANCH=main\nexpect-prompt-contains it is so\n\
+             expect-prompt-contains sfctl task complete\n\
+             write feature.txt done\ncommit add feature\nwrite leftover.txt uncommitted\ncomplete all done\n"
+        ),
+    );
+    worker(&td, "w1", &s, &[]);
+    let done = wait_status(&td, &id, TaskStatus::Review);
+    let branch = done.branch.clone().expect("branch");
+    assert!(
+        branch.starts_with(&format!("agent/w1/{id}-fix-quotes-rm-rf")),
+        "{branch}"
+    );
+    let wt = PathBuf::from(done.worktree.clone().expect("worktree"));
+    assert!(
+        wt.ends_with(format!("{id}-fix-quotes-rm-rf-x-n-c-d"))
+            || wt.to_string_lossy().contains(&id),
+        "{wt:?}"
+    );
+    // the committed work and what the worker left uncommitted are both on the branch
+    let files = git(&td.repo, &["ls-tree", "--name-only", &branch]);
+    assert!(
+        files.contains("feature.txt") && files.contains("leftover.txt"),
+        "{files}"
+    );
+    assert_eq!(
+        git(
+            &td.repo,
+            &["rev-list", "--count", &format!("main..{branch}")]
+        ),
+        "2"
+    );
+    // the user's checkout is untouched
+    assert!(!td.repo.join("feature.txt").exists());
+    assert_eq!(done.notes.iter().filter(|n| n.kind == "summary").count(), 1);
+    let runs = td.wait_for("the run to end", || {
+        let t = td.show_task(&id);
+        if t.runs.first().is_some_and(|r| r.ended_at.is_some()) {
+            Ok(t.runs)
+        } else {
+            Err(t.runs)
+        }
+    });
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
+    assert_eq!(runs[0].exit_code, Some(0));
+    let mrs: Vec<sf_proto::MergeRequestInfo> = td.sfctl().args(["mr", "list"]).json();
+    assert_eq!(mrs.len(), 1, "{mrs:?}");
+    assert_eq!(mrs[0].branch, branch);
+}
+
+#[test]
+fn priority_and_dependency_order_with_one_worker() {
+    let td = fleet("");
+    let order = td.root.join("order.txt");
+    let high = td.create_task("high", &["-p", "2"]).task.id.to_string();
+    let mid = td.create_task("mid", &["-p", "3"]).task.id.to_string();
+    let low = td.create_task("low", &["-p", "4"]).task.id.to_string();
+    let urgent = td
+        .create_task("urgent", &["-p", "1", "--blocked-by", &low])
+        .task
+        .id
+        .to_string();
+    let mut text = String::new();
+    for t in ["high", "mid", "low", "urgent"] {
+        text.push_str(&format!(
+            "--- for {t}\nappend {} {t}\\n\nwrite {t}.txt x\ncommit {t}\ncomplete\n",
+            order.display()
+        ));
+    }
+    let s = script(&td, "w", &text);
+    worker(&td, "w1", &s, &[]);
+    for id in [&high, &mid, &low] {
+        wait_status(&td, id, TaskStatus::Review);
+    }
+    // `low` blocks a priority-1 task: its effective priority is 1, so it goes first
+    let got = fs::read_to_string(&order).expect("order");
+    assert_eq!(got.lines().collect::<Vec<_>>(), ["low", "high", "mid"]);
+    // a blocker in review still blocks: `urgent` waits until `low` is closed
+    let waiting = td.show_task(&urgent);
+    assert_eq!(waiting.task.status, TaskStatus::Open);
+    assert!(
+        waiting
+            .waiting
+            .iter()
+            .any(|w| w.contains(&low) && w.contains("review")),
+        "{:?}",
+        waiting.waiting
+    );
+    td.sfctl()
+        .args(["task", "close", &low, "--reason", "merged by hand"])
+        .success();
+    wait_status(&td, &urgent, TaskStatus::Review);
+    let got = fs::read_to_string(&order).expect("order");
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["low", "high", "mid", "urgent"]
+    );
+}
+
+#[test]
+fn skills_and_limits() {
+    let td = fleet("max_workers = 2");
+    let gate = td.root.join("go");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "wait-file {}\nwrite f.txt x\ncommit f\ncomplete\n",
+            gate.display()
+        ),
+    );
+    let rust = td
+        .create_task("needs rust", &["--skill", "Rust"])
+        .task
+        .id
+        .to_string();
+    let go = td
+        .create_task("needs go", &["--skill", "go"])
+        .task
+        .id
+        .to_string();
+    let any: Vec<String> = (0..3)
+        .map(|i| td.create_task(&format!("any {i}"), &[]).task.id.to_string())
+        .collect();
+    worker(&td, "rusty", &s, &["--skills", "RUST"]);
+    worker(&td, "plain", &s, &[]);
+    worker(&td, "plain2", &s, &[]);
+    // at most max_workers run at once, and never the task nobody has the skill for
+    let status: DaemonStatus = td.wait_for("two workers running", || {
+        let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+        if st.running_workers == 2 {
+            Ok(st)
+        } else {
+            Err(st.running_workers)
+        }
+    });
+    assert_eq!(status.running_workers, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert_eq!(st.running_workers, 2, "max_workers = 2 is a hard limit");
+    let r = td.show_task(&rust);
+    assert!(matches!(
+        r.task.status,
+        TaskStatus::InProgress | TaskStatus::Open
+    ));
+    if let Some(a) = &r.task.assignee {
+        assert_eq!(a, "rusty", "only rusty has the rust skill");
+    }
+    fs::write(&gate, "").expect("open the gate");
+    wait_status(&td, &rust, TaskStatus::Review);
+    for id in &any {
+        wait_status(&td, id, TaskStatus::Review);
+    }
+    let r = td.show_task(&rust);
+    assert_eq!(r.runs[0].agent, "rusty");
+    let g = td.show_task(&go);
+    assert_eq!(g.task.status, TaskStatus::Open, "nobody can take it");
+    assert!(g.runs.is_empty());
+}
+
+#[test]
+fn handoff_resumes_in_the_same_worktree_with_the_note_in_the_prompt() {
+    let td = fleet("");
+    let id = td.create_task("two steps", &[]).task.id.to_string();
+    let s = script(
+        &td,
+        "w",
+        "write step1.txt one\nhandoff did step one; step two is left\n\
+         --- next invocation\n\
+         expect-file step1.txt\nexpect-prompt-contains did step one; step two is left\n\
+         write step2.txt two\ncommit both steps\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let done = wait_status(&td, &id, TaskStatus::Review);
+    let handoffs: Vec<_> = done.notes.iter().filter(|n| n.kind == "handoff").collect();
+    assert_eq!(handoffs.len(), 1, "{:?}", done.notes);
+    let runs = td.wait_for("both runs to end", || {
+        let t = td.show_task(&id);
+        if t.runs.len() == 2 && t.runs.iter().all(|r| r.ended_at.is_some()) {
+            Ok(t.runs)
+        } else {
+            Err(t.runs)
+        }
+    });
+    let outcomes: Vec<_> = runs
+        .iter()
+        .rev()
+        .map(|r| r.outcome.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(outcomes, ["handed_off", "completed"]);
+    assert_eq!(runs[0].epoch, 2);
+    assert_eq!(done.attempts, 0, "a handoff is not a failure");
+    let branch = done.branch.expect("branch");
+    let files = git(&td.repo, &["ls-tree", "--name-only", &branch]);
+    assert!(
+        files.contains("step1.txt") && files.contains("step2.txt"),
+        "{files}"
+    );
+}
+
+#[test]
+fn a_crashing_worker_leaves_the_task_safe_and_it_gets_stuck_after_max_attempts() {
+    let td = fleet("max_attempts = 2");
+    let id = td.create_task("crashy", &[]).task.id.to_string();
+    let s = script(
+        &td,
+        "w",
+        "write half.txt half done\nstderr something broke\nexit 3\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let first = td.wait_for("the first failure", || {
+        let t = td.show_task(&id);
+        if t.attempts == 1 && t.task.status == TaskStatus::Open {
+            Ok(t)
+        } else {
+            Err((t.task.status, t.attempts))
+        }
+    });
+    assert!(first.retry_at.is_some(), "failed runs back off");
+    let note = &first
+        .notes
+        .iter()
+        .find(|n| n.kind == "handoff")
+        .expect("a handoff note")
+        .text;
+    assert!(
+        note.contains("exit code 3") && note.contains("something broke"),
+        "{note}"
+    );
+    // the uncommitted work was saved to a WIP ref and the branch
+    let wip = git(
+        &td.repo,
+        &["ls-tree", "--name-only", &format!("refs/sf/wip/{id}/1")],
+    );
+    assert!(wip.contains("half.txt"), "{wip}");
+    let branch = first.branch.clone().expect("branch");
+    assert!(git(&td.repo, &["ls-tree", "--name-only", &branch]).contains("half.txt"));
+    // after the backoff the second run fails too: blocked, with a task_stuck event
+    let stuck = td.wait_for("the task to get stuck", || {
+        let t = td.show_task(&id);
+        if t.task.status == TaskStatus::Blocked {
+            Ok(t)
+        } else {
+            Err((t.task.status, t.attempts, t.retry_at))
+        }
+    });
+    assert_eq!(stuck.attempts, 2);
+    assert!(
+        stuck.events.iter().any(|e| e.action == "task_stuck"),
+        "{:?}",
+        stuck.events
+    );
+    let blocked = td.sfctl().args(["task", "blocked"]).success();
+    assert!(blocked.contains(&id), "{blocked}");
+}
+
+#[test]
+fn a_hanging_worker_is_stopped_at_its_wall_time_with_its_grandchildren() {
+    let td = fleet("max_attempts = 1");
+    let id = td.create_task("hangs", &[]).task.id.to_string();
+    let pidfile = td.root.join("grandchild.pid");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "ignore-sigterm\nspawn-grandchild 60000 {}\nwrite wip.txt x\nsleep 60000\n",
+            pidfile.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--max-runtime", "1s"]);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    let run = &t.runs[0];
+    assert_eq!(run.outcome.as_deref(), Some("timed_out"), "{run:?}");
+    let grandchild: i32 = fs::read_to_string(&pidfile)
+        .expect("pidfile")
+        .trim()
+        .parse()
+        .expect("pid");
+    eventually("the grandchild to be gone", Duration::from_secs(10), || {
+        let stat = fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+    assert!(
+        git(
+            &td.repo,
+            &["ls-tree", "--name-only", &format!("refs/sf/wip/{id}/1")]
+        )
+        .contains("wip.txt")
+    );
+}
+
+#[test]
+fn agent_stop_really_stops_the_group_and_a_stale_lease_is_refused() {
+    let td = fleet("");
+    let id = td.create_task("long", &[]).task.id.to_string();
+    let token = td.root.join("token1");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "save-env SF_RUN {}\nsleep 60000\n--- next invocation\nwrite f.txt x\ncommit f\ncomplete\n",
+            token.display()
+        ),
+    );
+    worker(&td, "w1", &s, &[]);
+    td.wait_for("the first run to start", || {
+        if token.exists() { Ok(()) } else { Err(()) }
+    });
+    let out = td.sfctl().args(["agent", "stop", "w1"]).success();
+    assert!(out.contains("disabled"), "{out}");
+    let t = td.wait_for("the run to be stopped", || {
+        let t = td.show_task(&id);
+        if t.task.status == TaskStatus::Open && t.runs.first().is_some_and(|r| r.ended_at.is_some())
+        {
+            Ok(t)
+        } else {
+            Err(t.runs)
+        }
+    });
+    assert_eq!(t.runs[0].outcome.as_deref(), Some("stopped"));
+    assert_eq!(t.attempts, 0, "a stop by a human is not a failed attempt");
+    td.sfctl().args(["agent", "enable", "w1"]).success();
+    wait_status(&td, &id, TaskStatus::Review);
+    // the first run's lease is stale: it can neither complete nor hand off
+    let old = fs::read_to_string(&token).expect("token");
+    let err = td
+        .sfctl()
+        .env("SF_RUN", old.trim())
+        .args(["task", "complete"])
+        .fails(1);
+    assert!(err.contains("lease"), "{err}");
+    let err = td
+        .sfctl()
+        .env("SF_RUN", old.trim())
+        .args(["task", "handoff", "--note", "x"])
+        .fails(1);
+    assert!(err.contains("lease"), "{err}");
+    assert_eq!(
+        td.show_task(&id).task.status,
+        TaskStatus::Review,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn complete_refuses_a_branch_without_commits_unless_no_changes() {
+    let td = fleet("");
+    let a = td.create_task("nothing to do", &[]).task.id.to_string();
+    let s = script(&td, "w", "sfctl-fails task complete\ncomplete-no-changes\n");
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &a, TaskStatus::Closed);
+    assert_eq!(t.close_reason.as_deref(), Some("nothing to merge"));
+}
+
+#[test]
+fn logs_of_a_run_are_kept_and_shown() {
+    let td = fleet("");
+    let id = td.create_task("chatty", &[]).task.id.to_string();
+    let s = script(
+        &td,
+        "w",
+        "stdout hello from the worker\nwrite f.txt x\ncommit f\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    wait_status(&td, &id, TaskStatus::Review);
+    let out = td.sfctl().args(["logs", &id]).success();
+    assert!(out.contains("hello from the worker"), "{out}");
+    let refs: Vec<LogRef> = td.sfctl().args(["logs", "w1"]).json();
+    assert_eq!(refs.len(), 1);
+    assert!(refs[0].path.contains(".sf/logs/"), "{refs:?}");
+}
+
+#[test]
+fn kill_9_of_the_daemon_with_workers_in_flight_then_restart() {
+    let mut td = fleet("max_workers = 10");
+    let gate = td.root.join("go");
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            td.create_task(&format!("task {i}"), &[])
+                .task
+                .id
+                .to_string()
+        })
+        .collect();
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "wait-file {}\nwrite f.txt x\ncommit f\ncomplete\n",
+            gate.display()
+        ),
+    );
+    for i in 0..10 {
+        worker(&td, &format!("w{i}"), &s, &[]);
+    }
+    td.wait_for("ten workers running", || {
+        let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+        if st.running_workers == 10 {
+            Ok(())
+        } else {
+            Err(st.running_workers)
+        }
+    });
+    td.kill9();
+    td.spawn();
+    fs::write(&gate, "").expect("open the gate");
+    for id in &ids {
+        wait_status(&td, id, TaskStatus::Review);
+    }
+    for id in &ids {
+        let t = td.show_task(id);
+        assert_eq!(t.runs.len(), 1, "dispatched exactly once: {:?}", t.runs);
+        let completed = t
+            .events
+            .iter()
+            .filter(|e| e.action == "task_completed")
+            .count();
+        assert_eq!(completed, 1, "completed exactly once");
+    }
+    td.wait_for("every run to end", || {
+        let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+        if st.running_workers == 0 {
+            Ok(())
+        } else {
+            Err(st.running_workers)
+        }
+    });
+}
