@@ -9,7 +9,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{agent, daemon, dep, events, init, logs, plan, task};
+use crate::commands::{agent, daemon, demo, dep, events, init, logs, mr, plan, task};
 
 const LONG_ABOUT: &str = "\
 sfctl talks to sfd, the daemon that runs a team of AI coding agents on one git repository.
@@ -81,6 +81,15 @@ pub enum Command {
     Plan(plan::PlanCommand),
     Events(events::EventsArgs),
     Logs(logs::LogsArgs),
+    #[command(subcommand)]
+    Mr(mr::MrCommand),
+    Merge(mr::MergeArgs),
+    /// Run the whole loop on a throwaway repository: tasks dispatched to workers in
+    /// worktrees, completed, tested and merged (needs only Rust and git)
+    Demo(demo::DemoArgs),
+    /// The scripted agent the demo's workers run (not for humans)
+    #[command(hide = true)]
+    DemoAgent,
 }
 
 /// The protocol's `wire_enum!` types, so clap can list and parse them.
@@ -109,6 +118,18 @@ impl_wire!(
     sf_proto::TaskType,
     sf_proto::DepKind
 );
+
+/// Parses a numeric id given as `12` or `#12` (dependencies, merge requests); `what` names
+/// the kind of id in the error.
+pub fn parse_number_id(s: &str, what: &str) -> Result<i64, String> {
+    s.trim()
+        .strip_prefix('#')
+        .unwrap_or(s.trim())
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a {what} id (expected a number like 12 or #12)"))
+}
 
 /// A clap value parser for a wire enum: lists the wire spellings in `--help` and errors,
 /// and accepts them loosely (case, `-` for `_`) like the enums' own `FromStr`.
@@ -197,6 +218,16 @@ mod tests {
             .to_string();
         assert!(err.contains("director, worker, steward"), "{err}");
         assert!(err.contains("--role"), "{err}");
+    }
+
+    #[test]
+    fn number_ids_accept_a_hash() {
+        assert_eq!(parse_number_id("12", "merge request"), Ok(12));
+        assert_eq!(parse_number_id(" #7 ", "merge request"), Ok(7));
+        for bad in ["", "#", "x", "0", "-3", "##1", "1.5"] {
+            let err = parse_number_id(bad, "merge request").unwrap_err();
+            assert!(err.contains("not a merge request id"), "{bad}: {err}");
+        }
     }
 
     #[test]

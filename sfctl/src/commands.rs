@@ -2,9 +2,11 @@
 
 pub mod agent;
 pub mod daemon;
+pub mod demo;
 pub mod dep;
 pub mod events;
 pub mod init;
 pub mod logs;
+pub mod mr;
 pub mod plan;
 pub mod task;

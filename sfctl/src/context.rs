@@ -35,6 +35,14 @@ pub fn user_name() -> Option<String> {
     std::env::var("USER").ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Who approves (`dep approve`, `mr approve`): `--as NAME`, else `$USER`.
+pub fn approver(given: Option<String>) -> CliResult<String> {
+    given
+        .filter(|a| !a.trim().is_empty())
+        .or_else(user_name)
+        .ok_or_else(|| CliError::user("cannot tell who approves").with_hint("pass --as NAME"))
+}
+
 impl Context {
     /// The directory commands start from: `--workspace`, else the current directory.
     pub fn start_dir(&self) -> CliResult<PathBuf> {

@@ -30,6 +30,9 @@ pub struct CliError {
     pub hints: Vec<String>,
     /// Causes, printed with `-v`.
     pub causes: Vec<String>,
+    /// The command already printed its `--json` result (e.g. the failed merge request), so
+    /// the `{"error": …}` document is left off stdout; the message still goes to stderr.
+    pub result_printed: bool,
 }
 
 impl CliError {
@@ -40,6 +43,7 @@ impl CliError {
             message: message.into(),
             hints: Vec::new(),
             causes: Vec::new(),
+            result_printed: false,
         }
     }
 
@@ -91,6 +95,13 @@ impl CliError {
     #[must_use]
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.causes.push(cause.into());
+        self
+    }
+
+    /// Marks that the command's `--json` result is already on stdout; see `result_printed`.
+    #[must_use]
+    pub fn with_result_printed(mut self) -> Self {
+        self.result_printed = true;
         self
     }
 

@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.kind == CliErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
-            if ctx.ui.json {
+            if ctx.ui.json && !err.result_printed {
                 let _ = ctx.ui.json_value(&err.to_json());
             }
             let _ = ctx.ui.flush();
@@ -74,5 +74,9 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Plan(cmd) => commands::plan::run(ctx, cmd),
         Command::Events(args) => commands::events::run(ctx, &args),
         Command::Logs(args) => commands::logs::run(ctx, &args),
+        Command::Mr(cmd) => commands::mr::run(ctx, cmd),
+        Command::Merge(args) => commands::mr::merge(ctx, &args),
+        Command::Demo(args) => commands::demo::run(ctx, &args),
+        Command::DemoAgent => commands::demo::agent(ctx),
     }
 }

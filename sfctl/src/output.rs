@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, IsTerminal, Read, StdoutLock, Write};
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use serde::Serialize;
-use sf_proto::{AgentState, PlanStatus, TaskStatus};
+use sf_proto::{AgentState, MergeState, PlanStatus, TaskStatus};
 
 use crate::error::{CliError, CliResult};
 
@@ -224,6 +224,30 @@ pub fn plan_status_color(status: PlanStatus) -> Option<Color> {
     }
 }
 
+/// Colour of a merge request state, matched to the task statuses it mirrors.
+pub fn merge_state_color(state: MergeState) -> Option<Color> {
+    match state {
+        MergeState::Queued => Some(Color::Green),
+        MergeState::Testing => Some(Color::Cyan),
+        MergeState::AwaitingApproval => Some(Color::Magenta),
+        MergeState::Waiting => Some(Color::Yellow),
+        MergeState::NeedsFix => Some(Color::Red),
+        MergeState::Merged | MergeState::Cancelled => Some(Color::DarkGrey),
+    }
+}
+
+/// The first line of `text`, cut to at most `max` characters with `…` when longer.
+pub fn truncate(text: &str, max: usize) -> String {
+    let mut lines = text.trim().lines();
+    let first = lines.next().unwrap_or_default().trim_end();
+    let more = lines.next().is_some();
+    if first.chars().count() <= max && !more {
+        return first.to_owned();
+    }
+    let kept: String = first.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", kept.trim_end())
+}
+
 /// `-` for nothing.
 pub fn or_dash(s: Option<impl ToString>) -> String {
     s.map_or_else(|| "-".to_owned(), |s| s.to_string())
@@ -268,6 +292,16 @@ mod tests {
              k3f9xq  open         a title\n\
              m2      in_progress"
         );
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_line_and_marks_cuts() {
+        assert_eq!(truncate("tests passed", 20), "tests passed");
+        assert_eq!(truncate("  exactly five  ", 13), "exactly five");
+        assert_eq!(truncate("0123456789", 5), "0123…");
+        assert_eq!(truncate("first\nsecond", 20), "first…");
+        assert_eq!(truncate("héllo wörld", 6), "héllo…");
+        assert_eq!(truncate("", 5), "");
     }
 
     #[test]

@@ -38,6 +38,8 @@ struct RawMerge {
     test_command: Option<String>,
     test_timeout: Option<String>,
     strategy: Option<String>,
+    require_approval: bool,
+    delete_branch: Option<bool>,
 }
 
 /// The daemon's validated configuration. Every path is overridable.
@@ -65,6 +67,10 @@ pub struct Config {
     pub merge_test_command: Option<String>,
     /// Its timeout.
     pub merge_test_timeout: Duration,
+    /// Hold every merge request until a human runs `sfctl mr approve`.
+    pub merge_require_approval: bool,
+    /// Delete a merged branch (after archiving it under `refs/sf/archive/`).
+    pub merge_delete_branch: bool,
     /// Wall-time limit of one worker run, unless the agent sets its own.
     pub worker_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when stopping a worker.
@@ -140,6 +146,8 @@ impl Config {
                 raw.merge.test_timeout.as_deref(),
                 Duration::from_secs(1800),
             )?,
+            merge_require_approval: raw.merge.require_approval,
+            merge_delete_branch: raw.merge.delete_branch.unwrap_or(true),
             worker_timeout: duration(
                 "worker_timeout",
                 raw.worker_timeout.as_deref(),

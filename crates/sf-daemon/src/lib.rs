@@ -6,6 +6,7 @@ pub mod cli;
 mod config;
 mod dispatch;
 mod lock;
+mod merge;
 mod owner;
 mod prompt;
 mod requests;

@@ -105,6 +105,7 @@ pub(crate) struct Owner {
     workers: HashMap<i64, Worker>,
     paused: HashMap<Adapter, chrono::DateTime<chrono::Utc>>,
     target: Option<String>,
+    merging: Option<i64>,
     started_at: chrono::DateTime<chrono::Utc>,
     ticks: u64,
     last_tick: Option<Duration>,
@@ -134,6 +135,7 @@ impl Owner {
             workers: HashMap::new(),
             paused: HashMap::new(),
             target: None,
+            merging: None,
             started_at: chrono::Utc::now(),
             ticks: 0,
             last_tick: None,
@@ -144,6 +146,10 @@ impl Owner {
     pub(crate) async fn run(mut self) {
         self.resolve_target().await;
         self.recover().await;
+        crate::merge::prune_leftovers(&self.config).await;
+        if let Err(e) = self.store_call(|s| s.requeue_interrupted_mrs()).await {
+            tracing::error!(error = %e, "failed to requeue interrupted merge requests");
+        }
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -201,7 +207,7 @@ impl Owner {
                 self.target = Some(t);
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "no target branch yet; dispatch waits for one")
+                tracing::warn!(error = %e, "no target branch yet; dispatch waits for one");
             }
             Err(e) => tracing::error!(error = %e, "target branch lookup failed"),
         }
@@ -232,6 +238,11 @@ impl Owner {
             Request::HandoffTask { token, note } => self.handoff(token, note).await,
             Request::StartAgent { name, task } => self.start_agent(name, task).await,
             Request::StopAgent { name } => self.stop_agent(&actor, name).await,
+            Request::Merge {
+                branch,
+                into,
+                message,
+            } => self.merge_branch(&actor, branch, into, message).await,
             request => match self
                 .store_call(move |s| crate::requests::handle(s, &actor, request))
                 .await
@@ -277,6 +288,7 @@ impl Owner {
             Ok((Err(e), _)) => tracing::error!(error = ?e, "tick failed"),
             Err(e) => tracing::error!(error = %e, "tick failed"),
         }
+        self.merge_phase().await;
         self.ticks += 1;
         self.last_tick = Some(start.elapsed());
     }
@@ -502,6 +514,153 @@ impl Owner {
                 true
             }
             Internal::CompletePrepared(p) => self.finish_complete(*p).await,
+            Internal::MergeDone { id, outcome } => {
+                self.merging = None;
+                self.merge_done(id, outcome).await;
+                true
+            }
+        }
+    }
+
+    /// Starts the next merge request if none is running and a merge steward is enabled.
+    async fn merge_phase(&mut self) {
+        if self.merging.is_some() {
+            return;
+        }
+        let require_approval = self.config.merge_require_approval;
+        let has_tests = self.config.merge_test_command.is_some();
+        let picked = self
+            .store_call(move |s| -> Result<Option<sf_store::MergeJob>, sf_store::StoreError> {
+                let steward = s.list_agents()?.into_iter().any(|a| {
+                    a.enabled && a.spec.role == sf_proto::Role::Steward && a.spec.focus == Some(sf_proto::Focus::Merge)
+                });
+                loop {
+                    let Some(job) = s.next_mr()? else { return Ok(None) };
+                    let wait = |why: &str| Some(why.to_owned());
+                    let reason = if !steward {
+                        wait("no merge steward: register one with `sfctl agent register NAME --role steward --focus merge`")
+                    } else if !has_tests {
+                        wait("no test command: set [merge] test_command in .sf/config.toml")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason {
+                        if job.info.reason.as_deref() != Some(reason.as_str()) {
+                            s.set_mr_state(job.info.id, sf_proto::MergeState::Waiting, Some(&reason), None)?;
+                        }
+                        return Ok(None);
+                    }
+                    if require_approval && job.info.approved_by.is_none() {
+                        s.set_mr_state(job.info.id, sf_proto::MergeState::AwaitingApproval, Some("waiting for `sfctl mr approve`"), None)?;
+                        continue;
+                    }
+                    let log = format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1);
+                    let info = s.set_mr_state(job.info.id, sf_proto::MergeState::Testing, None, Some(&log))?;
+                    return Ok(Some(sf_store::MergeJob { info, ..job }));
+                }
+            })
+            .await;
+        match picked {
+            Ok((Ok(Some(mut job)), _)) => {
+                self.merging = Some(job.info.id);
+                job.info.attempts = job.info.attempts.saturating_sub(1);
+                tokio::spawn(crate::merge::run(
+                    self.config.clone(),
+                    job,
+                    self.internal_tx.clone(),
+                ));
+            }
+            Ok((Ok(None), _)) => {}
+            Ok((Err(e), _)) => tracing::error!(error = ?e, "merge phase failed"),
+            Err(e) => tracing::error!(error = %e, "merge phase failed"),
+        }
+    }
+
+    async fn merge_done(&mut self, id: i64, outcome: crate::merge::MergeOutcome) {
+        use crate::merge::MergeOutcome as O;
+        use sf_proto::MergeState;
+        let r = self
+            .store_call(move |s| -> Result<(), sf_store::StoreError> {
+                match outcome {
+                    O::Merged { commit, .. } => {
+                        s.mr_merged(id, &commit, "tests passed; merged")?;
+                    }
+                    O::NothingToMerge => {
+                        s.mr_merged(id, "", "nothing to merge")?;
+                    }
+                    O::TestsFailed { tail, result } => {
+                        s.mr_failed(id, sf_store::MergeFailure::Tests, &tail, &result)?;
+                    }
+                    O::Conflict { paths } => {
+                        let detail = paths.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n");
+                        s.mr_failed(id, sf_store::MergeFailure::Conflict, &detail, &format!("conflicts in {}", paths.join(", ")))?;
+                    }
+                    O::CheckoutDirty { paths } => {
+                        let shown: Vec<_> = paths.iter().take(5).cloned().collect();
+                        let reason = format!(
+                            "checkout of the target has local changes ({}); commit or stash them and the merge goes on",
+                            shown.join(", ")
+                        );
+                        s.set_mr_state(id, MergeState::Waiting, Some(&reason), None)?;
+                    }
+                    O::Error(e) => {
+                        s.set_mr_state(id, MergeState::Waiting, Some(&e), None)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match r {
+            Ok((Err(e), _)) => {
+                tracing::error!(mr = id, error = ?e, "failed to record a merge outcome");
+            }
+            Err(e) => tracing::error!(mr = id, error = %e, "failed to record a merge outcome"),
+            Ok(_) => {}
+        }
+    }
+
+    async fn merge_branch(
+        &mut self,
+        actor: &str,
+        branch: String,
+        into: Option<String>,
+        message: Option<String>,
+    ) -> Response {
+        let Some(target) = into.or_else(|| self.target.clone()) else {
+            return Response::Error(
+                ProtoError::new(ErrorKind::InvalidState, "no target branch")
+                    .with_hint("pass --into BRANCH"),
+            );
+        };
+        if branch == target {
+            return Response::Error(ProtoError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot merge `{branch}` into itself"),
+            ));
+        }
+        let (root, b, t) = (
+            self.config.paths.root.clone(),
+            branch.clone(),
+            target.clone(),
+        );
+        match tokio::task::spawn_blocking(move || sf_git::commits_ahead(&root, &b, &t)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Response::Error(
+                    ProtoError::new(ErrorKind::NotFound, crate::workers::error_chain(&e))
+                        .with_hint("name an existing local branch with --branch, and its target with --into"),
+                );
+            }
+            Err(e) => return internal(e),
+        }
+        let actor = actor.to_owned();
+        match self
+            .store_call(move |s| s.create_branch_mr(&actor, &branch, &target, message.as_deref()))
+            .await
+        {
+            Ok((Ok(mr), _)) => Response::MergeRequest(mr),
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
         }
     }
 
@@ -519,11 +678,11 @@ impl Owner {
             .await
         {
             Ok((Ok(AfterFailure::Stuck), _)) => {
-                tracing::warn!(run_id, "task is stuck after too many failed runs")
+                tracing::warn!(run_id, "task is stuck after too many failed runs");
             }
             Ok((Ok(_), _)) => {}
             Ok((Err(e), _)) => {
-                tracing::error!(run_id, error = ?e, "failed to record the end of a run")
+                tracing::error!(run_id, error = ?e, "failed to record the end of a run");
             }
             Err(e) => tracing::error!(run_id, error = %e, "failed to record the end of a run"),
         }

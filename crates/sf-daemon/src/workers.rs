@@ -44,6 +44,11 @@ pub(crate) enum Internal {
     },
     /// A completion's git work is done.
     CompletePrepared(Box<crate::owner::PendingComplete>),
+    /// A merge request was processed.
+    MergeDone {
+        id: i64,
+        outcome: crate::merge::MergeOutcome,
+    },
 }
 
 /// Why a process ended.
@@ -171,7 +176,7 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
     Ok((spawned, log))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

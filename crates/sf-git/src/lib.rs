@@ -45,6 +45,27 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// A branch (other than the target) does not exist.
+    #[error("branch `{0}` does not exist")]
+    MissingBranch(String),
+    /// Deleting a branch was refused: some of its commits are reachable from nothing kept.
+    #[error(
+        "refusing to delete branch `{branch}`: {commits} of its commits are not reachable from the target or an archive ref"
+    )]
+    BranchNotReachable {
+        /// The branch.
+        branch: String,
+        /// How many commits would be lost.
+        commits: usize,
+    },
+    /// An archive ref already points at commits the branch does not contain.
+    #[error("{archive_ref} already points at {points_at}, which the branch does not contain")]
+    ArchiveRefTaken {
+        /// The archive ref.
+        archive_ref: String,
+        /// Where it points.
+        points_at: String,
+    },
 }
 
 trait Ctx<T> {
@@ -285,6 +306,8 @@ pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), 
     }
     Ok(())
 }
+
+pub mod merge;
 
 #[cfg(test)]
 mod tests;

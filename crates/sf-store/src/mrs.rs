@@ -105,8 +105,9 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(&format!(
-                "SELECT {MR_COLS} FROM {MR_FROM} WHERE m.state = 'queued'
-                 ORDER BY coalesce(t.priority, 3), m.id LIMIT 1"
+                "SELECT {MR_COLS} FROM {MR_FROM}
+                 WHERE m.state = 'queued' OR (m.state = 'waiting' AND m.reason LIKE 'checkout%')
+                 ORDER BY m.state = 'waiting', coalesce(t.priority, 3), m.id LIMIT 1"
             ))?
             .query_row([], row_to_mr)
             .optional()?)
@@ -184,10 +185,15 @@ impl Store {
             let before = load_task(&tx, key)?;
             let tid = before.summary.id.clone();
             if before.summary.status == TaskStatus::Review {
+                let reason = if commit.is_empty() {
+                    "nothing to merge".to_owned()
+                } else {
+                    format!("merged as {}", &commit[..commit.len().min(12)])
+                };
                 tx.prepare_cached(
                     "UPDATE tasks SET status = 'closed', assignee = NULL, close_reason = ?1, updated_at = ?2 WHERE key = ?3",
                 )?
-                .execute(params![format!("merged as {}", &commit[..commit.len().min(12)]), now, key])?;
+                .execute(params![reason, now, key])?;
             }
             let after = load_task(&tx, key)?;
             events.push(

@@ -351,10 +351,10 @@ impl Store {
         let mut mr = None;
         if !nothing_to_merge && fix_of.is_none() {
             tx.prepare_cached(
-                "INSERT INTO merge_requests (task, branch, target, state, summary, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)",
+                "INSERT INTO merge_requests (task, branch, target, state, summary, agent, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6)",
             )?
-            .execute(params![lease.task_key, lease.branch, target, summary, now])?;
+            .execute(params![lease.task_key, lease.branch, target, summary, lease.agent, now])?;
             mr = Some(tx.last_insert_rowid());
         }
         let after = load_task(&tx, lease.task_key)?;

@@ -4,10 +4,10 @@ use clap::{Args, Subcommand};
 use comfy_table::{Cell, Color};
 use sf_proto::{DepId, DepInfo, DepKind, DepTreeNode, Gate, NewGate, Request, Response, Timestamp};
 
-use crate::cli::wire;
+use crate::cli::{parse_number_id, wire};
 use crate::commands::task::check_id;
 use crate::context::expect_response;
-use crate::context::{Context, user_name};
+use crate::context::{Context, approver};
 use crate::error::{CliError, CliResult};
 use crate::output::{cell, paint, render_table, status_color};
 use crate::time;
@@ -98,8 +98,7 @@ pub struct AddArgs {
 }
 
 fn parse_dep_id(s: &str) -> Result<DepId, String> {
-    s.parse::<DepId>()
-        .map_err(|_| format!("`{s}` is not a dependency id (expected a number like 12 or #12)"))
+    parse_number_id(s, "dependency").map(DepId)
 }
 
 /// What `dep add` sends, checked locally: `(kind, blocker, gate)`.
@@ -247,10 +246,11 @@ pub fn run(ctx: &mut Context, cmd: DepCommand) -> CliResult {
             let text = render_tree(&tree, ctx.ui.color, now);
             ctx.ui.line(text)
         }
-        DepCommand::Approve { dep, approver } => {
-            let Some(approver) = approver.or_else(user_name) else {
-                return Err(CliError::user("cannot tell who approves").with_hint("pass --as NAME"));
-            };
+        DepCommand::Approve {
+            dep,
+            approver: name,
+        } => {
+            let approver = approver(name)?;
             let resp = ctx.request(&Request::ApproveGate {
                 dep,
                 approver: approver.clone(),

@@ -93,7 +93,7 @@ pub fn run(ctx: &mut Context, _args: &InitArgs) -> CliResult {
 }
 
 /// Runs `git args…` in `dir` and returns its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> CliResult<String> {
+pub fn git(dir: &Path, args: &[&str]) -> CliResult<String> {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)

@@ -1,0 +1,292 @@
+//! The merge job: one merge request at a time, off the owner. Check the user's checkout,
+//! squash the branch onto the target tip in a temporary worktree (conflicts are found in
+//! memory), run the test command there on the merge result, then move the target with a
+//! compare-and-swap; if someone moved it meanwhile, start again from the new tip. The
+//! target only ever moves to a tested commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sf_store::MergeJob;
+use sf_worker::process::{ExitInfo, SpawnSpec, stop_group, tail_lines};
+use tokio::sync::mpsc;
+
+use crate::Config;
+use crate::workers::Internal;
+
+/// How many times a request restarts because the target moved under it.
+const MAX_CAS_RETRIES: usize = 5;
+
+/// What became of one merge request.
+#[derive(Debug)]
+pub(crate) enum MergeOutcome {
+    /// Landed as this commit.
+    Merged { commit: String },
+    /// The branch adds nothing to the target.
+    NothingToMerge,
+    /// The test command failed on the merge result.
+    TestsFailed { tail: String, result: String },
+    /// The branch conflicts with the target.
+    Conflict { paths: Vec<String> },
+    /// The user's checkout of the target has local changes; nothing was touched.
+    CheckoutDirty { paths: Vec<String> },
+    /// Something else went wrong (a git error); the request waits.
+    Error(String),
+}
+
+fn scratch_dir(config: &Config) -> PathBuf {
+    config.paths.dir.join("merge")
+}
+
+/// Removes temporary merge worktrees left by a crash.
+pub(crate) async fn prune_leftovers(config: &Config) {
+    let (root, scratch) = (config.paths.root.clone(), scratch_dir(config));
+    match tokio::task::spawn_blocking(move || sf_git::merge::prune_scratch(&root, &scratch)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(
+            removed = n,
+            "removed temporary merge worktrees left by a crash"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %e, "failed to prune temporary merge worktrees"),
+        Err(e) => tracing::warn!(error = %e, "failed to prune temporary merge worktrees"),
+    }
+}
+
+fn commit_message(job: &MergeJob) -> String {
+    let info = &job.info;
+    let mut msg = match &info.task {
+        Some(id) => format!("{} ({id})", info.title),
+        None => job
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Merge branch '{}'", info.branch)),
+    };
+    if let Some(s) = job.summary.as_deref().filter(|s| !s.trim().is_empty()) {
+        msg.push_str("\n\n");
+        msg.push_str(s.trim());
+    }
+    msg.push('\n');
+    let mut trailers = Vec::new();
+    if let Some(id) = &info.task {
+        trailers.push(format!("Sf-Task: {id}"));
+    }
+    if let Some(a) = &job.agent {
+        trailers.push(format!("Sf-Agent: {a}"));
+    }
+    trailers.push(format!("Sf-Merge-Request: {}", info.id));
+    msg.push('\n');
+    msg.push_str(&trailers.join("\n"));
+    msg.push('\n');
+    msg
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, sf_git::GitError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(crate::workers::error_chain(&e)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs one request to its outcome and reports it to the owner.
+pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedSender<Internal>) {
+    let id = job.info.id;
+    let outcome = attempt(&config, &job).await;
+    tracing::info!(mr = id, ?outcome, "merge request processed");
+    let _ = tx.send(Internal::MergeDone { id, outcome });
+}
+
+async fn attempt(config: &Arc<Config>, job: &MergeJob) -> MergeOutcome {
+    let Some(test_command) = config.merge_test_command.clone() else {
+        return MergeOutcome::Error(
+            "no test command: set [merge] test_command in .sf/config.toml".into(),
+        );
+    };
+    let root = config.paths.root.clone();
+    let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
+    let message = commit_message(job);
+    let log = config
+        .paths
+        .logs()
+        .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts));
+    for _ in 0..MAX_CAS_RETRIES {
+        {
+            let (root, target) = (root.clone(), target.clone());
+            match blocking(move || sf_git::merge::check_checkout_clean(&root, &target)).await {
+                Ok(Some(paths)) if !paths.is_empty() => {
+                    return MergeOutcome::CheckoutDirty { paths };
+                }
+                Ok(_) => {}
+                Err(e) => return MergeOutcome::Error(e),
+            }
+        }
+        let prepared = {
+            let (root, scratch, branch, target) = (
+                root.clone(),
+                scratch_dir(config),
+                branch.clone(),
+                target.clone(),
+            );
+            match blocking(move || sf_git::merge::prepare_squash(&root, &scratch, &branch, &target))
+                .await
+            {
+                Ok(sf_git::merge::Prepare::Ready(p)) => p,
+                Ok(sf_git::merge::Prepare::Conflict { paths }) => {
+                    return MergeOutcome::Conflict { paths };
+                }
+                Ok(sf_git::merge::Prepare::NothingToMerge) => return MergeOutcome::NothingToMerge,
+                Err(e) => return MergeOutcome::Error(e),
+            }
+        };
+        let tested = run_tests(config, &test_command, &prepared.path, &log).await;
+        if let Err(result) = tested {
+            remove_scratch(&root, &prepared).await;
+            let tail = tail_lines(&log, 40).join("\n");
+            return MergeOutcome::TestsFailed { tail, result };
+        }
+        {
+            let (r, t, p) = (root.clone(), target.clone(), prepared.clone());
+            match blocking(move || sf_git::merge::check_checkout_ready(&r, &t, &p)).await {
+                Ok(Some(paths)) if !paths.is_empty() => {
+                    remove_scratch(&root, &prepared).await;
+                    return MergeOutcome::CheckoutDirty { paths };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    remove_scratch(&root, &prepared).await;
+                    return MergeOutcome::Error(e);
+                }
+            }
+        }
+        let landed = {
+            let (root, prepared2, target, message) = (
+                root.clone(),
+                prepared.clone(),
+                target.clone(),
+                message.clone(),
+            );
+            blocking(move || {
+                sf_git::merge::land_squash(
+                    &root,
+                    &prepared2,
+                    &target,
+                    &message,
+                    "sf merge steward",
+                    "sf@sf.invalid",
+                )
+            })
+            .await
+        };
+        remove_scratch(&root, &prepared).await;
+        match landed {
+            Ok(sf_git::merge::Land::Landed { commit }) => {
+                after_landing(config, job, &prepared.base).await;
+                return MergeOutcome::Merged { commit };
+            }
+            Ok(sf_git::merge::Land::TargetMoved { .. }) => {
+                tracing::info!(
+                    mr = job.info.id,
+                    "the target moved during the tests; starting again from its new tip"
+                );
+            }
+            Err(e) => return MergeOutcome::Error(e),
+        }
+    }
+    MergeOutcome::Error(format!(
+        "the target kept moving; gave up after {MAX_CAS_RETRIES} attempts"
+    ))
+}
+
+async fn remove_scratch(root: &Path, prepared: &sf_git::merge::Prepared) {
+    let (root, p) = (root.to_owned(), prepared.clone());
+    if let Err(e) = blocking(move || sf_git::merge::remove_scratch(&root, &p)).await {
+        tracing::warn!(error = %e, "failed to remove a temporary merge worktree");
+    }
+}
+
+/// The test command is trusted configuration, run with `sh -c` in the merge result.
+async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Result<(), String> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for key in ["PATH", "HOME", "LANG", "TERM", "CARGO_HOME", "RUSTUP_HOME"]
+        .iter()
+        .copied()
+        .chain(config.env_passthrough.iter().map(String::as_str))
+    {
+        if let Ok(v) = std::env::var(key) {
+            env.push((key.to_owned(), v));
+        }
+    }
+    let spec = SpawnSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), command.to_owned()],
+        env,
+        cwd: dir.to_owned(),
+        log_path: log.to_owned(),
+        stdin: None,
+    };
+    let mut s = sf_worker::process::spawn(&spec)
+        .map_err(|e| format!("failed to start `{command}`: {e}"))?;
+    let timeout: Duration = config.merge_test_timeout;
+    let status = tokio::select! {
+        st = s.child.wait() => st.map_err(|e| e.to_string())?,
+        () = tokio::time::sleep(timeout) => {
+            stop_group(s.pid, config.stop_grace).await;
+            let _ = s.child.wait().await;
+            return Err(format!("`{command}` timed out after {}", humantime::format_duration(timeout)));
+        }
+    };
+    sf_worker::process::signal_group(s.pid, sf_worker::process::StopSignal::Kill);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{command}` failed ({})", ExitInfo::from(status)))
+    }
+}
+
+/// After a landing: bring the user's clean checkout along, save and remove the task's
+/// worktree, archive the branch and delete it once its commits are safe.
+async fn after_landing(config: &Config, job: &MergeJob, old_tip: &str) {
+    let root = config.paths.root.clone();
+    let (target, old) = (job.info.target.clone(), old_tip.to_owned());
+    {
+        let root = root.clone();
+        match blocking(move || sf_git::merge::sync_checkout(&root, &target, &old)).await {
+            Ok(state) => tracing::debug!(?state, "user checkout"),
+            Err(e) => tracing::warn!(error = %e, "failed to update the user's checkout"),
+        }
+    }
+    let Some(task) = job.info.task.clone() else {
+        return;
+    };
+    let worktrees = config.paths.worktrees();
+    let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
+    let r = blocking(move || {
+        if let Some(entry) = std::fs::read_dir(&worktrees).ok().and_then(|d| {
+            d.filter_map(Result::ok).find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{task}-"))
+            })
+        }) {
+            let path = entry.path();
+            if sf_git::is_dirty(&path)? {
+                sf_git::wip_snapshot(&path, task.as_str(), 0, "sf")?;
+            }
+            sf_git::remove_worktree(&root, task.as_str(), &path)?;
+        }
+        sf_git::merge::archive_and_delete_branch(
+            &root,
+            &branch,
+            &target,
+            &format!("refs/sf/archive/{task}"),
+        )
+        .map(|_| ())
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "failed to clean up after a merge");
+    }
+}

@@ -1,0 +1,698 @@
+//! The merge primitives of the merge queue: prepare a merge result in a temporary detached
+//! worktree (conflicts found in memory, never written as markers), land it on the target with
+//! a compare-and-swap, bring the user's own checkout of the target along, and delete a task
+//! branch only when none of its commits would be lost.
+//!
+//! A typical request: [`prepare_squash`] → run the tests in [`Prepared::path`] →
+//! [`check_checkout_ready`] → [`land_squash`] (or [`land_merge`]) → [`sync_checkout`] →
+//! [`remove_scratch`] → [`archive_and_delete_branch`]. On startup, [`prune_scratch`] removes
+//! what a crash left behind.
+//!
+//! Temporary worktrees are named `sf-merge-…` and live in a scratch directory chosen by the
+//! caller (e.g. `<repo>/.sf/merge/`). libgit2 only adds a worktree on a *branch*, so one is
+//! made on a short-lived branch `sf-merging/<name>` at the target tip, its HEAD is then
+//! detached at that commit and the branch deleted at once; [`prune_scratch`] also deletes any
+//! such branch a crash left behind.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use git2::build::CheckoutBuilder;
+use git2::{
+    BranchType, Commit, DiffOptions, ErrorCode, Oid, Repository, Signature, Tree,
+    WorktreeAddOptions, WorktreePruneOptions,
+};
+
+use crate::{Ctx, GitError, open};
+
+/// Prefix of every temporary merge worktree's name (and directory name).
+pub const SCRATCH_PREFIX: &str = "sf-merge-";
+/// Namespace of the short-lived branches temporary worktrees are created on.
+const TEMP_BRANCH_PREFIX: &str = "sf-merging/";
+
+/// A merge result checked out in a temporary worktree, ready for the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The temporary worktree: HEAD detached at `base`, index and files = `tree`.
+    pub path: PathBuf,
+    /// The target tip the merge was made on (the compare-and-swap's expected value).
+    pub base: String,
+    /// The merged tree: what the tests see and what lands.
+    pub tree: String,
+    /// The branch tip that was merged.
+    pub branch_tip: String,
+    /// The worktree's name in git's metadata (starts with [`SCRATCH_PREFIX`]).
+    pub name: String,
+}
+
+/// What [`prepare_squash`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepare {
+    /// The merge is clean and checked out in a temporary worktree.
+    Ready(Prepared),
+    /// The three-way merge conflicts on these paths (sorted, repository-relative). Nothing
+    /// was written to any worktree.
+    Conflict {
+        /// The conflicting paths.
+        paths: Vec<String>,
+    },
+    /// The branch brings nothing: it is contained in the target, or merging it changes no file.
+    NothingToMerge,
+}
+
+/// What [`land_squash`] / [`land_merge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Land {
+    /// The target now points at `commit`.
+    Landed {
+        /// The new commit.
+        commit: String,
+    },
+    /// The target is no longer at the prepared base; it was left untouched. Prepare again
+    /// from the new tip.
+    TargetMoved {
+        /// The base the merge was prepared on.
+        expected: String,
+        /// Where the target is now.
+        actual: String,
+    },
+}
+
+/// What [`sync_checkout`] did to the user's own working tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutSync {
+    /// The target is checked out there and its index and files now match the new tip.
+    Updated,
+    /// The target is checked out there but the tree has local changes to tracked files (or
+    /// untracked files the new tip would overwrite): nothing was changed.
+    Dirty {
+        /// The paths in the way (sorted).
+        paths: Vec<String>,
+    },
+    /// The main working tree has another branch (or a detached HEAD) checked out, or the
+    /// repository is bare.
+    NotCheckedOut,
+}
+
+fn oid(s: &str) -> Result<Oid, GitError> {
+    Oid::from_str(s).ctx(|| format!("parse the object id `{s}`"))
+}
+
+fn branch_tip(repo: &Repository, branch: &str) -> Result<Oid, GitError> {
+    repo.find_branch(branch, BranchType::Local)
+        .map_err(|_| GitError::MissingBranch(branch.to_owned()))?
+        .get()
+        .target()
+        .ok_or_else(|| GitError::MissingBranch(branch.to_owned()))
+}
+
+fn target_tip(repo: &Repository, target: &str) -> Result<Oid, GitError> {
+    repo.find_reference(&format!("refs/heads/{target}"))
+        .ok()
+        .and_then(|r| r.target())
+        .ok_or_else(|| GitError::NoTarget(target.to_owned()))
+}
+
+fn commit<'r>(repo: &'r Repository, id: Oid) -> Result<Commit<'r>, GitError> {
+    repo.find_commit(id).ctx(|| format!("find commit {id}"))
+}
+
+fn path_string(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A worktree name unique in this process and across restarts.
+fn scratch_name(branch: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut slug: String = branch
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    slug.truncate(40);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{SCRATCH_PREFIX}{slug}-{:x}-{nanos:x}-{seq}",
+        std::process::id()
+    )
+}
+
+/// Three-way merges `branch` into the tip of `target` (from their merge base) in memory, and,
+/// when it is clean, checks the result out in a new temporary worktree under `scratch_dir`
+/// with HEAD detached at the target tip and the merged tree in the index and files (so
+/// `git diff --cached` there shows the squashed change). A conflict is reported with its
+/// paths and writes nothing anywhere. Nothing to merge: the branch is already contained in
+/// the target, or the merge leaves the target's tree unchanged.
+///
+/// The same [`Prepared`] serves [`land_squash`] and [`land_merge`]; remove its worktree
+/// with [`remove_scratch`] when done.
+pub fn prepare_squash(
+    repo_root: &Path,
+    scratch_dir: &Path,
+    branch: &str,
+    target: &str,
+) -> Result<Prepare, GitError> {
+    let repo = open(repo_root)?;
+    let base = target_tip(&repo, target)?;
+    let tip = branch_tip(&repo, branch)?;
+    if tip == base
+        || repo
+            .graph_descendant_of(base, tip)
+            .ctx(|| format!("compare `{branch}` with `{target}`"))?
+    {
+        return Ok(Prepare::NothingToMerge);
+    }
+    let (base_commit, tip_commit) = (commit(&repo, base)?, commit(&repo, tip)?);
+    let mut index = repo
+        .merge_commits(&base_commit, &tip_commit, None)
+        .ctx(|| format!("merge `{branch}` into `{target}` in memory"))?;
+    if index.has_conflicts() {
+        let mut paths = BTreeSet::new();
+        for c in index
+            .conflicts()
+            .ctx(|| "list merge conflicts".to_owned())?
+        {
+            let c = c.ctx(|| "read a merge conflict".to_owned())?;
+            for e in [c.ancestor, c.our, c.their].into_iter().flatten() {
+                paths.insert(path_string(&e.path));
+            }
+        }
+        return Ok(Prepare::Conflict {
+            paths: paths.into_iter().collect(),
+        });
+    }
+    let tree = index
+        .write_tree_to(&repo)
+        .ctx(|| "write the merged tree".to_owned())?;
+    if tree == base_commit.tree_id() {
+        return Ok(Prepare::NothingToMerge);
+    }
+    let name = scratch_name(branch);
+    let path = scratch_dir.join(&name);
+    if let Err(e) = add_scratch(&repo, &name, &path, &base_commit, tree) {
+        // best effort: leave nothing behind; the first error is the one worth reporting
+        let _ = remove_one(&repo, &name, Some(&path));
+        return Err(e);
+    }
+    Ok(Prepare::Ready(Prepared {
+        path,
+        base: base.to_string(),
+        tree: tree.to_string(),
+        branch_tip: tip.to_string(),
+        name,
+    }))
+}
+
+fn add_scratch(
+    repo: &Repository,
+    name: &str,
+    path: &Path,
+    base: &Commit<'_>,
+    tree: Oid,
+) -> Result<(), GitError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
+            what: format!("create {}", parent.display()),
+            source,
+        })?;
+    }
+    let temp = format!("{TEMP_BRANCH_PREFIX}{name}");
+    let branch = repo
+        .branch(&temp, base, true)
+        .ctx(|| format!("create the temporary branch `{temp}`"))?;
+    let reference = branch.into_reference();
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(name, path, Some(&opts))
+        .ctx(|| format!("add the merge worktree at {}", path.display()))?;
+    let wt = open(path)?;
+    wt.set_head_detached(base.id())
+        .ctx(|| format!("detach HEAD of {}", path.display()))?;
+    drop(reference);
+    delete_temp_branch(repo, name)?;
+    let tree = wt
+        .find_object(tree, None)
+        .ctx(|| format!("find the merged tree {tree}"))?;
+    wt.checkout_tree(&tree, Some(CheckoutBuilder::new().force()))
+        .ctx(|| format!("check the merge result out in {}", path.display()))?;
+    Ok(())
+}
+
+fn delete_temp_branch(repo: &Repository, name: &str) -> Result<(), GitError> {
+    let refname = format!("refs/heads/{TEMP_BRANCH_PREFIX}{name}");
+    if let Ok(mut r) = repo.find_reference(&refname) {
+        r.delete().ctx(|| format!("delete {refname}"))?;
+    }
+    Ok(())
+}
+
+/// Lands a prepared merge as one squash commit: tree `prepared.tree`, single parent
+/// `prepared.base`, `message` verbatim (the caller includes its trailers), author and
+/// committer `author_name <author_email>`. `refs/heads/<target>` is moved with a
+/// compare-and-swap against `prepared.base`; if the target moved meanwhile it is left
+/// untouched and [`Land::TargetMoved`] is returned. The temporary worktree is not touched.
+pub fn land_squash(
+    repo_root: &Path,
+    prepared: &Prepared,
+    target: &str,
+    message: &str,
+    author_name: &str,
+    author_email: &str,
+) -> Result<Land, GitError> {
+    land(
+        repo_root,
+        prepared,
+        target,
+        message,
+        (author_name, author_email),
+        false,
+    )
+}
+
+/// Like [`land_squash`], for `strategy = merge`: a true merge commit with two parents,
+/// `prepared.base` then `prepared.branch_tip` (always a merge commit, even when a
+/// fast-forward would do), so the branch's commits become reachable from the target.
+pub fn land_merge(
+    repo_root: &Path,
+    prepared: &Prepared,
+    target: &str,
+    message: &str,
+    author_name: &str,
+    author_email: &str,
+) -> Result<Land, GitError> {
+    land(
+        repo_root,
+        prepared,
+        target,
+        message,
+        (author_name, author_email),
+        true,
+    )
+}
+
+fn land(
+    repo_root: &Path,
+    prepared: &Prepared,
+    target: &str,
+    message: &str,
+    (name, email): (&str, &str),
+    two_parents: bool,
+) -> Result<Land, GitError> {
+    let repo = open(repo_root)?;
+    let base = oid(&prepared.base)?;
+    let refname = format!("refs/heads/{target}");
+    let moved = |actual: Oid| Land::TargetMoved {
+        expected: prepared.base.clone(),
+        actual: actual.to_string(),
+    };
+    let current = target_tip(&repo, target)?;
+    if current != base {
+        return Ok(moved(current));
+    }
+    let tree = repo
+        .find_tree(oid(&prepared.tree)?)
+        .ctx(|| format!("find the merged tree {}", prepared.tree))?;
+    let base_commit = commit(&repo, base)?;
+    let tip_commit;
+    let mut parents = vec![&base_commit];
+    if two_parents {
+        tip_commit = commit(&repo, oid(&prepared.branch_tip)?)?;
+        parents.push(&tip_commit);
+    }
+    let sig = Signature::now(name, email).ctx(|| format!("make the signature of {name}"))?;
+    let new = repo
+        .commit(None, &sig, &sig, message, &tree, &parents)
+        .ctx(|| "create the merge commit".to_owned())?;
+    let title = message.lines().next().unwrap_or_default();
+    match repo.reference_matching(&refname, new, true, base, &format!("sf merge: {title}")) {
+        Ok(_) => Ok(Land::Landed {
+            commit: new.to_string(),
+        }),
+        Err(e) if e.code() == ErrorCode::Modified => Ok(moved(target_tip(&repo, target)?)),
+        Err(source) => Err(GitError::Op {
+            what: format!("move `{target}` to {new}"),
+            source,
+        }),
+    }
+}
+
+/// Whether the main working tree has `target` checked out.
+fn checks_out(repo: &Repository, target: &str) -> bool {
+    if repo.is_bare() {
+        return false;
+    }
+    // HEAD may point at a branch that was just moved; read the symbolic ref, not its target
+    repo.find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_owned))
+        .is_some_and(|t| t == format!("refs/heads/{target}"))
+}
+
+/// Tracked paths whose index or file differs from `tree` (staged or not, including staged
+/// additions and deletions). Untracked files are not counted.
+fn tracked_changes(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<String>, GitError> {
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(false)
+        .ignore_submodules(true)
+        .include_typechange(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(tree), Some(&mut opts))
+        .ctx(|| "compare the working tree with its commit".to_owned())?;
+    let paths: BTreeSet<String> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path_bytes(), d.new_file().path_bytes()])
+        .flatten()
+        .map(path_string)
+        .collect();
+    Ok(paths.into_iter().collect())
+}
+
+/// Paths that differ between `old` and `new`, and the untracked files on disk in the way of
+/// paths `new` brings (anything at an incoming path, or a non-directory at one of its parent
+/// directories, that `old` does not track).
+fn incoming(
+    repo: &Repository,
+    workdir: &Path,
+    old: &Tree<'_>,
+    new: &Tree<'_>,
+) -> Result<(BTreeSet<PathBuf>, Vec<String>), GitError> {
+    let diff = repo
+        .diff_tree_to_tree(Some(old), Some(new), None)
+        .ctx(|| "compare the old and new trees".to_owned())?;
+    let mut changed = BTreeSet::new();
+    let mut in_the_way = BTreeSet::new();
+    for d in diff.deltas() {
+        for p in [d.old_file().path(), d.new_file().path()]
+            .into_iter()
+            .flatten()
+        {
+            changed.insert(p.to_owned());
+        }
+        let Some(p) = d.new_file().path() else {
+            continue;
+        };
+        if d.new_file().id().is_zero() || old.get_path(p).is_ok() {
+            continue; // a deletion, or a path the old tree tracks
+        }
+        if workdir.join(p).symlink_metadata().is_ok() {
+            in_the_way.insert(p.to_string_lossy().into_owned());
+        }
+        for a in p.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+            if workdir
+                .join(a)
+                .symlink_metadata()
+                .is_ok_and(|m| !m.is_dir())
+                && old.get_path(a).is_err()
+            {
+                in_the_way.insert(a.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok((changed, in_the_way.into_iter().collect()))
+}
+
+/// Before landing: if the user's own (main) working tree has `target` checked out and has
+/// local changes to tracked files, the paths (so the request can wait instead of disturbing
+/// them); `None` when it is clean or has something else checked out.
+pub fn check_checkout_clean(
+    repo_root: &Path,
+    target: &str,
+) -> Result<Option<Vec<String>>, GitError> {
+    let repo = open(repo_root)?;
+    if !checks_out(&repo, target) {
+        return Ok(None);
+    }
+    let Ok(tree) = repo.head().and_then(|h| h.peel_to_tree()) else {
+        return Ok(None);
+    };
+    let paths = tracked_changes(&repo, &tree)?;
+    Ok((!paths.is_empty()).then_some(paths))
+}
+
+/// Before landing, with the merge at hand: like [`check_checkout_clean`], and also the
+/// untracked files in the user's working tree that landing `prepared` would have to
+/// overwrite. `None`: [`sync_checkout`] will be able to bring the tree along (or the target
+/// is not checked out there).
+pub fn check_checkout_ready(
+    repo_root: &Path,
+    target: &str,
+    prepared: &Prepared,
+) -> Result<Option<Vec<String>>, GitError> {
+    if let Some(paths) = check_checkout_clean(repo_root, target)? {
+        return Ok(Some(paths));
+    }
+    let repo = open(repo_root)?;
+    if !checks_out(&repo, target) {
+        return Ok(None);
+    }
+    let (Some(workdir), Ok(head)) = (repo.workdir(), repo.head().and_then(|h| h.peel_to_tree()))
+    else {
+        return Ok(None);
+    };
+    let new = repo
+        .find_tree(oid(&prepared.tree)?)
+        .ctx(|| format!("find the merged tree {}", prepared.tree))?;
+    let (_, in_the_way) = incoming(&repo, workdir, &head, &new)?;
+    Ok((!in_the_way.is_empty()).then_some(in_the_way))
+}
+
+/// After landing: brings the user's own (main) working tree along when it has `target`
+/// checked out. `old_tip` is where the target was before (`Prepared::base`); the tree counts
+/// as clean when its index and tracked files match `old_tip`. Clean: the index and the files
+/// that changed between `old_tip` and the new tip are updated ([`CheckoutSync::Updated`]);
+/// untracked files elsewhere are kept, and an untracked file in the way of an incoming one
+/// makes it [`CheckoutSync::Dirty`]. Dirty: nothing is changed (HEAD already names the new
+/// tip, so the user's `git status` then shows the merge reversed until they update).
+pub fn sync_checkout(
+    repo_root: &Path,
+    target: &str,
+    old_tip: &str,
+) -> Result<CheckoutSync, GitError> {
+    let repo = open(repo_root)?;
+    if !checks_out(&repo, target) {
+        return Ok(CheckoutSync::NotCheckedOut);
+    }
+    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Ok(CheckoutSync::NotCheckedOut);
+    };
+    let new = target_tip(&repo, target)?;
+    let old = oid(old_tip)?;
+    let old_tree = commit(&repo, old)?
+        .tree()
+        .ctx(|| format!("read the tree of {old_tip}"))?;
+    let new_tree = commit(&repo, new)?
+        .tree()
+        .ctx(|| format!("read the tree of {new}"))?;
+    let dirty = tracked_changes(&repo, &old_tree)?;
+    if !dirty.is_empty() {
+        if new != old && tracked_changes(&repo, &new_tree)?.is_empty() {
+            return Ok(CheckoutSync::Updated); // already brought along (a repeated call)
+        }
+        return Ok(CheckoutSync::Dirty { paths: dirty });
+    }
+    if new == old {
+        return Ok(CheckoutSync::Updated);
+    }
+    let (changed, in_the_way) = incoming(&repo, &workdir, &old_tree, &new_tree)?;
+    if !in_the_way.is_empty() {
+        return Ok(CheckoutSync::Dirty { paths: in_the_way });
+    }
+    // HEAD already names the new tip, so libgit2's baseline (HEAD) cannot tell old from new:
+    // force-check out exactly the paths that changed, the rest having been verified clean.
+    let mut co = CheckoutBuilder::new();
+    co.force().disable_pathspec_match(true);
+    for p in &changed {
+        co.path(p.as_path());
+    }
+    let object = new_tree.as_object();
+    repo.checkout_tree(object, Some(&mut co))
+        .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
+    Ok(CheckoutSync::Updated)
+}
+
+/// Resolves `name` (a short name like `main` or a full ref like `refs/sf/archive/x`) to a
+/// commit; `None` if it does not exist.
+fn resolve(repo: &Repository, name: &str) -> Option<Oid> {
+    repo.resolve_reference_from_short_name(name)
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok())
+        .map(|c| c.id())
+}
+
+/// Deletes local `branch` only if every one of its commits is reachable from one of `from`
+/// (short names like `main` or full refs like `refs/sf/archive/<task>`; missing ones count
+/// for nothing). `Ok(false)`: there was no such branch. Refused with
+/// [`GitError::BranchNotReachable`] when commits would be lost. The delete is itself a
+/// compare-and-swap against the tip that was checked, and git refuses it while the branch
+/// is checked out in some worktree (remove the task's worktree first).
+pub fn delete_branch_if_reachable(
+    repo_root: &Path,
+    branch: &str,
+    from: &[&str],
+) -> Result<bool, GitError> {
+    let repo = open(repo_root)?;
+    delete_if_reachable(&repo, branch, from)
+}
+
+fn delete_if_reachable(repo: &Repository, branch: &str, from: &[&str]) -> Result<bool, GitError> {
+    let Ok(mut b) = repo.find_branch(branch, BranchType::Local) else {
+        return Ok(false);
+    };
+    let tip = b
+        .get()
+        .target()
+        .ok_or_else(|| GitError::MissingBranch(branch.to_owned()))?;
+    let mut walk = repo.revwalk().ctx(|| "start a revision walk".to_owned())?;
+    walk.push(tip)
+        .ctx(|| format!("walk the commits of `{branch}`"))?;
+    for f in from {
+        if let Some(id) = resolve(repo, f) {
+            walk.hide(id).ctx(|| format!("walk the commits of `{f}`"))?;
+        }
+    }
+    let mut unreachable = 0;
+    for c in walk {
+        c.ctx(|| format!("walk the commits of `{branch}`"))?;
+        unreachable += 1;
+    }
+    if unreachable > 0 {
+        return Err(GitError::BranchNotReachable {
+            branch: branch.to_owned(),
+            commits: unreachable,
+        });
+    }
+    b.delete().ctx(|| format!("delete branch `{branch}`"))?;
+    Ok(true)
+}
+
+/// Points `archive_ref` (e.g. `refs/sf/archive/<task-id>`) at the tip of `branch`, then
+/// deletes the branch if every commit of it is reachable from `target` or the archive ref
+/// (see [`delete_branch_if_reachable`]). An existing archive ref is only moved forward (to a
+/// descendant); one pointing elsewhere is refused with [`GitError::ArchiveRefTaken`].
+/// `Ok(false)`: there was no such branch (nothing archived).
+pub fn archive_and_delete_branch(
+    repo_root: &Path,
+    branch: &str,
+    target: &str,
+    archive_ref: &str,
+) -> Result<bool, GitError> {
+    let repo = open(repo_root)?;
+    let Ok(tip) = branch_tip(&repo, branch) else {
+        return Ok(false);
+    };
+    let log = format!("sf: archive `{branch}`");
+    match repo
+        .find_reference(archive_ref)
+        .ok()
+        .and_then(|r| r.target())
+    {
+        Some(old) if old == tip => {}
+        Some(old) => {
+            if !repo
+                .graph_descendant_of(tip, old)
+                .ctx(|| format!("compare `{branch}` with {archive_ref}"))?
+            {
+                return Err(GitError::ArchiveRefTaken {
+                    archive_ref: archive_ref.to_owned(),
+                    points_at: old.to_string(),
+                });
+            }
+            repo.reference_matching(archive_ref, tip, true, old, &log)
+                .ctx(|| format!("move {archive_ref}"))?;
+        }
+        None => {
+            repo.reference(archive_ref, tip, false, &log)
+                .ctx(|| format!("write {archive_ref}"))?;
+        }
+    }
+    delete_if_reachable(&repo, branch, &[target, archive_ref])
+}
+
+/// Removes the temporary worktree of a prepared merge: its directory, git's metadata for it,
+/// and its temporary branch if one was left.
+pub fn remove_scratch(repo_root: &Path, prepared: &Prepared) -> Result<(), GitError> {
+    let repo = open(repo_root)?;
+    remove_one(&repo, &prepared.name, Some(&prepared.path))
+}
+
+fn remove_one(repo: &Repository, name: &str, path: Option<&Path>) -> Result<(), GitError> {
+    let wt = repo.find_worktree(name).ok();
+    let path = path
+        .map(Path::to_owned)
+        .or_else(|| wt.as_ref().map(|w| w.path().to_owned()));
+    if let Some(path) = path
+        && path.symlink_metadata().is_ok()
+    {
+        std::fs::remove_dir_all(&path).map_err(|source| GitError::Io {
+            what: format!("remove {}", path.display()),
+            source,
+        })?;
+    }
+    if let Some(wt) = wt {
+        wt.prune(Some(
+            WorktreePruneOptions::new()
+                .valid(true)
+                .locked(true)
+                .working_tree(true),
+        ))
+        .ctx(|| format!("prune the merge worktree `{name}`"))?;
+    }
+    delete_temp_branch(repo, name)
+}
+
+/// Crash recovery, for startup (not while merges run): removes every temporary merge
+/// worktree git knows of (name starting with [`SCRATCH_PREFIX`]), every such directory left
+/// in `scratch_dir`, their metadata and any temporary branch. Returns how many worktrees were
+/// removed.
+pub fn prune_scratch(repo_root: &Path, scratch_dir: &Path) -> Result<usize, GitError> {
+    let repo = open(repo_root)?;
+    let mut names = BTreeSet::new();
+    let known = repo.worktrees().ctx(|| "list worktrees".to_owned())?;
+    for name in known.iter().filter_map(|n| n.ok().flatten()) {
+        if name.starts_with(SCRATCH_PREFIX) {
+            names.insert(name.to_owned());
+        }
+    }
+    let mut removed = 0;
+    for name in &names {
+        remove_one(&repo, name, None)?;
+        removed += 1;
+    }
+    match std::fs::read_dir(scratch_dir) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(SCRATCH_PREFIX) && !names.contains(&name) {
+                    remove_one(&repo, &name, Some(&entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(GitError::Io {
+                what: format!("list {}", scratch_dir.display()),
+                source,
+            });
+        }
+    }
+    let glob = format!("refs/heads/{TEMP_BRANCH_PREFIX}*");
+    let leftovers: Vec<String> = repo
+        .references_glob(&glob)
+        .ctx(|| format!("list {glob}"))?
+        .flatten()
+        .filter_map(|r| r.name().ok().map(str::to_owned))
+        .collect();
+    for refname in leftovers {
+        if let Ok(mut r) = repo.find_reference(&refname) {
+            r.delete().ctx(|| format!("delete {refname}"))?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests;
