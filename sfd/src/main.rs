@@ -1,1 +1,3 @@
-fn main() -> std::process::ExitCode { sf_daemon::cli::main() }
+fn main() -> std::process::ExitCode {
+    sf_daemon::cli::main()
+}
