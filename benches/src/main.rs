@@ -1,0 +1,221 @@
+//! `sf-bench`: the benchmarks behind BENCHMARKS.md.
+//!
+//! ```text
+//! cargo build --release -p sfd -p sfctl
+//! cargo run --release -p sf-bench -- all        # or: ready | list | idle | clients
+//! ```
+//!
+//! Each scenario prints its dataset, its figures (median and p95 of wall-clock samples taken
+//! with `Instant`) and PASS/FAIL against the bar it measures. Speed goals live here, never in
+//! timed tests.
+
+mod clients;
+mod harness;
+mod idle;
+mod list;
+mod ready;
+mod seed;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::seed::{Mix, Spec};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks of sf (sfd + sfctl); build sfd and sfctl in release mode first")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// The ready query over a large store, in process
+    Ready {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Timed iterations per figure
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// Untimed iterations first
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
+    /// `sfctl task list --json` processes against a real sfd
+    List(ListArgs),
+    /// An idle sfd over a large store: resident memory and CPU
+    Idle(IdleArgs),
+    /// Many clients creating tasks at once
+    Clients(ClientsArgs),
+    /// Every scenario with its defaults
+    All {
+        /// Length of the idle window, in seconds
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// Tasks in the store
+    #[arg(long, default_value_t = 100_000)]
+    tasks: usize,
+    /// Dependencies between them
+    #[arg(long, default_value_t = 50_000)]
+    deps: usize,
+    /// Status mix
+    #[arg(long, value_enum, default_value_t = Mix::Realistic)]
+    mix: Mix,
+    /// Random seed
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl DataArgs {
+    fn spec(&self) -> Spec {
+        Spec {
+            tasks: self.tasks,
+            deps: self.deps,
+            mix: self.mix,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Tasks in the store
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Timed runs
+    #[arg(long, default_value_t = 200)]
+    runs: usize,
+    /// Untimed runs first
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Length of the measured window
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Wait this long after the daemon answers before measuring
+    #[arg(long, default_value_t = 5)]
+    settle: u64,
+}
+
+#[derive(Debug, Args)]
+struct ClientsArgs {
+    /// Clients per round
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    /// Rounds
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seed the store with this many tasks (and half as many dependencies) first
+    #[arg(long, default_value_t = 0)]
+    tasks: usize,
+}
+
+fn default_spec() -> Spec {
+    Spec {
+        tasks: 100_000,
+        deps: 50_000,
+        mix: Mix::Realistic,
+        seed: 42,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    println!(
+        "machine: {} cores; sf-bench {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        env!("CARGO_PKG_VERSION")
+    );
+    match cli.scenario {
+        Scenario::Ready {
+            data,
+            iters,
+            warmup,
+        } => ready::run(ready::Opts {
+            spec: data.spec(),
+            iters,
+            warmup,
+        }),
+        Scenario::List(a) => list::run(
+            &harness::Bins::locate()?,
+            list::Opts {
+                tasks: a.tasks,
+                runs: a.runs,
+                warmup: a.warmup,
+            },
+        ),
+        Scenario::Idle(a) => idle::run(
+            &harness::Bins::locate()?,
+            idle::Opts {
+                spec: a.data.spec(),
+                seconds: a.seconds,
+                settle: a.settle,
+            },
+        ),
+        Scenario::Clients(a) => clients::run(
+            &harness::Bins::locate()?,
+            clients::Opts {
+                clients: a.clients,
+                rounds: a.rounds,
+                seed: (a.tasks > 0).then(|| Spec {
+                    tasks: a.tasks,
+                    deps: a.tasks / 2,
+                    ..default_spec()
+                }),
+            },
+        ),
+        Scenario::All { seconds } => {
+            let bins = harness::Bins::locate()?;
+            ready::run(ready::Opts {
+                spec: default_spec(),
+                iters: 200,
+                warmup: 20,
+            })?;
+            list::run(
+                &bins,
+                list::Opts {
+                    tasks: 1000,
+                    runs: 200,
+                    warmup: 10,
+                },
+            )?;
+            idle::run(
+                &bins,
+                idle::Opts {
+                    spec: default_spec(),
+                    seconds,
+                    settle: 5,
+                },
+            )?;
+            clients::run(
+                &bins,
+                clients::Opts {
+                    clients: 200,
+                    rounds: 3,
+                    seed: None,
+                },
+            )
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sf-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
