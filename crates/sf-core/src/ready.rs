@@ -11,7 +11,7 @@
 //! * **Order** = effective priority (the most urgent priority of the task and of every live
 //!   task it transitively blocks), then its own priority, then oldest first.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use sf_proto::TaskStatus;
 
@@ -74,21 +74,34 @@ struct Node {
     task: LiveTask,
     /// (dependency id, what it waits on)
     waits: Vec<(i64, Wait)>,
+    /// Effective priority, kept up to date on every change (see [`LiveIndex::settle`]).
+    eff: u8,
 }
 
 /// The live tasks and their blocking dependencies.
+///
+/// Effective priorities are maintained incrementally: a change re-derives the priority of
+/// the tasks it touches and walks up through their blockers only while something changes,
+/// so a write costs what its neighbourhood costs. The ready query is one pass over the live
+/// tasks with cheap (Fx) hash lookups and a partial sort for the limit.
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    nodes: HashMap<Key, Node>,
+    nodes: FxHashMap<Key, Node>,
     /// blocker -> live tasks waiting on it through `blocks` or `parent-child`.
-    dependents: HashMap<Key, Vec<Key>>,
-    inactive_plans: HashSet<Key>,
-    effective: Option<HashMap<Key, u8>>,
+    dependents: FxHashMap<Key, Vec<Key>>,
+    inactive_plans: FxHashSet<Key>,
 }
 
 /// Parent chains longer than this are treated as waiting (cycles are refused on insert,
 /// this only bounds the walk).
 const MAX_PARENT_DEPTH: usize = 64;
+
+fn blocker_of(w: Wait) -> Option<Key> {
+    match w {
+        Wait::Task(b) | Wait::Parent(b) => Some(b),
+        Wait::Timer(_) | Wait::Gate => None,
+    }
+}
 
 impl LiveIndex {
     /// An empty index.
@@ -116,16 +129,48 @@ impl LiveIndex {
         self.nodes.get(&key).map(|n| &n.task)
     }
 
+    /// Re-derives the effective priority of `start`, and of its blockers while it changes:
+    /// `eff(t) = min(priority(t), eff(d) for every live d waiting on t)`.
+    fn settle(&mut self, start: impl IntoIterator<Item = Key>) {
+        let mut stack: Vec<Key> = start.into_iter().collect();
+        while let Some(k) = stack.pop() {
+            let Some(node) = self.nodes.get(&k) else {
+                continue;
+            };
+            let mut eff = node.task.priority.clamp(1, 5);
+            for d in self.dependents.get(&k).map_or(&[][..], Vec::as_slice) {
+                if let Some(dn) = self.nodes.get(d) {
+                    eff = eff.min(dn.eff);
+                }
+            }
+            let node = self.nodes.get_mut(&k).expect("checked above");
+            if node.eff != eff {
+                node.eff = eff;
+                stack.extend(node.waits.iter().filter_map(|&(_, w)| blocker_of(w)));
+            }
+        }
+    }
+
     /// Inserts or replaces a live task with all its waits.
     pub fn insert(&mut self, key: Key, task: LiveTask, waits: Vec<(i64, Wait)>) {
         self.remove(key);
         for (_, w) in &waits {
-            if let Wait::Task(b) | Wait::Parent(b) = *w {
+            if let Some(b) = blocker_of(*w) {
                 self.dependents.entry(b).or_default().push(key);
             }
         }
-        self.nodes.insert(key, Node { task, waits });
-        self.effective = None;
+        let blockers: Vec<Key> = waits.iter().filter_map(|&(_, w)| blocker_of(w)).collect();
+        // eff 0 is never a real value, so settle always writes it and walks up
+        self.nodes.insert(
+            key,
+            Node {
+                task,
+                waits,
+                eff: 0,
+            },
+        );
+        self.settle(std::iter::once(key));
+        self.settle(blockers);
     }
 
     /// Updates the fields of a live task, keeping its waits. Returns false if not live.
@@ -133,22 +178,26 @@ impl LiveIndex {
         let Some(node) = self.nodes.get_mut(&key) else {
             return false;
         };
-        if node.task.priority != task.priority {
-            self.effective = None;
-        }
+        let reprioritized = node.task.priority != task.priority;
         node.task = task;
+        if reprioritized {
+            self.settle(std::iter::once(key));
+        }
         true
     }
 
     /// Removes a task that closed or was deleted.
     pub fn remove(&mut self, key: Key) {
         if let Some(node) = self.nodes.remove(&key) {
-            for (_, w) in node.waits {
-                if let Wait::Task(b) | Wait::Parent(b) = w {
-                    self.unlink(b, key);
-                }
+            let blockers: Vec<Key> = node
+                .waits
+                .iter()
+                .filter_map(|&(_, w)| blocker_of(w))
+                .collect();
+            for &b in &blockers {
+                self.unlink(b, key);
             }
-            self.effective = None;
+            self.settle(blockers);
         }
     }
 
@@ -169,10 +218,10 @@ impl LiveIndex {
             return;
         };
         node.waits.push((dep, wait));
-        if let Wait::Task(b) | Wait::Parent(b) = wait {
+        if let Some(b) = blocker_of(wait) {
             self.dependents.entry(b).or_default().push(key);
+            self.settle(std::iter::once(b));
         }
-        self.effective = None;
     }
 
     /// Removes one wait by dependency id (a removed dependency or a satisfied gate).
@@ -184,10 +233,10 @@ impl LiveIndex {
             return;
         };
         let (_, wait) = node.waits.swap_remove(pos);
-        if let Wait::Task(b) | Wait::Parent(b) = wait {
+        if let Some(b) = blocker_of(wait) {
             self.unlink(b, key);
+            self.settle(std::iter::once(b));
         }
-        self.effective = None;
     }
 
     /// Records whether a plan is active.
@@ -239,20 +288,23 @@ impl LiveIndex {
         task.plan.is_none_or(|p| !self.inactive_plans.contains(&p))
     }
 
-    /// Whether a live task is ready at `now` (unix ms).
-    pub fn is_ready(&self, key: Key, now: i64) -> bool {
-        let Some(node) = self.nodes.get(&key) else {
-            return false;
-        };
+    fn node_ready(&self, node: &Node, now: i64) -> bool {
         let t = &node.task;
         t.status == TaskStatus::Open
             && !t.assigned
-            && self.plan_ok(t)
             && t.scheduled_for.is_none_or(|s| s <= now)
+            && self.plan_ok(t)
             && node
                 .waits
                 .iter()
                 .all(|&(_, w)| self.wait_satisfied(w, now, 0))
+    }
+
+    /// Whether a live task is ready at `now` (unix ms).
+    pub fn is_ready(&self, key: Key, now: i64) -> bool {
+        self.nodes
+            .get(&key)
+            .is_some_and(|n| self.node_ready(n, now))
     }
 
     /// Every reason a live task is not ready (empty if ready or not live).
@@ -288,91 +340,29 @@ impl LiveIndex {
         out
     }
 
-    /// Effective priorities of every live task, computed once per change and cached.
-    fn effective_map(&mut self) -> &HashMap<Key, u8> {
-        if self.effective.is_none() {
-            self.effective = Some(self.compute_effective());
-        }
-        self.effective.as_ref().expect("just computed")
-    }
-
-    /// Level by level from the most urgent: every task reached from a priority-`p` task by
-    /// following what it waits on gets `p`, unless an earlier level reached it. Each task is
-    /// assigned once, so this is linear in tasks plus dependencies.
-    fn compute_effective(&self) -> HashMap<Key, u8> {
-        let mut eff: HashMap<Key, u8> = HashMap::with_capacity(self.nodes.len());
-        let mut by_level: [Vec<Key>; 5] = Default::default();
-        for (&k, n) in &self.nodes {
-            let p = n.task.priority.clamp(1, 5);
-            by_level[usize::from(p - 1)].push(k);
-        }
-        let mut stack = Vec::new();
-        for (i, level) in by_level.iter().enumerate() {
-            let p = u8::try_from(i + 1).expect("five levels");
-            for &start in level {
-                if eff.contains_key(&start) {
-                    continue;
-                }
-                eff.insert(start, p);
-                stack.push(start);
-                while let Some(k) = stack.pop() {
-                    for &(_, w) in &self.nodes[&k].waits {
-                        if let Wait::Task(b) | Wait::Parent(b) = w
-                            && self.nodes.contains_key(&b)
-                            && !eff.contains_key(&b)
-                        {
-                            eff.insert(b, p);
-                            stack.push(b);
-                        }
-                    }
-                }
-            }
-        }
-        eff
-    }
-
     /// The effective priority of a live task.
-    pub fn effective_priority(&mut self, key: Key) -> Option<u8> {
-        self.effective_map().get(&key).copied()
+    pub fn effective_priority(&self, key: Key) -> Option<u8> {
+        self.nodes.get(&key).map(|n| n.eff)
     }
 
     /// Ready tasks in dispatch order, at most `limit`, with their effective priorities.
-    pub fn ready(&mut self, now: i64, limit: Option<usize>) -> Vec<(Key, u8)> {
-        let ready: Vec<Key> = self
+    pub fn ready(&self, now: i64, limit: Option<usize>) -> Vec<(Key, u8)> {
+        type Row = (u8, u8, i64, Key);
+        let mut rows: Vec<Row> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.task.status == TaskStatus::Open && !n.task.assigned)
-            .map(|(&k, _)| k)
-            .filter(|&k| self.is_ready(k, now))
+            .filter(|(_, n)| self.node_ready(n, now))
+            .map(|(&k, n)| (n.eff, n.task.priority, n.task.created, k))
             .collect();
-        if self.effective.is_none() {
-            self.effective = Some(self.compute_effective());
-        }
-        let eff = self.effective.as_ref().expect("just computed");
-        let mut rows: Vec<(Key, u8, u8, i64)> = ready
-            .into_iter()
-            .map(|k| {
-                let t = &self.nodes[&k].task;
-                (
-                    k,
-                    eff.get(&k).copied().unwrap_or(t.priority),
-                    t.priority,
-                    t.created,
-                )
-            })
-            .collect();
-        let order = |a: &(Key, u8, u8, i64), b: &(Key, u8, u8, i64)| {
-            (a.1, a.2, a.3, a.0).cmp(&(b.1, b.2, b.3, b.0))
-        };
         if let Some(limit) = limit.filter(|&l| l < rows.len()) {
             if limit == 0 {
                 return Vec::new();
             }
-            rows.select_nth_unstable_by(limit - 1, order);
+            rows.select_nth_unstable(limit - 1);
             rows.truncate(limit);
         }
-        rows.sort_unstable_by(order);
-        rows.into_iter().map(|(k, e, _, _)| (k, e)).collect()
+        rows.sort_unstable();
+        rows.into_iter().map(|(e, _, _, k)| (k, e)).collect()
     }
 
     /// Live tasks that are not ready, with their reasons, oldest first.
@@ -435,6 +425,86 @@ mod tests {
         ix.remove(4);
         assert_eq!(ix.effective_priority(1), Some(4));
         assert_eq!(keys(ix.ready(0, None)), vec![2, 1]);
+    }
+
+    /// The definition, computed from scratch: the most urgent priority of the task and of
+    /// every live task that transitively waits on it.
+    fn effective_from_scratch(ix: &LiveIndex, key: Key) -> u8 {
+        let mut best = ix.nodes[&key].task.priority;
+        let mut stack = vec![key];
+        let mut seen = FxHashSet::default();
+        while let Some(k) = stack.pop() {
+            for &d in ix.dependents_of(k) {
+                if seen.insert(d) && ix.is_live(d) {
+                    best = best.min(ix.nodes[&d].task.priority);
+                    stack.push(d);
+                }
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn incremental_effective_priorities_match_the_definition() {
+        // a small deterministic generator (no dependency needed)
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut ix = LiveIndex::new();
+        let mut dep = 0;
+        for step in 0..3000 {
+            let k = Key::try_from(rnd(60)).unwrap();
+            match rnd(6) {
+                0 | 1 => {
+                    // waits only on older keys: no cycles
+                    let waits: Vec<(i64, Wait)> = (0..rnd(3))
+                        .filter_map(|_| {
+                            let b = Key::try_from(rnd(60)).unwrap();
+                            dep += 1;
+                            (b < k).then_some((
+                                dep,
+                                if rnd(4) == 0 {
+                                    Wait::Parent(b)
+                                } else {
+                                    Wait::Task(b)
+                                },
+                            ))
+                        })
+                        .collect();
+                    ix.insert(k, task(u8::try_from(rnd(5) + 1).unwrap(), step), waits);
+                }
+                2 => ix.remove(k),
+                3 => {
+                    if let Some(mut t) = ix.get(k).copied() {
+                        t.priority = u8::try_from(rnd(5) + 1).unwrap();
+                        ix.update(k, t);
+                    }
+                }
+                4 => {
+                    let b = Key::try_from(rnd(60)).unwrap();
+                    dep += 1;
+                    if b < k {
+                        ix.add_wait(k, dep, Wait::Task(b));
+                    }
+                }
+                _ => {
+                    if let Some(d) = ix.nodes.get(&k).and_then(|n| n.waits.first().map(|w| w.0)) {
+                        ix.remove_wait(k, d);
+                    }
+                }
+            }
+            for &key in ix.nodes.keys() {
+                assert_eq!(
+                    ix.effective_priority(key),
+                    Some(effective_from_scratch(&ix, key)),
+                    "step {step}, key {key}"
+                );
+            }
+        }
     }
 
     #[test]

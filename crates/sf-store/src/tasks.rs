@@ -601,18 +601,24 @@ impl Store {
     /// Ready tasks in dispatch order at `now` (unix ms).
     pub fn ready(&mut self, now: i64, limit: Option<usize>) -> Result<Vec<ReadyTask>, StoreError> {
         let keys = self.index.ready(now, limit);
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"
-        ))?;
-        keys.into_iter()
-            .map(|(k, eff)| {
-                let row = stmt.query_row([k], row_to_task)?;
-                Ok(ReadyTask {
-                    task: row.summary,
-                    effective_priority: eff,
+        // one read transaction for the whole fetch: SQLite then takes its lock once
+        let tx = self.conn.transaction()?;
+        let out = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.key = ?1"
+            ))?;
+            keys.into_iter()
+                .map(|(k, eff)| {
+                    let row = stmt.query_row([k], row_to_task)?;
+                    Ok(ReadyTask {
+                        task: row.summary,
+                        effective_priority: eff,
+                    })
                 })
-            })
-            .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?
+        };
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Open and blocked tasks that are not ready, with the reasons, oldest first.
