@@ -152,6 +152,7 @@ impl Owner {
         }
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pending = false;
         loop {
             let wake = tokio::select! {
                 biased;
@@ -166,7 +167,10 @@ impl Owner {
                 }
                 _ = tick.tick() => true,
             };
-            if wake {
+            // coalesce a burst: run the phases once the queues are drained
+            pending |= wake;
+            if pending && self.rx.is_empty() && self.internal_rx.is_empty() {
+                pending = false;
                 self.phases().await;
             }
         }
@@ -221,7 +225,10 @@ impl Owner {
             reply,
         } = cmd;
         let response = match request {
-            Request::Status => self.status().await,
+            Request::Status => {
+                let _ = reply.send(self.status().await);
+                return false;
+            }
             Request::Shutdown => {
                 self.cancel.cancel();
                 Response::Ok {
