@@ -485,13 +485,13 @@ fn kill_9_of_the_daemon_with_workers_in_flight_then_restart() {
     for i in 0..10 {
         worker(&td, &format!("w{i}"), &s, &[]);
     }
-    td.wait_for("ten workers running", || {
-        let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
-        if st.running_workers == 10 {
-            Ok(())
-        } else {
-            Err(st.running_workers)
-        }
+    // every worker process is running and recorded: what the restart must adopt
+    td.wait_for("ten worker processes running", || {
+        let running = ids
+            .iter()
+            .filter(|id| td.show_task(id).runs.first().is_some_and(|r| r.pid.is_some()))
+            .count();
+        if running == 10 { Ok(()) } else { Err(running) }
     });
     td.kill9();
     td.spawn();
