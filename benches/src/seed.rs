@@ -301,7 +301,7 @@ mod tests {
             .into_iter()
             .map(|r| r.task.id.to_string())
             .collect();
-        let mut ix = data.live_index();
+        let ix = data.live_index();
         let by_key: HashMap<Key, &str> =
             data.tasks.iter().map(|t| (t.key, t.id.as_str())).collect();
         let from_index: Vec<String> = ix

@@ -9,7 +9,9 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{agent, daemon, demo, dep, events, init, logs, mr, plan, task};
+use crate::commands::{
+    agent, daemon, demo, dep, docs, events, init, logs, mr, plan, steward, task,
+};
 
 const LONG_ABOUT: &str = "\
 sfctl talks to sfd, the daemon that runs a team of AI coding agents on one git repository.
@@ -84,6 +86,12 @@ pub enum Command {
     #[command(subcommand)]
     Mr(mr::MrCommand),
     Merge(mr::MergeArgs),
+    #[command(subcommand)]
+    Docs(docs::DocsCommand),
+    #[command(subcommand)]
+    Steward(steward::StewardCommand),
+    #[command(subcommand)]
+    Event(steward::EventCommand),
     /// Run the whole loop on a throwaway repository: tasks dispatched to workers in
     /// worktrees, completed, tested and merged (needs only Rust and git)
     Demo(demo::DemoArgs),

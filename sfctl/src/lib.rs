@@ -76,7 +76,10 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Logs(args) => commands::logs::run(ctx, &args),
         Command::Mr(cmd) => commands::mr::run(ctx, cmd),
         Command::Merge(args) => commands::mr::merge(ctx, &args),
+        Command::Docs(cmd) => commands::docs::run(ctx, cmd),
         Command::Demo(args) => commands::demo::run(ctx, &args),
+        Command::Steward(cmd) => commands::steward::run(ctx, cmd),
+        Command::Event(cmd) => commands::steward::event(ctx, cmd),
         Command::DemoAgent => commands::demo::agent(ctx),
     }
 }

@@ -12,7 +12,8 @@
 //! `stderr TEXT`, `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
 //! `touch PATH`, `wait-file PATH`, `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
-//! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail).
+//! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
+//! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
 //! `\n` in TEXT is a newline. A failed expectation exits 101 with a line on stderr.
 
 use std::path::{Path, PathBuf};
@@ -173,6 +174,12 @@ fn main() -> ExitCode {
             "commit" => {
                 if !git(&["add", "-A"]) || !git(&["commit", "-q", "-m", rest]) {
                     return fail(&format!("git commit failed: {rest}"));
+                }
+            }
+            "git" | "git-fails" => {
+                let args: Vec<&str> = rest.split_whitespace().collect();
+                if git(&args) != (cmd == "git") {
+                    return fail(&format!("{line}: unexpected result"));
                 }
             }
             "stdout" => println!("{}", unescape(rest)),

@@ -381,10 +381,10 @@ fn event_triggers_are_checked() {
             "--focus",
             "docs",
             "--on",
-            "task_completed:{priority} == 1",
+            "task_completed:{{priority}} == 1",
         ],
     );
-    assert_eq!(s.agent.spec.on, ["task_completed:{priority} == 1"]);
+    assert_eq!(s.agent.spec.on, ["task_completed:{{priority}} == 1"]);
     for bad in ["Task Closed", ":priority", ""] {
         let err = td
             .sfctl()

@@ -2,82 +2,13 @@
 //! handoff, limits, faults, stale leases and restarts.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use sf_proto::{DaemonStatus, LogRef, TaskDetail, TaskStatus};
+use sf_proto::{DaemonStatus, LogRef, TaskStatus};
 
-use crate::harness::{SFCTL, TestDaemon, eventually};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
-
-/// A stopped workspace whose config lets workers find `sfctl` and stops them quickly, with
-/// `extra` config lines; the daemon is started.
-pub fn fleet(extra: &str) -> TestDaemon {
-    let mut td = TestDaemon::stopped();
-    let cfg = td.repo.join(".sf/config.toml");
-    let old = fs::read_to_string(&cfg).expect("read config");
-    fs::write(
-        &cfg,
-        format!(
-            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{extra}\n{old}"
-        ),
-    )
-    .expect("write config");
-    td.spawn();
-    td
-}
-
-/// Writes a fake-agent script into the tempdir and returns its path.
-pub fn script(td: &TestDaemon, name: &str, text: &str) -> PathBuf {
-    let path = td.root.join(format!("{name}.script"));
-    fs::write(&path, text).expect("write script");
-    path
-}
-
-/// Registers an ephemeral worker running the fake agent with `script`.
-pub fn worker(td: &TestDaemon, name: &str, script: &Path, args: &[&str]) {
-    let command = format!("{FAKE} {}", script.display());
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            name,
-            "--role",
-            "worker",
-            "--command",
-            &command,
-        ])
-        .args(args)
-        .success();
-}
-
-fn wait_status(td: &TestDaemon, id: &str, want: TaskStatus) -> TaskDetail {
-    td.wait_for(&format!("task {id} to be {want}"), || {
-        let t = td.show_task(id);
-        if t.task.status == want {
-            Ok(t)
-        } else {
-            Err((t.task.status, t.notes))
-        }
-    })
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_SYSTEM", "/dev/null")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::fleet::{fleet, git, script, wait_status, worker};
+use crate::harness::eventually;
 
 #[test]
 fn a_worker_completes_its_task_in_its_own_worktree() {
@@ -489,7 +420,12 @@ fn kill_9_of_the_daemon_with_workers_in_flight_then_restart() {
     td.wait_for("ten worker processes running", || {
         let running = ids
             .iter()
-            .filter(|id| td.show_task(id).runs.first().is_some_and(|r| r.pid.is_some()))
+            .filter(|id| {
+                td.show_task(id)
+                    .runs
+                    .first()
+                    .is_some_and(|r| r.pid.is_some())
+            })
             .count();
         if running == 10 { Ok(()) } else { Err(running) }
     });

@@ -2,18 +2,22 @@
 //! through the real `sfctl` (as `sfd-dup` and `sfctl-dup`). One test binary, one module per
 //! area; each test starts its own daemon, so they run in parallel under nextest.
 
+mod fleet;
 mod harness;
 
 mod agents;
 mod cli;
 mod crash;
 mod daemon;
+mod demo;
 mod deps;
 mod dispatch;
 mod events;
 mod init;
+mod merge;
 mod plans;
 mod protocol;
+mod stewards;
 mod tasks;
 
 /// jj's check: every `.rs` file in this directory is declared as a module, so no test file is

@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod condition;
 pub mod cron;
 pub mod cycle;
 pub mod dispatch;
 pub mod naming;
+pub mod playbook;
 pub mod ready;
 pub mod status;

@@ -71,6 +71,8 @@ pub struct Config {
     pub merge_require_approval: bool,
     /// Delete a merged branch (after archiving it under `refs/sf/archive/`).
     pub merge_delete_branch: bool,
+    /// Land a true merge commit instead of a squash (`[merge] strategy = "merge"`).
+    pub merge_commit: bool,
     /// Wall-time limit of one worker run, unless the agent sets its own.
     pub worker_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when stopping a worker.
@@ -148,6 +150,7 @@ impl Config {
             )?,
             merge_require_approval: raw.merge.require_approval,
             merge_delete_branch: raw.merge.delete_branch.unwrap_or(true),
+            merge_commit: raw.merge.strategy.as_deref() == Some("merge"),
             worker_timeout: duration(
                 "worker_timeout",
                 raw.worker_timeout.as_deref(),

@@ -11,6 +11,7 @@ mod owner;
 mod prompt;
 mod requests;
 mod server;
+mod steward;
 mod store_thread;
 mod workers;
 

@@ -94,12 +94,16 @@ async fn blocking<T: Send + 'static>(
 /// Runs one request to its outcome and reports it to the owner.
 pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedSender<Internal>) {
     let id = job.info.id;
-    let outcome = attempt(&config, &job).await;
+    let outcome = attempt(&config, &job, &tx).await;
     tracing::info!(mr = id, ?outcome, "merge request processed");
     let _ = tx.send(Internal::MergeDone { id, outcome });
 }
 
-async fn attempt(config: &Arc<Config>, job: &MergeJob) -> MergeOutcome {
+async fn attempt(
+    config: &Arc<Config>,
+    job: &MergeJob,
+    tx: &mpsc::UnboundedSender<Internal>,
+) -> MergeOutcome {
     let Some(test_command) = config.merge_test_command.clone() else {
         return MergeOutcome::Error(
             "no test command: set [merge] test_command in .sf/config.toml".into(),
@@ -111,7 +115,7 @@ async fn attempt(config: &Arc<Config>, job: &MergeJob) -> MergeOutcome {
     let log = config
         .paths
         .logs()
-        .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts));
+        .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1));
     for _ in 0..MAX_CAS_RETRIES {
         {
             let (root, target) = (root.clone(), target.clone());
@@ -141,6 +145,10 @@ async fn attempt(config: &Arc<Config>, job: &MergeJob) -> MergeOutcome {
                 Err(e) => return MergeOutcome::Error(e),
             }
         };
+        let _ = tx.send(Internal::MergeTesting {
+            id: job.info.id,
+            log: log.clone(),
+        });
         let tested = run_tests(config, &test_command, &prepared.path, &log).await;
         if let Err(result) = tested {
             remove_scratch(&root, &prepared).await;
@@ -168,8 +176,13 @@ async fn attempt(config: &Arc<Config>, job: &MergeJob) -> MergeOutcome {
                 target.clone(),
                 message.clone(),
             );
+            let land = if config.merge_commit {
+                sf_git::merge::land_merge
+            } else {
+                sf_git::merge::land_squash
+            };
             blocking(move || {
-                sf_git::merge::land_squash(
+                land(
                     &root,
                     &prepared2,
                     &target,
@@ -263,6 +276,7 @@ async fn after_landing(config: &Config, job: &MergeJob, old_tip: &str) {
     };
     let worktrees = config.paths.worktrees();
     let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
+    let delete_branch = config.merge_delete_branch;
     let r = blocking(move || {
         if let Some(entry) = std::fs::read_dir(&worktrees).ok().and_then(|d| {
             d.filter_map(Result::ok).find(|e| {
@@ -276,6 +290,9 @@ async fn after_landing(config: &Config, job: &MergeJob, old_tip: &str) {
                 sf_git::wip_snapshot(&path, task.as_str(), 0, "sf")?;
             }
             sf_git::remove_worktree(&root, task.as_str(), &path)?;
+        }
+        if !delete_branch {
+            return Ok(());
         }
         sf_git::merge::archive_and_delete_branch(
             &root,

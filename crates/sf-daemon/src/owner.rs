@@ -92,6 +92,8 @@ struct Worker {
     log: Option<String>,
     stop: CancellationToken,
     completing: bool,
+    /// A steward run (no task).
+    steward: bool,
 }
 
 pub(crate) struct Owner {
@@ -106,6 +108,10 @@ pub(crate) struct Owner {
     paused: HashMap<Adapter, chrono::DateTime<chrono::Utc>>,
     target: Option<String>,
     merging: Option<i64>,
+    tick_due: bool,
+    triggers: crate::steward::Triggers,
+    triggers_dirty: bool,
+    bus_pending: Vec<AuditEvent>,
     started_at: chrono::DateTime<chrono::Utc>,
     ticks: u64,
     last_tick: Option<Duration>,
@@ -136,6 +142,10 @@ impl Owner {
             paused: HashMap::new(),
             target: None,
             merging: None,
+            tick_due: false,
+            triggers: crate::steward::Triggers::default(),
+            triggers_dirty: true,
+            bus_pending: Vec::new(),
             started_at: chrono::Utc::now(),
             ticks: 0,
             last_tick: None,
@@ -152,6 +162,7 @@ impl Owner {
         }
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.process_bus().await;
         let mut pending = false;
         loop {
             let wake = tokio::select! {
@@ -165,8 +176,18 @@ impl Owner {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd).await
                 }
-                _ = tick.tick() => true,
+                _ = tick.tick() => {
+                    self.tick_due = true;
+                    true
+                }
+                () = sleep_until_utc(self.triggers.next_cron()) => {
+                    self.fire_due_crons().await;
+                    true
+                }
             };
+            if !self.bus_pending.is_empty() || self.triggers_dirty {
+                self.process_bus().await;
+            }
             // coalesce a burst: run the phases once the queues are drained
             pending |= wake;
             if pending && self.rx.is_empty() && self.internal_rx.is_empty() {
@@ -182,7 +203,7 @@ impl Owner {
 
     /// Runs `f` on the store thread, fans out the events it committed, and reports whether
     /// it committed any.
-    async fn store_call<R, F>(&self, f: F) -> Result<(R, bool), crate::store_thread::StoreGone>
+    async fn store_call<R, F>(&mut self, f: F) -> Result<(R, bool), crate::store_thread::StoreGone>
     where
         R: Send + 'static,
         F: FnOnce(&mut Store) -> R + Send + 'static,
@@ -193,7 +214,8 @@ impl Owner {
             .await?;
         let changed = !events.is_empty();
         for e in events {
-            let _ = self.events.send(e);
+            let _ = self.events.send(e.clone());
+            self.bus_pending.push(e);
         }
         Ok((r, changed))
     }
@@ -245,6 +267,11 @@ impl Owner {
             Request::HandoffTask { token, note } => self.handoff(token, note).await,
             Request::StartAgent { name, task } => self.start_agent(name, task).await,
             Request::StopAgent { name } => self.stop_agent(&actor, name).await,
+            Request::RunSteward { name, data } => {
+                let data = serde_json::to_value(&data).unwrap_or_default();
+                self.fire_steward(&actor, &name, "manual".into(), data)
+                    .await
+            }
             Request::Merge {
                 branch,
                 into,
@@ -316,6 +343,7 @@ impl Owner {
                 log: None,
                 stop: stop.clone(),
                 completing: false,
+                steward: false,
             },
         );
         tokio::spawn(crate::workers::launch(Launch {
@@ -364,6 +392,21 @@ impl Owner {
             let alive = run
                 .pid
                 .is_some_and(|p| sf_worker::process::is_same_process(p, run.proc_start));
+            if run.task.is_none() && !alive {
+                let outcome = if run.pid.is_some() {
+                    "crashed"
+                } else {
+                    "interrupted"
+                };
+                self.end_steward(
+                    run.run_id,
+                    outcome,
+                    "the daemon restarted and its process was gone",
+                    None,
+                )
+                .await;
+                continue;
+            }
             let task = run
                 .task
                 .as_ref()
@@ -388,6 +431,7 @@ impl Owner {
                         log: run.log_path.clone(),
                         stop: stop.clone(),
                         completing: false,
+                        steward: run.task.is_none(),
                     },
                 );
                 tokio::spawn(watch_adopted(
@@ -448,7 +492,11 @@ impl Owner {
                 false
             }
             Internal::SpawnFailed { run_id, error } => {
-                self.workers.remove(&run_id);
+                if self.workers.remove(&run_id).is_some_and(|w| w.steward) {
+                    self.end_steward(run_id, "failed", &format!("could not start: {error}"), None)
+                        .await;
+                    return true;
+                }
                 let max = self.config.max_attempts;
                 let note = format!("the worker could not be started: {error}");
                 self.end_run(run_id, None, Failure::SpawnFailed, note, None, max)
@@ -465,6 +513,22 @@ impl Owner {
                 let Some(w) = self.workers.remove(&run_id) else {
                     return false;
                 };
+                if w.steward {
+                    let code = exit.and_then(|e| e.code);
+                    let (outcome, result) = match (why, code) {
+                        (ExitWhy::Exited, Some(0)) => ("ok", "exited 0".to_owned()),
+                        (ExitWhy::TimedOut, _) => {
+                            ("timed_out", "stopped at its wall-time limit".to_owned())
+                        }
+                        (ExitWhy::Stopped, _) => ("stopped", "stopped".to_owned()),
+                        (_, _) => (
+                            "failed",
+                            exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
+                        ),
+                    };
+                    self.end_steward(run_id, outcome, &result, code).await;
+                    return true;
+                }
                 if let Some(until) = usage_limit_until {
                     tracing::warn!(adapter = %w.adapter, %until, "usage limit reported; pausing dispatch to this adapter");
                     self.paused.insert(w.adapter, until);
@@ -523,9 +587,241 @@ impl Owner {
             Internal::CompletePrepared(p) => self.finish_complete(*p).await,
             Internal::MergeDone { id, outcome } => {
                 self.merging = None;
+                // a request that could not proceed is looked at again at the next tick
+                let progressed = !matches!(
+                    outcome,
+                    crate::merge::MergeOutcome::CheckoutDirty { .. }
+                        | crate::merge::MergeOutcome::Error(_)
+                );
                 self.merge_done(id, outcome).await;
-                true
+                progressed
             }
+            Internal::MergeTesting { id, log } => {
+                let log = log.display().to_string();
+                if let Err(e) = self
+                    .store_call(move |s| {
+                        s.set_mr_state(id, sf_proto::MergeState::Testing, None, Some(&log))
+                    })
+                    .await
+                {
+                    tracing::error!(mr = id, error = %e, "failed to record a merge test run");
+                }
+                false
+            }
+        }
+    }
+
+    /// Turns pending audit events into bus events and fires the stewards they trigger;
+    /// reloads the triggers when agents changed.
+    async fn process_bus(&mut self) {
+        let events = std::mem::take(&mut self.bus_pending);
+        if self.triggers_dirty || events.iter().any(crate::steward::touches_triggers) {
+            self.triggers_dirty = false;
+            match self
+                .store
+                .call(|s| crate::steward::Triggers::load(s, chrono::Utc::now()))
+                .await
+            {
+                Ok(Ok(t)) => self.triggers = t,
+                Ok(Err(e)) => tracing::error!(error = ?e, "failed to load steward triggers"),
+                Err(e) => tracing::error!(error = %e, "failed to load steward triggers"),
+            }
+        }
+        if self.triggers.events.is_empty() || events.is_empty() {
+            return;
+        }
+        let bus = match self
+            .store
+            .call(move |s| crate::steward::bus_events(s, &events))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return tracing::error!(error = %e, "failed to read bus events"),
+        };
+        for (event, data) in bus {
+            for (steward, spec) in self.triggers.matching(&event, &data) {
+                tracing::info!(%steward, %event, "event trigger fired");
+                let r = self
+                    .fire_steward("daemon", &steward, format!("event: {spec}"), data.clone())
+                    .await;
+                if let Response::Error(e) = r {
+                    tracing::warn!(%steward, error = %e.message, "steward could not be fired");
+                }
+            }
+        }
+    }
+
+    async fn fire_due_crons(&mut self) {
+        let now = chrono::Utc::now();
+        for (steward, expr) in self.triggers.take_due(now) {
+            let (s2, e2, at) = (steward.clone(), expr.clone(), now.timestamp_millis());
+            let _ = self
+                .store
+                .call(move |s| s.set_trigger_fired(&s2, &e2, at))
+                .await;
+            tracing::info!(%steward, %expr, "cron trigger fired");
+            let data = serde_json::json!({ "scheduled": now });
+            let r = self
+                .fire_steward("daemon", &steward, format!("cron: {expr}"), data)
+                .await;
+            if let Response::Error(e) = r {
+                tracing::warn!(%steward, error = %e.message, "steward could not be fired");
+            }
+        }
+    }
+
+    /// Fires a steward (manual, cron or event): a skipped fire if its last run still goes.
+    async fn fire_steward(
+        &mut self,
+        actor: &str,
+        name: &str,
+        trigger: String,
+        data: serde_json::Value,
+    ) -> Response {
+        let (a, n) = (actor.to_owned(), name.to_owned());
+        match self
+            .store_call(move |s| s.fire_steward(&a, &n, &trigger, &data))
+            .await
+        {
+            Ok((Ok(sf_store::Fired::Skipped(info)), _)) => Response::StewardRun(info),
+            Ok((Ok(sf_store::Fired::Started { info, token, spec }), _)) => {
+                self.start_steward(info.clone(), token, *spec).await;
+                Response::StewardRun(info)
+            }
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
+    }
+
+    async fn start_steward(
+        &mut self,
+        info: sf_proto::StewardRunInfo,
+        token: String,
+        spec: sf_proto::AgentSpec,
+    ) {
+        let id = info.id;
+        match spec.focus {
+            Some(sf_proto::Focus::Merge) => {
+                let r = self.store_call(|s| s.retry_waiting_mrs()).await;
+                let n = match r {
+                    Ok((Ok(n), _)) => n,
+                    _ => 0,
+                };
+                self.end_steward(
+                    id,
+                    "ok",
+                    &format!("merge queue checked; {n} waiting request(s) queued again"),
+                    None,
+                )
+                .await;
+                return;
+            }
+            Some(sf_proto::Focus::Custom) => {
+                self.end_steward(
+                    id,
+                    "failed",
+                    "playbooks are not supported by this sfd yet",
+                    None,
+                )
+                .await;
+                return;
+            }
+            _ => {}
+        }
+        let Some(target) = self.target.clone() else {
+            self.end_steward(id, "failed", "no target branch", None)
+                .await;
+            return;
+        };
+        let context = match spec.focus {
+            Some(sf_proto::Focus::Docs) => crate::steward::docs_report(&self.config).await,
+            Some(sf_proto::Focus::Recovery) => self.stuck_context(&info.data).await,
+            _ => String::new(),
+        };
+        let stop = CancellationToken::new();
+        self.workers.insert(
+            id,
+            Worker {
+                agent: spec.name.clone(),
+                adapter: spec.adapter,
+                task: String::new(),
+                epoch: 0,
+                worktree: None,
+                log: None,
+                stop: stop.clone(),
+                completing: false,
+                steward: true,
+            },
+        );
+        tokio::spawn(crate::steward::launch(crate::steward::StewardLaunch {
+            config: self.config.clone(),
+            run: info,
+            token,
+            spec,
+            target,
+            context,
+            stop,
+            tx: self.internal_tx.clone(),
+        }));
+    }
+
+    /// A recovery steward's context: the stuck task's full history.
+    async fn stuck_context(&self, data: &serde_json::Value) -> String {
+        let Some(task) = data.get("task").and_then(|t| t.as_str()).map(str::to_owned) else {
+            return String::new();
+        };
+        let detail = self.store.call(move |s| s.show_task(&task)).await;
+        let Ok(Ok(t)) = detail else {
+            return String::new();
+        };
+        let mut out = format!(
+            "## The stuck task: {} ({})\n\nStatus {}, {} failed attempt(s). End with exactly one of: fix it and \
+             `sfctl task reopen {}` with a note, hand it back with a note (`sfctl task update {} --note ...` then \
+             `sfctl task unblock {}`), or defer it (`sfctl task defer {}`) with a message to the director.\n",
+            t.task.title,
+            t.task.id,
+            t.task.status,
+            t.attempts,
+            t.task.id,
+            t.task.id,
+            t.task.id,
+            t.task.id
+        );
+        for n in &t.notes {
+            out.push_str(&format!(
+                "\n- [{}] {} at {}:\n{}\n",
+                n.kind,
+                n.author,
+                n.at.format("%Y-%m-%d %H:%M UTC"),
+                n.text
+            ));
+        }
+        for r in &t.runs {
+            out.push_str(&format!(
+                "\nRun {} by {} (epoch {}): {}, exit {:?}\n",
+                r.id,
+                r.agent,
+                r.epoch,
+                r.outcome.as_deref().unwrap_or("running"),
+                r.exit_code
+            ));
+            if let Some(log) = &r.log_path {
+                let tail = sf_worker::process::tail_lines(std::path::Path::new(log), 20);
+                if !tail.is_empty() {
+                    out.push_str(&format!("```\n{}\n```\n", tail.join("\n")));
+                }
+            }
+        }
+        out
+    }
+
+    async fn end_steward(&mut self, id: i64, outcome: &str, result: &str, code: Option<i32>) {
+        let (o, r) = (outcome.to_owned(), result.to_owned());
+        if let Err(e) = self
+            .store_call(move |s| s.end_steward_run(id, &o, &r, code, None))
+            .await
+        {
+            tracing::error!(run = id, error = %e, "failed to record the end of a steward run");
         }
     }
 
@@ -534,6 +830,8 @@ impl Owner {
         if self.merging.is_some() {
             return;
         }
+        // requests waiting on the user's checkout are re-checked on ticks, not on every wake
+        let recheck_waiting = std::mem::take(&mut self.tick_due);
         let require_approval = self.config.merge_require_approval;
         let has_tests = self.config.merge_test_command.is_some();
         let picked = self
@@ -542,7 +840,7 @@ impl Owner {
                     a.enabled && a.spec.role == sf_proto::Role::Steward && a.spec.focus == Some(sf_proto::Focus::Merge)
                 });
                 loop {
-                    let Some(job) = s.next_mr()? else { return Ok(None) };
+                    let Some(job) = s.next_mr(recheck_waiting)? else { return Ok(None) };
                     let wait = |why: &str| Some(why.to_owned());
                     let reason = if !steward {
                         wait("no merge steward: register one with `sfctl agent register NAME --role steward --focus merge`")
@@ -561,16 +859,13 @@ impl Owner {
                         s.set_mr_state(job.info.id, sf_proto::MergeState::AwaitingApproval, Some("waiting for `sfctl mr approve`"), None)?;
                         continue;
                     }
-                    let log = format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1);
-                    let info = s.set_mr_state(job.info.id, sf_proto::MergeState::Testing, None, Some(&log))?;
-                    return Ok(Some(sf_store::MergeJob { info, ..job }));
+                    return Ok(Some(job));
                 }
             })
             .await;
         match picked {
-            Ok((Ok(Some(mut job)), _)) => {
+            Ok((Ok(Some(job)), _)) => {
                 self.merging = Some(job.info.id);
-                job.info.attempts = job.info.attempts.saturating_sub(1);
                 tokio::spawn(crate::merge::run(
                     self.config.clone(),
                     job,
@@ -672,7 +967,7 @@ impl Owner {
     }
 
     async fn end_run(
-        &self,
+        &mut self,
         run_id: i64,
         code: Option<i32>,
         failure: Failure,
@@ -1002,4 +1297,17 @@ async fn watch_adopted(
         usage,
         usage_limit_until,
     });
+}
+
+/// Sleeps until a UTC instant; forever when there is none.
+async fn sleep_until_utc(at: Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    // capped: the loop comes back and recomputes, so a far-off fire needs no huge timer
+    let wait = (at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .min(Duration::from_secs(3600));
+    tokio::time::sleep(wait).await;
 }

@@ -79,6 +79,13 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
             Response::Events(store.list_events(since, task.as_deref(), limit)?)
         }
         Request::Logs { target } => Response::Logs(store.logs(&target)?),
+        Request::StewardHistory { name, limit } => {
+            Response::StewardRuns(store.steward_history(name.as_deref(), limit)?)
+        }
+        Request::EmitEvent { name, data } => {
+            store.emit_event(actor, &name, &serde_json::to_value(&data)?)?;
+            ok(format!("emitted `{name}`"))
+        }
         Request::ListMergeRequests => Response::MergeRequests(store.list_mrs()?),
         Request::ShowMergeRequest { id } => Response::MergeRequest(store.show_mr(id)?),
         Request::RetryMergeRequest { id } => Response::MergeRequest(store.retry_mr(id)?),
@@ -93,7 +100,8 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         | Request::HandoffTask { .. }
         | Request::StartAgent { .. }
         | Request::StopAgent { .. }
-        | Request::Merge { .. } => {
+        | Request::Merge { .. }
+        | Request::RunSteward { .. } => {
             return Err(StoreError::Refused {
                 kind: ErrorKind::Internal,
                 message: "request routed to the store by mistake".into(),

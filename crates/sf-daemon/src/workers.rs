@@ -44,6 +44,8 @@ pub(crate) enum Internal {
     },
     /// A completion's git work is done.
     CompletePrepared(Box<crate::owner::PendingComplete>),
+    /// A merge request's test run starts (its log is `log`).
+    MergeTesting { id: i64, log: PathBuf },
     /// A merge request was processed.
     MergeDone {
         id: i64,
@@ -161,7 +163,15 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
         resume_session: None,
     })
     .map_err(|e| error_chain(&e))?;
-    let mut env = worker_env(config, l, &wt.path, &prompt_file);
+    let task = l.claim.task_id.to_string();
+    let who = RunIdentity {
+        agent: &l.claim.agent,
+        task: Some(&task),
+        token: &l.claim.token,
+        branch: &l.claim.branch,
+        target: &l.target,
+    };
+    let mut env = run_env(config, &who, &wt.path, &prompt_file);
     env.extend(launch.env);
     let spec = SpawnSpec {
         program: launch.program,
@@ -221,19 +231,35 @@ async fn run_setup(setup: &str, dir: &Path, timeout: Duration, log: &Path) -> Re
     }
 }
 
-fn worker_env(
-    config: &Config,
-    l: &Launch,
-    worktree: &Path,
-    prompt_file: &Path,
-) -> Vec<(String, String)> {
-    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    let sfctl = config.sfctl.clone().or_else(|| {
+/// Who a run is, for its environment.
+pub(crate) struct RunIdentity<'a> {
+    pub agent: &'a str,
+    pub task: Option<&'a str>,
+    pub token: &'a str,
+    pub branch: &'a str,
+    pub target: &'a str,
+}
+
+/// The sfctl binary workers use: configured, or next to sfd.
+pub(crate) fn sfctl_path(config: &Config) -> Option<PathBuf> {
+    config.sfctl.clone().or_else(|| {
         std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(|d| d.join("sfctl")))
             .filter(|p| p.exists())
-    });
+    })
+}
+
+/// A run's environment: cleared, then `PATH` (with sfctl's directory first), `HOME`,
+/// `LANG`, `TERM`, the configured pass-through list and the `SF_*` variables.
+pub(crate) fn run_env(
+    config: &Config,
+    who: &RunIdentity<'_>,
+    worktree: &Path,
+    prompt_file: &Path,
+) -> Vec<(String, String)> {
+    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let sfctl = sfctl_path(config);
     if let Some(dir) = sfctl.as_ref().and_then(|p| p.parent()) {
         path = format!("{}:{path}", dir.display());
     }
@@ -247,21 +273,22 @@ fn worker_env(
             env.push((key.to_owned(), v));
         }
     }
-    let c = &l.claim;
     env.extend([
         (
             "SF_WORKSPACE".into(),
             config.paths.root.display().to_string(),
         ),
         ("SF_SOCKET".into(), config.socket.display().to_string()),
-        ("SF_AGENT".into(), c.agent.clone()),
-        ("SF_TASK_ID".into(), c.task_id.to_string()),
-        ("SF_RUN".into(), c.token.clone()),
-        ("SF_BRANCH".into(), c.branch.clone()),
-        ("SF_TARGET_BRANCH".into(), l.target.clone()),
+        ("SF_AGENT".into(), who.agent.to_owned()),
+        ("SF_RUN".into(), who.token.to_owned()),
+        ("SF_BRANCH".into(), who.branch.to_owned()),
+        ("SF_TARGET_BRANCH".into(), who.target.to_owned()),
         ("SF_WORKTREE".into(), worktree.display().to_string()),
         ("SF_PROMPT_FILE".into(), prompt_file.display().to_string()),
     ]);
+    if let Some(t) = who.task {
+        env.push(("SF_TASK_ID".into(), t.to_owned()));
+    }
     if let Some(p) = sfctl {
         env.push(("SF_SFCTL".into(), p.display().to_string()));
     }
@@ -272,7 +299,7 @@ fn worker_env(
     clippy::too_many_arguments,
     reason = "one call site; a struct would only rename these"
 )]
-async fn supervise(
+pub(crate) async fn supervise(
     spawned: sf_worker::process::Spawned,
     run_id: i64,
     limit: Duration,

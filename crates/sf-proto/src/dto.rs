@@ -457,6 +457,29 @@ pub struct MergeRequestInfo {
     pub updated_at: Timestamp,
 }
 
+/// One firing of a steward, for `sfctl steward history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StewardRunInfo {
+    /// Run id.
+    pub id: i64,
+    /// The steward.
+    pub steward: String,
+    /// What fired it: `cron: 0 2 * * *`, `event: task_stuck`, `manual`.
+    pub trigger: String,
+    /// The event data or `--data` it got.
+    pub data: serde_json::Value,
+    /// Start.
+    pub started_at: Timestamp,
+    /// End, if it ended.
+    pub ended_at: Option<Timestamp>,
+    /// `ok`, `failed`, `skipped` (its previous run was still going), ...
+    pub outcome: Option<String>,
+    /// What it did, one line.
+    pub result: Option<String>,
+    /// Its output log.
+    pub log_path: Option<String>,
+}
+
 /// A run's log file, for `sfctl logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRef {
@@ -1091,6 +1114,31 @@ pub enum Request {
         #[serde(default)]
         message: Option<String>,
     },
+    /// Fire a steward by hand, through the same path as its triggers.
+    RunSteward {
+        /// The steward.
+        name: String,
+        /// Data, as an event would carry (`--data key=value`).
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    },
+    /// Steward runs, newest first.
+    StewardHistory {
+        /// One steward, or all.
+        #[serde(default)]
+        name: Option<String>,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Publish a custom event on the daemon's bus (event triggers see it).
+    EmitEvent {
+        /// Its name: lowercase letters, digits and `_`.
+        name: String,
+        /// Its data.
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -1154,6 +1202,10 @@ pub enum Response {
     MergeRequests(Vec<MergeRequestInfo>),
     /// One merge request.
     MergeRequest(MergeRequestInfo),
+    /// One steward run.
+    StewardRun(StewardRunInfo),
+    /// Steward runs.
+    StewardRuns(Vec<StewardRunInfo>),
     /// One audit event, in a follow stream.
     Event(AuditEvent),
     /// Events were dropped because the follower fell behind.

@@ -31,15 +31,14 @@ pub fn validate_spec(
         })?;
     }
     for on in &spec.on {
-        let event = on.split_once(':').map_or(on.as_str(), |(e, _)| e).trim();
-        if event.is_empty()
-            || !event
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(StoreError::invalid(format!("invalid event trigger `{on}`: the event name must be lowercase letters, digits and `_`"))
-                .hint("e.g. --on task_completed or --on 'task_completed:{{priority}} == 1'"));
-        }
+        sf_core::condition::parse_trigger(on).map_err(|e| {
+            StoreError::invalid(format!(
+                "invalid event trigger `{on}` at column {}: {}",
+                e.column(),
+                e.message()
+            ))
+                .hint("EVENT[:CONDITION], e.g. --on task_stuck or --on 'task_completed:{{priority}} == 1 && {{type}} != chore'")
+        })?;
     }
     if spec.focus.is_some() && spec.role != Role::Steward {
         return Err(StoreError::invalid(format!(

@@ -9,6 +9,7 @@ mod events;
 mod mrs;
 mod plans;
 mod runs;
+mod stewards;
 mod tasks;
 mod util;
 
@@ -22,6 +23,7 @@ use sf_proto::AuditEvent;
 pub use error::StoreError;
 pub use mrs::{MergeFailure, MergeJob};
 pub use runs::{AfterFailure, Claim, Failure, Lease, LiveRun, backoff_ms};
+pub use stewards::Fired;
 pub use util::now_ms;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have been applied.
@@ -118,6 +120,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version = i + 1, "applied migration");
     }
     Ok(())
+}
+
+pub(crate) fn validate_text_len(field: &'static str, text: &str) -> Result<(), StoreError> {
+    sf_core::naming::validate_text(field, text).map_err(Into::into)
 }
 
 #[cfg(test)]

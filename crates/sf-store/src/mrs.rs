@@ -101,15 +101,17 @@ impl Store {
     }
 
     /// The next request to process: queued, most urgent task first, then oldest.
-    pub fn next_mr(&self) -> Result<Option<MergeJob>, StoreError> {
+    /// With `recheck_waiting`, requests waiting on the user's checkout count too (after the
+    /// queued ones).
+    pub fn next_mr(&self, recheck_waiting: bool) -> Result<Option<MergeJob>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT {MR_COLS} FROM {MR_FROM}
-                 WHERE m.state = 'queued' OR (m.state = 'waiting' AND m.reason LIKE 'checkout%')
+                 WHERE m.state = 'queued' OR (?1 AND m.state = 'waiting' AND m.reason LIKE 'checkout%')
                  ORDER BY m.state = 'waiting', coalesce(t.priority, 3), m.id LIMIT 1"
             ))?
-            .query_row([], row_to_mr)
+            .query_row([recheck_waiting], row_to_mr)
             .optional()?)
     }
 
@@ -392,6 +394,24 @@ impl Store {
             );
         }
         self.set_mr_state(id, MergeState::Queued, Some("retried by hand"), None)
+    }
+
+    /// Queues every waiting request again (a merge steward's cron fire). Returns how many.
+    pub fn retry_waiting_mrs(&mut self) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM merge_requests WHERE state = 'waiting'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &id in &ids {
+            self.set_mr_state(
+                id,
+                MergeState::Queued,
+                Some("retried by the merge steward"),
+                None,
+            )?;
+        }
+        Ok(ids.len())
     }
 
     /// `sfctl mr approve`.

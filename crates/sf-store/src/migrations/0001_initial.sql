@@ -85,7 +85,10 @@ CREATE TABLE runs (
     log_path    TEXT,
     usage       TEXT,
     token       TEXT NOT NULL UNIQUE,
-    released_at INTEGER
+    released_at INTEGER,
+    trigger     TEXT,
+    data        TEXT,
+    result      TEXT
 );
 CREATE INDEX runs_by_agent ON runs(agent, id);
 CREATE INDEX runs_by_task ON runs(task, id);
@@ -124,3 +127,10 @@ CREATE TABLE merge_requests (
     updated_at  INTEGER NOT NULL
 );
 CREATE INDEX merge_requests_open ON merge_requests(state, id) WHERE state NOT IN ('merged', 'cancelled');
+
+CREATE TABLE trigger_state (
+    agent       TEXT NOT NULL,
+    trigger     TEXT NOT NULL,
+    last_fired  INTEGER NOT NULL,
+    PRIMARY KEY (agent, trigger)
+);

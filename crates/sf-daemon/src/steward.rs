@@ -1,0 +1,410 @@
+//! Stewards: their cron and event triggers, the internal event bus, and steward runs.
+//!
+//! The bus is fed by the audit log: after each change the owner turns the new audit events
+//! into bus events (`task_created`, `task_completed`, `task_merged`, ... and custom events
+//! from `sfctl event emit`) with their data, and fires every enabled steward whose trigger
+//! matches. Cron triggers are kept sorted by their next fire time; the owner sleeps until
+//! the earliest one instead of scanning every minute. A missed schedule fires once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sf_core::condition::Condition;
+use sf_core::cron::CronSchedule;
+use sf_proto::{AgentSpec, AuditEvent, Focus, Role, StewardRunInfo};
+use sf_store::{Store, StoreError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::workers::{Internal, RunIdentity};
+
+/// A cron trigger and when it fires next.
+#[derive(Debug, Clone)]
+pub(crate) struct CronEntry {
+    pub steward: String,
+    pub expr: String,
+    pub schedule: CronSchedule,
+    pub next: DateTime<Utc>,
+}
+
+/// An event trigger.
+#[derive(Debug, Clone)]
+pub(crate) struct EventEntry {
+    pub steward: String,
+    pub spec: String,
+    pub event: String,
+    pub condition: Option<Condition>,
+}
+
+/// The triggers of every enabled steward.
+#[derive(Debug, Default)]
+pub(crate) struct Triggers {
+    pub crons: Vec<CronEntry>,
+    pub events: Vec<EventEntry>,
+}
+
+impl Triggers {
+    /// Reads the stewards and their trigger state. Runs on the store thread.
+    pub(crate) fn load(store: &Store, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let mut t = Self::default();
+        for a in store.list_agents()? {
+            if !a.enabled || a.spec.role != Role::Steward {
+                continue;
+            }
+            for expr in &a.spec.triggers {
+                let Ok(schedule) = CronSchedule::parse(expr) else {
+                    continue;
+                };
+                let since = store
+                    .trigger_last_fired(&a.spec.name, expr)?
+                    .and_then(DateTime::<Utc>::from_timestamp_millis)
+                    .unwrap_or(a.created_at);
+                // a schedule missed while the daemon was down fires once, now
+                let next = schedule
+                    .next_fire(since)
+                    .map(|n| n.max(now))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                t.crons.push(CronEntry {
+                    steward: a.spec.name.clone(),
+                    expr: expr.clone(),
+                    schedule,
+                    next,
+                });
+            }
+            for spec in &a.spec.on {
+                match sf_core::condition::parse_trigger(spec) {
+                    Ok((event, condition)) => t.events.push(EventEntry {
+                        steward: a.spec.name.clone(),
+                        spec: spec.clone(),
+                        event,
+                        condition,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(steward = %a.spec.name, %spec, error = %e, "ignoring a malformed event trigger");
+                    }
+                }
+            }
+        }
+        t.crons.sort_by_key(|c| c.next);
+        Ok(t)
+    }
+
+    /// The earliest cron fire.
+    pub(crate) fn next_cron(&self) -> Option<DateTime<Utc>> {
+        self.crons.iter().map(|c| c.next).min()
+    }
+
+    /// Cron entries due at `now`; each is moved to its next fire time.
+    pub(crate) fn take_due(&mut self, now: DateTime<Utc>) -> Vec<(String, String)> {
+        let mut due = Vec::new();
+        for c in &mut self.crons {
+            if c.next <= now {
+                due.push((c.steward.clone(), c.expr.clone()));
+                c.next = c
+                    .schedule
+                    .next_fire(now)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            }
+        }
+        due
+    }
+
+    /// Stewards whose event triggers match a bus event, once per steward.
+    pub(crate) fn matching(&self, event: &str, data: &Value) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for e in &self.events {
+            if e.event == event
+                && e.condition.as_ref().is_none_or(|c| c.eval(data))
+                && !out.iter().any(|(s, _)| *s == e.steward)
+            {
+                out.push((e.steward.clone(), e.spec.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Whether an audit event changes the set of triggers.
+pub(crate) fn touches_triggers(e: &AuditEvent) -> bool {
+    e.action.starts_with("agent_")
+}
+
+/// Turns audit events into bus events with their data. Runs on the store thread.
+pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for e in events {
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let names: Vec<&str> = match e.action.as_str() {
+            "task_created" => vec!["task_created"],
+            "task_dispatched" => vec!["task_dispatched"],
+            "task_completed" => vec!["task_completed", "branch_ready"],
+            "task_merged" => vec!["task_merged", "task_closed"],
+            "task_closed" => vec!["task_closed"],
+            "task_status_changed"
+                if after.get("status").and_then(Value::as_str) == Some("closed") =>
+            {
+                vec!["task_closed"]
+            }
+            "merge_failed" => vec!["merge_failed"],
+            "task_stuck" => vec!["task_stuck"],
+            "run_failed" => vec!["agent_failed"],
+            "event_emitted" => {
+                if let Some(name) = after.get("name").and_then(Value::as_str) {
+                    let data = after.get("data").cloned().unwrap_or(Value::Null);
+                    out.push((name.to_owned(), data));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let mut data = json!({ "event_id": e.id, "actor": e.actor });
+        if let Some(id) = &e.task
+            && let Ok(t) = store.show_task(id.as_str())
+        {
+            data["task"] = json!(t.task.id);
+            data["title"] = json!(t.task.title);
+            data["status"] = json!(t.task.status);
+            data["priority"] = json!(t.task.priority);
+            data["agent"] = json!(
+                t.task
+                    .assignee
+                    .or_else(|| t.runs.first().map(|r| r.agent.clone()))
+            );
+            data["branch"] = json!(t.branch);
+            data["plan"] = json!(t.task.plan);
+            data["type"] = json!(t.task.task_type);
+            data["skills"] = json!(t.task.skills);
+        }
+        if let Value::Object(extra) = &after {
+            for (k, v) in extra {
+                data.as_object_mut()
+                    .expect("an object")
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+        }
+        for n in names {
+            out.push((n.to_owned(), data.clone()));
+        }
+    }
+    out
+}
+
+/// A steward run to launch as a process.
+pub(crate) struct StewardLaunch {
+    pub config: Arc<Config>,
+    pub run: StewardRunInfo,
+    pub token: String,
+    pub spec: AgentSpec,
+    pub target: String,
+    /// Focus-specific context for the prompt (a docs report, a stuck task's history).
+    pub context: String,
+    pub stop: CancellationToken,
+    pub tx: mpsc::UnboundedSender<Internal>,
+}
+
+fn steward_branch(spec: &AgentSpec) -> String {
+    match spec.focus {
+        Some(Focus::Docs) => format!("{}/docs/auto-updates", spec.name),
+        Some(f) => format!("{}/{f}", spec.name),
+        None => format!("{}/steward", spec.name),
+    }
+}
+
+/// Starts a steward's agent in the steward's own worktree and supervises it like a worker.
+pub(crate) async fn launch(l: StewardLaunch) {
+    let run_id = l.run.id;
+    let tx = l.tx.clone();
+    match start(&l).await {
+        Ok((spawned, log)) => {
+            let _ = tx.send(Internal::Spawned {
+                run_id,
+                pid: spawned.pid,
+                start_time: spawned.start_time,
+                log_path: log.clone(),
+            });
+            let limit = l
+                .spec
+                .max_runtime_secs
+                .map_or(l.config.worker_timeout, Duration::from_secs);
+            crate::workers::supervise(
+                spawned,
+                run_id,
+                limit,
+                l.config.stop_grace,
+                l.stop,
+                l.spec.adapter,
+                log,
+                tx,
+            )
+            .await;
+        }
+        Err(error) => {
+            let _ = tx.send(Internal::SpawnFailed { run_id, error });
+        }
+    }
+}
+
+async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBuf), String> {
+    let config = &l.config;
+    let branch = steward_branch(&l.spec);
+    let name = format!("steward-{}", l.spec.name);
+    let path = config.paths.worktrees().join(&name);
+    let (root, p, b, t, n) = (
+        config.paths.root.clone(),
+        path.clone(),
+        branch.clone(),
+        l.target.clone(),
+        name.clone(),
+    );
+    let wt = tokio::task::spawn_blocking(move || sf_git::ensure_worktree(&root, &n, &p, &b, &t))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| crate::workers::error_chain(&e))?;
+    let mut prompt = crate::prompt::role_prompt(config, Role::Steward);
+    prompt.push_str(&format!(
+        "\n\n## You\n\nYou are the steward `{}`{}.\n",
+        l.spec.name,
+        l.spec
+            .focus
+            .map_or_else(String::new, |f| format!(" (focus: {f})"))
+    ));
+    if let Some(p) = &l.spec.persona {
+        prompt.push_str(p);
+        prompt.push('\n');
+    }
+    prompt.push_str(&format!(
+        "\n## Why you were started\n\nTrigger: {}\nData:\n```json\n{}\n```\n",
+        l.run.trigger,
+        serde_json::to_string_pretty(&l.run.data).unwrap_or_default()
+    ));
+    if !l.context.is_empty() {
+        prompt.push('\n');
+        prompt.push_str(&l.context);
+        prompt.push('\n');
+    }
+    prompt.push_str(&format!(
+        "\n## Where you are\n\nBranch `{branch}` (from `{}`), in a worktree of your own. To land changes, commit them \
+         and run `sfctl merge --branch {branch} --no-wait`: the merge queue tests and merges them. When you are done, exit.\n",
+        l.target
+    ));
+    let logs = config.paths.logs();
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let log = logs.join(format!("steward-{}-{}.log", l.spec.name, l.run.id));
+    let prompt_file = logs.join(format!("steward-{}-{}.prompt.md", l.spec.name, l.run.id));
+    std::fs::write(&prompt_file, &prompt).map_err(|e| e.to_string())?;
+    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
+        adapter: l.spec.adapter,
+        executable: l.spec.command.as_deref(),
+        model: l.spec.model.as_deref(),
+        effort: l.spec.effort,
+        prompt: &prompt,
+        prompt_file: &prompt_file,
+        resume_session: None,
+    })
+    .map_err(|e| crate::workers::error_chain(&e))?;
+    let who = RunIdentity {
+        agent: &l.spec.name,
+        task: None,
+        token: &l.token,
+        branch: &branch,
+        target: &l.target,
+    };
+    let mut env = crate::workers::run_env(config, &who, &wt.path, &prompt_file);
+    env.extend(launch.env);
+    env.push(("SF_STEWARD_TRIGGER".into(), l.run.trigger.clone()));
+    env.push(("SF_STEWARD_DATA".into(), l.run.data.to_string()));
+    let spec = sf_worker::process::SpawnSpec {
+        program: launch.program,
+        args: launch.args,
+        env,
+        cwd: wt.path.clone(),
+        log_path: log.clone(),
+        stdin: launch.stdin,
+    };
+    let spawned = sf_worker::process::spawn(&spec).map_err(|e| crate::workers::error_chain(&e))?;
+    tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = spawned.pid, "steward spawned");
+    Ok((spawned, log))
+}
+
+/// `sfctl docs check --json` on the steward's view of the repository, for its prompt.
+pub(crate) async fn docs_report(config: &Config) -> String {
+    let Some(sfctl) = crate::workers::sfctl_path(config) else {
+        return "(the docs report is unavailable: sfctl was not found)".into();
+    };
+    let out = tokio::process::Command::new(sfctl)
+        .args(["--json", "docs", "check"])
+        .current_dir(&config.paths.root)
+        .env_remove("SF_RUN")
+        .output()
+        .await;
+    match out {
+        Ok(o) => format!(
+            "## The docs report (`sfctl docs check`)\n\n```json\n{}\n```\n\nFix what you can on your branch. \
+             What needs a human decision: send it to the director (or create a task with `sfctl task create`).",
+            String::from_utf8_lossy(&o.stdout).trim()
+        ),
+        Err(e) => format!("(the docs report failed: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn entry(expr: &str, next: &str) -> CronEntry {
+        CronEntry {
+            steward: "s".into(),
+            expr: expr.into(),
+            schedule: CronSchedule::parse(expr).unwrap(),
+            next: at(next),
+        }
+    }
+
+    #[test]
+    fn a_missed_schedule_fires_once_then_moves_to_the_next_slot() {
+        // down from 01:00 to 05:30 with an hourly schedule: one fire at 05:30, next at 06:00
+        let mut t = Triggers {
+            crons: vec![entry("0 * * * *", "2026-03-01T02:00:00Z")],
+            events: vec![],
+        };
+        assert!(t.take_due(at("2026-03-01T01:59:59Z")).is_empty());
+        let due = t.take_due(at("2026-03-01T05:30:00Z"));
+        assert_eq!(due, vec![("s".to_owned(), "0 * * * *".to_owned())]);
+        assert_eq!(t.next_cron(), Some(at("2026-03-01T06:00:00Z")));
+        assert!(t.take_due(at("2026-03-01T05:59:00Z")).is_empty());
+    }
+
+    #[test]
+    fn event_triggers_match_by_name_and_condition_once_per_steward() {
+        let ev = |steward: &str, spec: &str| {
+            let (event, condition) = sf_core::condition::parse_trigger(spec).unwrap();
+            EventEntry {
+                steward: steward.into(),
+                spec: spec.into(),
+                event,
+                condition,
+            }
+        };
+        let t = Triggers {
+            crons: vec![],
+            events: vec![
+                ev("a", "task_completed:{{priority}} == 1"),
+                ev("a", "task_completed"),
+                ev("b", "task_completed:{{type}} != chore"),
+            ],
+        };
+        let data = serde_json::json!({"priority": 1, "type": "chore"});
+        let m = t.matching("task_completed", &data);
+        assert_eq!(m.len(), 1, "a fires once, b's condition is false: {m:?}");
+        assert!(t.matching("task_merged", &data).is_empty());
+    }
+}

@@ -1,0 +1,164 @@
+//! `sfctl steward run|history` and `sfctl event emit`.
+
+use std::collections::BTreeMap;
+
+use clap::{Args, Subcommand};
+use sf_proto::{Request, Response, StewardRunInfo};
+
+use crate::context::{Context, expect_response};
+use crate::error::{CliError, CliResult};
+use crate::output::{or_dash, truncate};
+use crate::time;
+
+/// Fire stewards by hand and see what they did
+#[derive(Debug, Subcommand)]
+pub enum StewardCommand {
+    /// Fire a steward now, through the same path as its triggers
+    #[command(after_help = "\
+Examples:
+  sfctl steward run docs-keeper
+  sfctl steward run fixer --data task=k3f9xq --data reason=flaky
+
+A steward whose previous run is still going is not started again: the fire is recorded as
+skipped.")]
+    Run {
+        /// The steward
+        name: String,
+        /// Data for the run, as an event would carry it (repeatable)
+        #[arg(long = "data", value_name = "KEY=VALUE", value_parser = key_value)]
+        data: Vec<(String, String)>,
+    },
+    /// Every steward run (trigger, start, end, outcome, log), newest first
+    History {
+        /// Only this steward
+        name: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// Publish events on the daemon's bus
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Publish a custom event; stewards with a matching `--on` trigger fire
+    #[command(after_help = "\
+Example:
+  sfctl event emit deploy_finished --data env=prod --data version=1.4.2")]
+    Emit(EmitArgs),
+}
+
+/// `sfctl event emit`.
+#[derive(Debug, Args)]
+pub struct EmitArgs {
+    /// Event name: lowercase letters, digits and `_`
+    pub name: String,
+    /// Event data (repeatable)
+    #[arg(long = "data", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub data: Vec<(String, String)>,
+}
+
+/// Parses `key=value`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+fn render(ctx: &mut Context, runs: &[StewardRunInfo]) -> CliResult {
+    let now = chrono::Utc::now();
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                ctx.ui.cell(r.id, None),
+                ctx.ui.cell(&r.steward, None),
+                ctx.ui.cell(truncate(&r.trigger, 32), None),
+                ctx.ui.cell(time::relative(r.started_at, now), None),
+                ctx.ui.cell(
+                    r.ended_at
+                        .map_or_else(|| "running".to_owned(), |e| time::relative(e, now)),
+                    None,
+                ),
+                ctx.ui.cell(or_dash(r.outcome.as_deref()), None),
+                ctx.ui
+                    .cell(truncate(r.result.as_deref().unwrap_or("-"), 50), None),
+                ctx.ui.cell(or_dash(r.log_path.as_deref()), None),
+            ]
+        })
+        .collect();
+    ctx.ui.table(
+        &[
+            "RUN", "STEWARD", "TRIGGER", "STARTED", "ENDED", "OUTCOME", "RESULT", "LOG",
+        ],
+        rows,
+    )
+}
+
+pub fn run(ctx: &mut Context, cmd: StewardCommand) -> CliResult {
+    match cmd {
+        StewardCommand::Run { name, data } => {
+            let data: BTreeMap<String, String> = data.into_iter().collect();
+            let resp = ctx.request(&Request::RunSteward { name, data })?;
+            let r = expect_response!(resp, Response::StewardRun(r) => r);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&r);
+            }
+            match r.outcome.as_deref() {
+                Some("skipped") => ctx.ui.line(format!(
+                    "steward {}: skipped (its previous run is still going), run {}",
+                    r.steward, r.id
+                )),
+                _ => ctx
+                    .ui
+                    .line(format!("fired steward {} (run {})", r.steward, r.id)),
+            }
+        }
+        StewardCommand::History { name, limit } => {
+            let resp = ctx.request(&Request::StewardHistory {
+                name,
+                limit: Some(limit),
+            })?;
+            let runs = expect_response!(resp, Response::StewardRuns(r) => r);
+            if ctx.ui.json {
+                return ctx.ui.json_value(&runs);
+            }
+            if runs.is_empty() {
+                ctx.ui.status("no steward has run yet");
+                return Ok(());
+            }
+            render(ctx, &runs)
+        }
+    }
+}
+
+pub fn event(ctx: &mut Context, cmd: EventCommand) -> CliResult {
+    let EventCommand::Emit(EmitArgs { name, data }) = cmd;
+    if name.trim().is_empty() {
+        return Err(CliError::user("the event name must not be empty"));
+    }
+    let data: BTreeMap<String, String> = data.into_iter().collect();
+    let resp = ctx.request(&Request::EmitEvent {
+        name: name.clone(),
+        data,
+    })?;
+    let message = expect_response!(resp, Response::Ok { message } => message);
+    if ctx.ui.json {
+        return ctx.ui.json_message(&message);
+    }
+    ctx.ui.line(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_key_equals_value() {
+        assert_eq!(key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(key_value("k=").unwrap(), ("k".into(), String::new()));
+        assert!(key_value("novalue").is_err());
+        assert!(key_value("=v").is_err());
+    }
+}

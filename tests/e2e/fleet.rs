@@ -1,0 +1,144 @@
+//! Helpers shared by the tests that run workers (the scripted fake agent) and the merge
+//! queue: a workspace configured for them, fake-agent scripts, workers, a merge steward,
+//! and `git` in the repository.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sf_proto::{MergeRequestInfo, MergeState, TaskDetail, TaskStatus};
+
+use crate::harness::{SFCTL, TestDaemon};
+
+pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-agent");
+
+/// A stopped workspace whose config lets workers find `sfctl` and stops them quickly, with
+/// `extra` config lines; the daemon is started.
+pub fn fleet(extra: &str) -> TestDaemon {
+    fleet_with(extra, "")
+}
+
+/// Like [`fleet`], with `merge` lines added to the `[merge]` table (e.g. `test_command`).
+pub fn fleet_with(extra: &str, merge: &str) -> TestDaemon {
+    let mut td = TestDaemon::stopped();
+    configure(&td, extra, merge);
+    td.spawn();
+    td
+}
+
+/// Writes the fleet settings into a stopped workspace's config: `extra` top-level lines,
+/// `merge` lines in the `[merge]` table.
+pub fn configure(td: &TestDaemon, extra: &str, merge: &str) {
+    let cfg = td.repo.join(".sf/config.toml");
+    let old = fs::read_to_string(&cfg).expect("read config");
+    assert!(
+        old.contains("\n[merge]\n"),
+        "the default config has no [merge] table:\n{old}"
+    );
+    let old = old.replacen("\n[merge]\n", &format!("\n[merge]\n{merge}\n"), 1);
+    fs::write(
+        &cfg,
+        format!(
+            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{extra}\n{old}"
+        ),
+    )
+    .expect("write config");
+}
+
+/// Writes a fake-agent script into the tempdir and returns its path.
+pub fn script(td: &TestDaemon, name: &str, text: &str) -> PathBuf {
+    let path = td.root.join(format!("{name}.script"));
+    fs::write(&path, text).expect("write script");
+    path
+}
+
+/// Registers an ephemeral worker running the fake agent with `script`.
+pub fn worker(td: &TestDaemon, name: &str, script: &Path, args: &[&str]) {
+    let command = format!("{FAKE} {}", script.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            name,
+            "--role",
+            "worker",
+            "--command",
+            &command,
+        ])
+        .args(args)
+        .success();
+}
+
+/// Registers the merge steward `merger`, which makes the merge queue run.
+pub fn steward(td: &TestDaemon) {
+    td.sfctl()
+        .args([
+            "agent", "register", "merger", "--role", "steward", "--focus", "merge",
+        ])
+        .success();
+}
+
+/// Waits until task `id` has status `want`.
+pub fn wait_status(td: &TestDaemon, id: &str, want: TaskStatus) -> TaskDetail {
+    td.wait_for(&format!("task {id} to be {want}"), || {
+        let t = td.show_task(id);
+        if t.task.status == want {
+            Ok(t)
+        } else {
+            Err((t.task.status, t.notes))
+        }
+    })
+}
+
+/// `sfctl mr list --json`.
+pub fn mrs(td: &TestDaemon) -> Vec<MergeRequestInfo> {
+    td.sfctl().args(["mr", "list"]).json()
+}
+
+/// The merge request of task `task`.
+pub fn mr_of(td: &TestDaemon, task: &str) -> Option<MergeRequestInfo> {
+    mrs(td)
+        .into_iter()
+        .find(|m| m.task.as_ref().is_some_and(|t| t.as_str() == task))
+}
+
+/// Waits until the merge request of task `task` is in state `want`.
+pub fn wait_mr(td: &TestDaemon, task: &str, want: MergeState) -> MergeRequestInfo {
+    td.wait_for(
+        &format!("the merge request of {task} to be {want}"),
+        || match mr_of(td, task) {
+            Some(m) if m.state == want => Ok(m),
+            other => Err(Box::new(other)),
+        },
+    )
+}
+
+/// Runs `git ARGS` in `repo` (no global or system config) and returns its trimmed stdout;
+/// panics if it fails.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = git_output(repo, args);
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `git ARGS` in `repo` and returns whether it succeeded.
+pub fn git_ok(repo: &Path, args: &[&str]) -> bool {
+    git_output(repo, args).status.success()
+}
+
+fn git_output(repo: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Someone Else")
+        .env("GIT_AUTHOR_EMAIL", "else@sf.invalid")
+        .env("GIT_COMMITTER_NAME", "Someone Else")
+        .env("GIT_COMMITTER_EMAIL", "else@sf.invalid")
+        .output()
+        .expect("run git")
+}

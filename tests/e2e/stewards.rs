@@ -1,0 +1,196 @@
+//! Stewards: event triggers with conditions, manual fires (the path cron fires take too),
+//! overlap skipped, history kept across restarts, cron next-fire times shown.
+
+use std::fs;
+
+use sf_proto::{AgentDetail, StewardRunInfo};
+
+use crate::fleet::{FAKE, fleet, script};
+use crate::harness::TestDaemon;
+
+fn steward(td: &TestDaemon, name: &str, script: &std::path::Path, args: &[&str]) {
+    let command = format!("{FAKE} {}", script.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            name,
+            "--role",
+            "steward",
+            "--focus",
+            "recovery",
+            "--command",
+            &command,
+        ])
+        .args(args)
+        .success();
+}
+
+fn history(td: &TestDaemon, name: &str) -> Vec<StewardRunInfo> {
+    td.sfctl().args(["steward", "history", name]).json()
+}
+
+fn finished(td: &TestDaemon, name: &str, n: usize) -> Vec<StewardRunInfo> {
+    td.wait_for(&format!("{n} finished runs of {name}"), || {
+        let h = history(td, name);
+        if h.len() == n && h.iter().all(|r| r.ended_at.is_some()) {
+            Ok(h)
+        } else {
+            Err(h)
+        }
+    })
+}
+
+#[test]
+fn an_event_trigger_fires_once_per_matching_event_and_never_otherwise() {
+    let td = fleet("");
+    let fired = td.root.join("fired.txt");
+    let s = script(&td, "s", &format!("append {} fired\\n\n", fired.display()));
+    steward(
+        &td,
+        "watcher",
+        &s,
+        &["--on", "deploy_finished:{{env}} == prod && !{{dry_run}}"],
+    );
+    td.sfctl()
+        .args(["event", "emit", "deploy_finished", "--data", "env=dev"])
+        .success();
+    td.sfctl()
+        .args([
+            "event",
+            "emit",
+            "deploy_finished",
+            "--data",
+            "env=prod",
+            "--data",
+            "dry_run=true",
+        ])
+        .success();
+    td.sfctl()
+        .args(["event", "emit", "other_event", "--data", "env=prod"])
+        .success();
+    td.sfctl()
+        .args(["event", "emit", "deploy_finished", "--data", "env=prod"])
+        .success();
+    let runs = finished(&td, "watcher", 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("ok"), "{runs:?}");
+    assert!(runs[0].trigger.contains("deploy_finished"), "{runs:?}");
+    assert_eq!(runs[0].data["env"], "prod");
+    // settle: nothing else fires
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(history(&td, "watcher").len(), 1);
+    assert_eq!(
+        fs::read_to_string(&fired).expect("fired").lines().count(),
+        1
+    );
+}
+
+#[test]
+fn a_task_event_carries_the_task_data() {
+    let td = fleet("");
+    let seen = td.root.join("data.json");
+    let s = script(
+        &td,
+        "s",
+        &format!("save-env SF_STEWARD_DATA {}\n", seen.display()),
+    );
+    steward(
+        &td,
+        "urgent-watch",
+        &s,
+        &["--on", "task_created:{{priority}} == 1"],
+    );
+    td.create_task("not urgent", &["-p", "3"]);
+    let t = td.create_task("urgent", &["-p", "1"]);
+    let runs = finished(&td, "urgent-watch", 1);
+    assert_eq!(runs[0].data["task"], t.task.id.as_str());
+    let data: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&seen).expect("data")).expect("json");
+    assert_eq!(data["title"], "urgent");
+}
+
+#[test]
+fn a_running_steward_is_not_started_again_and_history_survives_a_restart() {
+    let mut td = fleet("");
+    let gate = td.root.join("gate");
+    let s = script(&td, "s", &format!("wait-file {}\n", gate.display()));
+    steward(&td, "slow", &s, &[]);
+    let first: StewardRunInfo = td
+        .sfctl()
+        .args(["steward", "run", "slow", "--data", "n=1"])
+        .json();
+    assert!(first.ended_at.is_none());
+    let second: StewardRunInfo = td.sfctl().args(["steward", "run", "slow"]).json();
+    assert_eq!(second.outcome.as_deref(), Some("skipped"), "{second:?}");
+    fs::write(&gate, "").expect("open the gate");
+    let runs = finished(&td, "slow", 2);
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.outcome.as_deref() == Some("ok"))
+            .count(),
+        1,
+        "{runs:?}"
+    );
+    assert!(runs.iter().all(|r| r.trigger == "manual"));
+    td.restart();
+    let after = history(&td, "slow");
+    assert_eq!(after, runs, "history is in the store");
+}
+
+#[test]
+fn disabled_stewards_fire_nothing_and_cron_next_fires_are_shown() {
+    let td = fleet("");
+    let s = script(&td, "s", "exit 0\n");
+    steward(
+        &td,
+        "nightly",
+        &s,
+        &["--trigger", "0 2 * * *", "--trigger", "*/15 * * * *"],
+    );
+    let shown: AgentDetail = td.sfctl().args(["agent", "show", "nightly"]).json();
+    assert_eq!(shown.next_fires.len(), 2);
+    let now = chrono::Utc::now();
+    for next in shown.next_fires.iter().flatten() {
+        assert!(
+            *next > now && *next <= now + chrono::Duration::days(1),
+            "{next}"
+        );
+    }
+    let text = td.sfctl().args(["agent", "show", "nightly"]).success();
+    assert!(text.contains("0 2 * * *"), "{text}");
+    td.sfctl().args(["agent", "disable", "nightly"]).success();
+    let err = td.sfctl().args(["steward", "run", "nightly"]).fails(1);
+    assert!(err.contains("disabled"), "{err}");
+    assert!(history(&td, "nightly").is_empty());
+}
+
+#[test]
+fn malformed_event_conditions_are_refused_at_registration() {
+    let td = fleet("");
+    let s = script(&td, "s", "exit 0\n");
+    let command = format!("{FAKE} {}", s.display());
+    for bad in [
+        "task_completed:{{status} == closed",
+        "task_completed:{{status}} = closed",
+        "Bad-Event",
+        "task_completed:{{a}} &&",
+    ] {
+        let err = td
+            .sfctl()
+            .args([
+                "agent",
+                "register",
+                "s",
+                "--role",
+                "steward",
+                "--focus",
+                "recovery",
+                "--command",
+                &command,
+                "--on",
+                bad,
+            ])
+            .fails(1);
+        assert!(err.contains("invalid event trigger"), "{bad}: {err}");
+    }
+}
