@@ -221,6 +221,7 @@ pub fn plan_status_color(status: PlanStatus) -> Option<Color> {
         PlanStatus::Draft => Some(Color::Yellow),
         PlanStatus::Active => Some(Color::Green),
         PlanStatus::Completed | PlanStatus::Cancelled => Some(Color::DarkGrey),
+        PlanStatus::Failed => Some(Color::Red),
     }
 }
 

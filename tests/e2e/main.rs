@@ -16,6 +16,7 @@ mod events;
 mod init;
 mod merge;
 mod plans;
+mod playbooks;
 mod protocol;
 mod stewards;
 mod tasks;

@@ -13,6 +13,8 @@ pub(crate) struct Start {
     pub claim: Claim,
     pub agent: AgentSpec,
     pub task: TaskDetail,
+    /// For a playbook shell step: what the daemon runs.
+    pub shell: Option<sf_store::ShellStep>,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -49,18 +51,27 @@ pub(crate) fn dispatch(
             })
         })
         .collect();
-    if slots.is_empty() {
-        return Ok(Vec::new());
-    }
-    let free: usize = slots.iter().map(|s| s.free as usize).sum();
+    let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
     let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
-    let tasks: Vec<(usize, &[String])> = ready
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (i, r.task.skills.as_slice()))
-        .collect();
-    let pairs = pair(&tasks, &mut slots, capacity);
     let mut out = Vec::new();
+    // playbook shell steps are run by the daemon itself, not by a worker
+    let mut tasks: Vec<(usize, &[String])> = Vec::new();
+    for (i, r) in ready.iter().enumerate() {
+        let (key, _) = store.resolve_task(r.task.id.as_str())?;
+        if store.shell_step(key)?.is_some() {
+            if out.len() < capacity {
+                match claim_one(store, SHELL_AGENT, r.task.id.as_str()) {
+                    Ok(s) => out.push(s),
+                    Err(e) => {
+                        tracing::warn!(task = %r.task.id, error = %e, "claim of a shell step failed");
+                    }
+                }
+            }
+        } else {
+            tasks.push((i, r.task.skills.as_slice()));
+        }
+    }
+    let pairs = pair(&tasks, &mut slots, capacity.saturating_sub(out.len()));
     for (i, agent) in pairs {
         let id = ready[i].task.id.to_string();
         match claim_one(store, &agent, &id) {
@@ -71,15 +82,28 @@ pub(crate) fn dispatch(
     Ok(out)
 }
 
+/// The assignee of shell steps: the daemon itself.
+pub(crate) const SHELL_AGENT: &str = "sf-shell";
+
 fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreError> {
     let (key, _) = store.resolve_task(task)?;
+    let shell = store.shell_step(key)?;
     let claim = store.claim("daemon", agent, key)?;
-    let spec = store.show_agent(agent)?.agent.spec;
+    let spec = if agent == SHELL_AGENT {
+        AgentSpec {
+            name: SHELL_AGENT.to_owned(),
+            max_runtime_secs: shell.as_ref().map(|s| s.timeout_secs),
+            ..AgentSpec::default()
+        }
+    } else {
+        store.show_agent(agent)?.agent.spec
+    };
     let task = store.show_task(claim.task_id.as_str())?;
     Ok(Start {
         claim,
         agent: spec,
         task,
+        shell,
     })
 }
 

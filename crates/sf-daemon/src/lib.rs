@@ -8,6 +8,7 @@ mod dispatch;
 mod lock;
 mod merge;
 mod owner;
+mod playbooks;
 mod prompt;
 mod requests;
 mod server;

@@ -94,6 +94,8 @@ struct Worker {
     completing: bool,
     /// A steward run (no task).
     steward: bool,
+    /// A playbook shell step run by the daemon.
+    shell: bool,
 }
 
 pub(crate) struct Owner {
@@ -267,6 +269,36 @@ impl Owner {
             Request::HandoffTask { token, note } => self.handoff(token, note).await,
             Request::StartAgent { name, task } => self.start_agent(name, task).await,
             Request::StopAgent { name } => self.stop_agent(&actor, name).await,
+            Request::ListPlaybooks => {
+                let config = self.config.clone();
+                match tokio::task::spawn_blocking(move || crate::playbooks::load_all(&config)).await
+                {
+                    Ok(Ok(all)) => {
+                        Response::Playbooks(all.values().map(crate::playbooks::info).collect())
+                    }
+                    Ok(Err(e)) => Response::Error(e),
+                    Err(e) => internal(e),
+                }
+            }
+            Request::ShowPlaybook { name } => {
+                let config = self.config.clone();
+                match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name))
+                    .await
+                {
+                    Ok(Ok(pb)) => Response::Playbook(crate::playbooks::info(&pb)),
+                    Ok(Err(e)) => Response::Error(e),
+                    Err(e) => internal(e),
+                }
+            }
+            Request::ValidatePlaybook { source, text } => {
+                match sf_core::playbook::Playbook::parse(&text, &source) {
+                    Ok(pb) => Response::Playbook(crate::playbooks::info(&pb)),
+                    Err(e) => {
+                        Response::Error(ProtoError::new(ErrorKind::InvalidInput, e.to_string()))
+                    }
+                }
+            }
+            Request::RunPlaybook { name, vars } => self.run_playbook(&actor, &name, &vars).await,
             Request::RunSteward { name, data } => {
                 let data = serde_json::to_value(&data).unwrap_or_default();
                 self.fire_steward(&actor, &name, "manual".into(), data)
@@ -344,6 +376,7 @@ impl Owner {
                 stop: stop.clone(),
                 completing: false,
                 steward: false,
+                shell: s.shell.is_some(),
             },
         );
         tokio::spawn(crate::workers::launch(Launch {
@@ -354,6 +387,7 @@ impl Owner {
             target,
             stop,
             tx: self.internal_tx.clone(),
+            shell: s.shell,
         }));
     }
 
@@ -432,6 +466,7 @@ impl Owner {
                         stop: stop.clone(),
                         completing: false,
                         steward: run.task.is_none(),
+                        shell: false,
                     },
                 );
                 tokio::spawn(watch_adopted(
@@ -513,6 +548,30 @@ impl Owner {
                 let Some(w) = self.workers.remove(&run_id) else {
                     return false;
                 };
+                if w.shell {
+                    let code = exit.and_then(|e| e.code);
+                    let success = why == ExitWhy::Exited && code == Some(0);
+                    let summary = match why {
+                        ExitWhy::TimedOut => "timed out".to_owned(),
+                        _ => exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
+                    };
+                    let tail = w
+                        .log
+                        .as_deref()
+                        .map(|l| {
+                            sf_worker::process::tail_lines(std::path::Path::new(l), 40).join("\n")
+                        })
+                        .unwrap_or_default();
+                    if let Err(e) = self
+                        .store_call(move |s| {
+                            s.shell_step_finished(run_id, success, &summary, &tail)
+                        })
+                        .await
+                    {
+                        tracing::error!(run_id, error = %e, "failed to record a shell step");
+                    }
+                    return true;
+                }
                 if w.steward {
                     let code = exit.and_then(|e| e.code);
                     let (outcome, result) = match (why, code) {
@@ -717,13 +776,30 @@ impl Owner {
                 return;
             }
             Some(sf_proto::Focus::Custom) => {
-                self.end_steward(
-                    id,
-                    "failed",
-                    "playbooks are not supported by this sfd yet",
-                    None,
-                )
-                .await;
+                let name = spec.playbook.clone().unwrap_or_default();
+                let config = self.config.clone();
+                let found =
+                    tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name))
+                        .await;
+                let (outcome, result) = match found {
+                    Ok(Ok(pb)) => {
+                        let vars = crate::playbooks::vars_from_data(&pb, &info.data);
+                        match self
+                            .run_playbook(&format!("agent:{}", spec.name), pb.name(), &vars)
+                            .await
+                        {
+                            Response::Plan(p) => (
+                                "ok",
+                                format!("created workflow {} ({} tasks)", p.plan.id, p.tasks.len()),
+                            ),
+                            Response::Error(e) => ("failed", e.message),
+                            _ => ("failed", "unexpected response".to_owned()),
+                        }
+                    }
+                    Ok(Err(e)) => ("failed", e.message),
+                    Err(e) => ("failed", e.to_string()),
+                };
+                self.end_steward(id, outcome, &result, None).await;
                 return;
             }
             _ => {}
@@ -751,6 +827,7 @@ impl Owner {
                 stop: stop.clone(),
                 completing: false,
                 steward: true,
+                shell: false,
             },
         );
         tokio::spawn(crate::steward::launch(crate::steward::StewardLaunch {
@@ -763,6 +840,42 @@ impl Owner {
             stop,
             tx: self.internal_tx.clone(),
         }));
+    }
+
+    /// Instantiates a playbook into a workflow (an active plan) in one transaction.
+    async fn run_playbook(
+        &mut self,
+        actor: &str,
+        name: &str,
+        vars: &std::collections::BTreeMap<String, String>,
+    ) -> Response {
+        let config = self.config.clone();
+        let n = name.to_owned();
+        let pb =
+            match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &n)).await {
+                Ok(Ok(pb)) => pb,
+                Ok(Err(e)) => return Response::Error(e),
+                Err(e) => return internal(e),
+            };
+        let instance = match pb.instantiate(vars) {
+            Ok(i) => i,
+            Err(e) => {
+                return Response::Error(
+                    ProtoError::new(ErrorKind::InvalidInput, e.to_string()).with_hint(format!(
+                        "see its variables with `sfctl playbook show {name}`"
+                    )),
+                );
+            }
+        };
+        let actor = actor.to_owned();
+        match self
+            .store_call(move |s| s.create_workflow(&actor, &instance))
+            .await
+        {
+            Ok((Ok(p), _)) => Response::Plan(p),
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
     }
 
     /// A recovery steward's context: the stuck task's full history.

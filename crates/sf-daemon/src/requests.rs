@@ -101,7 +101,11 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         | Request::StartAgent { .. }
         | Request::StopAgent { .. }
         | Request::Merge { .. }
-        | Request::RunSteward { .. } => {
+        | Request::RunSteward { .. }
+        | Request::ListPlaybooks
+        | Request::ShowPlaybook { .. }
+        | Request::ValidatePlaybook { .. }
+        | Request::RunPlaybook { .. } => {
             return Err(StoreError::Refused {
                 kind: ErrorKind::Internal,
                 message: "request routed to the store by mistake".into(),

@@ -77,6 +77,8 @@ pub(crate) struct Launch {
     pub target: String,
     pub stop: CancellationToken,
     pub tx: mpsc::UnboundedSender<Internal>,
+    /// A playbook shell step: run this instead of an agent.
+    pub shell: Option<sf_store::ShellStep>,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -143,6 +145,29 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
         && let Some(setup) = &config.worktree_setup
     {
         run_setup(setup, &wt.path, config.worktree_setup_timeout, &log).await?;
+    }
+    if let Some(shell) = &l.shell {
+        let task = l.claim.task_id.to_string();
+        let who = RunIdentity {
+            agent: &l.claim.agent,
+            task: Some(&task),
+            token: &l.claim.token,
+            branch: &l.claim.branch,
+            target: &l.target,
+        };
+        let mut env = run_env(config, &who, &wt.path, &log);
+        env.extend(shell.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let spec = SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), shell.command.clone()],
+            env,
+            cwd: wt.path.clone(),
+            log_path: log.clone(),
+            stdin: None,
+        };
+        let spawned = sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))?;
+        tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, pid = spawned.pid, "shell step spawned");
+        return Ok((spawned, log));
     }
     let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
     let prompt_file = config

@@ -179,6 +179,7 @@ wire_enum!(
         /** Its tasks can be dispatched. */ Active = "active",
         /** Every task closed. */ Completed = "completed",
         /** Given up. */ Cancelled = "cancelled",
+        /** A workflow whose shell step failed or whose step was deleted. */ Failed = "failed",
     }
 );
 
@@ -480,6 +481,55 @@ pub struct StewardRunInfo {
     pub log_path: Option<String>,
 }
 
+/// A playbook variable, for `sfctl playbook show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookVar {
+    /// Name (`--var NAME=VALUE`).
+    pub name: String,
+    /// `string`, `number`, `boolean`, or `enum: a|b|c`.
+    pub kind: String,
+    /// Whether it must be given.
+    pub required: bool,
+    /// Its default.
+    pub default: Option<String>,
+    /// What it is for.
+    pub description: String,
+}
+
+/// A playbook step, for `sfctl playbook show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookStep {
+    /// Step id.
+    pub id: String,
+    /// Title template.
+    pub title: String,
+    /// `task` or `shell`.
+    pub kind: String,
+    /// Steps it waits on.
+    pub depends_on: Vec<String>,
+    /// When it is kept.
+    pub condition: Option<String>,
+    /// 1-5.
+    pub priority: u8,
+}
+
+/// A playbook, for `sfctl playbook list|show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookInfo {
+    /// Name.
+    pub name: String,
+    /// Title template.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `built-in` or the file it came from.
+    pub source: String,
+    /// Its variables.
+    pub vars: Vec<PlaybookVar>,
+    /// Its steps, in dependency order.
+    pub steps: Vec<PlaybookStep>,
+}
+
 /// A run's log file, for `sfctl logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRef {
@@ -728,6 +778,9 @@ pub struct TaskDetail {
     /// Failed runs so far.
     #[serde(default)]
     pub attempts: u32,
+    /// For a playbook's shell step: the command the daemon runs (instead of a worker).
+    #[serde(default)]
+    pub shell: Option<String>,
     /// Not dispatched again before this time (backoff after a failed run).
     #[serde(default)]
     pub retry_at: Option<Timestamp>,
@@ -1139,6 +1192,28 @@ pub enum Request {
         #[serde(default)]
         data: BTreeMap<String, String>,
     },
+    /// Built-in and workspace playbooks (the workspace's win on a name clash).
+    ListPlaybooks,
+    /// One playbook.
+    ShowPlaybook {
+        /// Its name.
+        name: String,
+    },
+    /// Check a playbook file's text without running it.
+    ValidatePlaybook {
+        /// Where the text came from, for messages.
+        source: String,
+        /// The TOML text.
+        text: String,
+    },
+    /// Instantiate a playbook into an active plan (a workflow) with one task per kept step.
+    RunPlaybook {
+        /// Its name.
+        name: String,
+        /// Variables (`--var key=value`).
+        #[serde(default)]
+        vars: BTreeMap<String, String>,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -1204,6 +1279,10 @@ pub enum Response {
     MergeRequest(MergeRequestInfo),
     /// One steward run.
     StewardRun(StewardRunInfo),
+    /// Playbooks.
+    Playbooks(Vec<PlaybookInfo>),
+    /// One playbook.
+    Playbook(PlaybookInfo),
     /// Steward runs.
     StewardRuns(Vec<StewardRunInfo>),
     /// One audit event, in a follow stream.

@@ -65,7 +65,7 @@ pub fn validate_spec(
         && spec.command.as_deref().is_none_or(|c| c.trim().is_empty())
         && spec.mode == Mode::Ephemeral
         && spec.role != Role::Director
-        && spec.focus != Some(Focus::Merge)
+        && !matches!(spec.focus, Some(Focus::Merge | Focus::Custom))
     {
         return Err(StoreError::invalid(format!("agent `{}` uses the `command` adapter but names no command", spec.name))
             .hint("pass --command PATH (any executable; it gets the prompt on stdin), or --adapter claude|codex|opencode"));

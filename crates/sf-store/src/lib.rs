@@ -12,6 +12,7 @@ mod runs;
 mod stewards;
 mod tasks;
 mod util;
+mod workflows;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use error::StoreError;
 pub use mrs::{MergeFailure, MergeJob};
 pub use runs::{AfterFailure, Claim, Failure, Lease, LiveRun, backoff_ms};
 pub use stewards::Fired;
+pub use tasks::ShellStep;
 pub use util::now_ms;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have been applied.

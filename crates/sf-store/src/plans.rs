@@ -83,6 +83,35 @@ pub(crate) fn settle_plan(
     Ok(Some((plan, next)))
 }
 
+/// Fails an active workflow with a reason (a shell step failed, a step was deleted).
+pub(crate) fn fail_plan(
+    conn: &Connection,
+    plan: Key,
+    reason: &str,
+    now: i64,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Option<(Key, PlanStatus)>, StoreError> {
+    let status = load_plan_status(conn, plan)?;
+    if !matches!(status, PlanStatus::Active | PlanStatus::Draft) {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "UPDATE plans SET status = 'failed', reason = ?1, updated_at = ?2 WHERE key = ?3",
+    )?
+    .execute(params![reason, now, plan])?;
+    let id: String = conn
+        .prepare_cached("SELECT id FROM plans WHERE key = ?1")?
+        .query_row([plan], |r| r.get(0))?;
+    events.push(
+        Audit::new("daemon", "plan_failed", format!("plan:{id}"))
+            .before(json!({"status": status}))
+            .after(json!({"status": "failed"}))
+            .reason(Some(reason))
+            .append(conn, now)?,
+    );
+    Ok(Some((plan, PlanStatus::Failed)))
+}
+
 impl Store {
     pub(crate) fn resolve_plan(&self, prefix: &str) -> Result<PlanRow, StoreError> {
         let p = normalize_prefix(prefix).map_err(|e| {

@@ -19,7 +19,7 @@ use crate::{Store, StoreError};
 pub(crate) const TASK_COLS: &str = "t.key, t.id, t.title, t.status, t.priority, t.task_type, \
      t.assignee, p.id, t.skills, t.scheduled_for, t.defer_until, t.created_at, t.updated_at, \
      t.plan, t.description, t.acceptance, t.close_reason, t.retry_at, t.attempts, t.branch, \
-     t.worktree";
+     t.worktree, t.shell";
 
 pub(crate) const TASK_FROM: &str = "tasks t LEFT JOIN plans p ON p.key = t.plan";
 
@@ -36,6 +36,19 @@ pub(crate) struct TaskRow {
     pub attempts: u32,
     pub branch: Option<String>,
     pub worktree: Option<String>,
+    /// A playbook shell step: command, timeout, environment.
+    pub shell: Option<ShellStep>,
+}
+
+/// A shell step the daemon runs itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShellStep {
+    /// The command (run with `sh -c`; trusted: it comes from a playbook file).
+    pub command: String,
+    /// Its timeout.
+    pub timeout_secs: u64,
+    /// `SF_VAR_*` variables.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
@@ -78,6 +91,9 @@ pub(crate) fn row_to_task(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         attempts: r.get(18)?,
         branch: r.get(19)?,
         worktree: r.get(20)?,
+        shell: r
+            .get::<_, Option<String>>(21)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -388,6 +404,7 @@ impl Store {
             branch: row.branch,
             worktree: row.worktree,
             attempts: row.attempts,
+            shell: row.shell.as_ref().map(|s| s.command.clone()),
             retry_at: crate::util::opt_ts(row.retry_at),
             events: self.task_events(key)?,
             task: row.summary,
@@ -576,7 +593,15 @@ impl Store {
             .append(&tx, now)?];
         let mut plan_change = None;
         if let Some(plan) = after.plan_key {
-            plan_change = crate::plans::settle_plan(&tx, plan, actor, now, &mut events)?;
+            let workflow: Option<String> = tx
+                .prepare_cached("SELECT playbook FROM plans WHERE key = ?1")?
+                .query_row([plan], |r| r.get(0))?;
+            plan_change = if to == TaskStatus::Tombstone && workflow.is_some() {
+                let reason = format!("step {id} was deleted");
+                crate::plans::fail_plan(&tx, plan, &reason, now, &mut events)?
+            } else {
+                crate::plans::settle_plan(&tx, plan, actor, now, &mut events)?
+            };
         }
         let waits = if is_done(to) || is_done(before.summary.status) == is_done(to) {
             None

@@ -741,6 +741,7 @@ mod tests {
             branch: None,
             worktree: None,
             attempts: 0,
+            shell: None,
             retry_at: None,
             events: Vec::new(),
         }

@@ -4,6 +4,8 @@ CREATE TABLE plans (
     title        TEXT NOT NULL,
     description  TEXT NOT NULL DEFAULT '',
     status       TEXT NOT NULL,
+    playbook     TEXT,
+    reason       TEXT,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
@@ -29,6 +31,7 @@ CREATE TABLE tasks (
     worktree      TEXT,
     fix_of        INTEGER REFERENCES tasks(key),
     fix_kind      TEXT,
+    shell         TEXT,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
