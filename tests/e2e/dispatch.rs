@@ -454,3 +454,61 @@ fn kill_9_of_the_daemon_with_workers_in_flight_then_restart() {
         }
     });
 }
+
+#[test]
+fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
+    let td = fleet("max_attempts = 1");
+    let id = td.create_task("limited", &[]).task.id.to_string();
+    let resets = chrono::Utc::now().timestamp() + 3600;
+    let s = script(
+        &td,
+        "claude",
+        &format!(
+            "stdout {{\"type\":\"rate_limit_event\",\"rate_limit_info\":{{\"status\":\"rejected\",\"resetsAt\":{resets},\"rateLimitType\":\"five_hour\",\"isUsingOverage\":false}}}}\nexit 1\n"
+        ),
+    );
+    let command = format!("{} {}", crate::fleet::FAKE, s.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "c1",
+            "--role",
+            "worker",
+            "--adapter",
+            "claude",
+            "--command",
+            &command,
+        ])
+        .success();
+    let t = td.wait_for("the run to end", || {
+        let t = td.show_task(&id);
+        if t.runs.first().is_some_and(|r| r.ended_at.is_some()) && t.task.status == TaskStatus::Open
+        {
+            Ok(t)
+        } else {
+            Err((t.task.status, t.runs))
+        }
+    });
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("usage_limited"),
+        "{:?}",
+        t.runs
+    );
+    assert_eq!(
+        t.attempts, 0,
+        "a usage limit is not a failed attempt (max_attempts = 1 would block it)"
+    );
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    let until = st.paused_adapters.get("claude").expect("claude is paused");
+    assert!(
+        (until.timestamp() - resets).abs() <= 1,
+        "paused until the reset the CLI named: {until}"
+    );
+    let text = td.sfctl().args(["daemon", "status"]).success();
+    assert!(text.contains("claude"), "{text}");
+    // paused: the task is not handed to the claude worker again
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(td.show_task(&id).runs.len(), 1);
+}
