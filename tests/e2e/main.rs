@@ -14,6 +14,7 @@ mod deps;
 mod dispatch;
 mod events;
 mod init;
+mod layering;
 mod merge;
 mod plans;
 mod playbooks;

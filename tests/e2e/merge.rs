@@ -833,3 +833,73 @@ fn a_request_waiting_on_the_checkout_is_rechecked_at_the_tick_not_in_a_busy_loop
     // a waiting request says so: it does not flicker to `testing` without running tests
     assert_eq!(after.state, MergeState::Waiting, "{after:?}");
 }
+
+/// Invariant 8: the owner never waits on slow work. While a merge's test command is still
+/// running (it waits on a file), the daemon keeps serving requests and dispatching.
+#[test]
+fn the_daemon_answers_while_a_merge_test_runs() {
+    let gate = tempfile::tempdir().expect("tempdir");
+    let gate_file = gate.path().join("go");
+    let td = crate::fleet::fleet_with(
+        "",
+        &format!(
+            "test_command = \"while [ ! -f '{}' ]; do sleep 0.05; done\"",
+            gate_file.display()
+        ),
+    );
+    crate::fleet::steward(&td);
+    crate::fleet::git(&td.repo, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(td.repo.join("side.txt"), "x").expect("write");
+    crate::fleet::git(&td.repo, &["add", "side.txt"]);
+    crate::fleet::git(
+        &td.repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "commit",
+            "-q",
+            "-m",
+            "side",
+        ],
+    );
+    crate::fleet::git(&td.repo, &["checkout", "-q", "main"]);
+    td.sfctl()
+        .args(["merge", "--branch", "side", "--no-wait"])
+        .success();
+    td.wait_for("the merge test to start", || {
+        let m = crate::fleet::mrs(&td);
+        if m.first()
+            .is_some_and(|m| m.state == sf_proto::MergeState::Testing)
+        {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+    // the test command is blocked; the daemon is not
+    let t = td.create_task("created during a merge", &[]);
+    assert_eq!(
+        td.show_task(t.task.id.as_str()).task.title,
+        "created during a merge"
+    );
+    let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert_eq!(st.tasks.get(&sf_proto::TaskStatus::Open), Some(&1));
+    assert_eq!(
+        crate::fleet::mrs(&td)[0].state,
+        sf_proto::MergeState::Testing,
+        "still testing"
+    );
+    std::fs::write(&gate_file, "").expect("open the gate");
+    td.wait_for("the merge", || {
+        let m = crate::fleet::mrs(&td);
+        if m.first()
+            .is_some_and(|m| m.state == sf_proto::MergeState::Merged)
+        {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+}
