@@ -10,7 +10,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, init, logs, mr, plan, steward, task,
+    agent, daemon, demo, dep, docs, events, init, logs, mr, plan, playbook, steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -88,6 +88,8 @@ pub enum Command {
     Merge(mr::MergeArgs),
     #[command(subcommand)]
     Docs(docs::DocsCommand),
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
     #[command(subcommand)]
     Steward(steward::StewardCommand),
     #[command(subcommand)]

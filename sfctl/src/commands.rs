@@ -10,5 +10,6 @@ pub mod init;
 pub mod logs;
 pub mod mr;
 pub mod plan;
+pub mod playbook;
 pub mod steward;
 pub mod task;

@@ -78,6 +78,7 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Merge(args) => commands::mr::merge(ctx, &args),
         Command::Docs(cmd) => commands::docs::run(ctx, cmd),
         Command::Demo(args) => commands::demo::run(ctx, &args),
+        Command::Playbook(cmd) => commands::playbook::run(ctx, cmd),
         Command::Steward(cmd) => commands::steward::run(ctx, cmd),
         Command::Event(cmd) => commands::steward::event(ctx, cmd),
         Command::DemoAgent => commands::demo::agent(ctx),
