@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use sf_client::Client;
 use sf_proto::paths::WorkspacePaths;
-use sf_proto::{Request, Response};
+use sf_proto::{AuditEvent, Request, Response};
 
 /// The release binaries, found next to this executable.
 #[derive(Debug, Clone)]
@@ -105,6 +105,34 @@ impl Workspace {
             root,
             paths,
         })
+    }
+
+    /// Replaces `.sf/config.toml` (top-level keys first, then the tables): `sfctl` set to
+    /// the bench's binary, `max_workers`, a 1 s `complete_grace`, `[merge] test_command`.
+    pub fn configure(
+        &self,
+        bins: &Bins,
+        max_workers: u32,
+        test_command: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut text = format!(
+            "# written by sf-bench\nsfctl = {:?}\nmax_workers = {max_workers}\n\
+             complete_grace = \"1s\"\n",
+            bins.sfctl.display().to_string()
+        );
+        if let Some(t) = test_command {
+            text.push_str(&format!("\n[merge]\ntest_command = {t:?}\n"));
+        }
+        std::fs::write(self.paths.config(), text)?;
+        Ok(())
+    }
+
+    /// Runs a hermetic git command in the repository; fails on a non-zero exit.
+    pub fn git(&self, args: &[&str]) -> anyhow::Result<()> {
+        check(
+            git(&self.root).args(args),
+            &format!("git {}", args.join(" ")),
+        )
     }
 
     /// An `sfctl` command run from the repository.
@@ -218,6 +246,8 @@ pub struct ProcSample {
     pub threads: u64,
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// cutime + cstime: CPU of children it has waited for (workers, git, tests), in ticks.
+    pub child_ticks: u64,
 }
 
 impl ProcSample {
@@ -238,11 +268,14 @@ impl ProcSample {
         // fields 14 and 15 of stat(5); `rest` starts at field 3
         let utime: u64 = f.get(11).context("short stat")?.parse()?;
         let stime: u64 = f.get(12).context("short stat")?.parse()?;
+        let cutime: u64 = f.get(13).context("short stat")?.parse()?;
+        let cstime: u64 = f.get(14).context("short stat")?.parse()?;
         Ok(Self {
             rss_kb: field("VmRSS:")?,
             hwm_kb: field("VmHWM:")?,
             threads: field("Threads:")?,
             cpu_ticks: utime + stime,
+            child_ticks: cutime + cstime,
         })
     }
 }
@@ -261,4 +294,219 @@ pub fn clock_ticks() -> u64 {
 /// Megabytes (10^6 bytes, the stricter reading of "30 MB") from the kB (KiB) of `/proc`.
 pub fn mb(kb: u64) -> f64 {
     kb as f64 * 1024.0 / 1e6
+}
+
+/// A hermetic git command in `dir` (no user or system configuration), stdout discarded.
+pub fn git_in(dir: &Path) -> Command {
+    git(dir)
+}
+
+/// Runs `cmd`; fails with its stderr on a non-zero exit.
+pub fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    check(cmd, what)
+}
+
+/// The scripted worker: records when it starts (`date +%s%N`, CLOCK_REALTIME, into
+/// `<results>/<task>.start`), writes one file of its own, commits it, records the time again
+/// (`<task>.done`), runs `sfctl task complete`, then records the time it returned
+/// (`<task>.end`). Argument: the results directory.
+pub const AGENT_SCRIPT: &str = r#"#!/bin/sh
+date +%s%N > "$1/$SF_TASK_ID.start"
+echo "$SF_TASK_ID" > "bench-$SF_TASK_ID.txt"
+git -c user.name=bench -c user.email=bench@example.invalid add -A
+git -c user.name=bench -c user.email=bench@example.invalid commit -qm "bench $SF_TASK_ID"
+date +%s%N > "$1/$SF_TASK_ID.done"
+sfctl task complete --summary done > /dev/null
+date +%s%N > "$1/$SF_TASK_ID.end"
+"#;
+
+/// A results directory holding the agent script, and the command line to register it with.
+#[derive(Debug)]
+pub struct Agent {
+    _dir: tempfile::TempDir,
+    pub results: PathBuf,
+    pub command: String,
+}
+
+impl Agent {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("sf-bench-agent-")
+            .tempdir()?;
+        let root = dir.path().canonicalize()?;
+        let script = root.join("agent.sh");
+        std::fs::write(&script, AGENT_SCRIPT)?;
+        let results = root.join("results");
+        std::fs::create_dir(&results)?;
+        Ok(Self {
+            command: format!("/bin/sh {} {}", script.display(), results.display()),
+            _dir: dir,
+            results,
+        })
+    }
+
+    /// A time the agent recorded for `task` (`start`, `done` or `end`), once it exists.
+    pub fn stamp(&self, task: &str, which: &str) -> Option<SystemTime> {
+        let text = std::fs::read_to_string(self.results.join(format!("{task}.{which}"))).ok()?;
+        let ns: u64 = text.trim().parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_nanos(ns))
+    }
+
+    /// Waits for a stamp, up to `timeout`.
+    pub fn wait_stamp(
+        &self,
+        task: &str,
+        which: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<SystemTime> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(t) = self.stamp(task, which) {
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!("the worker of task {task} wrote no `{which}` stamp within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+/// Registers agents through `sfctl agent register`.
+pub fn register(bins: &Bins, ws: &Workspace, name: &str, args: &[&str]) -> anyhow::Result<()> {
+    let mut c = ws.sfctl(bins);
+    c.args(["agent", "register", name]).args(args);
+    check(&mut c, &format!("sfctl agent register {name}"))
+}
+
+/// Registers `n` ephemeral workers `w1`..`wn` running `agent`.
+pub fn register_workers(
+    bins: &Bins,
+    ws: &Workspace,
+    agent: &Agent,
+    n: usize,
+) -> anyhow::Result<()> {
+    for i in 1..=n {
+        register(
+            bins,
+            ws,
+            &format!("w{i}"),
+            &["--role", "worker", "--command", &agent.command],
+        )?;
+    }
+    Ok(())
+}
+
+/// `sfctl task create -q TITLE`: the new id, and when the process returned.
+pub fn create_task(
+    bins: &Bins,
+    ws: &Workspace,
+    title: &str,
+) -> anyhow::Result<(String, SystemTime, Duration)> {
+    let t = Instant::now();
+    let out = ws
+        .sfctl(bins)
+        .args(["task", "create", "-q", title])
+        .stderr(Stdio::piped())
+        .output()
+        .context("failed to run sfctl task create")?;
+    let returned = SystemTime::now();
+    let took = t.elapsed();
+    if !out.status.success() {
+        bail!(
+            "sfctl task create failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let id = String::from_utf8(out.stdout)?.trim().to_owned();
+    Ok((id, returned, took))
+}
+
+/// Every audit event as it arrives, with the bench's clock at arrival, collected by a thread
+/// following the daemon's event stream (`FollowEvents`).
+#[derive(Debug)]
+pub struct EventLog {
+    rx: std::sync::mpsc::Receiver<(AuditEvent, SystemTime)>,
+    pub seen: Vec<(AuditEvent, SystemTime)>,
+}
+
+impl EventLog {
+    pub fn follow(daemon: &Daemon) -> anyhow::Result<Self> {
+        let mut client = daemon.client()?;
+        client.send(&Request::FollowEvents {
+            since: None,
+            task: None,
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(r) = client.recv() {
+                if let Response::Event(e) = r
+                    && tx.send((e, SystemTime::now())).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits until `done` holds over the events seen so far, up to `timeout`.
+    pub fn wait_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&[(AuditEvent, SystemTime)]) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out after {timeout:?} waiting for events");
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(e) => self.seen.push(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(e) => bail!("the event stream ended: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// How many events with `action` were seen.
+    pub fn count(&self, action: &str) -> usize {
+        self.seen.iter().filter(|(e, _)| e.action == action).count()
+    }
+}
+
+/// The whole worker count of the daemon (`Status`).
+pub fn running_workers(daemon: &Daemon) -> anyhow::Result<u32> {
+    match daemon.request(&Request::Status)? {
+        Response::Status(s) => Ok(s.running_workers),
+        other => bail!("unexpected response to Status: {other:?}"),
+    }
+}
+
+/// Waits until the daemon runs no worker.
+pub fn wait_no_workers(daemon: &Daemon, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while running_workers(daemon)? > 0 {
+        if Instant::now() > deadline {
+            bail!("workers still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Load average over the last minute, and how many cores.
+pub fn load() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "load average {} on {} cores",
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    )
 }

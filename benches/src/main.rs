@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo build --release -p sfd -p sfctl
-//! cargo run --release -p sf-bench -- all        # or: ready | list | idle | clients
+//! cargo run --release -p sf-bench -- all        # or: ready | list | idle | clients |
+//!                                                #     dispatch | throughput | idle-workers | merge
 //! ```
 //!
 //! Each scenario prints its dataset, its figures (median and p95 of wall-clock samples taken
@@ -10,12 +11,16 @@
 //! timed tests.
 
 mod clients;
+mod dispatch;
 mod harness;
 mod idle;
+mod idle_workers;
 mod list;
+mod merge;
 mod ready;
 mod seed;
 mod stats;
+mod throughput;
 
 use std::process::ExitCode;
 
@@ -49,6 +54,51 @@ enum Scenario {
     Idle(IdleArgs),
     /// Many clients creating tasks at once
     Clients(ClientsArgs),
+    /// From `sfctl task create` returning to the worker process running
+    Dispatch {
+        /// Timed samples
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Untimed samples first
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+    /// Many tasks through a pool of scripted workers: total time and daemon CPU
+    Throughput {
+        /// Tasks
+        #[arg(long, default_value_t = 200)]
+        tasks: usize,
+        /// Workers (and max_workers)
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Also merge every task (merge steward, test command `true`)
+        #[arg(long)]
+        merge: bool,
+    },
+    /// An idle sfd with idle workers registered: CPU
+    IdleWorkers {
+        /// Registered workers
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Length of the measured window
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Wait this long after registering before measuring
+        #[arg(long, default_value_t = 5)]
+        settle: u64,
+    },
+    /// The merge queue: merges per minute against the git CLI, and complete -> merged
+    Merge {
+        /// Queued merge requests
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Timed complete -> merged samples
+        #[arg(long, default_value_t = 30)]
+        samples: usize,
+        /// Untimed samples first
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
     /// Every scenario with its defaults
     All {
         /// Length of the idle window, in seconds
@@ -175,6 +225,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
             },
         ),
+        Scenario::Dispatch { samples, warmup } => dispatch::run(
+            &harness::Bins::locate()?,
+            dispatch::Opts { samples, warmup },
+        ),
+        Scenario::Throughput {
+            tasks,
+            workers,
+            merge,
+        } => throughput::run(
+            &harness::Bins::locate()?,
+            throughput::Opts {
+                tasks,
+                workers,
+                merge,
+            },
+        ),
+        Scenario::IdleWorkers {
+            workers,
+            seconds,
+            settle,
+        } => idle_workers::run(
+            &harness::Bins::locate()?,
+            idle_workers::Opts {
+                workers,
+                seconds,
+                settle,
+            },
+        ),
+        Scenario::Merge {
+            requests,
+            samples,
+            warmup,
+        } => merge::run(
+            &harness::Bins::locate()?,
+            merge::Opts {
+                requests,
+                samples,
+                warmup,
+            },
+        ),
         Scenario::All { seconds } => {
             let bins = harness::Bins::locate()?;
             ready::run(ready::Opts {
@@ -204,6 +294,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     clients: 200,
                     rounds: 3,
                     seed: None,
+                },
+            )?;
+            dispatch::run(
+                &bins,
+                dispatch::Opts {
+                    samples: 50,
+                    warmup: 3,
+                },
+            )?;
+            throughput::run(
+                &bins,
+                throughput::Opts {
+                    tasks: 200,
+                    workers: 8,
+                    merge: false,
+                },
+            )?;
+            idle_workers::run(
+                &bins,
+                idle_workers::Opts {
+                    workers: 8,
+                    seconds,
+                    settle: 5,
+                },
+            )?;
+            merge::run(
+                &bins,
+                merge::Opts {
+                    requests: 100,
+                    samples: 30,
+                    warmup: 2,
                 },
             )
         }

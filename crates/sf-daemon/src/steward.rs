@@ -293,20 +293,8 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         l.target
     ));
     let logs = config.paths.logs();
-    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let log = logs.join(format!("steward-{}-{}.log", l.spec.name, l.run.id));
     let prompt_file = logs.join(format!("steward-{}-{}.prompt.md", l.spec.name, l.run.id));
-    std::fs::write(&prompt_file, &prompt).map_err(|e| e.to_string())?;
-    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
-        adapter: l.spec.adapter,
-        executable: l.spec.command.as_deref(),
-        model: l.spec.model.as_deref(),
-        effort: l.spec.effort,
-        prompt: &prompt,
-        prompt_file: &prompt_file,
-        resume_session: None,
-    })
-    .map_err(|e| crate::workers::error_chain(&e))?;
     let who = RunIdentity {
         agent: &l.spec.name,
         task: None,
@@ -314,19 +302,20 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         branch: &branch,
         target: &l.target,
     };
-    let mut env = crate::workers::run_env(config, &who, &wt.path, &prompt_file);
-    env.extend(launch.env);
-    env.push(("SF_STEWARD_TRIGGER".into(), l.run.trigger.clone()));
-    env.push(("SF_STEWARD_DATA".into(), l.run.data.to_string()));
-    let spec = sf_worker::process::SpawnSpec {
-        program: launch.program,
-        args: launch.args,
-        env,
-        cwd: wt.path.clone(),
-        log_path: log.clone(),
-        stdin: launch.stdin,
-    };
-    let spawned = sf_worker::process::spawn(&spec).map_err(|e| crate::workers::error_chain(&e))?;
+    let extra = vec![
+        ("SF_STEWARD_TRIGGER".to_owned(), l.run.trigger.clone()),
+        ("SF_STEWARD_DATA".to_owned(), l.run.data.to_string()),
+    ];
+    let spawned = crate::workers::spawn_agent(
+        config,
+        &l.spec,
+        &who,
+        &wt.path,
+        &prompt,
+        &prompt_file,
+        &log,
+        extra,
+    )?;
     tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = spawned.pid, "steward spawned");
     Ok((spawned, log))
 }

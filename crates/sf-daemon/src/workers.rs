@@ -146,48 +146,6 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
     {
         run_setup(setup, &wt.path, config.worktree_setup_timeout, &log).await?;
     }
-    if let Some(shell) = &l.shell {
-        let task = l.claim.task_id.to_string();
-        let who = RunIdentity {
-            agent: &l.claim.agent,
-            task: Some(&task),
-            token: &l.claim.token,
-            branch: &l.claim.branch,
-            target: &l.target,
-        };
-        let mut env = run_env(config, &who, &wt.path, &log);
-        env.extend(shell.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let spec = SpawnSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), shell.command.clone()],
-            env,
-            cwd: wt.path.clone(),
-            log_path: log.clone(),
-            stdin: None,
-        };
-        let spawned = sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))?;
-        tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, pid = spawned.pid, "shell step spawned");
-        return Ok((spawned, log));
-    }
-    let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
-    let prompt_file = config
-        .paths
-        .logs()
-        .join(format!("{}-{}.prompt.md", l.claim.task_id, l.claim.run_id));
-    std::fs::create_dir_all(config.paths.logs())
-        .map_err(|e| format!("failed to create the log directory: {e}"))?;
-    std::fs::write(&prompt_file, &prompt)
-        .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
-    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
-        adapter: l.agent.adapter,
-        executable: l.agent.command.as_deref(),
-        model: l.agent.model.as_deref(),
-        effort: l.agent.effort,
-        prompt: &prompt,
-        prompt_file: &prompt_file,
-        resume_session: None,
-    })
-    .map_err(|e| error_chain(&e))?;
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
         agent: &l.claim.agent,
@@ -196,19 +154,107 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
         branch: &l.claim.branch,
         target: &l.target,
     };
-    let mut env = run_env(config, &who, &wt.path, &prompt_file);
-    env.extend(launch.env);
+    let run = if let Some(shell) = &l.shell {
+        let cmd = Command {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), shell.command.clone()],
+            stdin: None,
+            env: shell
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        spawn_run(config, &who, &wt.path, &log, &log, cmd)?
+    } else {
+        let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
+        let prompt_file = config
+            .paths
+            .logs()
+            .join(format!("{}-{}.prompt.md", l.claim.task_id, l.claim.run_id));
+        spawn_agent(
+            config,
+            &l.agent,
+            &who,
+            &wt.path,
+            &prompt,
+            &prompt_file,
+            &log,
+            Vec::new(),
+        )?
+    };
+    tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = run.pid, "worker spawned");
+    Ok((run, log))
+}
+
+/// What to run: argv, stdin and extra environment.
+pub(crate) struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    pub stdin: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Spawns a run in `cwd` with the run environment plus `cmd.env`, output to `log`.
+pub(crate) fn spawn_run(
+    config: &Config,
+    who: &RunIdentity<'_>,
+    cwd: &Path,
+    prompt_file: &Path,
+    log: &Path,
+    cmd: Command,
+) -> Result<sf_worker::process::Spawned, String> {
+    let mut env = run_env(config, who, cwd, prompt_file);
+    env.extend(cmd.env);
     let spec = SpawnSpec {
+        program: cmd.program,
+        args: cmd.args,
+        env,
+        cwd: cwd.to_owned(),
+        log_path: log.to_owned(),
+        stdin: cmd.stdin,
+    };
+    sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))
+}
+
+/// Writes an agent's prompt, builds its CLI's command line with its adapter, and spawns it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the two callers differ in every one of them"
+)]
+pub(crate) fn spawn_agent(
+    config: &Config,
+    agent: &AgentSpec,
+    who: &RunIdentity<'_>,
+    cwd: &Path,
+    prompt: &str,
+    prompt_file: &Path,
+    log: &Path,
+    extra_env: Vec<(String, String)>,
+) -> Result<sf_worker::process::Spawned, String> {
+    std::fs::create_dir_all(config.paths.logs())
+        .map_err(|e| format!("failed to create the log directory: {e}"))?;
+    std::fs::write(prompt_file, prompt)
+        .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
+    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
+        adapter: agent.adapter,
+        executable: agent.command.as_deref(),
+        model: agent.model.as_deref(),
+        effort: agent.effort,
+        prompt,
+        prompt_file,
+        resume_session: None,
+    })
+    .map_err(|e| error_chain(&e))?;
+    let mut env = launch.env;
+    env.extend(extra_env);
+    let cmd = Command {
         program: launch.program,
         args: launch.args,
-        env,
-        cwd: wt.path.clone(),
-        log_path: log.clone(),
         stdin: launch.stdin,
+        env,
     };
-    let spawned = sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))?;
-    tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = spawned.pid, "worker spawned");
-    Ok((spawned, log))
+    spawn_run(config, who, cwd, prompt_file, log, cmd)
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

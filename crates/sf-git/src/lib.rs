@@ -183,6 +183,7 @@ pub fn ensure_worktree(
     let reference = branch_ref.into_reference();
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(&reference));
+    let _serial = worktree_add_lock();
     repo.worktree(name, path, Some(&opts))
         .ctx(|| format!("add worktree `{name}` at {}", path.display()))?;
     Ok(Worktree {
@@ -190,6 +191,15 @@ pub fn ensure_worktree(
         branch: branch.to_owned(),
         created: true,
     })
+}
+
+/// Adding worktrees is serialised within the process: libgit2 (1.9) checks that a branch is
+/// not checked out elsewhere by opening every worktree, and a worktree another thread is
+/// half-way through adding makes that check fail ("already checked out").
+pub(crate) fn worktree_add_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, GitError> {

@@ -226,6 +226,7 @@ fn add_scratch(
     let reference = branch.into_reference();
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(&reference));
+    let _serial = crate::worktree_add_lock();
     repo.worktree(name, path, Some(&opts))
         .ctx(|| format!("add the merge worktree at {}", path.display()))?;
     let wt = open(path)?;

@@ -101,14 +101,15 @@ impl Store {
     }
 
     /// The next request to process: queued, most urgent task first, then oldest.
-    /// With `recheck_waiting`, requests waiting on the user's checkout count too (after the
-    /// queued ones).
+    /// With `recheck_waiting` (on ticks), waiting requests count too, after the queued ones:
+    /// a dirty checkout may be clean now, a steward may have been registered, a git error
+    /// may have passed.
     pub fn next_mr(&self, recheck_waiting: bool) -> Result<Option<MergeJob>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT {MR_COLS} FROM {MR_FROM}
-                 WHERE m.state = 'queued' OR (?1 AND m.state = 'waiting' AND m.reason LIKE 'checkout%')
+                 WHERE m.state = 'queued' OR (?1 AND m.state = 'waiting')
                  ORDER BY m.state = 'waiting', coalesce(t.priority, 3), m.id LIMIT 1"
             ))?
             .query_row([recheck_waiting], row_to_mr)
@@ -146,23 +147,26 @@ impl Store {
         self.show_mr(id)
     }
 
+    /// Queues every request in `state` again with `reason`. Returns how many.
+    fn requeue_all(&mut self, state: MergeState, reason: &str) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM merge_requests WHERE state = ?1")?
+            .query_map([state.as_str()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &id in &ids {
+            self.set_mr_state(id, MergeState::Queued, Some(reason), None)?;
+        }
+        Ok(ids.len())
+    }
+
     /// Requests left `testing` by a crash go back to the queue (the test runs again from
     /// the start). Returns how many.
     pub fn requeue_interrupted_mrs(&mut self) -> Result<usize, StoreError> {
-        let ids: Vec<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM merge_requests WHERE state = 'testing'")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for &id in &ids {
-            self.set_mr_state(
-                id,
-                MergeState::Queued,
-                Some("interrupted by a daemon restart; retrying"),
-                None,
-            )?;
-        }
-        Ok(ids.len())
+        self.requeue_all(
+            MergeState::Testing,
+            "interrupted by a daemon restart; retrying",
+        )
     }
 
     /// Records a landed merge: the request is merged, its task closes (its dependents become
@@ -398,20 +402,7 @@ impl Store {
 
     /// Queues every waiting request again (a merge steward's cron fire). Returns how many.
     pub fn retry_waiting_mrs(&mut self) -> Result<usize, StoreError> {
-        let ids: Vec<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM merge_requests WHERE state = 'waiting'")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for &id in &ids {
-            self.set_mr_state(
-                id,
-                MergeState::Queued,
-                Some("retried by the merge steward"),
-                None,
-            )?;
-        }
-        Ok(ids.len())
+        self.requeue_all(MergeState::Waiting, "retried by the merge steward")
     }
 
     /// `sfctl mr approve`.

@@ -1,99 +1,65 @@
 //! `sfctl playbook list|show|validate|run`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use sf_proto::{PlaybookInfo, Request, Response};
+use sf_proto::{PlanDetail, PlaybookInfo, Request, Response, Timestamp};
 
 use crate::commands::steward::key_value;
 use crate::commands::task::render_tasks;
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};
-use crate::output::{or_dash, truncate};
+use crate::output::{cell, indent, key_values, or_dash, render_table, truncate};
 
-/// Playbooks: templates that become plans of tasks
+/// Playbooks: TOML templates that become workflows (plans of tasks)
 #[derive(Debug, Subcommand)]
 pub enum PlaybookCommand {
     /// List the built-in playbooks and the workspace's (`.sf/playbooks/`)
+    #[command(after_help = "\
+Examples:
+  sfctl playbook list
+  sfctl playbook list --json
+
+Built-in playbooks come with sf; yours go in .sf/playbooks/NAME.toml and win on a name clash.")]
     List,
-    /// Show a playbook's variables and steps
+    /// Show a playbook: its variables and steps
+    #[command(after_help = "\
+Examples:
+  sfctl playbook show feature
+  sfctl playbook show release --json")]
     Show {
-        /// Its name
+        /// The playbook's name
         name: String,
     },
     /// Check a playbook file without running it
-    #[command(after_help = "Example:\n  sfctl playbook validate .sf/playbooks/release.toml")]
+    #[command(after_help = "\
+Examples:
+  sfctl playbook validate .sf/playbooks/release.toml
+  sfctl playbook validate my-playbook.toml --json
+
+The file is read here and checked by the daemon; an invalid one exits 1 with an error naming
+the step or variable at fault.")]
     Validate {
         /// The TOML file
         file: PathBuf,
     },
-    /// Turn a playbook into an active plan with one task per step whose condition holds
+    /// Turn a playbook into an active workflow: one task per step whose condition holds
     #[command(after_help = "\
 Examples:
-  sfctl playbook run feature --var feature=\"CSV export\" --var with_docs=true
-  sfctl playbook show feature      # its variables")]
+  sfctl playbook run feature --var feature=\"CSV export\" --var with_docs=false
+  sfctl playbook run release --var version=1.4.2
+  sfctl playbook show feature      # its variables and their defaults
+
+The variables are checked against their types; steps whose condition is false are dropped.
+Follow the workflow with `sfctl plan show PLAN_ID`.")]
     Run {
-        /// Its name
+        /// The playbook's name
         name: String,
-        /// A variable (repeatable)
+        /// A variable (repeatable; a later one wins)
         #[arg(long = "var", value_name = "KEY=VALUE", value_parser = key_value)]
         vars: Vec<(String, String)>,
     },
-}
-
-fn show(ctx: &mut Context, p: &PlaybookInfo) -> CliResult {
-    ctx.ui
-        .line(format!("playbook {} ({}): {}", p.name, p.source, p.title))?;
-    if !p.description.trim().is_empty() {
-        ctx.ui.line(p.description.trim())?;
-    }
-    if !p.vars.is_empty() {
-        ctx.ui.line("\nvariables:")?;
-        let rows = p
-            .vars
-            .iter()
-            .map(|v| {
-                vec![
-                    ctx.ui.cell(&v.name, None),
-                    ctx.ui.cell(&v.kind, None),
-                    ctx.ui.cell(if v.required { "yes" } else { "no" }, None),
-                    ctx.ui.cell(or_dash(v.default.as_deref()), None),
-                    ctx.ui.cell(truncate(&v.description, 60), None),
-                ]
-            })
-            .collect();
-        ctx.ui.table(
-            &["NAME", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"],
-            rows,
-        )?;
-    }
-    ctx.ui.line("\nsteps:")?;
-    let rows = p
-        .steps
-        .iter()
-        .map(|s| {
-            vec![
-                ctx.ui.cell(&s.id, None),
-                ctx.ui.cell(&s.kind, None),
-                ctx.ui.cell(s.priority, None),
-                ctx.ui.cell(
-                    if s.depends_on.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        s.depends_on.join(", ")
-                    },
-                    None,
-                ),
-                ctx.ui.cell(or_dash(s.condition.as_deref()), None),
-                ctx.ui.cell(truncate(&s.title, 50), None),
-            ]
-        })
-        .collect();
-    ctx.ui.table(
-        &["ID", "KIND", "PRI", "DEPENDS ON", "CONDITION", "TITLE"],
-        rows,
-    )
 }
 
 pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
@@ -104,18 +70,12 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
             if ctx.ui.json {
                 return ctx.ui.json_value(&list);
             }
-            let rows = list
-                .iter()
-                .map(|p| {
-                    vec![
-                        ctx.ui.cell(&p.name, None),
-                        ctx.ui.cell(truncate(&p.source, 40), None),
-                        ctx.ui.cell(p.steps.len(), None),
-                        ctx.ui.cell(truncate(&p.title, 60), None),
-                    ]
-                })
-                .collect();
-            ctx.ui.table(&["NAME", "SOURCE", "STEPS", "TITLE"], rows)
+            if list.is_empty() {
+                ctx.ui.status("no playbooks");
+                return Ok(());
+            }
+            let text = render_list(&list, ctx.ui.color, ctx.ui.width());
+            ctx.ui.line(text)
         }
         PlaybookCommand::Show { name } => {
             let resp = ctx.request(&Request::ShowPlaybook { name })?;
@@ -123,11 +83,11 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
             if ctx.ui.json {
                 return ctx.ui.json_value(&p);
             }
-            show(ctx, &p)
+            let text = render_show(&p, ctx.ui.color, ctx.ui.width());
+            ctx.ui.line(text)
         }
         PlaybookCommand::Validate { file } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| CliError::io(format!("failed to read {}", file.display()), &e))?;
+            let text = read_file(&file)?;
             let source = file.display().to_string();
             let resp = ctx.request(&Request::ValidatePlaybook {
                 source: source.clone(),
@@ -137,12 +97,7 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
             if ctx.ui.json {
                 return ctx.ui.json_value(&p);
             }
-            ctx.ui.line(format!(
-                "{source} is a valid playbook: {} ({} steps, {} variables)",
-                p.name,
-                p.steps.len(),
-                p.vars.len()
-            ))
+            ctx.ui.line(valid_line(&source, &p))
         }
         PlaybookCommand::Run { name, vars } => {
             let vars: BTreeMap<String, String> = vars.into_iter().collect();
@@ -151,19 +106,340 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
             if ctx.ui.json {
                 return ctx.ui.json_value(&plan);
             }
-            ctx.ui.line(format!(
-                "created workflow {}: {} ({} tasks)",
-                plan.plan.id,
-                plan.plan.title,
-                plan.tasks.len()
-            ))?;
-            let table = render_tasks(
-                &plan.tasks,
-                ctx.ui.color,
-                ctx.ui.width(),
-                chrono::Utc::now(),
-            );
-            ctx.ui.line(table)
+            let text = render_run(&plan, ctx.ui.color, ctx.ui.width(), chrono::Utc::now());
+            ctx.ui.line(text)
         }
+    }
+}
+
+/// Reads the file to validate; failing to is the user's mistake (exit 1), named.
+fn read_file(file: &Path) -> CliResult<String> {
+    std::fs::read_to_string(file).map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file".to_owned()
+        } else {
+            e.to_string()
+        };
+        CliError::user(format!("cannot read {}: {why}", file.display()))
+    })
+}
+
+/// `FILE is a valid playbook: NAME (N steps, M variables)`.
+fn valid_line(source: &str, p: &PlaybookInfo) -> String {
+    format!(
+        "{source} is a valid playbook: {} ({}, {})",
+        p.name,
+        plural(p.steps.len(), "step"),
+        plural(p.vars.len(), "variable")
+    )
+}
+
+/// `1 step`, `3 steps`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The `list` table: NAME SOURCE STEPS TITLE.
+fn render_list(list: &[PlaybookInfo], color: bool, width: Option<u16>) -> String {
+    let rows = list
+        .iter()
+        .map(|p| {
+            vec![
+                cell(color, &p.name, None),
+                cell(color, &p.source, None),
+                cell(color, p.steps.len(), None),
+                cell(color, truncate(&p.title, 60), None),
+            ]
+        })
+        .collect();
+    render_table(&["NAME", "SOURCE", "STEPS", "TITLE"], rows, color, width)
+}
+
+/// `show`: the header fields, the description, the variables and the steps.
+fn render_show(p: &PlaybookInfo, color: bool, width: Option<u16>) -> String {
+    let mut out = vec![key_values(&[
+        ("name", p.name.clone()),
+        ("title", p.title.clone()),
+        ("source", p.source.clone()),
+    ])];
+    if !p.description.trim().is_empty() {
+        out.push(format!("\ndescription:\n{}", indent(p.description.trim())));
+    }
+    if p.vars.is_empty() {
+        out.push("\nvariables: none".to_owned());
+    } else {
+        let rows = p
+            .vars
+            .iter()
+            .map(|v| {
+                vec![
+                    cell(color, &v.name, None),
+                    cell(color, &v.kind, None),
+                    cell(color, if v.required { "yes" } else { "no" }, None),
+                    cell(color, or_dash(v.default.as_deref()), None),
+                    cell(color, &v.description, None),
+                ]
+            })
+            .collect();
+        out.push("\nvariables:".to_owned());
+        out.push(render_table(
+            &["NAME", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"],
+            rows,
+            color,
+            width,
+        ));
+    }
+    if p.steps.is_empty() {
+        out.push("\nsteps: none".to_owned());
+    } else {
+        let rows = p
+            .steps
+            .iter()
+            .map(|s| {
+                let deps = if s.depends_on.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.depends_on.join(",")
+                };
+                vec![
+                    cell(color, &s.id, None),
+                    cell(color, &s.kind, None),
+                    cell(color, s.priority, None),
+                    cell(color, deps, None),
+                    cell(color, or_dash(s.condition.as_deref()), None),
+                    cell(color, &s.title, None),
+                ]
+            })
+            .collect();
+        out.push("\nsteps:".to_owned());
+        out.push(render_table(
+            &["ID", "KIND", "PRIORITY", "DEPENDS-ON", "CONDITION", "TITLE"],
+            rows,
+            color,
+            width,
+        ));
+    }
+    out.join("\n")
+}
+
+/// `run`: `created workflow ID: TITLE (N tasks)` and the task table.
+fn render_run(plan: &PlanDetail, color: bool, width: Option<u16>, now: Timestamp) -> String {
+    let head = format!(
+        "created workflow {}: {} ({})",
+        plan.plan.id,
+        plan.plan.title,
+        plural(plan.tasks.len(), "task")
+    );
+    if plan.tasks.is_empty() {
+        return head;
+    }
+    format!("{head}\n\n{}", render_tasks(&plan.tasks, color, width, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use sf_proto::{PlaybookStep, PlaybookVar};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn info() -> PlaybookInfo {
+        PlaybookInfo {
+            name: "feature".into(),
+            title: "Feature: {{feature}}".into(),
+            description: "Build {{feature}} end to end.\nKeep each step focused.\n".into(),
+            source: "built-in".into(),
+            vars: vec![
+                PlaybookVar {
+                    name: "feature".into(),
+                    kind: "string".into(),
+                    required: true,
+                    default: None,
+                    description: "the feature".into(),
+                },
+                PlaybookVar {
+                    name: "with_docs".into(),
+                    kind: "boolean".into(),
+                    required: false,
+                    default: Some("true".into()),
+                    description: "write docs".into(),
+                },
+            ],
+            steps: vec![
+                PlaybookStep {
+                    id: "design".into(),
+                    title: "Design {{feature}}".into(),
+                    kind: "task".into(),
+                    depends_on: vec![],
+                    condition: None,
+                    priority: 2,
+                },
+                PlaybookStep {
+                    id: "docs".into(),
+                    title: "Document {{feature}}".into(),
+                    kind: "task".into(),
+                    depends_on: vec!["design".into(), "impl".into()],
+                    condition: Some("{{with_docs}}".into()),
+                    priority: 3,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn list_is_a_table() {
+        let mut other = info();
+        other.name = "ship".into();
+        other.source = ".sf/playbooks/ship.toml".into();
+        other.title = "Ship {{thing}}".into();
+        other.steps.truncate(1);
+        let text = render_list(&[info(), other], false, None);
+        assert_eq!(
+            text,
+            "NAME     SOURCE                   STEPS  TITLE\n\
+             feature  built-in                 2      Feature: {{feature}}\n\
+             ship     .sf/playbooks/ship.toml  1      Ship {{thing}}"
+        );
+    }
+
+    #[test]
+    fn show_prints_fields_variables_and_steps() {
+        let text = render_show(&info(), false, None);
+        assert_eq!(
+            text,
+            "name:   feature\n\
+             title:  Feature: {{feature}}\n\
+             source: built-in\n\
+             \n\
+             description:\n  \
+               Build {{feature}} end to end.\n  \
+               Keep each step focused.\n\
+             \n\
+             variables:\n\
+             NAME       TYPE     REQUIRED  DEFAULT  DESCRIPTION\n\
+             feature    string   yes       -        the feature\n\
+             with_docs  boolean  no        true     write docs\n\
+             \n\
+             steps:\n\
+             ID      KIND  PRIORITY  DEPENDS-ON   CONDITION      TITLE\n\
+             design  task  2         -            -              Design {{feature}}\n\
+             docs    task  3         design,impl  {{with_docs}}  Document {{feature}}"
+        );
+    }
+
+    #[test]
+    fn show_says_when_there_are_no_variables() {
+        let mut p = info();
+        p.vars.clear();
+        p.description = String::new();
+        let text = render_show(&p, false, None);
+        assert!(
+            text.contains("source: built-in\n\nvariables: none\n\nsteps:\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn validate_names_the_file_and_counts() {
+        assert_eq!(
+            valid_line("pb/x.toml", &info()),
+            "pb/x.toml is a valid playbook: feature (2 steps, 2 variables)"
+        );
+        let mut p = info();
+        p.steps.truncate(1);
+        p.vars.clear();
+        assert_eq!(
+            valid_line("x.toml", &p),
+            "x.toml is a valid playbook: feature (1 step, 0 variables)"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_a_user_error_naming_it() {
+        let err = read_file(Path::new("/nonexistent/dir/pb.toml")).unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+        assert_eq!(
+            err.message,
+            "cannot read /nonexistent/dir/pb.toml: no such file"
+        );
+    }
+
+    #[test]
+    fn run_prints_the_workflow_and_its_tasks() {
+        let now = "2025-05-01T12:00:00Z".parse().unwrap();
+        let mut plan = PlanDetail {
+            plan: sf_proto::PlanSummary {
+                id: "7hm2pa".parse().unwrap(),
+                title: "Feature: CSV export".into(),
+                description: String::new(),
+                status: sf_proto::PlanStatus::Active,
+                total: 1,
+                counts: BTreeMap::new(),
+                created_at: now,
+                updated_at: now,
+            },
+            tasks: vec![sf_proto::TaskSummary {
+                id: "k3f9xq".parse().unwrap(),
+                title: "Fix the flaky login test".into(),
+                status: sf_proto::TaskStatus::InProgress,
+                priority: 2,
+                task_type: sf_proto::TaskType::Bug,
+                assignee: Some("w1".into()),
+                plan: Some("7hm2pa".parse().unwrap()),
+                skills: vec![],
+                scheduled_for: None,
+                defer_until: None,
+                created_at: now,
+                updated_at: now,
+            }],
+        };
+        let text = render_run(&plan, false, None, now);
+        assert_eq!(
+            text,
+            "created workflow 7hm2pa: Feature: CSV export (1 task)\n\
+             \n\
+             ID      PRI  STATUS       TYPE  ASSIGNEE  TITLE\n\
+             k3f9xq  2    in_progress  bug   w1        Fix the flaky login test"
+        );
+        plan.tasks.clear();
+        assert_eq!(
+            render_run(&plan, false, None, now),
+            "created workflow 7hm2pa: Feature: CSV export (0 tasks)"
+        );
+    }
+
+    #[test]
+    fn run_parses_repeated_vars() {
+        let cli = Cli::try_parse_from([
+            "sfctl",
+            "playbook",
+            "run",
+            "feature",
+            "--var",
+            "feature=CSV export",
+            "--var",
+            "with_docs=a=b",
+        ])
+        .unwrap();
+        let Command::Playbook(PlaybookCommand::Run { name, vars }) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(name, "feature");
+        assert_eq!(
+            vars,
+            [
+                ("feature".to_owned(), "CSV export".to_owned()),
+                ("with_docs".to_owned(), "a=b".to_owned())
+            ]
+        );
+        let err =
+            Cli::try_parse_from(["sfctl", "playbook", "run", "x", "--var", "novalue"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("is not KEY=VALUE"), "{err}");
     }
 }
