@@ -76,6 +76,26 @@ struct Node {
     waits: Vec<(i64, Wait)>,
     /// Effective priority, kept up to date on every change (see [`LiveIndex::settle`]).
     eff: u8,
+    /// How many of its `blocks` waits name a live blocker (kept up to date, so the ready
+    /// scan needs no lookup for the common case).
+    live_blockers: u32,
+    /// Whether it has waits other than `blocks` (parents, timers, gates), checked one by one.
+    other_waits: bool,
+}
+
+impl Node {
+    fn recount_other(&mut self) {
+        self.other_waits = self.waits.iter().any(|(_, w)| !matches!(w, Wait::Task(_)));
+    }
+
+    fn task_waits_on(&self, blocker: Key) -> u32 {
+        let n = self
+            .waits
+            .iter()
+            .filter(|(_, w)| *w == Wait::Task(blocker))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
 }
 
 /// The live tasks and their blocking dependencies.
@@ -160,15 +180,21 @@ impl LiveIndex {
             }
         }
         let blockers: Vec<Key> = waits.iter().filter_map(|&(_, w)| blocker_of(w)).collect();
+        let live_blockers = waits
+            .iter()
+            .filter(|(_, w)| matches!(w, Wait::Task(b) if self.nodes.contains_key(b)))
+            .count();
         // eff 0 is never a real value, so settle always writes it and walks up
-        self.nodes.insert(
-            key,
-            Node {
-                task,
-                waits,
-                eff: 0,
-            },
-        );
+        let mut node = Node {
+            task,
+            waits,
+            eff: 0,
+            live_blockers: u32::try_from(live_blockers).unwrap_or(u32::MAX),
+            other_waits: false,
+        };
+        node.recount_other();
+        self.nodes.insert(key, node);
+        self.adjust_dependents(key, true);
         self.settle(std::iter::once(key));
         self.settle(blockers);
     }
@@ -186,9 +212,28 @@ impl LiveIndex {
         true
     }
 
+    /// A task became live (`up`) or left the live set: its dependents' counts of live
+    /// blockers change by the number of `blocks` waits they have on it.
+    fn adjust_dependents(&mut self, key: Key, up: bool) {
+        let mut deps: Vec<Key> = self.dependents_of(key).to_vec();
+        deps.sort_unstable();
+        deps.dedup();
+        for d in deps {
+            if let Some(n) = self.nodes.get_mut(&d) {
+                let k = n.task_waits_on(key);
+                n.live_blockers = if up {
+                    n.live_blockers + k
+                } else {
+                    n.live_blockers.saturating_sub(k)
+                };
+            }
+        }
+    }
+
     /// Removes a task that closed or was deleted.
     pub fn remove(&mut self, key: Key) {
         if let Some(node) = self.nodes.remove(&key) {
+            self.adjust_dependents(key, false);
             let blockers: Vec<Key> = node
                 .waits
                 .iter()
@@ -218,6 +263,15 @@ impl LiveIndex {
             return;
         };
         node.waits.push((dep, wait));
+        node.recount_other();
+        if let Wait::Task(b) = wait
+            && self.nodes.contains_key(&b)
+        {
+            self.nodes
+                .get_mut(&key)
+                .expect("checked above")
+                .live_blockers += 1;
+        }
         if let Some(b) = blocker_of(wait) {
             self.dependents.entry(b).or_default().push(key);
             self.settle(std::iter::once(b));
@@ -233,6 +287,13 @@ impl LiveIndex {
             return;
         };
         let (_, wait) = node.waits.swap_remove(pos);
+        node.recount_other();
+        if let Wait::Task(b) = wait
+            && self.nodes.contains_key(&b)
+        {
+            let n = self.nodes.get_mut(&key).expect("checked above");
+            n.live_blockers = n.live_blockers.saturating_sub(1);
+        }
         if let Some(b) = blocker_of(wait) {
             self.unlink(b, key);
             self.settle(std::iter::once(b));
@@ -294,10 +355,12 @@ impl LiveIndex {
             && !t.assigned
             && t.scheduled_for.is_none_or(|s| s <= now)
             && self.plan_ok(t)
-            && node
-                .waits
-                .iter()
-                .all(|&(_, w)| self.wait_satisfied(w, now, 0))
+            && node.live_blockers == 0
+            && (!node.other_waits
+                || node
+                    .waits
+                    .iter()
+                    .all(|&(_, w)| matches!(w, Wait::Task(_)) || self.wait_satisfied(w, now, 0)))
     }
 
     /// Whether a live task is ready at `now` (unix ms).
@@ -497,11 +560,21 @@ mod tests {
                     }
                 }
             }
-            for &key in ix.nodes.keys() {
+            for (&key, node) in &ix.nodes {
                 assert_eq!(
                     ix.effective_priority(key),
                     Some(effective_from_scratch(&ix, key)),
                     "step {step}, key {key}"
+                );
+                let slow = node.waits.iter().all(|&(_, w)| ix.wait_satisfied(w, 0, 0));
+                let fast = node.live_blockers == 0
+                    && (!node.other_waits
+                        || node.waits.iter().all(|&(_, w)| {
+                            matches!(w, Wait::Task(_)) || ix.wait_satisfied(w, 0, 0)
+                        }));
+                assert_eq!(
+                    fast, slow,
+                    "step {step}, key {key}: counted blockers disagree"
                 );
             }
         }
