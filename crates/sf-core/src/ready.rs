@@ -129,6 +129,11 @@ impl LiveIndex {
         Self::default()
     }
 
+    /// Makes room for `n` more live tasks.
+    pub fn reserve(&mut self, n: usize) {
+        self.nodes.reserve(n);
+    }
+
     /// Number of live tasks.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -51,6 +51,10 @@ pub(crate) fn dispatch(
             })
         })
         .collect();
+    // an idle daemon with no free agent and no shell step to run does no work here
+    if slots.is_empty() && !store.has_open_shell_steps()? {
+        return Ok(Vec::new());
+    }
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
     let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
     let mut out = Vec::new();

@@ -26,7 +26,6 @@ pub(crate) const TASK_FROM: &str = "tasks t LEFT JOIN plans p ON p.key = t.plan"
 /// A task row with the fields the summary does not carry.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskRow {
-    pub key: Key,
     pub summary: TaskSummary,
     pub plan_key: Option<Key>,
     pub description: String,
@@ -64,7 +63,6 @@ fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
 pub(crate) fn row_to_task(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     let skills: String = r.get(8)?;
     Ok(TaskRow {
-        key: r.get(0)?,
         summary: TaskSummary {
             id: TaskId::new(r.get::<_, String>(1)?).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
@@ -734,7 +732,7 @@ impl Store {
     pub fn expire_deferrals(&mut self, now: i64) -> Result<usize, StoreError> {
         let due: Vec<Key> = self
             .conn
-            .prepare_cached("SELECT key FROM tasks WHERE status = 'deferred' AND defer_until IS NOT NULL AND defer_until <= ?1")?
+            .prepare_cached("SELECT key FROM tasks INDEXED BY tasks_deferred WHERE status = 'deferred' AND defer_until IS NOT NULL AND defer_until <= ?1")?
             .query_map([now], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for &key in &due {
@@ -769,39 +767,46 @@ impl Store {
     }
 
     pub(crate) fn load_index(&mut self) -> Result<(), StoreError> {
-        let mut live = Vec::new();
+        // streamed in two passes with only the columns the index needs, so that loading a
+        // large history does not leave a large peak behind in the allocator
+        let live: i64 = self.conn.query_row(
+            "SELECT count(*) FROM tasks WHERE status NOT IN ('closed', 'tombstone')",
+            [],
+            |r| r.get(0),
+        )?;
+        self.index.reserve(usize::try_from(live).unwrap_or(0));
         {
-            let mut stmt = self.conn.prepare(&format!(
-                "SELECT {TASK_COLS} FROM {TASK_FROM} WHERE t.status NOT IN ('closed', 'tombstone')"
-            ))?;
-            for row in stmt.query_map([], row_to_task)? {
-                let row = row?;
-                live.push((row.key, row.live()));
+            let mut stmt = self.conn.prepare(
+                "SELECT key, status, priority, assignee IS NOT NULL, plan, scheduled_for, retry_at, created_at
+                 FROM tasks WHERE status NOT IN ('closed', 'tombstone')",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let scheduled: Option<i64> = r.get(5)?;
+                let retry: Option<i64> = r.get(6)?;
+                let task = LiveTask {
+                    status: parse_enum(&r.get::<_, String>(1)?)?,
+                    priority: r.get(2)?,
+                    assigned: r.get(3)?,
+                    plan: r.get(4)?,
+                    scheduled_for: scheduled.max(retry),
+                    created: r.get(7)?,
+                };
+                self.index.insert(r.get(0)?, task, Vec::new());
             }
         }
-        let mut waits: std::collections::HashMap<Key, Vec<(i64, Wait)>> =
-            std::collections::HashMap::new();
         {
             let mut stmt = self.conn.prepare(
                 "SELECT d.id, d.blocked, d.kind, d.blocker, d.gate_until FROM deps d JOIN tasks t ON t.key = d.blocked
                  WHERE d.satisfied_at IS NULL AND d.kind IN ('blocks', 'parent-child', 'awaits')
                    AND t.status NOT IN ('closed', 'tombstone')",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
                 let kind: String = r.get(2)?;
-                Ok((
-                    r.get::<_, Key>(1)?,
-                    (r.get::<_, i64>(0)?, wait_of(&kind, r.get(3)?, r.get(4)?)),
-                ))
-            })?;
-            for row in rows {
-                let (k, w) = row?;
-                waits.entry(k).or_default().push(w);
+                let wait = wait_of(&kind, r.get(3)?, r.get(4)?);
+                self.index.add_wait(r.get(1)?, r.get(0)?, wait);
             }
-        }
-        for (k, t) in live {
-            self.index
-                .insert(k, t, waits.remove(&k).unwrap_or_default());
         }
         let plans: Vec<(Key, String)> = self
             .conn

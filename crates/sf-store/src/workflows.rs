@@ -124,6 +124,16 @@ impl Store {
         self.show_plan(plan_id.as_str())
     }
 
+    /// Whether any open task is a shell step (an indexed lookup).
+    pub fn has_open_shell_steps(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM tasks INDEXED BY tasks_open_shell WHERE shell IS NOT NULL AND status = 'open' LIMIT 1")?
+            .query_row([], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The shell step of a task, if it is one.
     pub fn shell_step(&self, key: Key) -> Result<Option<ShellStep>, StoreError> {
         Ok(self.task_row(key)?.shell)

@@ -38,6 +38,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_status ON tasks(status, priority, created_at);
 CREATE INDEX tasks_by_plan ON tasks(plan);
 CREATE INDEX tasks_by_assignee ON tasks(assignee) WHERE assignee IS NOT NULL;
+CREATE INDEX tasks_open_shell ON tasks(key) WHERE shell IS NOT NULL AND status = 'open';
 CREATE INDEX tasks_deferred ON tasks(defer_until) WHERE status = 'deferred' AND defer_until IS NOT NULL;
 
 CREATE TABLE deps (
