@@ -512,3 +512,56 @@ fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(td.show_task(&id).runs.len(), 1);
 }
+
+/// A stopped workspace like `fleet`, with `setup` as the `[worktree] setup` command.
+fn fleet_with_setup(extra: &str, setup: &str) -> crate::harness::TestDaemon {
+    let mut td = crate::harness::TestDaemon::stopped();
+    crate::fleet::configure(&td, extra, "");
+    let cfg = td.repo.join(".sf/config.toml");
+    let text = fs::read_to_string(&cfg).expect("read config");
+    assert!(text.contains("\n[worktree]\n"), "{text}");
+    let text = text.replacen(
+        "\n[worktree]\n",
+        &format!("\n[worktree]\nsetup = {setup:?}\nsetup_timeout = \"20s\"\n"),
+        1,
+    );
+    fs::write(&cfg, text).expect("write config");
+    td.spawn();
+    td
+}
+
+#[test]
+fn the_worktree_setup_command_runs_before_the_agent_and_its_failure_is_reported() {
+    let td = fleet_with_setup("", "echo prepared > setup-ran.txt");
+    let id = td.create_task("needs setup", &[]).task.id.to_string();
+    let s = script(
+        &td,
+        "w",
+        "expect-file setup-ran.txt\nwrite f.txt x\ncommit f\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    wait_status(&td, &id, TaskStatus::Review);
+
+    let td = fleet_with_setup("max_attempts = 1", "echo npm exploded >&2; exit 7");
+    let id = td.create_task("broken setup", &[]).task.id.to_string();
+    let s = script(&td, "w", "touch never\n");
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("spawn_failed"),
+        "{:?}",
+        t.runs
+    );
+    let note = t
+        .notes
+        .iter()
+        .map(|n| n.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        note.contains("worktree setup") && note.contains("npm exploded"),
+        "{note}"
+    );
+    assert!(!td.root.join("never").exists(), "the agent never ran");
+}
