@@ -6,6 +6,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+pub use chrono_tz::Tz;
 
 /// A malformed expression, with what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +80,17 @@ impl CronSchedule {
         self.parts
             .iter()
             .filter_map(|p| p.after(&after).next())
+            .min()
+    }
+
+    /// The first fire time strictly after `after`, reading the expression's hours and days
+    /// in the time zone `tz` (so `0 9 * * *` is 9:00 there, across daylight-saving changes).
+    pub fn next_fire_in(&self, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&tz);
+        self.parts
+            .iter()
+            .filter_map(|p| p.after(&local).next())
+            .map(|d| d.with_timezone(&Utc))
             .min()
     }
 }
@@ -222,6 +234,17 @@ mod tests {
             next("0 0 * * 5", "2026-03-10T00:00:00Z"),
             "2026-03-13T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_time_zone_moves_the_hours_and_follows_daylight_saving() {
+        let s = CronSchedule::parse("0 9 * * *").unwrap();
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        // winter: 9:00 in Berlin is 08:00 UTC; summer (after 2026-03-29): 07:00 UTC
+        let winter = s.next_fire_in(berlin, at("2026-03-01T00:00:00Z")).unwrap();
+        assert_eq!(winter.to_rfc3339(), "2026-03-01T08:00:00+00:00");
+        let summer = s.next_fire_in(berlin, at("2026-03-30T00:00:00Z")).unwrap();
+        assert_eq!(summer.to_rfc3339(), "2026-03-30T07:00:00+00:00");
     }
 
     #[test]

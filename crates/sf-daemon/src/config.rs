@@ -21,6 +21,7 @@ struct RawConfig {
     complete_grace: Option<String>,
     env_passthrough: Vec<String>,
     sfctl: Option<PathBuf>,
+    timezone: Option<String>,
     worktree: RawWorktree,
     merge: RawMerge,
 }
@@ -83,6 +84,8 @@ pub struct Config {
     pub env_passthrough: Vec<String>,
     /// The `sfctl` binary workers use (its directory goes first on their `PATH`).
     pub sfctl: Option<PathBuf>,
+    /// The time zone cron triggers are read in (default UTC).
+    pub timezone: sf_core::cron::Tz,
 }
 
 fn duration(field: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
@@ -167,6 +170,15 @@ impl Config {
                 Duration::from_secs(30),
             )?,
             env_passthrough: raw.env_passthrough,
+            timezone: match raw.timezone.as_deref() {
+                None => sf_core::cron::Tz::UTC,
+                Some(name) => name.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "`timezone` = \"{name}\" in {} is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")",
+                        file.display()
+                    )
+                })?,
+            },
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p
@@ -206,6 +218,15 @@ mod tests {
         assert!(
             e.contains("`tick_interval` = \"soon\" is not a duration"),
             "{e}"
+        );
+        let e = format!("{:#}", load("timezone = \"Mars/Base\"").unwrap_err());
+        assert!(e.contains("not an IANA time zone"), "{e}");
+        assert_eq!(
+            load("timezone = \"Europe/Berlin\"")
+                .unwrap()
+                .timezone
+                .name(),
+            "Europe/Berlin"
         );
         let e = format!("{:#}", load("[merge]\nstrategy = \"rebase\"").unwrap_err());
         assert!(e.contains("use \"squash\" or \"merge\""), "{e}");

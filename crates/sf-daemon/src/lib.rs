@@ -37,6 +37,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.paths.db().display()
         )
     })?;
+    let tz = config.timezone;
+    store
+        .call(move |s| s.set_time_zone(tz))
+        .await
+        .context("the store thread stopped")?;
     let listener = server::bind(&config.socket)?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();

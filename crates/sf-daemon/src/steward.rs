@@ -29,6 +29,7 @@ pub(crate) struct CronEntry {
     pub expr: String,
     pub schedule: CronSchedule,
     pub next: DateTime<Utc>,
+    pub tz: sf_core::cron::Tz,
 }
 
 /// An event trigger.
@@ -50,6 +51,7 @@ pub(crate) struct Triggers {
 impl Triggers {
     /// Reads the stewards and their trigger state. Runs on the store thread.
     pub(crate) fn load(store: &Store, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let tz = store.time_zone();
         let mut t = Self::default();
         for a in store.list_agents()? {
             if !a.enabled || a.spec.role != Role::Steward {
@@ -65,7 +67,7 @@ impl Triggers {
                     .unwrap_or(a.created_at);
                 // a schedule missed while the daemon was down fires once, now
                 let next = schedule
-                    .next_fire(since)
+                    .next_fire_in(tz, since)
                     .map(|n| n.max(now))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 t.crons.push(CronEntry {
@@ -73,6 +75,7 @@ impl Triggers {
                     expr: expr.clone(),
                     schedule,
                     next,
+                    tz,
                 });
             }
             for spec in &a.spec.on {
@@ -106,7 +109,7 @@ impl Triggers {
                 due.push((c.steward.clone(), c.expr.clone()));
                 c.next = c
                     .schedule
-                    .next_fire(now)
+                    .next_fire_in(c.tz, now)
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
             }
         }
@@ -355,6 +358,7 @@ mod tests {
             expr: expr.into(),
             schedule: CronSchedule::parse(expr).unwrap(),
             next: at(next),
+            tz: sf_core::cron::Tz::UTC,
         }
     }
 

@@ -202,7 +202,11 @@ impl Store {
             .spec
             .triggers
             .iter()
-            .map(|t| CronSchedule::parse(t).ok().and_then(|s| s.next_fire(now)))
+            .map(|t| {
+                CronSchedule::parse(t)
+                    .ok()
+                    .and_then(|s| s.next_fire_in(self.time_zone, now))
+            })
             .collect();
         let runs = self.runs_where("agent = ?1", rusqlite::types::Value::Text(name.to_owned()))?;
         Ok(AgentDetail {

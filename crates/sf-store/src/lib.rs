@@ -39,6 +39,8 @@ pub struct Store {
     conn: Connection,
     index: LiveIndex,
     new_events: Vec<AuditEvent>,
+    /// The time zone cron expressions are read in (`timezone` in config.toml).
+    time_zone: sf_core::cron::Tz,
 }
 
 impl std::fmt::Debug for Store {
@@ -72,9 +74,20 @@ impl Store {
             conn,
             index: LiveIndex::new(),
             new_events: Vec::new(),
+            time_zone: sf_core::cron::Tz::UTC,
         };
         store.load_index()?;
         Ok(store)
+    }
+
+    /// Sets the time zone cron expressions are read in.
+    pub fn set_time_zone(&mut self, tz: sf_core::cron::Tz) {
+        self.time_zone = tz;
+    }
+
+    /// The time zone cron expressions are read in.
+    pub fn time_zone(&self) -> sf_core::cron::Tz {
+        self.time_zone
     }
 
     /// Events committed since the last call, oldest first (the daemon fans them out).

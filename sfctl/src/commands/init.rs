@@ -42,6 +42,9 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # Daemon log level (overridden by the SF_LOG environment variable).
 # log_level = "info"
 
+# The time zone cron triggers are read in (an IANA name).
+# timezone = "UTC"
+
 [worktree]
 # Command run in each new worktree before the agent starts.
 # setup = "npm ci"
