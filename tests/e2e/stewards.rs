@@ -194,3 +194,27 @@ fn malformed_event_conditions_are_refused_at_registration() {
         assert!(err.contains("invalid event trigger"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn task_ready_fires_when_a_task_becomes_ready() {
+    let td = fleet("");
+    let s = script(&td, "s", "exit 0\n");
+    let blocker = td.create_task("blocker", &["-p", "3"]).task.id.to_string();
+    steward(
+        &td,
+        "ready-watch",
+        &s,
+        &["--on", "task_ready:{{priority}} == 1"],
+    );
+    let urgent = td
+        .create_task("urgent", &["-p", "1", "--blocked-by", &blocker])
+        .task
+        .id
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(history(&td, "ready-watch").is_empty(), "not ready yet");
+    td.sfctl().args(["task", "close", &blocker]).success();
+    let runs = finished(&td, "ready-watch", 1);
+    assert_eq!(runs[0].data["task"], urgent.as_str());
+    assert_eq!(runs[0].data["title"], "urgent");
+}

@@ -114,6 +114,8 @@ pub(crate) struct Owner {
     triggers: crate::steward::Triggers,
     triggers_dirty: bool,
     bus_pending: Vec<AuditEvent>,
+    /// Tasks known to be ready, for `task_ready` events (kept only while a steward listens).
+    ready_seen: Option<HashSet<String>>,
     started_at: chrono::DateTime<chrono::Utc>,
     ticks: u64,
     last_tick: Option<Duration>,
@@ -148,6 +150,7 @@ impl Owner {
             triggers: crate::steward::Triggers::default(),
             triggers_dirty: true,
             bus_pending: Vec::new(),
+            ready_seen: None,
             started_at: chrono::Utc::now(),
             ticks: 0,
             last_tick: None,
@@ -689,12 +692,28 @@ impl Owner {
         if self.triggers.events.is_empty() || events.is_empty() {
             return;
         }
-        let bus = match self
+        let wants_ready = self.triggers.events.iter().any(|e| e.event == "task_ready");
+        let first_look = wants_ready && self.ready_seen.is_none();
+        let mut seen = wants_ready.then(|| self.ready_seen.take().unwrap_or_default());
+        let result = self
             .store
-            .call(move |s| crate::steward::bus_events(s, &events))
-            .await
-        {
-            Ok(b) => b,
+            .call(move |s| {
+                let mut bus = crate::steward::bus_events(s, &events);
+                if let Some(seen) = seen.as_mut() {
+                    let ready = crate::steward::newly_ready(s, seen);
+                    // the first look only learns what is ready; it announces nothing
+                    if !first_look {
+                        bus.extend(ready);
+                    }
+                }
+                (bus, seen)
+            })
+            .await;
+        let bus = match result {
+            Ok((bus, seen)) => {
+                self.ready_seen = seen;
+                bus
+            }
             Err(e) => return tracing::error!(error = %e, "failed to read bus events"),
         };
         for (event, data) in bus {

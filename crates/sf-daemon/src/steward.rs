@@ -165,22 +165,8 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(Strin
             _ => continue,
         };
         let mut data = json!({ "event_id": e.id, "actor": e.actor });
-        if let Some(id) = &e.task
-            && let Ok(t) = store.show_task(id.as_str())
-        {
-            data["task"] = json!(t.task.id);
-            data["title"] = json!(t.task.title);
-            data["status"] = json!(t.task.status);
-            data["priority"] = json!(t.task.priority);
-            data["agent"] = json!(
-                t.task
-                    .assignee
-                    .or_else(|| t.runs.first().map(|r| r.agent.clone()))
-            );
-            data["branch"] = json!(t.branch);
-            data["plan"] = json!(t.task.plan);
-            data["type"] = json!(t.task.task_type);
-            data["skills"] = json!(t.task.skills);
+        if let Some(id) = &e.task {
+            add_task_data(store, id.as_str(), &mut data);
         }
         if let Value::Object(extra) = &after {
             for (k, v) in extra {
@@ -194,6 +180,46 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(Strin
             out.push((n.to_owned(), data.clone()));
         }
     }
+    out
+}
+
+/// The data every task event carries: task, title, status, priority, agent, branch, plan,
+/// type, skills.
+fn add_task_data(store: &mut Store, id: &str, data: &mut Value) {
+    let Ok(t) = store.show_task(id) else { return };
+    data["task"] = json!(t.task.id);
+    data["title"] = json!(t.task.title);
+    data["status"] = json!(t.task.status);
+    data["priority"] = json!(t.task.priority);
+    data["agent"] = json!(
+        t.task
+            .assignee
+            .or_else(|| t.runs.first().map(|r| r.agent.clone()))
+    );
+    data["branch"] = json!(t.branch);
+    data["plan"] = json!(t.task.plan);
+    data["type"] = json!(t.task.task_type);
+    data["skills"] = json!(t.task.skills);
+}
+
+/// `task_ready` events: tasks ready now that were not ready when last looked. Only computed
+/// while some steward listens for them. Runs on the store thread.
+pub(crate) fn newly_ready(
+    store: &mut Store,
+    seen: &mut std::collections::HashSet<String>,
+) -> Vec<(String, Value)> {
+    let Ok(ready) = store.ready_ids(sf_store::now_ms()) else {
+        return Vec::new();
+    };
+    let now: std::collections::HashSet<String> =
+        ready.into_iter().map(|id| id.to_string()).collect();
+    let mut out = Vec::new();
+    for id in now.difference(seen) {
+        let mut data = json!({});
+        add_task_data(store, id, &mut data);
+        out.push(("task_ready".to_owned(), data));
+    }
+    *seen = now;
     out
 }
 

@@ -644,6 +644,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The ids of every ready task (no row is read but the ids).
+    pub fn ready_ids(&mut self, now: i64) -> Result<Vec<TaskId>, StoreError> {
+        let keys = self.index.ready(now, None);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM tasks WHERE key = ?1")?;
+        keys.into_iter()
+            .map(|(k, _)| {
+                let id: String = stmt.query_row([k], |r| r.get(0))?;
+                Ok(TaskId::new(id).expect("stored ids are valid"))
+            })
+            .collect()
+    }
+
     /// Open and blocked tasks that are not ready, with the reasons, oldest first.
     pub fn waiting(
         &mut self,

@@ -394,7 +394,17 @@ mod tests {
         s.env.push(("SF_RUN".into(), token.clone()));
         s.stdin = None;
         let mut w = spawn(&s).unwrap();
-        let found = find_by_env("SF_RUN", &token);
+        // until the child has exec'd, /proc shows the parent's environment: poll briefly
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let found = loop {
+            if let Some(f) = find_by_env("SF_RUN", &token) {
+                break Some(f);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         assert_eq!(found.map(|f| f.0), Some(w.pid));
         assert_eq!(find_by_env("SF_RUN", "no-such-token"), None);
         signal_group(w.pid, StopSignal::Kill);
