@@ -218,3 +218,61 @@ fn task_ready_fires_when_a_task_becomes_ready() {
     assert_eq!(runs[0].data["task"], urgent.as_str());
     assert_eq!(runs[0].data["title"], "urgent");
 }
+
+#[test]
+fn a_recovery_steward_gets_the_stuck_task_and_must_resolve_it() {
+    let td = fleet("max_attempts = 1");
+    let gate = td.root.join("gate");
+    let prompt_copy = td.root.join("prompt.txt");
+    let s = script(
+        &td,
+        "rec",
+        &format!(
+            "save-env SF_PROMPT_FILE {}\nwait-file {}\n",
+            prompt_copy.display(),
+            gate.display()
+        ),
+    );
+    steward(&td, "rescuer", &s, &["--on", "task_stuck"]);
+    let w = script(&td, "w", "stderr the build is on fire\nexit 2\n");
+    crate::fleet::worker(&td, "w1", &w, &[]);
+    let first = td.create_task("doomed once", &[]).task.id.to_string();
+    let run = td.wait_for("the recovery steward to start", || {
+        let h = history(&td, "rescuer");
+        if h.len() == 1 {
+            Ok(h[0].clone())
+        } else {
+            Err(h)
+        }
+    });
+    assert_eq!(run.data["task"], first.as_str());
+    let prompt_file = td.wait_for("the prompt path", || {
+        fs::read_to_string(&prompt_copy).map_err(|e| e.to_string())
+    });
+    let prompt = fs::read_to_string(prompt_file.trim()).expect("prompt");
+    assert!(
+        prompt.contains("The stuck task") && prompt.contains("the build is on fire"),
+        "{prompt}"
+    );
+    // the steward (here: the test on its behalf) defers the task, then ends: ok
+    td.sfctl()
+        .args(["task", "defer", &first, "--reason", "needs a human"])
+        .success();
+    fs::write(&gate, "").expect("open the gate");
+    let runs = finished(&td, "rescuer", 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("ok"), "{runs:?}");
+    // a run that ends leaving the task stuck is a failed recovery
+    fs::remove_file(&gate).expect("close the gate");
+    let second = td.create_task("doomed twice", &[]).task.id.to_string();
+    td.wait_for("the second recovery run", || {
+        let h = history(&td, "rescuer");
+        if h.len() == 2 { Ok(()) } else { Err(h) }
+    });
+    fs::write(&gate, "").expect("open the gate");
+    let runs = finished(&td, "rescuer", 2);
+    assert_eq!(runs[0].outcome.as_deref(), Some("failed"), "{runs:?}");
+    assert!(
+        runs[0].result.as_deref().unwrap_or("").contains(&second),
+        "{runs:?}"
+    );
+}

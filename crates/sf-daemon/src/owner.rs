@@ -588,6 +588,11 @@ impl Owner {
                             exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
                         ),
                     };
+                    let (outcome, result) = if w.task.is_empty() || outcome != "ok" {
+                        (outcome, result)
+                    } else {
+                        self.check_recovery(&w.agent, &w.task).await
+                    };
                     self.end_steward(run_id, outcome, &result, code).await;
                     return true;
                 }
@@ -834,12 +839,22 @@ impl Owner {
             _ => String::new(),
         };
         let stop = CancellationToken::new();
+        // a recovery steward answers for the stuck task it was fired for
+        let recovering = match spec.focus {
+            Some(sf_proto::Focus::Recovery) => info
+                .data
+                .get("task")
+                .and_then(|t| t.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            _ => String::new(),
+        };
         self.workers.insert(
             id,
             Worker {
                 agent: spec.name.clone(),
                 adapter: spec.adapter,
-                task: String::new(),
+                task: recovering,
                 epoch: 0,
                 worktree: None,
                 log: None,
@@ -945,6 +960,30 @@ impl Owner {
             }
         }
         out
+    }
+
+    /// A recovery run must end with the stuck task completed, handed back with a note, or
+    /// deferred: the task is no longer blocked, or the steward left a note on it.
+    async fn check_recovery(&self, steward: &str, task: &str) -> (&'static str, String) {
+        let t = task.to_owned();
+        let author = format!("agent:{steward}");
+        match self.store.call(move |s| s.show_task(&t)).await {
+            Ok(Ok(d)) if d.task.status != sf_proto::TaskStatus::Blocked => {
+                ("ok", format!("task {} is now {}", d.task.id, d.task.status))
+            }
+            Ok(Ok(d)) if d.notes.iter().any(|n| n.author == author) => {
+                ("ok", format!("left a note on task {}", d.task.id))
+            }
+            Ok(Ok(d)) => (
+                "failed",
+                format!(
+                    "ended without completing, handing off or deferring task {}",
+                    d.task.id
+                ),
+            ),
+            Ok(Err(e)) => ("failed", e.to_string()),
+            Err(e) => ("failed", e.to_string()),
+        }
     }
 
     async fn end_steward(&mut self, id: i64, outcome: &str, result: &str, code: Option<i32>) {
