@@ -52,7 +52,8 @@ pub(crate) fn dispatch(
         })
         .collect();
     // an idle daemon with no free agent and no shell step to run does no work here
-    if slots.is_empty() && !store.has_open_shell_steps()? {
+    let shells = store.has_open_shell_steps()?;
+    if slots.is_empty() && !shells {
         return Ok(Vec::new());
     }
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
@@ -60,9 +61,13 @@ pub(crate) fn dispatch(
     let mut out = Vec::new();
     // playbook shell steps are run by the daemon itself, not by a worker
     let mut tasks: Vec<(usize, &[String])> = Vec::new();
+    // the per-task shell check runs only while some shell step is open
     for (i, r) in ready.iter().enumerate() {
-        let (key, _) = store.resolve_task(r.task.id.as_str())?;
-        if store.shell_step(key)?.is_some() {
+        let is_shell = shells && {
+            let (key, _) = store.resolve_task(r.task.id.as_str())?;
+            store.shell_step(key)?.is_some()
+        };
+        if is_shell {
             if out.len() < capacity {
                 match claim_one(store, SHELL_AGENT, r.task.id.as_str()) {
                     Ok(s) => out.push(s),

@@ -558,15 +558,16 @@ impl Owner {
                         ExitWhy::TimedOut => "timed out".to_owned(),
                         _ => exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
                     };
-                    let tail = w
-                        .log
-                        .as_deref()
-                        .map(|l| {
-                            sf_worker::process::tail_lines(std::path::Path::new(l), 40).join("\n")
-                        })
-                        .unwrap_or_default();
+                    let log = w.log.clone();
                     if let Err(e) = self
                         .store_call(move |s| {
+                            // the log is read on the store thread, not on the owner
+                            let tail = log
+                                .map(|l| {
+                                    sf_worker::process::tail_lines(std::path::Path::new(&l), 40)
+                                        .join("\n")
+                                })
+                                .unwrap_or_default();
                             s.shell_step_finished(run_id, success, &summary, &tail)
                         })
                         .await
@@ -833,10 +834,14 @@ impl Owner {
                 .await;
             return;
         };
+        // the prompt's context is built by the launch task: it reads logs and runs sfctl
         let context = match spec.focus {
-            Some(sf_proto::Focus::Docs) => crate::steward::docs_report(&self.config).await,
-            Some(sf_proto::Focus::Recovery) => self.stuck_context(&info.data).await,
-            _ => String::new(),
+            Some(sf_proto::Focus::Docs) => crate::steward::Context::Docs,
+            Some(sf_proto::Focus::Recovery) => match self.stuck_task(&info.data).await {
+                Some(t) => crate::steward::Context::Stuck(t),
+                None => crate::steward::Context::None,
+            },
+            _ => crate::steward::Context::None,
         };
         let stop = CancellationToken::new();
         // a recovery steward answers for the stuck task it was fired for
@@ -912,54 +917,13 @@ impl Owner {
         }
     }
 
-    /// A recovery steward's context: the stuck task's full history.
-    async fn stuck_context(&self, data: &serde_json::Value) -> String {
-        let Some(task) = data.get("task").and_then(|t| t.as_str()).map(str::to_owned) else {
-            return String::new();
-        };
-        let detail = self.store.call(move |s| s.show_task(&task)).await;
-        let Ok(Ok(t)) = detail else {
-            return String::new();
-        };
-        let mut out = format!(
-            "## The stuck task: {} ({})\n\nStatus {}, {} failed attempt(s). End with exactly one of: fix it and \
-             `sfctl task reopen {}` with a note, hand it back with a note (`sfctl task update {} --note ...` then \
-             `sfctl task unblock {}`), or defer it (`sfctl task defer {}`) with a message to the director.\n",
-            t.task.title,
-            t.task.id,
-            t.task.status,
-            t.attempts,
-            t.task.id,
-            t.task.id,
-            t.task.id,
-            t.task.id
-        );
-        for n in &t.notes {
-            out.push_str(&format!(
-                "\n- [{}] {} at {}:\n{}\n",
-                n.kind,
-                n.author,
-                n.at.format("%Y-%m-%d %H:%M UTC"),
-                n.text
-            ));
+    /// The stuck task a recovery steward was fired for (its history goes into the prompt).
+    async fn stuck_task(&self, data: &serde_json::Value) -> Option<Box<sf_proto::TaskDetail>> {
+        let task = data.get("task").and_then(|t| t.as_str())?.to_owned();
+        match self.store.call(move |s| s.show_task(&task)).await {
+            Ok(Ok(t)) => Some(Box::new(t)),
+            _ => None,
         }
-        for r in &t.runs {
-            out.push_str(&format!(
-                "\nRun {} by {} (epoch {}): {}, exit {:?}\n",
-                r.id,
-                r.agent,
-                r.epoch,
-                r.outcome.as_deref().unwrap_or("running"),
-                r.exit_code
-            ));
-            if let Some(log) = &r.log_path {
-                let tail = sf_worker::process::tail_lines(std::path::Path::new(log), 20);
-                if !tail.is_empty() {
-                    out.push_str(&format!("```\n{}\n```\n", tail.join("\n")));
-                }
-            }
-        }
-        out
     }
 
     /// A recovery run must end with the stuck task completed, handed back with a note, or

@@ -223,6 +223,65 @@ pub(crate) fn newly_ready(
     out
 }
 
+/// What a steward's prompt gets beyond its trigger and data.
+pub(crate) enum Context {
+    /// Nothing more.
+    None,
+    /// The `sfctl docs check` report.
+    Docs,
+    /// The stuck task's history, for a recovery steward.
+    Stuck(Box<sf_proto::TaskDetail>),
+}
+
+impl Context {
+    /// The prompt text; runs sfctl or reads log tails, so it is built off the owner.
+    async fn text(&self, config: &Config) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Docs => docs_report(config).await,
+            Self::Stuck(t) => stuck_text(t),
+        }
+    }
+}
+
+fn stuck_text(t: &sf_proto::TaskDetail) -> String {
+    let id = &t.task.id;
+    let mut out = format!(
+        "## The stuck task: {} ({id})\n\nStatus {}, {} failed attempt(s). End with exactly one of: fix it and \
+         `sfctl task reopen {id}` with a note, hand it back with a note (`sfctl task update {id} --note ...` then \
+         `sfctl task unblock {id}`), or defer it (`sfctl task defer {id}`) with a message to the director.\n",
+        t.task.title, t.task.status, t.attempts
+    );
+    for n in &t.notes {
+        out.push_str(&format!(
+            "\n- [{}] {} at {}:\n{}\n",
+            n.kind,
+            n.author,
+            n.at.format("%Y-%m-%d %H:%M UTC"),
+            n.text
+        ));
+    }
+    for r in &t.runs {
+        out.push_str(&format!(
+            "\nRun {} by {} (epoch {}): {}, exit {:?}\n",
+            r.id,
+            r.agent,
+            r.epoch,
+            r.outcome.as_deref().unwrap_or("running"),
+            r.exit_code
+        ));
+        let tail = r
+            .log_path
+            .as_deref()
+            .map(|l| sf_worker::process::tail_lines(std::path::Path::new(l), 20))
+            .unwrap_or_default();
+        if !tail.is_empty() {
+            out.push_str(&format!("```\n{}\n```\n", tail.join("\n")));
+        }
+    }
+    out
+}
+
 /// A steward run to launch as a process.
 pub(crate) struct StewardLaunch {
     pub config: Arc<Config>,
@@ -230,8 +289,8 @@ pub(crate) struct StewardLaunch {
     pub token: String,
     pub spec: AgentSpec,
     pub target: String,
-    /// Focus-specific context for the prompt (a docs report, a stuck task's history).
-    pub context: String,
+    /// Focus-specific context for the prompt.
+    pub context: Context,
     pub stop: CancellationToken,
     pub tx: mpsc::UnboundedSender<Internal>,
 }
@@ -311,9 +370,10 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         l.run.trigger,
         serde_json::to_string_pretty(&l.run.data).unwrap_or_default()
     ));
-    if !l.context.is_empty() {
+    let context = l.context.text(config).await;
+    if !context.is_empty() {
         prompt.push('\n');
-        prompt.push_str(&l.context);
+        prompt.push_str(&context);
         prompt.push('\n');
     }
     prompt.push_str(&format!(
