@@ -10,7 +10,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, init, logs, mr, plan, playbook, steward, task,
+    agent, daemon, demo, dep, docs, events, init, logs, message, mr, plan, playbook, steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -94,6 +94,9 @@ pub enum Command {
     Steward(steward::StewardCommand),
     #[command(subcommand)]
     Event(steward::EventCommand),
+    #[command(subcommand)]
+    Message(message::MessageCommand),
+    Inbox(message::InboxArgs),
     /// Run the whole loop on a throwaway repository: tasks dispatched to workers in
     /// worktrees, completed, tested and merged (needs only Rust and git)
     Demo(demo::DemoArgs),

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod events;
 pub mod init;
 pub mod logs;
+pub mod message;
 pub mod mr;
 pub mod plan;
 pub mod playbook;

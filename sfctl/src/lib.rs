@@ -81,6 +81,8 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Playbook(cmd) => commands::playbook::run(ctx, cmd),
         Command::Steward(cmd) => commands::steward::run(ctx, cmd),
         Command::Event(cmd) => commands::steward::event(ctx, cmd),
+        Command::Message(cmd) => commands::message::run(ctx, cmd),
+        Command::Inbox(args) => commands::message::inbox(ctx, args),
         Command::DemoAgent => commands::demo::agent(ctx),
     }
 }

@@ -14,6 +14,8 @@
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
+//! In `sfctl` arguments, `$data.KEY` is a steward's data field and `$NAME` an environment
+//! variable.
 //! `\n` in TEXT is a newline. A failed expectation exits 101 with a line on stderr.
 
 use std::path::{Path, PathBuf};
@@ -104,6 +106,24 @@ fn pick_section(script_path: &Path, text: &str) -> Vec<String> {
         .or(sequential.last())
         .cloned()
         .unwrap_or_default()
+}
+
+/// `$data.KEY` is the value of KEY in the steward's data (`SF_STEWARD_DATA`), `$NAME` the
+/// environment variable NAME; anything else is kept as it is.
+fn expand(word: &str) -> String {
+    if let Some(key) = word.strip_prefix("$data.") {
+        let data = std::env::var("SF_STEWARD_DATA").unwrap_or_default();
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        return match &data[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        };
+    }
+    if let Some(name) = word.strip_prefix('$') {
+        return std::env::var(name).unwrap_or_default();
+    }
+    word.to_owned()
 }
 
 fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
@@ -265,7 +285,7 @@ fn main() -> ExitCode {
                         "--note".into(),
                         unescape(rest),
                     ],
-                    _ => rest.split_whitespace().map(str::to_owned).collect(),
+                    _ => rest.split_whitespace().map(expand).collect(),
                 };
                 let args: Vec<&str> = owned.iter().map(String::as_str).collect();
                 let out = match sfctl(&args) {

@@ -16,6 +16,7 @@ mod events;
 mod init;
 mod layering;
 mod merge;
+mod messages;
 mod plans;
 mod playbooks;
 mod protocol;

@@ -220,59 +220,92 @@ fn task_ready_fires_when_a_task_becomes_ready() {
 }
 
 #[test]
-fn a_recovery_steward_gets_the_stuck_task_and_must_resolve_it() {
+fn a_recovery_steward_gets_the_stuck_task_and_must_end_with_exactly_one_resolution() {
     let td = fleet("max_attempts = 1");
-    let gate = td.root.join("gate");
     let prompt_copy = td.root.join("prompt.txt");
+    // four fires, four endings: defer with a message to the director (ok), defer without
+    // one (failed), hand back with a note (ok; the worker fails again, so it is stuck again),
+    // complete by closing it (ok)
     let s = script(
         &td,
         "rec",
         &format!(
-            "save-env SF_PROMPT_FILE {}\nwait-file {}\n",
-            prompt_copy.display(),
-            gate.display()
+            "save-env SF_PROMPT_FILE {}\n\
+             sfctl task defer $data.task --reason needs-a-human\n\
+             sfctl message send --to director --task $data.task --subject cache-policy per-user-or-global?\n\
+             --- next invocation\n\
+             sfctl task defer $data.task --reason no-message\n\
+             --- next invocation\n\
+             sfctl task update $data.task --note retry-with-a-clean-cache\n\
+             sfctl task unblock $data.task\n\
+             --- next invocation\n\
+             sfctl task close $data.task --reason fixed-by-hand\n",
+            prompt_copy.display()
         ),
     );
     steward(&td, "rescuer", &s, &["--on", "task_stuck"]);
     let w = script(&td, "w", "stderr the build is on fire\nexit 2\n");
     crate::fleet::worker(&td, "w1", &w, &[]);
+
     let first = td.create_task("doomed once", &[]).task.id.to_string();
-    let run = td.wait_for("the recovery steward to start", || {
-        let h = history(&td, "rescuer");
-        if h.len() == 1 {
-            Ok(h[0].clone())
-        } else {
-            Err(h)
-        }
-    });
-    assert_eq!(run.data["task"], first.as_str());
-    let prompt_file = td.wait_for("the prompt path", || {
-        fs::read_to_string(&prompt_copy).map_err(|e| e.to_string())
-    });
+    let runs = finished(&td, "rescuer", 1);
+    assert_eq!(runs[0].data["task"], first.as_str());
+    assert_eq!(runs[0].outcome.as_deref(), Some("ok"), "{runs:?}");
+    assert!(
+        runs[0].result.as_deref().unwrap_or("").contains("director"),
+        "{runs:?}"
+    );
+    let prompt_file = fs::read_to_string(&prompt_copy).expect("the prompt path");
     let prompt = fs::read_to_string(prompt_file.trim()).expect("prompt");
     assert!(
         prompt.contains("The stuck task") && prompt.contains("the build is on fire"),
         "{prompt}"
     );
-    // the steward (here: the test on its behalf) defers the task, then ends: ok
-    td.sfctl()
-        .args(["task", "defer", &first, "--reason", "needs a human"])
-        .success();
-    fs::write(&gate, "").expect("open the gate");
-    let runs = finished(&td, "rescuer", 1);
-    assert_eq!(runs[0].outcome.as_deref(), Some("ok"), "{runs:?}");
-    // a run that ends leaving the task stuck is a failed recovery
-    fs::remove_file(&gate).expect("close the gate");
+    // no director is registered: the message became a backlog task for a human
+    let t = td.show_task(&first);
+    assert_eq!(t.task.status, sf_proto::TaskStatus::Deferred);
+    assert_eq!(t.messages.len(), 1, "{:?}", t.messages);
+    assert_eq!(t.messages[0].from, "rescuer");
+    let decision = t.messages[0].became_task.clone().expect("became a task");
+    let d = td.show_task(decision.as_str());
+    assert_eq!(d.task.status, sf_proto::TaskStatus::Backlog);
+    assert!(d.task.title.contains("cache-policy"), "{}", d.task.title);
+
     let second = td.create_task("doomed twice", &[]).task.id.to_string();
-    td.wait_for("the second recovery run", || {
-        let h = history(&td, "rescuer");
-        if h.len() == 2 { Ok(()) } else { Err(h) }
-    });
-    fs::write(&gate, "").expect("open the gate");
     let runs = finished(&td, "rescuer", 2);
     assert_eq!(runs[0].outcome.as_deref(), Some("failed"), "{runs:?}");
+    let result = runs[0].result.clone().unwrap_or_default();
     assert!(
-        runs[0].result.as_deref().unwrap_or("").contains(&second),
+        result.contains(&second) && result.contains("without a message"),
+        "{result}"
+    );
+
+    let third = td.create_task("doomed thrice", &[]).task.id.to_string();
+    let runs = finished(&td, "rescuer", 4);
+    let (handed, closed) = (&runs[1], &runs[0]);
+    assert_eq!(handed.data["task"], third.as_str());
+    assert_eq!(handed.outcome.as_deref(), Some("ok"), "{runs:?}");
+    assert!(
+        handed
+            .result
+            .as_deref()
+            .unwrap_or("")
+            .contains("handed back with a note"),
         "{runs:?}"
+    );
+    assert_eq!(closed.data["task"], third.as_str());
+    assert_eq!(closed.outcome.as_deref(), Some("ok"), "{runs:?}");
+    assert!(
+        closed.result.as_deref().unwrap_or("").contains("completed"),
+        "{runs:?}"
+    );
+    let t = td.show_task(&third);
+    assert_eq!(t.task.status, sf_proto::TaskStatus::Closed);
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.author == "agent:rescuer" && n.text == "retry-with-a-clean-cache"),
+        "{:?}",
+        t.notes
     );
 }

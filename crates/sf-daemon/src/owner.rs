@@ -926,27 +926,47 @@ impl Owner {
         }
     }
 
-    /// A recovery run must end with the stuck task completed, handed back with a note, or
-    /// deferred: the task is no longer blocked, or the steward left a note on it.
+    /// A recovery run must end with exactly one of: the stuck task completed (in review or
+    /// closed), handed back to the pool with a note, or deferred with a message to the
+    /// director. Anything else is a failed recovery.
     async fn check_recovery(&self, steward: &str, task: &str) -> (&'static str, String) {
-        let t = task.to_owned();
+        use sf_proto::TaskStatus as S;
+        let (t, who) = (task.to_owned(), steward.to_owned());
         let author = format!("agent:{steward}");
-        match self.store.call(move |s| s.show_task(&t)).await {
-            Ok(Ok(d)) if d.task.status != sf_proto::TaskStatus::Blocked => {
-                ("ok", format!("task {} is now {}", d.task.id, d.task.status))
+        let found = self
+            .store
+            .call(move |s| {
+                Ok::<_, sf_store::StoreError>((s.show_task(&t)?, s.told_director(&who, &t)?))
+            })
+            .await;
+        let (d, told) = match found {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return ("failed", e.to_string()),
+            Err(e) => return ("failed", e.to_string()),
+        };
+        let id = &d.task.id;
+        let noted = d.notes.iter().any(|n| n.author == author);
+        match d.task.status {
+            S::Review | S::Closed => ("ok", format!("task {id} completed (now {})", d.task.status)),
+            S::Open | S::InProgress if noted => {
+                ("ok", format!("task {id} handed back with a note"))
             }
-            Ok(Ok(d)) if d.notes.iter().any(|n| n.author == author) => {
-                ("ok", format!("left a note on task {}", d.task.id))
-            }
-            Ok(Ok(d)) => (
+            S::Open | S::InProgress => (
                 "failed",
-                format!(
-                    "ended without completing, handing off or deferring task {}",
-                    d.task.id
-                ),
+                format!("task {id} was handed back without a note for the next worker"),
             ),
-            Ok(Err(e)) => ("failed", e.to_string()),
-            Err(e) => ("failed", e.to_string()),
+            S::Deferred | S::Backlog if told => (
+                "ok",
+                format!("task {id} deferred with a message to the director"),
+            ),
+            S::Deferred | S::Backlog => (
+                "failed",
+                format!("task {id} was deferred without a message to the director"),
+            ),
+            _ => (
+                "failed",
+                format!("ended without completing, handing off or deferring task {id}"),
+            ),
         }
     }
 

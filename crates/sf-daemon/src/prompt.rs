@@ -84,6 +84,21 @@ pub(crate) fn build(
             );
         }
     }
+    if !task.messages.is_empty() {
+        p.push_str("\n### Messages about this task\n");
+        for m in &task.messages {
+            let _ = write!(
+                p,
+                "\n- #{} from {} to {} at {}: {}\n{}\n",
+                m.id,
+                m.from,
+                m.to,
+                m.at.format("%Y-%m-%d %H:%M UTC"),
+                m.subject,
+                indent(&m.body)
+            );
+        }
+    }
     let _ = write!(
         p,
         "\n## Where you are\n\nBranch `{}` (from `{target}`), in the worktree you were started in.{}\n",
@@ -101,6 +116,8 @@ pub(crate) fn build(
          - If the task needs no change at all: `sfctl task complete --no-changes --summary \"why\"`.\n\
          - If you cannot finish: `sfctl task handoff --note \"what you did, what is left, what you learned\"`; \
          the next worker continues in this worktree with your note.\n\
+         - To ask the director something you cannot decide: `sfctl message send --to director \"question\"`; \
+         read answers with `sfctl inbox`.\n\
          Then exit.\n",
     );
     p

@@ -86,6 +86,12 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
             store.emit_event(actor, &name, &serde_json::to_value(&data)?)?;
             ok(format!("emitted `{name}`"))
         }
+        Request::SendMessage { message } => Response::Message(store.send_message(actor, message)?),
+        Request::ListMessages { to, unread, limit } => {
+            Response::Messages(store.list_messages(&to, unread, limit)?)
+        }
+        Request::ShowMessage { id } => Response::Message(store.show_message(id)?),
+        Request::ReadMessages { ids } => Response::Messages(store.read_messages(actor, &ids)?),
         Request::ListMergeRequests => Response::MergeRequests(store.list_mrs()?),
         Request::ShowMergeRequest { id } => Response::MergeRequest(store.show_mr(id)?),
         Request::RetryMergeRequest { id } => Response::MergeRequest(store.retry_mr(id)?),

@@ -155,6 +155,7 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(Strin
             "merge_failed" => vec!["merge_failed"],
             "task_stuck" => vec!["task_stuck"],
             "run_failed" => vec!["agent_failed"],
+            "message_sent" => vec!["message_sent"],
             "event_emitted" => {
                 if let Some(name) = after.get("name").and_then(Value::as_str) {
                     let data = after.get("data").cloned().unwrap_or(Value::Null);
@@ -247,9 +248,13 @@ impl Context {
 fn stuck_text(t: &sf_proto::TaskDetail) -> String {
     let id = &t.task.id;
     let mut out = format!(
-        "## The stuck task: {} ({id})\n\nStatus {}, {} failed attempt(s). End with exactly one of: fix it and \
-         `sfctl task reopen {id}` with a note, hand it back with a note (`sfctl task update {id} --note ...` then \
-         `sfctl task unblock {id}`), or defer it (`sfctl task defer {id}`) with a message to the director.\n",
+        "## The stuck task: {} ({id})\n\nStatus {}, {} failed attempt(s). End with exactly one of:\n\
+         - complete it: fix the cause on its branch, then `sfctl task close {id} --reason ...` if nothing is left \
+         to merge, or hand it back as below;\n\
+         - hand it back to the pool with a note for the next worker: `sfctl task update {id} --note \"...\"` then \
+         `sfctl task unblock {id}`;\n\
+         - defer it with a message to the director: `sfctl task defer {id} --reason \"...\"` and \
+         `sfctl message send --to director --task {id} \"what needs deciding\"`.\n",
         t.task.title, t.task.status, t.attempts
     );
     for n in &t.notes {
@@ -423,7 +428,8 @@ pub(crate) async fn docs_report(config: &Config) -> String {
     match out {
         Ok(o) => format!(
             "## The docs report (`sfctl docs check`)\n\n```json\n{}\n```\n\nFix what you can on your branch. \
-             What needs a human decision: send it to the director (or create a task with `sfctl task create`).",
+             What needs a human decision, send to the director: `sfctl message send --to director --subject \"...\" \"...\"` \
+             (with no director registered it becomes a backlog task for a human).",
             String::from_utf8_lossy(&o.stdout).trim()
         ),
         Err(e) => format!("(the docs report failed: {e})"),

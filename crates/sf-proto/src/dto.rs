@@ -481,6 +481,62 @@ pub struct StewardRunInfo {
     pub log_path: Option<String>,
 }
 
+/// A message between agents (and humans), for `sfctl inbox` and `sfctl message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    /// Id; ids only grow.
+    pub id: i64,
+    /// When it was sent.
+    pub at: Timestamp,
+    /// Who sent it: an agent's name, or `human:<user>`.
+    pub from: String,
+    /// Who it is for: an agent's name, `human`, or `task:<id>` (whoever works on that task).
+    pub to: String,
+    /// The address as the sender wrote it, when routing changed it (`director`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressed: Option<String>,
+    /// The task it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// One line.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// The message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    /// When its recipient read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<Timestamp>,
+    /// The task it became because nobody could receive it (no director is registered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub became_task: Option<TaskId>,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NewMessage {
+    /// An agent's name, `director` (the director the sender reports to, or the only one),
+    /// `human`, or `task:<id>`; absent with `task`: whoever works on that task.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The task it is about (id or prefix); inside a run, default: the run's task.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// One line (default: the body's first line).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The text.
+    pub body: String,
+    /// The message it answers (its sender becomes the recipient when `to` is absent).
+    #[serde(default)]
+    pub reply_to: Option<i64>,
+    /// The sender's lease token (`SF_RUN`) inside a run: names the sender and is checked
+    /// like a completion's, so a stale incarnation cannot speak.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
 /// A playbook variable, for `sfctl playbook show`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaybookVar {
@@ -784,6 +840,9 @@ pub struct TaskDetail {
     /// Not dispatched again before this time (backoff after a failed run).
     #[serde(default)]
     pub retry_at: Option<Timestamp>,
+    /// Messages about it, oldest first.
+    #[serde(default)]
+    pub messages: Vec<MessageInfo>,
     /// Its audit events, oldest first.
     pub events: Vec<AuditEvent>,
 }
@@ -1214,6 +1273,33 @@ pub enum Request {
         #[serde(default)]
         vars: BTreeMap<String, String>,
     },
+    /// Send a message; one to `director` with no director registered becomes a backlog task.
+    SendMessage {
+        /// The message.
+        message: NewMessage,
+    },
+    /// Messages, newest first.
+    ListMessages {
+        /// For these recipients (agents, `human`, `task:<id>`); empty: everyone's.
+        #[serde(default)]
+        to: Vec<String>,
+        /// Only unread ones.
+        #[serde(default)]
+        unread: bool,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// One message.
+    ShowMessage {
+        /// Its id.
+        id: i64,
+    },
+    /// Mark messages read.
+    ReadMessages {
+        /// Their ids.
+        ids: Vec<i64>,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -1285,6 +1371,10 @@ pub enum Response {
     Playbook(PlaybookInfo),
     /// Steward runs.
     StewardRuns(Vec<StewardRunInfo>),
+    /// One message.
+    Message(MessageInfo),
+    /// Messages.
+    Messages(Vec<MessageInfo>),
     /// One audit event, in a follow stream.
     Event(AuditEvent),
     /// Events were dropped because the follower fell behind.

@@ -98,6 +98,20 @@ impl From<StoreError> for ProtoError {
 
 impl From<sf_core::naming::NameError> for StoreError {
     fn from(e: sf_core::naming::NameError) -> Self {
-        Self::invalid(e.to_string())
+        use sf_core::naming::NameError as N;
+        let hint = match &e {
+            N::LongText { .. } => {
+                Some("shorten it, or put the long part in a file in the repository and refer to it")
+            }
+            N::LongTitle(_) => {
+                Some("keep titles to one short line; put details in the description")
+            }
+            _ => None,
+        };
+        let err = Self::invalid(e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
     }
 }

@@ -6,6 +6,7 @@ mod agents;
 mod deps;
 mod error;
 mod events;
+mod messages;
 mod mrs;
 mod plans;
 mod runs;
@@ -29,7 +30,10 @@ pub use tasks::ShellStep;
 pub use util::now_ms;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_messages.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

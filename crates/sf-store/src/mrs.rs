@@ -7,7 +7,7 @@ use sf_proto::{ErrorKind, MergeRequestInfo, MergeState, TaskId, TaskStatus, Task
 
 use crate::events::Audit;
 use crate::tasks::{add_note, load_task};
-use crate::util::{new_short_id, now_ms, ts};
+use crate::util::{fresh_id, now_ms, ts};
 use crate::{Store, StoreError};
 
 const MR_COLS: &str = "m.id, t.id, coalesce(t.title, m.message, m.branch), m.branch, m.target, m.state, m.reason, \
@@ -282,17 +282,8 @@ impl Store {
                             job.info.branch, job.info.target, job.info.target, original.summary.id
                         ),
                     };
-                    let fid = loop {
-                        let c = new_short_id();
-                        if tx
-                            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
-                            .query_row([&c], |_| Ok(()))
-                            .optional()?
-                            .is_none()
-                        {
-                            break TaskId::new(c).expect("generated ids are valid");
-                        }
-                    };
+                    let fid =
+                        TaskId::new(fresh_id(&tx, "tasks")?).expect("generated ids are valid");
                     tx.prepare_cached(
                         "INSERT INTO tasks (id, title, description, status, priority, task_type, plan, skills,
                                             branch, worktree, fix_of, fix_kind, created_at, updated_at)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::json;
 use sf_core::naming::{validate_text, validate_title};
 use sf_core::ready::Key;
@@ -14,7 +14,7 @@ use sf_proto::{
 };
 
 use crate::events::Audit;
-use crate::util::{new_short_id, now_ms, prefix_range, ts};
+use crate::util::{fresh_id, now_ms, prefix_range, ts};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -167,17 +167,7 @@ impl Store {
         };
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let id = loop {
-            let c = new_short_id();
-            if tx
-                .prepare_cached("SELECT 1 FROM plans WHERE id = ?1")?
-                .query_row([&c], |_| Ok(()))
-                .optional()?
-                .is_none()
-            {
-                break PlanId::new(c).expect("generated ids are valid");
-            }
-        };
+        let id = PlanId::new(fresh_id(&tx, "plans")?).expect("generated ids are valid");
         tx.prepare_cached(
             "INSERT INTO plans (id, title, description, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?

@@ -13,7 +13,7 @@ use sf_proto::{
 };
 
 use crate::events::Audit;
-use crate::util::{new_short_id, now_ms, opt_ts, prefix_range, ts};
+use crate::util::{fresh_id, now_ms, opt_ts, prefix_range, ts};
 use crate::{Store, StoreError};
 
 pub(crate) const TASK_COLS: &str = "t.key, t.id, t.title, t.status, t.priority, t.task_type, \
@@ -254,17 +254,7 @@ impl Store {
         let blockers = self.resolve_blockers(&new.blocked_by)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let id = loop {
-            let candidate = new_short_id();
-            let taken: bool = tx
-                .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
-                .query_row([&candidate], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if !taken {
-                break TaskId::new(candidate).expect("generated ids are valid");
-            }
-        };
+        let id = TaskId::new(fresh_id(&tx, "tasks")?).expect("generated ids are valid");
         tx.prepare_cached(
             "INSERT INTO tasks (id, title, description, acceptance, status, priority, task_type,
                                 plan, skills, scheduled_for, created_at, updated_at)
@@ -405,6 +395,7 @@ impl Store {
             shell: row.shell.as_ref().map(|s| s.command.clone()),
             retry_at: crate::util::opt_ts(row.retry_at),
             events: self.task_events(key)?,
+            messages: self.task_messages(key)?,
             task: row.summary,
         })
     }

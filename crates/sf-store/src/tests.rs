@@ -279,6 +279,43 @@ fn a_database_from_a_newer_sf_is_refused() {
 }
 
 #[test]
+fn a_database_from_an_older_sf_is_migrated_in_place_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sf.db");
+    // a version-1 file, as the first release wrote it, with a task in it
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("migrations/0001_initial.sql"))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute(
+        "INSERT INTO tasks (id, title, status, priority, task_type, created_at, updated_at)
+         VALUES ('abc234', 'old work', 'open', 2, 'task', 1, 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(s.show_task("abc234").unwrap().task.title, "old work");
+    let m = s
+        .send_message(
+            ME,
+            sf_proto::NewMessage {
+                task: Some("abc234".into()),
+                body: "still here".into(),
+                ..sf_proto::NewMessage::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(m.to, "task:abc234");
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(usize::try_from(v).unwrap(), crate::SCHEMA_VERSION);
+}
+
+#[test]
 fn agents_validate_and_derive_state() {
     let mut s = Store::open_in_memory().unwrap();
     let spec = |name: &str| AgentSpec {

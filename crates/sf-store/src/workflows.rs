@@ -11,7 +11,7 @@ use sf_proto::{PlanDetail, PlanId, TaskId, TaskStatus};
 
 use crate::events::Audit;
 use crate::tasks::{ShellStep, add_note, load_task};
-use crate::util::{new_short_id, now_ms};
+use crate::util::{fresh_id, now_ms};
 use crate::{Store, StoreError};
 
 impl Store {
@@ -30,20 +30,7 @@ impl Store {
         }
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let new_id = |tx: &rusqlite::Transaction<'_>, table: &str| -> Result<String, StoreError> {
-            loop {
-                let c = new_short_id();
-                let taken = tx
-                    .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
-                    .query_row([&c], |_| Ok(()))
-                    .optional()?
-                    .is_some();
-                if !taken {
-                    return Ok(c);
-                }
-            }
-        };
-        let plan_id = PlanId::new(new_id(&tx, "plans")?).expect("generated ids are valid");
+        let plan_id = PlanId::new(fresh_id(&tx, "plans")?).expect("generated ids are valid");
         tx.prepare_cached(
             "INSERT INTO plans (id, title, description, status, playbook, created_at, updated_at)
              VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?5)",
@@ -62,7 +49,7 @@ impl Store {
         let mut keys: HashMap<&str, (Key, TaskId)> = HashMap::new();
         let mut created = Vec::new();
         for step in &instance.steps {
-            let id = TaskId::new(new_id(&tx, "tasks")?).expect("generated ids are valid");
+            let id = TaskId::new(fresh_id(&tx, "tasks")?).expect("generated ids are valid");
             let shell = match &step.kind {
                 StepKind::Task => None,
                 StepKind::Shell {

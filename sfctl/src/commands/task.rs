@@ -667,6 +667,23 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
             .collect();
         section(ui, "notes", &body.join("\n"))?;
     }
+    if !d.messages.is_empty() {
+        let body: Vec<String> = d
+            .messages
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} #{} {} -> {}: {}",
+                    time::short(m.at),
+                    m.id,
+                    m.from,
+                    m.to,
+                    m.subject
+                )
+            })
+            .collect();
+        section(ui, "messages", &body.join("\n"))?;
+    }
     if !d.runs.is_empty() {
         ui.line("\nruns:")?;
         agent::run_table(ui, &d.runs, agent::RunsOf::Task)?;
@@ -744,6 +761,7 @@ mod tests {
             shell: None,
             retry_at: None,
             events: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
