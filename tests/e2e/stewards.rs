@@ -309,3 +309,70 @@ fn a_recovery_steward_gets_the_stuck_task_and_must_end_with_exactly_one_resoluti
         t.notes
     );
 }
+
+#[test]
+fn the_docs_steward_fixes_planted_broken_links_through_the_merge_queue_and_asks_the_director() {
+    use crate::fleet::git;
+    let td = crate::fleet::fleet_with("", "test_command = \"true\"");
+    fs::create_dir_all(td.repo.join("docs")).expect("mkdir");
+    fs::write(
+        td.repo.join("docs/index.md"),
+        "# Docs\n\nSee the [guide](missing-guide.md).\n",
+    )
+    .expect("plant a broken link");
+    git(&td.repo, &["add", "docs"]);
+    git(&td.repo, &["commit", "-qm", "docs with a broken link"]);
+    let before = td.sfctl().cwd(&td.repo).args(["docs", "check"]).run();
+    let report = String::from_utf8_lossy(&before.stdout);
+    assert_eq!(before.status.code(), Some(1), "{report}");
+    assert!(report.contains("missing-guide.md"), "{report}");
+
+    crate::fleet::steward(&td);
+    let s = script(
+        &td,
+        "scribe",
+        "expect-prompt-contains missing-guide.md\n\
+         expect-env SF_BRANCH=scribe/docs/auto-updates\n\
+         write docs/index.md # Docs\\n\\nSee the [guide](guide.md).\\n\n\
+         write docs/guide.md # Guide\\n\n\
+         commit docs: fix the guide link\n\
+         sfctl merge --branch $SF_BRANCH --no-wait\n\
+         sfctl message send --to director --subject keep-the-v1-pages? The-v1-API-pages-look-stale\n",
+    );
+    let command = format!("{FAKE} {}", s.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "scribe",
+            "--role",
+            "steward",
+            "--focus",
+            "docs",
+            "--command",
+            &command,
+        ])
+        .success();
+    td.sfctl().args(["steward", "run", "scribe"]).success();
+    let runs = finished(&td, "scribe", 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("ok"), "{runs:?}");
+    let merged = td.wait_for("the docs branch to merge", || {
+        let mrs = crate::fleet::mrs(&td);
+        match mrs.iter().find(|m| m.branch == "scribe/docs/auto-updates") {
+            Some(m) if m.state == sf_proto::MergeState::Merged => Ok(m.clone()),
+            _ => Err(mrs),
+        }
+    });
+    assert!(merged.task.is_none(), "a branch merge, not a task's");
+    let text = git(&td.repo, &["show", "HEAD:docs/index.md"]);
+    assert!(text.contains("(guide.md)"), "{text}");
+    td.sfctl().cwd(&td.repo).args(["docs", "check"]).success();
+    // no director is registered: the question became a backlog task for a human
+    let tasks = td.list_tasks(&["--status", "backlog"]);
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.title == "Decision needed: keep-the-v1-pages?"),
+        "{tasks:?}"
+    );
+}
