@@ -14,6 +14,24 @@ pub const BOUND: Duration = Duration::from_millis(50);
 pub struct Opts {
     pub samples: usize,
     pub warmup: usize,
+    /// Worktrees made (with the git CLI) before the daemon starts, as tasks waiting for
+    /// review leave them.
+    pub worktrees: usize,
+}
+
+/// `n` worktrees `.sf/worktrees/bench-pre-<i>` on new branches `bench/pre-<i>` from `main`,
+/// like those of tasks waiting for review.
+fn add_worktrees(ws: &Workspace, n: usize) -> anyhow::Result<()> {
+    let dir = ws.paths.worktrees();
+    for i in 0..n {
+        let path = dir.join(format!("bench-pre-{i}"));
+        let path = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path {}", path.display()))?;
+        let branch = format!("bench/pre-{i}");
+        ws.git(&["worktree", "add", "-q", "-b", &branch, path, "main"])?;
+    }
+    Ok(())
 }
 
 /// `b - a`, or zero if `b` came first (with a count of how often).
@@ -26,8 +44,8 @@ fn after(a: SystemTime, b: SystemTime, negative: &mut usize) -> Duration {
 
 pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
     println!(
-        "== dispatch: `sfctl task create` returns -> worker running; 1 idle worker, {} samples ({} warm-up) ==",
-        o.samples, o.warmup
+        "== dispatch: `sfctl task create` returns -> worker running; 1 idle worker, {} samples ({} warm-up), {} worktrees made beforehand ==",
+        o.samples, o.warmup, o.worktrees
     );
     println!("  {}", load());
 
@@ -59,6 +77,15 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
 
     let ws = Workspace::new(bins)?;
     ws.configure(bins, 8, None)?;
+    if o.worktrees > 0 {
+        let t = Instant::now();
+        add_worktrees(&ws, o.worktrees)?;
+        println!(
+            "  made {} worktrees with `git worktree add` in {}",
+            o.worktrees,
+            ms(t.elapsed())
+        );
+    }
     let daemon = Daemon::start(bins, &ws)?;
     register_workers(bins, &ws, &agent, 1)?;
     let mut events = EventLog::follow(&daemon)?;

@@ -62,6 +62,9 @@ enum Scenario {
         /// Untimed samples first
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        /// Worktrees to make beforehand (as tasks waiting for review leave them)
+        #[arg(long, default_value_t = 0)]
+        worktrees: usize,
     },
     /// Many tasks through a pool of scripted workers: total time and daemon CPU
     Throughput {
@@ -225,9 +228,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
             },
         ),
-        Scenario::Dispatch { samples, warmup } => dispatch::run(
+        Scenario::Dispatch {
+            samples,
+            warmup,
+            worktrees,
+        } => dispatch::run(
             &harness::Bins::locate()?,
-            dispatch::Opts { samples, warmup },
+            dispatch::Opts {
+                samples,
+                warmup,
+                worktrees,
+            },
         ),
         Scenario::Throughput {
             tasks,
@@ -301,6 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dispatch::Opts {
                     samples: 50,
                     warmup: 3,
+                    worktrees: 0,
                 },
             )?;
             throughput::run(

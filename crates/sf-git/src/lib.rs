@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use git2::{
-    BranchType, IndexAddOption, Oid, Repository, Signature, StatusOptions, WorktreeAddOptions,
-    WorktreePruneOptions,
+    BranchType, IndexAddOption, Oid, Repository, Signature, StatusOptions, WorktreePruneOptions,
 };
 
 /// A failed git operation: what was being done, on what, and git's own message.
@@ -161,45 +160,42 @@ pub fn ensure_worktree(
             ))
             .ctx(|| format!("prune the stale worktree `{name}`"))?;
     }
-    let branch_ref = match repo.find_branch(branch, BranchType::Local) {
-        Ok(b) => b,
-        Err(_) => {
-            let tip = repo
-                .find_branch(target, BranchType::Local)
-                .map_err(|_| GitError::NoTarget(target.to_owned()))?
-                .get()
-                .peel_to_commit()
-                .ctx(|| format!("resolve the tip of `{target}`"))?;
-            repo.branch(branch, &tip, false)
-                .ctx(|| format!("create branch `{branch}`"))?
-        }
-    };
+    let new = repo.find_branch(branch, BranchType::Local).is_err();
+    if new {
+        let tip = repo
+            .find_branch(target, BranchType::Local)
+            .map_err(|_| GitError::NoTarget(target.to_owned()))?
+            .get()
+            .peel_to_commit()
+            .ctx(|| format!("resolve the tip of `{target}`"))?;
+        repo.branch(branch, &tip, false)
+            .ctx(|| format!("create branch `{branch}`"))?;
+    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
             what: format!("create {}", parent.display()),
             source,
         })?;
     }
-    let reference = branch_ref.into_reference();
-    let mut opts = WorktreeAddOptions::new();
-    opts.reference(Some(&reference));
-    let _serial = worktree_add_lock();
-    repo.worktree(name, path, Some(&opts))
-        .ctx(|| format!("add worktree `{name}` at {}", path.display()))?;
+    let wt = worktree::add(
+        &repo,
+        name,
+        path,
+        worktree::Head::Branch { name: branch, new },
+    )?;
+    if let Err(e) = wt.checkout_head(None) {
+        // best effort: a half-checked-out worktree would be reused as it is on the next call
+        let _ = remove_worktree(repo_root, name, path);
+        return Err(GitError::Op {
+            what: format!("check out `{branch}` in {}", path.display()),
+            source: e,
+        });
+    }
     Ok(Worktree {
         path: path.to_owned(),
         branch: branch.to_owned(),
         created: true,
     })
-}
-
-/// Adding worktrees is serialised within the process: libgit2 (1.9) checks that a branch is
-/// not checked out elsewhere by opening every worktree, and a worktree another thread is
-/// half-way through adding makes that check fail ("already checked out").
-pub(crate) fn worktree_add_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, GitError> {
@@ -318,6 +314,7 @@ pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), 
 }
 
 pub mod merge;
+mod worktree;
 
 #[cfg(test)]
 mod tests;

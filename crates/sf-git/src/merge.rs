@@ -9,10 +9,9 @@
 //! what a crash left behind.
 //!
 //! Temporary worktrees are named `sf-merge-…` and live in a scratch directory chosen by the
-//! caller (e.g. `<repo>/.sf/merge/`). libgit2 only adds a worktree on a *branch*, so one is
-//! made on a short-lived branch `sf-merging/<name>` at the target tip, its HEAD is then
-//! detached at that commit and the branch deleted at once; [`prune_scratch`] also deletes any
-//! such branch a crash left behind.
+//! caller (e.g. `<repo>/.sf/merge/`); they are added with HEAD detached at the target tip.
+//! Earlier versions made them on a short-lived branch `sf-merging/<name>` (libgit2 only adds
+//! a worktree on a branch); [`prune_scratch`] still deletes any such branch a crash left.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,14 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use git2::build::CheckoutBuilder;
 use git2::{
     BranchType, Commit, DiffOptions, ErrorCode, Oid, Repository, Signature, Tree,
-    WorktreeAddOptions, WorktreePruneOptions,
+    WorktreePruneOptions,
 };
 
 use crate::{Ctx, GitError, open};
 
 /// Prefix of every temporary merge worktree's name (and directory name).
 pub const SCRATCH_PREFIX: &str = "sf-merge-";
-/// Namespace of the short-lived branches temporary worktrees are created on.
+/// Namespace of the short-lived branches earlier versions made temporary worktrees on; a
+/// crash may have left some.
 const TEMP_BRANCH_PREFIX: &str = "sf-merging/";
 
 /// A merge result checked out in a temporary worktree, ready for the tests.
@@ -219,34 +219,12 @@ fn add_scratch(
             source,
         })?;
     }
-    let temp = format!("{TEMP_BRANCH_PREFIX}{name}");
-    let branch = repo
-        .branch(&temp, base, true)
-        .ctx(|| format!("create the temporary branch `{temp}`"))?;
-    let reference = branch.into_reference();
-    let mut opts = WorktreeAddOptions::new();
-    opts.reference(Some(&reference));
-    let _serial = crate::worktree_add_lock();
-    repo.worktree(name, path, Some(&opts))
-        .ctx(|| format!("add the merge worktree at {}", path.display()))?;
-    let wt = open(path)?;
-    wt.set_head_detached(base.id())
-        .ctx(|| format!("detach HEAD of {}", path.display()))?;
-    drop(reference);
-    delete_temp_branch(repo, name)?;
+    let wt = crate::worktree::add(repo, name, path, crate::worktree::Head::Detached(base.id()))?;
     let tree = wt
         .find_object(tree, None)
         .ctx(|| format!("find the merged tree {tree}"))?;
     wt.checkout_tree(&tree, Some(CheckoutBuilder::new().force()))
         .ctx(|| format!("check the merge result out in {}", path.display()))?;
-    Ok(())
-}
-
-fn delete_temp_branch(repo: &Repository, name: &str) -> Result<(), GitError> {
-    let refname = format!("refs/heads/{TEMP_BRANCH_PREFIX}{name}");
-    if let Ok(mut r) = repo.find_reference(&refname) {
-        r.delete().ctx(|| format!("delete {refname}"))?;
-    }
     Ok(())
 }
 
@@ -612,8 +590,8 @@ pub fn archive_and_delete_branch(
     delete_if_reachable(&repo, branch, &[target, archive_ref])
 }
 
-/// Removes the temporary worktree of a prepared merge: its directory, git's metadata for it,
-/// and its temporary branch if one was left.
+/// Removes the temporary worktree of a prepared merge: its directory and git's metadata
+/// for it.
 pub fn remove_scratch(repo_root: &Path, prepared: &Prepared) -> Result<(), GitError> {
     let repo = open(repo_root)?;
     remove_one(&repo, &prepared.name, Some(&prepared.path))
@@ -641,7 +619,7 @@ fn remove_one(repo: &Repository, name: &str, path: Option<&Path>) -> Result<(), 
         ))
         .ctx(|| format!("prune the merge worktree `{name}`"))?;
     }
-    delete_temp_branch(repo, name)
+    Ok(())
 }
 
 /// Crash recovery, for startup (not while merges run): removes every temporary merge

@@ -82,3 +82,127 @@ fn a_missing_target_is_named() {
     let err = target_branch(&root, Some("develop")).unwrap_err();
     assert_eq!(err.to_string(), "target branch `develop` does not exist");
 }
+
+/// A hermetic git CLI command in `dir`: its stdout, or a panic with its stderr.
+fn git_cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(args)
+        .output()
+        .expect("failed to run git");
+    assert!(
+        out.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_new_worktree_is_registered_like_git_worktree_add_does() {
+    let (_d, root) = repo();
+    let path = root.join(".sf/worktrees/t3-x");
+    ensure_worktree(&root, "t3", &path, "agent/w/t3-x", "main").unwrap();
+    let path = path.canonicalize().unwrap();
+
+    let repo = Repository::open(&root).unwrap();
+    let names: Vec<_> = repo
+        .worktrees()
+        .unwrap()
+        .iter()
+        .flatten()
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names, ["t3"]);
+    let wt = repo.find_worktree("t3").unwrap();
+    wt.validate().unwrap();
+    assert_eq!(wt.path(), path);
+    let opened = Repository::open_from_worktree(&wt).unwrap();
+    assert_eq!(
+        opened.head().unwrap().name().unwrap(),
+        "refs/heads/agent/w/t3-x"
+    );
+    assert!(!is_dirty(&path).unwrap(), "the index matches the checkout");
+
+    let list = git_cli(&root, &["worktree", "list", "--porcelain"]);
+    assert!(
+        list.contains(&format!("worktree {}\n", path.display()))
+            && list.contains("branch refs/heads/agent/w/t3-x\n"),
+        "git worktree list:\n{list}"
+    );
+    assert_eq!(git_cli(&path, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git_cli(&path, &["rev-parse", "--show-toplevel"]).trim(),
+        path.display().to_string()
+    );
+
+    std::fs::remove_dir_all(&path).unwrap();
+    git_cli(&root, &["worktree", "prune"]);
+    assert!(
+        repo.worktrees().unwrap().is_empty(),
+        "git worktree prune removed it"
+    );
+    let again = ensure_worktree(&root, "t3", &path, "agent/w/t3-x", "main").unwrap();
+    assert!(again.created);
+    remove_worktree(&root, "t3", &path).unwrap();
+    assert!(!path.exists());
+    assert!(repo.worktrees().unwrap().is_empty());
+    assert_eq!(
+        git_cli(&root, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_branch_checked_out_elsewhere_is_refused_and_nothing_is_left() {
+    let (_d, root) = repo();
+    let a = root.join(".sf/worktrees/a");
+    ensure_worktree(&root, "a", &a, "agent/w/a", "main").unwrap();
+    let b = root.join(".sf/worktrees/b");
+    let err = ensure_worktree(&root, "b", &b, "agent/w/a", "main").unwrap_err();
+    assert!(
+        format!("{err:?}").contains("already checked out"),
+        "{err:?}"
+    );
+    let err = ensure_worktree(&root, "b", &b, "main", "main").unwrap_err();
+    assert!(
+        format!("{err:?}").contains("already checked out"),
+        "{err:?}"
+    );
+    assert!(!b.exists());
+    let repo = Repository::open(&root).unwrap();
+    assert_eq!(repo.worktrees().unwrap().len(), 1);
+
+    // a worktree whose directory is gone does not hold its branch (as in git and libgit2)
+    std::fs::remove_dir_all(&a).unwrap();
+    let wt = ensure_worktree(&root, "b", &b, "agent/w/a", "main").unwrap();
+    assert!(wt.created);
+    assert!(b.join("README.md").exists());
+}
+
+#[test]
+fn worktrees_added_from_many_threads_at_once_all_work() {
+    let (_d, root) = repo();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let root = &root;
+            s.spawn(move || {
+                for j in 0..4 {
+                    let name = format!("t{i}-{j}");
+                    let path = root.join(".sf/worktrees").join(&name);
+                    ensure_worktree(root, &name, &path, &format!("agent/w/{name}"), "main")
+                        .unwrap();
+                    assert!(path.join("README.md").exists());
+                }
+            });
+        }
+    });
+    let repo = Repository::open(&root).unwrap();
+    assert_eq!(repo.worktrees().unwrap().len(), 32);
+}
