@@ -1,5 +1,7 @@
 //! `sfctl agent register|list|show|enable|disable|remove` and their bad inputs.
 
+use std::fs;
+
 use sf_proto::{
     Adapter, AgentDetail, AgentState, AgentSummary, Capability, Effort, Focus, Mode, Role,
 };
@@ -26,6 +28,7 @@ fn agents(td: &TestDaemon) -> Vec<AgentSummary> {
 fn register_with_every_flag_and_read_it_back() {
     let td = TestDaemon::start();
     register(&td, "lead", &["--role", "director", "--mode", "persistent"]);
+    let command = format!("{} --flag 'quoted arg'", crate::fleet::FAKE);
     let created = register(
         &td,
         "w1",
@@ -37,7 +40,7 @@ fn register_with_every_flag_and_read_it_back() {
             "--adapter",
             "command",
             "--command",
-            "fake-agent --flag 'quoted arg'",
+            &command,
             "--model",
             "model-x",
             "--effort",
@@ -70,10 +73,7 @@ fn register_with_every_flag_and_read_it_back() {
     assert_eq!(spec.role, Role::Worker);
     assert_eq!(spec.mode, Mode::Ephemeral);
     assert_eq!(spec.adapter, Adapter::Command);
-    assert_eq!(
-        spec.command.as_deref(),
-        Some("fake-agent --flag 'quoted arg'")
-    );
+    assert_eq!(spec.command.as_deref(), Some(command.as_str()));
     assert_eq!(spec.model.as_deref(), Some("model-x"));
     assert_eq!(spec.effort, Some(Effort::High));
     assert_eq!(spec.skills, ["rust", "sql"], "skills are a lowercase set");
@@ -441,4 +441,93 @@ fn a_command_worker_needs_a_command() {
     register(&td, "w2", &["--role", "worker", "--adapter", "claude"]);
     register(&td, "d1", &["--role", "director"]);
     assert_eq!(agents(&td).len(), 2);
+}
+
+#[test]
+fn a_command_that_cannot_run_is_refused_at_registration() {
+    let td = TestDaemon::start();
+    for (command, want) in [
+        ("/does/not/exist --flag", "cannot run `/does/not/exist`"),
+        (
+            "no-such-agent-cli-xyz",
+            "cannot run `no-such-agent-cli-xyz`",
+        ),
+        ("agent 'unterminated", "split"),
+    ] {
+        let err = td
+            .sfctl()
+            .args([
+                "agent",
+                "register",
+                "w",
+                "--role",
+                "worker",
+                "--command",
+                command,
+            ])
+            .fails(1);
+        assert!(err.contains(want), "{command}: {err}");
+        assert!(err.contains("hint:"), "{command}: {err}");
+    }
+    let agents: Vec<sf_proto::AgentSummary> = td.sfctl().args(["agent", "list"]).json();
+    assert!(agents.is_empty(), "{agents:?}");
+}
+
+#[test]
+fn an_agent_whose_command_stops_working_is_disabled_and_no_task_is_charged() {
+    let td = crate::fleet::fleet("max_attempts = 1");
+    // a script that exists at registration and is gone by dispatch time
+    let program = td.root.join("agent-cli");
+    fs::write(&program, "#!/bin/sh\nexit 0\n").expect("write");
+    fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    td.sfctl()
+        .args(["agent", "register", "w1", "--role", "worker", "--command"])
+        .arg(program.display().to_string())
+        .success();
+    fs::remove_file(&program).expect("remove");
+    let ids: Vec<String> = (0..3)
+        .map(|i| td.create_task(&format!("t{i}"), &[]).task.id.to_string())
+        .collect();
+    let agent: sf_proto::AgentDetail = td.wait_for("w1 to be disabled", || {
+        let a: sf_proto::AgentDetail = td.sfctl().args(["agent", "show", "w1"]).json();
+        if a.agent.enabled {
+            Err(a.agent.state)
+        } else {
+            Ok(a)
+        }
+    });
+    assert_eq!(
+        agent.runs.len(),
+        1,
+        "one failed start, then no more: {:?}",
+        agent.runs
+    );
+    for id in &ids {
+        let t = td.show_task(id);
+        assert_eq!(
+            t.task.status,
+            sf_proto::TaskStatus::Open,
+            "{id}: {:?}",
+            t.notes
+        );
+        assert_eq!(t.attempts, 0, "{id} was not charged");
+    }
+    let disabled = td
+        .events(&[])
+        .into_iter()
+        .find(|e| e.action == "agent_disabled")
+        .expect("an agent_disabled event");
+    assert_eq!(disabled.actor, "daemon");
+    assert!(
+        disabled
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("agent-cli"),
+        "{disabled:?}"
+    );
 }

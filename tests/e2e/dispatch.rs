@@ -565,3 +565,87 @@ fn the_worktree_setup_command_runs_before_the_agent_and_its_failure_is_reported(
     );
     assert!(!td.root.join("never").exists(), "the agent never ran");
 }
+
+#[test]
+fn closing_a_task_in_progress_stops_its_worker_and_a_reopen_never_makes_two() {
+    let td = fleet("");
+    let gate = td.root.join("gate");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "write wip.txt unsaved-work\nwait-file {}\nwrite done.txt x\ncommit done\ncomplete\n",
+            gate.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--max-tasks", "2"]);
+    let id = td
+        .create_task("closed under its worker", &[])
+        .task
+        .id
+        .to_string();
+    let first = td.wait_for("the worker to start", || {
+        let t = td.show_task(&id);
+        match t.runs.first() {
+            Some(r) if r.pid.is_some() => Ok(r.clone()),
+            _ => Err(t.runs),
+        }
+    });
+    // close and reopen at once: the reopened task must not get a second worker while the
+    // first one is still there
+    td.sfctl()
+        .args(["task", "close", &id, "--reason", "not needed"])
+        .success();
+    td.sfctl().args(["task", "reopen", &id]).success();
+    let t = td.wait_for("a second run", || {
+        let t = td.show_task(&id);
+        if t.runs.len() == 2 {
+            Ok(t)
+        } else {
+            Err(t.runs)
+        }
+    });
+    let (second, old) = (&t.runs[0], &t.runs[1]);
+    assert_eq!(old.id, first.id);
+    assert_eq!(old.outcome.as_deref(), Some("stopped"), "{:?}", t.runs);
+    let ended = old
+        .ended_at
+        .expect("the first run ended before the second started");
+    assert!(second.started_at >= ended, "{:?}", t.runs);
+    let wip = git(
+        &td.repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/sf/wip/{id}/"),
+        ],
+    );
+    assert!(!wip.is_empty(), "the stopped worker's work was saved");
+    fs::write(&gate, "").expect("open the gate");
+    let t = wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(t.runs.len(), 2, "{:?}", t.runs);
+}
+
+#[test]
+fn a_worker_that_only_hands_off_backs_off_instead_of_spinning() {
+    let td = fleet("");
+    let s = script(&td, "w", "handoff nothing-to-add\n");
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("hot potato", &[]).task.id.to_string();
+    let t = td.wait_for("two handoffs", || {
+        let t = td.show_task(&id);
+        if t.runs.len() >= 2 && t.runs.iter().all(|r| r.ended_at.is_some()) {
+            Ok(t)
+        } else {
+            Err(t.runs.len())
+        }
+    });
+    assert!(
+        t.retry_at.is_some_and(|r| r > chrono::Utc::now()),
+        "a second handoff in a row waits: {:?}",
+        t.retry_at
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let runs = td.show_task(&id).runs.len();
+    assert!(runs <= 3, "{runs} runs in half a second: the handoffs spin");
+}

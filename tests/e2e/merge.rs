@@ -903,3 +903,82 @@ fn the_daemon_answers_while_a_merge_test_runs() {
         }
     });
 }
+
+#[test]
+fn closing_or_reopening_a_task_in_review_withdraws_its_merge_request() {
+    // no merge steward yet: the requests wait in the queue
+    let td = fleet_with("", "test_command = \"true\"");
+    let s = script(
+        &td,
+        "w",
+        "--- for alpha\nwrite alpha.txt a\\n\ncommit alpha\ncomplete\n\
+         --- for beta\nappend beta.txt b\\n\ncommit beta\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &["--max-tasks", "2"]);
+    let alpha = td.create_task("alpha", &[]).task.id.to_string();
+    let beta = td.create_task("beta", &[]).task.id.to_string();
+    wait_status(&td, &alpha, TaskStatus::Review);
+    wait_status(&td, &beta, TaskStatus::Review);
+    let first_beta = mr_of(&td, &beta).expect("beta's request").id;
+
+    td.sfctl()
+        .args(["task", "close", &alpha, "--reason", "changed our minds"])
+        .success();
+    td.sfctl().args(["task", "reopen", &beta]).success();
+    let alpha_mr = mr_of(&td, &alpha).expect("alpha's request");
+    assert_eq!(alpha_mr.state, MergeState::Cancelled, "{alpha_mr:?}");
+    let all = mrs(&td);
+    let old = all
+        .iter()
+        .find(|m| m.id == first_beta)
+        .expect("beta's first request");
+    assert_eq!(old.state, MergeState::Cancelled, "{old:?}");
+
+    // with a merge steward, only beta's redone work lands; closed alpha never does
+    steward(&td);
+    let t = wait_status(&td, &beta, TaskStatus::Closed);
+    assert_eq!(t.runs.len(), 2, "beta was done again: {:?}", t.runs);
+    let log = subjects(&td.repo, "main");
+    assert!(log.iter().any(|s| s.starts_with("beta")), "{log:?}");
+    assert!(!log.iter().any(|s| s.starts_with("alpha")), "{log:?}");
+    assert_eq!(td.show_task(&alpha).task.status, TaskStatus::Closed);
+}
+
+#[test]
+fn a_merge_that_keeps_failing_gives_up_after_max_attempts_fix_rounds() {
+    let td = fleet_with("max_attempts = 2", "test_command = \"false\"");
+    steward(&td);
+    let s = script(&td, "w", "append work.txt more\\n\ncommit more\ncomplete\n");
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("never green", &[]).task.id.to_string();
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    let fixes: Vec<_> = td
+        .list_tasks(&["--all"])
+        .into_iter()
+        .filter(|t| t.title.starts_with("Fix failing tests"))
+        .collect();
+    assert_eq!(fixes.len(), 2, "two fix rounds, then no more: {fixes:?}");
+    let mr = mr_of(&td, &id).expect("its request");
+    assert_eq!(mr.state, MergeState::Cancelled, "{mr:?}");
+    assert!(
+        mr.reason.as_deref().unwrap_or("").contains("giving up"),
+        "{mr:?}"
+    );
+    assert!(
+        t.notes.iter().any(|n| n.text.contains("2 fix task(s)")),
+        "{:?}",
+        t.notes
+    );
+    let events = td.events(&["--task", &id]);
+    assert!(
+        events.iter().any(|e| e.action == "task_stuck"),
+        "{events:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let again: Vec<_> = td
+        .list_tasks(&["--all"])
+        .into_iter()
+        .filter(|t| t.title.starts_with("Fix failing tests"))
+        .collect();
+    assert_eq!(again.len(), 2, "no further fix task");
+}

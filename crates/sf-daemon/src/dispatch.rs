@@ -85,6 +85,10 @@ pub(crate) fn dispatch(
         let id = ready[i].task.id.to_string();
         match claim_one(store, &agent, &id) {
             Ok(s) => out.push(s),
+            // a previous worker still exiting: dispatched when its run ends
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tracing::debug!(task = %id, %agent, error = %e, "claim deferred");
+            }
             Err(e) => tracing::warn!(task = %id, %agent, error = %e, "claim failed"),
         }
     }

@@ -219,10 +219,42 @@ impl Owner {
             .await?;
         let changed = !events.is_empty();
         for e in events {
+            self.stop_if_taken_away(&e);
+            // a merge steward registered or enabled: waiting requests are looked at now,
+            // not at the next tick
+            if e.action.starts_with("agent_") {
+                self.tick_due = true;
+            }
             let _ = self.events.send(e.clone());
             self.bus_pending.push(e);
         }
         Ok((r, changed))
+    }
+
+    /// A task moved out of `in_progress` by someone else (closed or blocked by hand) must
+    /// not keep a worker: stop it. Its work is saved to a WIP ref as for any stopped run,
+    /// and the run ends without touching the task (invariant 4: one live worker per task,
+    /// even after a reopen).
+    fn stop_if_taken_away(&self, e: &AuditEvent) {
+        let from = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .and_then(|v| v.get("status"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        if e.action != "task_status_changed"
+            || from(&e.before).as_deref() != Some("in_progress")
+            || from(&e.after).as_deref() == Some("in_progress")
+        {
+            return;
+        }
+        let Some(task) = &e.task else { return };
+        for (run, w) in &self.workers {
+            if !w.steward && !w.completing && w.task == task.as_str() {
+                tracing::info!(run, task = %task, agent = %w.agent, "task moved out of in_progress: stopping its worker");
+                w.stop.cancel();
+            }
+        }
     }
 
     async fn resolve_target(&mut self) {
@@ -251,6 +283,7 @@ impl Owner {
             request,
             reply,
         } = cmd;
+        let merging = self.merging;
         let response = match request {
             Request::Status => {
                 let _ = reply.send(self.status().await);
@@ -313,7 +346,24 @@ impl Owner {
                 message,
             } => self.merge_branch(&actor, branch, into, message).await,
             request => match self
-                .store_call(move |s| crate::requests::handle(s, &actor, request))
+                .store_call(move |s| {
+                    // a task whose request is in the merge pipeline (picked, not yet testing)
+                    // keeps its status until the merge ends
+                    if let (Some(mr), Request::ChangeTaskStatus { id, .. }) = (merging, &request)
+                        && let Ok(true) = s.mr_is_of_task(mr, id)
+                    {
+                        return Response::Error(
+                            ProtoError::new(
+                                ErrorKind::InvalidState,
+                                format!("task {id} is being merged (merge request #{mr})"),
+                            )
+                            .with_hint(format!(
+                                "wait for its result (`sfctl mr show {mr}`), then try again"
+                            )),
+                        );
+                    }
+                    crate::requests::handle(s, &actor, request)
+                })
                 .await
             {
                 Ok((r, changed)) => {
@@ -529,14 +579,33 @@ impl Owner {
                 }
                 false
             }
-            Internal::SpawnFailed { run_id, error } => {
-                if self.workers.remove(&run_id).is_some_and(|w| w.steward) {
+            Internal::SpawnFailed {
+                run_id,
+                error,
+                agent_fault,
+            } => {
+                let worker = self.workers.remove(&run_id);
+                if worker.as_ref().is_some_and(|w| w.steward) {
                     self.end_steward(run_id, "failed", &format!("could not start: {error}"), None)
                         .await;
                     return true;
                 }
                 let max = self.config.max_attempts;
                 let note = format!("the worker could not be started: {error}");
+                if agent_fault && let Some(w) = worker {
+                    // the agent's command cannot run: the task is not to blame, the agent
+                    // is taken out of dispatch until a human fixes and enables it
+                    self.end_run(run_id, None, Failure::AgentBroken, note, None, max)
+                        .await;
+                    let (agent, why) = (w.agent.clone(), format!("could not start: {error}"));
+                    if let Err(e) = self
+                        .store_call(move |s| s.disable_broken_agent(&agent, &why))
+                        .await
+                    {
+                        tracing::error!(agent = %w.agent, error = %e, "failed to disable a broken agent");
+                    }
+                    return true;
+                }
                 self.end_run(run_id, None, Failure::SpawnFailed, note, None, max)
                     .await;
                 true
@@ -1036,6 +1105,7 @@ impl Owner {
     async fn merge_done(&mut self, id: i64, outcome: crate::merge::MergeOutcome) {
         use crate::merge::MergeOutcome as O;
         use sf_proto::MergeState;
+        let max_rounds = self.config.max_attempts;
         let r = self
             .store_call(move |s| -> Result<(), sf_store::StoreError> {
                 match outcome {
@@ -1046,11 +1116,11 @@ impl Owner {
                         s.mr_merged(id, "", "nothing to merge")?;
                     }
                     O::TestsFailed { tail, result } => {
-                        s.mr_failed(id, sf_store::MergeFailure::Tests, &tail, &result)?;
+                        s.mr_failed(id, sf_store::MergeFailure::Tests, &tail, &result, max_rounds)?;
                     }
                     O::Conflict { paths } => {
                         let detail = paths.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n");
-                        s.mr_failed(id, sf_store::MergeFailure::Conflict, &detail, &format!("conflicts in {}", paths.join(", ")))?;
+                        s.mr_failed(id, sf_store::MergeFailure::Conflict, &detail, &format!("conflicts in {}", paths.join(", ")), max_rounds)?;
                     }
                     O::CheckoutDirty { paths } => {
                         let shown: Vec<_> = paths.iter().take(5).cloned().collect();

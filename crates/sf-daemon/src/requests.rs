@@ -13,9 +13,58 @@ fn ok(message: impl Into<String>) -> Response {
     }
 }
 
+/// An agent's `--command` must split into words and name a program that exists: an
+/// absolute path to an executable file, or a name found on the daemon's `PATH` (which its
+/// workers inherit). A relative path is looked up in each worktree, so it is not checked.
+fn check_command(command: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let refuse = |message: String, hint: &str| StoreError::Refused {
+        kind: ErrorKind::InvalidInput,
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    let words = sf_worker::adapters::split_command(command).map_err(|e| {
+        refuse(
+            e.to_string(),
+            "quote words with spaces in '...' or \"...\", e.g. --command \"my-agent --flag 'a b'\"",
+        )
+    })?;
+    let Some(program) = words.first() else {
+        return Err(refuse(
+            "the command is empty".into(),
+            "--command PROGRAM [ARGS...]",
+        ));
+    };
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = std::path::Path::new(program);
+    let found = if path.is_absolute() {
+        runnable(path)
+    } else if program.contains('/') {
+        true
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|dir| runnable(&dir.join(program))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(refuse(
+            format!("cannot run `{program}`: no such executable file (looked on sfd's PATH)"),
+            "give the full path of an executable, or install it where sfd's PATH can find it",
+        ))
+    }
+}
+
 fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, StoreError> {
     Ok(match req {
-        Request::RegisterAgent { spec } => Response::Agent(store.register_agent(actor, spec)?),
+        Request::RegisterAgent { spec } => {
+            if let Some(command) = &spec.command {
+                check_command(command)?;
+            }
+            Response::Agent(store.register_agent(actor, spec)?)
+        }
         Request::ListAgents => Response::Agents(store.list_agents()?),
         Request::ShowAgent { name } => Response::Agent(store.show_agent(&name)?),
         Request::SetAgentEnabled { name, enabled } => {

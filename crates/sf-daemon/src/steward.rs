@@ -337,7 +337,11 @@ pub(crate) async fn launch(l: StewardLaunch) {
             .await;
         }
         Err(error) => {
-            let _ = tx.send(Internal::SpawnFailed { run_id, error });
+            let _ = tx.send(Internal::SpawnFailed {
+                run_id,
+                error,
+                agent_fault: false,
+            });
         }
     }
 }
@@ -409,7 +413,8 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         &prompt_file,
         &log,
         extra,
-    )?;
+    )
+    .map_err(|e| e.message)?;
     tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = spawned.pid, "steward spawned");
     Ok((spawned, log))
 }

@@ -25,7 +25,12 @@ pub(crate) enum Internal {
         log_path: PathBuf,
     },
     /// It could not be started; the claim must be undone.
-    SpawnFailed { run_id: i64, error: String },
+    SpawnFailed {
+        run_id: i64,
+        error: String,
+        /// The agent's command could not run at all (not the task's fault).
+        agent_fault: bool,
+    },
     /// The process is gone.
     Exited {
         run_id: i64,
@@ -94,9 +99,16 @@ pub(crate) async fn launch(l: Launch) {
     let run_id = l.claim.run_id;
     let tx = l.tx.clone();
     match start(&l).await {
-        Err(error) => {
-            tracing::warn!(run_id, %error, "worker failed to start");
-            let _ = tx.send(Internal::SpawnFailed { run_id, error });
+        Err(StartError {
+            message: error,
+            agent_fault,
+        }) => {
+            tracing::warn!(run_id, %error, agent_fault, "worker failed to start");
+            let _ = tx.send(Internal::SpawnFailed {
+                run_id,
+                error,
+                agent_fault,
+            });
         }
         Ok((spawned, log)) => {
             let _ = tx.send(Internal::Spawned {
@@ -124,7 +136,23 @@ pub(crate) async fn launch(l: Launch) {
     }
 }
 
-async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), String> {
+/// Why a run could not be started, and whether the agent's own command is to blame (then
+/// the task is not charged an attempt).
+pub(crate) struct StartError {
+    pub message: String,
+    pub agent_fault: bool,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            agent_fault: false,
+        }
+    }
+}
+
+async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), StartError> {
     let config = &l.config;
     let root = config.paths.root.clone();
     let wt_path = worktree_path(config, &l.claim.worktree);
@@ -165,7 +193,7 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Str
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        spawn_run(config, &who, &wt.path, &log, &log, cmd)?
+        spawn_run(config, &who, &wt.path, &log, &log, cmd).map_err(|e| error_chain(&e))?
     } else {
         let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
         let prompt_file = config
@@ -203,7 +231,7 @@ pub(crate) fn spawn_run(
     prompt_file: &Path,
     log: &Path,
     cmd: Command,
-) -> Result<sf_worker::process::Spawned, String> {
+) -> Result<sf_worker::process::Spawned, sf_worker::process::SpawnError> {
     let mut env = run_env(config, who, cwd, prompt_file);
     env.extend(cmd.env);
     let spec = SpawnSpec {
@@ -214,7 +242,7 @@ pub(crate) fn spawn_run(
         log_path: log.to_owned(),
         stdin: cmd.stdin,
     };
-    sf_worker::process::spawn(&spec).map_err(|e| error_chain(&e))
+    sf_worker::process::spawn(&spec)
 }
 
 /// Writes an agent's prompt, builds its CLI's command line with its adapter, and spawns it.
@@ -231,11 +259,15 @@ pub(crate) fn spawn_agent(
     prompt_file: &Path,
     log: &Path,
     extra_env: Vec<(String, String)>,
-) -> Result<sf_worker::process::Spawned, String> {
+) -> Result<sf_worker::process::Spawned, StartError> {
     std::fs::create_dir_all(config.paths.logs())
         .map_err(|e| format!("failed to create the log directory: {e}"))?;
     std::fs::write(prompt_file, prompt)
         .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
+    let agent_fault = |message: String| StartError {
+        message,
+        agent_fault: true,
+    };
     let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
         adapter: agent.adapter,
         executable: agent.command.as_deref(),
@@ -245,7 +277,7 @@ pub(crate) fn spawn_agent(
         prompt_file,
         resume_session: None,
     })
-    .map_err(|e| error_chain(&e))?;
+    .map_err(|e| agent_fault(error_chain(&e)))?;
     let mut env = launch.env;
     env.extend(extra_env);
     let cmd = Command {
@@ -254,7 +286,10 @@ pub(crate) fn spawn_agent(
         stdin: launch.stdin,
         env,
     };
-    spawn_run(config, who, cwd, prompt_file, log, cmd)
+    spawn_run(config, who, cwd, prompt_file, log, cmd).map_err(|e| match e {
+        sf_worker::process::SpawnError::Exec { .. } => agent_fault(error_chain(&e)),
+        _ => StartError::from(error_chain(&e)),
+    })
 }
 
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

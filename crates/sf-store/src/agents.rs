@@ -247,6 +247,29 @@ impl Store {
         self.show_agent(name)
     }
 
+    /// Disables an agent whose command could not be started, with the reason in its event
+    /// (`agent_disabled`, actor `daemon`), so dispatch stops handing it tasks.
+    pub fn disable_broken_agent(&mut self, name: &str, why: &str) -> Result<(), StoreError> {
+        let before = self.agent_summary(name)?;
+        if !before.enabled {
+            return Ok(());
+        }
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("UPDATE agents SET enabled = 0, updated_at = ?1 WHERE name = ?2")?
+            .execute(params![now, name])?;
+        let ev = Audit::new("daemon", "agent_disabled", format!("agent:{name}"))
+            .before(json!({"enabled": true}))
+            .after(json!({"enabled": false}))
+            .reason(Some(&format!(
+                "{why}; fix its command (`sfctl agent remove {name}`, then register it again), or fix what it runs and `sfctl agent enable {name}`"
+            )))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+
     /// Removes an agent; refused while it has live work or others report to it.
     pub fn remove_agent(&mut self, actor: &str, name: &str) -> Result<(), StoreError> {
         let agent = self.agent_summary(name)?;

@@ -24,7 +24,9 @@ use sf_proto::AuditEvent;
 
 pub use error::StoreError;
 pub use mrs::{MergeFailure, MergeJob};
-pub use runs::{AfterFailure, Claim, Failure, Lease, LiveRun, backoff_ms};
+pub use runs::{
+    AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
+};
 pub use stewards::Fired;
 pub use tasks::ShellStep;
 pub use util::now_ms;

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::json;
 use sf_core::ready::Key;
-use sf_proto::{ErrorKind, MergeRequestInfo, MergeState, TaskId, TaskStatus, TaskType};
+use sf_proto::{AuditEvent, ErrorKind, MergeRequestInfo, MergeState, TaskId, TaskStatus, TaskType};
 
 use crate::events::Audit;
 use crate::tasks::{add_note, load_task};
@@ -69,6 +69,40 @@ pub enum MergeFailure {
     Tests,
     /// The branch conflicts with the target.
     Conflict,
+}
+
+/// Cancels the open merge requests of a task that left `review` by hand (closed, reopened,
+/// blocked), inside the caller's transaction, one event each.
+pub(crate) fn cancel_open_mrs(
+    tx: &rusqlite::Connection,
+    task: Key,
+    id: &TaskId,
+    actor: &str,
+    verb: &str,
+    now: i64,
+    events: &mut Vec<AuditEvent>,
+) -> Result<(), StoreError> {
+    let open: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, state FROM merge_requests WHERE task = ?1 AND state NOT IN ('merged', 'cancelled')",
+        )?
+        .query_map([task], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let reason = format!("task {id} was moved out of review ({verb})");
+    for (mr, state) in open {
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = 'cancelled', reason = ?1, updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(params![reason, now, mr])?;
+        events.push(
+            Audit::new(actor, "merge_request_updated", format!("mr:{mr}"))
+                .task(task, id)
+                .before(json!({"state": state}))
+                .after(json!({"state": "cancelled", "reason": reason}))
+                .append(tx, now)?,
+        );
+    }
+    Ok(())
 }
 
 impl Store {
@@ -238,6 +272,7 @@ impl Store {
         failure: MergeFailure,
         detail: &str,
         result: &str,
+        max_rounds: u32,
     ) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
         let now = now_ms();
@@ -245,6 +280,21 @@ impl Store {
             MergeFailure::Tests => "tests",
             MergeFailure::Conflict => "conflict",
         };
+        if let Some(key) = job.task_key {
+            let rounds: u32 = self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FROM tasks WHERE fix_of = ?1 AND status != 'tombstone'",
+                )?
+                .query_row([key], |r| r.get(0))?;
+            let open: bool = self
+                .conn
+                .prepare_cached("SELECT count(*) > 0 FROM tasks WHERE fix_of = ?1 AND status NOT IN ('closed', 'tombstone')")?
+                .query_row([key], |r| r.get(0))?;
+            if rounds >= max_rounds && !open {
+                return self.give_up_mr(id, key, kind, rounds, result);
+            }
+        }
         let tx = self.conn.transaction()?;
         let mut events = Vec::new();
         let mut fix_key = None;
@@ -349,6 +399,81 @@ impl Store {
         if let Some((fk, row)) = new_fix {
             self.index.insert(fk, row.live(), Vec::new());
         }
+        self.show_mr(id)
+    }
+
+    /// The task's merge request that is still open (not merged, not cancelled), with its state.
+    pub(crate) fn open_mr_of(&self, task: Key) -> Result<Option<(i64, MergeState)>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, state FROM merge_requests
+                 WHERE task = ?1 AND state NOT IN ('merged', 'cancelled') ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            Some((id, state)) => Some((id, state.parse().map_err(StoreError::invalid)?)),
+            None => None,
+        })
+    }
+
+    /// Whether the merge request `mr` belongs to the task `prefix` (the daemon refuses to
+    /// move a task while its request is in the merge pipeline).
+    pub fn mr_is_of_task(&self, mr: i64, prefix: &str) -> Result<bool, StoreError> {
+        let (key, _) = self.resolve_task(prefix)?;
+        let task: Option<Option<Key>> = self
+            .conn
+            .prepare_cached("SELECT task FROM merge_requests WHERE id = ?1")?
+            .query_row([mr], |r| r.get(0))
+            .optional()?;
+        Ok(task.flatten() == Some(key))
+    }
+
+    /// A request that failed again after `rounds` fix tasks: it is cancelled and its task is
+    /// blocked and announced as stuck (for a human or the recovery steward), instead of a
+    /// fix task after fix task without end.
+    fn give_up_mr(
+        &mut self,
+        id: i64,
+        key: Key,
+        kind: &str,
+        rounds: u32,
+        result: &str,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let original = load_task(&tx, key)?;
+        let tid = original.summary.id.clone();
+        let reason = format!(
+            "the merge failed again ({result}) after {rounds} fix task(s); giving up: the task is blocked"
+        );
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = 'cancelled', reason = ?1, last_result = ?2, fix_task = NULL, updated_at = ?3 WHERE id = ?4",
+        )?
+        .execute(params![reason, result, now, id])?;
+        tx.prepare_cached(
+            "UPDATE tasks SET status = 'blocked', assignee = NULL, updated_at = ?1 WHERE key = ?2",
+        )?
+        .execute(params![now, key])?;
+        add_note(&tx, key, now, "daemon", "block", &reason)?;
+        let after = load_task(&tx, key)?;
+        let events = vec![
+            Audit::new("daemon", "merge_failed", format!("task:{tid}"))
+                .task(key, &tid)
+                .after(json!({"merge_request": id, "kind": kind, "branch": original.branch, "gave_up": true}))
+                .reason(Some(result))
+                .append(&tx, now)?,
+            Audit::new("daemon", "task_stuck", format!("task:{tid}"))
+                .task(key, &tid)
+                .before(json!({"status": original.summary.status}))
+                .after(json!({"status": "blocked", "fix_rounds": rounds}))
+                .reason(Some(&reason))
+                .append(&tx, now)?,
+        ];
+        tx.commit()?;
+        self.new_events.extend(events);
+        self.index.update(key, after.live());
         self.show_mr(id)
     }
 

@@ -95,6 +95,9 @@ pub enum Failure {
     UsageLimited,
     /// Could not be started (worktree, setup, exec).
     SpawnFailed,
+    /// The agent's own command could not run (not found, not executable, cannot be split):
+    /// not counted against the task; the agent is disabled instead.
+    AgentBroken,
     /// The daemon stopped between the claim and the spawn: not counted.
     Interrupted,
 }
@@ -107,13 +110,16 @@ impl Failure {
             Self::Stopped => "stopped",
             Self::Lost => "crashed",
             Self::UsageLimited => "usage_limited",
-            Self::SpawnFailed => "spawn_failed",
+            Self::SpawnFailed | Self::AgentBroken => "spawn_failed",
             Self::Interrupted => "interrupted",
         }
     }
 
     fn counts(self) -> bool {
-        !matches!(self, Self::Stopped | Self::UsageLimited | Self::Interrupted)
+        !matches!(
+            self,
+            Self::Stopped | Self::UsageLimited | Self::Interrupted | Self::AgentBroken
+        )
     }
 }
 
@@ -141,6 +147,19 @@ fn release(
 
 fn token() -> String {
     (0..24).map(|_| fastrand::alphanumeric()).collect()
+}
+
+/// Handoffs in a row after which a task is blocked as stuck.
+pub const MAX_HANDOFFS: u32 = 10;
+
+/// The wait before a task handed off `streak` times in a row is dispatched again: none after
+/// one handoff (the usual case: the next worker continues at once), then 1 s doubling to at
+/// most 5 minutes.
+pub fn handoff_backoff_ms(streak: u32) -> Option<i64> {
+    match streak {
+        0 | 1 => None,
+        n => Some((1_000_i64 << (n - 2).min(9)).min(300_000)),
+    }
 }
 
 /// Backoff before a failed task is dispatched again: 5 s, 20 s, 80 s, ... capped at 10 min.
@@ -177,6 +196,19 @@ impl Store {
             .unwrap_or_else(|| format!("{id}-{}", slug(&row.summary.title)));
         let resumed = row.branch.is_some();
         let tx = self.conn.transaction()?;
+        // a worker that was taken off the task (closed and reopened, handed off) may still be
+        // exiting in the same worktree: the next one waits for its run to end
+        let live: bool = tx
+            .prepare_cached("SELECT count(*) > 0 FROM runs WHERE task = ?1 AND ended_at IS NULL")?
+            .query_row([task_key], |r| r.get(0))?;
+        if live {
+            return Err(StoreError::refused(
+                ErrorKind::Conflict,
+                format!(
+                    "task {id} still has a worker that is exiting; it is dispatched once that run ends"
+                ),
+            ));
+        }
         let epoch: i64 = tx
             .prepare_cached("SELECT coalesce(max(epoch), 0) + 1 FROM runs WHERE task = ?1")?
             .query_row([task_key], |r| r.get(0))?;
@@ -390,20 +422,55 @@ impl Store {
         let actor = format!("agent:{}", lease.agent);
         let tx = self.conn.transaction()?;
         release(&tx, lease.run_id, "handed_off", now)?;
+        // handoffs in a row (this one included): each waits longer, and too many block the
+        // task, so an agent that only ever hands off cannot spin the daemon
+        let outcomes: Vec<Option<String>> = tx
+            .prepare_cached("SELECT outcome FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2")?
+            .query_map(params![lease.task_key, MAX_HANDOFFS], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let streak = u32::try_from(
+            outcomes
+                .iter()
+                .take_while(|o| o.as_deref() == Some("handed_off"))
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        let stuck = streak >= MAX_HANDOFFS;
+        let (status, retry_at) = if stuck {
+            (TaskStatus::Blocked, None)
+        } else {
+            (
+                TaskStatus::Open,
+                handoff_backoff_ms(streak).map(|b| now + b),
+            )
+        };
         tx.prepare_cached(
-            "UPDATE tasks SET status = 'open', assignee = NULL, updated_at = ?1 WHERE key = ?2",
+            "UPDATE tasks SET status = ?1, assignee = NULL, retry_at = ?2, updated_at = ?3 WHERE key = ?4",
         )?
-        .execute(params![now, lease.task_key])?;
+        .execute(params![status.as_str(), retry_at, now, lease.task_key])?;
         add_note(&tx, lease.task_key, now, &actor, "handoff", note)?;
         let after = load_task(&tx, lease.task_key)?;
-        let ev = Audit::new(&actor, "task_handed_off", format!("task:{}", lease.task_id))
+        let mut events = vec![Audit::new(&actor, "task_handed_off", format!("task:{}", lease.task_id))
             .task(lease.task_key, &lease.task_id)
             .before(json!({"status": "in_progress", "assignee": lease.agent}))
-            .after(json!({"status": "open", "assignee": null, "run": lease.run_id}))
+            .after(json!({"status": status, "assignee": null, "run": lease.run_id, "handoffs_in_a_row": streak, "retry_at": retry_at}))
             .reason(Some(note))
-            .append(&tx, now)?;
+            .append(&tx, now)?];
+        if stuck {
+            let why = format!(
+                "handed off {streak} times in a row without finishing; blocked for a human or the recovery steward"
+            );
+            add_note(&tx, lease.task_key, now, "daemon", "block", &why)?;
+            events.push(
+                Audit::new("daemon", "task_stuck", format!("task:{}", lease.task_id))
+                    .task(lease.task_key, &lease.task_id)
+                    .after(json!({"status": "blocked", "handoffs_in_a_row": streak, "agent": lease.agent}))
+                    .reason(Some(&why))
+                    .append(&tx, now)?,
+            );
+        }
         tx.commit()?;
-        self.new_events.push(ev);
+        self.new_events.extend(events);
         self.index.update(lease.task_key, after.live());
         Ok(())
     }

@@ -8,8 +8,8 @@ use sf_core::naming::{normalize_skills, validate_text, validate_title};
 use sf_core::ready::{Key, LiveTask, Wait, WaitReason};
 use sf_core::status::{apply_change, is_done, plan_dispatchable};
 use sf_proto::{
-    ErrorKind, NewTask, Note, PlanId, ReadyTask, StatusChange, TaskDetail, TaskFilter, TaskId,
-    TaskPatch, TaskStatus, TaskSummary, Timestamp, WaitingTask, normalize_prefix,
+    ErrorKind, MergeState, NewTask, Note, PlanId, ReadyTask, StatusChange, TaskDetail, TaskFilter,
+    TaskId, TaskPatch, TaskStatus, TaskSummary, Timestamp, WaitingTask, normalize_prefix,
 };
 
 use crate::events::Audit;
@@ -523,6 +523,16 @@ impl Store {
         if until.is_some() && change != StatusChange::Defer {
             return Err(StoreError::invalid("`until` only applies to `defer`"));
         }
+        if before.summary.status == TaskStatus::Review
+            && let Some((mr, MergeState::Testing)) = self.open_mr_of(key)?
+        {
+            return Err(StoreError::state(format!(
+                "task {id} is being merged: merge request #{mr} is testing"
+            ))
+            .hint(format!(
+                "wait for its result (`sfctl mr show {mr}`), then try again"
+            )));
+        }
         self.set_status(
             actor,
             key,
@@ -580,6 +590,10 @@ impl Store {
             .after(json!({"status": to, "assignee": after.summary.assignee, "defer_until": after.summary.defer_until}))
             .reason(reason)
             .append(&tx, now)?];
+        if before.summary.status == TaskStatus::Review {
+            // the work under review is withdrawn: its merge request must not land
+            crate::mrs::cancel_open_mrs(&tx, key, id, actor, verb, now, &mut events)?;
+        }
         let mut plan_change = None;
         if let Some(plan) = after.plan_key {
             let workflow: Option<String> = tx

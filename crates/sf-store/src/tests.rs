@@ -401,3 +401,96 @@ fn huge_and_hostile_input_is_refused_or_stored_verbatim() {
         .unwrap_err();
     assert!(err.to_string().contains("priority 9"), "{err}");
 }
+
+#[test]
+fn handoffs_in_a_row_back_off_and_too_many_block_the_task() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.register_agent(
+        ME,
+        AgentSpec {
+            name: "w1".into(),
+            role: Role::Worker,
+            command: Some("/bin/true".into()),
+            ..AgentSpec::default()
+        },
+    )
+    .unwrap();
+    let id = task(&mut s, "spins", 3);
+    let (key, _) = s.resolve_task(&id).unwrap();
+    let mut waits = Vec::new();
+    for n in 1..=crate::MAX_HANDOFFS {
+        // the test does not wait out the backoff: it clears it
+        s.conn
+            .execute("UPDATE tasks SET retry_at = NULL WHERE key = ?1", [key])
+            .unwrap();
+        s.reload_index().unwrap();
+        let claim = s.claim(ME, "w1", key).unwrap();
+        let lease = s.check_lease(&claim.token).unwrap();
+        s.handoff(&lease, &format!("handoff {n}")).unwrap();
+        // the handing-off process exits
+        s.run_ended(claim.run_id, Some(0), crate::Failure::Exited, "", None, 3)
+            .unwrap();
+        let t = s.show_task(&id).unwrap();
+        waits.push(t.retry_at.map(|r| r.timestamp_millis() - crate::now_ms()));
+        if n < crate::MAX_HANDOFFS {
+            assert_eq!(t.task.status, TaskStatus::Open, "after {n}");
+        }
+    }
+    assert_eq!(waits[0], None, "the first handoff is taken up at once");
+    assert!(
+        waits[1].is_some_and(|w| w > 500) && waits[2].is_some_and(|w| w > waits[1].unwrap()),
+        "{waits:?}"
+    );
+    let t = s.show_task(&id).unwrap();
+    assert_eq!(t.task.status, TaskStatus::Blocked);
+    assert!(
+        s.list_events(None, Some(&id), None)
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "task_stuck"),
+        "a stuck task is announced"
+    );
+}
+
+#[test]
+fn the_handoff_backoff_doubles_and_is_capped() {
+    use crate::handoff_backoff_ms as b;
+    assert_eq!((b(0), b(1)), (None, None));
+    assert_eq!((b(2), b(3), b(4)), (Some(1_000), Some(2_000), Some(4_000)));
+    assert_eq!(b(40), Some(300_000));
+}
+
+#[test]
+fn a_task_whose_merge_is_testing_cannot_be_moved_and_leaving_review_cancels_the_request() {
+    use sf_proto::MergeState;
+    let mut s = Store::open_in_memory().unwrap();
+    s.register_agent(
+        ME,
+        AgentSpec {
+            name: "w1".into(),
+            role: Role::Worker,
+            command: Some("/bin/true".into()),
+            ..AgentSpec::default()
+        },
+    )
+    .unwrap();
+    let id = task(&mut s, "under review", 3);
+    let (key, _) = s.resolve_task(&id).unwrap();
+    let claim = s.claim(ME, "w1", key).unwrap();
+    let lease = s.check_lease(&claim.token).unwrap();
+    s.complete(&lease, Some("done"), "main", false).unwrap();
+    let (mr, state) = s.open_mr_of(key).unwrap().expect("a request");
+    assert_eq!(state, MergeState::Queued);
+    s.set_mr_state(mr, MergeState::Testing, None, None).unwrap();
+    let before = event_count(&s);
+    let err = s
+        .change_status(ME, &id, StatusChange::Close, None, None)
+        .unwrap_err();
+    assert_eq!(kind_of(err), ErrorKind::InvalidState);
+    assert_eq!(event_count(&s), before, "nothing changed");
+    s.set_mr_state(mr, MergeState::Queued, None, None).unwrap();
+    s.change_status(ME, &id, StatusChange::Close, Some("not needed"), None)
+        .unwrap();
+    assert_eq!(s.show_mr(mr).unwrap().state, MergeState::Cancelled);
+    assert_eq!(s.open_mr_of(key).unwrap(), None);
+}
