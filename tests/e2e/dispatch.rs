@@ -649,3 +649,32 @@ fn a_worker_that_only_hands_off_backs_off_instead_of_spinning() {
     let runs = td.show_task(&id).runs.len();
     assert!(runs <= 3, "{runs} runs in half a second: the handoffs spin");
 }
+
+#[test]
+fn an_empty_repository_is_reported_and_work_starts_after_its_first_commit() {
+    let mut td = crate::harness::TestDaemon::stopped();
+    crate::fleet::configure(&td, "tick_interval = \"200ms\"", "");
+    // no commits at all: the branch is unborn
+    git(&td.repo, &["update-ref", "-d", "refs/heads/main"]);
+    td.spawn();
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert!(
+        st.warnings.iter().any(|w| w.contains("no commits")),
+        "{:?}",
+        st.warnings
+    );
+    let text = td.sfctl().args(["daemon", "status"]).success();
+    assert!(text.contains("warning: no target branch"), "{text}");
+    let s = script(&td, "w", "complete-no-changes\n");
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("first task", &[]).task.id.to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(td.show_task(&id).task.status, TaskStatus::Open);
+    git(
+        &td.repo,
+        &["commit", "-q", "--allow-empty", "-m", "first commit"],
+    );
+    wait_status(&td, &id, TaskStatus::Closed);
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert!(st.warnings.is_empty(), "{:?}", st.warnings);
+}

@@ -381,6 +381,10 @@ impl Owner {
     /// The phases of a tick: timers and deferrals that came due, then dispatch.
     async fn phases(&mut self) {
         let start = Instant::now();
+        // an empty repository gets its first commit while sfd runs: look again at ticks
+        if self.target.is_none() && self.tick_due {
+            self.resolve_target().await;
+        }
         let now = chrono::Utc::now();
         self.paused.retain(|_, until| *until > now);
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
@@ -1457,6 +1461,20 @@ impl Owner {
         }
     }
 
+    /// What keeps work from flowing, for `sfctl daemon status`.
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.target.is_none() {
+            out.push(match &self.config.target_branch {
+                Some(b) => format!(
+                    "no target branch: `{b}` (target_branch in .sf/config.toml) does not exist; nothing is dispatched until it does"
+                ),
+                None => "no target branch: the repository has no commits yet; nothing is dispatched until it has one (commit something)".to_owned(),
+            });
+        }
+        out
+    }
+
     async fn status(&self) -> Response {
         let counts = self.store.call(|s| s.status_counts()).await;
         let tasks = match counts {
@@ -1487,6 +1505,7 @@ impl Owner {
                 .filter(|(_, t)| **t > now)
                 .map(|(a, t)| (a.to_string(), *t))
                 .collect(),
+            warnings: self.warnings(),
         })
     }
 }

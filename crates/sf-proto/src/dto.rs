@@ -983,6 +983,9 @@ pub struct DaemonStatus {
     /// Adapters whose dispatch is paused (usage limits), with the time it resumes.
     #[serde(default)]
     pub paused_adapters: BTreeMap<String, Timestamp>,
+    /// What keeps the daemon from working normally, each with what to do.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A request, after the handshake.

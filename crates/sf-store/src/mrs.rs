@@ -560,13 +560,21 @@ impl Store {
     /// `sfctl mr cancel`: the request stops; its task (if in review) is blocked with the reason.
     pub fn cancel_mr(&mut self, actor: &str, id: i64) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
-        if matches!(
-            job.info.state,
-            MergeState::Merged | MergeState::Cancelled | MergeState::Testing
-        ) {
+        let hint = match job.info.state {
+            MergeState::Testing => {
+                Some("a request being tested can be cancelled once its test run ends")
+            }
+            MergeState::Merged => {
+                Some("it has landed; to undo it, revert its commit on the target branch")
+            }
+            MergeState::Cancelled => {
+                Some("it is already cancelled; `sfctl mr retry` queues it again")
+            }
+            _ => None,
+        };
+        if let Some(hint) = hint {
             return Err(
-                StoreError::state(format!("merge request #{id} is {}", job.info.state))
-                    .hint("a request being tested can be cancelled once its test run ends"),
+                StoreError::state(format!("merge request #{id} is {}", job.info.state)).hint(hint),
             );
         }
         self.set_mr_state(id, MergeState::Cancelled, Some("cancelled by hand"), None)?;

@@ -291,7 +291,7 @@ fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    key_values(&[
+    let out = key_values(&[
         ("pid", st.pid.to_string()),
         (
             "version",
@@ -319,7 +319,12 @@ fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
         ("tasks", tasks),
         ("running workers", st.running_workers.to_string()),
         ("paused adapters", paused),
-    ])
+    ]);
+    let mut out = out;
+    for w in &st.warnings {
+        out.push_str(&format!("\nwarning: {w}"));
+    }
+    out
 }
 
 /// Asks the daemon to shut down and waits until it has gone. `None` if it was not running.
@@ -400,6 +405,7 @@ mod tests {
             tasks: BTreeMap::from([(TaskStatus::Open, 3), (TaskStatus::InProgress, 1)]),
             running_workers: 1,
             paused_adapters: BTreeMap::new(),
+            warnings: Vec::new(),
         };
         let text = render_status(&st, now);
         assert!(text.starts_with("pid:             42\n"), "{text}");
