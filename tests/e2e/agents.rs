@@ -531,3 +531,38 @@ fn an_agent_whose_command_stops_working_is_disabled_and_no_task_is_charged() {
         "{disabled:?}"
     );
 }
+
+#[test]
+fn a_custom_steward_needs_a_playbook_that_exists() {
+    let td = TestDaemon::start();
+    let err = td
+        .sfctl()
+        .args([
+            "agent",
+            "register",
+            "s",
+            "--role",
+            "steward",
+            "--focus",
+            "custom",
+            "--playbook",
+            "nope",
+        ])
+        .fails(1);
+    assert!(err.contains("nope"), "{err}");
+    let agents: Vec<AgentSummary> = td.sfctl().args(["agent", "list"]).json();
+    assert!(agents.is_empty(), "{agents:?}");
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "s",
+            "--role",
+            "steward",
+            "--focus",
+            "custom",
+            "--playbook",
+            "bugfix",
+        ])
+        .success();
+}

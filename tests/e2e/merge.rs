@@ -982,3 +982,36 @@ fn a_merge_that_keeps_failing_gives_up_after_max_attempts_fix_rounds() {
         .collect();
     assert_eq!(again.len(), 2, "no further fix task");
 }
+
+#[test]
+fn sfctl_merge_without_a_message_keeps_the_branch_commit_messages() {
+    let td = fleet_with("", BRANCH_TESTS);
+    steward(&td);
+    let dir = hand_branch(&td, "one", &[("ok.txt", "ok")]);
+    git(
+        &dir,
+        &[
+            "commit",
+            "-q",
+            "--amend",
+            "-m",
+            "Add the ok file\n\nBecause the tests want it.",
+        ],
+    );
+    td.sfctl().args(["merge", "--branch", "one"]).success();
+    let msg = git(&td.repo, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        msg.starts_with("Add the ok file\n\nBecause the tests want it."),
+        "one commit: its own message\n{msg}"
+    );
+    let dir = hand_branch(&td, "two", &[("a.txt", "a")]);
+    fs::write(dir.join("b.txt"), "b").expect("write");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "Second step"]);
+    td.sfctl().args(["merge", "--branch", "two"]).success();
+    let msg = git(&td.repo, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        msg.starts_with("Merge branch 'two'\n\n* work on two\n* Second step"),
+        "several: listed\n{msg}"
+    );
+}

@@ -53,14 +53,27 @@ pub(crate) async fn prune_leftovers(config: &Config) {
     }
 }
 
-fn commit_message(job: &MergeJob) -> String {
+/// The squash commit's message: a task's title and id; else the message given to
+/// `sfctl merge`; else the branch's one commit message as written, or for several commits
+/// `Merge branch 'B'` with their subjects listed (`commits`: the branch's messages, oldest
+/// first).
+fn commit_message(job: &MergeJob, commits: &[String]) -> String {
     let info = &job.info;
-    let mut msg = match &info.task {
-        Some(id) => format!("{} ({id})", info.title),
-        None => job
-            .message
-            .clone()
-            .unwrap_or_else(|| format!("Merge branch '{}'", info.branch)),
+    let mut msg = match (&info.task, &job.message, commits) {
+        (Some(id), _, _) => format!("{} ({id})", info.title),
+        (None, Some(m), _) => m.clone(),
+        (None, None, [one]) => one.trim_end().to_owned(),
+        (None, None, many) => {
+            let mut m = format!("Merge branch '{}'", info.branch);
+            if !many.is_empty() {
+                m.push_str("\n\n");
+                for c in many {
+                    m.push_str(&format!("* {}\n", c.lines().next().unwrap_or_default()));
+                }
+                m.truncate(m.trim_end().len());
+            }
+            m
+        }
     };
     if let Some(s) = job.summary.as_deref().filter(|s| !s.trim().is_empty()) {
         msg.push_str("\n\n");
@@ -111,7 +124,15 @@ async fn attempt(
     };
     let root = config.paths.root.clone();
     let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
-    let message = commit_message(job);
+    let commits = if job.info.task.is_none() && job.message.is_none() {
+        let (root, branch, target) = (root.clone(), branch.clone(), target.clone());
+        blocking(move || sf_git::messages_ahead(&root, &branch, &target, 50))
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let message = commit_message(job, &commits);
     let log = config
         .paths
         .logs()

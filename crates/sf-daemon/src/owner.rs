@@ -335,6 +335,31 @@ impl Owner {
                 }
             }
             Request::RunPlaybook { name, vars } => self.run_playbook(&actor, &name, &vars).await,
+            Request::RegisterAgent { spec } if spec.playbook.is_some() => {
+                // a custom steward's playbook must exist now, not only when it first fires
+                let (config, name) = (
+                    self.config.clone(),
+                    spec.playbook.clone().unwrap_or_default(),
+                );
+                match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name))
+                    .await
+                {
+                    Ok(Ok(_)) => match self
+                        .store_call(move |s| {
+                            crate::requests::handle(s, &actor, Request::RegisterAgent { spec })
+                        })
+                        .await
+                    {
+                        Ok((r, changed)) => {
+                            let _ = reply.send(r);
+                            return changed;
+                        }
+                        Err(e) => internal(e),
+                    },
+                    Ok(Err(e)) => Response::Error(e),
+                    Err(e) => internal(e),
+                }
+            }
             Request::RunSteward { name, data } => {
                 let data = serde_json::to_value(&data).unwrap_or_default();
                 self.fire_steward(&actor, &name, "manual".into(), data)

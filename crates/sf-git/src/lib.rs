@@ -294,6 +294,35 @@ pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usi
     Ok(ahead)
 }
 
+/// The full messages of the commits on `branch` that `target` does not have, oldest first
+/// (at most `limit`, the newest ones if there are more).
+pub fn messages_ahead(
+    repo_root: &Path,
+    branch: &str,
+    target: &str,
+    limit: usize,
+) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    let tip = |name: &str| -> Result<Oid, GitError> {
+        repo.find_branch(name, BranchType::Local)
+            .map_err(|_| GitError::NoTarget(name.to_owned()))?
+            .get()
+            .target()
+            .ok_or(GitError::NoBranch)
+    };
+    let mut walk = repo.revwalk().ctx(|| "walk history".to_owned())?;
+    walk.push(tip(branch)?).ctx(|| format!("walk `{branch}`"))?;
+    walk.hide(tip(target)?).ctx(|| format!("walk `{target}`"))?;
+    let mut out = Vec::new();
+    for oid in walk.take(limit) {
+        let oid = oid.ctx(|| format!("walk `{branch}`"))?;
+        let commit = repo.find_commit(oid).ctx(|| format!("read commit {oid}"))?;
+        out.push(String::from_utf8_lossy(commit.message_bytes()).into_owned());
+    }
+    out.reverse();
+    Ok(out)
+}
+
 /// Removes a worktree directory and its metadata, keeping the branch. Callers save work
 /// first with [`wip_snapshot`].
 pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), GitError> {
