@@ -356,13 +356,7 @@ impl Store {
                     let fk = tx.last_insert_rowid();
                     add_note(&tx, fk, now, "daemon", "fix", detail)?;
                     let row = load_task(&tx, fk)?;
-                    events.push(
-                        Audit::new("daemon", "task_created", format!("task:{fid}"))
-                            .task(fk, &fid)
-                            .after(json!({"title": row.summary.title, "fix_of": original.summary.id, "kind": kind, "branch": original.branch}))
-                            .append(&tx, now)?,
-                    );
-                    new_fix = Some((fk, row));
+                    new_fix = Some((fk, fid, row));
                     fk
                 }
             });
@@ -377,6 +371,15 @@ impl Store {
                 .reason(Some(result))
                 .append(&tx, now)?,
             );
+            // the fix task is announced after the failure that caused it
+            if let Some((fk, fid, row)) = &new_fix {
+                events.push(
+                    Audit::new("daemon", "task_created", format!("task:{fid}"))
+                        .task(*fk, fid)
+                        .after(json!({"title": row.summary.title, "fix_of": original.summary.id, "kind": kind, "branch": original.branch}))
+                        .append(&tx, now)?,
+                );
+            }
         } else {
             events.push(
                 Audit::new("daemon", "merge_failed", format!("mr:{id}"))
@@ -396,7 +399,7 @@ impl Store {
         .execute(params![state.as_str(), result, result, fix_key, now, id])?;
         tx.commit()?;
         self.new_events.extend(events);
-        if let Some((fk, row)) = new_fix {
+        if let Some((fk, _, row)) = new_fix {
             self.index.insert(fk, row.live(), Vec::new());
         }
         self.show_mr(id)

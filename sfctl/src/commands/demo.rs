@@ -384,6 +384,8 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         args.workers
     ))?;
     ctx.ui.line(sfctl(dir, &["plan", "show", &plan_id])?)?;
+    ctx.ui
+        .line("(a draft plan: none of its tasks is dispatched until it is activated)\n")?;
     let socket = WorkspacePaths::new(dir).socket();
     let mut client = Client::connect(&socket, &client_name(), Some("human:demo".into()))?;
     let since = match client.request(&Request::ListEvents {
@@ -395,6 +397,9 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         _ => EventId(0),
     };
     sfctl(dir, &["plan", "activate", &plan_id])?;
+    ctx.ui.line(format!(
+        "activated plan {plan_id}: its tasks go to the workers as they become ready\n"
+    ))?;
     let mut titles: std::collections::HashMap<String, String> =
         ids.iter().map(|(t, id)| (id.clone(), t.clone())).collect();
     client.send(&Request::FollowEvents {
