@@ -678,3 +678,27 @@ fn an_empty_repository_is_reported_and_work_starts_after_its_first_commit() {
     let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
     assert!(st.warnings.is_empty(), "{:?}", st.warnings);
 }
+
+#[test]
+fn daemon_status_says_which_ready_work_no_worker_can_take() {
+    let td = fleet("");
+    td.create_task("needs go", &["--skill", "golang"]);
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert!(
+        st.warnings
+            .iter()
+            .any(|w| w.contains("no enabled ephemeral worker")),
+        "{:?}",
+        st.warnings
+    );
+    let s = script(&td, "w", "exit 0\n");
+    worker(&td, "w1", &s, &["--skills", "rust"]);
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert!(
+        st.warnings
+            .iter()
+            .any(|w| w.contains("1 ready task(s) need skills") && w.contains("golang")),
+        "{:?}",
+        st.warnings
+    );
+}

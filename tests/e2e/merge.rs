@@ -1015,3 +1015,22 @@ fn sfctl_merge_without_a_message_keeps_the_branch_commit_messages() {
         "several: listed\n{msg}"
     );
 }
+
+#[test]
+fn a_request_waiting_on_a_disabled_merge_steward_says_so() {
+    let td = fleet_with("", "test_command = \"true\"");
+    steward(&td);
+    td.sfctl().args(["agent", "disable", "merger"]).success();
+    let s = script(&td, "w", "write f.txt x\ncommit f\ncomplete\n");
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("waits", &[]).task.id.to_string();
+    let mr = wait_mr(&td, &id, MergeState::Waiting);
+    assert!(
+        mr.reason.as_deref().is_some_and(
+            |r| r.contains("`merger` is disabled") && r.contains("agent enable merger")
+        ),
+        "{mr:?}"
+    );
+    td.sfctl().args(["agent", "enable", "merger"]).success();
+    wait_status(&td, &id, TaskStatus::Closed);
+}

@@ -1089,13 +1089,19 @@ impl Owner {
         let has_tests = self.config.merge_test_command.is_some();
         let picked = self
             .store_call(move |s| -> Result<Option<sf_store::MergeJob>, sf_store::StoreError> {
-                let steward = s.list_agents()?.into_iter().any(|a| {
-                    a.enabled && a.spec.role == sf_proto::Role::Steward && a.spec.focus == Some(sf_proto::Focus::Merge)
-                });
+                let stewards: Vec<(String, bool)> = s
+                    .list_agents()?
+                    .into_iter()
+                    .filter(|a| a.spec.role == sf_proto::Role::Steward && a.spec.focus == Some(sf_proto::Focus::Merge))
+                    .map(|a| (a.spec.name, a.enabled))
+                    .collect();
+                let steward = stewards.iter().any(|(_, enabled)| *enabled);
                 loop {
                     let Some(job) = s.next_mr(recheck_waiting)? else { return Ok(None) };
                     let wait = |why: &str| Some(why.to_owned());
-                    let reason = if !steward {
+                    let reason = if let (false, Some((name, _))) = (steward, stewards.first()) {
+                        Some(format!("the merge steward `{name}` is disabled: enable it with `sfctl agent enable {name}`"))
+                    } else if !steward {
                         wait("no merge steward: register one with `sfctl agent register NAME --role steward --focus merge`")
                     } else if !has_tests {
                         wait("no test command: set [merge] test_command in .sf/config.toml")
@@ -1487,8 +1493,14 @@ impl Owner {
     }
 
     /// What keeps work from flowing, for `sfctl daemon status`.
-    fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+    async fn warnings(&self) -> Vec<String> {
+        let mut out = self
+            .store
+            .call(unstaffed_work)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         if self.target.is_none() {
             out.push(match &self.config.target_branch {
                 Some(b) => format!(
@@ -1530,9 +1542,52 @@ impl Owner {
                 .filter(|(_, t)| **t > now)
                 .map(|(a, t)| (a.to_string(), *t))
                 .collect(),
-            warnings: self.warnings(),
+            warnings: self.warnings().await,
         })
     }
+}
+
+/// Ready tasks no enabled ephemeral worker can take (no worker at all, or none with the
+/// skills they need), as warnings. Looks at the first 500 ready tasks.
+fn unstaffed_work(s: &mut Store) -> Result<Vec<String>, sf_store::StoreError> {
+    let workers: Vec<Vec<String>> = s
+        .list_agents()?
+        .into_iter()
+        .filter(|a| {
+            a.enabled
+                && a.spec.role == sf_proto::Role::Worker
+                && a.spec.mode == sf_proto::Mode::Ephemeral
+        })
+        .map(|a| a.spec.skills)
+        .collect();
+    let ready = s.ready(sf_store::now_ms(), Some(500))?;
+    let mut out = Vec::new();
+    if ready.is_empty() {
+        return Ok(out);
+    }
+    if workers.is_empty() {
+        out.push(format!(
+            "{} ready task(s) and no enabled ephemeral worker: register one with `sfctl agent register NAME --role worker ...`",
+            ready.len()
+        ));
+        return Ok(out);
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    let mut stranded = 0;
+    for r in &ready {
+        let takes = |w: &Vec<String>| r.task.skills.iter().all(|k| w.contains(k));
+        if !workers.iter().any(takes) {
+            stranded += 1;
+            missing.extend(r.task.skills.iter().cloned());
+        }
+    }
+    if stranded > 0 {
+        out.push(format!(
+            "{stranded} ready task(s) need skills no enabled worker has (among: {}): give a worker those --skills",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(out)
 }
 
 /// Watches a worker adopted after a restart (not our child: it is polled, not waited on).
