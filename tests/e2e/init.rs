@@ -194,3 +194,130 @@ fn commands_find_the_workspace_from_a_subdirectory_and_from_sf_workspace() {
         .json();
     assert_eq!(via_flag.len(), 1);
 }
+
+/// The keys the daemon accepts in `table` (`""`: the top level), read from its own "unknown
+/// field" error so a new setting cannot be left out of the template.
+fn accepted_keys(table: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join(".sf")).expect("mkdir .sf");
+    let probe = if table.is_empty() {
+        "__probe = 1\n".to_owned()
+    } else {
+        format!("[{table}]\n__probe = 1\n")
+    };
+    fs::write(dir.path().join(".sf/config.toml"), probe).expect("write config");
+    let err = format!(
+        "{:#}",
+        sf_daemon::Config::load(dir.path()).expect_err("an unknown key is refused")
+    );
+    let expected = err
+        .split("unknown field `__probe`, expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no list of expected keys in: {err}"));
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .filter(|k| !(table.is_empty() && matches!(k.as_str(), "worktree" | "merge")))
+        .collect()
+}
+
+#[test]
+fn the_init_config_documents_every_setting_the_daemon_accepts_with_its_default() {
+    let td = TestDaemon::stopped();
+    let path = td.repo.join(".sf/config.toml");
+    let config = fs::read_to_string(&path).expect("read config");
+    let first_table = config
+        .find("\n[")
+        .unwrap_or_else(|| panic!("no [section] in:\n{config}"));
+    let sections = [
+        ("", &config[..first_table]),
+        (
+            "worktree",
+            config.split("\n[worktree]\n").nth(1).unwrap_or(""),
+        ),
+        ("merge", config.split("\n[merge]\n").nth(1).unwrap_or("")),
+    ];
+    for (table, text) in sections {
+        let text = text.split("\n[").next().unwrap_or("");
+        for key in accepted_keys(table) {
+            let line = format!("\n# {key} = ");
+            assert!(
+                text.contains(&line),
+                "`{key}` is not documented in [{table}] of the init config:\n{config}"
+            );
+            let explained = text
+                .split(&line)
+                .next()
+                .and_then(|before| before.lines().last())
+                .is_some_and(|l| l.starts_with("# ") && !l.contains(" = "));
+            assert!(
+                explained,
+                "`{key}` has no comment line explaining it:\n{config}"
+            );
+        }
+    }
+    assert!(
+        config[..first_table]
+            .to_lowercase()
+            .contains("top-level keys must stay above the first [section]"),
+        "the config should say where top-level keys go:\n{config}"
+    );
+
+    // uncommented, the template is accepted and its values are the defaults
+    let uncommented: String = config
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .filter(|r| r.contains(" = "))
+                .unwrap_or(l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let empty = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(empty.path().join(".sf")).expect("mkdir .sf");
+    fs::write(empty.path().join(".sf/config.toml"), "").expect("write config");
+    let default = sf_daemon::Config::load(empty.path()).expect("empty config");
+    fs::write(&path, &uncommented).expect("write config");
+    let c = sf_daemon::Config::load(&td.repo)
+        .unwrap_or_else(|e| panic!("uncommented template refused: {e:#}\n{uncommented}"));
+    assert_eq!(c.tick_interval, default.tick_interval);
+    assert_eq!(c.max_workers, default.max_workers);
+    assert_eq!(c.max_attempts, default.max_attempts);
+    assert_eq!(c.worker_timeout, default.worker_timeout);
+    assert_eq!(c.stop_grace, default.stop_grace);
+    assert_eq!(c.complete_grace, default.complete_grace);
+    assert_eq!(c.env_passthrough, default.env_passthrough);
+    assert_eq!(c.timezone, default.timezone);
+    assert_eq!(c.worktree_setup_timeout, default.worktree_setup_timeout);
+    assert_eq!(c.merge_test_timeout, default.merge_test_timeout);
+    assert_eq!(c.merge_commit, default.merge_commit);
+    assert_eq!(c.merge_require_approval, default.merge_require_approval);
+    assert_eq!(c.merge_delete_branch, default.merge_delete_branch);
+}
+
+#[test]
+fn a_top_level_key_below_a_section_is_refused_with_a_hint_to_move_it() {
+    let td = TestDaemon::stopped();
+    let path = td.repo.join(".sf/config.toml");
+    let mut config = fs::read_to_string(&path).expect("read config");
+    config.push_str("timezone = \"Europe/Berlin\"\n");
+    fs::write(&path, config).expect("write config");
+    let out = td.sfctl().args(["daemon", "start"]).run();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "start should fail: {text}");
+    assert!(text.contains("unknown field `timezone`"), "{text}");
+    assert!(
+        text.contains(
+            "hint: `timezone` is a top-level setting and must be above the first [section] \
+             (here it is under [merge])"
+        ),
+        "{text}"
+    );
+    assert!(td.daemon_pid().is_none());
+}

@@ -253,11 +253,79 @@ fn built_in_playbooks_are_listed_and_broken_workspace_ones_are_named() {
     for n in ["bugfix", "feature", "release"] {
         assert!(names.contains(&n), "{names:?}");
     }
+    assert!(list.iter().all(|p| p.error.is_none()), "{list:?}");
     fs::write(
         td.repo.join(".sf/playbooks/bad.toml"),
-        "name = \"bad\"\n[[steps]]\nid = \"a\"\ndepends_on = [\"zzz\"]\ntitle = \"A\"\n",
+        "name = \"bad\"\ntitle = \"Bad\"\n[[steps]]\nid = \"a\"\ndepends_on = [\"zzz\"]\ntitle = \"A\"\n",
     )
     .expect("write");
-    let err = c.request(&Request::ListPlaybooks).unwrap_err().to_string();
-    assert!(err.contains("bad.toml"), "{err}");
+    fs::write(td.repo.join(".sf/playbooks/ship.toml"), PLAYBOOK).expect("write");
+
+    // the list still answers: the valid ones, and the broken file with its error
+    let Ok(Response::Playbooks(list)) = c.request(&Request::ListPlaybooks) else {
+        panic!("list with a broken file")
+    };
+    let valid: Vec<&str> = list
+        .iter()
+        .filter(|p| p.error.is_none())
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(valid, ["bugfix", "feature", "release", "ship"], "{list:?}");
+    let bad = list
+        .iter()
+        .find(|p| p.name == "bad")
+        .unwrap_or_else(|| panic!("the broken file is not listed: {list:?}"));
+    assert!(bad.source.ends_with("bad.toml"), "{bad:?}");
+    assert!(
+        bad.error.as_deref().is_some_and(|e| e.contains("zzz")),
+        "{bad:?}"
+    );
+
+    let out = td.sfctl().args(["playbook", "list"]).run();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("bugfix"), "{stdout}");
+    let bad_row = stdout
+        .lines()
+        .find(|l| l.starts_with("bad "))
+        .unwrap_or_else(|| panic!("no row for bad.toml:\n{stdout}"));
+    assert!(bad_row.contains("BROKEN"), "{stdout}");
+    assert!(
+        stderr.contains("warning: playbook `bad`") && stderr.contains("zzz"),
+        "{stderr}"
+    );
+    let json: Vec<sf_proto::PlaybookInfo> = td.sfctl().args(["playbook", "list"]).json();
+    assert_eq!(json.len(), list.len());
+
+    // a valid name shows and runs; the broken name is its file's error
+    let shown = td.sfctl().args(["playbook", "show", "bugfix"]).success();
+    assert!(shown.contains("source: built-in"), "{shown}");
+    let plan = run(&td, "bugfix", &[("bug", "crash on start")])
+        .unwrap_or_else(|e| panic!("run bugfix: {e:?}"));
+    assert!(!plan.tasks.is_empty(), "{plan:?}");
+    run(&td, "ship", &[("thing", "v1")]).unwrap_or_else(|e| panic!("run ship: {e:?}"));
+    for cmd in [
+        &["playbook", "show", "bad"][..],
+        &["playbook", "run", "bad"],
+    ] {
+        let err = td.sfctl().args(cmd).fails(1);
+        assert!(
+            err.contains("bad.toml") && err.contains("zzz"),
+            "{cmd:?}: {err}"
+        );
+        assert!(err.contains("hint: fix the file"), "{cmd:?}: {err}");
+    }
+
+    // `validate` takes a file; given a name it says how to check one by name
+    let err = td.sfctl().args(["playbook", "validate", "bad"]).fails(1);
+    assert!(
+        err.contains(
+            "hint: validate takes a file path; to check a playbook by name use \
+             `sfctl playbook show bad`"
+        ),
+        "{err}"
+    );
 }

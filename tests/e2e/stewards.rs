@@ -376,3 +376,78 @@ fn the_docs_steward_fixes_planted_broken_links_through_the_merge_queue_and_asks_
         "{tasks:?}"
     );
 }
+
+#[test]
+fn the_daemons_own_event_names_cannot_be_emitted() {
+    let td = TestDaemon::start();
+    for name in [
+        "task_created",
+        "task_ready",
+        "task_dispatched",
+        "task_completed",
+        "branch_ready",
+        "task_merged",
+        "task_closed",
+        "merge_failed",
+        "task_stuck",
+        "agent_failed",
+        "message_sent",
+    ] {
+        let err = td
+            .sfctl()
+            .args(["event", "emit", name, "--data", "task=zzzz"])
+            .fails(1);
+        assert!(
+            err.contains(&format!("`{name}` is an event the daemon publishes itself")),
+            "{name}: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "hint: custom event names must not be one of the daemon's own; pick another \
+                 name, e.g. my_{name}"
+            )),
+            "{name}: {err}"
+        );
+    }
+    let emitted = td.events(&[]);
+    assert!(
+        !emitted.iter().any(|e| e.action == "event_emitted"),
+        "{emitted:?}"
+    );
+    td.sfctl()
+        .args(["event", "emit", "my_task_completed", "--data", "task=zzzz"])
+        .success();
+}
+
+#[test]
+fn a_bad_cron_field_is_named_in_five_field_form_with_its_valid_range() {
+    let td = TestDaemon::start();
+    for (expr, message, caret) in [
+        (
+            "61 * * * *",
+            "`61` is out of range in the minute field (valid: 0-59)",
+            "  61 * * * *\n  ^^\n",
+        ),
+        (
+            "0 24 * * *",
+            "`24` is out of range in the hour field (valid: 0-23)",
+            "  0 24 * * *\n    ^^\n",
+        ),
+    ] {
+        let err = td
+            .sfctl()
+            .args([
+                "agent", "register", "s", "--role", "steward", "--focus", "recovery",
+            ])
+            .args(["--command", "true", "--trigger", expr])
+            .fails(1);
+        assert!(
+            err.contains(&format!(
+                "error: invalid cron expression `{expr}`: {message}\n{caret}"
+            )),
+            "{expr}: {err}"
+        );
+        assert!(!err.contains(&format!("0 {expr}")), "{expr}: {err}");
+        assert!(!err.contains("must be less than"), "{expr}: {err}");
+    }
+}

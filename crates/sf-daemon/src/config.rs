@@ -88,6 +88,47 @@ pub struct Config {
     pub timezone: sf_core::cron::Tz,
 }
 
+/// The keys of [`RawConfig`] that are not tables; they must come before the first `[section]`.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "tick_interval",
+    "max_workers",
+    "target_branch",
+    "max_attempts",
+    "log_level",
+    "worker_timeout",
+    "stop_grace",
+    "complete_grace",
+    "env_passthrough",
+    "sfctl",
+    "timezone",
+];
+
+/// A hint for the easy mistake of appending a top-level key at the end of the file, where
+/// TOML reads it as part of the last table: "unknown field `timezone`" under `[merge]`.
+fn misplaced_top_level_hint(text: &str, err: &toml::de::Error) -> Option<String> {
+    let key = err
+        .message()
+        .strip_prefix("unknown field `")?
+        .split('`')
+        .next()?;
+    if !TOP_LEVEL_KEYS.contains(&key) {
+        return None;
+    }
+    let before = &text[..err.span().map_or(text.len(), |s| s.start.min(text.len()))];
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.split(']').next())
+        .map(|l| format!(" (here it is under {l}])"))
+        .unwrap_or_default();
+    Some(format!(
+        "`{key}` is a top-level setting and must be above the first [section]{table}; \
+         move it to the top of the file"
+    ))
+}
+
 fn duration(field: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
     match value {
         None => Ok(default),
@@ -114,8 +155,12 @@ impl Config {
                 file.display()
             )
         })?;
-        let raw: RawConfig =
-            toml::from_str(&text).with_context(|| format!("failed to parse {}", file.display()))?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| match misplaced_top_level_hint(&text, &e) {
+                Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", e.to_string().trim_end()),
+                None => anyhow::Error::new(e),
+            })
+            .with_context(|| format!("failed to parse {}", file.display()))?;
         if let Some(s) = raw.merge.strategy.as_deref()
             && !matches!(s, "squash" | "merge")
         {
@@ -230,5 +275,43 @@ mod tests {
         );
         let e = format!("{:#}", load("[merge]\nstrategy = \"rebase\"").unwrap_err());
         assert!(e.contains("use \"squash\" or \"merge\""), "{e}");
+    }
+
+    #[test]
+    fn a_top_level_key_under_a_table_gets_a_hint_to_move_it() {
+        let e = format!(
+            "{:#}",
+            load("max_workers = 2\n[merge]\ntest_command = \"true\"\ntimezone = \"UTC\"\n")
+                .unwrap_err()
+        );
+        assert!(e.contains("unknown field `timezone`"), "{e}");
+        assert!(
+            e.contains(
+                "hint: `timezone` is a top-level setting and must be above the first [section] \
+                 (here it is under [merge])"
+            ),
+            "{e}"
+        );
+        let e = format!("{:#}", load("[worktree]\nmax_workers = 2\n").unwrap_err());
+        assert!(e.contains("(here it is under [worktree])"), "{e}");
+        // a key that is nowhere valid gets no such hint
+        let e = format!("{:#}", load("[merge]\ntest_comand = \"x\"\n").unwrap_err());
+        assert!(e.contains("unknown field `test_comand`"), "{e}");
+        assert!(!e.contains("hint"), "{e}");
+    }
+
+    #[test]
+    fn top_level_keys_are_every_non_table_field() {
+        let e = format!("{:#}", load("__nope = 1").unwrap_err());
+        let expected: Vec<&str> = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .split(", ")
+            .map(|k| k.trim_matches('`'))
+            .filter(|k| !matches!(*k, "worktree" | "merge"))
+            .collect();
+        assert_eq!(expected, TOP_LEVEL_KEYS);
     }
 }

@@ -584,6 +584,10 @@ pub struct PlaybookInfo {
     pub vars: Vec<PlaybookVar>,
     /// Its steps, in dependency order.
     pub steps: Vec<PlaybookStep>,
+    /// Set for a workspace file that failed to load: why. Such an entry has only `name`
+    /// (declared, or the file stem) and `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A run's log file, for `sfctl logs`.

@@ -212,6 +212,31 @@ impl Store {
             )
             .hint("use lowercase letters, digits and `_`, e.g. `deploy_finished`"));
         }
+        // The events the daemon publishes itself: a custom one of the same name would let
+        // anyone fake them to the stewards that trust them.
+        const DAEMON_EVENTS: &[&str] = &[
+            "task_created",
+            "task_ready",
+            "task_dispatched",
+            "task_completed",
+            "branch_ready",
+            "task_merged",
+            "task_closed",
+            "merge_failed",
+            "task_stuck",
+            "agent_failed",
+            "message_sent",
+        ];
+        if DAEMON_EVENTS.contains(&name) {
+            return Err(StoreError::refused(
+                ErrorKind::InvalidInput,
+                format!("`{name}` is an event the daemon publishes itself; it cannot be emitted"),
+            )
+            .hint(format!(
+                "custom event names must not be one of the daemon's own; pick another name, \
+                 e.g. my_{name}"
+            )));
+        }
         crate::validate_text_len("event data", &data.to_string())?;
         let now = now_ms();
         let tx = self.conn.transaction()?;

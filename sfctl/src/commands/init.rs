@@ -26,6 +26,10 @@ pub struct InitArgs {}
 
 /// The default `config.toml`: every key commented out, showing its default.
 pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is optional; the values shown are the defaults.
+# Durations are written like "30s", "10m" or "2h".
+#
+# Top-level keys must stay above the first [section]: TOML reads a key written below a
+# [section] header as part of that section.
 
 # How often the daemon runs its phases (recover, dispatch, triggers, merge, reconcile).
 # tick_interval = "5s"
@@ -36,26 +40,48 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # The branch finished work is merged into.
 # target_branch = "main"  # default: the repository's current HEAD branch
 
-# Attempts at a task before it is blocked.
+# Failed runs of a task before it is blocked.
 # max_attempts = 3
 
 # Daemon log level (overridden by the SF_LOG environment variable).
 # log_level = "info"
 
-# The time zone cron triggers are read in (an IANA name).
+# Wall-time limit of one worker run, unless the agent sets its own (--timeout).
+# worker_timeout = "2h"
+
+# Time between SIGTERM and SIGKILL when a worker is stopped.
+# stop_grace = "10s"
+
+# Time a worker has to exit after completing or handing off before it is stopped.
+# complete_grace = "30s"
+
+# Variables of the daemon's environment passed on to workers and the merge test command
+# (besides PATH, HOME, LANG and TERM), e.g. ["ANTHROPIC_API_KEY", "CARGO_HOME"].
+# env_passthrough = []
+
+# The sfctl binary workers use; its directory goes first on their PATH.
+# sfctl = "/usr/local/bin/sfctl"  # default: the sfctl next to sfd
+
+# The time zone cron triggers are read in (an IANA name such as "Europe/Berlin").
 # timezone = "UTC"
 
 [worktree]
 # Command run in each new worktree before the agent starts.
-# setup = "npm ci"
+# setup = "npm ci"  # default: none
+# How long the setup command may run.
 # setup_timeout = "10m"
 
 [merge]
 # Command that must pass on the merge result before the target branch moves.
-# test_command = "cargo test"
+# test_command = "cargo test"  # default: none
+# How long the test command may run.
 # test_timeout = "30m"
-# How finished branches are merged: "squash".
+# How finished branches land: "squash" (one commit) or "merge" (a merge commit).
 # strategy = "squash"
+# Hold every merge request until a human runs `sfctl mr approve`.
+# require_approval = false
+# Delete a merged branch (after archiving it under refs/sf/archive/).
+# delete_branch = true
 "#;
 
 const EXCLUDE_LINE: &str = "/.sf/";

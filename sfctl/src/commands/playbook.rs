@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use comfy_table::Color;
 use sf_proto::{PlanDetail, PlaybookInfo, Request, Response, Timestamp};
 
 use crate::commands::steward::key_value;
@@ -67,6 +68,20 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
         PlaybookCommand::List => {
             let resp = ctx.request(&Request::ListPlaybooks)?;
             let list = expect_response!(resp, Response::Playbooks(l) => l);
+            let broken: Vec<&PlaybookInfo> = list.iter().filter(|p| p.error.is_some()).collect();
+            for p in &broken {
+                ctx.ui.warn(broken_warning(p));
+            }
+            if !broken.is_empty() {
+                let file = match broken[..] {
+                    [one] => one.source.as_str(),
+                    _ => "FILE",
+                };
+                ctx.ui.status(format!(
+                    "hint: fix the file or move it out of .sf/playbooks/; check it with \
+                     `sfctl playbook validate {file}`"
+                ));
+            }
             if ctx.ui.json {
                 return ctx.ui.json_value(&list);
             }
@@ -87,7 +102,7 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
             ctx.ui.line(text)
         }
         PlaybookCommand::Validate { file } => {
-            let text = read_file(&file)?;
+            let text = read_file(&file).map_err(|e| name_not_file_hint(e, &file))?;
             let source = file.display().to_string();
             let resp = ctx.request(&Request::ValidatePlaybook {
                 source: source.clone(),
@@ -124,6 +139,33 @@ fn read_file(file: &Path) -> CliResult<String> {
     })
 }
 
+/// `validate bugfix`: a playbook's name where a file was wanted.
+fn name_not_file_hint(err: CliError, file: &Path) -> CliError {
+    let name = file.to_string_lossy();
+    let looks_like_a_name = !file.exists()
+        && !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if looks_like_a_name {
+        err.with_hint(format!(
+            "validate takes a file path; to check a playbook by name use \
+             `sfctl playbook show {name}`"
+        ))
+    } else {
+        err
+    }
+}
+
+/// The stderr warning for a workspace file `list` had to skip.
+fn broken_warning(p: &PlaybookInfo) -> String {
+    format!(
+        "playbook `{}` is broken and cannot be run: {}",
+        p.name,
+        p.error.as_deref().unwrap_or_default()
+    )
+}
+
 /// `FILE is a valid playbook: NAME (N steps, M variables)`.
 fn valid_line(source: &str, p: &PlaybookInfo) -> String {
     format!(
@@ -143,20 +185,35 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// The `list` table: NAME SOURCE STEPS TITLE.
+/// The `list` table: NAME SOURCE STEPS TITLE; a broken file shows `BROKEN` and the first
+/// line of its error instead of steps and title.
 fn render_list(list: &[PlaybookInfo], color: bool, width: Option<u16>) -> String {
     let rows = list
         .iter()
-        .map(|p| {
-            vec![
+        .map(|p| match &p.error {
+            None => vec![
                 cell(color, &p.name, None),
                 cell(color, &p.source, None),
                 cell(color, p.steps.len(), None),
                 cell(color, truncate(&p.title, 60), None),
-            ]
+            ],
+            Some(error) => vec![
+                cell(color, &p.name, Some(Color::Red)),
+                cell(color, &p.source, None),
+                cell(color, "BROKEN", Some(Color::Red)),
+                cell(color, truncate(broken_reason(p, error), 60), None),
+            ],
         })
         .collect();
     render_table(&["NAME", "SOURCE", "STEPS", "TITLE"], rows, color, width)
+}
+
+/// A broken file's error without the file name it starts with (the SOURCE column has it).
+fn broken_reason<'a>(p: &PlaybookInfo, error: &'a str) -> &'a str {
+    error
+        .strip_prefix(p.source.as_str())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(error)
 }
 
 /// `show`: the header fields, the description, the variables and the steps.
@@ -288,7 +345,51 @@ mod tests {
                     priority: 3,
                 },
             ],
+            error: None,
         }
+    }
+
+    #[test]
+    fn list_marks_a_broken_file_with_the_first_line_of_its_error() {
+        let broken = PlaybookInfo {
+            name: "bad".into(),
+            title: String::new(),
+            description: String::new(),
+            source: ".sf/playbooks/bad.toml".into(),
+            vars: vec![],
+            steps: vec![],
+            error: Some(
+                ".sf/playbooks/bad.toml: step `a` depends on unknown step `zzz`\nmore".into(),
+            ),
+        };
+        let text = render_list(&[broken.clone(), info()], false, None);
+        assert_eq!(
+            text,
+            "NAME     SOURCE                  STEPS   TITLE\n\
+             bad      .sf/playbooks/bad.toml  BROKEN  step `a` depends on unknown step `zzz`…\n\
+             feature  built-in                2       Feature: {{feature}}"
+        );
+        assert_eq!(
+            broken_warning(&broken),
+            "playbook `bad` is broken and cannot be run: \
+             .sf/playbooks/bad.toml: step `a` depends on unknown step `zzz`\nmore"
+        );
+    }
+
+    #[test]
+    fn validating_a_name_instead_of_a_file_hints_at_show() {
+        let path = Path::new("no-such-playbook-name");
+        let err = name_not_file_hint(read_file(path).unwrap_err(), path);
+        assert_eq!(
+            err.hints,
+            [
+                "validate takes a file path; to check a playbook by name use \
+              `sfctl playbook show no-such-playbook-name`"
+            ]
+        );
+        let path = Path::new("/nonexistent/dir/pb.toml");
+        let err = name_not_file_hint(read_file(path).unwrap_err(), path);
+        assert!(err.hints.is_empty(), "{:?}", err.hints);
     }
 
     #[test]
