@@ -20,7 +20,9 @@ It finds the workspace by walking up from the current directory to the first `.s
 (or uses --workspace / SF_WORKSPACE) and connects to the daemon's Unix socket.
 
 Exit codes: 0 ok, 1 refused (by the daemon, or bad input), 2 usage error,
-3 daemon unreachable, 255 internal error.
+3 daemon unreachable, 255 internal error. Inside a worker started by sfd (SF_RUN set), a
+command first waits for an unreachable daemon, which may be restarting: up to SF_CONNECT_WAIT
+seconds (default 120).
 
 With --json, results are printed on stdout as the protocol's JSON (one document; `events`
 prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}}.";
@@ -70,6 +72,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(after_help = "\
+Examples:
+  cd your-repo && sfctl init && sfctl daemon start
+  sfctl init --workspace ~/src/app")]
     Init(init::InitArgs),
     #[command(subcommand)]
     Daemon(daemon::DaemonCommand),
@@ -94,15 +100,45 @@ pub enum Command {
     Steward(steward::StewardCommand),
     #[command(subcommand)]
     Event(steward::EventCommand),
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        mut_subcommand("read", examples_unless_set(MESSAGE_READ_EXAMPLES)),
+        mut_subcommand("list", examples_unless_set(MESSAGE_LIST_EXAMPLES))
+    )]
     Message(message::MessageCommand),
     Inbox(message::InboxArgs),
     /// Run the whole loop on a throwaway repository: tasks dispatched to workers in
     /// worktrees, completed, tested and merged (needs only Rust and git)
+    #[command(after_help = "\
+Examples:
+  sfctl demo
+  sfctl demo --workers 5 --dir /tmp/sf-demo --keep-running")]
     Demo(demo::DemoArgs),
     /// The scripted agent the demo's workers run (not for humans)
     #[command(hide = true)]
     DemoAgent,
+}
+
+// `message read` and `message list` are defined in `commands/message.rs`; their examples sit
+// here, and give way to any `after_help` that file sets.
+const MESSAGE_READ_EXAMPLES: &str = "\
+Examples:
+  sfctl message read 12
+  sfctl message read 12 13 --json";
+const MESSAGE_LIST_EXAMPLES: &str = "\
+Examples:
+  sfctl message list
+  sfctl message list --to director --unread
+  sfctl message list --limit 10 --json";
+
+fn examples_unless_set(text: &'static str) -> impl FnOnce(clap::Command) -> clap::Command {
+    move |cmd| {
+        if cmd.get_after_help().is_some() {
+            cmd
+        } else {
+            cmd.after_help(text)
+        }
+    }
 }
 
 /// The protocol's `wire_enum!` types, so clap can list and parse them.
@@ -207,17 +243,36 @@ mod tests {
     }
 
     #[test]
-    fn every_subcommand_has_an_about_and_json() {
-        fn walk(cmd: &clap::Command, path: &str) {
-            for sub in cmd.get_subcommands() {
+    fn every_subcommand_has_an_about_examples_and_json() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            // clap's generated `help` subcommands are not ours to document.
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
                 let path = format!("{path} {}", sub.get_name());
                 assert!(sub.get_about().is_some(), "`{path}` has no about");
-                walk(sub, &path);
+                // Every command one can run shows examples in --help; a group (`sfctl task`)
+                // only lists its commands, and hidden ones are not for humans.
+                if !sub.is_hide_set() && !sub.has_subcommands() {
+                    let help = sub
+                        .get_after_help()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    let titled = help.lines().any(|l| l == "Example:" || l == "Examples:");
+                    let example = help.lines().any(|l| l.starts_with(&format!("  {path}")));
+                    if !titled || !example {
+                        missing.push(path.clone());
+                    }
+                }
+                walk(sub, &path, missing);
             }
         }
         let mut cmd = Cli::command();
         cmd.build();
-        walk(&cmd, "sfctl");
+        let mut missing = Vec::new();
+        walk(&cmd, "sfctl", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "these commands have no `Examples:` block running them in --help: {missing:?}"
+        );
         let m = Cli::try_parse_from(["sfctl", "task", "list", "--json"]).unwrap();
         assert!(m.global.json);
     }

@@ -1,8 +1,10 @@
 //! What every command needs: the global flags, the workspace, a connection.
 
+use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use sf_client::Client;
+use sf_client::{Client, ClientError};
 use sf_proto::paths::{WorkspacePaths, find_workspace};
 use sf_proto::{Request, Response};
 
@@ -81,11 +83,39 @@ impl Context {
         }
     }
 
+    /// Connects and handshakes. Inside a worker (`SF_RUN` set) an unreachable daemon is
+    /// waited for, up to `SF_CONNECT_WAIT` seconds: sfd may be restarting, and the worker's
+    /// completion must not be lost to that. Only the connect is retried, never a request.
     pub fn connect_to(&self, socket: &Path) -> CliResult<Client> {
+        let wait = connect_wait(
+            std::env::var(LEASE_ENV).ok().as_deref(),
+            std::env::var(CONNECT_WAIT_ENV).ok().as_deref(),
+            |w| self.ui.warn(w),
+        );
+        self.connect_waiting(socket, wait)
+    }
+
+    /// Connects and handshakes once, whoever we are: for `sfctl daemon`, which must see at
+    /// once whether a daemon answers.
+    pub fn connect_once(&self, socket: &Path) -> CliResult<Client> {
+        self.connect_waiting(socket, None)
+    }
+
+    fn connect_waiting(&self, socket: &Path, wait: Option<Duration>) -> CliResult<Client> {
         let actor = actor();
         self.ui
             .debug(format!("connecting to {} as {actor}", socket.display()));
-        let client = Client::connect(socket, &client_name(), Some(actor))?;
+        let client = retry_connect(
+            wait,
+            || Client::connect(socket, &client_name(), Some(actor.clone())),
+            |wait| {
+                self.ui.status(format!(
+                    "sfd is not reachable; retrying for up to {} s ({CONNECT_WAIT_ENV})",
+                    wait.as_secs_f64()
+                ));
+            },
+            std::thread::sleep,
+        )?;
         self.ui.debug(format!(
             "connected to {} (pid {})",
             client.daemon, client.daemon_pid
@@ -105,6 +135,84 @@ impl Context {
     }
 }
 
+/// The variable that carries a worker's lease; sfd sets it only in the workers it starts.
+pub const LEASE_ENV: &str = "SF_RUN";
+/// How long (seconds) a worker's sfctl waits for an unreachable daemon.
+const CONNECT_WAIT_ENV: &str = "SF_CONNECT_WAIT";
+const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(120);
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// How long to wait for an unreachable daemon: `None` (fail at once) for humans, else
+/// `SF_CONNECT_WAIT` seconds, 120 by default. A value that is not a number of seconds is
+/// reported through `warn` and the default used: a worker's completion is worth more than
+/// the typo.
+fn connect_wait(
+    lease: Option<&str>,
+    setting: Option<&str>,
+    warn: impl FnOnce(String),
+) -> Option<Duration> {
+    lease.filter(|l| !l.trim().is_empty())?;
+    let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Some(DEFAULT_CONNECT_WAIT);
+    };
+    match setting.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+        _ => {
+            warn(format!(
+                "ignoring {CONNECT_WAIT_ENV}=`{setting}` (expected a number of seconds); \
+                 waiting up to {} s",
+                DEFAULT_CONNECT_WAIT.as_secs()
+            ));
+            Some(DEFAULT_CONNECT_WAIT)
+        }
+    }
+}
+
+/// Whether a failed connect means that sfd is away (no socket, or nobody listening on it),
+/// which a restart fixes, rather than something waiting will not fix.
+fn is_away(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Unreachable { source, .. }
+            if matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+    )
+}
+
+/// Calls `connect` until it succeeds, fails for a reason other than [`is_away`], or the
+/// pauses between attempts add up to `wait` (`None`: one attempt). Pauses start at 50 ms and
+/// double up to 2 s; `announce` is called once, before the first pause.
+fn retry_connect<T>(
+    wait: Option<Duration>,
+    mut connect: impl FnMut() -> Result<T, ClientError>,
+    announce: impl FnOnce(Duration),
+    mut sleep: impl FnMut(Duration),
+) -> Result<T, ClientError> {
+    let mut announce = Some(announce);
+    let mut waited = Duration::ZERO;
+    let mut pause = FIRST_RETRY;
+    loop {
+        let err = match connect() {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(wait) = wait.filter(|_| is_away(&err)) else {
+            return Err(err);
+        };
+        let left = wait.saturating_sub(waited);
+        if left.is_zero() {
+            return Err(err);
+        }
+        if let Some(announce) = announce.take() {
+            announce(wait);
+        }
+        let this = pause.min(left);
+        sleep(this);
+        waited += this;
+        pause = (pause * 2).min(MAX_RETRY);
+    }
+}
+
 /// Takes the payload out of the expected response variant, or fails with "unexpected".
 macro_rules! expect_response {
     ($resp:expr, $pat:pat => $out:expr) => {
@@ -116,3 +224,118 @@ macro_rules! expect_response {
 }
 
 pub(crate) use expect_response;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn away(kind: io::ErrorKind) -> ClientError {
+        ClientError::Unreachable {
+            path: "/ws/.sf/run/sfd.sock".into(),
+            source: io::Error::from(kind),
+        }
+    }
+
+    /// Runs `retry_connect` over `results` (then "refused" forever); returns the outcome,
+    /// the pauses in ms, and what was announced.
+    fn drive(
+        wait: Option<Duration>,
+        results: Vec<Result<u32, ClientError>>,
+    ) -> (Result<u32, ClientError>, Vec<u128>, Vec<u64>) {
+        let mut results = results.into_iter();
+        let (mut pauses, mut announced) = (Vec::new(), Vec::new());
+        let out = retry_connect(
+            wait,
+            || {
+                results
+                    .next()
+                    .unwrap_or_else(|| Err(away(io::ErrorKind::ConnectionRefused)))
+            },
+            |w| announced.push(w.as_secs()),
+            |d| pauses.push(d.as_millis()),
+        );
+        (out, pauses, announced)
+    }
+
+    #[test]
+    fn a_worker_waits_for_a_restarting_daemon_with_backoff() {
+        let (out, pauses, announced) = drive(
+            Some(Duration::from_secs(120)),
+            vec![
+                Err(away(io::ErrorKind::NotFound)),
+                Err(away(io::ErrorKind::ConnectionRefused)),
+                Err(away(io::ErrorKind::NotFound)),
+                Ok(7),
+            ],
+        );
+        assert_eq!(out.unwrap(), 7);
+        assert_eq!(pauses, [50, 100, 200]);
+        assert_eq!(announced, [120], "announced once, with the limit");
+    }
+
+    #[test]
+    fn the_wait_is_capped_and_the_last_error_returned() {
+        let (out, pauses, announced) = drive(Some(Duration::from_secs(5)), Vec::new());
+        assert!(
+            matches!(out, Err(ClientError::Unreachable { .. })),
+            "{out:?}"
+        );
+        assert_eq!(pauses, [50, 100, 200, 400, 800, 1600, 1850]);
+        assert_eq!(pauses.iter().sum::<u128>(), 5000);
+        assert_eq!(announced, [5]);
+        let (_, pauses, _) = drive(Some(Duration::from_secs(20)), Vec::new());
+        assert!(pauses.iter().all(|p| *p <= 2000), "{pauses:?}");
+    }
+
+    #[test]
+    fn humans_and_other_failures_are_not_retried() {
+        let (out, pauses, announced) = drive(None, Vec::new());
+        assert!(out.is_err());
+        assert!(pauses.is_empty() && announced.is_empty());
+        let (out, pauses, _) = drive(
+            Some(Duration::from_secs(120)),
+            vec![Err(away(io::ErrorKind::PermissionDenied))],
+        );
+        assert!(out.is_err());
+        assert!(pauses.is_empty(), "a permission problem does not go away");
+        let refused = ClientError::Refused(sf_proto::ProtoError::new(
+            sf_proto::ErrorKind::IncompatibleProtocol,
+            "protocol 9 is not supported",
+        ));
+        let (out, pauses, _) = drive(Some(Duration::from_secs(120)), vec![Err(refused)]);
+        assert!(matches!(out, Err(ClientError::Refused(_))), "{out:?}");
+        assert!(pauses.is_empty());
+        let (out, pauses, announced) = drive(Some(Duration::ZERO), Vec::new());
+        assert!(out.is_err());
+        assert!(pauses.is_empty() && announced.is_empty(), "0 turns it off");
+    }
+
+    #[test]
+    fn only_workers_wait_and_sf_connect_wait_sets_how_long() {
+        let mut warnings = Vec::new();
+        let mut wait = |lease, setting| connect_wait(lease, setting, |w| warnings.push(w));
+        assert_eq!(wait(None, Some("30")), None);
+        assert_eq!(wait(Some(" "), None), None);
+        assert_eq!(wait(Some("tok"), None), Some(Duration::from_secs(120)));
+        assert_eq!(wait(Some("tok"), Some("")), Some(Duration::from_secs(120)));
+        assert_eq!(wait(Some("tok"), Some("30")), Some(Duration::from_secs(30)));
+        assert_eq!(
+            wait(Some("tok"), Some("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(wait(Some("tok"), Some("0")), Some(Duration::ZERO));
+        assert_eq!(
+            wait(Some("tok"), Some("soon")),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            wait(Some("tok"), Some("-1")),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("SF_CONNECT_WAIT=`soon`"),
+            "{warnings:?}"
+        );
+    }
+}

@@ -77,6 +77,33 @@ pub fn both(ts: Timestamp, now: Timestamp) -> String {
     format!("{} ({})", short(ts), relative(ts, now))
 }
 
+/// `text` with every RFC 3339 time in it (as the daemon writes them into reasons, e.g.
+/// `scheduled for 2026-11-21T20:39:45.358+00:00`) shown as [`both`].
+pub fn humanize(text: &str, now: Timestamp) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let start = word
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(word.len());
+        let end = word
+            .rfind(|c: char| c.is_ascii_digit() || c == 'Z')
+            .map_or(start, |e| e + 1)
+            .max(start);
+        match DateTime::parse_from_rfc3339(&word[start..end]) {
+            Ok(t) => {
+                out.push_str(&word[..start]);
+                out.push_str(&both(t.with_timezone(&Utc), now));
+                out.push_str(&word[end..]);
+            }
+            Err(_) => out.push_str(word),
+        }
+    }
+    out
+}
+
 /// `1h 2m 3s` for a number of seconds.
 pub fn duration_secs(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
@@ -127,6 +154,34 @@ mod tests {
         let err = parse_time("--until", "soon", now()).unwrap_err();
         assert_eq!(err.message, "invalid value `soon` for --until");
         assert!(err.hints[0].contains("+2h"), "{:?}", err.hints);
+    }
+
+    #[test]
+    fn times_in_reasons_are_shown_like_every_other_time() {
+        let n = now();
+        assert_eq!(
+            humanize("scheduled for 2025-05-01T14:00:07.358+00:00", n),
+            "scheduled for 2025-05-01 14:00:07Z (in 2h)"
+        );
+        assert_eq!(
+            humanize(
+                "gate #3: timer until 2025-05-01T11:00:00Z; blocked by k3f9xq (open)",
+                n
+            ),
+            "gate #3: timer until 2025-05-01 11:00:00Z (1h ago); blocked by k3f9xq (open)"
+        );
+        assert_eq!(
+            humanize("(until 2025-05-01T14:00:00+02:00)", n),
+            "(until 2025-05-01 12:00:00Z (just now))"
+        );
+        for plain in [
+            "blocked by k3f9xq (open)",
+            "gate #12: approval 1/2",
+            "",
+            "  two  spaces ",
+        ] {
+            assert_eq!(humanize(plain, n), plain);
+        }
     }
 
     #[test]

@@ -254,3 +254,100 @@ fn task_show_text_has_dependencies_both_ways_notes_and_events() {
         );
     }
 }
+
+#[test]
+fn a_worker_waits_for_an_unreachable_daemon_and_a_human_does_not() {
+    use std::time::{Duration, Instant};
+
+    let mut td = TestDaemon::stopped();
+    let err = td.sfctl().args(["task", "list"]).fails(3);
+    assert!(!err.contains("retrying"), "a human is told at once: {err}");
+    let err = td
+        .sfctl()
+        .args(["daemon", "status"])
+        .env("SF_RUN", "lease")
+        .fails(3);
+    assert!(!err.contains("retrying"), "`daemon` never waits: {err}");
+
+    let begun = Instant::now();
+    let err = td
+        .sfctl()
+        .args(["task", "list"])
+        .env("SF_RUN", "lease")
+        .env("SF_CONNECT_WAIT", "1")
+        .fails(3);
+    assert!(begun.elapsed() >= Duration::from_secs(1), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("retrying")).count(),
+        1,
+        "one line, not one per attempt: {err}"
+    );
+    assert!(
+        err.contains("sfd is not reachable; retrying for up to 1 s (SF_CONNECT_WAIT)"),
+        "{err}"
+    );
+
+    // A worker's command started while sfd is down goes through once it is back.
+    let waiting = td
+        .sfctl()
+        .args(["--json", "task", "list"])
+        .env("SF_RUN", "lease")
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    td.spawn();
+    let out = waiting.wait_with_output().expect("wait for sfctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    assert!(stderr.contains("retrying for up to 120 s"), "{stderr}");
+    let tasks: Vec<TaskSummary> =
+        serde_json::from_slice(&out.stdout).expect("the task list as JSON");
+    assert!(tasks.is_empty());
+}
+
+#[test]
+fn blocked_and_show_print_wait_times_like_every_other_time() {
+    let td = TestDaemon::start();
+    let t = td.create_task("later", &["--scheduled-for", "+2h"]);
+    let id = t.task.id.to_string();
+    let when = t.task.scheduled_for.expect("scheduled");
+    let short = when.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let blocked = td.sfctl().args(["task", "blocked"]).success();
+    assert!(
+        blocked.contains(&format!("scheduled for {short} (in 1h)"))
+            || blocked.contains(&format!("scheduled for {short} (in 2h)")),
+        "{blocked}"
+    );
+    assert!(!blocked.contains("+00:00"), "no RFC 3339 times: {blocked}");
+    let show = td.sfctl().args(["task", "show", &id]).success();
+    assert!(
+        show.contains(&format!("- scheduled for {short} (in ")),
+        "{show}"
+    );
+    assert!(!show.contains("+00:00"), "no RFC 3339 times: {show}");
+    // --json keeps the daemon's text as it is
+    let waiting: serde_json::Value = td.sfctl().args(["task", "blocked"]).json();
+    let reason = waiting[0]["reasons"][0].as_str().expect("a reason");
+    assert!(reason.starts_with("scheduled for 20"), "{reason}");
+}
+
+#[test]
+fn cancelling_a_merged_request_says_it_has_landed() {
+    use sf_proto::MergeState;
+
+    let td = crate::fleet::fleet_with("", "test_command = \"true\"");
+    crate::fleet::steward(&td);
+    let id = td.create_task("land it", &[]).task.id.to_string();
+    let s = crate::fleet::script(&td, "w", "write f.txt x\ncommit f\ncomplete\n");
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    let mr = crate::fleet::wait_mr(&td, &id, MergeState::Merged);
+    let err = td
+        .sfctl()
+        .args(["mr", "cancel", &mr.id.to_string()])
+        .fails(1);
+    assert!(err.contains("is merged"), "{err}");
+    assert!(
+        err.contains("hint: it has landed; to undo it, revert its commit on the target branch"),
+        "{err}"
+    );
+    assert!(!err.contains("being tested"), "{err}");
+}

@@ -191,3 +191,69 @@ fn repeated_crashes_leave_a_usable_workspace() {
         "a graceful restart after crashes keeps them too"
     );
 }
+
+#[test]
+fn a_worker_that_completes_while_the_daemon_is_down_waits_for_the_restart() {
+    let mut td = crate::fleet::fleet("");
+    let gate = td.root.join("go");
+    let id = td
+        .create_task("finish while sfd restarts", &[])
+        .task
+        .id
+        .to_string();
+    let s = crate::fleet::script(
+        &td,
+        "w",
+        &format!(
+            "wait-file {}\nwrite f.txt x\ncommit f\ncomplete done while sfd was away\n",
+            gate.display()
+        ),
+    );
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    let branch = td.wait_for("the worker process to run", || {
+        let t = td.show_task(&id);
+        match (&t.branch, t.runs.first().and_then(|r| r.pid)) {
+            (Some(b), Some(_)) => Ok(b.clone()),
+            _ => Err(t.runs),
+        }
+    });
+
+    td.kill9();
+    std::fs::write(&gate, "").expect("open the gate");
+    // The worker commits, then runs `sfctl task complete` while nothing answers.
+    let range = format!("main..{branch}");
+    eventually(
+        "the worker to commit while sfd is down",
+        Duration::from_secs(15),
+        || (crate::fleet::git(&td.repo, &["rev-list", "--count", &range]) != "0").then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    td.spawn();
+
+    let done = crate::fleet::wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(
+        done.notes.iter().filter(|n| n.kind == "summary").count(),
+        1,
+        "the completion's summary is recorded: {:?}",
+        done.notes
+    );
+    let runs = td.wait_for("the run to end", || {
+        let t = td.show_task(&id);
+        if t.runs.first().is_some_and(|r| r.ended_at.is_some()) {
+            Ok(t.runs)
+        } else {
+            Err(t.runs)
+        }
+    });
+    assert_eq!(runs.len(), 1, "dispatched exactly once: {runs:?}");
+    assert_eq!(
+        runs[0].outcome.as_deref(),
+        Some("completed"),
+        "not reaped as crashed: {runs:?}"
+    );
+    let log = td.sfctl().args(["logs", &id]).success();
+    assert!(
+        log.contains("sfd is not reachable; retrying for up to 120 s (SF_CONNECT_WAIT)"),
+        "the worker's sfctl said it was waiting: {log}"
+    );
+}

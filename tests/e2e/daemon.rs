@@ -331,3 +331,35 @@ fn a_workspace_with_a_long_path_gets_a_socket_that_fits() {
     assert_eq!(mode, 0o700, "{}", dir.display());
     td.shutdown();
 }
+
+#[test]
+fn concurrent_starts_start_one_daemon_and_the_others_say_it_is_running() {
+    let td = TestDaemon::stopped();
+    // `daemon start` ends on its own (within its 15 s start timeout), so no guards.
+    let starts: Vec<std::process::Child> = (0..3)
+        .map(|_| td.sfctl().args(["daemon", "start"]).spawn())
+        .collect();
+    let outs: Vec<std::process::Output> = starts
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait for sfctl"))
+        .collect();
+    let pid = td.daemon_pid().expect("a daemon answers");
+    let texts: Vec<String> = outs.iter().map(combined).collect();
+    for (out, text) in outs.iter().zip(&texts) {
+        assert!(
+            out.status.success(),
+            "{}: {text}\nall: {texts:#?}",
+            out.status
+        );
+    }
+    let started = texts
+        .iter()
+        .filter(|t| t.contains(&format!("sfd started (pid {pid},")))
+        .count();
+    let running = texts
+        .iter()
+        .filter(|t| t.trim() == format!("sfd is already running (pid {pid})"))
+        .count();
+    assert_eq!((started, running), (1, 2), "{texts:#?}");
+    td.sfctl().args(["daemon", "stop"]).success();
+}

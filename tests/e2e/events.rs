@@ -216,3 +216,97 @@ fn follow_ends_cleanly_when_the_daemon_stops() {
     assert_ne!(status.code(), Some(255), "not a crash: {status}");
     assert_ne!(status.code(), None, "killed by a signal: {status}");
 }
+
+#[test]
+fn follow_says_so_and_exits_3_when_the_daemon_closes_the_stream() {
+    let mut td = TestDaemon::start();
+    let mut follow = ChildGuard(td.sfctl().args(["events", "--follow"]).spawn());
+    let stdout = follow.0.stdout.take().expect("stdout");
+    let (first, rx) = std::thread::scope(|s| {
+        let reader = s.spawn(|| read_line_within(stdout, Duration::from_secs(15)));
+        // Events until one is printed: then the stream is surely open.
+        while !reader.is_finished() {
+            td.create_task("seen live", &[]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reader.join().expect("reader thread")
+    });
+    assert!(first.is_some(), "`events --follow` printed nothing");
+    td.shutdown();
+    let status = td.wait_for("`events --follow` to exit after the daemon stopped", || {
+        follow
+            .0
+            .try_wait()
+            .expect("try_wait")
+            .ok_or("still running")
+    });
+    drop(rx);
+    let stderr = drain(follow.0.stderr.take().expect("stderr"));
+    assert_eq!(status.code(), Some(3), "{status}\n{stderr}");
+    assert!(
+        stderr.contains("error: sfd closed the stream (it stopped or restarted)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sfctl events --follow --since "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn logs_follow_waits_for_the_first_run_then_follows_it() {
+    use std::io::{BufRead, BufReader};
+
+    let td = crate::fleet::fleet("");
+    let gate = td.root.join("go");
+    let id = td.create_task("log me later", &[]).task.id.to_string();
+    let mut follow = ChildGuard(td.sfctl().args(["logs", &id, "--follow"]).spawn());
+    let lines = |pipe: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let stderr = lines(Box::new(follow.0.stderr.take().expect("stderr")));
+    let stdout = lines(Box::new(follow.0.stdout.take().expect("stdout")));
+    let waiting = stderr
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a line on stderr before any run");
+    assert_eq!(
+        waiting,
+        format!("waiting for the first run of {id}… (Ctrl-C to stop)")
+    );
+
+    let s = crate::fleet::script(
+        &td,
+        "w",
+        &format!(
+            "stdout hello from the first run\nwait-file {}\ncomplete-no-changes\n",
+            gate.display()
+        ),
+    );
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    let line = stdout
+        .recv_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|_| panic!("the run's output was not followed\n{}", td.stderr_tail()));
+    assert_eq!(line, "hello from the first run");
+    assert!(
+        follow.0.try_wait().expect("try_wait").is_none(),
+        "still following the live run"
+    );
+    std::fs::write(&gate, "").expect("open the gate");
+    let status = td.wait_for("`logs --follow` to exit after the run ended", || {
+        follow
+            .0
+            .try_wait()
+            .expect("try_wait")
+            .ok_or("still running")
+    });
+    assert!(status.success(), "{status}");
+}

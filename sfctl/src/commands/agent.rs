@@ -20,8 +20,16 @@ use crate::time;
 pub enum AgentCommand {
     Register(Box<RegisterArgs>),
     /// List agents
+    #[command(after_help = "\
+Examples:
+  sfctl agent list
+  sfctl agent list --json | jq -r '.[].spec.name'")]
     List,
     /// Show one agent, its triggers and recent runs
+    #[command(after_help = "\
+Examples:
+  sfctl agent show w1
+  sfctl agent show merger --json")]
     Show {
         /// The agent's name
         name: String,
@@ -52,16 +60,27 @@ Examples:
         name: String,
     },
     /// Let the daemon start an agent again
+    #[command(after_help = "\
+Example:
+  sfctl agent enable w1")]
     Enable {
         /// The agent's name
         name: String,
     },
     /// Stop the daemon from starting an agent (running work is not killed)
+    #[command(after_help = "\
+Examples:
+  sfctl agent disable w1    # its running work finishes; no new work starts
+  sfctl agent stop w1       # stops its running work too")]
     Disable {
         /// The agent's name
         name: String,
     },
     /// Remove an agent (refused while it has live work)
+    #[command(after_help = "\
+Examples:
+  sfctl agent remove w1
+  sfctl agent stop w1 && sfctl agent remove w1    # it had live work")]
     Remove {
         /// The agent's name
         name: String,
@@ -88,7 +107,8 @@ pub struct RegisterArgs {
     /// A steward's focus
     #[arg(long, value_parser = wire::<Focus>())]
     pub focus: Option<Focus>,
-    /// Cron schedule (standard 5 fields, UTC); repeatable
+    /// Cron schedule (standard 5 fields, in UTC unless `timezone` in .sf/config.toml names
+    /// another); repeatable
     #[arg(long = "trigger", value_name = "CRON")]
     pub triggers: Vec<String>,
     /// Event trigger `EVENT[:CONDITION]`; repeatable

@@ -23,26 +23,50 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 const LOG_TAIL_LINES: usize = 20;
+/// What an sfd that finds the workspace locked says (`sf-daemon`'s `lock.rs`).
+const LOST_LOCK: &str = "another sfd is already running";
 
 /// Start, inspect and stop the daemon
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Start sfd in the background for this workspace
-    #[command(long_about = "\
+    #[command(
+        long_about = "\
 Start sfd in the background for this workspace and wait (up to 15 s) until it answers.
 
 The binary is $SF_SFD if set, else `sfd` next to sfctl, else `sfd` on PATH. It runs in its
 own process group with its output appended to .sf/logs/sfd.log; SF_LOG sets its log level.
-If sfd is already running this says so and exits 0.")]
+If sfd is already running this says so and exits 0.",
+        after_help = "\
+Examples:
+  sfctl daemon start
+  SF_LOG=debug sfctl daemon start
+  sfctl daemon start --json | jq .pid"
+    )]
     Start,
     /// Show what sfd is doing (exit 3 if it is not running)
+    #[command(after_help = "\
+Examples:
+  sfctl daemon status
+  sfctl daemon status --json | jq .running_workers
+  sfctl daemon status >/dev/null 2>&1 || sfctl daemon start")]
     Status,
     /// Stop sfd gracefully and wait until it has gone
-    #[command(long_about = "\
+    #[command(
+        long_about = "\
 Ask sfd to shut down gracefully (workers are stopped, their work kept) and wait up to 30 s
-until it no longer answers. Exits 0 if it was not running.")]
+until it no longer answers. Exits 0 if it was not running.",
+        after_help = "\
+Examples:
+  sfctl daemon stop
+  sfctl daemon stop && cargo install --path sfd && sfctl daemon start"
+    )]
     Stop,
     /// Stop sfd if it is running, then start it
+    #[command(after_help = "\
+Examples:
+  sfctl daemon restart                     # e.g. after editing .sf/config.toml
+  SF_LOG=debug sfctl daemon restart")]
     Restart,
 }
 
@@ -129,7 +153,7 @@ fn locate_sfd() -> PathBuf {
 fn start(ctx: &mut Context) -> CliResult<Started> {
     let ws = ctx.workspace()?;
     let socket = ctx.socket()?;
-    match ctx.connect_to(&socket) {
+    match ctx.connect_once(&socket) {
         Ok(client) => {
             return Ok(Started {
                 started: false,
@@ -183,6 +207,24 @@ fn start(ctx: &mut Context) -> CliResult<Started> {
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
+                // Another `sfctl daemon start` (or `sfd`) may have won the race for the
+                // workspace lock: ours gave up, theirs is starting. Report it once it
+                // answers. (Probing the lock ourselves could make a starting sfd lose it.)
+                let lost_lock = log_tail(&log_path, log_start, usize::MAX)
+                    .iter()
+                    .any(|l| l.contains(LOST_LOCK));
+                let deadline = if lost_lock {
+                    begun + START_TIMEOUT
+                } else {
+                    Instant::now()
+                };
+                if let Some(pid) = wait_for_other(&socket, deadline) {
+                    return Ok(Started {
+                        started: false,
+                        pid,
+                        socket,
+                    });
+                }
                 return Err(start_failed(
                     ctx,
                     &format!("it exited with {status}"),
@@ -195,8 +237,9 @@ fn start(ctx: &mut Context) -> CliResult<Started> {
         }
         match sf_client::Client::connect(&socket, &crate::context::client_name(), None) {
             Ok(client) => {
+                // Whoever answers may be another sfd that won the lock; ours then exits.
                 return Ok(Started {
-                    started: true,
+                    started: client.daemon_pid == child.id(),
                     pid: client.daemon_pid,
                     socket,
                 });
@@ -216,6 +259,21 @@ fn start(ctx: &mut Context) -> CliResult<Started> {
         if !announced && begun.elapsed() > PROGRESS_AFTER {
             ctx.ui.status("starting sfd...");
             announced = true;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// After our sfd exited: the pid of another daemon answering on `socket`, polled until
+/// `deadline` (at least once).
+fn wait_for_other(socket: &Path, deadline: Instant) -> Option<u32> {
+    loop {
+        if let Ok(client) = sf_client::Client::connect(socket, &crate::context::client_name(), None)
+        {
+            return Some(client.daemon_pid);
+        }
+        if Instant::now() > deadline {
+            return None;
         }
         std::thread::sleep(POLL);
     }
@@ -255,7 +313,7 @@ fn log_tail(path: &Path, from: u64, n: usize) -> Vec<String> {
 fn status(ctx: &mut Context) -> CliResult {
     let socket = ctx.socket()?;
     let resp = ctx
-        .connect_to(&socket)
+        .connect_once(&socket)
         .and_then(|mut c| Ok(c.request(&Request::Status)?));
     let resp = resp.map_err(|e| {
         if e.kind == CliErrorKind::Unreachable {
@@ -330,7 +388,7 @@ fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
 /// Asks the daemon to shut down and waits until it has gone. `None` if it was not running.
 fn stop(ctx: &mut Context) -> CliResult<Option<u32>> {
     let socket = ctx.socket()?;
-    let mut client = match ctx.connect_to(&socket) {
+    let mut client = match ctx.connect_once(&socket) {
         Ok(c) => c,
         Err(e) if e.kind == CliErrorKind::Unreachable => return Ok(None),
         Err(e) => return Err(e),

@@ -33,16 +33,28 @@ pub enum DepCommand {
         id: Option<DepId>,
     },
     /// What a task depends on, and what depends on it
+    #[command(after_help = "\
+Examples:
+  sfctl dep list k3f9xq
+  sfctl dep list k3f9xq --json")]
     List {
         /// Task id or unique prefix
         id: String,
     },
     /// What a task waits on, recursively, as a tree
+    #[command(after_help = "\
+Examples:
+  sfctl dep tree k3f9xq
+  sfctl dep tree k3f9xq --json")]
     Tree {
         /// Task id or unique prefix
         id: String,
     },
     /// Approve an approval gate
+    #[command(after_help = "\
+Examples:
+  sfctl dep approve 12             # as $USER
+  sfctl dep approve '#12' --as alice")]
     Approve {
         /// The gate's dependency id (`12` or `#12`)
         #[arg(value_parser = parse_dep_id)]
@@ -52,6 +64,10 @@ pub enum DepCommand {
         approver: Option<String>,
     },
     /// Mark an external gate satisfied
+    #[command(after_help = "\
+Examples:
+  sfctl dep satisfy 12
+  sfctl dep add k3f9xq --external \"security review\" && sfctl dep satisfy 13")]
     Satisfy {
         /// The gate's dependency id (`12` or `#12`)
         #[arg(value_parser = parse_dep_id)]

@@ -70,11 +70,13 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
         since: args.since,
         task,
     })?;
+    let mut last = args.since;
     loop {
         match client.recv() {
             Ok(Response::Event(e)) => {
                 print_event(&mut ctx.ui, &e)?;
                 ctx.ui.flush()?;
+                last = Some(e.id);
             }
             Ok(Response::Lagged { skipped }) => {
                 ctx.ui
@@ -85,14 +87,52 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
                     print_event(&mut ctx.ui, e)?;
                 }
                 ctx.ui.flush()?;
+                last = batch.last().map(|e| e.id).or(last);
             }
             Ok(Response::Ok { .. }) => {}
             Ok(Response::Error(e)) => return Err(e.into()),
             Ok(other) => return Err(CliError::unexpected(&other)),
-            Err(ClientError::Frame(FrameError::Closed)) => return Ok(()),
+            Err(e) if stream_ended(&e) => {
+                return Err(stream_closed(last, args.task.as_deref(), ctx.ui.json));
+            }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether the daemon went away under a stream (it stopped, crashed or restarted).
+fn stream_ended(e: &ClientError) -> bool {
+    match e {
+        ClientError::Frame(FrameError::Closed) => true,
+        ClientError::Frame(FrameError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// The end of a followed stream is not a success: whoever watches (a script, a steward)
+/// must be able to tell it apart from Ctrl-C. Exit 3, with how to pick up where it stopped.
+/// Under `--json` stdout stays pure JSON Lines of events.
+fn stream_closed(last: Option<EventId>, task: Option<&str>, json: bool) -> CliError {
+    let mut resume = "sfctl events --follow".to_owned();
+    if let Some(id) = last {
+        resume.push_str(&format!(" --since {id}"));
+    }
+    if let Some(task) = task {
+        resume.push_str(&format!(" --task {task}"));
+    }
+    let mut err = CliError::unreachable("sfd closed the stream (it stopped or restarted)");
+    err.hints = vec![format!(
+        "once sfd is back, `{resume}` continues where this stopped"
+    )];
+    if json {
+        err = err.with_result_printed();
+    }
+    err
 }
 
 fn print_event(ui: &mut Ui, e: &AuditEvent) -> CliResult {
@@ -121,6 +161,30 @@ pub fn event_line(e: &AuditEvent, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_stream_is_exit_3_with_how_to_resume() {
+        let err = stream_closed(Some(EventId(41)), Some("k3f"), false);
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(3));
+        assert_eq!(
+            err.message,
+            "sfd closed the stream (it stopped or restarted)"
+        );
+        assert_eq!(
+            err.hints,
+            [
+                "once sfd is back, `sfctl events --follow --since 41 --task k3f` continues where \
+              this stopped"
+            ]
+        );
+        assert!(!err.result_printed);
+        assert!(stream_closed(None, None, true).result_printed);
+        assert!(stream_ended(&ClientError::Frame(FrameError::Closed)));
+        assert!(stream_ended(&ClientError::Frame(FrameError::Io(
+            std::io::ErrorKind::ConnectionReset.into()
+        ))));
+        assert!(!stream_ended(&ClientError::Unexpected("x".into())));
+    }
 
     #[test]
     fn event_lines_are_aligned() {

@@ -26,7 +26,8 @@ Print the log of a task's or an agent's run: what the worker process wrote on st
 stderr. The newest run by default, or --run N; --all prints every run's log (the 50 newest
 runs), oldest first, each under a `==> run N (agent, task) <==` header.
 
-With --follow, keep printing what the run appends until it ends (Ctrl-C to stop earlier).
+With --follow, keep printing what the run appends until it ends (Ctrl-C to stop earlier); if
+the task or agent has no run yet, wait for its first one.
 With --json, print the runs' log files as JSON ([{run, task, agent, path, live}], the selected
 runs only) instead of their content.",
     after_help = "\
@@ -57,11 +58,16 @@ pub fn run(ctx: &mut Context, args: &LogsArgs) -> CliResult {
     if target.is_empty() {
         return Err(CliError::user("the task or agent must not be empty"));
     }
-    let refs = fetch(ctx, target)?;
-    let chosen = select(&refs, args.run, args.all, target)?;
+    let mut refs = fetch(ctx, target)?;
     if ctx.ui.json {
-        return ctx.ui.json_value(&chosen);
+        return ctx
+            .ui
+            .json_value(&select(&refs, args.run, args.all, target)?);
     }
+    if refs.is_empty() && args.follow && args.run.is_none() {
+        refs = wait_for_first_run(ctx, target)?;
+    }
+    let chosen = select(&refs, args.run, args.all, target)?;
     if chosen.is_empty() {
         ctx.ui
             .status(format!("no runs of `{target}` have a log yet"));
@@ -151,6 +157,32 @@ fn open_log(r: &LogRef) -> CliResult<BufReader<File>> {
             .with_cause(e.to_string()),
             _ => CliError::io(format!("failed to open log file {}", r.path), &e),
         })
+}
+
+/// `--follow` before the first run: polls until a run of `target` has a log (Ctrl-C to stop
+/// earlier), riding out daemon restarts like [`follow`].
+fn wait_for_first_run(ctx: &mut Context, target: &str) -> CliResult<Vec<LogRef>> {
+    ctx.ui.status(format!(
+        "waiting for the first run of {target}… (Ctrl-C to stop)"
+    ));
+    let mut warned = false;
+    loop {
+        thread::sleep(POLL * POLLS_PER_LIVENESS_CHECK);
+        match fetch(ctx, target) {
+            Ok(refs) if !refs.is_empty() => return Ok(refs),
+            Ok(_) => {}
+            Err(e) if e.kind == CliErrorKind::Unreachable => {
+                if !warned {
+                    ctx.ui.warn(format!(
+                        "sfd is not answering ({}); still waiting, Ctrl-C to stop",
+                        e.message
+                    ));
+                    warned = true;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Prints what run `r` appends to its log (read so far up to `log`'s position) until the

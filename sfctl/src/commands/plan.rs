@@ -30,18 +30,32 @@ Examples:
         active: bool,
     },
     /// Activate a draft plan so its tasks can be dispatched
+    #[command(after_help = "\
+Example:
+  sfctl plan activate 7hm2pa")]
     Activate {
         /// Plan id or unique prefix
         id: String,
     },
     /// List plans with their progress
+    #[command(after_help = "\
+Examples:
+  sfctl plan list
+  sfctl plan list --json")]
     List,
     /// Show a plan: progress by status and its tasks
+    #[command(after_help = "\
+Examples:
+  sfctl plan show 7hm2pa
+  sfctl plan show 7hm2pa --json")]
     Show {
         /// Plan id or unique prefix
         id: String,
     },
     /// Cancel a plan
+    #[command(after_help = "\
+Example:
+  sfctl plan cancel 7hm2pa")]
     Cancel {
         /// Plan id or unique prefix
         id: String,

@@ -29,6 +29,11 @@ skipped.")]
         data: Vec<(String, String)>,
     },
     /// Every steward run (trigger, start, end, outcome, log), newest first
+    #[command(after_help = "\
+Examples:
+  sfctl steward history
+  sfctl steward history merger --limit 10
+  sfctl steward history --json")]
     History {
         /// Only this steward
         name: Option<String>,

@@ -10,8 +10,7 @@ use sf_proto::{
 
 use crate::cli::wire;
 use crate::commands::{agent, dep, events};
-use crate::context::Context;
-use crate::context::expect_response;
+use crate::context::{Context, LEASE_ENV, expect_response};
 use crate::error::{CliError, CliResult};
 use crate::output::{Ui, cell, indent, key_values, or_dash, paint, status_color};
 use crate::time;
@@ -22,36 +21,81 @@ pub enum TaskCommand {
     Create(CreateArgs),
     List(ListArgs),
     /// Show a task in full: fields, why it waits, dependencies, notes, runs, events
+    #[command(after_help = "\
+Examples:
+  sfctl task show k3f9xq
+  sfctl task show k3f                      # any unique prefix
+  sfctl task show k3f9xq --json | jq -r .branch")]
     Show {
         /// Task id or unique prefix
         id: String,
     },
     Update(UpdateArgs),
     /// Close a task (done, or not worth doing)
+    #[command(after_help = "\
+Examples:
+  sfctl task close k3f9xq
+  sfctl task close k3f9xq --reason \"duplicate of m2n3p4\"")]
     Close(ChangeArgs),
     /// Reopen a closed, review or blocked task
+    #[command(after_help = "\
+Example:
+  sfctl task reopen k3f9xq --reason \"the fix did not cover Safari\"")]
     Reopen(ChangeArgs),
     /// Put a task off, optionally until a time
+    #[command(after_help = "\
+Examples:
+  sfctl task defer k3f9xq --until +3d --reason \"after the release\"
+  sfctl task defer k3f9xq --until 2025-06-01
+  sfctl task defer k3f9xq                  # until `sfctl task undefer`")]
     Defer(DeferArgs),
     /// Bring a deferred task back to open
+    #[command(after_help = "\
+Example:
+  sfctl task undefer k3f9xq")]
     Undefer(ChangeArgs),
     /// Move a task to the backlog (not planned yet)
+    #[command(after_help = "\
+Example:
+  sfctl task backlog k3f9xq --reason \"not this quarter\"")]
     Backlog(ChangeArgs),
     /// Move a backlog task to open
+    #[command(after_help = "\
+Example:
+  sfctl task activate k3f9xq")]
     Activate(ChangeArgs),
     /// Block a task until someone unblocks it
+    #[command(after_help = "\
+Examples:
+  sfctl task block k3f9xq --reason \"waiting for the staging credentials\"
+  sfctl task unblock k3f9xq")]
     Block(BlockArgs),
     /// Unblock a blocked task
+    #[command(after_help = "\
+Example:
+  sfctl task unblock k3f9xq --reason \"credentials arrived\"")]
     Unblock(ChangeArgs),
     /// Delete a task (it becomes a tombstone)
+    #[command(after_help = "\
+Examples:
+  sfctl task delete k3f9xq --reason \"created by mistake\"
+  sfctl task list --status tombstone       # deleted tasks")]
     Delete(ChangeArgs),
     /// Ready tasks, in the order the daemon dispatches them
+    #[command(after_help = "\
+Examples:
+  sfctl task ready
+  sfctl task ready --limit 5 --json | jq -r '.[].id'")]
     Ready {
         /// At most this many
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
     },
     /// Tasks that wait, with why
+    #[command(after_help = "\
+Examples:
+  sfctl task blocked
+  sfctl task blocked --limit 10 --json")]
     Blocked {
         /// At most this many
         #[arg(long, value_name = "N")]
@@ -60,9 +104,6 @@ pub enum TaskCommand {
     Complete(CompleteArgs),
     Handoff(HandoffArgs),
 }
-
-/// The environment variable that carries a worker's lease token.
-const LEASE_ENV: &str = "SF_RUN";
 
 /// For workers: finish your task and queue it for merge
 #[derive(Debug, Args)]
@@ -74,7 +115,8 @@ without commits closes the task as nothing to merge instead.
 
 Only a worker started by sfd can do this: the lease token comes from SF_RUN, which sfd sets
 in the worker's environment (with SF_WORKSPACE and SF_SOCKET). Humans close tasks with
-`sfctl task close ID`.",
+`sfctl task close ID`. If sfd is restarting, this waits for it (up to SF_CONNECT_WAIT
+seconds, default 120) instead of failing.",
     after_help = "\
 Examples:
   sfctl task complete --summary \"Fixed the race in the login test; added a regression test\"
@@ -148,6 +190,12 @@ pub struct CreateArgs {
 
 /// List tasks (every status but deleted, unless filtered)
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sfctl task list
+  sfctl task list --status open,in_progress --plan 7hm2pa
+  sfctl task list --assignee w1 --json | jq -r '.[].id'
+  sfctl task list --ready --limit 10")]
 pub struct ListArgs {
     /// Only this status; repeatable or comma-separated
     #[arg(long, value_parser = wire::<TaskStatus>(), value_delimiter = ',', conflicts_with = "all")]
@@ -332,7 +380,7 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
                 ctx.ui.status("no waiting tasks");
                 return Ok(());
             }
-            let rows = waiting_rows(&tasks, ctx.ui.color);
+            let rows = waiting_rows(&tasks, ctx.ui.color, now);
             ctx.ui
                 .table(&["ID", "PRI", "STATUS", "TITLE", "WAITING ON"], rows)
         }
@@ -568,7 +616,7 @@ fn ready_rows(tasks: &[ReadyTask]) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-fn waiting_rows(tasks: &[WaitingTask], color: bool) -> Vec<Vec<Cell>> {
+fn waiting_rows(tasks: &[WaitingTask], color: bool, now: Timestamp) -> Vec<Vec<Cell>> {
     tasks
         .iter()
         .map(|w| {
@@ -578,7 +626,7 @@ fn waiting_rows(tasks: &[WaitingTask], color: bool) -> Vec<Vec<Cell>> {
                 cell(color, t.priority, None),
                 cell(color, t.status, status_color(t.status)),
                 cell(color, &t.title, None),
-                cell(color, w.reasons.join("; "), None),
+                cell(color, time::humanize(&w.reasons.join("; "), now), None),
             ]
         })
         .collect()
@@ -648,7 +696,11 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
         section(ui, "acceptance", &d.acceptance)?;
     }
     if !d.waiting.is_empty() {
-        let body: Vec<String> = d.waiting.iter().map(|w| format!("- {w}")).collect();
+        let body: Vec<String> = d
+            .waiting
+            .iter()
+            .map(|w| format!("- {}", time::humanize(w, now)))
+            .collect();
         section(ui, "waiting", &body.join("\n"))?;
     }
     if !d.depends_on.is_empty() {
@@ -795,6 +847,31 @@ mod tests {
             err.message
         );
         assert_eq!(lease_token(Some("tok".into()), "complete").unwrap(), "tok");
+    }
+
+    #[test]
+    fn blocked_shows_times_like_the_rest_of_sfctl() {
+        let now = "2025-05-01T12:00:00Z".parse().unwrap();
+        let w = WaitingTask {
+            task: TaskSummary {
+                status: TaskStatus::Open,
+                ..summary()
+            },
+            reasons: vec![
+                "scheduled for 2025-05-01T14:00:07.358+00:00".into(),
+                "blocked by m2n3p4 (open)".into(),
+            ],
+        };
+        let text = crate::output::render_table(
+            &["ID", "PRI", "STATUS", "TITLE", "WAITING ON"],
+            waiting_rows(&[w], false, now),
+            false,
+            None,
+        );
+        assert!(
+            text.ends_with("scheduled for 2025-05-01 14:00:07Z (in 2h); blocked by m2n3p4 (open)"),
+            "{text}"
+        );
     }
 
     #[test]
