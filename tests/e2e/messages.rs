@@ -389,3 +389,40 @@ fn a_steward_can_fire_on_message_sent() {
     let h: Vec<StewardRunInfo> = td.sfctl().args(["steward", "history", "triage"]).json();
     assert_eq!(h.len(), 1, "the message to triage did not fire it: {h:?}");
 }
+
+#[test]
+fn inbox_follow_exits_3_when_the_daemon_goes_away() {
+    let mut td = TestDaemon::start();
+    let mut follow = ChildGuard(
+        td.sfctl()
+            .args(["--json", "inbox", "--follow", "--for", "human"])
+            .spawn(),
+    );
+    let stdout = follow.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (line, _rest) = read_line_within(stdout, Duration::from_secs(15));
+        let _ = tx.send(line);
+    });
+    // make sure it is subscribed: a message arrives
+    let mut sent = 0;
+    loop {
+        td.sfctl()
+            .args(["message", "send", "--to", "human", "ping"])
+            .success();
+        sent += 1;
+        if rx.recv_timeout(Duration::from_millis(300)).is_ok() {
+            break;
+        }
+        assert!(sent < 40, "`inbox --follow` printed nothing");
+    }
+    td.shutdown();
+    let status =
+        crate::harness::eventually("the follower to exit", Duration::from_secs(15), || {
+            follow.0.try_wait().ok().flatten()
+        });
+    assert_eq!(status.code(), Some(3));
+    let err = drain(follow.0.stderr.take().expect("stderr"));
+    assert!(err.contains("sfd closed the stream"), "{err}");
+    assert!(err.contains("sfctl inbox --follow --for human"), "{err}");
+}

@@ -101,7 +101,7 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
 }
 
 /// Whether the daemon went away under a stream (it stopped, crashed or restarted).
-fn stream_ended(e: &ClientError) -> bool {
+pub(crate) fn stream_ended(e: &ClientError) -> bool {
     match e {
         ClientError::Frame(FrameError::Closed) => true,
         ClientError::Frame(FrameError::Io(io)) => matches!(

@@ -4,8 +4,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use sf_client::ClientError;
-use sf_proto::{FrameError, MessageInfo, NewMessage, Request, Response};
+use sf_proto::{MessageInfo, NewMessage, Request, Response};
 
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};
@@ -335,7 +334,18 @@ fn follow(ctx: &mut Context, who: &[String]) -> CliResult {
             }
             Ok(Response::Error(e)) => return Err(e.into()),
             Ok(_) => continue,
-            Err(ClientError::Frame(FrameError::Closed)) => return Ok(()),
+            Err(e) if crate::commands::events::stream_ended(&e) => {
+                let mut err =
+                    CliError::unreachable("sfd closed the stream (it stopped or restarted)");
+                err.hints = vec![format!(
+                    "once sfd is back, `sfctl inbox --follow --for {}` waits again; `sfctl inbox` shows what came meanwhile",
+                    who.join(" --for ")
+                )];
+                if ctx.ui.json {
+                    err = err.with_result_printed();
+                }
+                return Err(err);
+            }
             Err(e) => return Err(e.into()),
         };
         if event.action != "message_sent" {
