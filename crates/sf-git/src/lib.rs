@@ -280,18 +280,21 @@ pub fn wip_snapshot(
 /// Commits on `branch` that `target` does not have.
 pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usize, GitError> {
     let repo = open(repo_root)?;
-    let tip = |name: &str| -> Result<Oid, GitError> {
-        repo.find_branch(name, BranchType::Local)
-            .map_err(|_| GitError::NoTarget(name.to_owned()))?
-            .get()
-            .target()
-            .ok_or(GitError::NoBranch)
-    };
+    let tip = |name: &str| branch_tip(&repo, name);
     let (b, t) = (tip(branch)?, tip(target)?);
     let (ahead, _) = repo
         .graph_ahead_behind(b, t)
         .ctx(|| format!("compare `{branch}` with `{target}`"))?;
     Ok(ahead)
+}
+
+/// The commit a local branch points at.
+fn branch_tip(repo: &Repository, name: &str) -> Result<Oid, GitError> {
+    repo.find_branch(name, BranchType::Local)
+        .map_err(|_| GitError::NoTarget(name.to_owned()))?
+        .get()
+        .target()
+        .ok_or(GitError::NoBranch)
 }
 
 /// The full messages of the commits on `branch` that `target` does not have, oldest first
@@ -303,13 +306,7 @@ pub fn messages_ahead(
     limit: usize,
 ) -> Result<Vec<String>, GitError> {
     let repo = open(repo_root)?;
-    let tip = |name: &str| -> Result<Oid, GitError> {
-        repo.find_branch(name, BranchType::Local)
-            .map_err(|_| GitError::NoTarget(name.to_owned()))?
-            .get()
-            .target()
-            .ok_or(GitError::NoBranch)
-    };
+    let tip = |name: &str| branch_tip(&repo, name);
     let mut walk = repo.revwalk().ctx(|| "walk history".to_owned())?;
     walk.push(tip(branch)?).ctx(|| format!("walk `{branch}`"))?;
     walk.hide(tip(target)?).ctx(|| format!("walk `{target}`"))?;

@@ -402,8 +402,8 @@ fn huge_and_hostile_input_is_refused_or_stored_verbatim() {
     assert!(err.to_string().contains("priority 9"), "{err}");
 }
 
-#[test]
-fn handoffs_in_a_row_back_off_and_too_many_block_the_task() {
+/// A store with one ephemeral worker `w1`.
+fn store_with_worker() -> Store {
     let mut s = Store::open_in_memory().unwrap();
     s.register_agent(
         ME,
@@ -415,6 +415,12 @@ fn handoffs_in_a_row_back_off_and_too_many_block_the_task() {
         },
     )
     .unwrap();
+    s
+}
+
+#[test]
+fn handoffs_in_a_row_back_off_and_too_many_block_the_task() {
+    let mut s = store_with_worker();
     let id = task(&mut s, "spins", 3);
     let (key, _) = s.resolve_task(&id).unwrap();
     let mut waits = Vec::new();
@@ -463,17 +469,7 @@ fn the_handoff_backoff_doubles_and_is_capped() {
 #[test]
 fn a_task_whose_merge_is_testing_cannot_be_moved_and_leaving_review_cancels_the_request() {
     use sf_proto::MergeState;
-    let mut s = Store::open_in_memory().unwrap();
-    s.register_agent(
-        ME,
-        AgentSpec {
-            name: "w1".into(),
-            role: Role::Worker,
-            command: Some("/bin/true".into()),
-            ..AgentSpec::default()
-        },
-    )
-    .unwrap();
+    let mut s = store_with_worker();
     let id = task(&mut s, "under review", 3);
     let (key, _) = s.resolve_task(&id).unwrap();
     let claim = s.claim(ME, "w1", key).unwrap();
