@@ -219,7 +219,7 @@ fn accepted_keys(table: &str) -> Vec<String> {
         .skip(1)
         .step_by(2)
         .map(str::to_owned)
-        .filter(|k| !(table.is_empty() && matches!(k.as_str(), "worktree" | "merge")))
+        .filter(|k| !(table.is_empty() && matches!(k.as_str(), "worktree" | "merge" | "secrets")))
         .collect()
 }
 

@@ -20,6 +20,7 @@ mod messages;
 mod plans;
 mod playbooks;
 mod protocol;
+mod secrets;
 mod stewards;
 mod tasks;
 

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use sf_proto::paths::WorkspacePaths;
@@ -24,6 +26,7 @@ struct RawConfig {
     timezone: Option<String>,
     worktree: RawWorktree,
     merge: RawMerge,
+    secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +44,70 @@ struct RawMerge {
     strategy: Option<String>,
     require_approval: bool,
     delete_branch: Option<bool>,
+}
+
+/// Where a secret's value comes from (`[secrets]` in config.toml). Only the alias and this
+/// source are ever stored or shown; the value is read when a run that lists the alias starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `env:NAME`: the daemon's environment variable NAME.
+    Env(String),
+    /// `file:PATH`: the file's content, without a trailing newline.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// The value, read now; the error names the alias and the source, never a value.
+    pub fn read(&self, alias: &str) -> Result<String, String> {
+        match self {
+            Self::Env(name) => std::env::var(name).map_err(|_| {
+                format!("secret `{alias}`: sfd's environment has no `{name}` (set it before `sfctl daemon start`)")
+            }),
+            Self::File(path) => std::fs::read_to_string(path)
+                .map(|v| v.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| format!("secret `{alias}`: cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+fn secret_source(
+    alias: &str,
+    value: &str,
+    root: &Path,
+    file: &Path,
+) -> anyhow::Result<SecretSource> {
+    let valid_alias = alias
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_alias {
+        bail!(
+            "[secrets] `{alias}` in {}: an alias is an environment variable name (letters, digits, `_`)",
+            file.display()
+        );
+    }
+    if let Some(name) = value.strip_prefix("env:").filter(|n| !n.is_empty()) {
+        return Ok(SecretSource::Env(name.to_owned()));
+    }
+    if let Some(p) = value.strip_prefix("file:").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return Ok(SecretSource::File(if p.is_absolute() {
+            p
+        } else {
+            root.join(p)
+        }));
+    }
+    if TOP_LEVEL_KEYS.contains(&alias) {
+        bail!(
+            "[secrets] {alias} in {}: `{alias}` is a top-level setting and must be above the first [section] (here it is under [secrets])",
+            file.display()
+        );
+    }
+    bail!(
+        "[secrets] {alias} in {}: use \"env:VARIABLE\" or \"file:PATH\", not the secret itself",
+        file.display()
+    )
 }
 
 /// The daemon's validated configuration. Every path is overridable.
@@ -86,6 +153,8 @@ pub struct Config {
     pub sfctl: Option<PathBuf>,
     /// The time zone cron triggers are read in (default UTC).
     pub timezone: sf_core::cron::Tz,
+    /// Secret aliases and where their values come from (`[secrets]`).
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 /// The keys of [`RawConfig`] that are not tables; they must come before the first `[section]`.
@@ -224,6 +293,11 @@ impl Config {
                     )
                 })?,
             },
+            secrets: raw
+                .secrets
+                .iter()
+                .map(|(alias, v)| Ok((alias.clone(), secret_source(alias, v, &paths.root, &file)?)))
+                .collect::<anyhow::Result<_>>()?,
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p
@@ -301,6 +375,41 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_aliases_with_a_source_never_a_value() {
+        let c = load("[secrets]\nGH_TOKEN = \"env:GITHUB_TOKEN\"\nKEY = \"file:keys/k.txt\"\n")
+            .unwrap();
+        assert_eq!(
+            c.secrets["GH_TOKEN"],
+            SecretSource::Env("GITHUB_TOKEN".into())
+        );
+        assert!(
+            matches!(&c.secrets["KEY"], SecretSource::File(p) if p.ends_with("keys/k.txt") && p.is_absolute())
+        );
+        let e = format!(
+            "{:#}",
+            load("[secrets]\nGH_TOKEN = \"ghp_abc123\"\n").unwrap_err()
+        );
+        assert!(e.contains("not the secret itself"), "{e}");
+        assert!(
+            !e.contains("ghp_abc123"),
+            "a value written by mistake is not echoed: {e}"
+        );
+        let e = format!(
+            "{:#}",
+            load("[secrets]\n\"bad-alias\" = \"env:X\"\n").unwrap_err()
+        );
+        assert!(e.contains("environment variable name"), "{e}");
+        let e = format!("{:#}", load("[secrets]\ntimezone = \"UTC\"\n").unwrap_err());
+        assert!(e.contains("top-level setting"), "{e}");
+        assert_eq!(
+            SecretSource::Env("SF_SURELY_UNSET_VAR".into())
+                .read("X")
+                .unwrap_err(),
+            "secret `X`: sfd's environment has no `SF_SURELY_UNSET_VAR` (set it before `sfctl daemon start`)"
+        );
+    }
+
+    #[test]
     fn top_level_keys_are_every_non_table_field() {
         let e = format!("{:#}", load("__nope = 1").unwrap_err());
         let expected: Vec<&str> = e
@@ -310,7 +419,7 @@ mod tests {
             .trim()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !matches!(*k, "worktree" | "merge"))
+            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets"))
             .collect();
         assert_eq!(expected, TOP_LEVEL_KEYS);
     }

@@ -335,16 +335,11 @@ impl Owner {
                 }
             }
             Request::RunPlaybook { name, vars } => self.run_playbook(&actor, &name, &vars).await,
-            Request::RegisterAgent { spec } if spec.playbook.is_some() => {
-                // a custom steward's playbook must exist now, not only when it first fires
-                let (config, name) = (
-                    self.config.clone(),
-                    spec.playbook.clone().unwrap_or_default(),
-                );
-                match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name))
-                    .await
-                {
-                    Ok(Ok(_)) => match self
+            Request::RegisterAgent { spec }
+                if spec.playbook.is_some() || !spec.secrets.is_empty() =>
+            {
+                match self.check_registration(&spec).await {
+                    Ok(()) => match self
                         .store_call(move |s| {
                             crate::requests::handle(s, &actor, Request::RegisterAgent { spec })
                         })
@@ -356,8 +351,7 @@ impl Owner {
                         }
                         Err(e) => internal(e),
                     },
-                    Ok(Err(e)) => Response::Error(e),
-                    Err(e) => internal(e),
+                    Err(e) => Response::Error(e),
                 }
             }
             Request::RunSteward { name, data } => {
@@ -977,6 +971,37 @@ impl Owner {
             stop,
             tx: self.internal_tx.clone(),
         }));
+    }
+
+    /// What registration checks against the workspace rather than the store: secret aliases
+    /// must be defined in `[secrets]`, a custom steward's playbook must exist.
+    async fn check_registration(&self, spec: &sf_proto::AgentSpec) -> Result<(), ProtoError> {
+        if let Some(alias) = spec
+            .secrets
+            .iter()
+            .find(|a| !self.config.secrets.contains_key(*a))
+        {
+            let known: Vec<&str> = self.config.secrets.keys().map(String::as_str).collect();
+            return Err(ProtoError::new(
+                ErrorKind::InvalidInput,
+                format!("no secret `{alias}` in [secrets] of .sf/config.toml"),
+            )
+            .with_hint(if known.is_empty() {
+                format!("define it first, e.g. `{alias} = \"env:{alias}\"` under [secrets], then restart sfd")
+            } else {
+                format!("defined aliases: {}", known.join(", "))
+            }));
+        }
+        if let Some(name) = spec.playbook.clone() {
+            let config = self.config.clone();
+            match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(ProtoError::new(ErrorKind::Internal, e.to_string())),
+            }
+        }
+        Ok(())
     }
 
     /// Instantiates a playbook into a workflow (an active plan) in one transaction.

@@ -280,6 +280,17 @@ pub(crate) fn spawn_agent(
     .map_err(|e| agent_fault(error_chain(&e)))?;
     let mut env = launch.env;
     env.extend(extra_env);
+    // secrets last, by alias: only those the agent lists, read now, never logged (invariant 7)
+    for alias in &agent.secrets {
+        let value = match config.secrets.get(alias) {
+            Some(source) => source.read(alias),
+            None => Err(format!(
+                "secret `{alias}` is no longer defined in [secrets] of .sf/config.toml"
+            )),
+        }
+        .map_err(agent_fault)?;
+        env.push((alias.clone(), value));
+    }
     let cmd = Command {
         program: launch.program,
         args: launch.args,

@@ -301,6 +301,10 @@ pub struct AgentSpec {
     pub playbook: Option<String>,
     /// Wall-time limit of one run in seconds (default: the workspace's `worker_timeout`).
     pub max_runtime_secs: Option<u64>,
+    /// Secret aliases (`[secrets]` in config.toml) whose values its runs get, as `$ALIAS`.
+    /// Only the aliases are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl Default for AgentSpec {
@@ -325,6 +329,7 @@ impl Default for AgentSpec {
             capabilities: Vec::new(),
             playbook: None,
             max_runtime_secs: None,
+            secrets: Vec::new(),
         }
     }
 }

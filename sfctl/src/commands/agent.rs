@@ -154,6 +154,10 @@ pub struct RegisterArgs {
     /// Wall-time limit of one run, e.g. `30m` (default: `worker_timeout` in config.toml)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub max_runtime: Option<std::time::Duration>,
+    /// A secret alias from `[secrets]` in .sf/config.toml; its runs get the value as $ALIAS
+    /// (repeatable; only the alias is stored)
+    #[arg(long = "secret", value_name = "ALIAS")]
+    pub secrets: Vec<String>,
 }
 
 impl RegisterArgs {
@@ -186,6 +190,7 @@ impl RegisterArgs {
             capabilities: self.capabilities,
             playbook: self.playbook,
             max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
+            secrets: self.secrets,
         }
     }
 }
@@ -330,6 +335,14 @@ fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
         ("owner", or_dash(s.owner.as_ref())),
         ("max tasks", s.max_tasks.to_string()),
         ("playbook", or_dash(s.playbook.as_ref())),
+        (
+            "secrets",
+            if s.secrets.is_empty() {
+                "-".to_owned()
+            } else {
+                s.secrets.join(", ")
+            },
+        ),
         ("event triggers", list(&s.on)),
         ("created", time::both(a.created_at, now)),
     ];

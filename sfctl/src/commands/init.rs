@@ -65,6 +65,12 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # The time zone cron triggers are read in (an IANA name such as "Europe/Berlin").
 # timezone = "UTC"
 
+[secrets]
+# Secrets by alias, each ALIAS="env:VARIABLE" (from sfd's environment) or ALIAS="file:PATH". Only
+# agents registered with `--secret ALIAS` get the value, as $ALIAS in their environment;
+# it never goes into sf.db, events or sfd's log.
+# GITHUB_TOKEN = "env:GITHUB_TOKEN"
+
 [worktree]
 # Command run in each new worktree before the agent starts.
 # setup = "npm ci"  # default: none
@@ -82,6 +88,7 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # require_approval = false
 # Delete a merged branch (after archiving it under refs/sf/archive/).
 # delete_branch = true
+
 "#;
 
 const EXCLUDE_LINE: &str = "/.sf/";
@@ -201,7 +208,10 @@ mod tests {
     #[test]
     fn default_config_is_valid_toml_with_only_comments_and_tables() {
         let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
-        assert_eq!(value.keys().collect::<Vec<_>>(), ["merge", "worktree"]);
+        assert_eq!(
+            value.keys().collect::<Vec<_>>(),
+            ["merge", "secrets", "worktree"]
+        );
         assert!(value["merge"].as_table().unwrap().is_empty());
         let uncommented: toml::Table = toml::from_str(
             &DEFAULT_CONFIG
