@@ -997,6 +997,22 @@ pub struct DaemonStatus {
     pub warnings: Vec<String>,
 }
 
+/// The events the daemon publishes on its bus itself (stewards' `--on` triggers); custom
+/// events (`sfctl event emit`) may not take these names.
+pub const DAEMON_EVENTS: &[&str] = &[
+    "task_created",
+    "task_ready",
+    "task_dispatched",
+    "task_completed",
+    "branch_ready",
+    "task_merged",
+    "task_closed",
+    "merge_failed",
+    "task_stuck",
+    "agent_failed",
+    "message_sent",
+];
+
 /// A request, after the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

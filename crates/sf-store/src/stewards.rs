@@ -212,22 +212,8 @@ impl Store {
             )
             .hint("use lowercase letters, digits and `_`, e.g. `deploy_finished`"));
         }
-        // The events the daemon publishes itself: a custom one of the same name would let
-        // anyone fake them to the stewards that trust them.
-        const DAEMON_EVENTS: &[&str] = &[
-            "task_created",
-            "task_ready",
-            "task_dispatched",
-            "task_completed",
-            "branch_ready",
-            "task_merged",
-            "task_closed",
-            "merge_failed",
-            "task_stuck",
-            "agent_failed",
-            "message_sent",
-        ];
-        if DAEMON_EVENTS.contains(&name) {
+        // a custom event named like one of the daemon's own would fake it to the stewards
+        if sf_proto::DAEMON_EVENTS.contains(&name) {
             return Err(StoreError::refused(
                 ErrorKind::InvalidInput,
                 format!("`{name}` is an event the daemon publishes itself; it cannot be emitted"),

@@ -195,12 +195,28 @@ impl RegisterArgs {
     }
 }
 
+/// The event names of `--on` triggers that are not the daemon's own (a typo, or a custom
+/// event someone must emit).
+fn custom_events(on: &[String]) -> Vec<&str> {
+    on.iter()
+        .map(|t| t.split(':').next().unwrap_or_default().trim())
+        .filter(|e| !sf_proto::DAEMON_EVENTS.contains(e))
+        .collect()
+}
+
 pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
     match cmd {
         AgentCommand::Register(args) => {
             let spec = (*args).into_spec();
             let resp = ctx.request(&Request::RegisterAgent { spec })?;
             let agent = expect_response!(resp, Response::Agent(a) => a);
+            for event in custom_events(&agent.agent.spec.on) {
+                ctx.ui.warn(format!(
+                    "`{event}` is not an event sfd publishes: it fires only on `sfctl event emit {event}` \
+                     (sfd's own: {})",
+                    sf_proto::DAEMON_EVENTS.join(", ")
+                ));
+            }
             if ctx.ui.json {
                 return ctx.ui.json_value(&agent);
             }
@@ -477,6 +493,17 @@ fn dollars(usd: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triggers_on_events_sfd_does_not_publish_are_named() {
+        let on = [
+            "task_stuck".to_owned(),
+            "task_completed:{{priority}} == 1".to_owned(),
+            "deploy_finished:{{env}} == prod".to_owned(),
+            "task_stcuk".to_owned(),
+        ];
+        assert_eq!(custom_events(&on), ["deploy_finished", "task_stcuk"]);
+    }
 
     fn run(id: i64) -> RunSummary {
         RunSummary {
