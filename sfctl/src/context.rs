@@ -157,7 +157,7 @@ fn connect_wait(
         return Some(DEFAULT_CONNECT_WAIT);
     };
     match setting.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+        Ok(secs) if let Ok(d) = Duration::try_from_secs_f64(secs) => Some(d),
         _ => {
             warn(format!(
                 "ignoring {CONNECT_WAIT_ENV}=`{setting}` (expected a number of seconds); \
@@ -332,7 +332,12 @@ mod tests {
             wait(Some("tok"), Some("-1")),
             Some(Duration::from_secs(120))
         );
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(
+            wait(Some("tok"), Some("1e20")),
+            Some(Duration::from_secs(120)),
+            "too large for a Duration: the default, not a panic"
+        );
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(
             warnings[0].contains("SF_CONNECT_WAIT=`soon`"),
             "{warnings:?}"

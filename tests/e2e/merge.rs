@@ -1034,3 +1034,55 @@ fn a_request_waiting_on_a_disabled_merge_steward_says_so() {
     td.sfctl().args(["agent", "enable", "merger"]).success();
     wait_status(&td, &id, TaskStatus::Closed);
 }
+
+#[test]
+fn reopening_a_task_whose_fix_is_in_progress_closes_the_fix_and_stops_its_worker() {
+    let td = fleet_with("", "test_command = 'test ! -f BAD'");
+    steward(&td);
+    let gate = td.root.join("never");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "--- for Fix failing tests\nwrite fix-was-here.txt x\nwait-file {}\n\
+             --- for Original\nappend work.txt more\\n\ncommit more\nwrite BAD x\ncommit bad\ncomplete\n",
+            gate.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--max-tasks", "2"]);
+    let id = td.create_task("Original", &[]).task.id.to_string();
+    let mr = wait_mr(&td, &id, MergeState::NeedsFix);
+    let fix = mr.fix_task.expect("a fix task").to_string();
+    wait_status(&td, &fix, TaskStatus::InProgress);
+    td.sfctl().args(["task", "reopen", &id]).success();
+    // the fix goes with the withdrawn request, and its worker is stopped before the original
+    // is given to a worker again in the same worktree
+    let f = td.wait_for("the fix's run to end", || {
+        let f = td.show_task(&fix);
+        if f.runs.iter().all(|r| r.ended_at.is_some()) {
+            Ok(f)
+        } else {
+            Err(f.runs)
+        }
+    });
+    assert_eq!(f.task.status, TaskStatus::Closed);
+    let fix_ended = f.runs[0].ended_at.expect("ended");
+    let t = td.wait_for("the original's second run", || {
+        let t = td.show_task(&id);
+        if t.runs.len() >= 2 {
+            Ok(t)
+        } else {
+            Err(t.runs)
+        }
+    });
+    assert!(
+        t.runs[0].started_at >= fix_ended,
+        "the original restarted while the fix still ran: {:?} / {:?}",
+        t.runs,
+        f.runs
+    );
+    assert_eq!(
+        mrs(&td).iter().find(|m| m.id == mr.id).map(|m| m.state),
+        Some(MergeState::Cancelled)
+    );
+}

@@ -87,6 +87,12 @@ fn secret_source(
             file.display()
         );
     }
+    if alias.starts_with("SF_") || matches!(alias, "PATH" | "HOME" | "LANG" | "TERM") {
+        bail!(
+            "[secrets] `{alias}` in {}: that name is part of every run's own environment; choose another alias",
+            file.display()
+        );
+    }
     if let Some(name) = value.strip_prefix("env:").filter(|n| !n.is_empty()) {
         return Ok(SecretSource::Env(name.to_owned()));
     }
@@ -399,6 +405,8 @@ mod tests {
             load("[secrets]\n\"bad-alias\" = \"env:X\"\n").unwrap_err()
         );
         assert!(e.contains("environment variable name"), "{e}");
+        let e = format!("{:#}", load("[secrets]\nSF_RUN = \"env:X\"\n").unwrap_err());
+        assert!(e.contains("every run's own environment"), "{e}");
         let e = format!("{:#}", load("[secrets]\ntimezone = \"UTC\"\n").unwrap_err());
         assert!(e.contains("top-level setting"), "{e}");
         assert_eq!(

@@ -368,13 +368,21 @@ impl Owner {
                 .store_call(move |s| {
                     // a task whose request is in the merge pipeline (picked, not yet testing)
                     // keeps its status until the merge ends
-                    if let (Some(mr), Request::ChangeTaskStatus { id, .. }) = (merging, &request)
-                        && let Ok(true) = s.mr_is_of_task(mr, id)
-                    {
+                    let busy = match (merging, &request) {
+                        (Some(mr), Request::ChangeTaskStatus { id, .. }) => {
+                            matches!(s.mr_is_of_task(mr, id), Ok(true))
+                                .then(|| (mr, format!("task {id}")))
+                        }
+                        (Some(mr), Request::CancelMergeRequest { id }) if *id == mr => {
+                            Some((mr, format!("merge request #{mr}")))
+                        }
+                        _ => None,
+                    };
+                    if let Some((mr, what)) = busy {
                         return Response::Error(
                             ProtoError::new(
                                 ErrorKind::InvalidState,
-                                format!("task {id} is being merged (merge request #{mr})"),
+                                format!("{what} is being merged (merge request #{mr})"),
                             )
                             .with_hint(format!(
                                 "wait for its result (`sfctl mr show {mr}`), then try again"
@@ -474,13 +482,16 @@ impl Owner {
             Ok(Err(e)) => return tracing::error!(error = ?e, "failed to read live runs"),
             Err(e) => return tracing::error!(error = %e, "failed to read live runs"),
         };
-        let adapters: HashMap<String, Adapter> = match self.store.call(|s| s.list_agents()).await {
-            Ok(Ok(a)) => a
-                .into_iter()
-                .map(|a| (a.spec.name, a.spec.adapter))
-                .collect(),
-            _ => HashMap::new(),
-        };
+        let agents: HashMap<String, sf_proto::AgentSpec> =
+            match self.store.call(|s| s.list_agents()).await {
+                Ok(Ok(a)) => a
+                    .into_iter()
+                    .map(|a| (a.spec.name.clone(), a.spec))
+                    .collect(),
+                _ => HashMap::new(),
+            };
+        let adapters: HashMap<String, Adapter> =
+            agents.iter().map(|(n, s)| (n.clone(), s.adapter)).collect();
         for mut run in runs {
             if run.pid.is_none()
                 && let Some((pid, start)) = sf_worker::process::find_by_env("SF_RUN", &run.token)
@@ -517,11 +528,21 @@ impl Owner {
                 .await;
                 continue;
             }
-            let task = run
-                .task
-                .as_ref()
-                .map(|(_, id)| id.to_string())
-                .unwrap_or_default();
+            let recovering = agents
+                .get(&run.agent)
+                .is_some_and(|a| a.focus == Some(sf_proto::Focus::Recovery));
+            let task = match &run.task {
+                Some((_, id)) => id.to_string(),
+                // a recovery steward still answers for its stuck task after a restart
+                None if recovering => run
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("task"))
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                None => String::new(),
+            };
             let adapter = adapters
                 .get(&run.agent)
                 .copied()
@@ -545,6 +566,12 @@ impl Owner {
                         shell: false,
                     },
                 );
+                if run.task.is_some() && !run.released && !run.holds_task {
+                    // its task was taken away (closed by hand) just before the daemon went
+                    // down: the worker must not go on
+                    tracing::info!(run_id = run.run_id, %task, "stopping an adopted worker whose task was taken away");
+                    stop.cancel();
+                }
                 tokio::spawn(watch_adopted(
                     run.run_id,
                     pid,
@@ -684,7 +711,7 @@ impl Owner {
                     let (outcome, result) = if w.task.is_empty() || outcome != "ok" {
                         (outcome, result)
                     } else {
-                        self.check_recovery(&w.agent, &w.task).await
+                        self.check_recovery(run_id, &w.agent, &w.task).await
                     };
                     self.end_steward(run_id, outcome, &result, code).await;
                     return true;
@@ -1052,23 +1079,31 @@ impl Owner {
     /// A recovery run must end with exactly one of: the stuck task completed (in review or
     /// closed), handed back to the pool with a note, or deferred with a message to the
     /// director. Anything else is a failed recovery.
-    async fn check_recovery(&self, steward: &str, task: &str) -> (&'static str, String) {
+    async fn check_recovery(
+        &self,
+        run_id: i64,
+        steward: &str,
+        task: &str,
+    ) -> (&'static str, String) {
         use sf_proto::TaskStatus as S;
         let (t, who) = (task.to_owned(), steward.to_owned());
         let author = format!("agent:{steward}");
+        // only what this run did counts, not notes or messages of earlier runs
         let found = self
             .store
             .call(move |s| {
-                Ok::<_, sf_store::StoreError>((s.show_task(&t)?, s.told_director(&who, &t)?))
+                let since = s.steward_run(run_id)?.started_at;
+                let told = s.told_director(&who, &t, since.timestamp_millis())?;
+                Ok::<_, sf_store::StoreError>((s.show_task(&t)?, told, since))
             })
             .await;
-        let (d, told) = match found {
+        let (d, told, since) = match found {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => return ("failed", e.to_string()),
             Err(e) => return ("failed", e.to_string()),
         };
         let id = &d.task.id;
-        let noted = d.notes.iter().any(|n| n.author == author);
+        let noted = d.notes.iter().any(|n| n.author == author && n.at >= since);
         match d.task.status {
             S::Review | S::Closed => ("ok", format!("task {id} completed (now {})", d.task.status)),
             S::Open | S::InProgress if noted => {
@@ -1396,15 +1431,22 @@ impl Owner {
                 s.show_task(lease.task_id.as_str())
             })
             .await;
-        let response = match r {
-            Ok((Ok(t), _)) => Response::Task(Box::new(t)),
-            Ok((Err(e), _)) => Response::Error(e.into()),
-            Err(e) => internal(e),
+        let (response, taken_away) = match r {
+            Ok((Ok(t), _)) => (Response::Task(Box::new(t)), false),
+            // the task was taken from this run while its git work ran (closed by hand):
+            // the worker was skipped then, so it is stopped now
+            Ok((Err(e), _)) => {
+                let denied = e.kind() == ErrorKind::PermissionDenied;
+                (Response::Error(e.into()), denied)
+            }
+            Err(e) => (internal(e), false),
         };
         let ok = !matches!(response, Response::Error(_));
         let _ = reply.send(response);
         if ok {
             self.stop_after_grace(run_id);
+        } else if taken_away && let Some(w) = self.workers.get(&run_id) {
+            w.stop.cancel();
         }
         ok
     }

@@ -297,8 +297,19 @@ pub(crate) fn spawn_agent(
         stdin: launch.stdin,
         env,
     };
-    spawn_run(config, who, cwd, prompt_file, log, cmd).map_err(|e| match e {
-        sf_worker::process::SpawnError::Exec { .. } => agent_fault(error_chain(&e)),
+    spawn_run(config, who, cwd, prompt_file, log, cmd).map_err(|e| match &e {
+        // the program itself is missing or not executable (the worktree, its cwd, exists):
+        // the agent's fault; anything else (no memory, too many processes, a busy file) is
+        // transient and counts like a failed run
+        sf_worker::process::SpawnError::Exec { source, .. }
+            if cwd.is_dir()
+                && matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
+            agent_fault(error_chain(&e))
+        }
         _ => StartError::from(error_chain(&e)),
     })
 }

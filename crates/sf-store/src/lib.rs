@@ -35,6 +35,7 @@ pub use util::now_ms;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_messages.sql"),
+    include_str!("migrations/0003_fix_and_mr_indexes.sql"),
 ];
 
 /// The schema version this build writes.

@@ -152,7 +152,7 @@ impl Store {
                 .map(|(_, id)| format!(" about task {id}"))
                 .unwrap_or_default();
             let description = format!(
-                "{}\n\n---\nA message from {}{about} to the director. No director is registered, so it became \
+                "{}\n\n---\nA message from {}{about} to the director. No enabled director is registered, so it became \
                  this task; it stays in the backlog and no worker takes it. Decide, then close it \
                  (`sfctl task close ID --reason ...`) or turn it into work (`sfctl task activate ID`). \
                  Register a director to receive such messages: \
@@ -405,16 +405,16 @@ impl Store {
     }
 
     /// Whether `sender` sent a message about the task to the director (it may have become
-    /// a task): how a recovery steward defers a stuck task.
-    pub fn told_director(&self, sender: &str, task: &str) -> Result<bool, StoreError> {
+    /// a task) at or after `since` (unix ms): how a recovery steward defers a stuck task.
+    pub fn told_director(&self, sender: &str, task: &str, since: i64) -> Result<bool, StoreError> {
         let (key, _) = self.resolve_task(task)?;
         let found = self
             .conn
             .prepare_cached(
-                "SELECT 1 FROM messages WHERE task = ?1 AND sender = ?2
+                "SELECT 1 FROM messages WHERE task = ?1 AND sender = ?2 AND at >= ?3
                  AND (addressed = 'director' OR recipient = 'director') LIMIT 1",
             )?
-            .query_row(params![key, sender], |_| Ok(()))
+            .query_row(params![key, sender, since], |_| Ok(()))
             .optional()?
             .is_some();
         Ok(found)

@@ -81,7 +81,7 @@ pub(crate) fn cancel_open_mrs(
     verb: &str,
     now: i64,
     events: &mut Vec<AuditEvent>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Key>, StoreError> {
     let open: Vec<(i64, String)> = tx
         .prepare_cached(
             "SELECT id, state FROM merge_requests WHERE task = ?1 AND state NOT IN ('merged', 'cancelled')",
@@ -102,7 +102,34 @@ pub(crate) fn cancel_open_mrs(
                 .append(tx, now)?,
         );
     }
-    Ok(())
+    // its fix tasks work on the same branch and worktree: they go too (a worker on one is
+    // stopped by the event), so a reopened task never shares its worktree with a fix
+    let fixes: Vec<(Key, String, String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT key, id, status, assignee FROM tasks WHERE fix_of = ?1 AND status NOT IN ('closed', 'tombstone')",
+        )?
+        .query_map([task], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut closed = Vec::new();
+    for (key, fid, status, assignee) in fixes {
+        let why = format!("its task {id} was moved out of review ({verb})");
+        tx.prepare_cached(
+            "UPDATE tasks SET status = 'closed', assignee = NULL, close_reason = ?1, updated_at = ?2 WHERE key = ?3",
+        )?
+        .execute(params![why, now, key])?;
+        add_note(tx, key, now, actor, "close", &why)?;
+        let fid = TaskId::new(fid).map_err(|e| StoreError::invalid(e.to_string()))?;
+        events.push(
+            Audit::new(actor, "task_status_changed", format!("task:{fid}"))
+                .task(key, &fid)
+                .before(json!({"status": status, "assignee": assignee}))
+                .after(json!({"status": "closed", "assignee": null}))
+                .reason(Some(&why))
+                .append(tx, now)?,
+        );
+        closed.push(key);
+    }
+    Ok(closed)
 }
 
 impl Store {
@@ -489,11 +516,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.prepare_cached(
-            "UPDATE merge_requests SET state = 'queued', reason = 'fix completed', fix_task = NULL, updated_at = ?1
-             WHERE task = ?2 AND state = 'needs_fix'",
-        )?
-        .execute(params![now, original])?;
+        let requeued = tx
+            .prepare_cached(
+                "UPDATE merge_requests SET state = 'queued', reason = 'fix completed', fix_task = NULL, updated_at = ?1
+                 WHERE task = ?2 AND state = 'needs_fix'",
+            )?
+            .execute(params![now, original])?;
+        if requeued == 0 {
+            // the original's request was withdrawn meanwhile: nothing to queue again
+            return Ok(());
+        }
         let o = load_task(&tx, original)?;
         let ev = Audit::new(actor, "merge_requeued", format!("task:{}", o.summary.id))
             .task(original, &o.summary.id)

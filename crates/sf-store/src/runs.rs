@@ -59,6 +59,11 @@ pub struct LiveRun {
     pub log_path: Option<String>,
     /// The lease token (in the worker's environment as `SF_RUN`).
     pub token: String,
+    /// A steward run's trigger data (a recovery steward's stuck task is in it).
+    pub data: Option<serde_json::Value>,
+    /// Whether its task is still in progress and assigned to its agent (false for a task
+    /// taken away by hand while the daemon was down, and for steward runs).
+    pub holds_task: bool,
 }
 
 /// A checked lease.
@@ -196,11 +201,15 @@ impl Store {
             .unwrap_or_else(|| format!("{id}-{}", slug(&row.summary.title)));
         let resumed = row.branch.is_some();
         let tx = self.conn.transaction()?;
-        // a worker that was taken off the task (closed and reopened, handed off) may still be
-        // exiting in the same worktree: the next one waits for its run to end
+        // a worker taken off this task (closed and reopened, handed off), or off a fix task
+        // sharing its worktree, may still be exiting there: the next one waits for that run
+        // to end (a scan of the live runs only, through their partial index)
         let live: bool = tx
-            .prepare_cached("SELECT count(*) > 0 FROM runs WHERE task = ?1 AND ended_at IS NULL")?
-            .query_row([task_key], |r| r.get(0))?;
+            .prepare_cached(
+                "SELECT count(*) > 0 FROM runs r INDEXED BY runs_live JOIN tasks t ON t.key = r.task
+                 WHERE r.ended_at IS NULL AND (r.task = ?1 OR t.worktree = ?2)",
+            )?
+            .query_row(params![task_key, worktree], |r| r.get(0))?;
         if live {
             return Err(StoreError::refused(
                 ErrorKind::Conflict,
@@ -424,9 +433,17 @@ impl Store {
         release(&tx, lease.run_id, "handed_off", now)?;
         // handoffs in a row (this one included): each waits longer, and too many block the
         // task, so an agent that only ever hands off cannot spin the daemon
+        // a status change by someone else (a human unblocking the task, say) starts a new count
+        let since: i64 = tx
+            .prepare_cached(
+                "SELECT coalesce(max(at), 0) FROM events WHERE task = ?1 AND action = 'task_status_changed'",
+            )?
+            .query_row([lease.task_key], |r| r.get(0))?;
         let outcomes: Vec<Option<String>> = tx
-            .prepare_cached("SELECT outcome FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2")?
-            .query_map(params![lease.task_key, MAX_HANDOFFS], |r| r.get(0))?
+            .prepare_cached(
+                "SELECT outcome FROM runs WHERE task = ?1 AND started_at >= ?2 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![lease.task_key, since, MAX_HANDOFFS], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let streak = u32::try_from(
             outcomes
@@ -573,7 +590,7 @@ impl Store {
     pub fn live_runs(&self) -> Result<Vec<LiveRun>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, r.agent, r.task, t.id, r.epoch, r.pid, r.proc_start, r.released_at, t.worktree, r.log_path,
-                    r.token
+                    r.token, r.data, coalesce(t.status = 'in_progress' AND t.assignee = r.agent, 0)
              FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.ended_at IS NULL ORDER BY r.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -592,6 +609,10 @@ impl Store {
                 worktree: r.get(8)?,
                 log_path: r.get(9)?,
                 token: r.get(10)?,
+                data: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|d| serde_json::from_str(&d).ok()),
+                holds_task: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -45,7 +45,8 @@ fn row_to_info(r: &Row<'_>) -> rusqlite::Result<StewardRunInfo> {
 }
 
 impl Store {
-    fn steward_run(&self, id: i64) -> Result<StewardRunInfo, StoreError> {
+    /// One steward run.
+    pub fn steward_run(&self, id: i64) -> Result<StewardRunInfo, StoreError> {
         Ok(self
             .conn
             .prepare_cached(&format!("SELECT {COLS} FROM runs WHERE id = ?1"))?

@@ -590,10 +590,12 @@ impl Store {
             .after(json!({"status": to, "assignee": after.summary.assignee, "defer_until": after.summary.defer_until}))
             .reason(reason)
             .append(&tx, now)?];
-        if before.summary.status == TaskStatus::Review {
+        let closed_fixes = if before.summary.status == TaskStatus::Review {
             // the work under review is withdrawn: its merge request must not land
-            crate::mrs::cancel_open_mrs(&tx, key, id, actor, verb, now, &mut events)?;
-        }
+            crate::mrs::cancel_open_mrs(&tx, key, id, actor, verb, now, &mut events)?
+        } else {
+            Vec::new()
+        };
         let mut plan_change = None;
         if let Some(plan) = after.plan_key {
             let workflow: Option<String> = tx
@@ -613,6 +615,9 @@ impl Store {
         };
         tx.commit()?;
         self.new_events.extend(events);
+        for k in closed_fixes {
+            self.index.remove(k);
+        }
         if let Some((plan, status)) = plan_change {
             self.index.set_plan_active(plan, plan_dispatchable(status));
         }

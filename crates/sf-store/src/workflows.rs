@@ -143,6 +143,15 @@ impl Store {
         let Some(key) = task_key else { return Ok(()) };
         let before = self.task_row(key)?;
         let id = before.summary.id.clone();
+        if before.summary.status != TaskStatus::InProgress {
+            // someone moved the step meanwhile (closed it by hand): the run just ends
+            self.conn
+                .prepare_cached(
+                    "UPDATE runs SET ended_at = coalesce(ended_at, ?1), outcome = coalesce(outcome, 'stopped') WHERE id = ?2",
+                )?
+                .execute(params![now, run_id])?;
+            return Ok(());
+        }
         let to = if success {
             TaskStatus::Closed
         } else {

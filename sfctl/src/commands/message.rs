@@ -173,7 +173,7 @@ fn send(ctx: &mut Context, message: NewMessage) -> CliResult {
     match &m.became_task {
         Some(t) => {
             ctx.ui.line(format!(
-                "message {}: no director is registered, so it became backlog task {t}",
+                "message {}: no enabled director is registered, so it became backlog task {t}",
                 m.id
             ))?;
             ctx.ui.status(
