@@ -566,3 +566,16 @@ fn a_custom_steward_needs_a_playbook_that_exists() {
         ])
         .success();
 }
+
+#[test]
+fn reserved_names_cannot_be_agents() {
+    let td = TestDaemon::start();
+    for name in ["human", "director", "sf-shell"] {
+        let err = td
+            .sfctl()
+            .args(["agent", "register", name, "--role", "worker"])
+            .args(CMD)
+            .fails(1);
+        assert!(err.contains("reserved name"), "{name}: {err}");
+    }
+}

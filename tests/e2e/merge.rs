@@ -1086,3 +1086,21 @@ fn reopening_a_task_whose_fix_is_in_progress_closes_the_fix_and_stops_its_worker
         Some(MergeState::Cancelled)
     );
 }
+
+#[test]
+fn sfctl_merge_names_a_missing_branch_and_says_when_there_is_nothing_to_merge() {
+    let td = fleet_with("", BRANCH_TESTS);
+    steward(&td);
+    let err = td.sfctl().args(["merge", "--branch", "nope"]).fails(1);
+    assert!(err.contains("branch `nope` does not exist"), "{err}");
+    assert!(!err.contains("target branch"), "{err}");
+    git(&td.repo, &["branch", "same", "main"]);
+    let out = td.sfctl().args(["merge", "--branch", "same"]).run();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("nothing to merge"), "{text}");
+    assert!(
+        !text.contains(" as \n") && !text.trim_end().ends_with(" as"),
+        "{text}"
+    );
+}

@@ -125,8 +125,15 @@ fn messages_reach_the_director_the_sender_reports_to_and_are_marked_read() {
         inbox.iter().map(|m| m.id).collect::<Vec<_>>(),
         [from_worker.id]
     );
+    // someone else looking does not take it out of d2's inbox; d2 reading it does
+    td.sfctl()
+        .args(["message", "read", &from_worker.id.to_string()])
+        .success();
+    let inbox: Vec<MessageInfo> = td.sfctl().env("SF_AGENT", "d2").arg("inbox").json();
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
     let text = td
         .sfctl()
+        .env("SF_AGENT", "d2")
         .args(["message", "read", &from_worker.id.to_string()])
         .success();
     assert!(

@@ -180,6 +180,19 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 
 /// A hint for the easy mistake of appending a top-level key at the end of the file, where
 /// TOML reads it as part of the last table: "unknown field `timezone`" under `[merge]`.
+/// The line number of a parse error inside the `[secrets]` table, if it is there.
+fn in_secrets(text: &str, err: &toml::de::Error) -> Option<usize> {
+    let at = err.span()?.start.min(text.len());
+    let before = &text[..at];
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))?;
+    (table.trim_end_matches(|c: char| c != ']') == "[secrets]")
+        .then(|| before.lines().count().max(1))
+}
+
 fn misplaced_top_level_hint(text: &str, err: &toml::de::Error) -> Option<String> {
     let key = err
         .message()
@@ -231,9 +244,14 @@ impl Config {
             )
         })?;
         let raw: RawConfig = toml::from_str(&text)
-            .map_err(|e| match misplaced_top_level_hint(&text, &e) {
-                Some(hint) => anyhow::anyhow!("{}\nhint: {hint}", e.to_string().trim_end()),
-                None => anyhow::Error::new(e),
+            .map_err(|e| match (in_secrets(&text, &e), misplaced_top_level_hint(&text, &e)) {
+                // the parser quotes the offending line, which may hold a secret written there
+                (Some(line), _) => anyhow::anyhow!(
+                    "TOML parse error in [secrets] at line {line}: {} (the line is not shown: it may hold a secret)",
+                    e.message()
+                ),
+                (None, Some(hint)) => anyhow::anyhow!("{}\nhint: {hint}", e.to_string().trim_end()),
+                (None, None) => anyhow::Error::new(e),
             })
             .with_context(|| format!("failed to parse {}", file.display()))?;
         if let Some(s) = raw.merge.strategy.as_deref()
@@ -405,6 +423,15 @@ mod tests {
             load("[secrets]\n\"bad-alias\" = \"env:X\"\n").unwrap_err()
         );
         assert!(e.contains("environment variable name"), "{e}");
+        let e = format!(
+            "{:#}",
+            load("[secrets]\nLIT = ghp_SUPERSECRET123\n").unwrap_err()
+        );
+        assert!(
+            !e.contains("ghp_SUPERSECRET123"),
+            "a mistyped secret is not echoed: {e}"
+        );
+        assert!(e.contains("[secrets] at line 2"), "{e}");
         let e = format!("{:#}", load("[secrets]\nSF_RUN = \"env:X\"\n").unwrap_err());
         assert!(e.contains("every run's own environment"), "{e}");
         let e = format!("{:#}", load("[secrets]\ntimezone = \"UTC\"\n").unwrap_err());

@@ -1617,24 +1617,35 @@ impl Owner {
 /// Ready tasks no enabled ephemeral worker can take (no worker at all, or none with the
 /// skills they need), as warnings. Looks at the first 500 ready tasks.
 fn unstaffed_work(s: &mut Store) -> Result<Vec<String>, sf_store::StoreError> {
-    let workers: Vec<Vec<String>> = s
+    let mut out: Vec<String> = s
+        .waiting_mr_reasons()?
+        .into_iter()
+        .map(|(reason, n)| format!("{n} merge request(s) waiting: {reason}"))
+        .collect();
+    let (enabled, disabled): (Vec<_>, Vec<_>) = s
         .list_agents()?
         .into_iter()
         .filter(|a| {
-            a.enabled
-                && a.spec.role == sf_proto::Role::Worker
-                && a.spec.mode == sf_proto::Mode::Ephemeral
+            a.spec.role == sf_proto::Role::Worker && a.spec.mode == sf_proto::Mode::Ephemeral
         })
-        .map(|a| a.spec.skills)
-        .collect();
+        .partition(|a| a.enabled);
+    let workers: Vec<Vec<String>> = enabled.into_iter().map(|a| a.spec.skills).collect();
     let ready = s.ready(sf_store::now_ms(), Some(500))?;
-    let mut out = Vec::new();
     if ready.is_empty() {
         return Ok(out);
     }
     if workers.is_empty() {
+        let what = if disabled.is_empty() {
+            "register one with `sfctl agent register NAME --role worker ...`".to_owned()
+        } else {
+            let names: Vec<&str> = disabled.iter().map(|a| a.spec.name.as_str()).collect();
+            format!(
+                "{} disabled (see why with `sfctl events`); enable with `sfctl agent enable NAME`",
+                names.join(", ")
+            )
+        };
         out.push(format!(
-            "{} ready task(s) and no enabled ephemeral worker: register one with `sfctl agent register NAME --role worker ...`",
+            "{} ready task(s) and no enabled ephemeral worker: {what}",
             ready.len()
         ));
         return Ok(out);

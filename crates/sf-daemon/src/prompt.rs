@@ -69,8 +69,14 @@ pub(crate) fn build(
     let notes: Vec<_> = task
         .notes
         .iter()
-        .filter(|n| matches!(n.kind.as_str(), "handoff" | "note" | "fix" | "block"))
+        .filter(|n| {
+            matches!(
+                n.kind.as_str(),
+                "handoff" | "note" | "fix" | "block" | "reopen" | "unblock"
+            )
+        })
         .collect();
+    let has_notes = !notes.is_empty();
     if !notes.is_empty() {
         p.push_str("\n### Notes from earlier work on this task\n");
         for n in notes {
@@ -103,10 +109,12 @@ pub(crate) fn build(
         p,
         "\n## Where you are\n\nBranch `{}` (from `{target}`), in the worktree you were started in.{}\n",
         claim.branch,
-        if claim.resumed {
-            " An earlier worker started this task here: continue from its state (read the notes above and `git log`)."
-        } else {
-            ""
+        match (claim.resumed, has_notes) {
+            (true, true) =>
+                " An earlier worker started this task here: continue from its state (read the notes above and `git log`).",
+            (true, false) =>
+                " An earlier worker started this task here: continue from its state (see `git log`).",
+            (false, _) => "",
         }
     );
     p.push_str(

@@ -268,12 +268,15 @@ fn stuck_text(t: &sf_proto::TaskDetail) -> String {
     }
     for r in &t.runs {
         out.push_str(&format!(
-            "\nRun {} by {} (epoch {}): {}, exit {:?}\n",
+            "\nRun {} by {} (epoch {}): {}, exit code {}\n",
             r.id,
             r.agent,
             r.epoch,
             r.outcome.as_deref().unwrap_or("running"),
-            r.exit_code
+            r.exit_code.map_or_else(
+                || "none (killed or still running)".to_owned(),
+                |c| c.to_string()
+            )
         ));
         let tail = r
             .log_path

@@ -23,6 +23,9 @@ pub enum GitError {
     /// The target branch does not exist.
     #[error("target branch `{0}` does not exist")]
     NoTarget(String),
+    /// A branch to merge or compare does not exist.
+    #[error("branch `{0}` does not exist")]
+    NoSuchBranch(String),
     /// The repository has no commit or no branch to work from.
     #[error("the repository has no branch to work from (make a first commit)")]
     NoBranch,
@@ -280,18 +283,24 @@ pub fn wip_snapshot(
 /// Commits on `branch` that `target` does not have.
 pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usize, GitError> {
     let repo = open(repo_root)?;
-    let tip = |name: &str| branch_tip(&repo, name);
-    let (b, t) = (tip(branch)?, tip(target)?);
+    let (b, t) = (
+        branch_tip(&repo, branch, GitError::NoSuchBranch)?,
+        branch_tip(&repo, target, GitError::NoTarget)?,
+    );
     let (ahead, _) = repo
         .graph_ahead_behind(b, t)
         .ctx(|| format!("compare `{branch}` with `{target}`"))?;
     Ok(ahead)
 }
 
-/// The commit a local branch points at.
-fn branch_tip(repo: &Repository, name: &str) -> Result<Oid, GitError> {
+/// The commit a local branch points at; a missing one is `missing(name)`.
+fn branch_tip(
+    repo: &Repository,
+    name: &str,
+    missing: fn(String) -> GitError,
+) -> Result<Oid, GitError> {
     repo.find_branch(name, BranchType::Local)
-        .map_err(|_| GitError::NoTarget(name.to_owned()))?
+        .map_err(|_| missing(name.to_owned()))?
         .get()
         .target()
         .ok_or(GitError::NoBranch)
@@ -306,10 +315,11 @@ pub fn messages_ahead(
     limit: usize,
 ) -> Result<Vec<String>, GitError> {
     let repo = open(repo_root)?;
-    let tip = |name: &str| branch_tip(&repo, name);
     let mut walk = repo.revwalk().ctx(|| "walk history".to_owned())?;
-    walk.push(tip(branch)?).ctx(|| format!("walk `{branch}`"))?;
-    walk.hide(tip(target)?).ctx(|| format!("walk `{target}`"))?;
+    walk.push(branch_tip(&repo, branch, GitError::NoSuchBranch)?)
+        .ctx(|| format!("walk `{branch}`"))?;
+    walk.hide(branch_tip(&repo, target, GitError::NoTarget)?)
+        .ctx(|| format!("walk `{target}`"))?;
     let mut out = Vec::new();
     for oid in walk.take(limit) {
         let oid = oid.ctx(|| format!("walk `{branch}`"))?;

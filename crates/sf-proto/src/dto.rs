@@ -521,7 +521,7 @@ pub struct MessageInfo {
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NewMessage {
-    /// An agent's name, `director` (the director the sender reports to, or the only one),
+    /// An agent's name, `director` (the director the sender reports to, or the first enabled one),
     /// `human`, or `task:<id>`; absent with `task`: whoever works on that task.
     #[serde(default)]
     pub to: Option<String>,

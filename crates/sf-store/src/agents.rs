@@ -23,7 +23,19 @@ pub fn validate_spec(
     exists: impl Fn(&str) -> bool,
 ) -> Result<AgentSpec, StoreError> {
     validate_agent_name(&spec.name)?;
+    if matches!(
+        spec.name.as_str(),
+        "human" | "director" | "sf-shell" | "daemon"
+    ) {
+        return Err(StoreError::invalid(format!(
+            "`{}` is a reserved name (messages to it, or the daemon's own runs, mean something else)",
+            spec.name
+        ))
+        .hint("choose another name"));
+    }
     spec.skills = normalize_skills(&spec.skills)?;
+    spec.secrets.sort();
+    spec.secrets.dedup();
     for expr in &spec.triggers {
         CronSchedule::parse(expr).map_err(|e| {
             StoreError::invalid(e.to_string())

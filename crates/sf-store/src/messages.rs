@@ -57,6 +57,11 @@ enum Route {
 /// The default subject: the body's first line, cut to a title's length.
 fn subject_of(body: &str) -> String {
     let first = body.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    // a subject is shown in tables and may become a task title: no control characters
+    let first: String = first
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let first = first.trim();
     if first.chars().count() <= 80 {
         first.to_owned()
@@ -374,8 +379,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Marks messages read (those already read are left as they were). Unknown ids are
-    /// refused before anything changes.
+    /// Marks messages read when `actor` is their recipient (others are only shown; those
+    /// already read are left as they were). Unknown ids are refused before anything changes.
     pub fn read_messages(
         &mut self,
         actor: &str,
@@ -388,7 +393,14 @@ impl Store {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         let mut events = Vec::new();
-        for m in messages.iter().filter(|m| m.read_at.is_none()) {
+        // only the recipient's reading marks a message read: anyone may look at any message
+        // without taking it out of its recipient's inbox
+        let mine = |m: &MessageInfo| match actor.split_once(':') {
+            Some(("agent", name)) => m.to == name,
+            Some(("human", _)) => m.to == HUMAN,
+            _ => false,
+        };
+        for m in messages.iter().filter(|m| m.read_at.is_none() && mine(m)) {
             tx.prepare_cached(
                 "UPDATE messages SET read_at = ?1 WHERE id = ?2 AND read_at IS NULL",
             )?
@@ -408,16 +420,22 @@ impl Store {
     /// a task) at or after `since` (unix ms): how a recovery steward defers a stuck task.
     pub fn told_director(&self, sender: &str, task: &str, since: i64) -> Result<bool, StoreError> {
         let (key, _) = self.resolve_task(task)?;
-        let found = self
+        let sent: Vec<(String, Option<String>)> = self
             .conn
             .prepare_cached(
-                "SELECT 1 FROM messages WHERE task = ?1 AND sender = ?2 AND at >= ?3
-                 AND (addressed = 'director' OR recipient = 'director') LIMIT 1",
+                "SELECT recipient, addressed FROM messages WHERE task = ?1 AND sender = ?2 AND at >= ?3",
             )?
-            .query_row(params![key, sender, since], |_| Ok(()))
-            .optional()?
-            .is_some();
-        Ok(found)
+            .query_map(params![key, sender, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if sent
+            .iter()
+            .any(|(to, addressed)| to == DIRECTOR || addressed.as_deref() == Some(DIRECTOR))
+        {
+            return Ok(true);
+        }
+        // sent to a director by name
+        let directors = self.directors()?;
+        Ok(sent.iter().any(|(to, _)| directors.contains(to)))
     }
 }
 
@@ -428,6 +446,7 @@ mod tests {
     #[test]
     fn subjects_default_to_the_first_non_empty_line_cut_short() {
         assert_eq!(subject_of("\n\n  hello there \nmore"), "hello there");
+        assert_eq!(subject_of("evil \u{1b}]0;pwned\u{7}"), "evil  ]0;pwned");
         let long = "x".repeat(200);
         let s = subject_of(&long);
         assert_eq!(s.chars().count(), 80);

@@ -242,7 +242,7 @@ impl Store {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
-            "UPDATE merge_requests SET state = 'merged', reason = NULL, commit_id = ?1, last_result = ?2, updated_at = ?3
+            "UPDATE merge_requests SET state = 'merged', reason = NULL, commit_id = nullif(?1, ''), last_result = ?2, updated_at = ?3
              WHERE id = ?4",
         )?
         .execute(params![commit, result, now, id])?;
@@ -446,6 +446,19 @@ impl Store {
             Some((id, state)) => Some((id, state.parse().map_err(StoreError::invalid)?)),
             None => None,
         })
+    }
+
+    /// Why merge requests wait, with how many wait for each reason (for `daemon status`).
+    pub fn waiting_mr_reasons(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(reason, 'waiting'), count(*) FROM merge_requests
+                 WHERE state = 'waiting' GROUP BY 1 ORDER BY 2 DESC",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Whether the merge request `mr` belongs to the task `prefix` (the daemon refuses to

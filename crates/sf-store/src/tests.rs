@@ -490,3 +490,60 @@ fn a_task_whose_merge_is_testing_cannot_be_moved_and_leaving_review_cancels_the_
     assert_eq!(s.show_mr(mr).unwrap().state, MergeState::Cancelled);
     assert_eq!(s.open_mr_of(key).unwrap(), None);
 }
+
+#[test]
+fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
+    let mut s = store_with_worker();
+    s.register_agent(
+        ME,
+        AgentSpec {
+            name: "boss".into(),
+            role: Role::Director,
+            mode: sf_proto::Mode::Persistent,
+            ..AgentSpec::default()
+        },
+    )
+    .unwrap();
+    let id = task(&mut s, "stuck", 3);
+    assert!(!s.told_director("rec", &id, 0).unwrap());
+    let msg = |to: &str| sf_proto::NewMessage {
+        to: Some(to.into()),
+        task: Some(id.clone()),
+        body: "decide".into(),
+        ..sf_proto::NewMessage::default()
+    };
+    s.send_message("agent:rec", msg("w1")).unwrap();
+    assert!(
+        !s.told_director("rec", &id, 0).unwrap(),
+        "w1 is no director"
+    );
+    s.send_message("agent:rec", msg("boss")).unwrap();
+    assert!(s.told_director("rec", &id, 0).unwrap());
+    assert!(
+        !s.told_director("rec", &id, crate::now_ms() + 1_000)
+            .unwrap(),
+        "only messages since the given time count"
+    );
+}
+
+#[test]
+fn reading_a_message_marks_it_read_only_for_its_recipient() {
+    let mut s = store_with_worker();
+    let m = s
+        .send_message(
+            ME,
+            sf_proto::NewMessage {
+                to: Some("w1".into()),
+                body: "hi".into(),
+                ..sf_proto::NewMessage::default()
+            },
+        )
+        .unwrap();
+    s.read_messages("human:alice", &[m.id]).unwrap();
+    assert!(
+        s.show_message(m.id).unwrap().read_at.is_none(),
+        "a human only looked"
+    );
+    s.read_messages("agent:w1", &[m.id]).unwrap();
+    assert!(s.show_message(m.id).unwrap().read_at.is_some());
+}

@@ -20,11 +20,11 @@ const STDIN_CAP: u64 = 64 * 1024 + 1;
 #[command(long_about = "\
 Send and read messages between agents and humans.
 
-Addresses: an agent's name; `director` (the director the sender reports to, or the only
-one); `human` (the operators); or `task:ID` (whoever works on that task: the message is put
-in the prompt of every later run of it). A message to `director` with no director
-registered becomes a backlog task, so nothing that needs a decision is dropped; no worker
-takes backlog tasks.
+Addresses: an agent's name; `director` (the director the sender reports to, or else the
+first enabled one by name); `human` (the operators); or `task:ID` (whoever works on that
+task: the message is put in the prompt of every later run of it). A message to `director`
+with no enabled director becomes a backlog task, so nothing that needs a decision is
+dropped; no worker takes backlog tasks. Only its recipient's reading marks a message read.
 
 Inside a run (SF_RUN is set) the sender is the run's agent and the message is about its task
 by default; a run whose lease has ended cannot send.")]
@@ -280,7 +280,7 @@ fn list(ctx: &mut Context, to: Vec<String>, unread: bool, limit: u32) -> CliResu
         rows,
     )?;
     ctx.ui
-        .status("read one in full with `sfctl message read ID`");
+        .status("hint: read one in full with `sfctl message read ID`");
     Ok(())
 }
 
@@ -306,7 +306,21 @@ fn full(m: &MessageInfo) -> String {
     if let Some(t) = &m.became_task {
         pairs.push(("became task", t.to_string()));
     }
-    format!("{}\n\n{}", key_values(&pairs), m.body.trim_end())
+    format!("{}\n\n{}", key_values(&pairs), printable(m.body.trim_end()))
+}
+
+/// Text for a terminal: control characters other than newline and tab (escape sequences
+/// an agent may have put in a message) are shown as `�`, never sent to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Prints each new message to `who` as it arrives, from the daemon's event stream.

@@ -399,14 +399,14 @@ fn verdict(m: &MergeRequestInfo, waited: Duration) -> CliResult<String> {
     let show_hint = format!("see `sfctl mr show {id}`");
     match (outcome(m.state), m.state) {
         (Outcome::Merged, _) => Ok(match (&m.commit, why) {
-            (Some(c), _) => format!(
+            (Some(c), _) if !c.is_empty() => format!(
                 "merged {} into {} as {}",
                 m.branch,
                 m.target,
                 c.get(..12).unwrap_or(c)
             ),
-            (None, Some(r)) => format!("merged {} into {}: {r}", m.branch, m.target),
-            (None, None) => format!("merged {} into {}", m.branch, m.target),
+            (_, Some(r)) => format!("merged {} into {}: {r}", m.branch, m.target),
+            (_, None) => format!("merged {} into {}", m.branch, m.target),
         }),
         (Outcome::Failed, MergeState::NeedsFix) => {
             let mut err = CliError::refused(
