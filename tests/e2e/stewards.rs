@@ -380,19 +380,8 @@ fn the_docs_steward_fixes_planted_broken_links_through_the_merge_queue_and_asks_
 #[test]
 fn the_daemons_own_event_names_cannot_be_emitted() {
     let td = TestDaemon::start();
-    for name in [
-        "task_created",
-        "task_ready",
-        "task_dispatched",
-        "task_completed",
-        "branch_ready",
-        "task_merged",
-        "task_closed",
-        "merge_failed",
-        "task_stuck",
-        "agent_failed",
-        "message_sent",
-    ] {
+    assert!(sf_proto::DAEMON_EVENTS.contains(&"task_completed"));
+    for &name in sf_proto::DAEMON_EVENTS {
         let err = td
             .sfctl()
             .args(["event", "emit", name, "--data", "task=zzzz"])
