@@ -166,14 +166,22 @@ impl TestDaemon {
 
     /// Spawns the daemon as a child and waits until it answers a handshake.
     pub fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    /// [`Self::spawn`] with extra environment variables (e.g. `SF_TEST_CRASH_AT`).
+    pub fn spawn_with(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "the daemon is already running");
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_path)
             .expect("open daemon stderr file");
-        let mut child = self
-            .sfd_command()
+        let mut cmd = self.sfd_command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -221,6 +229,20 @@ impl TestDaemon {
         let mut child = self.child.take().expect("no daemon child to kill");
         signal(child.id(), Signal::SIGKILL);
         child.wait().expect("wait for killed sfd");
+    }
+
+    /// Waits until the daemon child kills itself at its `SF_TEST_CRASH_AT` point, and reaps it.
+    pub fn wait_crashed(&mut self, deadline: Duration) {
+        let mut child = self.child.take().expect("no daemon child");
+        let status = eventually("sfd to reach its crash point", deadline, || {
+            child.try_wait().expect("try_wait sfd")
+        });
+        use std::os::unix::process::ExitStatusExt as _;
+        assert!(
+            status.signal().is_some(),
+            "sfd exited with {status} instead of being killed at its crash point\n{}",
+            self.stderr_tail()
+        );
     }
 
     /// Spawns the daemon again (after [`Self::kill9`] or [`Self::shutdown`]).

@@ -13,6 +13,7 @@ mod demo;
 mod deps;
 mod dispatch;
 mod events;
+mod faults;
 mod init;
 mod layering;
 mod merge;

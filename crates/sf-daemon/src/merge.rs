@@ -139,6 +139,24 @@ async fn attempt(
         .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1));
     for _ in 0..MAX_CAS_RETRIES {
         {
+            // what a killed merge may have left: a lock on the target, the user's checkout
+            // half brought along (never to be shown to the user as "local changes")
+            let (root, target, tx) = (root.clone(), target.clone(), tx.clone());
+            let repaired = blocking(move || {
+                let mut out = sf_git::locks::repair_target(&root, &target)?;
+                out.extend(describe_checkout_repair(
+                    sf_git::merge::repair_checkout(&root, &target)?,
+                    &target,
+                ));
+                Ok(out)
+            })
+            .await;
+            match repaired {
+                Ok(lines) => crate::workers::report_repairs(&tx, None, lines),
+                Err(e) => return MergeOutcome::Error(e),
+            }
+        }
+        {
             let (root, target) = (root.clone(), target.clone());
             match blocking(move || sf_git::merge::check_checkout_clean(&root, &target)).await {
                 Ok(Some(paths)) if !paths.is_empty() => {
@@ -162,7 +180,9 @@ async fn attempt(
                 Ok(sf_git::merge::Prepare::Conflict { paths }) => {
                     return MergeOutcome::Conflict { paths };
                 }
-                Ok(sf_git::merge::Prepare::NothingToMerge) => return MergeOutcome::NothingToMerge,
+                Ok(sf_git::merge::Prepare::NothingToMerge) => {
+                    return landed_before(config, job).await;
+                }
                 Err(e) => return MergeOutcome::Error(e),
             }
         };
@@ -232,6 +252,54 @@ async fn attempt(
     MergeOutcome::Error(format!(
         "the target kept moving; gave up after {MAX_CAS_RETRIES} attempts"
     ))
+}
+
+/// A branch that brings nothing may have been landed by this very request, by a daemon
+/// killed after moving the target and before recording it: its commit carries the request's
+/// trailers. Then the request is merged as that commit, and what follows a landing is done
+/// now (the checkout, the worktree, the branch).
+async fn landed_before(config: &Config, job: &MergeJob) -> MergeOutcome {
+    let (root, target, id) = (
+        config.paths.root.clone(),
+        job.info.target.clone(),
+        job.info.id,
+    );
+    let task = job.info.task.as_ref().map(ToString::to_string);
+    let since = job.info.created_at.timestamp() - 60;
+    match blocking(move || sf_git::merge::find_landed(&root, &target, id, task.as_deref(), since))
+        .await
+    {
+        Ok(Some((commit, parent))) => {
+            tracing::warn!(
+                mr = id,
+                %commit,
+                "this request had landed before a restart; recording it as merged"
+            );
+            after_landing(config, job, &parent).await;
+            MergeOutcome::Merged { commit }
+        }
+        Ok(None) => MergeOutcome::NothingToMerge,
+        Err(e) => MergeOutcome::Error(e),
+    }
+}
+
+/// The lines of a `git_repaired` event for a finished checkout update.
+pub(crate) fn describe_checkout_repair(
+    r: Option<sf_git::merge::CheckoutRepair>,
+    target: &str,
+) -> Vec<String> {
+    let Some(r) = r else { return Vec::new() };
+    let short = |s: &str| s[..s.len().min(10)].to_owned();
+    let mut line = format!(
+        "finished bringing your checkout of `{target}` from {} to {} ({} file(s) updated), cut short by a kill",
+        short(&r.from),
+        short(&r.to),
+        r.updated
+    );
+    if !r.kept.is_empty() {
+        line.push_str(&format!("; kept your own changes to {}", r.kept.join(", ")));
+    }
+    vec![line]
 }
 
 async fn remove_scratch(root: &Path, prepared: &sf_git::merge::Prepared) {

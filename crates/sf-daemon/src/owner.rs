@@ -160,6 +160,7 @@ impl Owner {
 
     pub(crate) async fn run(mut self) {
         self.resolve_target().await;
+        self.repair_repository().await;
         self.recover().await;
         crate::merge::prune_leftovers(&self.config).await;
         if let Err(e) = self.store_call(|s| s.requeue_interrupted_mrs()).await {
@@ -273,6 +274,36 @@ impl Owner {
                 tracing::warn!(error = %e, "no target branch yet; dispatch waits for one");
             }
             Err(e) => tracing::error!(error = %e, "target branch lookup failed"),
+        }
+    }
+
+    /// On start-up: repairs what operations killed with the previous daemon left in the
+    /// repository (half-made worktrees, stale locks, the user's checkout of the target half
+    /// brought along), before anything else touches git.
+    async fn repair_repository(&mut self) {
+        let (root, dir, target) = (
+            self.config.paths.root.clone(),
+            self.config.paths.dir.clone(),
+            self.target.clone(),
+        );
+        let repaired = tokio::task::spawn_blocking(move || {
+            let mut out = sf_git::locks::repair_workspace(&root, &dir, target.as_deref())?;
+            if let Some(t) = &target {
+                out.extend(crate::merge::describe_checkout_repair(
+                    sf_git::merge::repair_checkout(&root, t)?,
+                    t,
+                ));
+            }
+            Ok::<_, sf_git::GitError>(out)
+        })
+        .await;
+        match repaired {
+            Ok(Ok(lines)) => crate::workers::report_repairs(&self.internal_tx, None, lines),
+            Ok(Err(e)) => tracing::error!(
+                error = %crate::workers::error_chain(&e),
+                "failed to repair what a killed daemon left in the repository"
+            ),
+            Err(e) => tracing::error!(error = %e, "repository repair failed"),
         }
     }
 
@@ -610,6 +641,22 @@ impl Owner {
 
     async fn on_internal(&mut self, msg: Internal) -> bool {
         match msg {
+            Internal::Repaired { task, repaired } => {
+                match self
+                    .store_call(move |s| s.record_repair(task.as_ref(), &repaired))
+                    .await
+                {
+                    Ok((Ok(()), changed)) => changed,
+                    Ok((Err(e), _)) => {
+                        tracing::error!(error = ?e, "failed to record a repair");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "failed to record a repair");
+                        false
+                    }
+                }
+            }
             Internal::Spawned {
                 run_id,
                 pid,
@@ -1355,8 +1402,11 @@ impl Owner {
                 lease.agent.clone(),
                 lease.task_id.to_string(),
             );
+            let tx2 = tx.clone();
             let ahead = tokio::task::spawn_blocking(move || {
                 if wt.exists() {
+                    let repaired = sf_git::locks::repair_worktree(&wt)?;
+                    crate::workers::report_repairs(&tx2, Some(&task), repaired);
                     sf_git::commit_all(
                         &wt,
                         &format!("{task}: work left uncommitted at completion"),

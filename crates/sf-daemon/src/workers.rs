@@ -56,6 +56,25 @@ pub(crate) enum Internal {
         id: i64,
         outcome: crate::merge::MergeOutcome,
     },
+    /// Git work found what a killed operation left (a half-made worktree, a stale lock, a
+    /// half-updated checkout) and repaired it; recorded as a `git_repaired` event.
+    Repaired {
+        task: Option<sf_proto::TaskId>,
+        repaired: Vec<String>,
+    },
+}
+
+/// Tells the owner what git work repaired, if anything.
+pub(crate) fn report_repairs(
+    tx: &mpsc::UnboundedSender<Internal>,
+    task: Option<&str>,
+    repaired: Vec<String>,
+) {
+    if repaired.is_empty() {
+        return;
+    }
+    let task = task.and_then(|t| sf_proto::TaskId::new(t).ok());
+    let _ = tx.send(Internal::Repaired { task, repaired });
 }
 
 /// Why a process ended.
@@ -168,6 +187,7 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
     .await
     .map_err(|e| format!("worktree task failed: {e}"))?
     .map_err(|e| error_chain(&e))?;
+    report_repairs(&l.tx, Some(l.claim.task_id.as_str()), wt.repaired.clone());
     let log = log_path(config, l.claim.task_id.as_str(), l.claim.run_id);
     if wt.created
         && let Some(setup) = &config.worktree_setup
@@ -522,8 +542,11 @@ pub(crate) fn save_work(
         let wt = worktree.map(|w| worktree_path(&config, &w));
         let saved = match wt.filter(|p| p.exists()) {
             Some(path) => {
-                let task2 = task.clone();
+                let (task2, tx2) = (task.clone(), tx.clone());
                 tokio::task::spawn_blocking(move || {
+                    // the worker is gone: a lock in its worktree is a leftover
+                    let repaired = sf_git::locks::repair_worktree(&path)?;
+                    report_repairs(&tx2, Some(&task2), repaired);
                     sf_git::wip_snapshot(&path, &task2, epoch, "sf")
                 })
                 .await

@@ -47,6 +47,12 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// A worktree whose creation was cut short; it is rebuilt by `ensure_worktree`.
+    #[error(
+        "the worktree at {} was left half-made by a killed checkout; it holds no work and is rebuilt on the next dispatch",
+        .0.display()
+    )]
+    HalfMade(PathBuf),
     /// A branch (other than the target) does not exist.
     #[error("branch `{0}` does not exist")]
     MissingBranch(String),
@@ -122,10 +128,14 @@ pub struct Worktree {
     pub branch: String,
     /// Whether this call created it (false: reused, e.g. after a handoff).
     pub created: bool,
+    /// What this call found left by a killed operation and repaired first, one line each.
+    pub repaired: Vec<String>,
 }
 
 /// Makes sure the worktree `name` exists at `path` on `branch`, creating the branch from the
-/// tip of `target` if needed. An existing worktree (a handed-off task's) is reused as it is.
+/// tip of `target` if needed. An existing worktree (a handed-off task's) is reused as it is;
+/// one whose creation was cut short (by a kill while adding it or checking its files out) is
+/// removed and made again, never reused, since committing it would delete the files it lacks.
 pub fn ensure_worktree(
     repo_root: &Path,
     name: &str,
@@ -134,7 +144,18 @@ pub fn ensure_worktree(
     target: &str,
 ) -> Result<Worktree, GitError> {
     let repo = open(repo_root)?;
-    if path.join(".git").exists() {
+    let admin = repo.commondir().join("worktrees").join(name);
+    let mut repaired = Vec::new();
+    if admin.symlink_metadata().is_ok() && worktree::is_half_made(&admin) {
+        // nothing ran in it yet: the marker goes only once the checkout is complete
+        remove_dir(path)?;
+        remove_dir(&admin)?;
+        repaired.push(format!(
+            "removed the half-made worktree `{name}` at {} (its creation was cut short); made it again",
+            path.display()
+        ));
+    }
+    if path.join(".git").exists() && admin.exists() {
         let wt = open(path)?;
         let head = wt
             .head()
@@ -145,6 +166,7 @@ pub fn ensure_worktree(
                 path: path.to_owned(),
                 branch: on,
                 created: false,
+                repaired,
             });
         }
         return Err(GitError::Op {
@@ -154,6 +176,19 @@ pub fn ensure_worktree(
             ),
             source: git2::Error::from_str("unexpected branch"),
         });
+    }
+    if path.symlink_metadata().is_ok() {
+        // a directory git does not know as this worktree: keep whatever is in it aside
+        let aside = aside_name(path);
+        std::fs::rename(path, &aside).map_err(|source| GitError::Io {
+            what: format!("move {} aside", path.display()),
+            source,
+        })?;
+        repaired.push(format!(
+            "moved {} (not a worktree git knows) aside to {}",
+            path.display(),
+            aside.display()
+        ));
     }
     // metadata of a worktree whose directory is gone: prune it so the name can be reused
     if let Ok(stale) = repo.find_worktree(name) {
@@ -186,19 +221,50 @@ pub fn ensure_worktree(
         path,
         worktree::Head::Branch { name: branch, new },
     )?;
-    if let Err(e) = wt.checkout_head(None) {
-        // best effort: a half-checked-out worktree would be reused as it is on the next call
+    let mut co = git2::build::CheckoutBuilder::new();
+    if faults::armed("worktree_checkout") {
+        co.progress(|_, done, total| {
+            if done * 2 >= total {
+                faults::crash_now("worktree_checkout");
+            }
+        });
+    }
+    if let Err(e) = wt.checkout_head(Some(&mut co)) {
+        // best effort: a half-checked-out worktree is rebuilt by the next call anyway
         let _ = remove_worktree(repo_root, name, path);
         return Err(GitError::Op {
             what: format!("check out `{branch}` in {}", path.display()),
             source: e,
         });
     }
+    worktree::finish(&wt)?;
     Ok(Worktree {
         path: path.to_owned(),
         branch: branch.to_owned(),
         created: true,
+        repaired,
     })
+}
+
+fn remove_dir(path: &Path) -> Result<(), GitError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(GitError::Io {
+            what: format!("remove {}", path.display()),
+            source,
+        }),
+    }
+}
+
+/// `<path>.aside-<nanos>`, beside `path`.
+fn aside_name(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".aside-{nanos}"));
+    path.with_file_name(name)
 }
 
 fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, GitError> {
@@ -221,9 +287,13 @@ pub fn is_dirty(worktree: &Path) -> Result<bool, GitError> {
 }
 
 /// Commits everything left in a worktree (new, changed and deleted files) onto its branch.
-/// Returns the new commit, or `None` if there was nothing to commit.
+/// Returns the new commit, or `None` if there was nothing to commit. A half-made worktree
+/// (its checkout was cut short) is refused: its missing files are not deletions.
 pub fn commit_all(worktree: &Path, message: &str, who: &str) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
+    if repo.is_worktree() && worktree::is_half_made(repo.path()) {
+        return Err(GitError::HalfMade(worktree.to_owned()));
+    }
     let mut index = repo.index().ctx(|| "open the index".to_owned())?;
     index
         .add_all(["*"], IndexAddOption::DEFAULT, None)
@@ -260,12 +330,18 @@ pub fn wip_snapshot(
     epoch: i64,
     who: &str,
 ) -> Result<String, GitError> {
-    let committed = commit_all(
-        worktree,
-        &format!("WIP: uncommitted work of {task} (run {epoch})"),
-        who,
-    )?;
     let repo = open(worktree)?;
+    // a half-made worktree holds no work (no worker ran in it) and its missing files must
+    // not be saved as deletions: the ref points at the branch as it is
+    let committed = if repo.is_worktree() && worktree::is_half_made(repo.path()) {
+        None
+    } else {
+        commit_all(
+            worktree,
+            &format!("WIP: uncommitted work of {task} (run {epoch})"),
+            who,
+        )?
+    };
     let oid = match committed {
         Some(c) => Oid::from_str(&c).ctx(|| "parse the WIP commit id".to_owned())?,
         None => repo
@@ -349,6 +425,8 @@ pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), 
     Ok(())
 }
 
+pub mod faults;
+pub mod locks;
 pub mod merge;
 mod worktree;
 

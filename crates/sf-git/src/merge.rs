@@ -225,7 +225,7 @@ fn add_scratch(
         .ctx(|| format!("find the merged tree {tree}"))?;
     wt.checkout_tree(&tree, Some(CheckoutBuilder::new().force()))
         .ctx(|| format!("check the merge result out in {}", path.display()))?;
-    Ok(())
+    crate::worktree::finish(&wt)
 }
 
 /// Lands a prepared merge as one squash commit: tree `prepared.tree`, single parent
@@ -307,9 +307,12 @@ fn land(
         .ctx(|| "create the merge commit".to_owned())?;
     let title = message.lines().next().unwrap_or_default();
     match repo.reference_matching(&refname, new, true, base, &format!("sf merge: {title}")) {
-        Ok(_) => Ok(Land::Landed {
-            commit: new.to_string(),
-        }),
+        Ok(_) => {
+            crate::faults::crash_point("target_moved");
+            Ok(Land::Landed {
+                commit: new.to_string(),
+            })
+        }
         Err(e) if e.code() == ErrorCode::Modified => Ok(moved(target_tip(&repo, target)?)),
         Err(source) => Err(GitError::Op {
             what: format!("move `{target}` to {new}"),
@@ -486,10 +489,194 @@ pub fn sync_checkout(
     for p in &changed {
         co.path(p.as_path());
     }
+    if crate::faults::armed("checkout_sync") {
+        co.progress(|_, done, total| {
+            if done * 2 >= total && total > 1 {
+                crate::faults::crash_now("checkout_sync");
+            }
+        });
+    }
     let object = new_tree.as_object();
     repo.checkout_tree(object, Some(&mut co))
         .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
     Ok(CheckoutSync::Updated)
+}
+
+/// What [`repair_checkout`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRepair {
+    /// The commit the checkout's index was left at.
+    pub from: String,
+    /// The target tip it was brought to.
+    pub to: String,
+    /// Files brought to the tip.
+    pub updated: usize,
+    /// Files changed by the user since (neither the old nor the new content): left as they
+    /// are, so they show as the user's own changes against the tip.
+    pub kept: Vec<String>,
+}
+
+/// Whether `c` was made by sf's merge queue (it carries the merge-request trailer).
+fn is_sf_merge(c: &Commit<'_>) -> bool {
+    String::from_utf8_lossy(c.message_bytes())
+        .lines()
+        .any(|l| l.starts_with("Sf-Merge-Request: "))
+}
+
+/// Finishes bringing the user's checkout of `target` along after a kill cut
+/// [`sync_checkout`] short (or came between the compare-and-swap and it): HEAD names the tip,
+/// but the index still holds the tree of an earlier tip that sf's merges moved from, and some
+/// files may be old, some new. Left so, `git status` shows every merged change reversed and
+/// `git commit` would undo the merges.
+///
+/// Recognised only when the index is exactly the tree of a first-parent ancestor reached
+/// through sf merge commits (so it is never the user's own staged work). Each changed file
+/// that holds its old or its new content is brought to the new one; a file holding anything
+/// else is the user's and is kept. `None`: nothing to repair.
+pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<CheckoutRepair>, GitError> {
+    const MAX_BEHIND: usize = 50;
+    let repo = open(repo_root)?;
+    if !checks_out(&repo, target) {
+        return Ok(None);
+    }
+    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Ok(None);
+    };
+    let Ok(tip) = target_tip(&repo, target) else {
+        return Ok(None);
+    };
+    let tip = commit(&repo, tip)?;
+    let mut index = repo.index().ctx(|| "open the index".to_owned())?;
+    if index.has_conflicts() {
+        return Ok(None);
+    }
+    let Ok(staged) = index.write_tree() else {
+        return Ok(None);
+    };
+    if staged == tip.tree_id() {
+        return Ok(None);
+    }
+    let mut c = tip.clone();
+    let mut from = None;
+    for _ in 0..MAX_BEHIND {
+        if !is_sf_merge(&c) {
+            break;
+        }
+        let Ok(parent) = c.parent(0) else { break };
+        if parent.tree_id() == staged {
+            from = Some(parent);
+            break;
+        }
+        c = parent;
+    }
+    let Some(from) = from else { return Ok(None) };
+    let (old, new) = (
+        from.tree()
+            .ctx(|| format!("read the tree of {}", from.id()))?,
+        tip.tree()
+            .ctx(|| format!("read the tree of {}", tip.id()))?,
+    );
+    let diff = repo
+        .diff_tree_to_tree(Some(&old), Some(&new), None)
+        .ctx(|| "compare the old and new trees".to_owned())?;
+    let mut bring = Vec::new();
+    let mut remove = Vec::new();
+    let mut kept = Vec::new();
+    for d in diff.deltas() {
+        for path in [d.old_file().path(), d.new_file().path()] {
+            let Some(path) = path else { continue };
+            let (was, will) = (
+                old.get_path(path).ok().map(|e| e.id()),
+                new.get_path(path).ok().map(|e| e.id()),
+            );
+            let now = on_disk(&workdir.join(path));
+            if now == was || now == will {
+                if will.is_some() {
+                    bring.push(path.to_owned());
+                } else if now.is_some() {
+                    remove.push(path.to_owned());
+                }
+            } else {
+                kept.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    bring.sort();
+    bring.dedup();
+    kept.sort();
+    kept.dedup();
+    for p in &remove {
+        let _ = std::fs::remove_file(workdir.join(p));
+    }
+    if !bring.is_empty() {
+        let mut co = CheckoutBuilder::new();
+        co.force().disable_pathspec_match(true);
+        for p in &bring {
+            co.path(p.as_path());
+        }
+        repo.checkout_tree(new.as_object(), Some(&mut co))
+            .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
+    }
+    index
+        .read_tree(&new)
+        .ctx(|| "set the index to the tip".to_owned())?;
+    index.write().ctx(|| "write the index".to_owned())?;
+    Ok(Some(CheckoutRepair {
+        from: from.id().to_string(),
+        to: tip.id().to_string(),
+        updated: bring.len() + remove.len(),
+        kept,
+    }))
+}
+
+/// The blob id of what is on disk at `path` (a file's content, a symlink's target), `None`
+/// when nothing (or a directory) is there.
+fn on_disk(path: &Path) -> Option<Oid> {
+    let meta = path.symlink_metadata().ok()?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).ok()?;
+        use std::os::unix::ffi::OsStrExt as _;
+        return Oid::hash_object(git2::ObjectType::Blob, target.as_os_str().as_bytes()).ok();
+    }
+    if !meta.is_file() {
+        return None;
+    }
+    Oid::hash_file(git2::ObjectType::Blob, path).ok()
+}
+
+/// The commit on `target`'s first-parent line that landed merge request `mr` (its
+/// `Sf-Merge-Request: <mr>` trailer, and `Sf-Task: <task>` when given), made at or after
+/// `since` (Unix seconds: the request's creation, so a request of an earlier workspace with
+/// the same number is never taken for it). Returns the commit and its first parent. This is
+/// how a merge whose record a kill prevented is recognised as done.
+pub fn find_landed(
+    repo_root: &Path,
+    target: &str,
+    mr: i64,
+    task: Option<&str>,
+    since: i64,
+) -> Result<Option<(String, String)>, GitError> {
+    const MAX_WALK: usize = 500;
+    let repo = open(repo_root)?;
+    let mut c = commit(&repo, target_tip(&repo, target)?)?;
+    let (want_mr, want_task) = (
+        format!("Sf-Merge-Request: {mr}"),
+        task.map(|t| format!("Sf-Task: {t}")),
+    );
+    for _ in 0..MAX_WALK {
+        if c.time().seconds() < since {
+            break;
+        }
+        let msg = String::from_utf8_lossy(c.message_bytes()).into_owned();
+        let has = |want: &str| msg.lines().any(|l| l.trim_end() == want);
+        if has(&want_mr) && want_task.as_deref().is_none_or(has) {
+            let parent = c.parent_id(0).map(|p| p.to_string()).unwrap_or_default();
+            return Ok(Some((c.id().to_string(), parent)));
+        }
+        let Ok(parent) = c.parent(0) else { break };
+        c = parent;
+    }
+    Ok(None)
 }
 
 /// Resolves `name` (a short name like `main` or a full ref like `refs/sf/archive/x`) to a

@@ -206,3 +206,102 @@ fn worktrees_added_from_many_threads_at_once_all_work() {
     let repo = Repository::open(&root).unwrap();
     assert_eq!(repo.worktrees().unwrap().len(), 32);
 }
+
+#[test]
+fn a_half_made_worktree_is_rebuilt_and_never_committed() {
+    let (_d, root) = repo();
+    let path = root.join(".sf/worktrees/t9");
+    ensure_worktree(&root, "t9", &path, "agent/w/t9", "main").unwrap();
+    // as a kill half-way through the checkout leaves it: the marker, a file missing
+    let admin = root.join(".git/worktrees/t9");
+    std::fs::write(admin.join(worktree::INCOMPLETE), "").unwrap();
+    std::fs::remove_file(path.join("README.md")).unwrap();
+    assert!(matches!(
+        commit_all(&path, "would delete README.md", "w"),
+        Err(GitError::HalfMade(_))
+    ));
+    let tip = wip_snapshot(&path, "t9", 1, "w").unwrap();
+    let repo = Repository::open(&root).unwrap();
+    let main = repo.find_branch("main", BranchType::Local).unwrap();
+    assert_eq!(
+        tip,
+        main.get().target().unwrap().to_string(),
+        "the WIP ref points at the branch; no deletion was committed"
+    );
+    let wt = ensure_worktree(&root, "t9", &path, "agent/w/t9", "main").unwrap();
+    assert!(wt.created, "rebuilt, not reused");
+    assert_eq!(wt.repaired.len(), 1, "{:?}", wt.repaired);
+    assert!(path.join("README.md").exists());
+    assert!(!admin.join(worktree::INCOMPLETE).exists());
+    assert!(!is_dirty(&path).unwrap());
+}
+
+#[test]
+fn empty_admin_folders_and_stray_directories_do_not_block_a_worktree() {
+    let (_d, root) = repo();
+    std::fs::create_dir_all(root.join(".git/worktrees/t1")).unwrap();
+    let path = root.join(".sf/worktrees/t1");
+    let wt = ensure_worktree(&root, "t1", &path, "agent/w/t1", "main").unwrap();
+    assert!(wt.created && path.join("README.md").exists());
+    // a directory where the worktree should be, that git does not know: kept aside
+    let other = root.join(".sf/worktrees/t2");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("stray.txt"), "keep me").unwrap();
+    let wt = ensure_worktree(&root, "t2", &other, "agent/w/t2", "main").unwrap();
+    assert!(wt.created);
+    let aside: Vec<_> = std::fs::read_dir(root.join(".sf/worktrees"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("t2.aside-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path().join("stray.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn a_lock_is_removed_only_when_nobody_holds_it_and_it_is_old_enough() {
+    let (_d, root) = repo();
+    let lock = root.join(".git/refs/heads/main.lock");
+    std::fs::write(&lock, "").unwrap();
+    // young: a git process may be between closing and renaming it
+    assert_eq!(
+        locks::repair_target(&root, "main").unwrap(),
+        Vec::<String>::new()
+    );
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    // held open by a live process (this one)
+    let held = std::fs::File::open(&lock).unwrap();
+    assert!(locks::repair_target(&root, "main").unwrap().is_empty());
+    assert!(lock.exists());
+    drop(held);
+    let repaired = locks::repair_target(&root, "main").unwrap();
+    assert_eq!(repaired.len(), 1, "{repaired:?}");
+    assert!(!lock.exists());
+}
+
+#[test]
+fn startup_repair_removes_half_made_worktrees_and_stale_locks_in_sfs_own_places() {
+    let (_d, root) = repo();
+    let sf = root.join(".sf");
+    let path = sf.join("worktrees/t1");
+    ensure_worktree(&root, "t1", &path, "agent/w/t1", "main").unwrap();
+    std::fs::write(root.join(".git/worktrees/t1/index.lock"), "").unwrap();
+    std::fs::write(root.join(".git/refs/heads/agent/w/t1.lock"), "").unwrap();
+    std::fs::create_dir_all(root.join(".git/worktrees/t2")).unwrap();
+    let repaired = locks::repair_workspace(&root, &sf, Some("main")).unwrap();
+    assert_eq!(repaired.len(), 3, "{repaired:?}");
+    assert!(!root.join(".git/worktrees/t2").exists());
+    assert!(!root.join(".git/worktrees/t1/index.lock").exists());
+    // the complete worktree is untouched and still usable
+    std::fs::write(path.join("x.txt"), "x").unwrap();
+    assert!(commit_all(&path, "x", "w").unwrap().is_some());
+}

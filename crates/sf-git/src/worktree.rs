@@ -17,6 +17,13 @@
 //! `HEAD` is written last, by a rename: git and libgit2 only count a directory under
 //! `worktrees/` with all three files as a worktree, so readers in other threads (libgit2's
 //! own walks, e.g. in `git_branch_delete`) never see one half-made.
+//!
+//! A process killed while adding a worktree (or while checking its files out) leaves it
+//! half-made: an admin folder without `gitdir` or `HEAD`, or a checkout with files missing.
+//! Committing such a worktree would record the missing files as deletions, so the admin
+//! folder carries a marker, [`INCOMPLETE`], from its first moment until the caller has
+//! checked the files out ([`finish`]). [`is_half_made`] recognises both states; such a
+//! worktree never had a worker in it and is rebuilt, never reused.
 
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
@@ -24,6 +31,31 @@ use std::path::{Path, PathBuf};
 use git2::{Oid, Repository};
 
 use crate::{Ctx, GitError};
+
+/// The marker file in a worktree's admin folder while it is being made.
+pub(crate) const INCOMPLETE: &str = "sf-incomplete";
+
+/// Whether the admin folder `admin` (`<common>/worktrees/<name>`) belongs to a worktree
+/// whose creation was cut short: the marker is still there, or git's own files are not all
+/// written.
+pub(crate) fn is_half_made(admin: &Path) -> bool {
+    admin.join(INCOMPLETE).exists()
+        || !admin.join("gitdir").exists()
+        || !admin.join("HEAD").exists()
+}
+
+/// Marks the worktree opened as `wt` complete: its files are checked out.
+pub(crate) fn finish(wt: &Repository) -> Result<(), GitError> {
+    let marker = wt.path().join(INCOMPLETE);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(GitError::Io {
+            what: format!("remove {}", marker.display()),
+            source,
+        }),
+    }
+}
 
 /// What the new worktree's HEAD is.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +72,8 @@ pub(crate) enum Head<'a> {
 }
 
 /// Adds the worktree `name` at `path` (which must not exist; its parent must) with `head`,
-/// and returns it opened, with nothing checked out yet. Fails if `name` is taken or, like
+/// and returns it opened, with nothing checked out yet and marked [`INCOMPLETE`] until the
+/// caller calls [`finish`]. Fails if `name` is taken or, like
 /// git, if an existing branch is checked out in another worktree.
 pub(crate) fn add(
     repo: &Repository,
@@ -79,6 +112,13 @@ pub(crate) fn add(
     std::fs::create_dir_all(&admin_root)
         .map_err(io(|| format!("create {}", admin_root.display())))?;
     std::fs::create_dir(&admin).map_err(io(|| format!("create {}", admin.display())))?;
+    if let Err(source) = std::fs::write(admin.join(INCOMPLETE), b"") {
+        let _ = std::fs::remove_dir_all(&admin);
+        return Err(GitError::Io {
+            what: format!("write {}", admin.join(INCOMPLETE).display()),
+            source,
+        });
+    }
     if let Err(source) = std::fs::create_dir(path) {
         let _ = std::fs::remove_dir_all(&admin);
         return Err(GitError::Io {

@@ -235,3 +235,33 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Records that the daemon repaired what a killed operation left in the repository
+    /// (a half-made worktree, a stale lock, a half-updated checkout): one `git_repaired`
+    /// event, naming the task when the repair was in its worktree.
+    pub fn record_repair(
+        &mut self,
+        task: Option<&sf_proto::TaskId>,
+        repaired: &[String],
+    ) -> Result<(), StoreError> {
+        let key = match task {
+            Some(t) => self.resolve_task(t.as_str()).ok(),
+            None => None,
+        };
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let subject = key
+            .as_ref()
+            .map_or_else(|| "repository".to_owned(), |(_, id)| format!("task:{id}"));
+        let mut audit =
+            Audit::new("daemon", "git_repaired", subject).after(json!({ "repaired": repaired }));
+        if let Some((k, id)) = &key {
+            audit = audit.task(*k, id);
+        }
+        let ev = audit.append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+}

@@ -610,3 +610,131 @@ fn prune_removes_leftover_merge_worktrees() {
     let again = ready(prepare_squash(&root, &scratch, "a", "main").unwrap());
     remove_scratch(&root, &again).unwrap();
 }
+
+/// An sf merge commit on `main` (with the trailers the merge queue writes) that moves the
+/// ref only, as a kill right after the compare-and-swap leaves it: the index and files of
+/// the user's checkout still hold the old tip.
+fn land_by_ref_only(root: &Path, files: &[(&str, Option<&str>)], mr: i64) -> Oid {
+    commit_on(
+        root,
+        "main",
+        files,
+        &format!("Task (t1)\n\nSf-Task: t1\nSf-Merge-Request: {mr}\n"),
+    )
+}
+
+fn status_lines(root: &Path) -> Vec<String> {
+    let repo = Repository::open(root).unwrap();
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true);
+    repo.statuses(Some(&mut opts))
+        .unwrap()
+        .iter()
+        .map(|s| format!("{:?} {}", s.status(), s.path().unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn a_checkout_left_at_the_old_tip_by_a_kill_is_brought_to_the_new_one() {
+    let (_d, root, _) = repo();
+    std::fs::write(root.join("keep.txt"), "old\n").unwrap();
+    std::fs::write(root.join("mine.txt"), "old\n").unwrap();
+    {
+        let repo = Repository::open(&root).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("keep.txt")).unwrap();
+        index.add_path(Path::new("mine.txt")).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "two files", &tree, &[&head])
+            .unwrap();
+    }
+    let old = tip(&root, "main");
+    let new = land_by_ref_only(
+        &root,
+        &[
+            ("keep.txt", Some("new\n")),
+            ("mine.txt", Some("new\n")),
+            ("added.txt", Some("added\n")),
+            ("README.md", None),
+        ],
+        7,
+    );
+    // half brought along: one file already new, and the user edited another meanwhile
+    std::fs::write(root.join("keep.txt"), "new\n").unwrap();
+    std::fs::write(root.join("mine.txt"), "the user's edit\n").unwrap();
+    assert!(check_checkout_clean(&root, "main").unwrap().is_some());
+
+    let r = repair_checkout(&root, "main").unwrap().expect("a repair");
+    assert_eq!((r.from, r.to), (old.to_string(), new.to_string()));
+    assert_eq!(r.kept, ["mine.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("added.txt")).unwrap(),
+        "added\n"
+    );
+    assert!(
+        !root.join("README.md").exists(),
+        "a file the merge deleted is gone"
+    );
+    assert_eq!(
+        status_lines(&root),
+        ["Status(WT_MODIFIED) mine.txt"],
+        "only the user's own edit is left, against the new tip"
+    );
+    assert_eq!(repair_checkout(&root, "main").unwrap(), None, "idempotent");
+}
+
+#[test]
+fn staged_work_of_the_user_is_never_taken_for_a_half_updated_checkout() {
+    let (_d, root, _) = repo();
+    // the user stages a change; nothing of sf's moved
+    std::fs::write(root.join("README.md"), "staged\n").unwrap();
+    let repo = Repository::open(&root).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("README.md")).unwrap();
+    index.write().unwrap();
+    assert_eq!(repair_checkout(&root, "main").unwrap(), None);
+    // and a commit that is not sf's moved the ref: not recognised either
+    commit_on(
+        &root,
+        "main",
+        &[("x.txt", Some("x\n"))],
+        "someone else's commit",
+    );
+    assert_eq!(repair_checkout(&root, "main").unwrap(), None);
+    assert_eq!(
+        std::fs::read_to_string(root.join("README.md")).unwrap(),
+        "staged\n"
+    );
+}
+
+#[test]
+fn a_landed_request_is_found_by_its_trailers_and_only_since_it_was_made() {
+    let (_d, root, _) = repo();
+    let landed = land_by_ref_only(&root, &[("a.txt", Some("a\n"))], 3);
+    commit_on(&root, "main", &[("b.txt", Some("b\n"))], "later work");
+    let parent = Repository::open(&root)
+        .unwrap()
+        .find_commit(landed)
+        .unwrap()
+        .parent_id(0)
+        .unwrap();
+    assert_eq!(
+        find_landed(&root, "main", 3, Some("t1"), 0).unwrap(),
+        Some((landed.to_string(), parent.to_string()))
+    );
+    assert_eq!(find_landed(&root, "main", 3, Some("t2"), 0).unwrap(), None);
+    assert_eq!(find_landed(&root, "main", 30, None, 0).unwrap(), None);
+    // a request made after that commit (a new workspace reusing the number) is not it
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 3600;
+    assert_eq!(
+        find_landed(&root, "main", 3, Some("t1"), future).unwrap(),
+        None
+    );
+}

@@ -1,0 +1,201 @@
+//! Lock files and admin folders left behind by killed git operations, recognised and
+//! repaired.
+//!
+//! git and libgit2 take a lock by creating `<file>.lock` exclusively and release it by
+//! renaming it over `<file>` (or deleting it). A process killed in between leaves the lock,
+//! and every later writer of that file fails ("the index is locked", "failed to lock file")
+//! until someone removes it. sf owns `.sf/`, the worktrees under it and the `agent/*`
+//! branches; it shares the target branch, the main index and `packed-refs` with the user.
+//!
+//! A lock counts as stale when no process on the machine has it open (every `/proc/<pid>/fd`
+//! is read; a lock being written is always held open by its writer) and, for the files sf
+//! shares with the user, when it is also older than [`SHARED_MIN_AGE`]: git closes a ref
+//! lock a moment before renaming it, and that moment must not be mistaken for a leftover.
+//! Inside sf's own worktrees the only other writer is the worker, and the open-file check
+//! is enough.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use std::os::unix::ffi::OsStrExt as _;
+
+use git2::Repository;
+
+use crate::{GitError, open};
+
+/// How old a lock on a file shared with the user must be before it is removed.
+pub const SHARED_MIN_AGE: Duration = Duration::from_secs(2);
+
+/// Removes `lock` if it exists, nobody has it open and it is at least `min_age` old.
+/// Returns a line saying what was removed, or `None`.
+pub fn clear_if_stale(lock: &Path, min_age: Duration) -> Result<Option<String>, GitError> {
+    let Ok(meta) = lock.symlink_metadata() else {
+        return Ok(None);
+    };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or_default();
+    if age < min_age || held_open(lock) {
+        return Ok(None);
+    }
+    match std::fs::remove_file(lock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(GitError::Io {
+                what: format!("remove the stale lock {}", lock.display()),
+                source,
+            });
+        }
+    }
+    tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a killed process");
+    Ok(Some(format!(
+        "removed the stale lock {} (left by a killed git operation)",
+        lock.display()
+    )))
+}
+
+/// Whether any process has `path` open, from `/proc/*/fd`. Processes whose descriptors
+/// cannot be read (another user's) are not git processes working in this repository.
+fn held_open(path: &Path) -> bool {
+    let want = match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path.to_owned(),
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for p in procs.flatten() {
+        if !p
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == want))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Before sf writes in its worktree at `worktree`: removes the stale locks on its index,
+/// its HEAD and its branch.
+pub fn repair_worktree(worktree: &Path) -> Result<Vec<String>, GitError> {
+    let repo = open(worktree)?;
+    let mut locks = vec![
+        repo.path().join("index.lock"),
+        repo.path().join("HEAD.lock"),
+    ];
+    if let Ok(head) = repo.find_reference("HEAD")
+        && let Some(Ok(branch)) = head.symbolic_target_bytes().map(std::str::from_utf8)
+    {
+        locks.push(repo.commondir().join(format!("{branch}.lock")));
+    }
+    clear_all(&locks, Duration::ZERO)
+}
+
+/// Before sf moves `target` or brings the user's checkout of it along: removes the stale
+/// locks on the target ref, `packed-refs`, and the main working tree's index and HEAD.
+pub fn repair_target(repo_root: &Path, target: &str) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    clear_all(&target_locks(&repo, target), SHARED_MIN_AGE)
+}
+
+fn target_locks(repo: &Repository, target: &str) -> Vec<PathBuf> {
+    let common = repo.commondir();
+    vec![
+        common.join(format!("refs/heads/{target}.lock")),
+        common.join("packed-refs.lock"),
+        common.join("index.lock"),
+        common.join("HEAD.lock"),
+    ]
+}
+
+fn clear_all(locks: &[PathBuf], min_age: Duration) -> Result<Vec<String>, GitError> {
+    let mut out = Vec::new();
+    for l in locks {
+        out.extend(clear_if_stale(l, min_age)?);
+    }
+    Ok(out)
+}
+
+/// On start-up, before anything else touches git: repairs what killed operations of sf left
+/// in the repository. Removes the admin folders of half-made worktrees under `sf_dir` (with
+/// their directories), stale locks in sf's worktrees and on `agent/*` and `refs/sf/*` refs,
+/// and stale locks on what sf shares with the user (see [`repair_target`]).
+pub fn repair_workspace(
+    repo_root: &Path,
+    sf_dir: &Path,
+    target: Option<&str>,
+) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    let common = repo.commondir().to_owned();
+    let sf_dir = std::fs::canonicalize(sf_dir).unwrap_or_else(|_| sf_dir.to_owned());
+    let mut out = Vec::new();
+    let admin_root = common.join("worktrees");
+    if let Ok(entries) = std::fs::read_dir(&admin_root) {
+        for entry in entries.flatten() {
+            let admin = entry.path();
+            let gitdir = std::fs::read(admin.join("gitdir")).ok().map(|b| {
+                let b = b.strip_suffix(b"\n").unwrap_or(&b);
+                PathBuf::from(std::ffi::OsStr::from_bytes(b))
+            });
+            let ours = gitdir.as_ref().is_some_and(|g| g.starts_with(&sf_dir));
+            if crate::worktree::is_half_made(&admin) && (ours || gitdir.is_none()) {
+                // git's own `worktree prune` removes an admin folder without `gitdir` too
+                if let Some(dot_git) = &gitdir
+                    && let Some(dir) = dot_git.parent()
+                    && dir.starts_with(&sf_dir)
+                {
+                    crate::remove_dir(dir)?;
+                }
+                crate::remove_dir(&admin)?;
+                out.push(format!(
+                    "removed the half-made worktree `{}` (its creation was cut short)",
+                    entry.file_name().to_string_lossy()
+                ));
+                continue;
+            }
+            if ours {
+                out.extend(clear_all(
+                    &[admin.join("index.lock"), admin.join("HEAD.lock")],
+                    Duration::ZERO,
+                )?);
+            }
+        }
+    }
+    for dir in [common.join("refs/heads/agent"), common.join("refs/sf")] {
+        let mut locks = Vec::new();
+        find_locks(&dir, &mut locks);
+        out.extend(clear_all(&locks, Duration::ZERO)?);
+    }
+    if let Some(t) = target {
+        out.extend(clear_all(&target_locks(&repo, t), SHARED_MIN_AGE)?);
+    }
+    Ok(out)
+}
+
+fn find_locks(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            find_locks(&p, out);
+        } else if p.extension().is_some_and(|x| x == "lock") {
+            out.push(p);
+        }
+    }
+}
