@@ -15,7 +15,7 @@
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
 //! In `sfctl` arguments, `$data.KEY` is a steward's data field and `$NAME` an environment
-//! variable.
+//! variable; in `write`/`append` paths and text, `${NAME}` is an environment variable.
 //! `\n` in TEXT is a newline. A failed expectation exits 101 with a line on stderr.
 
 use std::path::{Path, PathBuf};
@@ -126,6 +126,23 @@ fn expand(word: &str) -> String {
     word.to_owned()
 }
 
+/// Replaces each `${NAME}` in `text` with the environment variable NAME.
+fn expand_braced(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + len];
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
     let bin = std::env::var("SF_SFCTL").unwrap_or_else(|_| "sfctl".into());
     Command::new(bin).args(args).output()
@@ -176,6 +193,7 @@ fn main() -> ExitCode {
         let rest = rest.trim();
         match cmd {
             "write" | "append" => {
+                let rest = expand_braced(rest);
                 let Some((path, content)) = rest.split_once(' ') else {
                     return fail(&format!("bad line: {line}"));
                 };

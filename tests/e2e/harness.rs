@@ -245,6 +245,18 @@ impl TestDaemon {
         );
     }
 
+    /// Whether the daemon child has exited (it is not reaped; see [`Self::reap_crashed`]).
+    pub fn child_exited(&mut self) -> bool {
+        let child = self.child.as_mut().expect("no daemon child");
+        matches!(child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Forgets the daemon child after [`Self::child_exited`] said it died at its crash point.
+    pub fn reap_crashed(&mut self) {
+        let mut child = self.child.take().expect("no daemon child");
+        let _ = child.wait();
+    }
+
     /// Spawns the daemon again (after [`Self::kill9`] or [`Self::shutdown`]).
     pub fn restart(&mut self) {
         if self.child.is_some() {

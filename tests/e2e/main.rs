@@ -22,6 +22,7 @@ mod plans;
 mod playbooks;
 mod protocol;
 mod secrets;
+mod soak;
 mod stewards;
 mod tasks;
 

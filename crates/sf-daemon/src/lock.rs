@@ -15,6 +15,35 @@ pub(crate) struct WorkspaceLock {
     _lock: Flock<File>,
 }
 
+/// How long a lock whose recorded holder is dead may stay taken: a process forked by the
+/// killed daemon holds the descriptor until it runs its `exec`, which under load can take a
+/// moment.
+const DEAD_HOLDER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Takes the lock; if it is taken while the pid recorded in it is not alive, waits (at most
+/// [`DEAD_HOLDER_GRACE`]) for the kernel to drop it.
+fn lock_or_wait_for_the_dead(file: File) -> Result<Flock<File>, File> {
+    let start = std::time::Instant::now();
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((f, _)) => file = f,
+        }
+        let mut text = String::new();
+        let _ = file.rewind();
+        let _ = (&file).read_to_string(&mut text);
+        let holder_alive = text
+            .trim()
+            .parse::<i32>()
+            .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+        if holder_alive || start.elapsed() > DEAD_HOLDER_GRACE {
+            return Err(file);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 impl WorkspaceLock {
     pub(crate) fn acquire(path: &Path) -> anyhow::Result<Self> {
         let file = OpenOptions::new()
@@ -24,10 +53,11 @@ impl WorkspaceLock {
             .truncate(false)
             .open(path)
             .with_context(|| format!("failed to open the lock file {}", path.display()))?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        let mut lock = match lock_or_wait_for_the_dead(file) {
             Ok(l) => l,
-            Err((mut file, _)) => {
+            Err(mut file) => {
                 let mut pid = String::new();
+                let _ = file.rewind();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
                 let who = if pid.is_empty() {

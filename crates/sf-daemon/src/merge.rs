@@ -137,25 +137,30 @@ async fn attempt(
         .paths
         .logs()
         .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1));
-    for _ in 0..MAX_CAS_RETRIES {
-        {
-            // what a killed merge may have left: a lock on the target, the user's checkout
-            // half brought along (never to be shown to the user as "local changes")
-            let (root, target, tx) = (root.clone(), target.clone(), tx.clone());
-            let repaired = blocking(move || {
-                let mut out = sf_git::locks::repair_target(&root, &target)?;
-                out.extend(describe_checkout_repair(
-                    sf_git::merge::repair_checkout(&root, &target)?,
-                    &target,
-                ));
-                Ok(out)
-            })
-            .await;
-            match repaired {
-                Ok(lines) => crate::workers::report_repairs(&tx, None, lines),
-                Err(e) => return MergeOutcome::Error(e),
-            }
+    {
+        // what a killed merge may have left: a lock on the target, the user's checkout
+        // half brought along (never to be shown to the user as "local changes")
+        let (root, target, tx) = (root.clone(), target.clone(), tx.clone());
+        let repaired = blocking(move || {
+            let mut out = sf_git::locks::repair_target(&root, &target)?;
+            out.extend(describe_checkout_repair(
+                sf_git::merge::repair_checkout(&root, &target)?,
+                &target,
+            ));
+            Ok(out)
+        })
+        .await;
+        match repaired {
+            Ok(lines) => crate::workers::report_repairs(&tx, None, lines),
+            Err(e) => return MergeOutcome::Error(e),
         }
+    }
+    match landed_before(config, job).await {
+        Ok(Some(commit)) => return MergeOutcome::Merged { commit },
+        Ok(None) => {}
+        Err(e) => return MergeOutcome::Error(e),
+    }
+    for _ in 0..MAX_CAS_RETRIES {
         {
             let (root, target) = (root.clone(), target.clone());
             match blocking(move || sf_git::merge::check_checkout_clean(&root, &target)).await {
@@ -180,9 +185,7 @@ async fn attempt(
                 Ok(sf_git::merge::Prepare::Conflict { paths }) => {
                     return MergeOutcome::Conflict { paths };
                 }
-                Ok(sf_git::merge::Prepare::NothingToMerge) => {
-                    return landed_before(config, job).await;
-                }
+                Ok(sf_git::merge::Prepare::NothingToMerge) => return MergeOutcome::NothingToMerge,
                 Err(e) => return MergeOutcome::Error(e),
             }
         };
@@ -254,11 +257,12 @@ async fn attempt(
     ))
 }
 
-/// A branch that brings nothing may have been landed by this very request, by a daemon
-/// killed after moving the target and before recording it: its commit carries the request's
-/// trailers. Then the request is merged as that commit, and what follows a landing is done
-/// now (the checkout, the worktree, the branch).
-async fn landed_before(config: &Config, job: &MergeJob) -> MergeOutcome {
+/// A request may have been landed already by a daemon killed after moving the target and
+/// before recording it (its branch then brings nothing, or is already archived and
+/// deleted): the commit carries the request's trailers. Then the request is merged as that
+/// commit, and what follows a landing is done now (the checkout, the worktree, the branch).
+/// The walk stops at commits older than the request, so it costs nothing with history.
+async fn landed_before(config: &Config, job: &MergeJob) -> Result<Option<String>, String> {
     let (root, target, id) = (
         config.paths.root.clone(),
         job.info.target.clone(),
@@ -276,10 +280,10 @@ async fn landed_before(config: &Config, job: &MergeJob) -> MergeOutcome {
                 "this request had landed before a restart; recording it as merged"
             );
             after_landing(config, job, &parent).await;
-            MergeOutcome::Merged { commit }
+            Ok(Some(commit))
         }
-        Ok(None) => MergeOutcome::NothingToMerge,
-        Err(e) => MergeOutcome::Error(e),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

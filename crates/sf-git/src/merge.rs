@@ -482,6 +482,10 @@ pub fn sync_checkout(
     if !in_the_way.is_empty() {
         return Ok(CheckoutSync::Dirty { paths: in_the_way });
     }
+    // a kill while files are written leaves some old, some new, one cut short: the journal
+    // tells `repair_checkout` that every changed path was clean and is sf's to finish
+    let journal = Journal::at(&repo);
+    journal.write(old, new)?;
     // HEAD already names the new tip, so libgit2's baseline (HEAD) cannot tell old from new:
     // force-check out exactly the paths that changed, the rest having been verified clean.
     let mut co = CheckoutBuilder::new();
@@ -499,7 +503,47 @@ pub fn sync_checkout(
     let object = new_tree.as_object();
     repo.checkout_tree(object, Some(&mut co))
         .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
+    journal.clear()?;
     Ok(CheckoutSync::Updated)
+}
+
+/// `<git dir>/sf-checkout-sync`: while [`sync_checkout`] writes the files of the user's
+/// checkout, the old and new tips, so that a kill half-way is finished by
+/// [`repair_checkout`] knowing that every file it touches was clean when it began.
+struct Journal(PathBuf);
+
+impl Journal {
+    fn at(repo: &Repository) -> Self {
+        Self(repo.commondir().join("sf-checkout-sync"))
+    }
+
+    fn write(&self, old: Oid, new: Oid) -> Result<(), GitError> {
+        let tmp = self.0.with_extension("tmp");
+        let io = |source| GitError::Io {
+            what: format!("write {}", self.0.display()),
+            source,
+        };
+        std::fs::write(&tmp, format!("{old} {new}\n")).map_err(io)?;
+        std::fs::rename(&tmp, &self.0).map_err(io)
+    }
+
+    /// The old and new tips of a sync cut short.
+    fn read(&self) -> Option<(Oid, Oid)> {
+        let text = std::fs::read_to_string(&self.0).ok()?;
+        let (a, b) = text.trim().split_once(' ')?;
+        Some((Oid::from_str(a).ok()?, Oid::from_str(b).ok()?))
+    }
+
+    fn clear(&self) -> Result<(), GitError> {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(GitError::Io {
+                what: format!("remove {}", self.0.display()),
+                source,
+            }),
+        }
+    }
 }
 
 /// What [`repair_checkout`] did.
@@ -529,10 +573,13 @@ fn is_sf_merge(c: &Commit<'_>) -> bool {
 /// files may be old, some new. Left so, `git status` shows every merged change reversed and
 /// `git commit` would undo the merges.
 ///
-/// Recognised only when the index is exactly the tree of a first-parent ancestor reached
-/// through sf merge commits (so it is never the user's own staged work). Each changed file
-/// that holds its old or its new content is brought to the new one; a file holding anything
-/// else is the user's and is kept. `None`: nothing to repair.
+/// Recognised from the journal [`sync_checkout`] keeps while it writes files (then every
+/// changed file is brought to the tip: each was clean when the sync began, and one may be
+/// half written), or, for a kill before the sync began, when the index is exactly the tree
+/// of a first-parent ancestor reached through sf merge commits (so it is never the user's
+/// own staged work): then each changed file that holds its old or its new content is
+/// brought to the new one, and a file holding anything else is the user's and is kept.
+/// `None`: nothing to repair.
 pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<CheckoutRepair>, GitError> {
     const MAX_BEHIND: usize = 50;
     let repo = open(repo_root)?;
@@ -550,15 +597,24 @@ pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<Checkout
     if index.has_conflicts() {
         return Ok(None);
     }
+    let journal = Journal::at(&repo);
+    let cut_short = journal.read().filter(|(_, new)| *new == tip.id());
     let Ok(staged) = index.write_tree() else {
         return Ok(None);
     };
-    if staged == tip.tree_id() {
+    if staged == tip.tree_id() && cut_short.is_none() {
+        journal.clear()?;
         return Ok(None);
     }
     let mut c = tip.clone();
-    let mut from = None;
+    let mut from = match cut_short {
+        Some((old, _)) => Some(commit(&repo, old)?),
+        None => None,
+    };
     for _ in 0..MAX_BEHIND {
+        if from.is_some() {
+            break;
+        }
         if !is_sf_merge(&c) {
             break;
         }
@@ -590,7 +646,9 @@ pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<Checkout
                 new.get_path(path).ok().map(|e| e.id()),
             );
             let now = on_disk(&workdir.join(path));
-            if now == was || now == will {
+            // cut short by a kill: every changed file was clean when the sync began, and
+            // one may be half written
+            if cut_short.is_some() || now == was || now == will {
                 if will.is_some() {
                     bring.push(path.to_owned());
                 } else if now.is_some() {
@@ -621,6 +679,7 @@ pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<Checkout
         .read_tree(&new)
         .ctx(|| "set the index to the tip".to_owned())?;
     index.write().ctx(|| "write the index".to_owned())?;
+    journal.clear()?;
     Ok(Some(CheckoutRepair {
         from: from.id().to_string(),
         to: tip.id().to_string(),

@@ -738,3 +738,28 @@ fn a_landed_request_is_found_by_its_trailers_and_only_since_it_was_made() {
         None
     );
 }
+
+#[test]
+fn a_sync_cut_short_mid_file_is_finished_from_its_journal() {
+    let (_d, root, _) = repo();
+    let old = tip(&root, "main");
+    let new = land_by_ref_only(
+        &root,
+        &[
+            ("a.txt", Some("the whole new content\n")),
+            ("README.md", Some("new\n")),
+        ],
+        9,
+    );
+    // the kill came while a.txt was being written: a few bytes of it, README.md untouched
+    std::fs::write(root.join("a.txt"), "the wh").unwrap();
+    std::fs::write(root.join(".git/sf-checkout-sync"), format!("{old} {new}\n")).unwrap();
+    let r = repair_checkout(&root, "main").unwrap().expect("a repair");
+    assert!(r.kept.is_empty(), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "the whole new content\n"
+    );
+    assert!(status_lines(&root).is_empty(), "{:?}", status_lines(&root));
+    assert!(!root.join(".git/sf-checkout-sync").exists());
+}
