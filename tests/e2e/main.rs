@@ -21,6 +21,7 @@ mod plans;
 mod playbooks;
 mod protocol;
 mod secrets;
+mod security;
 mod stewards;
 mod tasks;
 
