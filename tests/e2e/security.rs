@@ -78,8 +78,9 @@ fn mode(path: &Path) -> u32 {
         & 0o7777
 }
 
-/// Every path under `dir` (not under `.sf/worktrees/*`: those are the user's files, kept
-/// private by `.sf/worktrees` itself) with its mode.
+/// Every path under `dir` with its mode, but not inside `.sf/worktrees` or `.sf/merge`:
+/// those are checkouts of the user's repository, whose files keep their modes (the folders
+/// themselves, 0700, keep other users out).
 fn modes_under(dir: &Path, out: &mut Vec<(PathBuf, u32, bool)>) {
     for entry in fs::read_dir(dir).expect("read dir") {
         let path = entry.expect("entry").path();
@@ -89,7 +90,7 @@ fn modes_under(dir: &Path, out: &mut Vec<(PathBuf, u32, bool)>) {
             meta.permissions().mode() & 0o7777,
             meta.is_dir(),
         ));
-        if meta.is_dir() && !path.ends_with("worktrees") {
+        if meta.is_dir() && !path.ends_with(".sf/worktrees") && !path.ends_with(".sf/merge") {
             modes_under(&path, out);
         }
     }

@@ -80,16 +80,18 @@ pub(crate) struct Repair {
     pub to: u32,
 }
 
-/// Sets `.sf/` and every folder under it to 0700 and every file to 0600, returning what it
-/// changed and what it could not. The contents of `.sf/worktrees/*` are the user's
-/// repository files and keep their modes (`.sf/worktrees` itself, 0700, keeps others out);
-/// symlinks and sockets are left alone.
+/// Sets `.sf/` and the folders under it to 0700 and sf's files to 0600, returning what it
+/// changed and what it could not. It looks into `.sf/` and, all the way down, into the
+/// folders whose files are sf's own (`logs`, `prompts`, `playbooks`, `run`); any other
+/// folder (`worktrees`, `merge`: checkouts of the user's repository, whose files keep their
+/// modes) is made 0700 but not entered. Symlinks and the socket are left alone.
 pub(crate) fn repair_modes(paths: &WorkspacePaths) -> (Vec<Repair>, Vec<String>) {
+    const SF_FOLDERS: [&str; 4] = ["logs", "prompts", "playbooks", "run"];
     let mut repaired = Vec::new();
     let mut failed = Vec::new();
-    let worktrees = paths.worktrees();
-    let mut stack = vec![paths.dir.clone()];
-    while let Some(path) = stack.pop() {
+    // (path, whether to look inside if it is a folder)
+    let mut stack = vec![(paths.dir.clone(), true)];
+    while let Some((path, enter)) = stack.pop() {
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -118,11 +120,16 @@ pub(crate) fn repair_modes(paths: &WorkspacePaths) -> (Vec<Repair>, Vec<String>)
                 Err(e) => failed.push(format!("{}: {e}", path.display())),
             }
         }
-        if kind.is_dir() && path != worktrees {
-            match fs::read_dir(&path) {
-                Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
-                Err(e) => failed.push(format!("{}: {e}", path.display())),
-            }
+        if !(kind.is_dir() && enter) {
+            continue;
+        }
+        let top = path == paths.dir;
+        match fs::read_dir(&path) {
+            Ok(entries) => stack.extend(entries.flatten().map(|e| {
+                let inner = !top || SF_FOLDERS.iter().any(|f| e.file_name() == *f);
+                (e.path(), inner)
+            })),
+            Err(e) => failed.push(format!("{}: {e}", path.display())),
         }
     }
     repaired.sort_by(|a, b| a.path.cmp(&b.path));
@@ -246,11 +253,17 @@ mod tests {
     }
 
     #[test]
-    fn modes_are_repaired_except_inside_worktrees() {
+    fn modes_are_repaired_except_inside_checkouts() {
         let tmp = tempfile::tempdir().unwrap();
         let ws = WorkspacePaths::new(tmp.path());
         let wt = ws.worktrees().join("t1");
         fs::create_dir_all(&wt).unwrap();
+        let merge = ws.dir.join("merge/mr-1");
+        fs::create_dir_all(&merge).unwrap();
+        fs::write(merge.join("run.sh"), "x").unwrap();
+        fs::set_permissions(merge.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(ws.logs().join("old")).unwrap();
+        fs::write(ws.logs().join("old/a.log"), "x").unwrap();
         fs::create_dir_all(ws.logs()).unwrap();
         fs::write(ws.db(), "").unwrap();
         fs::write(ws.logs().join("run.log"), "x").unwrap();
@@ -262,6 +275,9 @@ mod tests {
             (&ws.logs().join("run.log"), 0o644),
             (&ws.worktrees(), 0o755),
             (&wt, 0o755),
+            (&ws.logs().join("old"), 0o755),
+            (&ws.logs().join("old/a.log"), 0o644),
+            (&ws.dir.join("merge"), 0o755),
             (&wt.join("script.sh"), 0o755),
         ] {
             fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
@@ -287,10 +303,18 @@ mod tests {
             [
                 ".sf",
                 ".sf/logs",
+                ".sf/logs/old",
+                ".sf/logs/old/a.log",
                 ".sf/logs/run.log",
+                ".sf/merge",
                 ".sf/sf.db",
                 ".sf/worktrees"
             ]
+        );
+        assert_eq!(
+            mode(&merge.join("run.sh")),
+            0o755,
+            "a merge checkout's file"
         );
         assert_eq!(mode(&ws.db()), 0o600);
         assert_eq!(
