@@ -19,8 +19,9 @@ sfctl talks to sfd, the daemon that runs a team of AI coding agents on one git r
 It finds the workspace by walking up from the current directory to the first `.sf/`
 (or uses --workspace / SF_WORKSPACE) and connects to the daemon's Unix socket.
 
-Exit codes: 0 ok, 1 refused (by the daemon, or bad input), 2 usage error,
-3 daemon unreachable, 255 internal error. Inside a worker started by sfd (SF_RUN set), a
+Exit codes: 0 ok, 1 refused (by the daemon, bad input, or permission denied: the workspace,
+its daemon or the socket belongs to another user), 2 usage error, 3 daemon unreachable,
+255 internal error. Inside a worker started by sfd (SF_RUN set), a
 command first waits for an unreachable daemon, which may be restarting: up to SF_CONNECT_WAIT
 seconds (default 120).
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sf_client::{Client, ClientError};
-use sf_proto::paths::{WorkspacePaths, find_workspace};
+use sf_proto::paths::{WorkspacePaths, find_workspace, unreadable_workspace};
 use sf_proto::{Request, Response};
 
 use crate::cli::GlobalArgs;
@@ -62,17 +62,31 @@ impl Context {
             CliError::refused("not_found", what)
                 .with_hint("run `sfctl init` in your repository, or pass --workspace PATH")
         };
+        // A workspace of another user is private to them: say so rather than "not found".
+        let unreadable = |start: &Path, what: &str| match unreadable_workspace(start) {
+            Some((dir, owner)) => CliError::permission_denied(
+                format!(
+                    "permission denied reading the sf workspace {}",
+                    dir.display()
+                ),
+                Some(owner),
+            ),
+            None => not_found(what.to_owned()),
+        };
         if let Some(p) = &self.global.workspace {
             let canon = p.canonicalize().map_err(|e| {
                 not_found(format!("workspace {} does not exist", p.display()))
                     .with_cause(e.to_string())
             })?;
             return find_workspace(&canon).ok_or_else(|| {
-                not_found(format!("{} is not inside an sf workspace", canon.display()))
+                unreadable(
+                    &canon,
+                    &format!("{} is not inside an sf workspace", canon.display()),
+                )
             });
         }
         let cwd = self.start_dir()?;
-        find_workspace(&cwd).ok_or_else(|| not_found("not inside an sf workspace".to_owned()))
+        find_workspace(&cwd).ok_or_else(|| unreadable(&cwd, "not inside an sf workspace"))
     }
 
     /// `--socket`/`SF_SOCKET`, else the workspace's socket.

@@ -9,7 +9,8 @@ use sf_proto::{ErrorKind, ProtoError, Response};
 /// The class of a failure; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CliErrorKind {
-    /// The daemon refused, or the user asked for something we can tell is wrong. Exit 1.
+    /// The daemon refused, the user asked for something we can tell is wrong, or the
+    /// workspace or socket belongs to another user (`permission_denied`). Exit 1.
     Refused,
     /// Nothing answers on the socket. Exit 3.
     Unreachable,
@@ -61,6 +62,20 @@ impl CliError {
     pub fn unreachable(message: impl Into<String>) -> Self {
         Self::new(CliErrorKind::Unreachable, "unreachable", message)
             .with_hint("start it with `sfctl daemon start`")
+    }
+
+    /// The workspace or the daemon belongs to another user. `owner`: the uid that owns
+    /// what we could not reach, if known.
+    pub fn permission_denied(message: impl Into<String>, owner: Option<u32>) -> Self {
+        let whose = match owner {
+            Some(0) => "it belongs to root (uid 0)".to_owned(),
+            Some(uid) => format!("it belongs to uid {uid}"),
+            None => "it belongs to another user".to_owned(),
+        };
+        Self::refused("permission_denied", message).with_hint(format!(
+            "{whose}: run sfctl as that user (for example with `sudo -u`), or use a \
+             workspace of your own"
+        ))
     }
 
     /// Something that should not happen.
@@ -147,10 +162,23 @@ impl From<ProtoError> for CliError {
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> Self {
         match e {
+            ClientError::Unreachable {
+                ref source,
+                ref path,
+            } if source.kind() == io::ErrorKind::PermissionDenied => Self::permission_denied(
+                format!("permission denied connecting to sfd at {}", path.display()),
+                nearest_owner(path),
+            )
+            .with_cause(source.to_string()),
             ClientError::Unreachable { ref source, .. } => {
                 let cause = source.to_string();
                 Self::unreachable(e.to_string()).with_cause(cause)
             }
+            ClientError::ForeignPeer { .. } => Self::refused("permission_denied", e.to_string())
+                .with_hint(
+                    "another user may have planted that socket; do not use it: set \
+                     XDG_RUNTIME_DIR to a directory of your own, or pass --socket",
+                ),
             ClientError::Refused(p) => p.into(),
             ClientError::Frame(ref f) => {
                 let mut err = Self::internal(e.to_string());
@@ -164,6 +192,15 @@ impl From<ClientError> for CliError {
             ClientError::Unexpected(_) => Self::internal(e.to_string()),
         }
     }
+}
+
+/// The owner of the deepest existing path on the way to `path` that we can see: who to ask
+/// when the socket cannot be reached for lack of permission.
+fn nearest_owner(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    path.ancestors()
+        .find_map(|p| std::fs::symlink_metadata(p).ok())
+        .map(|m| m.uid())
 }
 
 pub type CliResult<T = ()> = Result<T, CliError>;
@@ -182,6 +219,20 @@ mod tests {
         assert_eq!(j["error"]["kind"], "not_found");
         assert_eq!(j["error"]["message"], "no task `abc`");
         assert_eq!(j["error"]["hint"], "list them");
+    }
+
+    #[test]
+    fn permission_denied_is_not_unreachable() {
+        let e: CliError = ClientError::Unreachable {
+            path: "/nonexistent-sf/run/sfd.sock".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        }
+        .into();
+        assert_eq!(e.exit_code(), ExitCode::from(1));
+        assert_eq!(e.code, "permission_denied");
+        assert!(e.message.contains("permission denied"), "{}", e.message);
+        assert!(!e.hints.iter().any(|h| h.contains("daemon start")), "{e:?}");
+        assert!(e.hints[0].contains("root (uid 0)"), "/ is root's: {e:?}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Commands: `save-env KEY PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
 //! `stderr TEXT`, `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
-//! `touch PATH`, `wait-file PATH`, `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
+//! `touch PATH`, `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
+//! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
@@ -25,6 +26,24 @@ use std::time::{Duration, Instant};
 fn fail(msg: &str) -> ExitCode {
     eprintln!("fake-agent: {msg}");
     ExitCode::from(101)
+}
+
+/// Plays a socket someone else planted: records what a client sends before hanging up.
+fn listen_once(socket: &Path, out: &Path) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let listener = std::os::unix::net::UnixListener::bind(socket)?;
+    std::fs::write(format!("{}.ready", out.display()), b"")?;
+    let (mut stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    std::fs::write(out, got)
 }
 
 fn unescape(s: &str) -> String {
@@ -252,6 +271,12 @@ fn main() -> ExitCode {
             "touch" => {
                 if let Err(e) = std::fs::write(rest, b"") {
                     return fail(&format!("touch {rest}: {e}"));
+                }
+            }
+            "listen-once" => {
+                let (socket, out) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Err(e) = listen_once(Path::new(socket), Path::new(out)) {
+                    return fail(&format!("listen-once {rest}: {e}"));
                 }
             }
             "wait-file" => {

@@ -102,16 +102,9 @@ impl TestDaemon {
         init_git_repo(&repo);
         // When `<repo>/.sf/run/sfd.sock` is too long the socket moves under XDG_RUNTIME_DIR,
         // which the hermetic environment points into the tempdir.
-        let local = WorkspacePaths::new(&repo).socket();
-        let socket = if local.starts_with(&repo) {
-            local
-        } else {
-            let name = local
-                .parent()
-                .and_then(Path::file_name)
-                .expect("socket dir name");
-            runtime.join(name).join("sfd.sock")
-        };
+        let socket = WorkspacePaths::new(&repo)
+            .socket_dir_in(Some(&runtime))
+            .join("sfd.sock");
         let stderr_path = root.join("sfd.stderr");
         Self {
             dir: Some(dir),

@@ -22,6 +22,7 @@ mod plans;
 mod playbooks;
 mod protocol;
 mod secrets;
+mod security;
 mod soak;
 mod stewards;
 mod tasks;

@@ -24,6 +24,20 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The process listening on the socket belongs to another user: it may be a socket
+    /// planted to read our requests, so nothing was sent to it.
+    #[error(
+        "refusing to talk to {}: it is served by uid {peer}, not by you (uid {me}) or root",
+        path.display()
+    )]
+    ForeignPeer {
+        /// The socket path.
+        path: PathBuf,
+        /// The uid of the process listening on it.
+        peer: u32,
+        /// Our effective uid.
+        me: u32,
+    },
     /// The daemon refused the request (or the handshake).
     #[error("{0}")]
     Refused(ProtoError),
@@ -47,12 +61,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the socket at `path` and performs the handshake.
+    /// Connects to the socket at `path` and performs the handshake. Refuses, before sending
+    /// anything, a socket served by another user than ours or root.
     pub fn connect(path: &Path, client: &str, actor: Option<String>) -> Result<Self, ClientError> {
         let stream = UnixStream::connect(path).map_err(|source| ClientError::Unreachable {
             path: path.to_owned(),
             source,
         })?;
+        check_peer(&stream, path)?;
         let mut writer = BufWriter::new(stream.try_clone().map_err(FrameError::Io)?);
         let mut reader = BufReader::new(stream);
         write_frame(
@@ -99,4 +115,22 @@ impl Client {
     pub fn recv(&mut self) -> Result<Response, ClientError> {
         Ok(read_frame(&mut self.reader, MAX_FRAME)?)
     }
+}
+
+/// Refuses a socket whose listening process (`SO_PEERCRED`) runs as another user than us or
+/// root.
+fn check_peer(stream: &UnixStream, path: &Path) -> Result<(), ClientError> {
+    let peer = rustix::net::sockopt::socket_peercred(stream)
+        .map_err(|e| FrameError::Io(e.into()))?
+        .uid
+        .as_raw();
+    let me = rustix::process::geteuid().as_raw();
+    if peer == me || peer == 0 {
+        return Ok(());
+    }
+    Err(ClientError::ForeignPeer {
+        path: path.to_owned(),
+        peer,
+        me,
+    })
 }

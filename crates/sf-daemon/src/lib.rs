@@ -9,6 +9,7 @@ mod lock;
 mod merge;
 mod owner;
 mod playbooks;
+mod private;
 mod prompt;
 mod requests;
 mod server;
@@ -30,7 +31,14 @@ pub use config::Config;
 /// socket, release the lock.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    private::repair_and_report(&config.paths);
     let lock = lock::WorkspaceLock::acquire(&config.paths.lock())?;
+    private::create_file(&config.paths.db()).with_context(|| {
+        format!(
+            "failed to create the database at {}",
+            config.paths.db().display()
+        )
+    })?;
     let store = store_thread::StoreHandle::spawn(config.paths.db()).with_context(|| {
         format!(
             "failed to open the database at {}",
@@ -42,7 +50,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .call(move |s| s.set_time_zone(tz))
         .await
         .context("the store thread stopped")?;
-    let listener = server::bind(&config.socket)?;
+    let managed = config.socket.parent() == Some(config.paths.socket_dir().as_path());
+    let listener = server::bind(&config.socket, managed)?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (handle, owner) = owner::Owner::new(config.clone(), store.clone(), cancel.clone());

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -51,6 +52,7 @@ impl WorkspaceLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(crate::private::FILE_MODE)
             .open(path)
             .with_context(|| format!("failed to open the lock file {}", path.display()))?;
         let mut lock = match lock_or_wait_for_the_dead(file) {

@@ -1,7 +1,7 @@
 //! The socket: bind with safe permissions, accept, check the peer, handshake, then
 //! forward each request to the owner and write its response.
 
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,16 +23,12 @@ use crate::owner::DaemonHandle;
 
 type Conn = Framed<UnixStream, LengthDelimitedCodec>;
 
-/// Binds the socket in a 0700 directory and makes it 0600. A leftover socket file is
+/// Binds the socket in a directory of our own (see [`crate::private::socket_dir`]; `managed`:
+/// sf chose the directory, so it is made 0700) and makes it 0600. A leftover socket file is
 /// removed first: the caller holds the workspace lock, so nobody else is listening on it.
-pub(crate) fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+pub(crate) fn bind(path: &Path, managed: bool) -> anyhow::Result<UnixListener> {
     let dir = path.parent().context("the socket path has no directory")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("failed to create the socket directory {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    crate::private::socket_dir(dir, sf_proto::paths::euid(), managed)?;
     match std::fs::remove_file(path) {
         Ok(()) => tracing::info!(socket = %path.display(), "removed a stale socket"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

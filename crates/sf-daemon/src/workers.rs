@@ -282,7 +282,7 @@ pub(crate) fn spawn_agent(
 ) -> Result<sf_worker::process::Spawned, StartError> {
     std::fs::create_dir_all(config.paths.logs())
         .map_err(|e| format!("failed to create the log directory: {e}"))?;
-    std::fs::write(prompt_file, prompt)
+    crate::private::write_file(prompt_file, prompt.as_bytes())
         .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
     let agent_fault = |message: String| StartError {
         message,

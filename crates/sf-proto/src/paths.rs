@@ -57,26 +57,40 @@ impl WorkspacePaths {
     pub fn playbooks(&self) -> PathBuf {
         self.dir.join("playbooks")
     }
-    /// The directory (mode 0700) that holds the socket.
+    /// The directory (mode 0700, owned by the user) that holds the socket: `.sf/run`, unless
+    /// the socket path would be too long; see [`Self::socket_dir_in`].
     pub fn socket_dir(&self) -> PathBuf {
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        self.socket_dir_in(runtime.as_deref())
+    }
+
+    /// The socket directory when `XDG_RUNTIME_DIR` is `runtime`. `.sf/run` when the socket
+    /// path fits; else `<runtime>/sf-<hash of the root>` (the runtime directory is the
+    /// user's own), or without one `/tmp/sf-<euid>-<hash>`. That last name can be predicted,
+    /// so sfd uses it only if it creates it itself or finds it owned by the same user, and
+    /// sfctl checks who listens on the socket before sending anything.
+    pub fn socket_dir_in(&self, runtime: Option<&Path>) -> PathBuf {
         let local = self.dir.join("run");
         if local.join("sfd.sock").as_os_str().len() <= MAX_SOCKET_PATH {
             return local;
         }
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        base.join(format!(
-            "sf-{:016x}",
-            fnv1a(self.root.as_os_str().as_encoded_bytes())
-        ))
+        let hash = fnv1a(self.root.as_os_str().as_encoded_bytes());
+        match runtime.filter(|p| p.is_absolute()) {
+            Some(runtime) => runtime.join(format!("sf-{hash:016x}")),
+            None => PathBuf::from(format!("/tmp/sf-{}-{hash:016x}", euid())),
+        }
     }
+
     /// The daemon's socket. Inside `.sf/run/` unless that path would be too long, in which
     /// case it moves to a per-workspace directory under `$XDG_RUNTIME_DIR` (or `/tmp`).
     pub fn socket(&self) -> PathBuf {
         self.socket_dir().join("sfd.sock")
     }
+}
+
+/// The effective uid of this process.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// Walks up from `start` to the first directory holding `.sf/`.
@@ -85,6 +99,19 @@ pub fn find_workspace(start: &Path) -> Option<WorkspacePaths> {
         .ancestors()
         .find(|dir| dir.join(SF_DIR).join("config.toml").is_file())
         .map(WorkspacePaths::new)
+}
+
+/// When [`find_workspace`] finds nothing: the first `.sf/` above `start` that exists but
+/// cannot be read (another user's private workspace), and the uid that owns it.
+pub fn unreadable_workspace(start: &Path) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    start.ancestors().find_map(|dir| {
+        let sf = dir.join(SF_DIR);
+        let meta = std::fs::symlink_metadata(&sf).ok()?;
+        let denied = std::fs::metadata(sf.join("config.toml"))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+        (meta.is_dir() && denied).then(|| (sf, meta.uid()))
+    })
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -114,6 +141,32 @@ mod tests {
             sock,
             WorkspacePaths::new(&long).socket(),
             "stable across calls"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_dir_the_fallback_names_the_user() {
+        let long = WorkspacePaths::new(format!("/tmp/{}", "d".repeat(150)));
+        let tmp = long.socket_dir_in(None);
+        let name = tmp.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(tmp.starts_with("/tmp"), "{}", tmp.display());
+        assert!(name.starts_with(&format!("sf-{}-", euid())), "{name}");
+        let rt = long.socket_dir_in(Some(Path::new("/run/user/1000")));
+        assert_eq!(rt.parent(), Some(Path::new("/run/user/1000")));
+        assert!(
+            rt.to_str().unwrap().starts_with("/run/user/1000/sf-"),
+            "{}",
+            rt.display()
+        );
+        assert_eq!(
+            long.socket_dir_in(Some(Path::new("relative"))),
+            tmp,
+            "a relative XDG_RUNTIME_DIR is ignored"
+        );
+        let short = WorkspacePaths::new("/tmp/repo");
+        assert_eq!(
+            short.socket_dir_in(None),
+            PathBuf::from("/tmp/repo/.sf/run")
         );
     }
 }

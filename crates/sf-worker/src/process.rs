@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufRead as _, Read as _, Seek as _, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -75,6 +76,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600) // private: a run log may quote secrets
         .open(&spec.log_path)
         .map_err(log_err)?;
     let log2 = log.try_clone().map_err(log_err)?;

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -163,13 +163,21 @@ fn create_layout(ws: &WorkspacePaths) -> CliResult {
             .create(p)
             .map_err(|e| CliError::io(format!("failed to create {}", p.display()), &e))
     };
-    mkdir(&ws.dir, 0o755)?;
+    // Private to the user: the database holds lease tokens, and logs and prompts may quote
+    // secrets. sfd repairs these modes when it starts.
+    mkdir(&ws.dir, 0o700)?;
     for d in [ws.worktrees(), ws.logs(), ws.prompts(), ws.playbooks()] {
-        mkdir(&d, 0o755)?;
+        mkdir(&d, 0o700)?;
     }
     mkdir(&ws.dir.join("run"), 0o700)?;
     let config = ws.config();
-    fs::write(&config, DEFAULT_CONFIG)
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&config)
+        .and_then(|mut f| f.write_all(DEFAULT_CONFIG.as_bytes()))
         .map_err(|e| CliError::io(format!("failed to write {}", config.display()), &e))
 }
 
