@@ -166,12 +166,17 @@ impl TestDaemon {
 
     /// Spawns the daemon as a child and waits until it answers a handshake.
     pub fn spawn(&mut self) {
-        assert!(self.child.is_none(), "the daemon is already running");
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_path)
             .expect("open daemon stderr file");
+        self.spawn_with_stderr(stderr.into());
+    }
+
+    /// [`Self::spawn`] with the daemon's stderr going to `stderr` (e.g. `/dev/full`).
+    pub fn spawn_with_stderr(&mut self, stderr: Stdio) {
+        assert!(self.child.is_none(), "the daemon is already running");
         let mut child = self
             .sfd_command()
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@ mod dispatch;
 mod events;
 mod init;
 mod layering;
+mod logs;
 mod merge;
 mod messages;
 mod plans;
