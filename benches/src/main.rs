@@ -16,6 +16,7 @@ mod harness;
 mod idle;
 mod idle_workers;
 mod list;
+mod logflood;
 mod merge;
 mod ready;
 mod seed;
@@ -103,6 +104,15 @@ enum Scenario {
         warmup: usize,
     },
     /// Every scenario with its defaults
+    /// A worker flooding its output through the capped log copier
+    LogFlood {
+        /// Bytes the worker writes
+        #[arg(long, default_value_t = 4 << 30)]
+        bytes: u64,
+        /// run_log_max
+        #[arg(long, default_value_t = 16 << 20)]
+        cap: u64,
+    },
     All {
         /// Length of the idle window, in seconds
         #[arg(long, default_value_t = 60)]
@@ -200,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             iters,
             warmup,
         }),
+        Scenario::LogFlood { bytes, cap } => logflood::run(logflood::Opts { bytes, cap }),
         Scenario::List(a) => list::run(
             &harness::Bins::locate()?,
             list::Opts {

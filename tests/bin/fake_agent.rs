@@ -9,7 +9,8 @@
 //! The script may also be given as the first argument (`--command "fake-agent SCRIPT"`).
 //!
 //! Commands: `save-env KEY PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
-//! `stderr TEXT`, `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
+//! `stderr TEXT`, `flood BYTES [UNTIL-PATH]` (numbered lines on stdout, as fast as it can, at
+//! least BYTES and then on until UNTIL-PATH exists; a failed write exits 101), `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
 //! `touch PATH`, `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
 //! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
@@ -162,6 +163,26 @@ fn expand_braced(text: &str) -> String {
     out
 }
 
+/// Writes 64-byte numbered lines to stdout: at least `bytes`, then until `until` exists.
+fn flood(bytes: u64, until: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let mut chunk = Vec::with_capacity(64 << 10);
+    let (mut written, mut n) = (0u64, 0u64);
+    loop {
+        chunk.clear();
+        while chunk.len() < 64 << 10 {
+            writeln!(chunk, "flood {n:010} {}", "x".repeat(46))?;
+            n += 1;
+        }
+        out.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        if written >= bytes && (until.as_os_str().is_empty() || until.exists()) {
+            return out.flush();
+        }
+    }
+}
+
 fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
     let bin = std::env::var("SF_SFCTL").unwrap_or_else(|_| "sfctl".into());
     Command::new(bin).args(args).output()
@@ -240,6 +261,12 @@ fn main() -> ExitCode {
                 }
             }
             "stdout" => println!("{}", unescape(rest)),
+            "flood" => {
+                let (bytes, until) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Err(e) = flood(bytes.parse().unwrap_or(0), Path::new(until)) {
+                    return fail(&format!("flood: {e}"));
+                }
+            }
             "stderr" => eprintln!("{}", unescape(rest)),
             "sleep" => std::thread::sleep(Duration::from_millis(rest.parse().unwrap_or(0))),
             "exit" => return ExitCode::from(rest.parse::<u8>().unwrap_or(1)),

@@ -164,12 +164,21 @@ impl TestDaemon {
 
     /// [`Self::spawn`] with extra environment variables (e.g. `SF_TEST_CRASH_AT`).
     pub fn spawn_with(&mut self, env: &[(&str, &str)]) {
-        assert!(self.child.is_none(), "the daemon is already running");
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_path)
             .expect("open daemon stderr file");
+        self.spawn_inner(env, stderr.into());
+    }
+
+    /// [`Self::spawn`] with the daemon's stderr going to `stderr` (e.g. `/dev/full`).
+    pub fn spawn_with_stderr(&mut self, stderr: Stdio) {
+        self.spawn_inner(&[], stderr);
+    }
+
+    fn spawn_inner(&mut self, env: &[(&str, &str)], stderr: Stdio) {
+        assert!(self.child.is_none(), "the daemon is already running");
         let mut cmd = self.sfd_command();
         for (k, v) in env {
             cmd.env(k, v);

@@ -16,6 +16,7 @@ mod events;
 mod faults;
 mod init;
 mod layering;
+mod logs;
 mod merge;
 mod messages;
 mod plans;

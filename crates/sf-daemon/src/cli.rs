@@ -1,7 +1,9 @@
 //! The `sfd` binary: arguments, tracing, signals. Everything else is [`crate::run`].
 
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -23,6 +25,47 @@ struct Args {
     verbose: u8,
 }
 
+/// Log lines that could not be written since the last one that could.
+static LOST_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// The daemon's stderr, for its log: a write that fails (`sfd.log` on a full disk, stderr
+/// closed) loses that line and is counted, and the count is written once writing works
+/// again. Never an error, never a panic: tracing-subscriber reports a failed write with
+/// `eprintln!`, which panics when stderr itself is what failed.
+struct LossyStderr;
+
+impl io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut err = io::stderr().lock();
+        let lost = LOST_LINES.load(Ordering::Relaxed);
+        if lost > 0
+            && writeln!(
+                err,
+                "sfd: {lost} log line(s) were lost: the log could not be written"
+            )
+            .is_ok()
+        {
+            LOST_LINES.fetch_sub(lost, Ordering::Relaxed);
+        }
+        if err.write_all(buf).is_err() {
+            LOST_LINES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// `eprintln!` that cannot panic.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
+
 fn install_tracing(verbosity: u8, default: Option<&str>) {
     let fallback = match verbosity {
         0 => default.unwrap_or("info").to_owned(),
@@ -32,7 +75,8 @@ fn install_tracing(verbosity: u8, default: Option<&str>) {
     let filter = EnvFilter::try_from_env("SF_LOG").unwrap_or_else(|_| EnvFilter::new(fallback));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .with_ansi(
             std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -63,6 +107,10 @@ fn load(args: &Args) -> anyhow::Result<crate::Config> {
     Ok(config)
 }
 
+fn nix_sigxfsz() -> i32 {
+    nix::sys::signal::Signal::SIGXFSZ as i32
+}
+
 /// The whole `sfd` binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
@@ -70,7 +118,7 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             install_tracing(args.verbose, None);
-            eprintln!("error: {e:#}");
+            report!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -83,13 +131,16 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
+            report!("error: failed to start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        // a write past RLIMIT_FSIZE must fail with EFBIG like one to a full disk, not kill
+        // sfd: a handler (this stream, kept to the end) replaces SIGXFSZ's default action
+        let _xfsz = signal(SignalKind::from_raw(nix_sigxfsz()));
         let shutdown = async {
-            use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut term), Ok(mut int)) = (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::interrupt()),
@@ -108,7 +159,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            report!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -21,12 +21,21 @@ struct RawConfig {
     worker_timeout: Option<String>,
     stop_grace: Option<String>,
     complete_grace: Option<String>,
+    run_log_max: Option<RawSize>,
     env_passthrough: Vec<String>,
     sfctl: Option<PathBuf>,
     timezone: Option<String>,
     worktree: RawWorktree,
     merge: RawMerge,
     secrets: BTreeMap<String, String>,
+}
+
+/// A size: a number of bytes, or a string such as `"16 MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +162,8 @@ pub struct Config {
     pub stop_grace: Duration,
     /// Time a worker has to exit after completing or handing off before it is stopped.
     pub complete_grace: Duration,
+    /// Most bytes kept of one run's log: the first and the last half (`run_log_max`).
+    pub run_log_max: u64,
     /// Variables of the daemon's environment passed on to workers.
     pub env_passthrough: Vec<String>,
     /// The `sfctl` binary workers use (its directory goes first on their `PATH`).
@@ -173,6 +184,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "worker_timeout",
     "stop_grace",
     "complete_grace",
+    "run_log_max",
     "env_passthrough",
     "sfctl",
     "timezone",
@@ -229,6 +241,45 @@ fn duration(field: &str, value: Option<&str>, default: Duration) -> anyhow::Resu
             }
             Ok(d)
         }
+    }
+}
+
+/// `run_log_max`: bytes, or a number with a unit (`K`, `M`, `G`, with or without `iB`/`B`;
+/// all of them powers of 1024), at least [`sf_worker::log::MIN_MAX`].
+fn log_max(value: Option<&RawSize>) -> anyhow::Result<u64> {
+    let bytes = match value {
+        None => return Ok(sf_worker::log::DEFAULT_MAX),
+        Some(RawSize::Bytes(b)) => Some(*b),
+        Some(RawSize::Text(t)) => {
+            let t = t.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (number, unit) = t.split_at(split);
+            let shift = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => Some(0),
+                "k" | "kb" | "kib" => Some(10),
+                "m" | "mb" | "mib" => Some(20),
+                "g" | "gb" | "gib" => Some(30),
+                _ => None,
+            };
+            number
+                .parse::<u64>()
+                .ok()
+                .zip(shift)
+                .and_then(|(n, s)| n.checked_mul(1 << s))
+        }
+    };
+    let shown = match value {
+        Some(RawSize::Text(t)) => format!("\"{t}\""),
+        Some(RawSize::Bytes(b)) => b.to_string(),
+        None => String::new(),
+    };
+    match bytes {
+        None => bail!("`run_log_max` = {shown} is not a size (e.g. \"16 MiB\", \"512K\", 1048576)"),
+        Some(b) if b < sf_worker::log::MIN_MAX => bail!(
+            "`run_log_max` = {shown} is too small: a run's log keeps at least {} KiB",
+            sf_worker::log::MIN_MAX >> 10
+        ),
+        Some(b) => Ok(b),
     }
 }
 
@@ -307,6 +358,7 @@ impl Config {
                 raw.complete_grace.as_deref(),
                 Duration::from_secs(30),
             )?,
+            run_log_max: log_max(raw.run_log_max.as_ref())?,
             env_passthrough: raw.env_passthrough,
             timezone: match raw.timezone.as_deref() {
                 None => sf_core::cron::Tz::UTC,
@@ -351,6 +403,21 @@ mod tests {
         assert_eq!(c.tick_interval, Duration::from_secs(5));
         assert_eq!(c.max_workers, 4);
         assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.run_log_max, 16 << 20);
+    }
+
+    #[test]
+    fn run_log_max_takes_bytes_or_a_unit() {
+        assert_eq!(load("run_log_max = 1048576").unwrap().run_log_max, 1 << 20);
+        assert_eq!(
+            load("run_log_max = \"256K\"").unwrap().run_log_max,
+            256 << 10
+        );
+        assert_eq!(
+            load("run_log_max = \"2 GiB\"").unwrap().run_log_max,
+            2 << 30
+        );
+        assert_eq!(load("run_log_max = \"8mb\"").unwrap().run_log_max, 8 << 20);
     }
 
     #[test]
@@ -371,6 +438,10 @@ mod tests {
                 .name(),
             "Europe/Berlin"
         );
+        let e = format!("{:#}", load("run_log_max = \"lots\"").unwrap_err());
+        assert!(e.contains("`run_log_max` = \"lots\" is not a size"), "{e}");
+        let e = format!("{:#}", load("run_log_max = 100").unwrap_err());
+        assert!(e.contains("is too small"), "{e}");
         let e = format!("{:#}", load("[merge]\nstrategy = \"rebase\"").unwrap_err());
         assert!(e.contains("use \"squash\" or \"merge\""), "{e}");
     }

@@ -55,18 +55,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (handle, owner) = owner::Owner::new(config.clone(), store.clone(), cancel.clone());
-    let owner_task = tokio::spawn(owner.run());
+    let mut owner_task = tokio::spawn(owner.run());
     tracing::info!(
         socket = %config.socket.display(),
         workspace = %config.paths.root.display(),
         pid = std::process::id(),
         "sfd ready"
     );
-    tokio::select! {
-        () = shutdown => tracing::info!("shutdown requested by signal"),
-        () = cancel.cancelled() => tracing::info!("shutdown requested by a client"),
-        () = server::accept_loop(listener, handle.clone(), tracker.clone(), cancel.clone()) => {}
-    }
+    let accept = server::accept_loop(listener, handle.clone(), tracker.clone(), cancel.clone());
+    let owner_failed = serve(shutdown, &cancel, accept, &mut owner_task).await;
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), tracker.wait())
@@ -76,7 +73,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracing::warn!("connections did not close within 5 s");
     }
     drop(handle);
-    if let Err(e) = owner_task.await {
+    if owner_failed.is_none()
+        && let Err(e) = owner_task.await
+    {
         tracing::error!(error = %e, "owner task failed");
     }
     if let Err(e) = store
@@ -91,5 +90,65 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = std::fs::remove_file(&config.socket);
     drop(lock);
     tracing::info!("sfd stopped");
-    Ok(())
+    match owner_failed {
+        // exit with an error, so that whoever watches sfd restarts it
+        Some(why) => Err(anyhow::anyhow!("sfd stopped because {why}")),
+        None => Ok(()),
+    }
+}
+
+/// Serves until a shutdown is asked for, or until the owner task ends by itself: a panic
+/// there must not leave a daemon that accepts connections only to answer "shutting down"
+/// to every request. Returns why the owner ended, in that case.
+async fn serve(
+    shutdown: impl Future<Output = ()>,
+    cancel: &CancellationToken,
+    accept: impl Future<Output = ()>,
+    owner: &mut tokio::task::JoinHandle<()>,
+) -> Option<String> {
+    tokio::select! {
+        () = shutdown => tracing::info!("shutdown requested by signal"),
+        () = cancel.cancelled() => tracing::info!("shutdown requested by a client"),
+        () = accept => {}
+        ended = owner => {
+            let why = match ended {
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    format!("its owner task panicked: {text}")
+                }
+                Err(e) => format!("its owner task failed: {e}"),
+                Ok(()) => "its owner task stopped".to_owned(),
+            };
+            tracing::error!("{why}; shutting down");
+            return Some(why);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_the_owner_stops_the_daemon_instead_of_leaving_it_half_alive() {
+        let cancel = CancellationToken::new();
+        let mut owner = tokio::spawn(async { panic!("failed printing to stderr") });
+        let why = serve(
+            std::future::pending(),
+            &cancel,
+            std::future::pending(),
+            &mut owner,
+        )
+        .await;
+        assert_eq!(
+            why.as_deref(),
+            Some("its owner task panicked: failed printing to stderr")
+        );
+    }
 }

@@ -331,6 +331,8 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
         env,
         cwd: dir.to_owned(),
         log_path: log.to_owned(),
+        // uncapped: a test run is not adopted after a restart, so nothing would drain a FIFO
+        log_cap: None,
         stdin: None,
     };
     let mut s = sf_worker::process::spawn(&spec)

@@ -98,6 +98,27 @@ struct Worker {
     shell: bool,
 }
 
+/// The end of a run that the store failed to record (a full disk, say). The run would
+/// otherwise stay live, holding its agent and its task, until a restart: it is recorded
+/// again at every tick until that works.
+#[derive(Debug)]
+enum UnrecordedEnd {
+    Run {
+        run_id: i64,
+        code: Option<i32>,
+        failure: Failure,
+        note: String,
+        usage: Option<sf_proto::RunUsage>,
+        max: u32,
+    },
+    Steward {
+        id: i64,
+        outcome: String,
+        result: String,
+        code: Option<i32>,
+    },
+}
+
 pub(crate) struct Owner {
     config: Arc<Config>,
     store: StoreHandle,
@@ -119,6 +140,9 @@ pub(crate) struct Owner {
     started_at: chrono::DateTime<chrono::Utc>,
     ticks: u64,
     last_tick: Option<Duration>,
+    /// Run ends to record again, and the last error that kept them from being recorded.
+    unrecorded: Vec<UnrecordedEnd>,
+    unrecorded_error: Option<String>,
 }
 
 impl Owner {
@@ -154,6 +178,8 @@ impl Owner {
             started_at: chrono::Utc::now(),
             ticks: 0,
             last_tick: None,
+            unrecorded: Vec::new(),
+            unrecorded_error: None,
         };
         (handle, owner)
     }
@@ -443,6 +469,9 @@ impl Owner {
         if self.target.is_none() && self.tick_due {
             self.resolve_target().await;
         }
+        if self.tick_due {
+            self.record_unrecorded().await;
+        }
         let now = chrono::Utc::now();
         self.paused.retain(|_, until| *until > now);
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
@@ -544,6 +573,29 @@ impl Owner {
             let alive = run
                 .pid
                 .is_some_and(|p| sf_worker::process::is_same_process(p, run.proc_start));
+            // the dead daemon's log copier goes on (or, the process being gone, finishes
+            // the log's tail) before anything reads the log
+            let capture = run.log_path.as_ref().and_then(|l| {
+                sf_worker::log::resume(
+                    std::path::Path::new(l),
+                    sf_worker::log::LogCap::new(self.config.run_log_max),
+                )
+            });
+            if !alive && let Some(c) = capture.clone() {
+                let (tx, run_id) = (self.internal_tx.clone(), run.run_id);
+                let log = run.log_path.clone().unwrap_or_default().into();
+                tokio::spawn(async move {
+                    if let Some(r) = c.finished().await
+                        && r.dropped > 0
+                    {
+                        let _ = tx.send(Internal::LogTruncated {
+                            run_id,
+                            dropped: r.dropped,
+                            log,
+                        });
+                    }
+                });
+            }
             if run.task.is_none() && !alive {
                 let outcome = if run.pid.is_some() {
                     "crashed"
@@ -610,7 +662,7 @@ impl Owner {
                     stop,
                     self.config.stop_grace,
                     adapter,
-                    run.log_path.clone(),
+                    (run.log_path.clone(), capture),
                     self.internal_tx.clone(),
                 ));
             } else if run.released || run.pid.is_none() {
@@ -829,6 +881,21 @@ impl Owner {
                 );
                 self.merge_done(id, outcome).await;
                 progressed
+            }
+            Internal::LogTruncated {
+                run_id,
+                dropped,
+                log,
+            } => {
+                let (cap, log) = (self.config.run_log_max, log.display().to_string());
+                tracing::warn!(run_id, dropped, "a run's output passed the log cap");
+                if let Err(e) = self
+                    .store_call(move |s| s.run_log_truncated(run_id, dropped, cap, &log))
+                    .await
+                {
+                    tracing::error!(run_id, error = %e, "failed to record a truncated log");
+                }
+                false
             }
             Internal::MergeTesting { id, log } => {
                 let log = log.display().to_string();
@@ -1177,11 +1244,57 @@ impl Owner {
 
     async fn end_steward(&mut self, id: i64, outcome: &str, result: &str, code: Option<i32>) {
         let (o, r) = (outcome.to_owned(), result.to_owned());
-        if let Err(e) = self
+        let error = match self
             .store_call(move |s| s.end_steward_run(id, &o, &r, code, None))
             .await
         {
-            tracing::error!(run = id, error = %e, "failed to record the end of a steward run");
+            Ok((Ok(_), _)) => return,
+            Ok((Err(e), _)) if !e.is_transient() => {
+                return tracing::error!(run = id, error = ?e, "failed to record the end of a steward run");
+            }
+            Ok((Err(e), _)) => crate::workers::error_chain(&e),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(run = id, %error, "failed to record the end of a steward run; retrying at every tick");
+        self.unrecorded_error = Some(error);
+        self.unrecorded.push(UnrecordedEnd::Steward {
+            id,
+            outcome: outcome.to_owned(),
+            result: result.to_owned(),
+            code,
+        });
+    }
+
+    /// Records again the run ends the store failed to record.
+    async fn record_unrecorded(&mut self) {
+        let pending = std::mem::take(&mut self.unrecorded);
+        if pending.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = pending.len(),
+            "recording run ends that failed before"
+        );
+        for end in pending {
+            match end {
+                UnrecordedEnd::Run {
+                    run_id,
+                    code,
+                    failure,
+                    note,
+                    usage,
+                    max,
+                } => self.end_run(run_id, code, failure, note, usage, max).await,
+                UnrecordedEnd::Steward {
+                    id,
+                    outcome,
+                    result,
+                    code,
+                } => self.end_steward(id, &outcome, &result, code).await,
+            }
+        }
+        if self.unrecorded.is_empty() {
+            self.unrecorded_error = None;
         }
     }
 
@@ -1342,19 +1455,31 @@ impl Owner {
         usage: Option<sf_proto::RunUsage>,
         max: u32,
     ) {
-        match self
+        let (note2, usage2) = (note.clone(), usage.clone());
+        let error = match self
             .store_call(move |s| s.run_ended(run_id, code, failure, &note, usage.as_ref(), max))
             .await
         {
             Ok((Ok(AfterFailure::Stuck), _)) => {
-                tracing::warn!(run_id, "task is stuck after too many failed runs");
+                return tracing::warn!(run_id, "task is stuck after too many failed runs");
             }
-            Ok((Ok(_), _)) => {}
-            Ok((Err(e), _)) => {
-                tracing::error!(run_id, error = ?e, "failed to record the end of a run");
+            Ok((Ok(_), _)) => return,
+            Ok((Err(e), _)) if !e.is_transient() => {
+                return tracing::error!(run_id, error = ?e, "failed to record the end of a run");
             }
-            Err(e) => tracing::error!(run_id, error = %e, "failed to record the end of a run"),
-        }
+            Ok((Err(e), _)) => crate::workers::error_chain(&e),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(run_id, %error, "failed to record the end of a run; retrying at every tick");
+        self.unrecorded_error = Some(error);
+        self.unrecorded.push(UnrecordedEnd::Run {
+            run_id,
+            code,
+            failure,
+            note: note2,
+            usage: usage2,
+            max,
+        });
     }
 
     async fn lease(&self, token: String) -> Result<Lease, Response> {
@@ -1618,6 +1743,15 @@ impl Owner {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
+        if let Some(e) = &self.unrecorded_error
+            && !self.unrecorded.is_empty()
+        {
+            out.push(format!(
+                "the end of {} run(s) could not be recorded ({e}); sfd tries again at every tick: \
+                 free disk space if the disk is full",
+                self.unrecorded.len()
+            ));
+        }
         if self.target.is_none() {
             out.push(match &self.config.target_branch {
                 Some(b) => format!(
@@ -1727,7 +1861,7 @@ async fn watch_adopted(
     stop: CancellationToken,
     grace: Duration,
     adapter: Adapter,
-    log: Option<String>,
+    (log, capture): (Option<String>, Option<sf_worker::log::Capture>),
     tx: mpsc::UnboundedSender<Internal>,
 ) {
     let why = tokio::select! {
@@ -1737,6 +1871,17 @@ async fn watch_adopted(
             ExitWhy::Stopped
         }
     };
+    sf_worker::process::signal_group(pid, sf_worker::process::StopSignal::Kill);
+    if let Some(r) = crate::workers::log_finished(capture, pid).await
+        && r.dropped > 0
+        && let Some(l) = &log
+    {
+        let _ = tx.send(Internal::LogTruncated {
+            run_id,
+            dropped: r.dropped,
+            log: l.into(),
+        });
+    }
     let (usage, usage_limit_until) = match &log {
         Some(l) => crate::workers::read_usage(adapter, std::path::Path::new(l)).await,
         None => (None, None),

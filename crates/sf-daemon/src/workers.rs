@@ -49,6 +49,12 @@ pub(crate) enum Internal {
     },
     /// A completion's git work is done.
     CompletePrepared(Box<crate::owner::PendingComplete>),
+    /// A run's output passed the log cap; the middle was dropped.
+    LogTruncated {
+        run_id: i64,
+        dropped: u64,
+        log: PathBuf,
+    },
     /// A merge request's test run starts (its log is `log`).
     MergeTesting { id: i64, log: PathBuf },
     /// A merge request was processed.
@@ -192,7 +198,7 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
     if wt.created
         && let Some(setup) = &config.worktree_setup
     {
-        run_setup(setup, &wt.path, config.worktree_setup_timeout, &log).await?;
+        run_setup(config, setup, &wt.path, &log).await?;
     }
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
@@ -260,6 +266,7 @@ pub(crate) fn spawn_run(
         env,
         cwd: cwd.to_owned(),
         log_path: log.to_owned(),
+        log_cap: Some(sf_worker::log::LogCap::new(config.run_log_max)),
         stdin: cmd.stdin,
     };
     sf_worker::process::spawn(&spec)
@@ -347,7 +354,8 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// The configured setup command is trusted configuration (the user wrote it), so it runs
 /// through `sh -c`; nothing from a task ever reaches it.
-async fn run_setup(setup: &str, dir: &Path, timeout: Duration, log: &Path) -> Result<(), String> {
+async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Result<(), String> {
+    let timeout = config.worktree_setup_timeout;
     let spec = SpawnSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), setup.to_owned()],
@@ -356,18 +364,23 @@ async fn run_setup(setup: &str, dir: &Path, timeout: Duration, log: &Path) -> Re
             .collect(),
         cwd: dir.to_owned(),
         log_path: log.to_owned(),
+        log_cap: Some(sf_worker::log::LogCap::new(config.run_log_max)),
         stdin: None,
     };
     let mut s = sf_worker::process::spawn(&spec)
         .map_err(|e| format!("worktree setup `{setup}`: {}", error_chain(&e)))?;
     let status = tokio::select! {
-        st = s.child.wait() => st.map_err(|e| e.to_string())?,
+        st = s.child.wait() => st.map_err(|e| e.to_string()),
         () = tokio::time::sleep(timeout) => {
             stop_group(s.pid, Duration::from_secs(5)).await;
             let _ = s.child.wait().await;
-            return Err(format!("worktree setup `{setup}` timed out after {}", humantime::format_duration(timeout)));
+            Err(format!("worktree setup `{setup}` timed out after {}", humantime::format_duration(timeout)))
         }
     };
+    sf_worker::process::signal_group(s.pid, sf_worker::process::StopSignal::Kill);
+    // the worker appends to the same log: the setup's output must be complete first
+    log_finished(s.log.take(), s.pid).await;
+    let status = status?;
     if status.success() {
         Ok(())
     } else {
@@ -457,7 +470,12 @@ pub(crate) async fn supervise(
     log: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
 ) {
-    let sf_worker::process::Spawned { mut child, pid, .. } = spawned;
+    let sf_worker::process::Spawned {
+        mut child,
+        pid,
+        log: capture,
+        ..
+    } = spawned;
     let (status, why) = tokio::select! {
         st = child.wait() => (st, ExitWhy::Exited),
         () = tokio::time::sleep(limit) => {
@@ -477,6 +495,15 @@ pub(crate) async fn supervise(
     // stragglers of the group (a grandchild that outlived the leader)
     sf_worker::process::signal_group(pid, sf_worker::process::StopSignal::Kill);
     let exit = status.ok().map(ExitInfo::from);
+    if let Some(r) = log_finished(capture, pid).await
+        && r.dropped > 0
+    {
+        let _ = tx.send(Internal::LogTruncated {
+            run_id,
+            dropped: r.dropped,
+            log: log.clone(),
+        });
+    }
     let (usage, usage_limit_until) = read_usage(adapter, &log).await;
     let _ = tx.send(Internal::Exited {
         run_id,
@@ -485,6 +512,23 @@ pub(crate) async fn supervise(
         usage,
         usage_limit_until,
     });
+}
+
+/// Waits for a run's log copier to reach the end of the output, once its process group is
+/// gone. A process that left the group (`setsid`) but kept the output open would keep the
+/// copier going: after a while it is left to finish on its own.
+pub(crate) async fn log_finished(
+    capture: Option<sf_worker::log::Capture>,
+    pid: u32,
+) -> Option<sf_worker::log::CopyReport> {
+    let report = tokio::time::timeout(Duration::from_secs(10), capture?.finished()).await;
+    if report.is_err() {
+        tracing::warn!(
+            pid,
+            "a run's output is still held open after its process group ended; its log will be finished when that process exits"
+        );
+    }
+    report.ok().flatten()
 }
 
 /// Parses a finished run's log with its adapter's parser.
@@ -539,6 +583,17 @@ pub(crate) fn save_work(
 ) {
     let (run_id, task, epoch, worktree, log) = run;
     tokio::spawn(async move {
+        if why == ExitWhy::Vanished
+            && let Some(capture) = log.as_ref().and_then(|l| {
+                sf_worker::log::resume(
+                    Path::new(l),
+                    sf_worker::log::LogCap::new(config.run_log_max),
+                )
+            })
+        {
+            // the recovery's copier is finishing the tail the note quotes
+            capture.finished().await;
+        }
         let wt = worktree.map(|w| worktree_path(&config, &w));
         let saved = match wt.filter(|p| p.exists()) {
             Some(path) => {

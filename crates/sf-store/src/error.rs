@@ -60,6 +60,23 @@ impl StoreError {
         self
     }
 
+    /// Whether the failure may pass by itself (a full disk, an I/O error, a busy or
+    /// read-only database), so that the same operation is worth trying again later.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        matches!(self, Self::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+        if matches!(
+            e.code,
+            C::DiskFull
+                | C::SystemIoFailure
+                | C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::CannotOpen
+                | C::ReadOnly
+                | C::OutOfMemory
+        ))
+    }
+
     /// The refusal's kind, or `Internal`.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -578,6 +578,51 @@ impl Store {
         })
     }
 
+    /// Records that a run's output passed the log cap and `dropped` bytes were cut from
+    /// its log (an audit event on the run's task, or on the run for a steward's).
+    pub fn run_log_truncated(
+        &mut self,
+        run_id: i64,
+        dropped: u64,
+        cap: u64,
+        log: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let (agent, task): (String, Option<(Key, String)>) = self
+            .conn
+            .prepare_cached(
+                "SELECT r.agent, r.task, t.id FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.id = ?1",
+            )?
+            .query_row([run_id], |r| {
+                let task = match (r.get::<_, Option<Key>>(1)?, r.get::<_, Option<String>>(2)?) {
+                    (Some(k), Some(id)) => Some((k, id)),
+                    _ => None,
+                };
+                Ok((r.get(0)?, task))
+            })?;
+        let task = task.and_then(|(k, id)| TaskId::new(id).ok().map(|id| (k, id)));
+        let reason = format!(
+            "the run wrote more than run_log_max ({cap} bytes); {dropped} bytes were dropped from the middle of its log"
+        );
+        let tx = self.conn.transaction()?;
+        let mut audit = Audit::new(
+            "daemon",
+            "run_log_truncated",
+            task.as_ref()
+                .map_or_else(|| format!("run:{run_id}"), |(_, id)| format!("task:{id}")),
+        );
+        if let Some((k, id)) = &task {
+            audit = audit.task(*k, id);
+        }
+        let ev = audit
+            .after(json!({"run": run_id, "agent": agent, "dropped_bytes": dropped, "cap_bytes": cap, "log": log}))
+            .reason(Some(&reason))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+
     /// Whether a run's lease was released by a completion or a handoff.
     pub fn run_released(&self, run_id: i64) -> Result<bool, StoreError> {
         Ok(self

@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod log;
 pub mod process;

@@ -26,6 +26,9 @@ pub struct SpawnSpec {
     pub cwd: PathBuf,
     /// stdout and stderr go here (appended).
     pub log_path: PathBuf,
+    /// Keep at most this much of the output in the log (head and tail, see [`crate::log`]);
+    /// `None`: the child appends to the log file directly, without a cap.
+    pub log_cap: Option<crate::log::LogCap>,
     /// Written to stdin, which is then closed; `None`: stdin is `/dev/null`.
     pub stdin: Option<String>,
 }
@@ -62,6 +65,8 @@ pub struct Spawned {
     pub pid: u32,
     /// Its start time from `/proc/<pid>/stat`, to tell it from a later process with the same pid.
     pub start_time: Option<u64>,
+    /// The copier of its capped log (when [`SpawnSpec::log_cap`] is set).
+    pub log: Option<crate::log::Capture>,
 }
 
 /// Starts a worker in a process group of its own.
@@ -70,15 +75,24 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         path: spec.log_path.clone(),
         source,
     };
-    if let Some(dir) = spec.log_path.parent() {
-        std::fs::create_dir_all(dir).map_err(log_err)?;
-    }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600) // private: a run log may quote secrets
-        .open(&spec.log_path)
-        .map_err(log_err)?;
+    let (log, capture) = match spec.log_cap {
+        Some(cap) => {
+            let (end, capture) = crate::log::start(&spec.log_path, cap).map_err(log_err)?;
+            (end, Some(capture))
+        }
+        None => {
+            if let Some(dir) = spec.log_path.parent() {
+                std::fs::create_dir_all(dir).map_err(log_err)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600) // private: a run log may quote secrets
+                .open(&spec.log_path)
+                .map_err(log_err)?;
+            (file, None)
+        }
+    };
     let log2 = log.try_clone().map_err(log_err)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -110,6 +124,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         child,
         pid,
         start_time: process_start_time(pid),
+        log: capture,
     })
 }
 
@@ -321,6 +336,7 @@ mod tests {
             ],
             cwd: dir.to_owned(),
             log_path: dir.join("logs/run.log"),
+            log_cap: None,
             stdin: Some("the prompt\n".into()),
         }
     }

@@ -55,6 +55,10 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # Time a worker has to exit after completing or handing off before it is stopped.
 # complete_grace = "30s"
 
+# Most bytes kept of one run's log (worker, steward and setup output). A run that writes
+# more keeps its first and its last half, with a line saying how much was dropped between.
+# run_log_max = "16 MiB"
+
 # Variables of the daemon's environment passed on to workers and the merge test command
 # (besides PATH, HOME, LANG and TERM), e.g. ["ANTHROPIC_API_KEY", "CARGO_HOME"].
 # env_passthrough = []
