@@ -287,6 +287,7 @@ impl TestDaemon {
     pub fn sfctl(&self) -> Sfctl<'_> {
         Sfctl {
             td: self,
+            program: SFCTL.into(),
             args: Vec::new(),
             cwd: self.repo.clone(),
             env: Vec::new(),
@@ -401,6 +402,7 @@ impl Drop for TestDaemon {
 #[must_use]
 pub struct Sfctl<'a> {
     td: &'a TestDaemon,
+    program: PathBuf,
     args: Vec<OsString>,
     cwd: PathBuf,
     env: Vec<(OsString, OsString)>,
@@ -439,8 +441,14 @@ impl Sfctl<'_> {
     }
 
     /// The command, ready to run.
+    /// Runs this `sfctl` binary instead of the built one (e.g. a copy another user can reach).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = program.into();
+        self
+    }
+
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(SFCTL);
+        let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
             .env_clear()

@@ -17,7 +17,7 @@ use sf_proto::TaskStatus;
 use sf_proto::paths::WorkspacePaths;
 
 use crate::fleet::{FAKE, fleet, script, wait_status, worker};
-use crate::harness::{ChildGuard, SFCTL, SFD, TestDaemon, WAIT_DEADLINE, eventually};
+use crate::harness::{ChildGuard, SFCTL, TestDaemon, WAIT_DEADLINE, eventually};
 
 /// The second user of the tests that need one, or `None` after printing why the test
 /// cannot run here.
@@ -35,21 +35,27 @@ fn other_user(test: &str) -> Option<User> {
     else {
         return skip("there is no `sftest` or `nobody` user (`.ci/run` creates `sftest`)".into());
     };
-    // Our binaries must be reachable by that user (not under a private home directory).
-    for bin in [SFCTL, SFD] {
-        let ok = Command::new(bin)
-            .arg("--version")
-            .uid(user.uid.as_raw())
-            .gid(user.gid.as_raw())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return skip(format!("user {} cannot run {bin}", user.name));
-        }
-    }
     Some(user)
+}
+
+/// A copy of `bin` that any user can run: the build's own may sit under a private home
+/// directory (a CI checkout under /root). Hard-linked when it can be, into a shared 0755
+/// directory, replaced atomically so that concurrent tests agree.
+fn reachable(bin: &str) -> PathBuf {
+    let src = Path::new(bin);
+    let dir = std::env::temp_dir().join("sf-e2e-bins");
+    let _ = fs::create_dir(&dir);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the bin dir");
+    let name = src.file_name().expect("a binary name");
+    let dest = dir.join(name);
+    let tmp = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if fs::hard_link(src, &tmp).is_err() {
+        fs::copy(src, &tmp).expect("copy the binary");
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod the binary");
+    fs::rename(&tmp, &dest).expect("put the binary in place");
+    dest
 }
 
 /// Lets every user into the tempdir (tempfile makes it 0700), as a shared machine's
@@ -61,6 +67,7 @@ fn open_tempdir(td: &TestDaemon) {
 /// Runs `sfctl --json ARGS` as `user` in the repository.
 fn sfctl_as(td: &TestDaemon, user: &User, args: &[&str]) -> Output {
     td.sfctl()
+        .program(reachable(SFCTL))
         .arg("--json")
         .args(args)
         .command()
@@ -234,7 +241,7 @@ fn sfctl_refuses_to_talk_to_a_socket_of_another_user() {
     )
     .expect("write script");
     let mut listener = ChildGuard(
-        Command::new(FAKE)
+        Command::new(reachable(FAKE))
             .arg(&plan)
             .env_clear()
             .uid(user.uid.as_raw())
