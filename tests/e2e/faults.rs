@@ -58,6 +58,13 @@ fn workspace() -> TestDaemon {
     td
 }
 
+/// [`workspace`] with the daemon started.
+fn running() -> TestDaemon {
+    let mut td = workspace();
+    td.spawn();
+    td
+}
+
 /// Writes a lock file as a killed git would leave it, `age` old.
 fn stale_lock(path: &Path, age: Duration) {
     fs::write(path, "").expect("write lock");
@@ -114,11 +121,7 @@ fn a_kill_half_way_through_a_new_worktrees_checkout_never_deletes_files_from_mai
 
 #[test]
 fn an_empty_admin_folder_left_by_a_kill_does_not_wedge_the_task() {
-    let td = {
-        let mut td = workspace();
-        td.spawn();
-        td
-    };
+    let td = running();
     steward(&td);
     let a = td.create_task("Add a note", &[]).task.id.to_string();
     // what a kill between creating git's admin folder and writing into it leaves
@@ -133,11 +136,7 @@ fn an_empty_admin_folder_left_by_a_kill_does_not_wedge_the_task() {
 
 #[test]
 fn a_stale_index_lock_in_a_worktree_is_removed_and_the_completion_commits_the_work() {
-    let td = {
-        let mut td = workspace();
-        td.spawn();
-        td
-    };
+    let td = running();
     steward(&td);
     let a = td
         .create_task("Leave work uncommitted", &[])
@@ -204,11 +203,7 @@ fn a_stale_index_lock_does_not_stop_a_failed_runs_work_from_being_saved() {
 
 #[test]
 fn stale_locks_on_the_target_and_the_users_index_do_not_stop_the_merge_queue() {
-    let td = {
-        let mut td = workspace();
-        td.spawn();
-        td
-    };
+    let td = running();
     steward(&td);
     // left by a git killed a minute ago in the user's checkout
     stale_lock(
@@ -235,11 +230,7 @@ fn stale_locks_on_the_target_and_the_users_index_do_not_stop_the_merge_queue() {
 
 #[test]
 fn a_lock_that_a_live_process_holds_is_left_alone() {
-    let td = {
-        let mut td = workspace();
-        td.spawn();
-        td
-    };
+    let td = running();
     steward(&td);
     // a git in the user's checkout holds the target's lock (open, an hour old)
     let lock = td.repo.join(".git/refs/heads/main.lock");
