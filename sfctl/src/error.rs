@@ -180,6 +180,35 @@ impl From<ClientError> for CliError {
                      XDG_RUNTIME_DIR to a directory of your own, or pass --socket",
                 ),
             ClientError::Refused(p) => p.into(),
+            ClientError::Timeout { what, .. } => {
+                let err = Self::unreachable(e.to_string());
+                match what {
+                    "reply" => err.with_hint(
+                        "sfd may be overloaded or stuck (`sfctl daemon status`); what you asked \
+                         may still have been applied: look before you retry; \
+                         SF_REPLY_TIMEOUT=SECONDS waits longer",
+                    ),
+                    _ => err.with_hint(
+                        "sfd is not accepting connections: it may be overloaded or stuck; \
+                         `sfctl daemon status`, or restart it with `sfctl daemon stop && sfctl daemon start`",
+                    ),
+                }
+            }
+            ClientError::Frame(sf_proto::FrameError::Closed | sf_proto::FrameError::Io(_)) => {
+                let mut err = Self::unreachable(
+                    "the connection to sfd broke before its answer arrived".to_owned(),
+                )
+                .with_hint(
+                    "what you asked may have been applied: look (e.g. `sfctl task show ID`) \
+                     before you retry; `sfctl daemon status` says whether sfd is up",
+                );
+                let mut cause: Option<&dyn std::error::Error> = Some(&e);
+                while let Some(c) = cause {
+                    err.causes.push(c.to_string());
+                    cause = c.source();
+                }
+                err
+            }
             ClientError::Frame(ref f) => {
                 let mut err = Self::internal(e.to_string());
                 let mut cause: Option<&dyn std::error::Error> = Some(f);

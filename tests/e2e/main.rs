@@ -6,6 +6,7 @@ mod fleet;
 mod harness;
 
 mod agents;
+mod bounds;
 mod cli;
 mod crash;
 mod daemon;

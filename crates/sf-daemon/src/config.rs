@@ -21,6 +21,8 @@ struct RawConfig {
     worker_timeout: Option<String>,
     stop_grace: Option<String>,
     complete_grace: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u32>,
     run_log_max: Option<RawSize>,
     env_passthrough: Vec<String>,
     sfctl: Option<PathBuf>,
@@ -162,6 +164,10 @@ pub struct Config {
     pub stop_grace: Duration,
     /// Time a worker has to exit after completing or handing off before it is stopped.
     pub complete_grace: Duration,
+    /// How long a client connection may sit between requests (event streams excepted).
+    pub idle_timeout: Duration,
+    /// Most client connections served at once.
+    pub max_connections: usize,
     /// Most bytes kept of one run's log: the first and the last half (`run_log_max`).
     pub run_log_max: u64,
     /// Variables of the daemon's environment passed on to workers.
@@ -184,6 +190,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "worker_timeout",
     "stop_grace",
     "complete_grace",
+    "idle_timeout",
+    "max_connections",
     "run_log_max",
     "env_passthrough",
     "sfctl",
@@ -358,6 +366,16 @@ impl Config {
                 raw.complete_grace.as_deref(),
                 Duration::from_secs(30),
             )?,
+            idle_timeout: duration(
+                "idle_timeout",
+                raw.idle_timeout.as_deref(),
+                Duration::from_secs(60),
+            )?,
+            max_connections: match raw.max_connections {
+                Some(0) => bail!("max_connections must be at least 1 in {}", file.display()),
+                Some(n) => n as usize,
+                None => 512,
+            },
             run_log_max: log_max(raw.run_log_max.as_ref())?,
             env_passthrough: raw.env_passthrough,
             timezone: match raw.timezone.as_deref() {

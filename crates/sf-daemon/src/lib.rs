@@ -62,7 +62,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         pid = std::process::id(),
         "sfd ready"
     );
-    let accept = server::accept_loop(listener, handle.clone(), tracker.clone(), cancel.clone());
+    let limits = server::Limits {
+        max_connections: config.max_connections,
+        idle_timeout: config.idle_timeout,
+    };
+    let accept = server::accept_loop(
+        listener,
+        handle.clone(),
+        tracker.clone(),
+        cancel.clone(),
+        limits,
+    );
     let owner_failed = serve(shutdown, &cancel, accept, &mut owner_task).await;
     cancel.cancel();
     tracker.close();

@@ -755,8 +755,15 @@ impl Owner {
                     }
                     return true;
                 }
-                self.end_run(run_id, None, Failure::SpawnFailed, note, None, max)
-                    .await;
+                // the daemon's own exhaustion (descriptors, processes, memory, disk) is not the
+                // task's fault: the run ends uncounted and the task waits for the next round
+                let failure = if crate::workers::out_of_resources(&error) {
+                    tracing::warn!(run_id, %error, "sfd ran out of a resource starting a run; the task is not charged");
+                    Failure::DaemonResources
+                } else {
+                    Failure::SpawnFailed
+                };
+                self.end_run(run_id, None, failure, note, None, max).await;
                 true
             }
             Internal::Exited {

@@ -5,23 +5,122 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
-use bytes::Bytes;
-use futures::{SinkExt as _, StreamExt as _};
 use sf_proto::{
     AuditEvent, ErrorKind, EventId, HANDSHAKE_TIMEOUT_SECS, Hello, MAX_FRAME, MAX_HELLO_FRAME,
     PROTOCOL_VERSION, ProtoError, Request, Response, TaskId,
 };
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::owner::DaemonHandle;
 
-type Conn = Framed<UnixStream, LengthDelimitedCodec>;
+/// `max_connections` and `idle_timeout` of config.toml.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Connections served at once; one more is answered with a refusal and closed.
+    pub max_connections: usize,
+    /// How long a connection may sit between requests (follow streams excepted).
+    pub idle_timeout: Duration,
+}
+/// Request bytes held in memory across all connections at once: the body of a frame over
+/// [`MAX_HELLO_FRAME`] is read only once its length is reserved here, so clients stalled
+/// inside large frames cannot add up (smaller frames are bounded by the connection cap).
+const MAX_BUFFERED: usize = 4 * MAX_FRAME;
+/// How long a request may wait for room in [`MAX_BUFFERED`] before it is refused.
+const BUFFER_WAIT: Duration = Duration::from_secs(2);
+/// How long the rest of a frame may take once its length arrived.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client connection: length-prefixed frames over the socket, read against the shared
+/// byte budget, replies split into frames of at most [`MAX_FRAME`] when larger (see
+/// [`sf_proto::CONTINUED`]).
+struct Conn {
+    stream: UnixStream,
+    max_frame: usize,
+    budget: Arc<Semaphore>,
+}
+
+/// Why no request was read.
+enum ReadEnd {
+    /// The client hung up between frames.
+    Closed,
+    /// Nothing within the idle timeout.
+    Idle,
+}
+
+impl Conn {
+    async fn send(&mut self, r: &Response) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(r)?;
+        for (head, chunk) in sf_proto::frames(&body, MAX_FRAME) {
+            self.stream.write_all(&head).await?;
+            self.stream.write_all(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one frame, waiting at most `idle` for it to begin. A frame over the limit, or
+    /// one that cannot get room in the shared budget, is answered with an error and ends
+    /// the connection.
+    async fn read(&mut self, idle: Duration) -> anyhow::Result<Result<Vec<u8>, ReadEnd>> {
+        let mut head = [0u8; 4];
+        match tokio::time::timeout(idle, self.stream.read_exact(&mut head)).await {
+            Err(_) => return Ok(Err(ReadEnd::Idle)),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(Err(ReadEnd::Closed));
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(_)) => {}
+        }
+        let len = u32::from_be_bytes(head) as usize;
+        if len > self.max_frame {
+            let _ = self
+                .send(&error(
+                    ErrorKind::InvalidInput,
+                    format!("frame too large: the limit is {} bytes", self.max_frame),
+                    "split the request; the connection is closed",
+                ))
+                .await;
+            anyhow::bail!("frame of {len} bytes over the limit");
+        }
+        // small frames (every ordinary request) need no reservation: the connection cap
+        // bounds them; larger ones reserve their length from the shared budget first
+        let permits = if len <= MAX_HELLO_FRAME {
+            0
+        } else {
+            u32::try_from(len).unwrap_or(u32::MAX)
+        };
+        let Ok(Ok(_reserved)) = tokio::time::timeout(
+            BUFFER_WAIT,
+            Arc::clone(&self.budget).acquire_many_owned(permits),
+        )
+        .await
+        else {
+            let _ = self
+                .send(&error(
+                    ErrorKind::Busy,
+                    format!(
+                        "sfd is busy: other connections hold {MAX_BUFFERED} bytes of requests being received"
+                    ),
+                    "retry in a moment; the connection is closed",
+                ))
+                .await;
+            anyhow::bail!("no room for a frame of {len} bytes");
+        };
+        let mut body = vec![0u8; len];
+        tokio::time::timeout(FRAME_TIMEOUT, self.stream.read_exact(&mut body))
+            .await
+            .context("a frame's body did not arrive in time")??;
+        Ok(Ok(body))
+    }
+}
 
 /// Binds the socket in a directory of our own (see [`crate::private::socket_dir`]; `managed`:
 /// sf chose the directory, so it is made 0700) and makes it 0600. A leftover socket file is
@@ -45,8 +144,11 @@ pub(crate) async fn accept_loop(
     handle: DaemonHandle,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    limits: Limits,
 ) {
     let mut next_id: u64 = 0;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let budget = Arc::new(Semaphore::new(MAX_BUFFERED));
     loop {
         let stream = tokio::select! {
             () = cancel.cancelled() => return,
@@ -60,12 +162,26 @@ pub(crate) async fn accept_loop(
             },
         };
         next_id += 1;
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(
+                max = limits.max_connections,
+                "refused a connection: too many connections open"
+            );
+            tracker.spawn(refuse_busy(
+                stream,
+                Arc::clone(&budget),
+                limits.max_connections,
+            ));
+            continue;
+        };
         let span = tracing::debug_span!("conn", id = next_id);
         let handle = handle.clone();
         let cancel = cancel.clone();
+        let budget = Arc::clone(&budget);
         tracker.spawn(
             async move {
-                if let Err(e) = serve(stream, handle, cancel).await {
+                let _slot = slot;
+                if let Err(e) = serve(stream, handle, cancel, budget, limits.idle_timeout).await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             }
@@ -74,112 +190,99 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn send(conn: &mut Conn, r: &Response) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(r)?;
-    conn.send(Bytes::from(body)).await?;
-    Ok(())
+/// Tells a client over `max_connections` why it is turned away, without waiting on it.
+async fn refuse_busy(stream: UnixStream, budget: Arc<Semaphore>, max: usize) {
+    let mut conn = Conn {
+        stream,
+        max_frame: MAX_HELLO_FRAME,
+        budget,
+    };
+    let refusal = error(
+        ErrorKind::Busy,
+        format!("sfd is serving {max} connections, its limit (max_connections)"),
+        "close idle clients (a `--follow` nobody watches) or retry in a moment; raise \
+         max_connections in .sf/config.toml if you need more",
+    );
+    // answer, then let the client finish writing its hello before the socket closes (a close
+    // under its write would reach it as a broken connection, not as this answer)
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        conn.send(&refusal).await?;
+        let mut sink = [0u8; 512];
+        while conn.stream.read(&mut sink).await? > 0 {}
+        anyhow::Ok(())
+    })
+    .await;
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>, hint: &str) -> Response {
     Response::Error(ProtoError::new(kind, message).with_hint(hint))
 }
 
-/// Reads one frame; `Ok(None)` on a clean close, an error reply already sent on a bad one.
-async fn read_frame(conn: &mut Conn) -> anyhow::Result<Option<Bytes>> {
-    match conn.next().await {
-        None => Ok(None),
-        Some(Ok(b)) => Ok(Some(b.freeze())),
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-            let max = conn.codec().max_frame_length();
-            let _ = send(
-                conn,
-                &error(
-                    ErrorKind::InvalidInput,
-                    format!("frame too large: the limit is {max} bytes"),
-                    "split the request; the connection is closed",
-                ),
-            )
-            .await;
-            Err(e.into())
-        }
-        Some(Err(e)) => Err(e.into()),
-    }
-}
-
 async fn serve(
     stream: UnixStream,
     handle: DaemonHandle,
     cancel: CancellationToken,
+    budget: Arc<Semaphore>,
+    idle_timeout: Duration,
 ) -> anyhow::Result<()> {
     let peer = stream.peer_cred()?;
-    let mut conn = Framed::new(
+    let mut conn = Conn {
         stream,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_HELLO_FRAME)
-            .new_codec(),
-    );
+        max_frame: MAX_HELLO_FRAME,
+        budget,
+    };
     let me = nix::unistd::geteuid().as_raw();
     if peer.uid() != me {
         tracing::warn!(
             peer_uid = peer.uid(),
             "refused a connection from another user"
         );
-        send(
-            &mut conn,
-            &error(
-                ErrorKind::PermissionDenied,
-                "sfd serves only its own user",
-                "",
-            ),
-        )
+        conn.send(&error(
+            ErrorKind::PermissionDenied,
+            "sfd serves only its own user",
+            "",
+        ))
         .await?;
         return Ok(());
     }
-    let first = tokio::time::timeout(
-        Duration::from_secs(HANDSHAKE_TIMEOUT_SECS),
-        read_frame(&mut conn),
-    )
-    .await;
-    let Ok(first) = first else {
-        let _ = send(
-            &mut conn,
-            &error(
-                ErrorKind::InvalidInput,
-                "no hello within 10 seconds",
-                "send a Hello frame first",
-            ),
-        )
-        .await;
-        return Ok(());
+    let first = match conn
+        .read(Duration::from_secs(HANDSHAKE_TIMEOUT_SECS))
+        .await?
+    {
+        Ok(f) => f,
+        Err(ReadEnd::Closed) => return Ok(()),
+        Err(ReadEnd::Idle) => {
+            let _ = conn
+                .send(&error(
+                    ErrorKind::InvalidInput,
+                    "no hello within 10 seconds",
+                    "send a Hello frame first",
+                ))
+                .await;
+            return Ok(());
+        }
     };
-    let Some(first) = first? else { return Ok(()) };
     let hello: Hello = match serde_json::from_slice(&first) {
         Ok(h) => h,
         Err(e) => {
-            send(
-                &mut conn,
-                &error(
-                    ErrorKind::InvalidInput,
-                    format!("malformed hello: {e}"),
-                    "the first frame must be a Hello",
-                ),
-            )
+            conn.send(&error(
+                ErrorKind::InvalidInput,
+                format!("malformed hello: {e}"),
+                "the first frame must be a Hello",
+            ))
             .await?;
             return Ok(());
         }
     };
     if hello.protocol != PROTOCOL_VERSION {
-        send(
-            &mut conn,
-            &error(
-                ErrorKind::IncompatibleProtocol,
-                format!(
-                    "client `{}` speaks protocol {}, this sfd speaks protocol {PROTOCOL_VERSION}",
-                    hello.client, hello.protocol
-                ),
-                "use sfctl and sfd from the same release",
+        conn.send(&error(
+            ErrorKind::IncompatibleProtocol,
+            format!(
+                "client `{}` speaks protocol {}, this sfd speaks protocol {PROTOCOL_VERSION}",
+                hello.client, hello.protocol
             ),
-        )
+            "use sfctl and sfd from the same release",
+        ))
         .await?;
         return Ok(());
     }
@@ -188,23 +291,37 @@ async fn serve(
         .filter(|a| !a.is_empty() && a.len() <= 128)
         .unwrap_or_else(|| "unknown".into());
     tracing::debug!(client = %hello.client, %actor, "handshake accepted");
-    send(
-        &mut conn,
-        &Response::Welcome {
-            protocol: PROTOCOL_VERSION,
-            daemon: format!("sfd {}", env!("CARGO_PKG_VERSION")),
-            pid: std::process::id(),
-        },
-    )
+    conn.send(&Response::Welcome {
+        protocol: PROTOCOL_VERSION,
+        daemon: format!("sfd {}", env!("CARGO_PKG_VERSION")),
+        pid: std::process::id(),
+    })
     .await?;
-    conn.codec_mut().set_max_frame_length(MAX_FRAME);
+    conn.max_frame = MAX_FRAME;
 
     loop {
         let frame = tokio::select! {
             () = cancel.cancelled() => return Ok(()),
-            f = read_frame(&mut conn) => f?,
+            f = conn.read(idle_timeout) => f?,
         };
-        let Some(frame) = frame else { return Ok(()) };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(ReadEnd::Closed) => return Ok(()),
+            Err(ReadEnd::Idle) => {
+                tracing::debug!("closed an idle connection");
+                let _ = conn
+                    .send(&error(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "closed after {} without a request (idle_timeout)",
+                            humantime::format_duration(idle_timeout)
+                        ),
+                        "connect again for the next request",
+                    ))
+                    .await;
+                return Ok(());
+            }
+        };
         let request: Request = match serde_json::from_slice(&frame) {
             Ok(r) => r,
             Err(e) => {
@@ -212,14 +329,11 @@ async fn serve(
                     Ok(_) => format!("malformed request: {e}"),
                     Err(_) => "malformed request: not UTF-8 JSON".to_owned(),
                 };
-                send(
-                    &mut conn,
-                    &error(
-                        ErrorKind::InvalidInput,
-                        msg,
-                        "see the sf-proto crate docs for the request types",
-                    ),
-                )
+                conn.send(&error(
+                    ErrorKind::InvalidInput,
+                    msg,
+                    "see the sf-proto crate docs for the request types",
+                ))
                 .await?;
                 continue;
             }
@@ -229,7 +343,7 @@ async fn serve(
             return follow(conn, &handle, &actor, since, task, cancel).await;
         }
         let response = handle.request(&actor, request).await;
-        send(&mut conn, &response).await?;
+        conn.send(&response).await?;
     }
 }
 
@@ -251,7 +365,7 @@ async fn follow(
         {
             Response::Task(d) => Some(d.task.id),
             other => {
-                send(&mut conn, &other).await?;
+                conn.send(&other).await?;
                 return Ok(());
             }
         },
@@ -273,29 +387,30 @@ async fn follow(
             Response::Events(events) => {
                 for e in events {
                     last = e.id;
-                    send(&mut conn, &Response::Event(e)).await?;
+                    conn.send(&Response::Event(e)).await?;
                 }
             }
             other => {
-                send(&mut conn, &other).await?;
+                conn.send(&other).await?;
                 return Ok(());
             }
         }
     }
     let wanted = |e: &AuditEvent| task_id.is_none() || e.task == task_id;
+    let mut probe = [0u8; 1];
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             // the client hung up (or sent something: a follow takes no more requests)
-            f = conn.next() => if f.is_none() { return Ok(()) },
+            f = conn.stream.read(&mut probe) => { let _ = f; return Ok(()) },
             r = rx.recv() => match r {
                 Ok(e) => {
                     if (since.is_none() || e.id > last) && wanted(&e) {
                         last = e.id;
-                        send(&mut conn, &Response::Event(e)).await?;
+                        conn.send(&Response::Event(e)).await?;
                     }
                 }
-                Err(RecvError::Lagged(skipped)) => send(&mut conn, &Response::Lagged { skipped }).await?,
+                Err(RecvError::Lagged(skipped)) => conn.send(&Response::Lagged { skipped }).await?,
                 Err(RecvError::Closed) => return Ok(()),
             },
         }

@@ -341,6 +341,22 @@ pub(crate) fn spawn_agent(
     })
 }
 
+/// Whether a failure to start a run (its error chain, as text: git2's errors carry only the
+/// system's message) says the daemon itself ran out of something: descriptors, processes,
+/// memory, disk space or quota.
+pub(crate) fn out_of_resources(error: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "Too many open files",
+        "Cannot allocate memory",
+        "No space left on device",
+        "Disk quota exceeded",
+        "Resource temporarily unavailable",
+        "(os error 24)",
+        "(os error 23)",
+    ];
+    SIGNS.iter().any(|s| error.contains(s))
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

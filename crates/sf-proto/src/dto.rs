@@ -220,6 +220,8 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A failure inside the daemon; the daemon keeps running.
     Internal,
+    /// The daemon is at a limit (connections, request bytes in flight): retry shortly.
+    Busy,
 }
 
 /// A refusal, with what was wrong and what to do.

@@ -42,6 +42,67 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, value: &T) -> Result<(), F
     Ok(())
 }
 
+/// The bit of a frame's length prefix that says the message goes on in the next frame: a
+/// reply larger than [`crate::MAX_FRAME`] (a list of 100,000 tasks) is sent as a run of
+/// frames, each at most `MAX_FRAME` bytes, all but the last with this bit set.
+pub const CONTINUED: u32 = 1 << 31;
+
+/// Splits a message body into frames: `(length prefix, bytes)` pairs, each at most
+/// `max_frame` bytes, every prefix but the last carrying [`CONTINUED`].
+pub fn frames(body: &[u8], max_frame: usize) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let n = body.len().div_ceil(max_frame).max(1);
+    (0..n).map(move |i| {
+        let chunk = &body[(i * max_frame).min(body.len())..((i + 1) * max_frame).min(body.len())];
+        let mut len = chunk.len() as u32;
+        if i + 1 < n {
+            len |= CONTINUED;
+        }
+        (len.to_be_bytes(), chunk)
+    })
+}
+
+/// Reads one message, which may span several frames (see [`CONTINUED`]), each of at most
+/// `max_frame` bytes and all together at most `max_total`, and decodes it.
+pub fn read_message<R: Read, T: DeserializeOwned>(
+    r: &mut R,
+    max_frame: usize,
+    max_total: usize,
+) -> Result<T, FrameError> {
+    let mut body = Vec::new();
+    let mut first = true;
+    loop {
+        let mut head = [0u8; 4];
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if first && e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(FrameError::Closed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        first = false;
+        let raw = u32::from_be_bytes(head);
+        let len = (raw & !CONTINUED) as usize;
+        if len > max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: max_frame,
+            });
+        }
+        if body.len() + len > max_total {
+            return Err(FrameError::TooLarge {
+                len: body.len() + len,
+                max: max_total,
+            });
+        }
+        let start = body.len();
+        body.resize(start + len, 0);
+        r.read_exact(&mut body[start..])?;
+        if raw & CONTINUED == 0 {
+            return Ok(serde_json::from_slice(&body)?);
+        }
+    }
+}
+
 /// Reads one frame of at most `max` bytes and decodes it.
 pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max: usize) -> Result<T, FrameError> {
     let mut head = [0u8; 4];
@@ -63,6 +124,32 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max: usize) -> Result
 mod tests {
     use super::*;
     use crate::{Hello, Request, TaskFilter};
+
+    #[test]
+    fn a_message_larger_than_a_frame_goes_as_several_and_comes_back_whole() {
+        let text = "x".repeat(10_000);
+        let body = serde_json::to_vec(&text).unwrap();
+        let mut wire = Vec::new();
+        let mut n = 0;
+        for (head, chunk) in frames(&body, 4096) {
+            wire.extend_from_slice(&head);
+            wire.extend_from_slice(chunk);
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        let back: String = read_message(&mut wire.as_slice(), 4096, 1 << 20).unwrap();
+        assert_eq!(back, text);
+        // a reader that takes single frames only refuses the first part as too large
+        assert!(matches!(
+            read_frame::<_, String>(&mut wire.as_slice(), 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
+        // and the total is capped
+        assert!(matches!(
+            read_message::<_, String>(&mut wire.as_slice(), 4096, 8192),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
 
     #[test]
     fn successive_messages_round_trip() {

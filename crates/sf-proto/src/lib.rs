@@ -8,14 +8,17 @@ mod ids;
 pub mod paths;
 
 pub use dto::*;
-pub use frame::{FrameError, read_frame, write_frame};
+pub use frame::{CONTINUED, FrameError, frames, read_frame, read_message, write_frame};
 pub use ids::{DepId, EventId, ID_ALPHABET, ID_LEN, IdError, PlanId, TaskId, normalize_prefix};
 
 /// The protocol version. Bumped only for breaking changes; a mismatch is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame accepted after the handshake, in bytes.
 pub const MAX_FRAME: usize = 16 << 20;
+
+/// Largest reply a client accepts, across the frames it may span (see [`CONTINUED`]).
+pub const MAX_REPLY: usize = 1 << 30;
 
 /// Largest frame accepted before the handshake has been accepted, in bytes.
 pub const MAX_HELLO_FRAME: usize = 64 << 10;

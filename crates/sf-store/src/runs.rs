@@ -105,6 +105,9 @@ pub enum Failure {
     AgentBroken,
     /// The daemon stopped between the claim and the spawn: not counted.
     Interrupted,
+    /// The daemon itself ran out of a resource while starting it (descriptors, processes,
+    /// memory, disk): not the task's fault, not counted.
+    DaemonResources,
 }
 
 impl Failure {
@@ -115,7 +118,7 @@ impl Failure {
             Self::Stopped => "stopped",
             Self::Lost => "crashed",
             Self::UsageLimited => "usage_limited",
-            Self::SpawnFailed | Self::AgentBroken => "spawn_failed",
+            Self::SpawnFailed | Self::AgentBroken | Self::DaemonResources => "spawn_failed",
             Self::Interrupted => "interrupted",
         }
     }
@@ -123,7 +126,11 @@ impl Failure {
     fn counts(self) -> bool {
         !matches!(
             self,
-            Self::Stopped | Self::UsageLimited | Self::Interrupted | Self::AgentBroken
+            Self::Stopped
+                | Self::UsageLimited
+                | Self::Interrupted
+                | Self::AgentBroken
+                | Self::DaemonResources
         )
     }
 }

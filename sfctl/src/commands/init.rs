@@ -55,6 +55,13 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # Time a worker has to exit after completing or handing off before it is stopped.
 # complete_grace = "30s"
 
+# Time a client connection may sit idle between requests before sfd closes it (event
+# streams such as `sfctl events --follow` are exempt).
+# idle_timeout = "60s"
+
+# Most client connections sfd serves at once; one more is told sfd is busy.
+# max_connections = 512
+
 # Most bytes kept of one run's log (worker, steward and setup output). A run that writes
 # more keeps its first and its last half, with a line saying how much was dropped between.
 # run_log_max = "16 MiB"
