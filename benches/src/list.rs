@@ -59,8 +59,11 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         ms(t.elapsed())
     );
 
+    let rss_before = crate::harness::ProcSample::read(daemon.pid)?.rss_kb;
     // one checked run first: the output really holds every task
+    let t = Instant::now();
     let out = ws.sfctl(bins).args(["task", "list", "--json"]).output()?;
+    let first = t.elapsed();
     ensure!(
         out.status.success(),
         "sfctl task list --json failed: {}",
@@ -71,9 +74,15 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
     let n = listed.as_array().map_or(0, Vec::len);
     ensure!(n == o.tasks, "sfctl listed {n} tasks, expected {}", o.tasks);
     println!(
-        "  output: {} tasks, {:.1} kB of JSON",
+        "  output: {} tasks, {:.1} kB of JSON, first run {}",
         n,
-        out.stdout.len() as f64 / 1e3
+        out.stdout.len() as f64 / 1e3,
+        ms(first)
+    );
+    println!(
+        "  sfd resident memory: {:.1} MB before it, {:.1} MB after it",
+        crate::harness::mb(rss_before),
+        crate::harness::mb(crate::harness::ProcSample::read(daemon.pid)?.rss_kb)
     );
 
     let whole = sample(o.warmup, o.runs, || {
@@ -90,6 +99,11 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         "sfctl task list --json (whole process)",
         &whole,
         Some(BOUND),
+    );
+    println!(
+        "  sfd resident memory after {} more lists: {:.1} MB",
+        o.warmup + o.runs,
+        crate::harness::mb(crate::harness::ProcSample::read(daemon.pid)?.rss_kb)
     );
 
     // where the time goes
