@@ -245,3 +245,77 @@ fn a_reply_larger_than_a_frame_arrives_whole_and_an_applied_close_is_reported_as
         .success();
     assert_eq!(td.show_task(&id).task.status, sf_proto::TaskStatus::Closed);
 }
+
+/// Sets sfd's soft limit on open descriptors (`RLIMIT_NOFILE`) to `soft`, or back to its
+/// hard limit.
+#[expect(
+    unsafe_code,
+    reason = "prlimit(2) on another process has no safe wrapper"
+)]
+fn set_open_files_limit(pid: u32, soft: Option<u64>) {
+    use nix::libc;
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads the current one into `old`.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &raw mut old) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft.unwrap_or(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `new` is a valid rlimit for the call; the old value is not asked for again.
+    let rc = unsafe {
+        libc::prlimit(
+            pid,
+            libc::RLIMIT_NOFILE,
+            &raw const new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_run_sfd_cannot_start_for_lack_of_descriptors_is_not_charged_to_the_task() {
+    let td = crate::fleet::fleet("tick_interval = \"200ms\"");
+    let s = crate::fleet::script(&td, "w", "write f.txt x\ncommit f\ncomplete\n");
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    let id = td
+        .create_task(
+            "Later",
+            &["--scheduled-for", &crate::harness::rfc3339_from_now(3)],
+        )
+        .task
+        .id
+        .to_string();
+    // before it is due, sfd is left without a free descriptor, as with thousands of
+    // clients connected
+    let pid = td.child_pid().expect("sfd");
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("sfd's descriptors")
+        .count() as u64;
+    set_open_files_limit(pid, Some(open));
+    eventually(
+        "sfd to fail a start for lack of descriptors",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&td.stderr_path)
+                .unwrap_or_default()
+                .contains("worker failed to start")
+                .then_some(())
+        },
+    );
+    set_open_files_limit(pid, None);
+    let t = crate::fleet::wait_status(&td, &id, sf_proto::TaskStatus::Review);
+    assert_eq!(t.attempts, 0, "the task was charged: {:?}", t.notes);
+    assert!(
+        t.runs
+            .iter()
+            .any(|r| r.outcome.as_deref() == Some("spawn_failed")),
+        "{:?}",
+        t.runs
+    );
+}

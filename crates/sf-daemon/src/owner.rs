@@ -129,6 +129,9 @@ pub(crate) struct Owner {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     workers: HashMap<i64, Worker>,
     paused: HashMap<Adapter, chrono::DateTime<chrono::Utc>>,
+    /// sfd ran out of descriptors, processes, memory or disk starting a run: nothing is
+    /// dispatched until this time (the next tick), so a starved daemon does not spin.
+    starved_until: Option<Instant>,
     target: Option<String>,
     merging: Option<i64>,
     tick_due: bool,
@@ -168,6 +171,7 @@ impl Owner {
             internal_rx,
             workers: HashMap::new(),
             paused: HashMap::new(),
+            starved_until: None,
             target: None,
             merging: None,
             tick_due: false,
@@ -476,7 +480,8 @@ impl Owner {
         self.paused.retain(|_, until| *until > now);
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
-        let can_dispatch = self.target.is_some();
+        self.starved_until = self.starved_until.filter(|t| *t > Instant::now());
+        let can_dispatch = self.target.is_some() && self.starved_until.is_none();
         let result = self
             .store_call(move |s| {
                 let now = sf_store::now_ms();
@@ -758,7 +763,8 @@ impl Owner {
                 // the daemon's own exhaustion (descriptors, processes, memory, disk) is not the
                 // task's fault: the run ends uncounted and the task waits for the next round
                 let failure = if crate::workers::out_of_resources(&error) {
-                    tracing::warn!(run_id, %error, "sfd ran out of a resource starting a run; the task is not charged");
+                    tracing::warn!(run_id, %error, "sfd ran out of a resource starting a run; the task is not charged, dispatch waits for the next tick");
+                    self.starved_until = Some(Instant::now() + self.config.tick_interval);
                     Failure::DaemonResources
                 } else {
                     Failure::SpawnFailed

@@ -660,3 +660,25 @@ pub(crate) fn save_work(
         });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_daemons_own_exhaustion_is_told_from_the_tasks_failures() {
+        for starved in [
+            "failed to create /x/.sf/worktrees/a: Too many open files (os error 24)",
+            "failed to spawn: Resource temporarily unavailable (os error 11)",
+            "failed to write index: No space left on device",
+            "failed to open /x: Too many open files in system (os error 23)",
+        ] {
+            assert!(super::out_of_resources(starved), "{starved}");
+        }
+        for own in [
+            "`npm ci` failed (exit 1)",
+            "check out `agent/w/x` in /x: the index is locked",
+            "failed to spawn: No such file or directory (os error 2)",
+        ] {
+            assert!(!super::out_of_resources(own), "{own}");
+        }
+    }
+}
