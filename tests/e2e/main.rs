@@ -25,6 +25,7 @@ mod playbooks;
 mod protocol;
 mod secrets;
 mod security;
+mod selffeed;
 mod soak;
 mod stewards;
 mod tasks;

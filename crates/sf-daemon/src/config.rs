@@ -23,6 +23,7 @@ struct RawConfig {
     complete_grace: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<u32>,
+    steward_fire_limit: Option<u32>,
     run_log_max: Option<RawSize>,
     env_passthrough: Vec<String>,
     sfctl: Option<PathBuf>,
@@ -168,6 +169,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Most client connections served at once.
     pub max_connections: usize,
+    /// Most times a minute one steward's event triggers fire.
+    pub steward_fire_limit: u32,
     /// Most bytes kept of one run's log: the first and the last half (`run_log_max`).
     pub run_log_max: u64,
     /// Variables of the daemon's environment passed on to workers.
@@ -192,6 +195,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "complete_grace",
     "idle_timeout",
     "max_connections",
+    "steward_fire_limit",
     "run_log_max",
     "env_passthrough",
     "sfctl",
@@ -371,6 +375,14 @@ impl Config {
                 raw.idle_timeout.as_deref(),
                 Duration::from_secs(60),
             )?,
+            steward_fire_limit: match raw.steward_fire_limit {
+                Some(0) => bail!(
+                    "steward_fire_limit must be at least 1 in {} (disable a steward instead)",
+                    file.display()
+                ),
+                Some(n) => n,
+                None => 10,
+            },
             max_connections: match raw.max_connections {
                 Some(0) => bail!("max_connections must be at least 1 in {}", file.display()),
                 Some(n) => n as usize,

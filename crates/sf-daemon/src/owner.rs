@@ -132,6 +132,10 @@ pub(crate) struct Owner {
     /// sfd ran out of descriptors, processes, memory or disk starting a run: nothing is
     /// dispatched until this time (the next tick), so a starved daemon does not spin.
     starved_until: Option<Instant>,
+    /// When each steward's event triggers fired in the last minute (the rate limit).
+    fires: HashMap<String, std::collections::VecDeque<Instant>>,
+    /// When each steward was last refused by the rate limit (one event a minute).
+    rate_limited: HashMap<String, Instant>,
     target: Option<String>,
     merging: Option<i64>,
     tick_due: bool,
@@ -172,6 +176,8 @@ impl Owner {
             workers: HashMap::new(),
             paused: HashMap::new(),
             starved_until: None,
+            fires: HashMap::new(),
+            rate_limited: HashMap::new(),
             target: None,
             merging: None,
             tick_due: false,
@@ -970,6 +976,13 @@ impl Owner {
         };
         for (event, data) in bus {
             for (steward, spec) in self.triggers.matching(&event, &data) {
+                if crate::steward::caused_by(&steward, &data) {
+                    tracing::info!(%steward, %event, "not fired: the event comes from the steward's own work");
+                    continue;
+                }
+                if !self.fire_allowed(&steward).await {
+                    continue;
+                }
                 tracing::info!(%steward, %event, "event trigger fired");
                 let r = self
                     .fire_steward("daemon", &steward, format!("event: {spec}"), data.clone())
@@ -979,6 +992,42 @@ impl Owner {
                 }
             }
         }
+    }
+
+    /// The firing rate limit of event triggers (`steward_fire_limit` a minute per steward):
+    /// whether `steward` may fire now. The first refusal in a minute is recorded as a
+    /// `steward_rate_limited` event.
+    async fn fire_allowed(&mut self, steward: &str) -> bool {
+        let now = Instant::now();
+        let window = Duration::from_secs(60);
+        let limit = self.config.steward_fire_limit as usize;
+        let fires = self.fires.entry(steward.to_owned()).or_default();
+        while fires
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            fires.pop_front();
+        }
+        if fires.len() < limit {
+            fires.push_back(now);
+            return true;
+        }
+        let first_refusal = self
+            .rate_limited
+            .get(steward)
+            .is_none_or(|t| now.duration_since(*t) >= window);
+        if first_refusal {
+            self.rate_limited.insert(steward.to_owned(), now);
+            tracing::warn!(%steward, limit, "steward fire rate limit reached; event fires skipped for now");
+            let name = steward.to_owned();
+            if let Err(e) = self
+                .store_call(move |s| s.record_steward_rate_limited(&name, limit))
+                .await
+            {
+                tracing::error!(error = %e, "failed to record a rate-limited steward");
+            }
+        }
+        false
     }
 
     async fn fire_due_crons(&mut self) {

@@ -201,6 +201,24 @@ fn add_task_data(store: &mut Store, id: &str, data: &mut Value) {
     data["plan"] = json!(t.task.plan);
     data["type"] = json!(t.task.task_type);
     data["skills"] = json!(t.task.skills);
+    // what caused the task: the actor that created it (a steward's run or workflow creates
+    // as `agent:<steward>`), so that a steward is never fired by its own tasks' events
+    let origin = t
+        .events
+        .iter()
+        .find(|e| e.action == "task_created")
+        .map(|e| e.actor.clone());
+    data["origin"] = json!(origin);
+}
+
+/// Whether the bus event with `data` was caused by `steward` itself: made by its own run
+/// (`actor`), or about a task its run or playbook created (`origin`). Firing it again would
+/// let a steward feed itself forever.
+pub(crate) fn caused_by(steward: &str, data: &Value) -> bool {
+    let me = format!("agent:{steward}");
+    ["actor", "origin"]
+        .iter()
+        .any(|k| data.get(*k).and_then(Value::as_str) == Some(me.as_str()))
 }
 
 /// `task_ready` events: tasks ready now that were not ready when last looked. Only computed

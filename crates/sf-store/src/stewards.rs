@@ -265,3 +265,25 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Records that `steward`'s event triggers reached their rate limit (`limit` fires a
+    /// minute): the fires past it are skipped until the minute is over.
+    pub fn record_steward_rate_limited(
+        &mut self,
+        steward: &str,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let ev = Audit::new("daemon", "steward_rate_limited", format!("agent:{steward}"))
+            .after(json!({ "limit_per_minute": limit }))
+            .reason(Some(
+                "event fires past the limit are skipped; raise steward_fire_limit in .sf/config.toml if this steward is meant to fire that often",
+            ))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+}

@@ -204,6 +204,31 @@ fn custom_events(on: &[String]) -> Vec<&str> {
         .collect()
 }
 
+/// A warning when a steward's own output can match its trigger: a custom steward's
+/// playbook creates tasks, and these `--on` events fire for tasks.
+fn feeds_itself(spec: &sf_proto::AgentSpec) -> Option<String> {
+    if spec.focus != Some(sf_proto::Focus::Custom) {
+        return None;
+    }
+    let task_events: Vec<&str> = spec
+        .on
+        .iter()
+        .map(|t| t.split(':').next().unwrap_or_default().trim())
+        .filter(|e| {
+            e.starts_with("task_") || matches!(*e, "branch_ready" | "merge_failed" | "agent_failed")
+        })
+        .collect();
+    let first = task_events.first()?;
+    Some(format!(
+        "`{}`'s playbook `{}` creates tasks, and `{first}` fires for tasks: its own tasks' \
+         events never fire it again, but a playbook that reacts to other stewards' tasks can \
+         still chain; it fires at most `steward_fire_limit` times a minute (10 by default). \
+         Narrow it with a condition, e.g. --on '{first}:{{{{type}}}} == bug'",
+        spec.name,
+        spec.playbook.as_deref().unwrap_or("?"),
+    ))
+}
+
 pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
     match cmd {
         AgentCommand::Register(args) => {
@@ -216,6 +241,9 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
                      (sfd's own: {})",
                     sf_proto::DAEMON_EVENTS.join(", ")
                 ));
+            }
+            if let Some(w) = feeds_itself(&agent.agent.spec) {
+                ctx.ui.warn(w);
             }
             if ctx.ui.json {
                 return ctx.ui.json_value(&agent);

@@ -62,6 +62,10 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # Most client connections sfd serves at once; one more is told sfd is busy.
 # max_connections = 512
 
+# Most times a minute one steward's event triggers (--on) fire; past it, fires are skipped
+# and a steward_rate_limited event says so. A steward never fires on its own tasks' events.
+# steward_fire_limit = 10
+
 # Most bytes kept of one run's log (worker, steward and setup output). A run that writes
 # more keeps its first and its last half, with a line saying how much was dropped between.
 # run_log_max = "16 MiB"
