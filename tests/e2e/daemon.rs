@@ -363,3 +363,40 @@ fn concurrent_starts_start_one_daemon_and_the_others_say_it_is_running() {
     assert_eq!((started, running), (1, 2), "{texts:#?}");
     td.sfctl().args(["daemon", "stop"]).success();
 }
+
+#[test]
+fn daemon_stop_leaves_workers_running_and_start_adopts_them_as_its_help_says() {
+    let help = TestDaemon::uninitialised()
+        .sfctl()
+        .args(["daemon", "stop", "--help"])
+        .success();
+    assert!(
+        help.contains("Workers\nkeep running") || help.contains("Workers keep running"),
+        "the help must say what happens to workers:\n{help}"
+    );
+    assert!(!help.contains("workers are stopped"), "{help}");
+    let td = crate::fleet::fleet("");
+    let gate = td.root.join("go");
+    let s = crate::fleet::script(
+        &td,
+        "w",
+        &format!("wait-file {}\ncomplete-no-changes\n", gate.display()),
+    );
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    let id = td.create_task("Outlive a stop", &[]).task.id.to_string();
+    let pid = td.wait_for("the worker to run", || {
+        let t = td.show_task(&id);
+        t.runs.first().and_then(|r| r.pid).ok_or(t.runs)
+    });
+    td.sfctl().args(["daemon", "stop"]).success();
+    let alive = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        None,
+    )
+    .is_ok();
+    assert!(alive, "daemon stop stopped the worker");
+    td.sfctl().args(["daemon", "start"]).success();
+    std::fs::write(&gate, "").expect("open the gate");
+    crate::fleet::wait_status(&td, &id, sf_proto::TaskStatus::Closed);
+    td.sfctl().args(["daemon", "stop"]).success();
+}

@@ -55,8 +55,10 @@ Examples:
     /// Stop sfd gracefully and wait until it has gone
     #[command(
         long_about = "\
-Ask sfd to shut down gracefully (workers are stopped, their work kept) and wait up to 30 s
-until it no longer answers. Exits 0 if it was not running.",
+Ask sfd to shut down gracefully and wait up to 30 s until it no longer answers. Workers
+keep running while sfd is down: the next `sfctl daemon start` adopts each one still alive
+and reaps (saving its work) each one that ended meanwhile. To stop workers, use
+`sfctl agent stop NAME` first. Exits 0 if it was not running.",
         after_help = "\
 Examples:
   sfctl daemon stop
