@@ -438,7 +438,12 @@ fn a_command_worker_needs_a_command() {
         .fails(1);
     assert!(err.contains("command"), "{err}");
     assert!(agents(&td).is_empty());
-    register(&td, "w2", &["--role", "worker", "--adapter", "claude"]);
+    let fake = crate::fleet::FAKE;
+    register(
+        &td,
+        "w2",
+        &["--role", "worker", "--adapter", "claude", "--command", fake],
+    );
     register(&td, "d1", &["--role", "director"]);
     assert_eq!(agents(&td).len(), 2);
 }
@@ -578,4 +583,50 @@ fn reserved_names_cannot_be_agents() {
             .fails(1);
         assert!(err.contains("reserved name"), "{name}: {err}");
     }
+}
+
+#[test]
+fn an_adapter_whose_cli_is_not_installed_is_refused_at_registration() {
+    // sfd's PATH without any agent CLI
+    let mut td = TestDaemon::stopped();
+    for cli in ["claude", "codex", "opencode"] {
+        assert!(
+            !std::path::Path::new("/usr/bin").join(cli).exists()
+                && !std::path::Path::new("/bin").join(cli).exists(),
+            "this test needs a PATH without {cli}"
+        );
+    }
+    td.spawn_with(&[("PATH", "/usr/bin:/bin")]);
+    for cli in ["claude", "codex", "opencode"] {
+        let (err, _) = td
+            .sfctl()
+            .args([
+                "agent",
+                "register",
+                "w1",
+                "--role",
+                "worker",
+                "--adapter",
+                cli,
+            ])
+            .json_fails(1);
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        let hint = err["error"]["hint"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("no `{cli}`")), "{err}");
+        assert!(hint.contains("--command"), "{err}");
+    }
+    assert!(agents(&td).is_empty(), "nothing registered");
+    // the adapter's CLI given by path is checked like any --command
+    register(
+        &td,
+        "w1",
+        &[
+            "--role",
+            "worker",
+            "--adapter",
+            "claude",
+            "--command",
+            crate::fleet::FAKE,
+        ],
+    );
 }

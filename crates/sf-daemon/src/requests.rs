@@ -62,6 +62,22 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         Request::RegisterAgent { spec } => {
             if let Some(command) = &spec.command {
                 check_command(command)?;
+            } else if spec.adapter != sf_proto::Adapter::Command
+                && spec.role != sf_proto::Role::Director
+            {
+                // the adapter's own CLI, found on sfd's PATH at each spawn: check it now,
+                // not at the first dispatch
+                let cli = spec.adapter.as_str();
+                check_command(cli).map_err(|_| StoreError::Refused {
+                    kind: ErrorKind::InvalidInput,
+                    message: format!(
+                        "the {cli} adapter runs `{cli}`, and there is no `{cli}` on sfd's PATH"
+                    ),
+                    hint: Some(format!(
+                        "install {cli} where sfd's PATH finds it (then restart sfd), or pass \
+                         --command /path/to/{cli}"
+                    )),
+                })?;
             }
             Response::Agent(store.register_agent(actor, spec)?)
         }
