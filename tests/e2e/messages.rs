@@ -433,3 +433,31 @@ fn inbox_follow_exits_3_when_the_daemon_goes_away() {
     assert!(err.contains("sfd closed the stream"), "{err}");
     assert!(err.contains("sfctl inbox --follow --for human"), "{err}");
 }
+
+#[test]
+fn a_message_from_an_agent_that_does_not_exist_is_refused() {
+    let td = crate::harness::TestDaemon::start();
+    let (err, _) = td
+        .sfctl()
+        .env("SF_AGENT", "nobody")
+        .args(["message", "send", "--to", "human", "hello"])
+        .json_fails(1);
+    assert_eq!(err["error"]["kind"], "not_found", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nobody"),
+        "{err}"
+    );
+    let listed: Vec<serde_json::Value> = td.sfctl().args(["message", "list"]).json();
+    assert!(listed.is_empty(), "recorded anyway: {listed:?}");
+    // a registered one may
+    td.sfctl()
+        .args(["agent", "register", "lead", "--role", "director"])
+        .success();
+    td.sfctl()
+        .env("SF_AGENT", "lead")
+        .args(["message", "send", "--to", "human", "hello"])
+        .success();
+}

@@ -240,6 +240,22 @@ impl Store {
     /// incarnation is refused), else the caller (`agent:NAME` is shown as `NAME`).
     fn sender(&self, actor: &str, token: Option<&str>) -> Result<Sender, StoreError> {
         let Some(token) = token else {
+            if let Some(agent) = actor.strip_prefix("agent:") {
+                let known: bool = self
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM agents WHERE name = ?1)")?
+                    .query_row([agent], |r| r.get(0))?;
+                if !known {
+                    return Err(StoreError::refused(
+                        ErrorKind::NotFound,
+                        format!("no agent named `{agent}` to send as (SF_AGENT={agent})"),
+                    )
+                    .hint(
+                        "register it with `sfctl agent register`, or unset SF_AGENT to send as \
+                         yourself",
+                    ));
+                }
+            }
             let name = actor.strip_prefix("agent:").unwrap_or(actor).to_owned();
             return Ok(Sender { name, task: None });
         };
