@@ -22,19 +22,34 @@ pub fn client_name() -> String {
     format!("sfctl {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Who we are in the audit log: `agent:$SF_AGENT` inside a worker, else `human:$USER`.
+/// Who we are in the audit log: `agent:$SF_AGENT` inside a worker, else `human:<user>`
+/// (see [`user_name`]).
 pub fn actor() -> String {
-    let non_empty = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    match (non_empty("SF_AGENT"), non_empty("USER")) {
-        (Some(agent), _) => format!("agent:{agent}"),
-        (None, Some(user)) => format!("human:{user}"),
-        (None, None) => "human:unknown".to_owned(),
+    match std::env::var("SF_AGENT")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(agent) => format!("agent:{agent}"),
+        None => format!(
+            "human:{}",
+            user_name().unwrap_or_else(|| "unknown".to_owned())
+        ),
     }
 }
 
-/// `$USER`, for defaults like `--owner` and `dep approve --as`.
+/// The human's name, for the audit log and defaults like `--owner` and `mr approve --as`:
+/// `$USER`, else the name of our uid in the user database (`$USER` is unset under cron
+/// and in many containers), else `uid<N>`.
 pub fn user_name() -> Option<String> {
-    std::env::var("USER").ok().filter(|v| !v.trim().is_empty())
+    if let Some(user) = std::env::var("USER").ok().filter(|v| !v.trim().is_empty()) {
+        return Some(user);
+    }
+    let uid = uzers::get_effective_uid();
+    Some(
+        uzers::get_user_by_uid(uid)
+            .and_then(|u| u.name().to_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("uid{uid}")),
+    )
 }
 
 /// Who approves (`dep approve`, `mr approve`): `--as NAME`, else `$USER`.

@@ -351,3 +351,31 @@ fn cancelling_a_merged_request_says_it_has_landed() {
     );
     assert!(!err.contains("being tested"), "{err}");
 }
+
+#[test]
+fn without_user_set_the_human_is_named_from_the_uid() {
+    let td = crate::harness::TestDaemon::start();
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid{}", nix::unistd::geteuid()), |u| u.name);
+    let id = td
+        .sfctl()
+        .env_remove("USER")
+        .args(["task", "create", "From cron", "-q"])
+        .success();
+    let t = td.show_task(id.trim());
+    let created = t
+        .events
+        .iter()
+        .find(|e| e.action == "task_created")
+        .expect("the creation");
+    assert_eq!(created.actor, format!("human:{me}"));
+    // an approval needs a name: it reaches the daemon (which knows no request 999)
+    let (err, _) = td
+        .sfctl()
+        .env_remove("USER")
+        .args(["mr", "approve", "999"])
+        .json_fails(1);
+    assert_eq!(err["error"]["kind"], "not_found", "{err}");
+}

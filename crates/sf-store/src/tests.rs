@@ -504,6 +504,17 @@ fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
         },
     )
     .unwrap();
+    s.register_agent(
+        ME,
+        AgentSpec {
+            name: "rec".into(),
+            role: Role::Steward,
+            focus: Some(sf_proto::Focus::Recovery),
+            command: Some("/bin/true".into()),
+            ..AgentSpec::default()
+        },
+    )
+    .unwrap();
     let id = task(&mut s, "stuck", 3);
     assert!(!s.told_director("rec", &id, 0).unwrap());
     let msg = |to: &str| sf_proto::NewMessage {
