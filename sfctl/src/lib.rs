@@ -32,6 +32,15 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if e.use_stderr() && wants_json(std::env::args_os()) {
+                // a usage error under --json is a JSON document on stdout too
+                let rendered = e.render().to_string();
+                let (message, hint) = usage_error_parts(&rendered);
+                let doc = serde_json::json!({
+                    "error": { "kind": "usage", "message": message, "hint": hint }
+                });
+                println!("{doc}");
+            }
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
@@ -62,6 +71,41 @@ pub fn main() -> ExitCode {
             err.exit_code()
         }
     }
+}
+
+/// A clap usage error as `(message, hint)`: the error's own lines (without `error: `), then
+/// its tips, or its usage line.
+fn usage_error_parts(rendered: &str) -> (String, String) {
+    let mut message = Vec::new();
+    let mut tips = Vec::new();
+    let mut usage = None;
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_owned());
+        } else if let Some(t) = line.strip_prefix("tip: ") {
+            tips.push(t.to_owned());
+        } else if line.starts_with("For more information") {
+        } else if usage.is_none() {
+            message.push(line.trim_start_matches("error: ").to_owned());
+        }
+    }
+    let hint = if tips.is_empty() {
+        usage.map_or_else(
+            || "see --help".to_owned(),
+            |u| format!("usage: {u} (see --help)"),
+        )
+    } else {
+        tips.join("; ")
+    };
+    (message.join(" "), hint)
+}
+
+/// Whether `--json` is among the arguments (before a `--`), even when they do not parse.
+fn wants_json(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 fn run(ctx: &mut Context, command: Command) -> CliResult {

@@ -379,3 +379,37 @@ fn without_user_set_the_human_is_named_from_the_uid() {
         .json_fails(1);
     assert_eq!(err["error"]["kind"], "not_found", "{err}");
 }
+
+#[test]
+fn every_command_answers_a_usage_error_under_json_with_a_json_error() {
+    use clap::CommandFactory as _;
+    fn leaves(cmd: &clap::Command, path: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = path.to_vec();
+            p.push(sub.get_name().to_owned());
+            if sub.has_subcommands() {
+                leaves(sub, &p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&sfctl_cli::Cli::command(), &[], &mut all);
+    assert!(all.len() > 40, "{} commands", all.len());
+    let td = crate::harness::TestDaemon::uninitialised();
+    for path in all {
+        let out = td
+            .sfctl()
+            .arg("--json")
+            .args(&path)
+            .arg("--no-such-flag")
+            .run();
+        assert_eq!(out.status.code(), Some(2), "sfctl {path:?}: {out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("sfctl {path:?} --json: no JSON on stdout ({e}): {out:?}"));
+        assert_eq!(doc["error"]["kind"], "usage", "sfctl {path:?}: {doc}");
+        let message = doc["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("--no-such-flag"), "sfctl {path:?}: {doc}");
+    }
+}

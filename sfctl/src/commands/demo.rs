@@ -311,13 +311,15 @@ pub fn run(ctx: &mut Context, args: &DemoArgs) -> CliResult {
         let _ = sfctl(&dir, &["daemon", "stop"]);
     }
     result?;
-    ctx.ui.line(format!(
-        "\nThe repository is yours to inspect: cd {}",
-        dir.display()
-    ))?;
+    say(
+        ctx,
+        format!("\nThe repository is yours to inspect: cd {}", dir.display()),
+    )?;
     if args.keep_running {
-        ctx.ui
-            .line("sfd is still running there; stop it with `sfctl daemon stop`.")?;
+        say(
+            ctx,
+            "sfd is still running there; stop it with `sfctl daemon stop`.",
+        )?;
     }
     Ok(())
 }
@@ -378,14 +380,19 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         let t: TaskDetail = json(&sfctl(dir, &refs)?)?;
         ids.push((s.title.to_owned(), t.task.id.to_string()));
     }
-    ctx.ui.line(format!(
-        "planned {} tasks in plan {plan_id}; {} workers and a merge steward (test command: cargo test)\n",
-        STEPS.len(),
-        args.workers
-    ))?;
-    ctx.ui.line(sfctl(dir, &["plan", "show", &plan_id])?)?;
-    ctx.ui
-        .line("(a draft plan: none of its tasks is dispatched until it is activated)\n")?;
+    say(
+        ctx,
+        format!(
+            "planned {} tasks in plan {plan_id}; {} workers and a merge steward (test command: cargo test)\n",
+            STEPS.len(),
+            args.workers
+        ),
+    )?;
+    say(ctx, sfctl(dir, &["plan", "show", &plan_id])?)?;
+    say(
+        ctx,
+        "(a draft plan: none of its tasks is dispatched until it is activated)\n",
+    )?;
     let socket = WorkspacePaths::new(dir).socket();
     let mut client = Client::connect(&socket, &client_name(), Some("human:demo".into()))?;
     let since = match client.request(&Request::ListEvents {
@@ -397,9 +404,10 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         _ => EventId(0),
     };
     sfctl(dir, &["plan", "activate", &plan_id])?;
-    ctx.ui.line(format!(
-        "activated plan {plan_id}: its tasks go to the workers as they become ready\n"
-    ))?;
+    say(
+        ctx,
+        format!("activated plan {plan_id}: its tasks go to the workers as they become ready\n"),
+    )?;
     let mut titles: std::collections::HashMap<String, String> =
         ids.iter().map(|(t, id)| (id.clone(), t.clone())).collect();
     client.send(&Request::FollowEvents {
@@ -435,7 +443,7 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
                     titles.insert(t.to_string(), title.to_owned());
                 }
                 if let Some(line) = event_line(&e, &titles, started) {
-                    ctx.ui.line(line)?;
+                    say(ctx, line)?;
                     ctx.ui.flush()?;
                 }
                 if e.action == "plan_completed" {
@@ -467,16 +475,41 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         .iter()
         .filter(|m| m.state == sf_proto::MergeState::Merged)
         .count();
-    ctx.ui.line("\nhistory of main:")?;
-    ctx.ui
-        .line(git(dir, &["log", "--oneline", "--graph", "main"])?)?;
-    ctx.ui.line(format!(
-        "{closed}/{} tasks closed ({} fix task), {runs} worker runs, {merged} merges, in {:.1}s",
-        tasks.len(),
-        tasks.len() - STEPS.len(),
-        started.elapsed().as_secs_f64()
-    ))?;
+    say(ctx, "\nhistory of main:")?;
+    let history = git(dir, &["log", "--oneline", "--graph", "main"])?;
+    say(ctx, &history)?;
+    say(
+        ctx,
+        format!(
+            "{closed}/{} tasks closed ({} fix task), {runs} worker runs, {merged} merges, in {:.1}s",
+            tasks.len(),
+            tasks.len() - STEPS.len(),
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    if ctx.ui.json {
+        return ctx.ui.json_value(&serde_json::json!({
+            "dir": dir,
+            "tasks": tasks.len(),
+            "closed": closed,
+            "fix_tasks": tasks.len() - STEPS.len(),
+            "worker_runs": runs,
+            "merges": merged,
+            "seconds": started.elapsed().as_secs_f64(),
+            "history": history.lines().collect::<Vec<_>>(),
+        }));
+    }
     Ok(())
+}
+
+/// The demo's narration: stdout, or stderr under `--json` (where stdout holds the summary).
+fn say(ctx: &mut Context, text: impl AsRef<str>) -> CliResult {
+    if ctx.ui.json {
+        ctx.ui.status(text);
+        Ok(())
+    } else {
+        ctx.ui.line(text)
+    }
 }
 
 /// `sfctl demo-agent`: the scripted stand-in for a coding agent that the demo's workers run.
