@@ -329,3 +329,40 @@ fn built_in_playbooks_are_listed_and_broken_workspace_ones_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn steward_run_waits_for_the_outcome_and_names_the_flag_that_gives_variables() {
+    let td = fleet("");
+    fs::write(td.repo.join(".sf/playbooks/ship.toml"), PLAYBOOK).expect("write playbook");
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "watcher",
+            "--role",
+            "steward",
+            "--focus",
+            "custom",
+            "--playbook",
+            "ship",
+        ])
+        .success();
+    // the playbook needs `thing`: the run fails at once, and sfctl says so
+    let out = td.sfctl().args(["steward", "run", "watcher"]).run();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--data thing") || stderr.contains("--data NAME=VALUE"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("--var"),
+        "steward run takes --data, not --var: {stderr}"
+    );
+    // with it, the run's outcome is printed
+    let ok = td
+        .sfctl()
+        .args(["steward", "run", "watcher", "--data", "thing=v2"])
+        .success();
+    assert!(ok.contains(": ok"), "{ok}");
+}

@@ -117,7 +117,7 @@ fn a_running_steward_is_not_started_again_and_history_survives_a_restart() {
     steward(&td, "slow", &s, &[]);
     let first: StewardRunInfo = td
         .sfctl()
-        .args(["steward", "run", "slow", "--data", "n=1"])
+        .args(["steward", "run", "slow", "--data", "n=1", "--no-wait"])
         .json();
     assert!(first.ended_at.is_none());
     let second: StewardRunInfo = td.sfctl().args(["steward", "run", "slow"]).json();

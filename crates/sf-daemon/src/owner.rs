@@ -1112,7 +1112,16 @@ impl Owner {
                                 "ok",
                                 format!("created workflow {} ({} tasks)", p.plan.id, p.tasks.len()),
                             ),
-                            Response::Error(e) => ("failed", e.message),
+                            // a steward's playbook gets its variables from the event's data
+                            // (or `sfctl steward run --data`), not from `--var`
+                            Response::Error(e) => (
+                                "failed",
+                                e.message.replace(
+                                    "give each as --var NAME=VALUE",
+                                    "give each in the event's data, or as --data NAME=VALUE to \
+                                     `sfctl steward run`",
+                                ),
+                            ),
                             _ => ("failed", "unexpected response".to_owned()),
                         }
                     }

@@ -18,15 +18,20 @@ pub enum StewardCommand {
 Examples:
   sfctl steward run docs-keeper
   sfctl steward run fixer --data task=k3f9xq --data reason=flaky
+  sfctl steward run docs-keeper --no-wait
 
-A steward whose previous run is still going is not started again: the fire is recorded as
-skipped.")]
+sfctl waits for the run's outcome (progress on stderr) and exits 1 if it failed;
+`--no-wait` returns once it started. A steward whose previous run is still going is not
+started again: the fire is recorded as skipped.")]
     Run {
         /// The steward
         name: String,
         /// Data for the run, as an event would carry it (repeatable)
         #[arg(long = "data", value_name = "KEY=VALUE", value_parser = key_value)]
         data: Vec<(String, String)>,
+        /// Return once the run started instead of waiting for its outcome
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Every steward run (trigger, start, end, outcome, log), newest first
     #[command(after_help = "\
@@ -101,24 +106,98 @@ fn render(ctx: &mut Context, runs: &[StewardRunInfo]) -> CliResult {
     )
 }
 
+/// Polls the steward's history until run `id` has ended.
+fn wait_for_run(ctx: &mut Context, steward: &str, id: i64) -> CliResult<StewardRunInfo> {
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        let resp = ctx.request(&Request::StewardHistory {
+            name: Some(steward.to_owned()),
+            limit: Some(20),
+        })?;
+        let runs = expect_response!(resp, Response::StewardRuns(r) => r);
+        match runs.into_iter().find(|r| r.id == id) {
+            Some(r) if r.ended_at.is_some() => return Ok(r),
+            Some(_) => {}
+            None => {
+                return Err(CliError::internal(format!(
+                    "steward run {id} is no longer in its history"
+                )));
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
 pub fn run(ctx: &mut Context, cmd: StewardCommand) -> CliResult {
     match cmd {
-        StewardCommand::Run { name, data } => {
+        StewardCommand::Run {
+            name,
+            data,
+            no_wait,
+        } => {
             let data: BTreeMap<String, String> = data.into_iter().collect();
             let resp = ctx.request(&Request::RunSteward { name, data })?;
-            let r = expect_response!(resp, Response::StewardRun(r) => r);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&r);
-            }
-            match r.outcome.as_deref() {
-                Some("skipped") => ctx.ui.line(format!(
+            let mut r = expect_response!(resp, Response::StewardRun(r) => r);
+            if r.outcome.as_deref() == Some("skipped") {
+                if ctx.ui.json {
+                    return ctx.ui.json_value(&r);
+                }
+                return ctx.ui.line(format!(
                     "steward {}: skipped (its previous run is still going), run {}",
                     r.steward, r.id
-                )),
-                _ => ctx
-                    .ui
-                    .line(format!("fired steward {} (run {})", r.steward, r.id)),
+                ));
             }
+            if no_wait {
+                if ctx.ui.json {
+                    return ctx.ui.json_value(&r);
+                }
+                return ctx.ui.line(format!(
+                    "started steward {} (run {}); follow it with `sfctl steward history {}`",
+                    r.steward, r.id, r.steward
+                ));
+            }
+            if r.ended_at.is_none() {
+                ctx.ui
+                    .status(format!("steward {} running (run {})…", r.steward, r.id));
+                r = wait_for_run(ctx, &r.steward, r.id)?;
+            }
+            let ok = r.outcome.as_deref() == Some("ok");
+            if ctx.ui.json {
+                ctx.ui.json_value(&r)?;
+            } else {
+                ctx.ui.line(format!(
+                    "steward {} run {}: {}{}",
+                    r.steward,
+                    r.id,
+                    r.outcome.as_deref().unwrap_or("?"),
+                    r.result
+                        .as_deref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default()
+                ))?;
+            }
+            if ok {
+                return Ok(());
+            }
+            let mut err = CliError::refused(
+                "steward_failed",
+                format!(
+                    "steward {} run {} ended {}: {}",
+                    r.steward,
+                    r.id,
+                    r.outcome.as_deref().unwrap_or("?"),
+                    r.result.as_deref().unwrap_or("no result")
+                ),
+            )
+            .with_hint(format!(
+                "see `sfctl steward history {}` and the run's log",
+                r.steward
+            ));
+            if ctx.ui.json {
+                err = err.with_result_printed();
+            }
+            Err(err)
         }
         StewardCommand::History { name, limit } => {
             let resp = ctx.request(&Request::StewardHistory {
