@@ -1104,3 +1104,29 @@ fn sfctl_merge_names_a_missing_branch_and_says_when_there_is_nothing_to_merge() 
         "{text}"
     );
 }
+
+#[test]
+fn a_fix_that_adds_no_commit_is_sent_back_to_its_worker_not_retested() {
+    let td = fleet_with(
+        "",
+        "test_command = 'if grep -q BAD src.txt 2>/dev/null; then echo \"tests: BAD\"; exit 1; fi'",
+    );
+    steward(&td);
+    let o = td.create_task("Write the source", &[]).task.id.to_string();
+    // the fix worker first tries to complete without changing anything: refused, with the
+    // reason; then it fixes the source and completes
+    let s = script(
+        &td,
+        "w",
+        "--- for Fix failing tests\n\
+         sfctl-fails task complete --summary nothing-changed\n\
+         write src.txt GOOD\\n\ncommit fix the source\ncomplete fixed\n\
+         --- for Write the source\nwrite src.txt BAD\\n\ncommit write the source\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    wait_status(&td, &o, TaskStatus::Closed);
+    let mr = mr_of(&td, &o).expect("the request");
+    assert_eq!(mr.state, MergeState::Merged);
+    assert_eq!(mr.attempts, 2, "the empty fix was retested: {mr:?}");
+    assert_eq!(git(&td.repo, &["show", "main:src.txt"]), "GOOD");
+}

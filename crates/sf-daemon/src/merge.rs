@@ -26,9 +26,18 @@ pub(crate) enum MergeOutcome {
     /// The branch adds nothing to the target.
     NothingToMerge,
     /// The test command failed on the merge result.
-    TestsFailed { tail: String, result: String },
+    TestsFailed {
+        tail: String,
+        result: String,
+        /// The branch tip that was tested (a fix must move it).
+        tip: String,
+    },
     /// The branch conflicts with the target.
-    Conflict { paths: Vec<String> },
+    Conflict {
+        paths: Vec<String>,
+        /// The branch tip that conflicts, if it could be read.
+        tip: Option<String>,
+    },
     /// The user's checkout of the target has local changes; nothing was touched.
     CheckoutDirty { paths: Vec<String> },
     /// Something else went wrong (a git error); the request waits.
@@ -183,7 +192,11 @@ async fn attempt(
             {
                 Ok(sf_git::merge::Prepare::Ready(p)) => p,
                 Ok(sf_git::merge::Prepare::Conflict { paths }) => {
-                    return MergeOutcome::Conflict { paths };
+                    let (root, branch) = (config.paths.root.clone(), job.info.branch.clone());
+                    let tip = blocking(move || sf_git::branch_tip_id(&root, &branch))
+                        .await
+                        .ok();
+                    return MergeOutcome::Conflict { paths, tip };
                 }
                 Ok(sf_git::merge::Prepare::NothingToMerge) => return MergeOutcome::NothingToMerge,
                 Err(e) => return MergeOutcome::Error(e),
@@ -197,7 +210,11 @@ async fn attempt(
         if let Err(result) = tested {
             remove_scratch(&root, &prepared).await;
             let tail = tail_lines(&log, 40).join("\n");
-            return MergeOutcome::TestsFailed { tail, result };
+            return MergeOutcome::TestsFailed {
+                tail,
+                result,
+                tip: prepared.branch_tip.clone(),
+            };
         }
         {
             let (r, t, p) = (root.clone(), target.clone(), prepared.clone());

@@ -78,6 +78,8 @@ pub(crate) struct PendingComplete {
     summary: Option<String>,
     no_changes: bool,
     ahead: Result<usize, String>,
+    /// For a fix task: whether the branch moved since the merge it fixes failed.
+    fixed: Option<Result<bool, String>>,
     reply: oneshot::Sender<Response>,
 }
 
@@ -1441,12 +1443,12 @@ impl Owner {
                     O::NothingToMerge => {
                         s.mr_merged(id, "", "nothing to merge")?;
                     }
-                    O::TestsFailed { tail, result } => {
-                        s.mr_failed(id, sf_store::MergeFailure::Tests, &tail, &result, max_rounds)?;
+                    O::TestsFailed { tail, result, tip } => {
+                        s.mr_failed(id, sf_store::MergeFailure::Tests, &tail, &result, max_rounds, Some(&tip))?;
                     }
-                    O::Conflict { paths } => {
+                    O::Conflict { paths, tip } => {
                         let detail = paths.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n");
-                        s.mr_failed(id, sf_store::MergeFailure::Conflict, &detail, &format!("conflicts in {}", paths.join(", ")), max_rounds)?;
+                        s.mr_failed(id, sf_store::MergeFailure::Conflict, &detail, &format!("conflicts in {}", paths.join(", ")), max_rounds, tip.as_deref())?;
                     }
                     O::CheckoutDirty { paths } => {
                         let shown: Vec<_> = paths.iter().take(5).cloned().collect();
@@ -1592,6 +1594,11 @@ impl Owner {
         let root = self.config.paths.root.clone();
         let wt = crate::workers::worktree_path(&self.config, &lease.worktree);
         let tx = self.internal_tx.clone();
+        let task_id = lease.task_id.clone();
+        let fix_base = match self.store.call(move |s| s.fix_base(&task_id)).await {
+            Ok(Ok(base)) => base,
+            _ => None,
+        };
         tokio::spawn(async move {
             let (branch, agent, task) = (
                 lease.branch.clone(),
@@ -1599,6 +1606,7 @@ impl Owner {
                 lease.task_id.to_string(),
             );
             let tx2 = tx.clone();
+            let (root2, branch2) = (root.clone(), branch.clone());
             let ahead = tokio::task::spawn_blocking(move || {
                 if wt.exists() {
                     let repaired = sf_git::locks::repair_worktree(&wt)?;
@@ -1614,11 +1622,23 @@ impl Owner {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
+            // a fix task: has the branch moved since the merge it fixes failed?
+            let fixed = match fix_base {
+                Some(base) if ahead.is_ok() => Some(
+                    tokio::task::spawn_blocking(move || sf_git::branch_tip_id(&root2, &branch2))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map(|tip| tip != base),
+                ),
+                _ => None,
+            };
             let _ = tx.send(Internal::CompletePrepared(Box::new(PendingComplete {
                 lease,
                 summary,
                 no_changes,
                 ahead,
+                fixed,
                 reply,
             })));
         });
@@ -1631,6 +1651,7 @@ impl Owner {
             summary,
             no_changes,
             ahead,
+            fixed,
             reply,
         } = p;
         let run_id = lease.run_id;
@@ -1668,6 +1689,19 @@ impl Owner {
             }
             Ok(n) => n == 0,
         };
+        // a fix that adds nothing would fail the merge the same way, at once
+        if let Some(Ok(false)) = fixed {
+            let _ = reply.send(refuse(
+                format!(
+                    "this fix task adds no commit to {} since the merge failed; retesting it \
+                     would fail the same way",
+                    lease.branch
+                ),
+                "commit a fix first; if you cannot, hand the task back with \
+                 `sfctl task handoff --note \"what blocks it\"`",
+            ));
+            return false;
+        }
         let token_check = lease.clone();
         let r = self
             .store_call(move |s| {

@@ -144,7 +144,12 @@ pub fn ensure_worktree(
     target: &str,
 ) -> Result<Worktree, GitError> {
     let repo = open(repo_root)?;
-    let admin = repo.commondir().join("worktrees").join(name);
+    // the admin folder the directory links to (a fix task works in its original task's
+    // worktree, whose admin folder has the original's name), else the one of this name
+    let linked = linked_admin(path);
+    let admin = linked
+        .clone()
+        .unwrap_or_else(|| repo.commondir().join("worktrees").join(name));
     let mut repaired = Vec::new();
     if admin.symlink_metadata().is_ok() && worktree::is_half_made(&admin) {
         // nothing ran in it yet: the marker goes only once the checkout is complete
@@ -155,7 +160,7 @@ pub fn ensure_worktree(
             path.display()
         ));
     }
-    if path.join(".git").exists() && admin.exists() {
+    if linked.as_ref().is_some_and(|a| a.is_dir()) {
         let wt = open(path)?;
         let head = wt
             .head()
@@ -243,6 +248,20 @@ pub fn ensure_worktree(
         branch: branch.to_owned(),
         created: true,
         repaired,
+    })
+}
+
+/// The admin folder named by `<path>/.git` (`gitdir: <admin>`), if it names one.
+fn linked_admin(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let text = std::fs::read(path.join(".git")).ok()?;
+    let rest = text.strip_prefix(b"gitdir: ")?;
+    let rest = rest.strip_suffix(b"\n").unwrap_or(rest);
+    let admin = PathBuf::from(std::ffi::OsStr::from_bytes(rest));
+    Some(if admin.is_absolute() {
+        admin
+    } else {
+        path.join(admin)
     })
 }
 
@@ -367,6 +386,12 @@ pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usi
         .graph_ahead_behind(b, t)
         .ctx(|| format!("compare `{branch}` with `{target}`"))?;
     Ok(ahead)
+}
+
+/// The commit local `branch` points at, as a hex id.
+pub fn branch_tip_id(repo_root: &Path, branch: &str) -> Result<String, GitError> {
+    let repo = open(repo_root)?;
+    Ok(branch_tip(&repo, branch, GitError::NoSuchBranch)?.to_string())
 }
 
 /// The commit a local branch points at; a missing one is `missing(name)`.

@@ -305,3 +305,25 @@ fn startup_repair_removes_half_made_worktrees_and_stale_locks_in_sfs_own_places(
     std::fs::write(path.join("x.txt"), "x").unwrap();
     assert!(commit_all(&path, "x", "w").unwrap().is_some());
 }
+
+#[test]
+fn a_worktree_is_reused_under_another_name_as_a_fix_task_does() {
+    let (_d, root) = repo();
+    let path = root.join(".sf/worktrees/t1-orig");
+    ensure_worktree(&root, "t1", &path, "agent/w/t1", "main").unwrap();
+    std::fs::write(path.join("left.txt"), "uncommitted").unwrap();
+    // the fix task t2 works on the same branch in the same directory
+    let wt = ensure_worktree(&root, "t2", &path, "agent/w/t1", "main").unwrap();
+    assert!(!wt.created, "reused");
+    assert!(wt.repaired.is_empty(), "{:?}", wt.repaired);
+    assert_eq!(
+        std::fs::read_to_string(path.join("left.txt")).unwrap(),
+        "uncommitted"
+    );
+    let stray: Vec<_> = std::fs::read_dir(root.join(".sf/worktrees"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".aside-"))
+        .collect();
+    assert!(stray.is_empty(), "nothing moved aside");
+}

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_messages.sql"),
     include_str!("migrations/0003_fix_and_mr_indexes.sql"),
+    include_str!("migrations/0004_fix_base.sql"),
 ];
 
 /// The schema version this build writes.

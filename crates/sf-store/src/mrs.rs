@@ -300,6 +300,7 @@ impl Store {
         detail: &str,
         result: &str,
         max_rounds: u32,
+        fix_base: Option<&str>,
     ) -> Result<MergeRequestInfo, StoreError> {
         let job = self.mr(id)?;
         let now = now_ms();
@@ -387,6 +388,10 @@ impl Store {
                     fk
                 }
             });
+            if let Some(fk) = fix_key {
+                tx.prepare_cached("UPDATE tasks SET fix_base = ?2 WHERE key = ?1")?
+                    .execute(params![fk, fix_base])?;
+            }
             events.push(
                 Audit::new(
                     "daemon",
@@ -675,5 +680,18 @@ impl Store {
             .conn
             .prepare_cached("SELECT fix_of FROM tasks WHERE key = ?1")?
             .query_row([key], |r| r.get(0))?)
+    }
+}
+
+impl Store {
+    /// The branch tip the fix task `task` started from (what the failed merge tested), or
+    /// `None` if it is no fix task or predates the record.
+    pub fn fix_base(&self, task: &sf_proto::TaskId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT fix_base FROM tasks WHERE id = ?1 AND fix_of IS NOT NULL")?
+            .query_row([task.as_str()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 }
