@@ -12,8 +12,8 @@ use sf_proto::{Hello, PROTOCOL_VERSION, Request, Response};
 use crate::fleet::configure;
 use crate::harness::{ChildGuard, TestDaemon, eventually, raw_connect};
 
-/// A connection past the handshake.
-fn hello(td: &TestDaemon) -> UnixStream {
+/// A connection past the handshake, or the daemon's refusal.
+fn try_hello(td: &TestDaemon) -> Result<UnixStream, sf_proto::ProtoError> {
     let mut s = raw_connect(&td.socket);
     let h = Hello {
         protocol: PROTOCOL_VERSION,
@@ -21,10 +21,16 @@ fn hello(td: &TestDaemon) -> UnixStream {
         actor: None,
     };
     sf_proto::write_frame(&mut s, &h).expect("hello");
-    match sf_proto::read_frame(&mut s, sf_proto::MAX_FRAME).expect("welcome") {
-        Response::Welcome { .. } => s,
-        other => panic!("no welcome: {other:?}"),
+    match sf_proto::read_frame(&mut s, sf_proto::MAX_FRAME).expect("an answer") {
+        Response::Welcome { .. } => Ok(s),
+        Response::Error(e) => Err(e),
+        other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A connection past the handshake.
+fn hello(td: &TestDaemon) -> UnixStream {
+    try_hello(td).unwrap_or_else(|e| panic!("no welcome: {e:?}"))
 }
 
 fn started(extra: &str) -> TestDaemon {
@@ -41,17 +47,9 @@ fn a_client_over_max_connections_is_told_sfd_is_busy_and_sfd_answers_once_they_c
     // client may still count for a moment, so the first refusal can come a little early)
     let mut held = Vec::new();
     let refusal = loop {
-        let mut s = raw_connect(&td.socket);
-        let h = Hello {
-            protocol: PROTOCOL_VERSION,
-            client: "sf-tests bounds".into(),
-            actor: None,
-        };
-        sf_proto::write_frame(&mut s, &h).expect("hello");
-        match sf_proto::read_frame(&mut s, sf_proto::MAX_FRAME).expect("an answer") {
-            Response::Welcome { .. } => held.push(s),
-            Response::Error(e) => break e,
-            other => panic!("unexpected {other:?}"),
+        match try_hello(&td) {
+            Ok(s) => held.push(s),
+            Err(e) => break e,
         }
         assert!(held.len() <= 8, "more than max_connections were served");
     };
@@ -248,34 +246,8 @@ fn a_reply_larger_than_a_frame_arrives_whole_and_an_applied_close_is_reported_as
 
 /// Sets sfd's soft limit on open descriptors (`RLIMIT_NOFILE`) to `soft`, or back to its
 /// hard limit.
-#[expect(
-    unsafe_code,
-    reason = "prlimit(2) on another process has no safe wrapper"
-)]
 fn set_open_files_limit(pid: u32, soft: Option<u64>) {
-    use nix::libc;
-    let pid = libc::pid_t::try_from(pid).expect("pid");
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a null new limit only reads the current one into `old`.
-    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &raw mut old) };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-    let new = libc::rlimit {
-        rlim_cur: soft.unwrap_or(old.rlim_max),
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: `new` is a valid rlimit for the call; the old value is not asked for again.
-    let rc = unsafe {
-        libc::prlimit(
-            pid,
-            libc::RLIMIT_NOFILE,
-            &raw const new,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    crate::harness::set_soft_limit(pid, nix::libc::RLIMIT_NOFILE, soft);
 }
 
 #[test]

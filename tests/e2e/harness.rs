@@ -765,3 +765,29 @@ fn shell_quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
+
+/// Sets the soft limit `resource` (`libc::RLIMIT_*`) of process `pid` to `soft`, or back to
+/// its hard limit with `None`, through prlimit(2): how the tests starve a running sfd of
+/// descriptors or disk.
+#[expect(
+    unsafe_code,
+    reason = "prlimit(2) on another process has no safe wrapper"
+)]
+pub fn set_soft_limit(pid: u32, resource: nix::libc::__rlimit_resource_t, soft: Option<u64>) {
+    use nix::libc;
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads the current one into `old`.
+    let rc = unsafe { libc::prlimit(pid, resource, std::ptr::null(), &raw mut old) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft.unwrap_or(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `new` is a valid rlimit for the call; the old value is not asked for again.
+    let rc = unsafe { libc::prlimit(pid, resource, &raw const new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}

@@ -177,27 +177,8 @@ fn sfd_keeps_working_when_its_own_log_cannot_be_written() {
 
 /// Sets sfd's limit on the size of files it writes (`RLIMIT_FSIZE`): with a limit of 1
 /// byte every write fails (`EFBIG`), as on a full disk; reads still work.
-#[expect(
-    unsafe_code,
-    reason = "prlimit(2) on another process has no safe wrapper"
-)]
 fn set_file_size_limit(pid: u32, limit: Option<u64>) {
-    use nix::libc;
-    let lim = libc::rlimit {
-        rlim_cur: limit.unwrap_or(libc::RLIM_INFINITY),
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    let pid = libc::pid_t::try_from(pid).expect("pid");
-    // SAFETY: `lim` is a valid rlimit for the call; the old value is not asked for.
-    let rc = unsafe {
-        libc::prlimit(
-            pid,
-            libc::RLIMIT_FSIZE,
-            &raw const lim,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    crate::harness::set_soft_limit(pid, nix::libc::RLIMIT_FSIZE, limit);
 }
 
 #[test]
