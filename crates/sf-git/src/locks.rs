@@ -9,8 +9,10 @@
 //!
 //! A lock counts as stale when no process on the machine has it open (every `/proc/<pid>/fd`
 //! is read; a lock being written is always held open by its writer) and, for the files sf
-//! shares with the user, when it is also older than [`SHARED_MIN_AGE`]: git closes a ref
-//! lock a moment before renaming it, and that moment must not be mistaken for a leftover.
+//! shares with the user, when it is also older than [`SHARED_MIN_AGE`] and no `git` process
+//! runs in the repository at all: git closes a ref lock a moment before renaming it, and
+//! `git commit` keeps the index locked, closed, while its editor is open; neither may be
+//! mistaken for a leftover.
 //! Inside sf's own worktrees the only other writer is the worker, and the open-file check
 //! is enough.
 
@@ -109,7 +111,43 @@ pub fn repair_worktree(worktree: &Path) -> Result<Vec<String>, GitError> {
 /// locks on the target ref, `packed-refs`, and the main working tree's index and HEAD.
 pub fn repair_target(repo_root: &Path, target: &str) -> Result<Vec<String>, GitError> {
     let repo = open(repo_root)?;
+    if git_running_in(&repo) {
+        // a git of the user's may hold a lock without keeping it open (`git commit` while
+        // its editor is open): shared locks are left alone while any git runs here
+        return Ok(Vec::new());
+    }
     clear_all(&target_locks(&repo, target), SHARED_MIN_AGE)
+}
+
+/// Whether a `git` process (other than this one) runs with its working directory in the
+/// repository's main working tree or git directory (sf's own worktrees under `.sf/`
+/// excepted: those are workers').
+fn git_running_in(repo: &Repository) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let places: Vec<PathBuf> = [repo.workdir(), Some(repo.commondir())]
+        .into_iter()
+        .flatten()
+        .map(canon)
+        .collect();
+    // sf's own worktrees (workers' gits) are not the user's
+    let ours = repo.workdir().map(|w| canon(w).join(".sf"));
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let name = p.file_name();
+        if name.to_string_lossy() == me || !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let is_git = std::fs::read_to_string(p.path().join("comm"))
+            .is_ok_and(|c| c.trim() == "git" || c.trim().starts_with("git-"));
+        is_git
+            && std::fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| {
+                places.iter().any(|place| cwd.starts_with(place))
+                    && !ours.as_ref().is_some_and(|o| cwd.starts_with(o))
+            })
+    })
 }
 
 fn target_locks(repo: &Repository, target: &str) -> Vec<PathBuf> {
@@ -180,7 +218,9 @@ pub fn repair_workspace(
         find_locks(&dir, &mut locks);
         out.extend(clear_all(&locks, Duration::ZERO)?);
     }
-    if let Some(t) = target {
+    if let Some(t) = target
+        && !git_running_in(&repo)
+    {
         out.extend(clear_all(&target_locks(&repo, t), SHARED_MIN_AGE)?);
     }
     Ok(out)

@@ -327,3 +327,39 @@ fn a_worktree_is_reused_under_another_name_as_a_fix_task_does() {
         .collect();
     assert!(stray.is_empty(), "nothing moved aside");
 }
+
+#[test]
+fn shared_locks_are_left_alone_while_a_git_of_the_user_runs_in_the_repository() {
+    let (_d, root) = repo();
+    let lock = root.join(".git/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    // a git waiting on its input in the repository (as `git commit` waits on its editor)
+    let mut git = std::process::Command::new("git")
+        .args(["hash-object", "--stdin"])
+        .current_dir(&root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // it is git (exec'd) once /proc names it so
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/comm", git.id()))
+        .map_or(true, |c| c.trim() != "git")
+    {
+        assert!(std::time::Instant::now() < deadline, "git did not start");
+        std::thread::yield_now();
+    }
+    assert!(locks::repair_target(&root, "main").unwrap().is_empty());
+    assert!(lock.exists(), "removed under a running git");
+    drop(git.stdin.take());
+    git.wait().unwrap();
+    assert_eq!(locks::repair_target(&root, "main").unwrap().len(), 1);
+    assert!(!lock.exists());
+}
