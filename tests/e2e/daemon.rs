@@ -400,3 +400,33 @@ fn daemon_stop_leaves_workers_running_and_start_adopts_them_as_its_help_says() {
     crate::fleet::wait_status(&td, &id, sf_proto::TaskStatus::Closed);
     td.sfctl().args(["daemon", "stop"]).success();
 }
+
+#[test]
+fn restart_with_a_broken_config_keeps_the_running_daemon() {
+    let mut td = TestDaemon::start();
+    let pid = td.daemon_pid().expect("running");
+    td.sfctl().args(["daemon", "check"]).success();
+    let cfg = td.repo.join(".sf/config.toml");
+    let good = fs::read_to_string(&cfg).expect("read config");
+    fs::write(&cfg, format!("tick_interval = \"soon\"\n{good}")).expect("break the config");
+    let (err, _) = td.sfctl().args(["daemon", "check"]).json_fails(1);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tick_interval"),
+        "{err}"
+    );
+    let (err, _) = td.sfctl().args(["daemon", "restart"]).json_fails(1);
+    assert!(
+        err["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("left alone"),
+        "{err}"
+    );
+    assert_eq!(td.daemon_pid(), Some(pid), "restart stopped the daemon");
+    fs::write(&cfg, good).expect("fix the config");
+    td.sfctl().args(["daemon", "check"]).success();
+    td.shutdown();
+}

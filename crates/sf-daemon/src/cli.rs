@@ -23,6 +23,9 @@ struct Args {
     /// More logs (-v debug, -vv trace). `SF_LOG` (an EnvFilter) wins when set.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Check the workspace's configuration and exit (0: it would start), without starting
+    #[arg(long)]
+    check: bool,
 }
 
 /// Log lines that could not be written since the last one that could.
@@ -122,6 +125,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check {
+        report!(
+            "configuration ok: {}",
+            config.paths.dir.join("config.toml").display()
+        );
+        return ExitCode::SUCCESS;
+    }
     install_tracing(args.verbose, config.log_level.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

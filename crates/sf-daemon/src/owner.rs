@@ -1397,7 +1397,7 @@ impl Owner {
                     } else if !steward {
                         wait("no merge steward: register one with `sfctl agent register NAME --role steward --focus merge`")
                     } else if !has_tests {
-                        wait("no test command: set [merge] test_command in .sf/config.toml")
+                        wait("no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon check && sfctl daemon restart` (workers keep running)")
                     } else {
                         None
                     };

@@ -65,6 +65,12 @@ Examples:
   sfctl daemon stop && cargo install --path sfd && sfctl daemon start"
     )]
     Stop,
+    /// Check .sf/config.toml as sfd would read it, without starting or stopping anything
+    #[command(after_help = "\
+Examples:
+  sfctl daemon check
+  sfctl daemon check && sfctl daemon restart")]
+    Check,
     /// Stop sfd if it is running, then start it
     #[command(after_help = "\
 Examples:
@@ -93,7 +99,16 @@ pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
                 "sfd is not running"
             })
         }
+        DaemonCommand::Check => {
+            check(ctx)?;
+            if ctx.ui.json {
+                return ctx.ui.json_value(&json!({ "ok": true }));
+            }
+            ctx.ui.line("configuration ok")
+        }
         DaemonCommand::Restart => {
+            // a configuration sfd would refuse must not cost the running daemon
+            check(ctx)?;
             let stopped = stop(ctx)?;
             if !ctx.ui.json && stopped.is_some() {
                 ctx.ui.line("sfd stopped")?;
@@ -151,6 +166,33 @@ fn locate_sfd() -> PathBuf {
         }
     }
     PathBuf::from("sfd")
+}
+
+/// Runs `sfd --check` on the workspace: the configuration as the daemon would read it.
+fn check(ctx: &mut Context) -> CliResult {
+    let ws = ctx.workspace()?;
+    let bin = locate_sfd();
+    let out = Command::new(&bin)
+        .arg("--workspace")
+        .arg(&ws.root)
+        .arg("--check")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| CliError::io(format!("failed to run {}", bin.display()), &e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    let why = why
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or("sfd refused its configuration")
+        .to_owned();
+    Err(CliError::refused("invalid_input", why).with_hint(format!(
+        "fix {} and run `sfctl daemon check` again; a running sfd was left alone",
+        ws.dir.join("config.toml").display()
+    )))
 }
 
 fn start(ctx: &mut Context) -> CliResult<Started> {
