@@ -630,3 +630,44 @@ fn an_adapter_whose_cli_is_not_installed_is_refused_at_registration() {
         ],
     );
 }
+
+#[test]
+fn a_misspelt_event_trigger_gets_a_did_you_mean() {
+    let td = TestDaemon::start();
+    let out = td
+        .sfctl()
+        .args([
+            "agent",
+            "register",
+            "s1",
+            "--role",
+            "steward",
+            "--focus",
+            "merge",
+            "--on",
+            "task_complete",
+        ])
+        .run();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean `task_completed`?"),
+        "{stderr}"
+    );
+    // a custom event far from every daemon event gets no guess
+    let out = td
+        .sfctl()
+        .args([
+            "agent",
+            "register",
+            "s2",
+            "--role",
+            "steward",
+            "--focus",
+            "merge",
+            "--on",
+            "deploy_finished",
+        ])
+        .run();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did you mean"));
+}

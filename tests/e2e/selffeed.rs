@@ -116,6 +116,13 @@ fn a_steward_whose_playbook_makes_tasks_never_fires_on_its_own_tasks() {
         tasks.contains(&first) && tasks.contains(&second),
         "{tasks:?}"
     );
+    // one task made per fire, said in the singular
+    assert!(
+        h.iter()
+            .all(|r| r.result.as_deref().is_some_and(|x| x.ends_with("(1 task)"))),
+        "{:?}",
+        h.iter().map(|r| &r.result).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -1112,7 +1112,12 @@ impl Owner {
                         {
                             Response::Plan(p) => (
                                 "ok",
-                                format!("created workflow {} ({} tasks)", p.plan.id, p.tasks.len()),
+                                format!(
+                                    "created workflow {} ({} task{})",
+                                    p.plan.id,
+                                    p.tasks.len(),
+                                    if p.tasks.len() == 1 { "" } else { "s" }
+                                ),
                             ),
                             // a steward's playbook gets its variables from the event's data
                             // (or `sfctl steward run --data`), not from `--var`

@@ -236,8 +236,13 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             let resp = ctx.request(&Request::RegisterAgent { spec })?;
             let agent = expect_response!(resp, Response::Agent(a) => a);
             for event in custom_events(&agent.agent.spec.on) {
+                let guess = sf_proto::DAEMON_EVENTS
+                    .iter()
+                    .find(|e| strsim::levenshtein(e, event) <= 2)
+                    .map(|e| format!("; did you mean `{e}`?"))
+                    .unwrap_or_default();
                 ctx.ui.warn(format!(
-                    "`{event}` is not an event sfd publishes: it fires only on `sfctl event emit {event}` \
+                    "`{event}` is not an event sfd publishes: it fires only on `sfctl event emit {event}`{guess} \
                      (sfd's own: {})",
                     sf_proto::DAEMON_EVENTS.join(", ")
                 ));
