@@ -48,6 +48,15 @@ fn quiet_create_prints_only_the_id() {
     let id = out.trim();
     assert_eq!(out, format!("{id}\n"));
     assert_eq!(td.show_task(id).task.title, "quiet one");
+    // plans too, for `PLAN=$(sfctl plan create TITLE -q)`
+    let out = td
+        .sfctl()
+        .args(["plan", "create", "Quiet plan", "-q"])
+        .success();
+    let plan = out.trim();
+    assert_eq!(out, format!("{plan}\n"));
+    let shown: sf_proto::PlanDetail = td.sfctl().args(["plan", "show", plan]).json();
+    assert_eq!(shown.plan.title, "Quiet plan");
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub enum PlanCommand {
     #[command(after_help = "\
 Examples:
   sfctl plan create \"Login rewrite\" -d \"Replace the session code\"
+  PLAN=$(sfctl plan create \"Login rewrite\" -q)
   sfctl task create \"Add token table\" --plan <PLAN_ID>
   sfctl plan activate <PLAN_ID>")]
     Create {
@@ -28,6 +29,9 @@ Examples:
         /// Start active, so its tasks can be dispatched right away
         #[arg(long)]
         active: bool,
+        /// Print only the new plan's id
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Activate a draft plan so its tasks can be dispatched
     #[command(after_help = "\
@@ -68,6 +72,7 @@ pub fn run(ctx: &mut Context, cmd: PlanCommand) -> CliResult {
             title,
             description,
             active,
+            quiet,
         } => {
             if title.trim().is_empty() {
                 return Err(CliError::user("the title must not be empty"));
@@ -79,6 +84,9 @@ pub fn run(ctx: &mut Context, cmd: PlanCommand) -> CliResult {
             };
             let plan = plan_response(ctx, &req)?;
             let Some(plan) = plan else { return Ok(()) };
+            if quiet {
+                return ctx.ui.line(plan.plan.id.as_str());
+            }
             ctx.ui.line(format!(
                 "created plan {}: {} ({})",
                 plan.plan.id, plan.plan.title, plan.plan.status
