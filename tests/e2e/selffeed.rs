@@ -1,14 +1,15 @@
 //! A steward is never fired by its own work (issue 10, item 1): a custom steward whose
 //! playbook creates a task on `task_completed` fires for the tasks others complete, never
 //! for its own; and event fires past `steward_fire_limit` a minute are skipped, with a
-//! `steward_rate_limited` event.
+//! `steward_rate_limited` event. A custom event a steward's run emits does not fire it
+//! either, whatever the event's data says.
 
 use std::fs;
 use std::time::Duration;
 
 use sf_proto::{StewardRunInfo, TaskStatus};
 
-use crate::fleet::{fleet, script, wait_status, worker};
+use crate::fleet::{FAKE, fleet, script, wait_status, worker};
 use crate::harness::{TestDaemon, eventually};
 
 const FOLLOWUP: &str = r#"
@@ -145,4 +146,48 @@ fn event_fires_past_the_rate_limit_are_skipped_and_said() {
     );
     assert_eq!(limited.subject, "agent:echoer");
     assert_eq!(history(&td, "echoer").len(), 2, "fired past its limit");
+}
+
+/// Registers a steward running the fake agent with `script`, fired `--on on`.
+fn scripted_steward(td: &TestDaemon, name: &str, script: &std::path::Path, on: &str) {
+    let command = format!("{FAKE} {}", script.display());
+    td.sfctl()
+        .args([
+            "agent", "register", name, "--role", "steward", "--focus", "recovery",
+        ])
+        .args(["--command", &command, "--on", on])
+        .success();
+}
+
+#[test]
+fn a_custom_event_a_steward_emits_does_not_fire_it_again() {
+    let td = fleet("");
+    // the announcer passes the news on, as `deploy_done` again
+    let s = script(
+        &td,
+        "announcer",
+        "sfctl event emit deploy_done --data env=relayed\nexit 0\n",
+    );
+    scripted_steward(&td, "announcer", &s, "deploy_done");
+    // the witness listens too, and hears both: the human's event and the announcer's
+    let w = script(&td, "witness", "exit 0\n");
+    scripted_steward(&td, "witness", &w, "deploy_done");
+    // a human's event is the human's, whatever its data says: it fires the witness
+    td.sfctl()
+        .args(["event", "emit", "deploy_done", "--data", "env=prod"])
+        .args([
+            "--data",
+            "actor=agent:witness",
+            "--data",
+            "origin=agent:witness",
+        ])
+        .success();
+    runs(&td, "witness", 2);
+    let h = history(&td, "announcer");
+    assert_eq!(
+        h.len(),
+        1,
+        "the announcer fired on its own event: {:?}",
+        h.iter().map(|r| (&r.trigger, &r.data)).collect::<Vec<_>>()
+    );
 }

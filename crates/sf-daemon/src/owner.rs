@@ -976,9 +976,10 @@ impl Owner {
             }
             Err(e) => return tracing::error!(error = %e, "failed to read bus events"),
         };
-        for (event, data) in bus {
-            for (steward, spec) in self.triggers.matching(&event, &data) {
-                if crate::steward::caused_by(&steward, &data) {
+        for ev in bus {
+            let (event, data) = (&ev.name, &ev.data);
+            for (steward, spec) in self.triggers.matching(event, data) {
+                if crate::steward::caused_by(&steward, &ev) {
                     tracing::info!(%steward, %event, "not fired: the event comes from the steward's own work");
                     continue;
                 }

@@ -3,8 +3,10 @@
 //! The bus is fed by the audit log: after each change the owner turns the new audit events
 //! into bus events (`task_created`, `task_completed`, `task_merged`, ... and custom events
 //! from `sfctl event emit`) with their data, and fires every enabled steward whose trigger
-//! matches. Cron triggers are kept sorted by their next fire time; the owner sleeps until
-//! the earliest one instead of scanning every minute. A missed schedule fires once.
+//! matches, except a steward that caused the event itself (its run made it, or it is about a
+//! task the steward created): see `BusEvent::causes`. Cron triggers are kept sorted by their
+//! next fire time; the owner sleeps until the earliest one instead of scanning every minute.
+//! A missed schedule fires once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,8 +138,20 @@ pub(crate) fn touches_triggers(e: &AuditEvent) -> bool {
     e.action.starts_with("agent_")
 }
 
+/// An event on the bus: its name, its data (what conditions and the steward's prompt see),
+/// and who caused it.
+#[derive(Debug, Clone)]
+pub(crate) struct BusEvent {
+    pub name: String,
+    pub data: Value,
+    /// The actors that caused it: the actor of its audit event and, for a task event, the
+    /// actor that created the task (a steward's run or playbook acts as `agent:<steward>`).
+    /// Kept apart from `data`, which a custom event's emitter chooses.
+    pub causes: Vec<String>,
+}
+
 /// Turns audit events into bus events with their data. Runs on the store thread.
-pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(String, Value)> {
+pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<BusEvent> {
     let mut out = Vec::new();
     for e in events {
         let after = e.after.clone().unwrap_or(Value::Null);
@@ -158,8 +172,11 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(Strin
             "message_sent" => vec!["message_sent"],
             "event_emitted" => {
                 if let Some(name) = after.get("name").and_then(Value::as_str) {
-                    let data = after.get("data").cloned().unwrap_or(Value::Null);
-                    out.push((name.to_owned(), data));
+                    out.push(BusEvent {
+                        name: name.to_owned(),
+                        data: after.get("data").cloned().unwrap_or(Value::Null),
+                        causes: vec![e.actor.clone()],
+                    });
                 }
                 continue;
             }
@@ -177,11 +194,24 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<(Strin
                     .or_insert_with(|| v.clone());
             }
         }
+        let causes = causes_of(&data);
         for n in names {
-            out.push((n.to_owned(), data.clone()));
+            out.push(BusEvent {
+                name: n.to_owned(),
+                data: data.clone(),
+                causes: causes.clone(),
+            });
         }
     }
     out
+}
+
+/// The causes of a task event: its `actor` and the task's `origin`, as the daemon set them.
+fn causes_of(data: &Value) -> Vec<String> {
+    ["actor", "origin"]
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 /// The data every task event carries: task, title, status, priority, agent, branch, plan,
@@ -211,14 +241,11 @@ fn add_task_data(store: &mut Store, id: &str, data: &mut Value) {
     data["origin"] = json!(origin);
 }
 
-/// Whether the bus event with `data` was caused by `steward` itself: made by its own run
-/// (`actor`), or about a task its run or playbook created (`origin`). Firing it again would
-/// let a steward feed itself forever.
-pub(crate) fn caused_by(steward: &str, data: &Value) -> bool {
+/// Whether a bus event was caused by `steward` itself: made by its own run, or about a task
+/// its run or playbook created. Firing it again would let a steward feed itself forever.
+pub(crate) fn caused_by(steward: &str, event: &BusEvent) -> bool {
     let me = format!("agent:{steward}");
-    ["actor", "origin"]
-        .iter()
-        .any(|k| data.get(*k).and_then(Value::as_str) == Some(me.as_str()))
+    event.causes.contains(&me)
 }
 
 /// `task_ready` events: tasks ready now that were not ready when last looked. Only computed
@@ -226,7 +253,7 @@ pub(crate) fn caused_by(steward: &str, data: &Value) -> bool {
 pub(crate) fn newly_ready(
     store: &mut Store,
     seen: &mut std::collections::HashSet<String>,
-) -> Vec<(String, Value)> {
+) -> Vec<BusEvent> {
     let Ok(ready) = store.ready_ids(sf_store::now_ms()) else {
         return Vec::new();
     };
@@ -236,7 +263,11 @@ pub(crate) fn newly_ready(
     for id in now.difference(seen) {
         let mut data = json!({});
         add_task_data(store, id, &mut data);
-        out.push(("task_ready".to_owned(), data));
+        out.push(BusEvent {
+            name: "task_ready".to_owned(),
+            causes: causes_of(&data),
+            data,
+        });
     }
     *seen = now;
     out
