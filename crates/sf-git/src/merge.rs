@@ -306,6 +306,13 @@ fn land(
         .commit(None, &sig, &sig, message, &tree, &parents)
         .ctx(|| "create the merge commit".to_owned())?;
     let title = message.lines().next().unwrap_or_default();
+    // the user's checkout of `target` is brought along after the move: a kill between the
+    // move and the end of that sync leaves the journal, so the repair knows it is sf's to
+    // finish (and never mistakes the user's own staged work for a sync cut short)
+    let journal = checks_out(&repo, target).then(|| Journal::at(&repo));
+    if let Some(j) = &journal {
+        j.write(base, new)?;
+    }
     match repo.reference_matching(&refname, new, true, base, &format!("sf merge: {title}")) {
         Ok(_) => {
             crate::faults::crash_point("target_moved");
@@ -313,11 +320,21 @@ fn land(
                 commit: new.to_string(),
             })
         }
-        Err(e) if e.code() == ErrorCode::Modified => Ok(moved(target_tip(&repo, target)?)),
-        Err(source) => Err(GitError::Op {
-            what: format!("move `{target}` to {new}"),
-            source,
-        }),
+        Err(e) if e.code() == ErrorCode::Modified => {
+            if let Some(j) = &journal {
+                j.clear()?;
+            }
+            Ok(moved(target_tip(&repo, target)?))
+        }
+        Err(source) => {
+            if let Some(j) = &journal {
+                j.clear()?;
+            }
+            Err(GitError::Op {
+                what: format!("move `{target}` to {new}"),
+                source,
+            })
+        }
     }
 }
 
@@ -454,23 +471,38 @@ pub fn sync_checkout(
     old_tip: &str,
 ) -> Result<CheckoutSync, GitError> {
     let repo = open(repo_root)?;
-    if !checks_out(&repo, target) {
+    let journal = Journal::at(&repo);
+    let synced = sync(&repo, target, old_tip, &journal);
+    // an error half-way (a full disk) leaves the journal for the repair to finish from
+    if synced.is_ok() {
+        journal.clear()?;
+    }
+    synced
+}
+
+fn sync(
+    repo: &Repository,
+    target: &str,
+    old_tip: &str,
+    journal: &Journal,
+) -> Result<CheckoutSync, GitError> {
+    if !checks_out(repo, target) {
         return Ok(CheckoutSync::NotCheckedOut);
     }
     let Some(workdir) = repo.workdir().map(Path::to_owned) else {
         return Ok(CheckoutSync::NotCheckedOut);
     };
-    let new = target_tip(&repo, target)?;
+    let new = target_tip(repo, target)?;
     let old = oid(old_tip)?;
-    let old_tree = commit(&repo, old)?
+    let old_tree = commit(repo, old)?
         .tree()
         .ctx(|| format!("read the tree of {old_tip}"))?;
-    let new_tree = commit(&repo, new)?
+    let new_tree = commit(repo, new)?
         .tree()
         .ctx(|| format!("read the tree of {new}"))?;
-    let dirty = tracked_changes(&repo, &old_tree)?;
+    let dirty = tracked_changes(repo, &old_tree)?;
     if !dirty.is_empty() {
-        if new != old && tracked_changes(&repo, &new_tree)?.is_empty() {
+        if new != old && tracked_changes(repo, &new_tree)?.is_empty() {
             return Ok(CheckoutSync::Updated); // already brought along (a repeated call)
         }
         return Ok(CheckoutSync::Dirty { paths: dirty });
@@ -478,13 +510,12 @@ pub fn sync_checkout(
     if new == old {
         return Ok(CheckoutSync::Updated);
     }
-    let (changed, in_the_way) = incoming(&repo, &workdir, &old_tree, &new_tree)?;
+    let (changed, in_the_way) = incoming(repo, &workdir, &old_tree, &new_tree)?;
     if !in_the_way.is_empty() {
         return Ok(CheckoutSync::Dirty { paths: in_the_way });
     }
     // a kill while files are written leaves some old, some new, one cut short: the journal
-    // tells `repair_checkout` that every changed path was clean and is sf's to finish
-    let journal = Journal::at(&repo);
+    // (written by `land`, or here for a repeated call) tells `repair_checkout` to finish
     journal.write(old, new)?;
     // HEAD already names the new tip, so libgit2's baseline (HEAD) cannot tell old from new:
     // force-check out exactly the paths that changed, the rest having been verified clean.
@@ -503,7 +534,6 @@ pub fn sync_checkout(
     let object = new_tree.as_object();
     repo.checkout_tree(object, Some(&mut co))
         .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
-    journal.clear()?;
     Ok(CheckoutSync::Updated)
 }
 
@@ -560,132 +590,130 @@ pub struct CheckoutRepair {
     pub kept: Vec<String>,
 }
 
-/// Whether `c` was made by sf's merge queue (it carries the merge-request trailer).
-fn is_sf_merge(c: &Commit<'_>) -> bool {
-    String::from_utf8_lossy(c.message_bytes())
-        .lines()
-        .any(|l| l.starts_with("Sf-Merge-Request: "))
-}
-
-/// Finishes bringing the user's checkout of `target` along after a kill cut
-/// [`sync_checkout`] short (or came between the compare-and-swap and it): HEAD names the tip,
-/// but the index still holds the tree of an earlier tip that sf's merges moved from, and some
-/// files may be old, some new. Left so, `git status` shows every merged change reversed and
-/// `git commit` would undo the merges.
+/// Finishes bringing the user's checkout of `target` along after a kill cut it short: the
+/// journal [`land`] writes before it moves the target (and [`sync_checkout`] clears once the
+/// files are written) names the old and the new tip. Left so, HEAD names the new tip while
+/// the index and some files still hold the old one (one file perhaps half written):
+/// `git status` shows the merge reversed and `git commit` would undo it.
 ///
-/// Recognised from the journal [`sync_checkout`] keeps while it writes files (then every
-/// changed file is brought to the tip: each was clean when the sync began, and one may be
-/// half written), or, for a kill before the sync began, when the index is exactly the tree
-/// of a first-parent ancestor reached through sf merge commits (so it is never the user's
-/// own staged work): then each changed file that holds its old or its new content is
-/// brought to the new one, and a file holding anything else is the user's and is kept.
+/// Only the paths the merge changed are touched, and of those only a file that holds its old
+/// content, its new content, a beginning of its new content (the write a kill cut short) or
+/// nothing: anything else is the user's edit since and is kept (it then shows as their own
+/// change against the tip). The index entries of those paths are set to the tip's; the rest
+/// of the index, the user's staged work, is left as it is. Without a journal nothing is
+/// repaired: a checkout that merely looks like an older tip may be the user's own revert.
 /// `None`: nothing to repair.
 pub fn repair_checkout(repo_root: &Path, target: &str) -> Result<Option<CheckoutRepair>, GitError> {
-    const MAX_BEHIND: usize = 50;
     let repo = open(repo_root)?;
-    if !checks_out(&repo, target) {
-        return Ok(None);
-    }
-    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
-        return Ok(None);
-    };
-    let Ok(tip) = target_tip(&repo, target) else {
-        return Ok(None);
-    };
-    let tip = commit(&repo, tip)?;
-    let mut index = repo.index().ctx(|| "open the index".to_owned())?;
-    if index.has_conflicts() {
-        return Ok(None);
-    }
     let journal = Journal::at(&repo);
-    let cut_short = journal.read().filter(|(_, new)| *new == tip.id());
-    let Ok(staged) = index.write_tree() else {
+    let Some((old_id, new_id)) = journal.read() else {
         return Ok(None);
     };
-    if staged == tip.tree_id() && cut_short.is_none() {
+    let tip = target_tip(&repo, target).ok();
+    let workdir = repo.workdir().map(Path::to_owned);
+    let (Some(workdir), true, true) = (workdir, checks_out(&repo, target), tip == Some(new_id))
+    else {
+        // the target moved on since (the user committed on it), or is not checked out: the
+        // journal is of no use any more
         journal.clear()?;
         return Ok(None);
-    }
-    let mut c = tip.clone();
-    let mut from = match cut_short {
-        Some((old, _)) => Some(commit(&repo, old)?),
-        None => None,
     };
-    for _ in 0..MAX_BEHIND {
-        if from.is_some() {
-            break;
-        }
-        if !is_sf_merge(&c) {
-            break;
-        }
-        let Ok(parent) = c.parent(0) else { break };
-        if parent.tree_id() == staged {
-            from = Some(parent);
-            break;
-        }
-        c = parent;
-    }
-    let Some(from) = from else { return Ok(None) };
+    let mut index = repo.index().ctx(|| "open the index".to_owned())?;
     let (old, new) = (
-        from.tree()
-            .ctx(|| format!("read the tree of {}", from.id()))?,
-        tip.tree()
-            .ctx(|| format!("read the tree of {}", tip.id()))?,
+        commit(&repo, old_id)?
+            .tree()
+            .ctx(|| format!("read the tree of {old_id}"))?,
+        commit(&repo, new_id)?
+            .tree()
+            .ctx(|| format!("read the tree of {new_id}"))?,
     );
     let diff = repo
         .diff_tree_to_tree(Some(&old), Some(&new), None)
         .ctx(|| "compare the old and new trees".to_owned())?;
+    let mut paths: Vec<PathBuf> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+        .flatten()
+        .map(Path::to_owned)
+        .collect();
+    paths.sort();
+    paths.dedup();
     let mut bring = Vec::new();
     let mut remove = Vec::new();
     let mut kept = Vec::new();
-    for d in diff.deltas() {
-        for path in [d.old_file().path(), d.new_file().path()] {
-            let Some(path) = path else { continue };
-            let (was, will) = (
-                old.get_path(path).ok().map(|e| e.id()),
-                new.get_path(path).ok().map(|e| e.id()),
-            );
-            let now = on_disk(&workdir.join(path));
-            // cut short by a kill: every changed file was clean when the sync began, and
-            // one may be half written
-            if cut_short.is_some() || now == was || now == will {
-                if will.is_some() {
-                    bring.push(path.to_owned());
-                } else if now.is_some() {
-                    remove.push(path.to_owned());
-                }
-            } else {
-                kept.push(path.to_string_lossy().into_owned());
-            }
+    for path in &paths {
+        let (was, will) = (
+            old.get_path(path).ok().map(|e| e.id()),
+            new.get_path(path).ok().map(|e| e.id()),
+        );
+        let on = workdir.join(path);
+        let now = on_disk(&on);
+        let ours = now.is_none()
+            || now == was
+            || now == will
+            || will.is_some_and(|w| begins(&repo, w, &on));
+        if !ours {
+            kept.push(path.to_string_lossy().into_owned());
+        } else if will.is_some() {
+            bring.push(path.clone());
+        } else if now.is_some() {
+            remove.push(path.clone());
         }
     }
-    bring.sort();
-    bring.dedup();
-    kept.sort();
-    kept.dedup();
     for p in &remove {
         let _ = std::fs::remove_file(workdir.join(p));
     }
     if !bring.is_empty() {
         let mut co = CheckoutBuilder::new();
-        co.force().disable_pathspec_match(true);
+        co.force().disable_pathspec_match(true).update_index(false);
         for p in &bring {
             co.path(p.as_path());
         }
         repo.checkout_tree(new.as_object(), Some(&mut co))
             .ctx(|| format!("update {} to `{target}`", workdir.display()))?;
     }
-    index
-        .read_tree(&new)
-        .ctx(|| "set the index to the tip".to_owned())?;
+    for path in &paths {
+        let entry = new.get_path(path).ok();
+        match entry {
+            Some(e) => {
+                index
+                    .add(&git2::IndexEntry {
+                        ctime: git2::IndexTime::new(0, 0),
+                        mtime: git2::IndexTime::new(0, 0),
+                        dev: 0,
+                        ino: 0,
+                        mode: e.filemode() as u32,
+                        uid: 0,
+                        gid: 0,
+                        file_size: 0,
+                        id: e.id(),
+                        flags: 0,
+                        flags_extended: 0,
+                        path: path.to_string_lossy().into_owned().into_bytes(),
+                    })
+                    .ctx(|| format!("stage {}", path.display()))?;
+            }
+            None => {
+                let _ = index.remove_path(path);
+            }
+        }
+    }
     index.write().ctx(|| "write the index".to_owned())?;
     journal.clear()?;
     Ok(Some(CheckoutRepair {
-        from: from.id().to_string(),
-        to: tip.id().to_string(),
+        from: old_id.to_string(),
+        to: new_id.to_string(),
         updated: bring.len() + remove.len(),
         kept,
     }))
+}
+
+/// Whether the file at `path` holds a beginning of blob `id` (a write cut short).
+fn begins(repo: &Repository, id: Oid, path: &Path) -> bool {
+    let (Ok(blob), Ok(disk)) = (repo.find_blob(id), std::fs::read(path)) else {
+        return false;
+    };
+    blob.content().starts_with(&disk)
 }
 
 /// The blob id of what is on disk at `path` (a file's content, a symlink's target), `None`
@@ -704,9 +732,10 @@ fn on_disk(path: &Path) -> Option<Oid> {
 }
 
 /// The commit on `target`'s first-parent line that landed merge request `mr` (its
-/// `Sf-Merge-Request: <mr>` trailer, and `Sf-Task: <task>` when given), made at or after
-/// `since` (Unix seconds: the request's creation, so a request of an earlier workspace with
-/// the same number is never taken for it). Returns the commit and its first parent. This is
+/// `Sf-Merge-Request: <mr>` trailer, and `Sf-Task: <task>` when given, in the message's final
+/// trailer block), made at or after `since` (Unix seconds: the request's creation, so a
+/// request of an earlier workspace with the same number is never taken for it); the walk
+/// looks at the last 500 commits whatever their dates. Returns the commit and its first parent. This is
 /// how a merge whose record a kill prevented is recognised as done.
 pub fn find_landed(
     repo_root: &Path,
@@ -723,12 +752,12 @@ pub fn find_landed(
         task.map(|t| format!("Sf-Task: {t}")),
     );
     for _ in 0..MAX_WALK {
-        if c.time().seconds() < since {
-            break;
-        }
         let msg = String::from_utf8_lossy(c.message_bytes()).into_owned();
-        let has = |want: &str| msg.lines().any(|l| l.trim_end() == want);
-        if has(&want_mr) && want_task.as_deref().is_none_or(has) {
+        let trailers = trailer_block(&msg);
+        let has = |want: &str| trailers.iter().any(|l| l.trim_end() == want);
+        // a commit older than the request is never it, but the walk goes on past it: a
+        // commit of the user's made with a clock behind may sit above the landing
+        if c.time().seconds() >= since && has(&want_mr) && want_task.as_deref().is_none_or(has) {
             let parent = c.parent_id(0).map(|p| p.to_string()).unwrap_or_default();
             return Ok(Some((c.id().to_string(), parent)));
         }
@@ -736,6 +765,20 @@ pub fn find_landed(
         c = parent;
     }
     Ok(None)
+}
+
+/// The lines of a commit message's trailer block: its last paragraph, when it is not the
+/// subject. A line quoted in the body is not a trailer.
+fn trailer_block(msg: &str) -> Vec<&str> {
+    let paragraphs: Vec<&str> = msg
+        .trim_end()
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    match paragraphs.as_slice() {
+        [_, .., last] => last.lines().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Resolves `name` (a short name like `main` or a full ref like `refs/sf/archive/x`) to a

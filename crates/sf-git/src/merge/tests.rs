@@ -172,11 +172,13 @@ fn a_clean_squash_lands_one_commit_with_one_parent() {
         "exactly one commit lands"
     );
 
-    // the user's checkout of main is brought along
+    // the user's checkout of main is brought along; until then a journal says it is due
+    assert!(root.join(".git/sf-checkout-sync").exists(), "no journal");
     assert_eq!(
         sync_checkout(&root, "main", &p.base).unwrap(),
         CheckoutSync::Updated
     );
+    assert!(!root.join(".git/sf-checkout-sync").exists(), "journal left");
     assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "a\n");
     assert_eq!(
         std::fs::read_to_string(root.join("README.md")).unwrap(),
@@ -623,6 +625,11 @@ fn land_by_ref_only(root: &Path, files: &[(&str, Option<&str>)], mr: i64) -> Oid
     )
 }
 
+/// The journal `land` writes before it moves the target.
+fn journal(root: &Path, old: Oid, new: Oid) {
+    std::fs::write(root.join(".git/sf-checkout-sync"), format!("{old} {new}\n")).unwrap();
+}
+
 fn status_lines(root: &Path) -> Vec<String> {
     let repo = Repository::open(root).unwrap();
     let mut opts = StatusOptions::new();
@@ -662,6 +669,7 @@ fn a_checkout_left_at_the_old_tip_by_a_kill_is_brought_to_the_new_one() {
         ],
         7,
     );
+    journal(&root, old, new);
     // half brought along: one file already new, and the user edited another meanwhile
     std::fs::write(root.join("keep.txt"), "new\n").unwrap();
     std::fs::write(root.join("mine.txt"), "the user's edit\n").unwrap();
@@ -727,6 +735,14 @@ fn a_landed_request_is_found_by_its_trailers_and_only_since_it_was_made() {
     );
     assert_eq!(find_landed(&root, "main", 3, Some("t2"), 0).unwrap(), None);
     assert_eq!(find_landed(&root, "main", 30, None, 0).unwrap(), None);
+    // a commit that quotes the trailers in its body is not a landing
+    commit_on(
+        &root,
+        "main",
+        &[("c.txt", Some("c\n"))],
+        "Explain\n\nSf-Merge-Request: 8\nSf-Task: t1\n\nSigned-off-by: u <u@x>\n",
+    );
+    assert_eq!(find_landed(&root, "main", 8, Some("t1"), 0).unwrap(), None);
     // a request made after that commit (a new workspace reusing the number) is not it
     let future = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -753,7 +769,7 @@ fn a_sync_cut_short_mid_file_is_finished_from_its_journal() {
     );
     // the kill came while a.txt was being written: a few bytes of it, README.md untouched
     std::fs::write(root.join("a.txt"), "the wh").unwrap();
-    std::fs::write(root.join(".git/sf-checkout-sync"), format!("{old} {new}\n")).unwrap();
+    journal(&root, old, new);
     let r = repair_checkout(&root, "main").unwrap().expect("a repair");
     assert!(r.kept.is_empty(), "{r:?}");
     assert_eq!(
@@ -762,4 +778,57 @@ fn a_sync_cut_short_mid_file_is_finished_from_its_journal() {
     );
     assert!(status_lines(&root).is_empty(), "{:?}", status_lines(&root));
     assert!(!root.join(".git/sf-checkout-sync").exists());
+}
+
+#[test]
+fn the_users_staged_revert_of_a_merge_is_never_undone() {
+    let (_d, root, _) = repo();
+    let before = std::fs::read_to_string(root.join("README.md")).unwrap();
+    land_by_ref_only(&root, &[("README.md", Some("merged\n"))], 4);
+    // no sync cut short (no journal): the user reverts the merge and stages the revert
+    std::fs::write(root.join("README.md"), &before).unwrap();
+    let repo = Repository::open(&root).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("README.md")).unwrap();
+    index.write().unwrap();
+    assert_eq!(repair_checkout(&root, "main").unwrap(), None);
+    assert_eq!(
+        std::fs::read_to_string(root.join("README.md")).unwrap(),
+        before
+    );
+    assert_eq!(status_lines(&root), ["Status(INDEX_MODIFIED) README.md"]);
+}
+
+#[test]
+fn a_repair_keeps_later_edits_and_the_users_other_staged_work() {
+    let (_d, root, _) = repo();
+    let old = tip(&root, "main");
+    let new = land_by_ref_only(
+        &root,
+        &[("a.txt", Some("merged a\n")), ("b.txt", Some("merged b\n"))],
+        5,
+    );
+    journal(&root, old, new);
+    // after the kill and before the restart, the user wrote a.txt (not a beginning of the
+    // merged content) and staged a file of their own
+    std::fs::write(root.join("a.txt"), "the user's a\n").unwrap();
+    std::fs::write(root.join("own.txt"), "own\n").unwrap();
+    let repo = Repository::open(&root).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("own.txt")).unwrap();
+    index.write().unwrap();
+    let r = repair_checkout(&root, "main").unwrap().expect("a repair");
+    assert_eq!(r.kept, ["a.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "the user's a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("b.txt")).unwrap(),
+        "merged b\n"
+    );
+    assert_eq!(
+        status_lines(&root),
+        ["Status(WT_MODIFIED) a.txt", "Status(INDEX_NEW) own.txt"]
+    );
 }
