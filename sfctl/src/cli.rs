@@ -10,7 +10,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, init, logs, message, mr, plan, playbook, steward, task,
+    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, steward,
+    task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -93,6 +94,7 @@ Examples:
     #[command(subcommand)]
     Mr(mr::MrCommand),
     Merge(mr::MergeArgs),
+    Gc(gc::GcArgs),
     #[command(subcommand)]
     Docs(docs::DocsCommand),
     #[command(subcommand)]

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dep;
 pub mod docs;
 pub mod events;
+pub mod gc;
 pub mod init;
 pub mod logs;
 pub mod message;

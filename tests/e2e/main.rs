@@ -7,6 +7,7 @@ mod harness;
 
 mod agents;
 mod bounds;
+mod cleanup;
 mod cli;
 mod crash;
 mod daemon;

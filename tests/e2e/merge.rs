@@ -141,7 +141,20 @@ fn a_passing_merge_lands_one_squash_commit_and_dispatches_the_dependent_at_once(
     assert_eq!(trailer(&td.repo, &commit, "Sf-Task"), a, "{message}");
     assert_eq!(trailer(&td.repo, &commit, "Sf-Agent"), "w1", "{message}");
 
-    // the branch is gone, its commits are kept under refs/sf/archive/<id>
+    // the branch is gone, its commits are kept under refs/sf/archive/<id> (the janitor
+    // retires both once the merge is recorded)
+    td.wait_for("the worktree and the branch to be retired", || {
+        let branch_ref = format!("refs/heads/{branch}");
+        let left = (
+            worktree.exists(),
+            git_ok(&td.repo, &["rev-parse", "--verify", "--quiet", &branch_ref]),
+        );
+        if left == (false, false) {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    });
     assert!(
         !git_ok(
             &td.repo,
@@ -709,6 +722,23 @@ fn branch_deletion_is_refused_when_its_commits_would_be_lost() {
     worker(&td, "w1", &s, &[]);
     let t = wait_status(&td, &a, TaskStatus::Closed);
     let branch = t.branch.expect("branch");
+    // the janitor tried, and says why it kept the branch
+    td.wait_for("the janitor to keep the branch", || {
+        let said: Vec<String> = td
+            .events(&[])
+            .into_iter()
+            .filter(|e| e.action == "cleaned_up")
+            .map(|e| e.after.unwrap_or_default().to_string())
+            .collect();
+        if said
+            .iter()
+            .any(|s| s.contains(&format!("kept branch {branch}")))
+        {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    });
     assert_eq!(
         subjects(&td.repo, "main")[0],
         format!("Keep my branch ({a})")
@@ -730,6 +760,15 @@ fn delete_branch_false_keeps_the_merged_branch() {
     worker(&td, "w1", &s, &[]);
     let t = wait_status(&td, &a, TaskStatus::Closed);
     let branch = t.branch.expect("branch");
+    // the janitor's pass is over (it removed the worktree) and left the branch
+    td.wait_for("the janitor's pass", || {
+        let n = td
+            .events(&[])
+            .iter()
+            .filter(|e| e.action == "cleaned_up")
+            .count();
+        if n > 0 { Ok(()) } else { Err(n) }
+    });
     assert!(
         git_ok(
             &td.repo,

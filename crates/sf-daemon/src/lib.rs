@@ -5,6 +5,7 @@
 pub mod cli;
 mod config;
 mod dispatch;
+mod janitor;
 mod lock;
 mod merge;
 mod owner;

@@ -371,51 +371,13 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
     }
 }
 
-/// After a landing: bring the user's clean checkout along, save and remove the task's
-/// worktree, archive the branch and delete it once its commits are safe.
+/// After a landing: bring the user's clean checkout along. The task's worktree and branch
+/// are retired by the janitor once the merge is recorded (the task is then closed).
 async fn after_landing(config: &Config, job: &MergeJob, old_tip: &str) {
     let root = config.paths.root.clone();
     let (target, old) = (job.info.target.clone(), old_tip.to_owned());
-    {
-        let root = root.clone();
-        match blocking(move || sf_git::merge::sync_checkout(&root, &target, &old)).await {
-            Ok(state) => tracing::debug!(?state, "user checkout"),
-            Err(e) => tracing::warn!(error = %e, "failed to update the user's checkout"),
-        }
-    }
-    let Some(task) = job.info.task.clone() else {
-        return;
-    };
-    let worktrees = config.paths.worktrees();
-    let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
-    let delete_branch = config.merge_delete_branch;
-    let r = blocking(move || {
-        if let Some(entry) = std::fs::read_dir(&worktrees).ok().and_then(|d| {
-            d.filter_map(Result::ok).find(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{task}-"))
-            })
-        }) {
-            let path = entry.path();
-            if sf_git::is_dirty(&path)? {
-                sf_git::wip_snapshot(&path, task.as_str(), 0, "sf")?;
-            }
-            sf_git::remove_worktree(&root, task.as_str(), &path)?;
-        }
-        if !delete_branch {
-            return Ok(());
-        }
-        sf_git::merge::archive_and_delete_branch(
-            &root,
-            &branch,
-            &target,
-            &format!("refs/sf/archive/{task}"),
-        )
-        .map(|_| ())
-    })
-    .await;
-    if let Err(e) = r {
-        tracing::warn!(error = %e, "failed to clean up after a merge");
+    match blocking(move || sf_git::merge::sync_checkout(&root, &target, &old)).await {
+        Ok(state) => tracing::debug!(?state, "user checkout"),
+        Err(e) => tracing::warn!(error = %e, "failed to update the user's checkout"),
     }
 }

@@ -152,6 +152,10 @@ pub(crate) struct Owner {
     /// Run ends to record again, and the last error that kept them from being recorded.
     unrecorded: Vec<UnrecordedEnd>,
     unrecorded_error: Option<String>,
+    /// Work was let go of (a task closed, a run ended): a janitor pass is due.
+    tidy_due: bool,
+    /// A janitor pass is running; `tidy_due` set meanwhile runs another after it.
+    tidying: bool,
 }
 
 impl Owner {
@@ -192,6 +196,8 @@ impl Owner {
             last_tick: None,
             unrecorded: Vec::new(),
             unrecorded_error: None,
+            tidy_due: false,
+            tidying: false,
         };
         (handle, owner)
     }
@@ -203,6 +209,17 @@ impl Owner {
         crate::merge::prune_leftovers(&self.config).await;
         if let Err(e) = self.store_call(|s| s.requeue_interrupted_mrs()).await {
             tracing::error!(error = %e, "failed to requeue interrupted merge requests");
+        }
+        // what is left from before (work let go of while sfd was down), before any request
+        if let Some(target) = self.target.clone() {
+            let (config, store) = (self.config.clone(), self.store.clone());
+            match crate::janitor::pass(config, store, target, false).await {
+                Ok(lines) => self.on_internal(Internal::Tidied { lines }).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "clean-up failed");
+                    false
+                }
+            };
         }
         let mut tick = tokio::time::interval(self.config.tick_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -231,6 +248,9 @@ impl Owner {
             };
             if !self.bus_pending.is_empty() || self.triggers_dirty {
                 self.process_bus().await;
+            }
+            if self.tidy_due && !self.tidying {
+                self.tidy();
             }
             // coalesce a burst: run the phases once the queues are drained
             pending |= wake;
@@ -264,10 +284,35 @@ impl Owner {
             if e.action.starts_with("agent_") {
                 self.tick_due = true;
             }
+            self.tidy_due |= crate::janitor::lets_go(&e);
             let _ = self.events.send(e.clone());
             self.bus_pending.push(e);
         }
         Ok((r, changed))
+    }
+
+    /// Starts a janitor pass in the background; it reports back with `Internal::Tidied`.
+    fn tidy(&mut self) {
+        self.tidy_due = false;
+        self.tidying = true;
+        let (config, store, tx) = (
+            self.config.clone(),
+            self.store.clone(),
+            self.internal_tx.clone(),
+        );
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            let lines = match target {
+                Some(t) => crate::janitor::pass(config, store, t, false)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "clean-up failed");
+                        Vec::new()
+                    }),
+                None => Vec::new(),
+            };
+            let _ = tx.send(Internal::Tidied { lines });
+        });
     }
 
     /// A task moved out of `in_progress` by someone else (closed or blocked by hand) must
@@ -433,6 +478,7 @@ impl Owner {
                 into,
                 message,
             } => self.merge_branch(&actor, branch, into, message).await,
+            Request::Gc { dry_run } => self.gc(&actor, dry_run).await,
             request => match self
                 .store_call(move |s| {
                     // a task whose request is in the merge pipeline (picked, not yet testing)
@@ -706,6 +752,21 @@ impl Owner {
 
     async fn on_internal(&mut self, msg: Internal) -> bool {
         match msg {
+            Internal::Tidied { lines } => {
+                self.tidying = false;
+                if lines.is_empty() {
+                    return false;
+                }
+                match self
+                    .store_call(move |s| s.record_cleanup("daemon", &lines))
+                    .await
+                {
+                    Ok((Ok(()), _)) => {}
+                    Ok((Err(e), _)) => tracing::error!(error = ?e, "failed to record a clean-up"),
+                    Err(e) => tracing::error!(error = %e, "failed to record a clean-up"),
+                }
+                false
+            }
             Internal::Repaired { task, repaired } => {
                 match self
                     .store_call(move |s| s.record_repair(task.as_ref(), &repaired))
@@ -1436,6 +1497,35 @@ impl Owner {
         }
     }
 
+    /// `sfctl gc`: a janitor pass now, or with `dry_run` what it would do.
+    async fn gc(&mut self, actor: &str, dry_run: bool) -> Response {
+        let Some(target) = self.target.clone() else {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidState,
+                    "no target branch yet: nothing can be told merged or not",
+                )
+                .with_hint("make a first commit on the branch sf merges into"),
+            );
+        };
+        let (config, store) = (self.config.clone(), self.store.clone());
+        match crate::janitor::pass(config, store, target, dry_run).await {
+            Ok(actions) => {
+                if !dry_run && !actions.is_empty() {
+                    let (actor, lines) = (actor.to_owned(), actions.clone());
+                    if let Err(e) = self
+                        .store_call(move |s| s.record_cleanup(&actor, &lines))
+                        .await
+                    {
+                        tracing::error!(error = %e, "failed to record a clean-up");
+                    }
+                }
+                Response::Cleaned(sf_proto::GcReport { dry_run, actions })
+            }
+            Err(e) => Response::Error(ProtoError::new(ErrorKind::Internal, e)),
+        }
+    }
+
     async fn merge_done(&mut self, id: i64, outcome: crate::merge::MergeOutcome) {
         use crate::merge::MergeOutcome as O;
         use sf_proto::MergeState;
@@ -1535,6 +1625,8 @@ impl Owner {
         max: u32,
     ) {
         let (note2, usage2) = (note.clone(), usage.clone());
+        // a run of a task closed meanwhile held its worktree until now
+        self.tidy_due = true;
         let error = match self
             .store_call(move |s| s.run_ended(run_id, code, failure, &note, usage.as_ref(), max))
             .await

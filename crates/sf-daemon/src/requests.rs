@@ -172,6 +172,7 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         | Request::StartAgent { .. }
         | Request::StopAgent { .. }
         | Request::Merge { .. }
+        | Request::Gc { .. }
         | Request::RunSteward { .. }
         | Request::ListPlaybooks
         | Request::ShowPlaybook { .. }

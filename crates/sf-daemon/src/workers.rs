@@ -68,6 +68,8 @@ pub(crate) enum Internal {
         task: Option<sf_proto::TaskId>,
         repaired: Vec<String>,
     },
+    /// A janitor pass ended: what it did, one line each (recorded as `cleaned_up`).
+    Tidied { lines: Vec<String> },
 }
 
 /// Tells the owner what git work repaired, if anything.
@@ -187,7 +189,12 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
         l.target.clone(),
     );
     let wt_path2 = wt_path.clone();
+    let resumed = l.claim.resumed;
     let wt = tokio::task::spawn_blocking(move || {
+        // a reopened task whose branch was retired goes on from its archived work
+        if resumed {
+            sf_git::restore_branch(&root, &branch, &name)?;
+        }
         sf_git::ensure_worktree(&root, &name, &wt_path2, &branch, &target)
     })
     .await
@@ -607,8 +614,9 @@ pub(crate) fn save_work(
                 )
             })
         {
-            // the recovery's copier is finishing the tail the note quotes
-            capture.finished().await;
+            // the recovery's copier is finishing the tail the note quotes; a process the run
+            // left behind may keep its output open, so it gets a few seconds, no more
+            let _ = tokio::time::timeout(Duration::from_secs(5), capture.finished()).await;
         }
         let wt = worktree.map(|w| worktree_path(&config, &w));
         let saved = match wt.filter(|p| p.exists()) {

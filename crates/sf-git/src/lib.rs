@@ -66,6 +66,12 @@ pub enum GitError {
         /// How many commits would be lost.
         commits: usize,
     },
+    /// A `git` process works in the worktree: it is left alone for now.
+    #[error("a git process is at work in {}; it is left for later", .0.display())]
+    InUse(PathBuf),
+    /// A directory where a worktree was expected that git does not know as one.
+    #[error("{} is not a worktree git knows (no `.git` link to an admin folder)", .0.display())]
+    NotAWorktree(PathBuf),
     /// An archive ref already points at commits the branch does not contain.
     #[error("{archive_ref} already points at {points_at}, which the branch does not contain")]
     ArchiveRefTaken {
@@ -429,6 +435,122 @@ pub fn messages_ahead(
     }
     out.reverse();
     Ok(out)
+}
+
+/// `refs/sf/archive/<task>`: where a task's branch is kept once it is retired.
+pub fn archive_ref(task: &str) -> String {
+    format!("refs/sf/archive/{task}")
+}
+
+/// Before a reopened task's worktree is made again: recreates its `branch`, retired when
+/// the task was closed, from [`archive_ref`]`(task)`, so the task goes on from its work.
+/// Returns whether it did (false: the branch exists, or nothing was archived).
+pub fn restore_branch(repo_root: &Path, branch: &str, task: &str) -> Result<bool, GitError> {
+    let repo = open(repo_root)?;
+    if repo.find_branch(branch, BranchType::Local).is_ok() {
+        return Ok(false);
+    }
+    let Ok(archived) = repo
+        .find_reference(&archive_ref(task))
+        .and_then(|r| r.peel_to_commit())
+    else {
+        return Ok(false);
+    };
+    repo.branch(branch, &archived, false)
+        .ctx(|| format!("recreate branch `{branch}` from {}", archive_ref(task)))?;
+    Ok(true)
+}
+
+/// What [`retire_worktree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retired {
+    /// The commit uncommitted work was saved as, if there was any.
+    pub saved: Option<String>,
+    /// The branch the worktree had checked out.
+    pub branch: Option<String>,
+}
+
+/// Removes the worktree at `path` of work that is done (its task closed or merged), saving
+/// its uncommitted work first: committed onto its branch, with `refs/sf/wip/<task>/<epoch>`
+/// pointing at it (see [`wip_snapshot`]). The branch is kept ([`retire_branch`] is next).
+/// A directory git does not know as a worktree is refused with [`GitError::NotAWorktree`],
+/// one a `git` process works in with [`GitError::InUse`].
+pub fn retire_worktree(
+    repo_root: &Path,
+    path: &Path,
+    task: &str,
+    epoch: i64,
+) -> Result<Retired, GitError> {
+    let Some(admin) = linked_admin(path).filter(|a| a.is_dir()) else {
+        return Err(GitError::NotAWorktree(path.to_owned()));
+    };
+    if locks::git_running_under(&[locks::canonical(path), locks::canonical(&admin)], None) {
+        return Err(GitError::InUse(path.to_owned()));
+    }
+    let name = admin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut retired = Retired::default();
+    if !worktree::is_half_made(&admin) {
+        retired.branch = open(path)
+            .ok()
+            .and_then(|wt| wt.head().ok()?.shorthand().ok().map(str::to_owned));
+        if is_dirty(path)? {
+            retired.saved = Some(wip_snapshot(path, task, epoch, "sf")?);
+        }
+    }
+    remove_worktree(repo_root, &name, path)?;
+    Ok(retired)
+}
+
+/// What became of a branch given to [`retire_branch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchFate {
+    /// Deleted: every commit of it is on the target.
+    Deleted,
+    /// Kept as [`archive_ref`], then deleted.
+    Archived,
+    /// There was no such branch.
+    Missing,
+}
+
+/// Deletes `branch` of a task that is done: at once when every commit of it is on
+/// `target`, else after pointing [`archive_ref`]`(task)` at it. Refused while a worktree has
+/// it checked out.
+pub fn retire_branch(
+    repo_root: &Path,
+    branch: &str,
+    target: &str,
+    task: &str,
+) -> Result<BranchFate, GitError> {
+    match merge::delete_branch_if_reachable(repo_root, branch, &[target]) {
+        Ok(true) => Ok(BranchFate::Deleted),
+        Ok(false) => Ok(BranchFate::Missing),
+        Err(GitError::BranchNotReachable { .. }) => {
+            merge::archive_and_delete_branch(repo_root, branch, target, &archive_ref(task)).map(
+                |done| {
+                    if done {
+                        BranchFate::Archived
+                    } else {
+                        BranchFate::Missing
+                    }
+                },
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The local branches under `prefix/` (short names, e.g. `agent/w/t1-fix`).
+pub fn branches_under(repo_root: &Path, prefix: &str) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    let glob = format!("refs/heads/{prefix}/*");
+    let refs = repo.references_glob(&glob).ctx(|| format!("list {glob}"))?;
+    Ok(refs
+        .flatten()
+        .filter_map(|r| r.shorthand().ok().map(str::to_owned))
+        .collect())
 }
 
 /// Removes a worktree directory and its metadata, keeping the branch. Callers save work

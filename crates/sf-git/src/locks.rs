@@ -13,8 +13,9 @@
 //! runs in the repository at all: git closes a ref lock a moment before renaming it, and
 //! `git commit` keeps the index locked, closed, while its editor is open; neither may be
 //! mistaken for a leftover.
-//! Inside sf's own worktrees the only other writer is the worker, and the open-file check
-//! is enough.
+//! Inside sf's own worktrees the only other writer is the worker: a lock there is removed
+//! when nobody has it open and no `git` runs in that worktree (git keeps the index lock
+//! closed while a hook runs, but stays alive in its directory meanwhile).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -104,6 +105,10 @@ pub fn repair_worktree(worktree: &Path) -> Result<Vec<String>, GitError> {
     {
         locks.push(repo.commondir().join(format!("{branch}.lock")));
     }
+    if git_running_under(&[canonical(worktree), canonical(repo.path())], None) {
+        // a git in the worktree (its hooks running, say) may hold a lock it keeps closed
+        return Ok(Vec::new());
+    }
     clear_all(&locks, Duration::ZERO)
 }
 
@@ -123,14 +128,24 @@ pub fn repair_target(repo_root: &Path, target: &str) -> Result<Vec<String>, GitE
 /// repository's main working tree or git directory (sf's own worktrees under `.sf/`
 /// excepted: those are workers').
 fn git_running_in(repo: &Repository) -> bool {
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     let places: Vec<PathBuf> = [repo.workdir(), Some(repo.commondir())]
         .into_iter()
         .flatten()
-        .map(canon)
+        .map(canonical)
         .collect();
     // sf's own worktrees (workers' gits) are not the user's
-    let ours = repo.workdir().map(|w| canon(w).join(".sf"));
+    let ours = repo.workdir().map(|w| canonical(w).join(".sf"));
+    git_running_under(&places, ours.as_deref())
+}
+
+pub(crate) fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// Whether a `git` process other than this one has its working directory under one of
+/// `places`, and not under `except`. A git stays alive, in its directory, while its hooks
+/// or its editor run, even when it keeps its lock closed meanwhile.
+pub(crate) fn git_running_under(places: &[PathBuf], except: Option<&Path>) -> bool {
     let me = std::process::id().to_string();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return false;
@@ -145,7 +160,7 @@ fn git_running_in(repo: &Repository) -> bool {
         is_git
             && std::fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| {
                 places.iter().any(|place| cwd.starts_with(place))
-                    && !ours.as_ref().is_some_and(|o| cwd.starts_with(o))
+                    && !except.is_some_and(|o| cwd.starts_with(o))
             })
     })
 }
@@ -190,8 +205,12 @@ pub fn repair_workspace(
                 PathBuf::from(std::ffi::OsStr::from_bytes(b))
             });
             let ours = gitdir.as_ref().is_some_and(|g| g.starts_with(&sf_dir));
-            if crate::worktree::is_half_made(&admin) && (ours || gitdir.is_none()) {
-                // git's own `worktree prune` removes an admin folder without `gitdir` too
+            // an admin folder without `gitdir` that holds `locked` and not sf's marker is a
+            // `git worktree add` of the user's (it writes `locked`, then `gitdir`), perhaps
+            // at work now; any other is git's leftover or sf's
+            let users_add =
+                admin.join("locked").exists() && !admin.join(crate::worktree::INCOMPLETE).exists();
+            if crate::worktree::is_half_made(&admin) && (ours || (gitdir.is_none() && !users_add)) {
                 if let Some(dot_git) = &gitdir
                     && let Some(dir) = dot_git.parent()
                     && dir.starts_with(&sf_dir)
@@ -205,7 +224,11 @@ pub fn repair_workspace(
                 ));
                 continue;
             }
-            if ours {
+            if ours
+                && let Some(dir) = gitdir.as_ref().and_then(|g| g.parent())
+                && !git_running_under(&[canonical(dir), canonical(&admin)], None)
+            {
+                // an adopted worker's git may be at work in its worktree
                 out.extend(clear_all(
                     &[admin.join("index.lock"), admin.join("HEAD.lock")],
                     Duration::ZERO,

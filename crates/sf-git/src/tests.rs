@@ -266,7 +266,15 @@ fn a_lock_is_removed_only_when_nobody_holds_it_and_it_is_old_enough() {
     let (_d, root) = repo();
     let lock = root.join(".git/refs/heads/main.lock");
     std::fs::write(&lock, "").unwrap();
-    // young: a git process may be between closing and renaming it
+    // young (dated ahead, so that no pause of this test can age it): a git process may be
+    // between closing and renaming it
+    let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(ahead)
+        .unwrap();
     assert_eq!(
         locks::repair_target(&root, "main").unwrap(),
         Vec::<String>::new()
@@ -297,9 +305,13 @@ fn startup_repair_removes_half_made_worktrees_and_stale_locks_in_sfs_own_places(
     std::fs::write(root.join(".git/worktrees/t1/index.lock"), "").unwrap();
     std::fs::write(root.join(".git/refs/heads/agent/w/t1.lock"), "").unwrap();
     std::fs::create_dir_all(root.join(".git/worktrees/t2")).unwrap();
+    // the user's `git worktree add`, between writing `locked` and `gitdir`
+    std::fs::create_dir_all(root.join(".git/worktrees/users")).unwrap();
+    std::fs::write(root.join(".git/worktrees/users/locked"), "initializing").unwrap();
     let repaired = locks::repair_workspace(&root, &sf, Some("main")).unwrap();
     assert_eq!(repaired.len(), 3, "{repaired:?}");
     assert!(!root.join(".git/worktrees/t2").exists());
+    assert!(root.join(".git/worktrees/users/locked").exists());
     assert!(!root.join(".git/worktrees/t1/index.lock").exists());
     // the complete worktree is untouched and still usable
     std::fs::write(path.join("x.txt"), "x").unwrap();
@@ -341,9 +353,20 @@ fn shared_locks_are_left_alone_while_a_git_of_the_user_runs_in_the_repository() 
         .set_modified(old)
         .unwrap();
     // a git waiting on its input in the repository (as `git commit` waits on its editor)
-    let mut git = std::process::Command::new("git")
+    let mut git = waiting_git(&root);
+    assert!(locks::repair_target(&root, "main").unwrap().is_empty());
+    assert!(lock.exists(), "removed under a running git");
+    drop(git.stdin.take());
+    git.wait().unwrap();
+    assert_eq!(locks::repair_target(&root, "main").unwrap().len(), 1);
+    assert!(!lock.exists());
+}
+
+/// A `git` waiting on its input in `dir`, as `git commit` waits on its editor or its hooks.
+fn waiting_git(dir: &Path) -> std::process::Child {
+    let git = std::process::Command::new("git")
         .args(["hash-object", "--stdin"])
-        .current_dir(&root)
+        .current_dir(dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -356,10 +379,22 @@ fn shared_locks_are_left_alone_while_a_git_of_the_user_runs_in_the_repository() 
         assert!(std::time::Instant::now() < deadline, "git did not start");
         std::thread::yield_now();
     }
-    assert!(locks::repair_target(&root, "main").unwrap().is_empty());
+    git
+}
+
+#[test]
+fn a_worktrees_lock_is_left_alone_while_a_git_runs_in_it() {
+    let (_d, root) = repo();
+    let path = root.join(".sf/worktrees/t1");
+    ensure_worktree(&root, "t1", &path, "agent/w/t1", "main").unwrap();
+    let lock = root.join(".git/worktrees/t1/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    // the worker's `git commit` runs a hook: git keeps the lock, closed, and waits
+    let mut git = waiting_git(&path);
+    assert!(locks::repair_worktree(&path).unwrap().is_empty());
     assert!(lock.exists(), "removed under a running git");
     drop(git.stdin.take());
     git.wait().unwrap();
-    assert_eq!(locks::repair_target(&root, "main").unwrap().len(), 1);
+    assert_eq!(locks::repair_worktree(&path).unwrap().len(), 1);
     assert!(!lock.exists());
 }

@@ -465,6 +465,15 @@ pub struct MergeRequestInfo {
     pub updated_at: Timestamp,
 }
 
+/// What `sfctl gc` did (or, with `--dry-run`, would do): one line per worktree or branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// One line each.
+    pub actions: Vec<String>,
+}
+
 /// One firing of a steward, for `sfctl steward history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StewardRunInfo {
@@ -1330,6 +1339,12 @@ pub enum Request {
         /// Their ids.
         ids: Vec<i64>,
     },
+    /// Clean up the worktrees and branches of work that is done.
+    Gc {
+        /// Only say what would be cleaned up.
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// Audit events, then every new one as it happens, as `Response::Event` frames.
     FollowEvents {
         /// Start after this id; absent: only new events.
@@ -1361,6 +1376,8 @@ pub enum Response {
     },
     /// Daemon status.
     Status(DaemonStatus),
+    /// What a clean-up did, or would do.
+    Cleaned(GcReport),
     /// One agent.
     Agent(AgentDetail),
     /// Agents.

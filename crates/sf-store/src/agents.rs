@@ -121,7 +121,7 @@ pub fn validate_spec(
 }
 
 impl Store {
-    fn agent_exists(&self, name: &str) -> Result<bool, StoreError> {
+    pub(crate) fn agent_exists(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM agents WHERE name = ?1")?

@@ -6,6 +6,7 @@ mod agents;
 mod deps;
 mod error;
 mod events;
+mod gc;
 mod messages;
 mod mrs;
 mod plans;
@@ -23,6 +24,7 @@ use sf_core::ready::LiveIndex;
 use sf_proto::AuditEvent;
 
 pub use error::StoreError;
+pub use gc::Holder;
 pub use mrs::{MergeFailure, MergeJob};
 pub use runs::{
     AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
@@ -37,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_messages.sql"),
     include_str!("migrations/0003_fix_and_mr_indexes.sql"),
     include_str!("migrations/0004_fix_base.sql"),
+    include_str!("migrations/0005_worktree_index.sql"),
 ];
 
 /// The schema version this build writes.

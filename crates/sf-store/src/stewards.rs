@@ -286,4 +286,17 @@ impl Store {
         self.new_events.push(ev);
         Ok(())
     }
+
+    /// Records a clean-up of the janitor (`cleaned_up`): one line per worktree or branch
+    /// retired, or kept and why.
+    pub fn record_cleanup(&mut self, actor: &str, lines: &[String]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let ev = Audit::new(actor, "cleaned_up", "repository".to_owned())
+            .after(json!({ "done": lines }))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
 }
