@@ -70,6 +70,10 @@ pub struct GlobalArgs {
     /// Print more about what sfctl does, on stderr (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Tables: show every cell whole, however wide (by default they fit the terminal, or
+    /// $COLUMNS, cutting long cells with …)
+    #[arg(long, global = true)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Subcommand)]

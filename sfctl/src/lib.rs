@@ -13,6 +13,8 @@ mod commands;
 mod context;
 mod error;
 mod output;
+#[cfg(test)]
+mod snapshots;
 mod time;
 
 use std::io::Write;
@@ -44,7 +46,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    let ui = Ui::new(cli.global.json, cli.global.verbose);
+    let mut ui = Ui::new(cli.global.json, cli.global.verbose);
+    ui.wide = cli.global.wide;
     let mut ctx = Context {
         global: cli.global,
         ui,

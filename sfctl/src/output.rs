@@ -3,9 +3,10 @@
 
 use std::io::{self, BufWriter, IsTerminal, Read, StdoutLock, Write};
 
-use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{Color, Table};
 use serde::Serialize;
 use sf_proto::{AgentState, MergeState, PlanStatus, TaskStatus};
+use unicode_width::UnicodeWidthStr as _;
 
 use crate::error::{CliError, CliResult};
 
@@ -16,8 +17,10 @@ pub struct Ui {
     pub json: bool,
     /// Whether stdout gets ANSI colours.
     pub color: bool,
-    /// Whether stdout is a terminal (tables then wrap to its width).
+    /// Whether stdout is a terminal (tables then fit its width).
     pub tty: bool,
+    /// `--wide`: tables show every cell whole.
+    pub wide: bool,
     /// `-v` count.
     pub verbose: u8,
 }
@@ -32,6 +35,7 @@ impl Ui {
             json,
             color: tty && !no_color && !json,
             tty,
+            wide: false,
             verbose,
         }
     }
@@ -104,9 +108,19 @@ impl Ui {
         self.line(text)
     }
 
-    /// The terminal's width, when stdout is one.
+    /// The width tables fit: none with `--wide`; else the terminal's, or `$COLUMNS` (when
+    /// stdout is not a terminal), or none.
     pub fn width(&self) -> Option<u16> {
-        if self.tty { terminal_width() } else { None }
+        if self.wide {
+            return None;
+        }
+        if self.tty {
+            return terminal_width();
+        }
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .filter(|w| *w >= 20)
     }
 
     /// `text` in `color` when colours are on.
@@ -130,11 +144,63 @@ pub fn paint(enabled: bool, text: &str, color: Option<Color>) -> String {
 
 /// A table cell, coloured if `enabled`.
 pub fn cell(enabled: bool, text: impl ToString, color: Option<Color>) -> Cell {
-    let cell = Cell::new(text.to_string());
+    let cell = Cell::new(text);
     match color {
         Some(c) if enabled => cell.fg(c),
         _ => cell,
     }
+}
+
+/// A table cell: one line of text (a cell given several shows the first and `…`), and its
+/// colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    text: String,
+    color: Option<Color>,
+}
+
+impl Cell {
+    pub fn new(text: impl ToString) -> Self {
+        Self {
+            text: one_line(&text.to_string()),
+            color: None,
+        }
+    }
+
+    /// Painted in `color` (callers decide whether colours are on: see [`cell`]).
+    pub fn fg(mut self, color: Color) -> Self {
+        self.color = Some(color);
+        self
+    }
+}
+
+/// The first line of `text`, with ` …` when more lines follow (a log tail in a reason).
+pub fn one_line(text: &str) -> String {
+    let mut lines = text.trim().lines();
+    let first = lines.next().unwrap_or_default().trim_end();
+    if lines.next().is_some() {
+        format!("{first} …")
+    } else {
+        first.to_owned()
+    }
+}
+
+/// Cuts `text` to at most `max` columns, ending in `…` when cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.width() <= max {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for ch in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if used + w + 1 > max {
+            break;
+        }
+        out.push(ch);
+        used += w;
+    }
+    format!("{}…", out.trim_end())
 }
 
 fn terminal_width() -> Option<u16> {
@@ -156,42 +222,93 @@ fn ansi_code(color: Color) -> Option<u8> {
 }
 
 /// A borderless table: a header row, then rows, columns two spaces apart, no trailing spaces.
-/// `width` wraps long cells to fit a terminal.
+/// Every row is one line. With a `width`, the table fits it: the widest columns give way
+/// first, down to their header's width (and at least 6), their cells cut with `…`; words are
+/// never broken across lines. Without one, every cell is shown whole.
 pub fn render_table(
     header: &[&str],
     rows: Vec<Vec<Cell>>,
     color: bool,
     width: Option<u16>,
 ) -> String {
-    let mut table = Table::new();
-    table.load_preset(presets::NOTHING);
-    table.force_no_tty();
-    if color {
-        table.enforce_styling();
-    }
-    match width {
-        Some(w) => {
-            table
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_width(w);
+    render_table_keeping(header, rows, color, width, &[])
+}
+
+/// Like [`render_table`], with the columns named in `keep` (a cron expression, say) left
+/// whole as long as the others can give way enough.
+pub fn render_table_keeping(
+    header: &[&str],
+    rows: Vec<Vec<Cell>>,
+    color: bool,
+    width: Option<u16>,
+    keep: &[&str],
+) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for row in &rows {
+        for (i, c) in row.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(c.text.width());
         }
-        None => {
-            table.set_content_arrangement(ContentArrangement::Disabled);
-        }
     }
-    table.set_header(header.iter().map(|h| Cell::new(*h)));
-    for row in rows {
-        table.add_row(row);
+    if let Some(limit) = width {
+        let kept: Vec<bool> = header.iter().map(|h| keep.contains(h)).collect();
+        fit(&mut widths, header, &kept, usize::from(limit));
+        fit(&mut widths, header, &vec![false; n], usize::from(limit));
     }
-    let last = header.len().saturating_sub(1);
-    for (i, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if i == last { 0 } else { 2 }));
-    }
-    table
-        .lines()
-        .map(|l| l.trim_end().to_owned())
+    let header_row: Vec<Cell> = header.iter().map(Cell::new).collect();
+    std::iter::once(header_row)
+        .chain(rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, c) in row.iter().enumerate().take(n) {
+                let text = cut(&c.text, widths[i]);
+                let pad = if i + 1 == n {
+                    0
+                } else {
+                    widths[i] - text.width() + 2
+                };
+                line.push_str(&paint(color, &text, c.color));
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            line.trim_end().to_owned()
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Narrows `widths` until the columns, two spaces apart, fit `limit`: the widest column
+/// gives way first, each down to its floor (its header, at least 6 columns; a `kept` one
+/// not at all).
+fn fit(widths: &mut [usize], header: &[&str], kept: &[bool], limit: usize) {
+    let floors: Vec<usize> = header
+        .iter()
+        .zip(widths.iter())
+        .zip(kept)
+        .map(|((h, w), k)| if *k { *w } else { (*w).min(h.width().max(6)) })
+        .collect();
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while total(widths) > limit {
+        let over = total(widths) - limit;
+        // the widest column that can still give way (the rightmost of equals)
+        let Some((i, _)) = widths
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| **w > floors[*i])
+            .max_by_key(|(i, w)| (**w, *i))
+        else {
+            return;
+        };
+        let next = widths
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, w)| *w)
+            .max()
+            .unwrap_or(0);
+        // down to the next widest (then they give way in turn), or by what is over
+        let target = widths[i].saturating_sub(over).max(next.min(widths[i] - 1));
+        widths[i] = target.max(floors[i]);
+    }
 }
 
 /// Colour of a task status word.

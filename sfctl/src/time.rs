@@ -56,7 +56,7 @@ pub fn relative(ts: Timestamp, now: Timestamp) -> String {
     let secs = (now - ts).num_seconds();
     let (future, n) = (secs < 0, secs.unsigned_abs());
     if n < 5 {
-        return "just now".to_owned();
+        return if future { "in a moment" } else { "just now" }.to_owned();
     }
     let amount = match n {
         0..60 => format!("{n}s"),
@@ -102,6 +102,20 @@ pub fn humanize(text: &str, now: Timestamp) -> String {
         }
     }
     out
+}
+
+/// A reason the daemon gave, for a table: `retry after failure at <time>` reads `retry after
+/// failure, in 20s`; any other time in it is shown as [`both`].
+pub fn reason(text: &str, now: Timestamp) -> String {
+    if let Some(at) = text.strip_prefix("retry after failure at ")
+        && let Ok(t) = DateTime::parse_from_rfc3339(at.trim())
+    {
+        return format!(
+            "retry after failure, {}",
+            relative(t.with_timezone(&Utc), now)
+        );
+    }
+    humanize(text, now)
 }
 
 /// `1h 2m 3s` for a number of seconds.

@@ -275,9 +275,12 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
     );
     assert_eq!(deleted, "", "files deleted on main");
     assert_eq!(git(&td.repo, &["status", "--porcelain"]), "");
-    let mut left = Vec::new();
-    locks(&td.repo.join(".git"), &mut left);
-    assert!(left.is_empty(), "stale locks: {left:?}");
+    // the janitor may still be retiring worktrees and branches, holding a lock a moment
+    eventually("no lock left", Duration::from_secs(30), || {
+        let mut left = Vec::new();
+        locks(&td.repo.join(".git"), &mut left);
+        left.is_empty().then_some(())
+    });
     let sfd = td.child_pid().expect("sfd");
     let marker = s.display().to_string();
     eventually(

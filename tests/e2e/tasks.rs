@@ -637,6 +637,12 @@ fn blocked_lists_each_waiting_task_with_its_reason() {
         text.contains("vendor is late") && text.contains(blocker.task.id.as_str()),
         "{text}"
     );
+    // most urgent first: a priority-1 task made last comes before the older ones
+    let urgent = td.create_task("urgent", &["-p", "1", "--scheduled-for", "+1h"]);
+    let waiting: Vec<WaitingTask> = td.sfctl().args(["task", "blocked"]).json();
+    assert_eq!(waiting[0].task.id, urgent.task.id, "{waiting:#?}");
+    let priorities: Vec<u8> = waiting.iter().map(|w| w.task.priority).collect();
+    assert!(priorities.is_sorted(), "{priorities:?}");
 }
 
 #[test]

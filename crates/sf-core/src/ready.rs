@@ -433,7 +433,8 @@ impl LiveIndex {
         rows.into_iter().map(|(e, _, _, k)| (k, e)).collect()
     }
 
-    /// Live tasks that are not ready, with their reasons, oldest first.
+    /// Live tasks that are not ready, with their reasons: most urgent first (priority 1
+    /// before 5), then oldest first.
     pub fn waiting(&self, now: i64) -> Vec<(Key, Vec<WaitReason>)> {
         let mut out: Vec<(Key, Vec<WaitReason>)> = self
             .nodes
@@ -444,7 +445,10 @@ impl LiveIndex {
                 (!r.is_empty()).then_some((k, r))
             })
             .collect();
-        out.sort_unstable_by_key(|(k, _)| (self.nodes[k].task.created, *k));
+        out.sort_unstable_by_key(|(k, _)| {
+            let t = &self.nodes[k].task;
+            (t.priority, t.created, *k)
+        });
         out
     }
 }

@@ -668,7 +668,8 @@ impl Store {
             .collect()
     }
 
-    /// Open and blocked tasks that are not ready, with the reasons, oldest first.
+    /// Open and blocked tasks that are not ready, with the reasons: by priority, then oldest
+    /// first.
     pub fn waiting(
         &mut self,
         now: i64,
@@ -724,6 +725,9 @@ impl Store {
                             .prepare_cached("SELECT id, status FROM plans WHERE key = ?1")?
                             .query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
                         format!("plan {id} is {status}")
+                    }
+                    WaitReason::Scheduled(t) if self.task_row(key)?.retry_at == Some(t) => {
+                        format!("retry after failure at {}", ts(t).to_rfc3339())
                     }
                     WaitReason::Scheduled(t) => format!("scheduled for {}", ts(t).to_rfc3339()),
                     WaitReason::BlockedBy(b) => format!("blocked by {}", self.task_label(b)?),

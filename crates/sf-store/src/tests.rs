@@ -558,3 +558,31 @@ fn reading_a_message_marks_it_read_only_for_its_recipient() {
     s.read_messages("agent:w1", &[m.id]).unwrap();
     assert!(s.show_message(m.id).unwrap().read_at.is_some());
 }
+
+#[test]
+fn a_task_waiting_out_a_retry_says_so_not_scheduled() {
+    let mut s = store_with_worker();
+    let id = task(&mut s, "fails once", 3);
+    let (key, _) = s.resolve_task(&id).unwrap();
+    let claim = s.claim(ME, "w1", key).unwrap();
+    s.run_ended(
+        claim.run_id,
+        Some(1),
+        crate::Failure::Exited,
+        "boom",
+        None,
+        3,
+    )
+    .unwrap();
+    let waiting = s.waiting(crate::now_ms(), None).unwrap();
+    let w = waiting
+        .iter()
+        .find(|w| w.task.id.as_str() == id)
+        .expect("waiting");
+    assert_eq!(w.reasons.len(), 1, "{w:?}");
+    assert!(
+        w.reasons[0].starts_with("retry after failure at "),
+        "{:?}",
+        w.reasons
+    );
+}

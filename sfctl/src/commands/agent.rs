@@ -1,7 +1,7 @@
 //! `sfctl agent register|list|show|start|stop|enable|disable|remove`.
 
+use crate::output::Cell;
 use clap::{Args, Subcommand};
-use comfy_table::Cell;
 use sf_proto::{
     Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, Mode, Request,
     Response, Role, RunSummary, RunUsage, Timestamp,

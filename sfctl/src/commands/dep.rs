@@ -1,7 +1,8 @@
 //! `sfctl dep add|remove|list|tree|approve|satisfy`.
 
+use crate::output::Cell;
 use clap::{Args, Subcommand};
-use comfy_table::{Cell, Color};
+use comfy_table::Color;
 use sf_proto::{DepId, DepInfo, DepKind, DepTreeNode, Gate, NewGate, Request, Response, Timestamp};
 
 use crate::cli::{parse_number_id, wire};

@@ -139,23 +139,35 @@ fn print_event(ui: &mut Ui, e: &AuditEvent) -> CliResult {
     if ui.json {
         ui.json_value(e)
     } else {
-        let line = event_line(e, ui.color);
+        let line = event_line(e, ui.color, ui.width());
         ui.line(line)
     }
 }
 
-/// `#12     2025-05-01 12:00:07Z  human:alice   task_created  task:k3f9xq  why`.
-pub fn event_line(e: &AuditEvent, color: bool) -> String {
-    let id = paint(color, &format!("#{:<5}", e.id), Some(Color::DarkGrey));
-    let line = format!(
-        "{id} {}  {:<14} {:<20} {:<14} {}",
+/// `#12     2025-05-01 12:00:07Z  human:alice   task_created  task:k3f9xq  why`: one line
+/// (a reason of several lines shows its first and `…`), cut to `width` with `…`.
+pub fn event_line(e: &AuditEvent, color: bool, width: Option<u16>) -> String {
+    let id = format!("#{:<5}", e.id);
+    let head = format!(
+        "{id} {}  {:<14} {:<20} {:<14}",
         time::short(e.at),
         e.actor,
         e.action,
         e.subject,
-        e.reason.as_deref().unwrap_or_default()
     );
-    line.trim_end().to_owned()
+    let reason = crate::output::one_line(e.reason.as_deref().unwrap_or_default());
+    let line = match width.map(usize::from) {
+        _ if reason.is_empty() => head.trim_end().to_owned(),
+        None => format!("{head} {reason}"),
+        // the reason gives way; the columns before it stay whole
+        Some(w) => match w.saturating_sub(head.chars().count() + 1) {
+            // no room: `--wide` shows it
+            0 => head.trim_end().to_owned(),
+            room => format!("{head} {}", crate::output::cut(&reason, room)),
+        },
+    };
+    let rest = &line[id.len()..];
+    format!("{}{rest}", paint(color, &id, Some(Color::DarkGrey)))
 }
 
 #[cfg(test)]
@@ -200,7 +212,7 @@ mod tests {
             reason: None,
         };
         assert_eq!(
-            event_line(&e, false),
+            event_line(&e, false, None),
             "#12    2025-05-01 12:00:07Z  human:alice    task_created         task:k3f9xq"
         );
     }

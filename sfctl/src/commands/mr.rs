@@ -7,8 +7,8 @@ use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::output::Cell;
 use clap::{Args, Subcommand};
-use comfy_table::Cell;
 use sf_proto::{MergeRequestInfo, MergeState, Request, Response, Timestamp};
 
 use crate::cli::parse_number_id;

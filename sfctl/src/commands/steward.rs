@@ -7,7 +7,7 @@ use sf_proto::{Request, Response, StewardRunInfo};
 
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};
-use crate::output::{or_dash, truncate};
+use crate::output::{cell, or_dash, render_table_keeping};
 use crate::time;
 
 /// Fire stewards by hand and see what they did
@@ -77,32 +77,46 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 fn render(ctx: &mut Context, runs: &[StewardRunInfo]) -> CliResult {
-    let now = chrono::Utc::now();
+    let text = render_runs(runs, ctx.ui.color, ctx.ui.width(), chrono::Utc::now());
+    ctx.ui.line(text)
+}
+
+/// The history table: RUN STEWARD TRIGGER STARTED ENDED OUTCOME RESULT LOG.
+pub fn render_runs(
+    runs: &[StewardRunInfo],
+    color: bool,
+    width: Option<u16>,
+    now: sf_proto::Timestamp,
+) -> String {
     let rows = runs
         .iter()
         .map(|r| {
             vec![
-                ctx.ui.cell(r.id, None),
-                ctx.ui.cell(&r.steward, None),
-                ctx.ui.cell(truncate(&r.trigger, 32), None),
-                ctx.ui.cell(time::relative(r.started_at, now), None),
-                ctx.ui.cell(
+                cell(color, r.id, None),
+                cell(color, &r.steward, None),
+                cell(color, &r.trigger, None),
+                cell(color, time::relative(r.started_at, now), None),
+                cell(
+                    color,
                     r.ended_at
                         .map_or_else(|| "running".to_owned(), |e| time::relative(e, now)),
                     None,
                 ),
-                ctx.ui.cell(or_dash(r.outcome.as_deref()), None),
-                ctx.ui
-                    .cell(truncate(r.result.as_deref().unwrap_or("-"), 50), None),
-                ctx.ui.cell(or_dash(r.log_path.as_deref()), None),
+                cell(color, or_dash(r.outcome.as_deref()), None),
+                cell(color, r.result.as_deref().unwrap_or("-"), None),
+                cell(color, or_dash(r.log_path.as_deref()), None),
             ]
         })
         .collect();
-    ctx.ui.table(
+    // a trigger cut short (`cron: 0 9 *…`) says nothing: it stays whole while it can
+    render_table_keeping(
         &[
             "RUN", "STEWARD", "TRIGGER", "STARTED", "ENDED", "OUTCOME", "RESULT", "LOG",
         ],
         rows,
+        color,
+        width,
+        &["TRIGGER"],
     )
 }
 

@@ -1,8 +1,8 @@
 //! `sfctl task …`: create, list, show, update, change status by name, and (for workers)
 //! complete and hand off.
 
+use crate::output::Cell;
 use clap::{Args, Subcommand};
-use comfy_table::Cell;
 use sf_proto::{
     NewTask, ReadyTask, Request, Response, StatusChange, TaskDetail, TaskFilter, TaskPatch,
     TaskStatus, TaskSummary, TaskType, Timestamp, WaitingTask,
@@ -380,9 +380,8 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
                 ctx.ui.status("no waiting tasks");
                 return Ok(());
             }
-            let rows = waiting_rows(&tasks, ctx.ui.color, now);
-            ctx.ui
-                .table(&["ID", "PRI", "STATUS", "TITLE", "WAITING ON"], rows)
+            let text = render_waiting(&tasks, ctx.ui.color, ctx.ui.width(), now);
+            ctx.ui.line(text)
         }
         TaskCommand::Complete(a) => {
             let req = Request::CompleteTask {
@@ -616,6 +615,21 @@ fn ready_rows(tasks: &[ReadyTask]) -> Vec<Vec<Cell>> {
         .collect()
 }
 
+/// The `task blocked` table: ID PRI STATUS TITLE WAITING ON.
+pub fn render_waiting(
+    tasks: &[WaitingTask],
+    color: bool,
+    width: Option<u16>,
+    now: Timestamp,
+) -> String {
+    crate::output::render_table(
+        &["ID", "PRI", "STATUS", "TITLE", "WAITING ON"],
+        waiting_rows(tasks, color, now),
+        color,
+        width,
+    )
+}
+
 fn waiting_rows(tasks: &[WaitingTask], color: bool, now: Timestamp) -> Vec<Vec<Cell>> {
     tasks
         .iter()
@@ -626,7 +640,15 @@ fn waiting_rows(tasks: &[WaitingTask], color: bool, now: Timestamp) -> Vec<Vec<C
                 cell(color, t.priority, None),
                 cell(color, t.status, status_color(t.status)),
                 cell(color, &t.title, None),
-                cell(color, time::humanize(&w.reasons.join("; "), now), None),
+                cell(
+                    color,
+                    w.reasons
+                        .iter()
+                        .map(|r| time::reason(&crate::output::one_line(r), now))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    None,
+                ),
             ]
         })
         .collect()
@@ -744,7 +766,8 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
         let body: Vec<String> = d
             .events
             .iter()
-            .map(|e| events::event_line(e, ui.color))
+            // indented by two in the section
+            .map(|e| events::event_line(e, ui.color, ui.width().map(|w| w.saturating_sub(2))))
             .collect();
         section(ui, "events", &body.join("\n"))?;
     }
