@@ -329,6 +329,7 @@ pub fn agent_state_color(state: AgentState) -> Option<Color> {
         AgentState::Idle => Some(Color::Green),
         AgentState::Blocked => Some(Color::Yellow),
         AgentState::Failed => Some(Color::Red),
+        AgentState::Stopped | AgentState::Disabled => Some(Color::DarkGrey),
         AgentState::NeverRun => None,
     }
 }

@@ -309,8 +309,8 @@ fn disable_and_enable_an_agent() {
     assert!(!a.agent.enabled);
     assert_eq!(
         a.agent.state,
-        AgentState::Blocked,
-        "a disabled agent is blocked"
+        AgentState::Disabled,
+        "a disabled agent is disabled"
     );
     td.sfctl().args(["agent", "enable", "w1"]).success();
     let a: AgentDetail = td.sfctl().args(["agent", "show", "w1"]).json();

@@ -28,6 +28,7 @@ mod secrets;
 mod security;
 mod selffeed;
 mod soak;
+mod states;
 mod stewards;
 mod tasks;
 

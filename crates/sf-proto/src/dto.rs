@@ -167,8 +167,11 @@ wire_enum!(
         /** Registered, never ran. */ NeverRun = "never-run",
         /** Not running now; the last run ended well. */ Idle = "idle",
         /** At least one run in flight. */ Running = "running",
-        /** Disabled, or paused. */ Blocked = "blocked",
+        /** Paused: waiting for a resource (its CLI's usage limit). */ Blocked = "blocked",
         /** The last run failed. */ Failed = "failed",
+        /** The last run was stopped (its task was closed, or a human stopped it). */
+        Stopped = "stopped",
+        /** Disabled: the daemon starts nothing of it. */ Disabled = "disabled",
     }
 );
 
@@ -348,6 +351,9 @@ pub struct AgentSummary {
     pub state: AgentState,
     /// Runs in flight.
     pub running: u32,
+    /// A merge steward: the merge requests the queue it runs has merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merges: Option<u32>,
     /// When it was registered.
     pub created_at: Timestamp,
 }

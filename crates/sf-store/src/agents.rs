@@ -176,14 +176,36 @@ impl Store {
             .prepare_cached("SELECT outcome FROM runs WHERE agent = ?1 AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1")?
             .query_row([name], |r| r.get(0))
             .optional()?;
-        let state = if running > 0 {
+        // the merge steward's work is the merge queue's: its merges, and a test in flight
+        let merge_steward =
+            spec.role == sf_proto::Role::Steward && spec.focus == Some(sf_proto::Focus::Merge);
+        let (merges, testing) = if merge_steward {
+            let merged: u32 = self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FROM merge_requests INDEXED BY merge_requests_merged WHERE state = 'merged'",
+                )?
+                .query_row([], |r| r.get(0))?;
+            let testing: bool = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM merge_requests WHERE state = 'testing')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            (Some(merged), testing)
+        } else {
+            (None, false)
+        };
+        let state = if running > 0 || testing {
             AgentState::Running
         } else if !enabled {
-            AgentState::Blocked
+            AgentState::Disabled
         } else {
             match last {
+                None if merges.unwrap_or(0) > 0 => AgentState::Idle,
                 None => AgentState::NeverRun,
                 Some(Some(o)) if FAILED_OUTCOMES.contains(&o.as_str()) => AgentState::Failed,
+                Some(Some(o)) if o == "stopped" => AgentState::Stopped,
                 Some(_) => AgentState::Idle,
             }
         };
@@ -192,6 +214,7 @@ impl Store {
             enabled,
             state,
             running,
+            merges,
             created_at: ts(created),
         })
     }

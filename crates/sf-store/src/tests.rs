@@ -361,7 +361,7 @@ fn agents_validate_and_derive_state() {
             .contains("names no command")
     );
     let d = s.set_agent_enabled(ME, "w1", false).unwrap();
-    assert_eq!(d.agent.state, sf_proto::AgentState::Blocked);
+    assert_eq!(d.agent.state, sf_proto::AgentState::Disabled);
     s.remove_agent(ME, "w1").unwrap();
     assert!(s.list_agents().unwrap().is_empty());
 }

@@ -372,6 +372,11 @@ fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
         ),
         ("enabled", if a.enabled { "yes" } else { "no" }.to_owned()),
         ("running", a.running.to_string()),
+    ];
+    if let Some(n) = a.merges {
+        pairs.push(("merges", n.to_string()));
+    }
+    pairs.extend([
         ("focus", or_dash(s.focus)),
         ("adapter", s.adapter.to_string()),
         ("command", or_dash(s.command.as_ref())),
@@ -394,7 +399,7 @@ fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
         ),
         ("event triggers", list(&s.on)),
         ("created", time::both(a.created_at, now)),
-    ];
+    ]);
     if let Some(p) = &s.persona {
         pairs.push(("persona", p.clone()));
     }
