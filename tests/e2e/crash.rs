@@ -257,3 +257,67 @@ fn a_worker_that_completes_while_the_daemon_is_down_waits_for_the_restart() {
         "the worker's sfctl said it was waiting: {log}"
     );
 }
+
+/// Recovery is told (issue 10, item 15): after a `kill -9`, `daemon status` says sfd exited
+/// unexpectedly; `daemon start` sums up the workers it adopted and the runs that had ended,
+/// and each is an event about its task.
+#[test]
+fn a_crash_is_said_and_the_restart_tells_what_it_adopted_and_reaped() {
+    let mut td = crate::fleet::fleet("");
+    let (stay, go) = (td.root.join("stay"), td.root.join("go"));
+    let s = crate::fleet::script(
+        &td,
+        "w",
+        &format!(
+            "--- for Outlives\ntouch {stay}.started\nwait-file {stay}\ncomplete-no-changes\n\
+             --- for Dies\ntouch {go}.started\nwait-file {go}\nexit 1\n",
+            stay = stay.display(),
+            go = go.display()
+        ),
+    );
+    crate::fleet::worker(&td, "w1", &s, &[]);
+    crate::fleet::worker(&td, "w2", &s, &[]);
+    let outlives = td.create_task("Outlives", &[]).task.id.to_string();
+    let dies = td.create_task("Dies", &[]).task.id.to_string();
+    for f in [&stay, &go] {
+        let started = std::path::PathBuf::from(format!("{}.started", f.display()));
+        eventually("both workers to start", Duration::from_secs(15), || {
+            started.exists().then_some(())
+        });
+    }
+    let worker_pid = td.show_task(&dies).runs[0].pid.expect("the worker's pid");
+    let pid = td.child_pid().expect("sfd");
+    td.kill9();
+    let said = td.sfctl().args(["daemon", "status"]).fails(3);
+    assert!(
+        said.contains(&format!(
+            "sfd is not running: it exited unexpectedly (pid {pid}"
+        )),
+        "{said}"
+    );
+    // one worker ends while nothing watches it
+    std::fs::write(&go, "").expect("open the gate");
+    eventually("the worker to exit", Duration::from_secs(15), || {
+        // gone, or a zombie nobody has reaped yet
+        let stat = std::fs::read_to_string(format!("/proc/{worker_pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+        matches!(state, None | Some(Some('Z'))).then_some(())
+    });
+    let started = td.sfctl().args(["daemon", "start"]).success();
+    assert!(
+        started.contains("recovered at start: adopted 1 worker(s)")
+            && started.contains("1 run(s) had ended"),
+        "{started}"
+    );
+    let actions = |id: &str| -> Vec<String> {
+        td.show_task(id)
+            .events
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    };
+    assert!(actions(&outlives).contains(&"worker_adopted".to_owned()));
+    assert!(actions(&dies).contains(&"worker_reaped".to_owned()));
+    std::fs::write(&stay, "").expect("open the gate");
+    crate::fleet::wait_status(&td, &outlives, TaskStatus::Closed);
+}

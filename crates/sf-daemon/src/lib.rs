@@ -99,7 +99,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     store.close();
     let _ = std::fs::remove_file(&config.socket);
-    drop(lock);
+    lock.record_end(owner_failed.as_deref());
     tracing::info!("sfd stopped");
     match owner_failed {
         // exit with an error, so that whoever watches sfd restarts it

@@ -1,6 +1,11 @@
 //! One daemon per workspace: an exclusive `flock` on `.sf/sfd.lock`, which also records the
 //! holder's pid for error messages. The kernel drops the lock when the process dies, so a
 //! `kill -9` never leaves a stale lock behind.
+//!
+//! The file tells how the last daemon ended (`sfctl daemon status` reads it when none
+//! answers): `<pid> <started ms>` while it runs, and, written as it stops, `stopped <ms>` or
+//! `failed <ms> <why>`. A file still naming a dead pid is a daemon that exited unexpectedly
+//! (`kill -9`, a crash, the machine going down).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
@@ -13,7 +18,7 @@ use nix::fcntl::{Flock, FlockArg};
 /// The held lock; released on drop.
 #[derive(Debug)]
 pub(crate) struct WorkspaceLock {
-    _lock: Flock<File>,
+    lock: Flock<File>,
 }
 
 /// How long a lock whose recorded holder is dead may stay taken: a process forked by the
@@ -35,7 +40,9 @@ fn lock_or_wait_for_the_dead(file: File) -> Result<Flock<File>, File> {
         let _ = file.rewind();
         let _ = (&file).read_to_string(&mut text);
         let holder_alive = text
-            .trim()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
             .parse::<i32>()
             .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
         if holder_alive || start.elapsed() > DEAD_HOLDER_GRACE {
@@ -55,13 +62,13 @@ impl WorkspaceLock {
             .mode(crate::private::FILE_MODE)
             .open(path)
             .with_context(|| format!("failed to open the lock file {}", path.display()))?;
-        let mut lock = match lock_or_wait_for_the_dead(file) {
+        let lock = match lock_or_wait_for_the_dead(file) {
             Ok(l) => l,
             Err(mut file) => {
-                let mut pid = String::new();
+                let mut text = String::new();
                 let _ = file.rewind();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
+                let _ = file.read_to_string(&mut text);
+                let pid = text.split_whitespace().next().unwrap_or_default();
                 let who = if pid.is_empty() {
                     String::new()
                 } else {
@@ -72,10 +79,28 @@ impl WorkspaceLock {
                 );
             }
         };
-        lock.set_len(0)?;
-        lock.rewind()?;
-        write!(lock, "{}", std::process::id())?;
-        lock.flush()?;
-        Ok(Self { _lock: lock })
+        let mut held = Self { lock };
+        held.record(&format!("{} {}", std::process::id(), sf_store::now_ms()))?;
+        Ok(held)
+    }
+
+    fn record(&mut self, text: &str) -> std::io::Result<()> {
+        self.lock.set_len(0)?;
+        self.lock.rewind()?;
+        write!(self.lock, "{text}")?;
+        self.lock.flush()
+    }
+
+    /// Records how the daemon ends (a clean stop, or `why` it failed), just before the
+    /// lock is released.
+    pub(crate) fn record_end(mut self, why: Option<&str>) {
+        let now = sf_store::now_ms();
+        let text = match why {
+            None => format!("stopped {now}"),
+            Some(why) => format!("failed {now} {}", why.replace('\n', " ")),
+        };
+        if let Err(e) = self.record(&text) {
+            tracing::warn!(error = %e, "failed to record the stop in the lock file");
+        }
     }
 }

@@ -156,6 +156,8 @@ pub(crate) struct Owner {
     tidy_due: bool,
     /// A janitor pass is running; `tidy_due` set meanwhile runs another after it.
     tidying: bool,
+    /// What start-up found of the previous daemon's runs, for `daemon status`.
+    recovered: Option<String>,
 }
 
 impl Owner {
@@ -198,6 +200,7 @@ impl Owner {
             unrecorded_error: None,
             tidy_due: false,
             tidying: false,
+            recovered: None,
         };
         (handle, owner)
     }
@@ -611,6 +614,7 @@ impl Owner {
             };
         let adapters: HashMap<String, Adapter> =
             agents.iter().map(|(n, s)| (n.clone(), s.adapter)).collect();
+        let (mut adopted, mut reaped) = (0_usize, 0_usize);
         for mut run in runs {
             if run.pid.is_none()
                 && let Some((pid, start)) = sf_worker::process::find_by_env("SF_RUN", &run.token)
@@ -655,6 +659,15 @@ impl Owner {
                     }
                 });
             }
+            if !alive {
+                reaped += 1;
+                let detail = if run.pid.is_some() {
+                    "its process was gone when the daemon restarted; its work is saved"
+                } else {
+                    "the daemon stopped before its process was started"
+                };
+                self.record_recovery(&run, false, detail).await;
+            }
             if run.task.is_none() && !alive {
                 let outcome = if run.pid.is_some() {
                     "crashed"
@@ -692,6 +705,9 @@ impl Owner {
             if alive {
                 let pid = run.pid.unwrap_or_default();
                 tracing::info!(run_id = run.run_id, pid, %task, "adopting a worker that outlived the daemon");
+                adopted += 1;
+                let detail = format!("its process (pid {pid}) outlived the daemon and goes on");
+                self.record_recovery(&run, true, &detail).await;
                 let stop = CancellationToken::new();
                 self.workers.insert(
                     run.run_id,
@@ -747,6 +763,29 @@ impl Owner {
                     self.internal_tx.clone(),
                 );
             }
+        }
+        if adopted + reaped > 0 {
+            let summary = format!(
+                "at start: adopted {adopted} worker(s) that outlived the previous daemon; {reaped} run(s) had ended (their work saved)"
+            );
+            tracing::info!("{summary}");
+            self.recovered = Some(summary);
+        }
+    }
+
+    /// Records a run the previous daemon left: adopted, or found gone.
+    async fn record_recovery(&mut self, run: &sf_store::LiveRun, adopted: bool, detail: &str) {
+        let (id, agent, task, detail) = (
+            run.run_id,
+            run.agent.clone(),
+            run.task.clone(),
+            detail.to_owned(),
+        );
+        let r = self
+            .store_call(move |s| s.record_recovery(id, &agent, task.as_ref(), adopted, &detail))
+            .await;
+        if !matches!(r, Ok((Ok(()), _))) {
+            tracing::error!(run_id = id, "failed to record a recovered run");
         }
     }
 
@@ -1997,6 +2036,7 @@ impl Owner {
                 .map(|(a, t)| (a.to_string(), *t))
                 .collect(),
             warnings: self.warnings().await,
+            recovered: self.recovered.clone(),
         })
     }
 }

@@ -1012,6 +1012,9 @@ pub struct DaemonStatus {
     /// What keeps the daemon from working normally, each with what to do.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What start-up did with the runs a daemon that exited left: adopted, or ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
 }
 
 /// The events the daemon publishes on its bus itself (stewards' `--on` triggers); custom

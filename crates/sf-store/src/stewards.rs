@@ -299,4 +299,34 @@ impl Store {
         self.new_events.push(ev);
         Ok(())
     }
+
+    /// Records what a restarted daemon did with a run the previous one left:
+    /// `worker_adopted` (its process still ran) or `worker_reaped` (it was gone), about the
+    /// run's task when it has one.
+    pub fn record_recovery(
+        &mut self,
+        run_id: i64,
+        agent: &str,
+        task: Option<&(sf_core::ready::Key, sf_proto::TaskId)>,
+        adopted: bool,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let action = if adopted {
+            "worker_adopted"
+        } else {
+            "worker_reaped"
+        };
+        let mut audit = Audit::new("daemon", action, format!("agent:{agent}"))
+            .after(json!({ "run": run_id, "agent": agent }))
+            .reason(Some(detail));
+        if let Some((k, id)) = task {
+            audit = audit.task(*k, id);
+        }
+        let ev = audit.append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
 }

@@ -135,22 +135,39 @@ struct Started {
 }
 
 fn print_started(ctx: &mut Context, s: &Started) -> CliResult {
+    // the status is answered once start-up (recovery included) is over
+    let recovered = if s.started {
+        ctx.connect_once(&s.socket)
+            .and_then(|mut c| Ok(c.request(&Request::Status)?))
+            .ok()
+            .and_then(|r| match r {
+                Response::Status(st) => st.recovered,
+                _ => None,
+            })
+    } else {
+        None
+    };
     if ctx.ui.json {
         return ctx.ui.json_value(&json!({
             "started": s.started,
             "pid": s.pid,
             "socket": s.socket,
+            "recovered": recovered,
         }));
     }
-    if s.started {
-        ctx.ui.line(format!(
-            "sfd started (pid {}, socket {})",
-            s.pid,
-            s.socket.display()
-        ))
-    } else {
-        ctx.ui
-            .line(format!("sfd is already running (pid {})", s.pid))
+    if !s.started {
+        return ctx
+            .ui
+            .line(format!("sfd is already running (pid {})", s.pid));
+    }
+    ctx.ui.line(format!(
+        "sfd started (pid {}, socket {})",
+        s.pid,
+        s.socket.display()
+    ))?;
+    match recovered {
+        Some(r) => ctx.ui.line(format!("recovered {r}")),
+        None => Ok(()),
     }
 }
 
@@ -361,10 +378,24 @@ fn status(ctx: &mut Context) -> CliResult {
     let resp = ctx
         .connect_once(&socket)
         .and_then(|mut c| Ok(c.request(&Request::Status)?));
+    let last = ctx.workspace().ok().map(|ws| (ws.lock(), ws.daemon_log()));
     let resp = resp.map_err(|e| {
         if e.kind == CliErrorKind::Unreachable {
-            CliError::unreachable("sfd is not running")
-                .with_cause(format!("nothing answers on {}", socket.display()))
+            let how = last
+                .as_ref()
+                .and_then(|(lock, log)| last_end(lock, log, chrono::Utc::now()));
+            let mut err = CliError::unreachable(match &how {
+                Some(how) => format!("sfd is not running: {how}"),
+                None => "sfd is not running".to_owned(),
+            })
+            .with_cause(format!("nothing answers on {}", socket.display()));
+            if how.is_some() {
+                err.hints.insert(
+                    0,
+                    "`sfctl daemon start` adopts the workers still running and saves the work of those that are not".to_owned(),
+                );
+            }
+            err
         } else {
             e
         }
@@ -425,6 +456,9 @@ fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
         ("paused adapters", paused),
     ]);
     let mut out = out;
+    if let Some(r) = &st.recovered {
+        out.push_str(&format!("\nrecovered: {r}"));
+    }
     for w in &st.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }
@@ -476,6 +510,49 @@ fn stop(ctx: &mut Context) -> CliResult<Option<u32>> {
     }
 }
 
+/// How the last daemon ended, from the lock file it leaves (see sf-daemon's `lock.rs`),
+/// when that is worth telling: it exited unexpectedly (the file still names its pid, which
+/// is dead), or it stopped on a failure. `None` after a clean stop, or when unknown.
+fn last_end(lock: &Path, log: &Path, now: sf_proto::Timestamp) -> Option<String> {
+    let text = std::fs::read_to_string(lock).ok()?;
+    let mut words = text.split_whitespace();
+    let first = words.next()?;
+    let at = |ms: &str| {
+        ms.parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| time::both(t, now))
+    };
+    match first {
+        "stopped" => None,
+        "failed" => {
+            let when = at(words.next()?)?;
+            let why: Vec<&str> = words.collect();
+            Some(format!("it stopped at {when} because {}", why.join(" ")))
+        }
+        pid => {
+            let pid: i32 = pid.parse().ok()?;
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() && lock_held(lock) {
+                return None; // alive: it is starting, or does not answer (said elsewhere)
+            }
+            let started = words.next().and_then(at);
+            let heard = std::fs::metadata(log)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| time::both(chrono::DateTime::<chrono::Utc>::from(t), now));
+            let mut out = format!("it exited unexpectedly (pid {pid}");
+            if let Some(s) = started {
+                out.push_str(&format!(", started {s}"));
+            }
+            out.push(')');
+            if let Some(h) = heard {
+                out.push_str(&format!("; its log was last written {h}"));
+            }
+            Some(out)
+        }
+    }
+}
+
 /// Whether some process (the daemon) holds the workspace lock.
 fn lock_held(path: &Path) -> bool {
     match File::open(path) {
@@ -510,6 +587,7 @@ mod tests {
             running_workers: 1,
             paused_adapters: BTreeMap::new(),
             warnings: Vec::new(),
+            recovered: None,
         };
         let text = render_status(&st, now);
         assert!(text.starts_with("pid:             42\n"), "{text}");
