@@ -430,3 +430,42 @@ fn restart_with_a_broken_config_keeps_the_running_daemon() {
     td.sfctl().args(["daemon", "check"]).success();
     td.shutdown();
 }
+
+/// `sfctl daemon reload` applies a changed config without a restart (issue 10, item 5): the
+/// merge queue waiting for a test command goes on once one is set and reloaded, and a file
+/// sfd would refuse changes nothing.
+#[test]
+fn reload_applies_a_changed_config_and_a_broken_one_changes_nothing() {
+    use sf_proto::{MergeState, TaskStatus};
+
+    use crate::fleet::{fleet, script, steward, wait_mr, wait_status, worker};
+
+    let td = fleet("");
+    steward(&td);
+    let s = script(&td, "w", "write a.txt a\ncommit a\ncomplete\n");
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("Add a", &[]).task.id.to_string();
+    let waiting = wait_mr(&td, &id, MergeState::Waiting);
+    let reason = waiting.reason.unwrap_or_default();
+    assert!(reason.contains("`sfctl daemon reload`"), "{reason}");
+    let pid = td.child_pid().expect("sfd");
+
+    let cfg = td.repo.join(".sf/config.toml");
+    let text = std::fs::read_to_string(&cfg).expect("read config");
+    // a mistake first: refused with what is wrong, nothing applied
+    std::fs::write(&cfg, format!("max_attempts = \"many\"\n{text}")).expect("write");
+    let err = td.sfctl().args(["daemon", "reload"]).fails(1);
+    assert!(err.contains("max_attempts"), "{err}");
+    std::fs::write(
+        &cfg,
+        text.replacen("\n[merge]\n", "\n[merge]\ntest_command = \"true\"\n", 1),
+    )
+    .expect("write");
+    let said = td.sfctl().args(["daemon", "reload"]).success();
+    assert!(said.contains("merge.test_command"), "{said}");
+    wait_mr(&td, &id, MergeState::Merged);
+    wait_status(&td, &id, TaskStatus::Closed);
+    assert_eq!(td.child_pid(), Some(pid), "the daemon was not restarted");
+    let again = td.sfctl().args(["daemon", "reload"]).success();
+    assert_eq!(again.trim(), "configuration unchanged");
+}

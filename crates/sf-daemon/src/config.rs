@@ -183,6 +183,51 @@ pub struct Config {
     pub secrets: BTreeMap<String, SecretSource>,
 }
 
+impl Config {
+    /// What differs from `old` (a reloaded file against the running one): the settings
+    /// that now apply, and those that only a restart applies (the socket, its limits, the
+    /// log filter), by their names in the file.
+    pub fn changes_from(&self, old: &Self) -> (Vec<&'static str>, Vec<&'static str>) {
+        macro_rules! differ {
+            ($($field:ident => $key:literal),+ $(,)?) => {
+                [$((format!("{:?}", self.$field) != format!("{:?}", old.$field), $key)),+]
+                    .into_iter()
+                    .filter_map(|(d, k)| d.then_some(k))
+                    .collect::<Vec<&'static str>>()
+            };
+        }
+        let applied = differ!(
+            tick_interval => "tick_interval",
+            max_workers => "max_workers",
+            target_branch => "target_branch",
+            max_attempts => "max_attempts",
+            worktree_setup => "worktree.setup",
+            worktree_setup_timeout => "worktree.setup_timeout",
+            merge_test_command => "merge.test_command",
+            merge_test_timeout => "merge.test_timeout",
+            merge_require_approval => "merge.require_approval",
+            merge_delete_branch => "merge.delete_branch",
+            merge_commit => "merge.strategy",
+            worker_timeout => "worker_timeout",
+            stop_grace => "stop_grace",
+            complete_grace => "complete_grace",
+            steward_fire_limit => "steward_fire_limit",
+            run_log_max => "run_log_max",
+            env_passthrough => "env_passthrough",
+            sfctl => "sfctl",
+            timezone => "timezone",
+            secrets => "secrets",
+        );
+        let restart = differ!(
+            socket => "socket",
+            idle_timeout => "idle_timeout",
+            max_connections => "max_connections",
+            log_level => "log_level",
+        );
+        (applied, restart)
+    }
+}
+
 /// The keys of [`RawConfig`] that are not tables; they must come before the first `[section]`.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "tick_interval",

@@ -128,7 +128,7 @@ async fn attempt(
 ) -> MergeOutcome {
     let Some(test_command) = config.merge_test_command.clone() else {
         return MergeOutcome::Error(
-            "no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon check && sfctl daemon restart` (workers keep running)".into(),
+            "no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon reload`".into(),
         );
     };
     let root = config.paths.root.clone();

@@ -255,6 +255,11 @@ impl Owner {
             if self.tidy_due && !self.tidying {
                 self.tidy();
             }
+            if tick.period() != self.config.tick_interval {
+                // a reload changed it
+                tick = tokio::time::interval(self.config.tick_interval);
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            }
             // coalesce a burst: run the phases once the queues are drained
             pending |= wake;
             if pending && self.rx.is_empty() && self.internal_rx.is_empty() {
@@ -482,6 +487,7 @@ impl Owner {
                 message,
             } => self.merge_branch(&actor, branch, into, message).await,
             Request::Gc { dry_run } => self.gc(&actor, dry_run).await,
+            Request::ReloadConfig => self.reload(&actor).await,
             request => match self
                 .store_call(move |s| {
                     // a task whose request is in the merge pipeline (picked, not yet testing)
@@ -1503,7 +1509,7 @@ impl Owner {
                     } else if !steward {
                         wait("no merge steward: register one with `sfctl agent register NAME --role steward --focus merge`")
                     } else if !has_tests {
-                        wait("no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon check && sfctl daemon restart` (workers keep running)")
+                        wait("no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon reload`")
                     } else {
                         None
                     };
@@ -1534,6 +1540,65 @@ impl Owner {
             Ok((Err(e), _)) => tracing::error!(error = ?e, "merge phase failed"),
             Err(e) => tracing::error!(error = %e, "merge phase failed"),
         }
+    }
+
+    /// `sfctl daemon reload`: reads the configuration file again and, if it is valid,
+    /// applies it to what starts from now on (runs, merges, stewards, ticks); runs in flight
+    /// keep the settings they started with. An invalid file changes nothing.
+    async fn reload(&mut self, actor: &str) -> Response {
+        let root = self.config.paths.root.clone();
+        let loaded = match tokio::task::spawn_blocking(move || Config::load(&root)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Response::Error(
+                    ProtoError::new(
+                        ErrorKind::InvalidInput,
+                        format!("{e:#}"),
+                    )
+                    .with_hint("fix .sf/config.toml (check it with `sfctl daemon check`); the daemon goes on with the configuration it had"),
+                );
+            }
+            Err(e) => return internal(e),
+        };
+        let mut new = loaded;
+        // where sfd listens was set when it started (`--socket` included)
+        new.socket.clone_from(&self.config.socket);
+        let (applied, restart) = new.changes_from(&self.config);
+        if applied.is_empty() && restart.is_empty() {
+            return Response::Ok {
+                message: "configuration unchanged".into(),
+            };
+        }
+        let target_changed = applied.contains(&"target_branch");
+        self.config = Arc::new(new);
+        if target_changed {
+            self.resolve_target().await;
+        }
+        self.tick_due = true;
+        let (actor, a, r) = (
+            actor.to_owned(),
+            applied.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>(),
+            restart.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>(),
+        );
+        let (a2, r2) = (a.clone(), r.clone());
+        if let Err(e) = self
+            .store_call(move |s| s.record_config_reload(&actor, &a2, &r2))
+            .await
+        {
+            tracing::error!(error = %e, "failed to record a reload");
+        }
+        let mut message = if a.is_empty() {
+            "configuration reloaded; nothing of it applies before a restart".to_owned()
+        } else {
+            format!("configuration reloaded: {} now apply", a.join(", "))
+        };
+        if !r.is_empty() {
+            message.push_str(&format!(
+                "; {} apply at the next `sfctl daemon restart`",
+                r.join(", ")
+            ));
+        }
+        Response::Ok { message }
     }
 
     /// `sfctl gc`: a janitor pass now, or with `dry_run` what it would do.

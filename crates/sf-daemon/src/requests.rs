@@ -173,6 +173,7 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
         | Request::StopAgent { .. }
         | Request::Merge { .. }
         | Request::Gc { .. }
+        | Request::ReloadConfig
         | Request::RunSteward { .. }
         | Request::ListPlaybooks
         | Request::ShowPlaybook { .. }

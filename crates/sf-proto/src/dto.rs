@@ -1348,6 +1348,8 @@ pub enum Request {
         /// Their ids.
         ids: Vec<i64>,
     },
+    /// Read `.sf/config.toml` again and apply it, workers kept running.
+    ReloadConfig,
     /// Clean up the worktrees and branches of work that is done.
     Gc {
         /// Only say what would be cleaned up.

@@ -329,4 +329,22 @@ impl Store {
         self.new_events.push(ev);
         Ok(())
     }
+
+    /// Records a reload of the configuration (`config_reloaded`): the settings that now
+    /// apply and those waiting for a restart.
+    pub fn record_config_reload(
+        &mut self,
+        actor: &str,
+        applied: &[String],
+        restart: &[String],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let ev = Audit::new(actor, "config_reloaded", "daemon".to_owned())
+            .after(json!({ "applied": applied, "after_restart": restart }))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
 }

@@ -71,6 +71,20 @@ Examples:
   sfctl daemon check
   sfctl daemon check && sfctl daemon restart")]
     Check,
+    /// Apply a changed .sf/config.toml without stopping sfd or its workers
+    #[command(
+        long_about = "\
+Read .sf/config.toml again and apply it: runs, merges and steward fires started from now on
+use the new settings; runs in flight keep the ones they started with. A file sfd would refuse
+changes nothing (exit 1, with the mistake). The socket, idle_timeout, max_connections and
+log_level apply only at the next `sfctl daemon restart` (said when changed).",
+        after_help = "\
+Examples:
+  sfctl daemon reload
+  sfctl daemon check && sfctl daemon reload
+  sfctl daemon reload --json | jq -r .message"
+    )]
+    Reload,
     /// Stop sfd if it is running, then start it
     #[command(after_help = "\
 Examples:
@@ -98,6 +112,14 @@ pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
             } else {
                 "sfd is not running"
             })
+        }
+        DaemonCommand::Reload => {
+            let resp = ctx.request(&Request::ReloadConfig)?;
+            match resp {
+                Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
+                Response::Ok { message } => ctx.ui.line(message),
+                other => Err(CliError::unexpected(&other)),
+            }
         }
         DaemonCommand::Check => {
             check(ctx)?;
