@@ -164,9 +164,9 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
     let s = script(
         &td,
         "soak",
-        "append done/${SF_TASK_ID}.txt committed by ${SF_AGENT}\\n\n\
+        "append done/${SF_TASK_ID}.txt committed by ${SF_AGENT} in ${SF_PROMPT_FILE}\\n\n\
          commit soak work\n\
-         append left/${SF_TASK_ID}.txt uncommitted by ${SF_AGENT}\\n\n\
+         append left/${SF_TASK_ID}.txt uncommitted by ${SF_AGENT} in ${SF_PROMPT_FILE}\\n\n\
          complete\n",
     );
     for w in ["w1", "w2", "w3", "w4"] {
@@ -249,11 +249,24 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
         assert_eq!(merged, 1, "task {id} merged {merged} times: {:?}", t.events);
         let landed = log.lines().filter(|l| l.trim() == id).count();
         assert_eq!(landed, 1, "task {id} has {landed} commits on main");
-        // every line its workers wrote, committed or not
+        // every line each of its runs wrote, committed or not (a worker outlives the kills
+        // of sfd, so each run whose process started wrote both of its lines)
         let done = git(&td.repo, &["show", &format!("main:done/{id}.txt")]);
         let left = git(&td.repo, &["show", &format!("main:left/{id}.txt")]);
         assert!(done.contains("committed by w"), "{id}: {done}");
-        assert!(left.contains("uncommitted by w"), "{id}: {left}");
+        for run in t.runs.iter().filter(|r| r.pid.is_some()) {
+            let mark = format!("{id}-{}.prompt.md", run.id);
+            assert!(
+                done.contains(&mark),
+                "{id}: run {} lost its committed line: {done}",
+                run.id
+            );
+            assert!(
+                left.contains(&mark),
+                "{id}: run {} lost its uncommitted line: {left}",
+                run.id
+            );
+        }
     }
     // no file of another task, nor of the user, was deleted by any merge
     let files = git(&td.repo, &["ls-tree", "-r", "--name-only", "main"]);
