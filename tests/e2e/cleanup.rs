@@ -8,7 +8,7 @@ use std::path::Path;
 
 use sf_proto::{GcReport, PlanDetail, TaskStatus};
 
-use crate::fleet::{fleet, git, git_ok, script, wait_status, worker};
+use crate::fleet::{fleet, git, git_ok, script, wait_started, wait_status, worker};
 use crate::harness::TestDaemon;
 
 fn has_ref(repo: &Path, name: &str) -> bool {
@@ -46,13 +46,7 @@ fn a_task_closed_by_hand_gives_back_its_worktree_and_a_reopen_gets_its_work_back
     );
     worker(&td, "w1", &s, &[]);
     let id = td.create_task("Half done", &[]).task.id.to_string();
-    td.wait_for("the worker to start", || {
-        if Path::new(&format!("{}.started", gate.display())).exists() {
-            Ok(())
-        } else {
-            Err(td.show_task(&id).task.status)
-        }
-    });
+    wait_started(&td, &gate, &id);
     let t = td.show_task(&id);
     let (branch, dir) = (
         t.branch.clone().expect("a branch"),

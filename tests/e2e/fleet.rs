@@ -77,6 +77,19 @@ pub fn steward(td: &TestDaemon) {
         .success();
 }
 
+/// Waits until a fake agent's `touch` of `<gate>.started` says it runs (while task `id`,
+/// shown if it never does, is dispatched).
+pub fn wait_started(td: &TestDaemon, gate: &Path, id: &str) {
+    let started = PathBuf::from(format!("{}.started", gate.display()));
+    td.wait_for("the worker to start", || {
+        if started.exists() {
+            Ok(())
+        } else {
+            Err(td.show_task(id).task.status)
+        }
+    });
+}
+
 /// Waits until task `id` has status `want`.
 pub fn wait_status(td: &TestDaemon, id: &str, want: TaskStatus) -> TaskDetail {
     td.wait_for(&format!("task {id} to be {want}"), || {

@@ -2,11 +2,9 @@
 //! a worker whose task a human closed is `stopped` (not `failed`), and the merge steward
 //! counts the merges it ran instead of staying `never-run`.
 
-use std::path::Path;
-
 use sf_proto::{AgentState, AgentSummary, MergeState, TaskStatus};
 
-use crate::fleet::{fleet_with, script, steward, wait_mr, wait_status, worker};
+use crate::fleet::{fleet_with, script, steward, wait_mr, wait_started, wait_status, worker};
 use crate::harness::TestDaemon;
 
 fn agent(td: &TestDaemon, name: &str) -> AgentSummary {
@@ -30,13 +28,7 @@ fn a_disabled_agent_is_disabled_and_a_stopped_worker_is_stopped() {
     );
     worker(&td, "w1", &s, &[]);
     let id = td.create_task("Long job", &[]).task.id.to_string();
-    td.wait_for("the worker to start", || {
-        if Path::new(&format!("{}.started", gate.display())).exists() {
-            Ok(())
-        } else {
-            Err(td.show_task(&id).task.status)
-        }
-    });
+    wait_started(&td, &gate, &id);
     assert_eq!(agent(&td, "w1").state, AgentState::Running);
     td.sfctl()
         .args(["task", "close", &id, "--reason", "not needed"])
