@@ -126,8 +126,13 @@ pub struct RegisterArgs {
     /// Reasoning effort
     #[arg(long, value_parser = wire::<Effort>())]
     pub effort: Option<Effort>,
-    /// Skills, comma-separated
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    /// A skill; repeatable, or comma-separated (`--skills a,b`)
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ','
+    )]
     pub skills: Vec<String>,
     /// Job title
     #[arg(long, value_name = "T")]

@@ -171,8 +171,13 @@ pub struct CreateArgs {
     /// A task that must close first; repeatable
     #[arg(long, value_name = "ID")]
     pub blocked_by: Vec<String>,
-    /// A skill the worker needs; repeatable
-    #[arg(long = "skill", value_name = "SKILL")]
+    /// A skill the worker needs; repeatable, or comma-separated (`--skills a,b`)
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ','
+    )]
     pub skills: Vec<String>,
     /// Kind of work
     #[arg(long = "type", value_parser = wire::<TaskType>(), default_value = "task")]
@@ -241,8 +246,14 @@ pub struct UpdateArgs {
     /// New acceptance criteria
     #[arg(long, value_name = "TEXT")]
     pub acceptance: Option<String>,
-    /// Required skill; repeatable; replaces the set
-    #[arg(long = "skill", value_name = "SKILL", conflicts_with = "no_skills")]
+    /// Required skill; repeatable, or comma-separated (`--skills a,b`); replaces the set
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ',',
+        conflicts_with = "no_skills"
+    )]
     pub skills: Vec<String>,
     /// Remove every required skill
     #[arg(long)]
