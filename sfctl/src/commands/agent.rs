@@ -61,8 +61,9 @@ Examples:
     },
     /// Let the daemon start an agent again
     #[command(after_help = "\
-Example:
-  sfctl agent enable w1")]
+Examples:
+  sfctl agent enable w1
+  sfctl agent list                         # ENABLED shows which ones are off")]
     Enable {
         /// The agent's name
         name: String,

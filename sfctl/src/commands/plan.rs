@@ -35,8 +35,9 @@ Examples:
     },
     /// Activate a draft plan so its tasks can be dispatched
     #[command(after_help = "\
-Example:
-  sfctl plan activate 7hm2pa")]
+Examples:
+  sfctl plan activate 7hm2pa
+  sfctl plan create \"Login page\" --active    # create it active instead")]
     Activate {
         /// Plan id or unique prefix
         id: String,
@@ -58,8 +59,9 @@ Examples:
     },
     /// Cancel a plan
     #[command(after_help = "\
-Example:
-  sfctl plan cancel 7hm2pa")]
+Examples:
+  sfctl plan cancel 7hm2pa
+  sfctl plan cancel 7hm2pa --json | jq -r .status    # cancelled")]
     Cancel {
         /// Plan id or unique prefix
         id: String,
