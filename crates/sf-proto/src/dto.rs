@@ -1024,6 +1024,54 @@ pub const DAEMON_EVENTS: &[&str] = &[
     "message_sent",
 ];
 
+/// The fields the data of the daemon's own events may carry (the names an `--on` condition on
+/// one of [`DAEMON_EVENTS`] can test): every task event carries the task's fields (the first
+/// ten), each event some of the rest. A condition on a daemon event that names anything else
+/// could never hold, and is refused at registration. Custom events carry what their emitter
+/// sends.
+pub const DAEMON_EVENT_FIELDS: &[&str] = &[
+    "task",
+    "title",
+    "status",
+    "priority",
+    "agent",
+    "branch",
+    "plan",
+    "type",
+    "skills",
+    "origin",
+    "event_id",
+    "actor",
+    "assignee",
+    "scheduled_for",
+    "defer_until",
+    "blocked_by",
+    "fix_of",
+    "kind",
+    "step",
+    "shell",
+    "depends_on",
+    "run",
+    "epoch",
+    "merge_request",
+    "commit",
+    "target",
+    "gave_up",
+    "fix_rounds",
+    "handoffs_in_a_row",
+    "attempts",
+    "outcome",
+    "exit_code",
+    "retry_at",
+    "id",
+    "from",
+    "to",
+    "addressed",
+    "subject",
+    "reply_to",
+    "became_task",
+];
+
 /// A request, after the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
