@@ -167,6 +167,7 @@ impl_wire!(
     sf_proto::Effort,
     sf_proto::Capability,
     sf_proto::TaskStatus,
+    sf_proto::PlanStatus,
     sf_proto::TaskType,
     sf_proto::DepKind
 );

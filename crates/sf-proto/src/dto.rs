@@ -703,6 +703,16 @@ pub struct TaskFilter {
     pub limit: Option<u32>,
 }
 
+/// Filters of `sfctl plan list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanFilter {
+    /// Only these statuses (any of them). Empty: every status.
+    pub status: Vec<PlanStatus>,
+    /// Only the newest this many (still listed oldest first).
+    pub limit: Option<u32>,
+}
+
 /// A task as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSummary {
@@ -1215,8 +1225,12 @@ pub enum Request {
         /// Id or prefix.
         id: String,
     },
-    /// Every plan.
-    ListPlans,
+    /// Plans, oldest first.
+    ListPlans {
+        /// Filters.
+        #[serde(default)]
+        filter: PlanFilter,
+    },
     /// One plan with its tasks.
     ShowPlan {
         /// Id or prefix.
@@ -1508,5 +1522,14 @@ mod tests {
         let json = serde_json::to_value(err).unwrap();
         assert_eq!(json["type"], "error");
         assert_eq!(json["data"]["kind"], "not_found");
+        // a filter added later: the request without one still reads, as no filter
+        let old: Request =
+            serde_json::from_value(serde_json::json!({"type": "list_plans"})).unwrap();
+        assert_eq!(
+            old,
+            Request::ListPlans {
+                filter: PlanFilter::default()
+            }
+        );
     }
 }
