@@ -171,6 +171,7 @@ impl_wire!(
     sf_proto::Effort,
     sf_proto::Capability,
     sf_proto::TaskStatus,
+    sf_proto::PlanStatus,
     sf_proto::TaskType,
     sf_proto::DepKind
 );
@@ -256,16 +257,24 @@ mod tests {
             for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
                 let path = format!("{path} {}", sub.get_name());
                 assert!(sub.get_about().is_some(), "`{path}` has no about");
-                // Every command one can run shows examples in --help; a group (`sfctl task`)
-                // only lists its commands, and hidden ones are not for humans.
+                // Every command one can run shows an `Examples:` block in --help, with at
+                // least one example running it (no exemptions, and no lone `Example:`); a
+                // group (`sfctl task`) only lists its commands, and hidden ones are not for
+                // humans.
                 if !sub.is_hide_set() && !sub.has_subcommands() {
                     let help = sub
                         .get_after_help()
                         .map(ToString::to_string)
                         .unwrap_or_default();
-                    let titled = help.lines().any(|l| l == "Example:" || l == "Examples:");
-                    let example = help.lines().any(|l| l.starts_with(&format!("  {path}")));
-                    if !titled || !example {
+                    let titled = help.lines().any(|l| l == "Examples:");
+                    let examples = help
+                        .lines()
+                        .filter(|l| {
+                            l.strip_prefix(&format!("  {path}"))
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+                        })
+                        .count();
+                    if !titled || examples == 0 {
                         missing.push(path.clone());
                     }
                 }

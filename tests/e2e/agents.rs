@@ -671,3 +671,36 @@ fn a_misspelt_event_trigger_gets_a_did_you_mean() {
         .run();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("did you mean"));
 }
+
+#[test]
+fn a_condition_naming_data_its_event_never_carries_is_refused() {
+    let td = TestDaemon::start();
+    let steward = |name: &str, on: &str| {
+        td.sfctl()
+            .args(["agent", "register", name, "--role", "steward"])
+            .args(["--focus", "merge", "--on", on])
+    };
+    let err = steward("s1", "task_completed:{{prio}} == 1").fails(1);
+    assert!(
+        err.contains("{{prio}}") && err.contains("priority") && err.contains("title"),
+        "the error names the unknown variable and the known ones: {err}"
+    );
+    let (json, _) = steward("s1", "task_completed:{{type}} != chore && !{{prio}}").json_fails(1);
+    assert_eq!(json["error"]["kind"], "invalid_input", "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("{{prio}}")),
+        "{json}"
+    );
+    assert!(agents(&td).is_empty(), "nothing registered");
+    // what the daemon's events carry is accepted, a dotted path by its first name; a custom
+    // event's data is whatever its emitter sends
+    steward(
+        "s1",
+        "task_completed:{{priority}} == 1 && {{skills.0}} == rust",
+    )
+    .success();
+    steward("s2", "merge_failed:{{kind}} == tests").success();
+    steward("s3", "deploy_finished:{{prio}} == 1").success();
+}

@@ -238,6 +238,37 @@ fn update_notes_skills_plan_and_schedule() {
 }
 
 #[test]
+fn skill_and_skills_mean_the_same_on_tasks_and_agents() {
+    let td = TestDaemon::start();
+    let t = td.create_task("t", &["--skills", "Rust,go", "--skill", "sql"]);
+    assert_eq!(t.task.skills, ["go", "rust", "sql"], "task create");
+    let u: sf_proto::TaskDetail = td
+        .sfctl()
+        .args(["task", "update", t.task.id.as_str()])
+        .args(["--skill", "c", "--skills", "zig,ada"])
+        .json();
+    assert_eq!(u.task.skills, ["ada", "c", "zig"], "task update");
+    let a: sf_proto::AgentDetail = td
+        .sfctl()
+        .args([
+            "agent",
+            "register",
+            "w1",
+            "--role",
+            "worker",
+            "--command",
+            "true",
+        ])
+        .args(["--skill", "Rust", "--skill", "go", "--skills", "sql,c"])
+        .json();
+    assert_eq!(
+        a.agent.spec.skills,
+        ["c", "go", "rust", "sql"],
+        "agent register"
+    );
+}
+
+#[test]
 fn task_show_text_has_dependencies_both_ways_notes_and_events() {
     let td = TestDaemon::start();
     let a = td.create_task("the middle one", &[]).task.id.to_string();

@@ -256,6 +256,11 @@ fn a_second_sfd_on_the_same_workspace_refuses_to_start() {
         "the refusal should say another daemon holds the workspace: {stderr}"
     );
     assert_eq!(
+        stderr.matches("another sfd is already running").count(),
+        1,
+        "the refusal is said once, not once more as a log line: {stderr}"
+    );
+    assert_eq!(
         td.daemon_pid(),
         Some(first),
         "the first daemon must keep its socket"

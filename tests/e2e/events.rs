@@ -254,6 +254,81 @@ fn follow_says_so_and_exits_3_when_the_daemon_closes_the_stream() {
 }
 
 #[test]
+fn follow_with_retry_goes_on_across_a_restart_without_losing_or_repeating_an_event() {
+    let mut td = TestDaemon::start();
+    let mut follow = ChildGuard(
+        td.sfctl()
+            .args(["--json", "events", "--follow", "--retry"])
+            .spawn(),
+    );
+    let stdout = follow.0.stdout.take().expect("stdout");
+    let (first, rx) = std::thread::scope(|s| {
+        let reader = s.spawn(|| read_line_within(stdout, Duration::from_secs(15)));
+        // events until one is printed: then the stream is surely open
+        while !reader.is_finished() {
+            td.create_task("seen live", &[]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reader.join().expect("reader thread")
+    });
+    let mut lines = vec![first.expect("`events --follow --retry` printed nothing")];
+    td.restart();
+    // at once: likely before the follower is back, so it comes from the resumed history
+    td.sfctl()
+        .args(["event", "emit", "after_restart", "--data", "n=1"])
+        .success();
+    let wait_for = |lines: &mut Vec<String>, subject: &str| {
+        let start = std::time::Instant::now();
+        while !lines.iter().any(|l| l.contains(subject)) {
+            let left = Duration::from_secs(20).saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => panic!("no {subject} within 20 s: {lines:#?}\n{}", td.stderr_tail()),
+            }
+        }
+    };
+    wait_for(&mut lines, "event:after_restart");
+    // and one that can only arrive live, on the new stream
+    td.sfctl().args(["event", "emit", "live_again"]).success();
+    wait_for(&mut lines, "event:live_again");
+    let events: Vec<AuditEvent> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "each event once, in order: {ids:?}"
+    );
+    // nothing the daemon recorded after the first printed event was left out
+    let logged: Vec<EventId> = td
+        .events(&["--since", &ids[0].to_string()])
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| *id <= *ids.last().expect("ids"))
+        .collect();
+    assert_eq!(ids[1..], logged[..], "every event once");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.subject == "event:after_restart")
+            .count(),
+        1
+    );
+    assert!(
+        follow.0.try_wait().expect("try_wait").is_none(),
+        "--retry keeps following"
+    );
+    let _ = follow.0.kill();
+    let _ = follow.0.wait();
+    let stderr = drain(follow.0.stderr.take().expect("stderr"));
+    assert!(
+        stderr.contains("sfd closed the stream") && stderr.contains("reconnected to sfd"),
+        "a note on stderr says so: {stderr}"
+    );
+}
+
+#[test]
 fn logs_follow_waits_for_the_first_run_then_follows_it() {
     use std::io::{BufRead, BufReader};
 

@@ -219,6 +219,7 @@ fn a_passing_merge_lands_one_squash_commit_and_dispatches_the_dependent_at_once(
 #[test]
 fn a_failing_test_never_touches_the_target_and_one_fix_task_repairs_it() {
     let gate = |td: &TestDaemon| td.root.join("fix-go");
+    let prompt_at = |td: &TestDaemon| td.root.join("fix-prompt-path");
     let td = fleet_with(
         "",
         "test_command = 'if grep -q BAD src.txt 2>/dev/null; then echo \"tests: src.txt still says BAD\"; exit 1; fi'",
@@ -242,9 +243,11 @@ fn a_failing_test_never_touches_the_target_and_one_fix_task_repairs_it() {
         &format!(
             "--- for Fix failing tests\n\
              expect-file src.txt\nexpect-prompt-contains tests: src.txt still says BAD\n\
+             save-env SF_PROMPT_FILE {}\n\
              wait-file {}\nwrite src.txt GOOD\\n\ncommit fix the source\ncomplete fixed\n\
              --- for Write the source\nwrite src.txt BAD\\n\ncommit write the source\ncomplete\n\
              --- for Build on the source\nexpect-file src.txt\nwrite dep.txt x\ncommit dep\ncomplete\n",
+            prompt_at(&td).display(),
             gate(&td).display()
         ),
     );
@@ -283,6 +286,20 @@ fn a_failing_test_never_touches_the_target_and_one_fix_task_repairs_it() {
         running.task.assignee.as_deref(),
         Some("w1"),
         "a worker, not the steward"
+    );
+    // the failing output is in its prompt once (in the task's description), not once more
+    // as a note from earlier work
+    let prompt_file = td.wait_for("the fix worker to save its prompt's path", || {
+        fs::read_to_string(prompt_at(&td))
+            .ok()
+            .filter(|p| !p.is_empty())
+            .ok_or("not yet")
+    });
+    let prompt = fs::read_to_string(&prompt_file).expect("read the fix task's prompt");
+    assert_eq!(
+        prompt.matches("tests: src.txt still says BAD").count(),
+        1,
+        "{prompt}"
     );
     assert_eq!(orig.task.status, TaskStatus::Review);
     let dep = td.show_task(&d);

@@ -174,3 +174,51 @@ fn list_shows_every_plan_and_unknown_plans_are_refused() {
     let err = td.sfctl().args(["plan", "create", ""]).run();
     assert!(!err.status.success(), "an empty plan title is refused");
 }
+
+#[test]
+fn list_filters_by_status_and_limits_to_the_newest() {
+    let td = TestDaemon::start();
+    let alpha = plan(&td, &["create", "Alpha"]);
+    plan(&td, &["create", "Beta", "--active"]);
+    plan(&td, &["create", "Gamma", "--active"]);
+    plan(&td, &["create", "Delta"]);
+    plan(&td, &["cancel", alpha.plan.id.as_str()]);
+    let titles = |args: &[&str]| -> Vec<String> {
+        let list: Vec<PlanSummary> = td.sfctl().args(["plan", "list"]).args(args).json();
+        list.into_iter().map(|p| p.title).collect()
+    };
+    assert_eq!(titles(&[]), ["Alpha", "Beta", "Gamma", "Delta"]);
+    assert_eq!(titles(&["--status", "active"]), ["Beta", "Gamma"]);
+    assert_eq!(
+        titles(&["--status", "draft,cancelled"]),
+        ["Alpha", "Delta"],
+        "comma-separated"
+    );
+    assert_eq!(
+        titles(&["--status", "draft", "--status", "cancelled"]),
+        ["Alpha", "Delta"],
+        "repeated"
+    );
+    assert_eq!(titles(&["--status", "completed"]), Vec::<String>::new());
+    assert_eq!(
+        titles(&["--limit", "2"]),
+        ["Gamma", "Delta"],
+        "the newest two"
+    );
+    assert_eq!(titles(&["--status", "active", "--limit", "1"]), ["Gamma"]);
+    let text = td
+        .sfctl()
+        .args(["plan", "list", "--status", "cancelled"])
+        .success();
+    assert!(text.contains("Alpha") && !text.contains("Beta"), "{text}");
+    let err = td
+        .sfctl()
+        .args(["plan", "list", "--status", "open"])
+        .fails(2);
+    assert!(err.contains("draft, active, completed, cancelled"), "{err}");
+    let (json, _) = td
+        .sfctl()
+        .args(["plan", "list", "--status", "open"])
+        .json_fails(2);
+    assert_eq!(json["error"]["kind"], "usage", "{json}");
+}

@@ -366,3 +366,41 @@ fn steward_run_waits_for_the_outcome_and_names_the_flag_that_gives_variables() {
         .success();
     assert!(ok.contains(": ok"), "{ok}");
 }
+
+#[test]
+fn a_step_condition_naming_an_undeclared_variable_is_refused_with_the_declared_ones() {
+    let td = TestDaemon::start();
+    let file = td.root.join("prio.toml");
+    fs::write(
+        &file,
+        PLAYBOOK.replace(
+            "condition = \"{{with_docs}}\"",
+            "condition = \"{{prio}} == 1\"",
+        ),
+    )
+    .expect("write");
+    let err = td
+        .sfctl()
+        .arg("playbook")
+        .arg("validate")
+        .arg(&file)
+        .fails(1);
+    assert!(
+        err.contains("step `docs`")
+            && err.contains("{{prio}}")
+            && err.contains("declared: thing, with_docs"),
+        "{err}"
+    );
+    let (json, _) = td
+        .sfctl()
+        .arg("playbook")
+        .arg("validate")
+        .arg(&file)
+        .json_fails(1);
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("{{prio}}")),
+        "{json}"
+    );
+}

@@ -168,7 +168,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // once, as the `error:` line every diagnostic has (not also as a log line: on a
+            // terminal the log is the same stderr)
             report!("error: {e:#}");
             ExitCode::FAILURE
         }

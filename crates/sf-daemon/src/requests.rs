@@ -137,7 +137,7 @@ fn dispatch(store: &mut Store, actor: &str, req: Request) -> Result<Response, St
             active,
         } => Response::Plan(store.create_plan(actor, &title, &description, active)?),
         Request::ActivatePlan { id } => Response::Plan(store.activate_plan(actor, &id)?),
-        Request::ListPlans => Response::Plans(store.list_plans()?),
+        Request::ListPlans { filter } => Response::Plans(store.list_plans(&filter)?),
         Request::ShowPlan { id } => Response::Plan(store.show_plan(&id)?),
         Request::CancelPlan { id } => Response::Plan(store.cancel_plan(actor, &id)?),
         Request::ListEvents { since, task, limit } => {

@@ -194,6 +194,7 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<BusEve
                     .or_insert_with(|| v.clone());
             }
         }
+        debug_assert_known_fields(&data);
         let causes = causes_of(&data);
         for n in names {
             out.push(BusEvent {
@@ -204,6 +205,18 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<BusEve
         }
     }
     out
+}
+
+/// Every field of a daemon event's data is listed in `DAEMON_EVENT_FIELDS`, by which
+/// registration checks `--on` conditions (the e2e tests run a debug sfd through every event).
+fn debug_assert_known_fields(data: &Value) {
+    if let Value::Object(o) = data {
+        debug_assert!(
+            o.keys()
+                .all(|k| sf_proto::DAEMON_EVENT_FIELDS.contains(&k.as_str())),
+            "a daemon event carries a field missing from sf_proto::DAEMON_EVENT_FIELDS: {data}"
+        );
+    }
 }
 
 /// The causes of a task event: its `actor` and the task's `origin`, as the daemon set them.
@@ -263,6 +276,7 @@ pub(crate) fn newly_ready(
     for id in now.difference(seen) {
         let mut data = json!({});
         add_task_data(store, id, &mut data);
+        debug_assert_known_fields(&data);
         out.push(BusEvent {
             name: "task_ready".to_owned(),
             causes: causes_of(&data),

@@ -709,6 +709,16 @@ pub struct TaskFilter {
     pub limit: Option<u32>,
 }
 
+/// Filters of `sfctl plan list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanFilter {
+    /// Only these statuses (any of them). Empty: every status.
+    pub status: Vec<PlanStatus>,
+    /// Only the newest this many (still listed oldest first).
+    pub limit: Option<u32>,
+}
+
 /// A task as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSummary {
@@ -1033,6 +1043,54 @@ pub const DAEMON_EVENTS: &[&str] = &[
     "message_sent",
 ];
 
+/// The fields the data of the daemon's own events may carry (the names an `--on` condition on
+/// one of [`DAEMON_EVENTS`] can test): every task event carries the task's fields (the first
+/// ten), each event some of the rest. A condition on a daemon event that names anything else
+/// could never hold, and is refused at registration. Custom events carry what their emitter
+/// sends.
+pub const DAEMON_EVENT_FIELDS: &[&str] = &[
+    "task",
+    "title",
+    "status",
+    "priority",
+    "agent",
+    "branch",
+    "plan",
+    "type",
+    "skills",
+    "origin",
+    "event_id",
+    "actor",
+    "assignee",
+    "scheduled_for",
+    "defer_until",
+    "blocked_by",
+    "fix_of",
+    "kind",
+    "step",
+    "shell",
+    "depends_on",
+    "run",
+    "epoch",
+    "merge_request",
+    "commit",
+    "target",
+    "gave_up",
+    "fix_rounds",
+    "handoffs_in_a_row",
+    "attempts",
+    "outcome",
+    "exit_code",
+    "retry_at",
+    "id",
+    "from",
+    "to",
+    "addressed",
+    "subject",
+    "reply_to",
+    "became_task",
+];
+
 /// A request, after the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -1176,8 +1234,12 @@ pub enum Request {
         /// Id or prefix.
         id: String,
     },
-    /// Every plan.
-    ListPlans,
+    /// Plans, oldest first.
+    ListPlans {
+        /// Filters.
+        #[serde(default)]
+        filter: PlanFilter,
+    },
     /// One plan with its tasks.
     ShowPlan {
         /// Id or prefix.
@@ -1471,5 +1533,14 @@ mod tests {
         let json = serde_json::to_value(err).unwrap();
         assert_eq!(json["type"], "error");
         assert_eq!(json["data"]["kind"], "not_found");
+        // a filter added later: the request without one still reads, as no filter
+        let old: Request =
+            serde_json::from_value(serde_json::json!({"type": "list_plans"})).unwrap();
+        assert_eq!(
+            old,
+            Request::ListPlans {
+                filter: PlanFilter::default()
+            }
+        );
     }
 }

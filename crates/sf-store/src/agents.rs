@@ -43,7 +43,7 @@ pub fn validate_spec(
         })?;
     }
     for on in &spec.on {
-        sf_core::condition::parse_trigger(on).map_err(|e| {
+        let (event, condition) = sf_core::condition::parse_trigger(on).map_err(|e| {
             StoreError::invalid(format!(
                 "invalid event trigger `{on}` at column {}: {}",
                 e.column(),
@@ -51,6 +51,23 @@ pub fn validate_spec(
             ))
                 .hint("EVENT[:CONDITION], e.g. --on task_stuck or --on 'task_completed:{{priority}} == 1 && {{type}} != chore'")
         })?;
+        // a daemon event's data is known: a name it never carries is a typo that would
+        // silently never fire (a custom event carries whatever its emitter sends)
+        if sf_proto::DAEMON_EVENTS.contains(&event.as_str())
+            && let Some(var) = condition.iter().flat_map(|c| c.vars()).find(|v| {
+                let first = v.split('.').next().unwrap_or_default();
+                !sf_proto::DAEMON_EVENT_FIELDS.contains(&first)
+            })
+        {
+            return Err(StoreError::invalid(format!(
+                "invalid event trigger `{on}`: the condition mentions {{{{{var}}}}}, which `{event}` \
+                 events do not carry (known: {})",
+                sf_proto::DAEMON_EVENT_FIELDS.join(", ")
+            ))
+            .hint(format!(
+                "fix the name, e.g. --on '{event}:{{{{priority}}}} == 1'"
+            )));
+        }
     }
     if spec.focus.is_some() && spec.role != Role::Steward {
         return Err(StoreError::invalid(format!(

@@ -381,8 +381,9 @@ impl Store {
                         kind,
                         now
                     ])?;
+                    // the failure's detail is in the description only: a note would put it
+                    // in the worker's prompt a second time
                     let fk = tx.last_insert_rowid();
-                    add_note(&tx, fk, now, "daemon", "fix", detail)?;
                     let row = load_task(&tx, fk)?;
                     new_fix = Some((fk, fid, row));
                     fk

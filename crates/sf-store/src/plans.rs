@@ -9,8 +9,8 @@ use sf_core::naming::{validate_text, validate_title};
 use sf_core::ready::Key;
 use sf_core::status::plan_dispatchable;
 use sf_proto::{
-    AuditEvent, ErrorKind, PlanDetail, PlanId, PlanStatus, PlanSummary, TaskFilter, TaskStatus,
-    normalize_prefix,
+    AuditEvent, ErrorKind, PlanDetail, PlanFilter, PlanId, PlanStatus, PlanSummary, TaskFilter,
+    TaskStatus, normalize_prefix,
 };
 
 use crate::events::Audit;
@@ -305,13 +305,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Every plan with its progress.
-    pub fn list_plans(&self) -> Result<Vec<PlanSummary>, StoreError> {
-        Ok(self
+    /// Plans with their progress, oldest first: those of the filter's statuses (every one
+    /// when it names none), only the newest `limit` of them.
+    pub fn list_plans(&self, filter: &PlanFilter) -> Result<Vec<PlanSummary>, StoreError> {
+        let mut plans: Vec<PlanSummary> = self
             .plan_summaries(None)?
             .into_iter()
             .map(|(_, s)| s)
-            .collect())
+            .filter(|s| filter.status.is_empty() || filter.status.contains(&s.status))
+            .collect();
+        if let Some(limit) = filter.limit {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            plans.drain(..plans.len().saturating_sub(limit));
+        }
+        Ok(plans)
     }
 
     /// One plan with its tasks.

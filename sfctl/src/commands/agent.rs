@@ -61,8 +61,9 @@ Examples:
     },
     /// Let the daemon start an agent again
     #[command(after_help = "\
-Example:
-  sfctl agent enable w1")]
+Examples:
+  sfctl agent enable w1
+  sfctl agent list                         # ENABLED shows which ones are off")]
     Enable {
         /// The agent's name
         name: String,
@@ -126,8 +127,13 @@ pub struct RegisterArgs {
     /// Reasoning effort
     #[arg(long, value_parser = wire::<Effort>())]
     pub effort: Option<Effort>,
-    /// Skills, comma-separated
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    /// A skill; repeatable, or comma-separated (`--skills a,b`)
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ','
+    )]
     pub skills: Vec<String>,
     /// Job title
     #[arg(long, value_name = "T")]

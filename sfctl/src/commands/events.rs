@@ -1,5 +1,7 @@
 //! `sfctl events`: the audit log, optionally followed live.
 
+use std::time::{Duration, Instant};
+
 use clap::Args;
 use comfy_table::Color;
 use sf_client::ClientError;
@@ -8,7 +10,7 @@ use sf_proto::{AuditEvent, EventId, FrameError, Request, Response};
 use crate::commands::task::check_id;
 use crate::context::Context;
 use crate::context::expect_response;
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliErrorKind, CliResult};
 use crate::output::{Ui, paint};
 use crate::time;
 
@@ -19,18 +21,24 @@ use crate::time;
 Show the audit log, one line per event: `#ID  TIME  ACTOR  ACTION  SUBJECT  REASON`.
 
 With --follow, print new events as they happen until the daemon closes the stream (Ctrl-C to
-stop). With --json, print one JSON object per event per line (JSON Lines), with or without
---follow.",
+stop); with --retry too, a stream the daemon closes (a restart) is reconnected, with a note on
+stderr, and resumes after the last event printed, none twice and none left out. With --json,
+print one JSON object per event per line (JSON Lines), with or without --follow.",
     after_help = "\
 Examples:
   sfctl events --limit 20
   sfctl events --task k3f9xq
-  sfctl events --follow --json | jq -r .action"
+  sfctl events --follow --json | jq -r .action
+  sfctl events --follow --retry            # goes on across `sfctl daemon restart`"
 )]
 pub struct EventsArgs {
     /// Keep printing new events as they happen
     #[arg(short, long)]
     pub follow: bool,
+    /// With --follow: when sfd closes the stream (it restarted), reconnect and go on after the
+    /// last event printed, waiting longer between tries while it is away
+    #[arg(long, requires = "follow")]
+    pub retry: bool,
     /// Only events after this id
     #[arg(long, value_name = "ID", value_parser = parse_event_id)]
     pub since: Option<EventId>,
@@ -62,21 +70,79 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
         }
         return Ok(());
     }
-    let mut client = ctx.connect()?;
+    let mut last = args.since;
+    if args.retry && last.is_none() {
+        // where the stream starts, so that a reconnect before any event resumes there
+        let req = Request::ListEvents {
+            since: None,
+            task: task.clone(),
+            limit: Some(1),
+        };
+        let resp = ctx.request(&req)?;
+        let events = expect_response!(resp, Response::Events(e) => e);
+        last = Some(events.iter().map(|e| e.id).max().unwrap_or(EventId(0)));
+    }
+    let mut backoff = FIRST_RETRY;
+    let mut away = false;
+    loop {
+        let client = match ctx.connect() {
+            Ok(c) => c,
+            Err(e) if away && e.kind == CliErrorKind::Unreachable => {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_RETRY);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if away {
+            ctx.ui.status(format!(
+                "note: reconnected to sfd (pid {}); going on after {}",
+                client.daemon_pid,
+                last.map_or_else(|| "the start".to_owned(), |id| format!("event #{id}"))
+            ));
+        }
+        let connected = Instant::now();
+        let seen = last;
+        follow(ctx, client, task.clone(), &mut last)?;
+        if !args.retry {
+            return Err(stream_closed(last, args.task.as_deref(), ctx.ui.json));
+        }
+        ctx.ui.status(
+            "note: sfd closed the stream (it stopped or restarted); reconnecting (--retry)",
+        );
+        away = true;
+        // a stream that breaks at once again (sfd still shutting down) is retried later
+        // each time; one that carried events or lasted starts the wait afresh
+        if last != seen || connected.elapsed() > MAX_RETRY {
+            backoff = FIRST_RETRY;
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(MAX_RETRY);
+    }
+}
+
+/// The first wait before reconnecting a broken stream, doubled at each try up to the last.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Follows the stream after `last` (updated as events are printed) until sfd closes it
+/// (`Ok`), or fails.
+fn follow(
+    ctx: &mut Context,
+    mut client: sf_client::Client,
+    task: Option<String>,
+    last: &mut Option<EventId>,
+) -> CliResult {
     client
         .set_read_timeout(None)
         .map_err(|e| CliError::io("failed to set up the stream", &e))?;
-    client.send(&Request::FollowEvents {
-        since: args.since,
-        task,
-    })?;
-    let mut last = args.since;
+    client.send(&Request::FollowEvents { since: *last, task })?;
     loop {
         match client.recv() {
             Ok(Response::Event(e)) => {
                 print_event(&mut ctx.ui, &e)?;
                 ctx.ui.flush()?;
-                last = Some(e.id);
+                *last = Some(e.id);
             }
             Ok(Response::Lagged { skipped }) => {
                 ctx.ui
@@ -87,14 +153,12 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
                     print_event(&mut ctx.ui, e)?;
                 }
                 ctx.ui.flush()?;
-                last = batch.last().map(|e| e.id).or(last);
+                *last = batch.last().map(|e| e.id).or(*last);
             }
             Ok(Response::Ok { .. }) => {}
             Ok(Response::Error(e)) => return Err(e.into()),
             Ok(other) => return Err(CliError::unexpected(&other)),
-            Err(e) if stream_ended(&e) => {
-                return Err(stream_closed(last, args.task.as_deref(), ctx.ui.json));
-            }
+            Err(e) if stream_ended(&e) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }

@@ -44,8 +44,9 @@ Examples:
     },
     /// Answer a message: to its sender, about the same task
     #[command(after_help = "\
-Example:
-  sfctl message reply 12 \"Per-user; see the design note in docs/cache.md\"")]
+Examples:
+  sfctl message reply 12 \"Per-user; see the design note in docs/cache.md\"
+  git diff --stat | sfctl message reply 12 -    # the text from stdin")]
     Reply {
         /// The message to answer
         #[arg(value_parser = parse_message_id)]

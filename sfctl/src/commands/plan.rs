@@ -1,8 +1,9 @@
 //! `sfctl plan create|activate|list|show|cancel`.
 
 use clap::Subcommand;
-use sf_proto::{PlanDetail, PlanSummary, Request, Response, TaskStatus};
+use sf_proto::{PlanDetail, PlanFilter, PlanStatus, PlanSummary, Request, Response, TaskStatus};
 
+use crate::cli::wire;
 use crate::commands::task::{check_id, render_tasks};
 use crate::context::Context;
 use crate::context::expect_response;
@@ -35,18 +36,27 @@ Examples:
     },
     /// Activate a draft plan so its tasks can be dispatched
     #[command(after_help = "\
-Example:
-  sfctl plan activate 7hm2pa")]
+Examples:
+  sfctl plan activate 7hm2pa
+  sfctl plan create \"Login page\" --active    # create it active instead")]
     Activate {
         /// Plan id or unique prefix
         id: String,
     },
-    /// List plans with their progress
+    /// List plans with their progress, oldest first
     #[command(after_help = "\
 Examples:
   sfctl plan list
-  sfctl plan list --json")]
-    List,
+  sfctl plan list --status draft,active
+  sfctl plan list --limit 5 --json          # the five newest")]
+    List {
+        /// Only this status; repeatable or comma-separated
+        #[arg(long, value_parser = wire::<PlanStatus>(), value_delimiter = ',')]
+        status: Vec<PlanStatus>,
+        /// Only the newest N
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
     /// Show a plan: progress by status and its tasks
     #[command(after_help = "\
 Examples:
@@ -58,8 +68,9 @@ Examples:
     },
     /// Cancel a plan
     #[command(after_help = "\
-Example:
-  sfctl plan cancel 7hm2pa")]
+Examples:
+  sfctl plan cancel 7hm2pa
+  sfctl plan cancel 7hm2pa --json | jq -r .status    # cancelled")]
     Cancel {
         /// Plan id or unique prefix
         id: String,
@@ -104,8 +115,9 @@ pub fn run(ctx: &mut Context, cmd: PlanCommand) -> CliResult {
             ctx.ui
                 .line(format!("plan {}: {}", plan.plan.id, plan.plan.status))
         }
-        PlanCommand::List => {
-            let resp = ctx.request(&Request::ListPlans)?;
+        PlanCommand::List { status, limit } => {
+            let filter = PlanFilter { status, limit };
+            let resp = ctx.request(&Request::ListPlans { filter })?;
             let plans = expect_response!(resp, Response::Plans(p) => p);
             if ctx.ui.json {
                 return ctx.ui.json_value(&plans);

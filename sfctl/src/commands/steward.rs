@@ -53,8 +53,9 @@ Examples:
 pub enum EventCommand {
     /// Publish a custom event; stewards with a matching `--on` trigger fire
     #[command(after_help = "\
-Example:
-  sfctl event emit deploy_finished --data env=prod --data version=1.4.2")]
+Examples:
+  sfctl event emit deploy_finished --data env=prod --data version=1.4.2
+  sfctl event emit nightly_done            # no data; fires `--on nightly_done` stewards")]
     Emit(EmitArgs),
 }
 

@@ -39,8 +39,9 @@ Examples:
     Close(ChangeArgs),
     /// Reopen a closed, review or blocked task
     #[command(after_help = "\
-Example:
-  sfctl task reopen k3f9xq --reason \"the fix did not cover Safari\"")]
+Examples:
+  sfctl task reopen k3f9xq --reason \"the fix did not cover Safari\"
+  sfctl task reopen k3f9xq --json | jq -r .status    # open")]
     Reopen(ChangeArgs),
     /// Put a task off, optionally until a time
     #[command(after_help = "\
@@ -51,18 +52,21 @@ Examples:
     Defer(DeferArgs),
     /// Bring a deferred task back to open
     #[command(after_help = "\
-Example:
-  sfctl task undefer k3f9xq")]
+Examples:
+  sfctl task undefer k3f9xq
+  sfctl task undefer k3f9xq --reason \"the release is out\"")]
     Undefer(ChangeArgs),
     /// Move a task to the backlog (not planned yet)
     #[command(after_help = "\
-Example:
-  sfctl task backlog k3f9xq --reason \"not this quarter\"")]
+Examples:
+  sfctl task backlog k3f9xq --reason \"not this quarter\"
+  sfctl task activate k3f9xq               # back to open")]
     Backlog(ChangeArgs),
     /// Move a backlog task to open
     #[command(after_help = "\
-Example:
-  sfctl task activate k3f9xq")]
+Examples:
+  sfctl task activate k3f9xq
+  sfctl task list --status backlog         # what could be activated")]
     Activate(ChangeArgs),
     /// Block a task until someone unblocks it
     #[command(after_help = "\
@@ -72,8 +76,9 @@ Examples:
     Block(BlockArgs),
     /// Unblock a blocked task
     #[command(after_help = "\
-Example:
-  sfctl task unblock k3f9xq --reason \"credentials arrived\"")]
+Examples:
+  sfctl task unblock k3f9xq --reason \"credentials arrived\"
+  sfctl task blocked                       # why the others still wait")]
     Unblock(ChangeArgs),
     /// Delete a task (it becomes a tombstone)
     #[command(after_help = "\
@@ -140,8 +145,9 @@ worker. The branch and worktree are kept, so the next worker continues where thi
 
 Only a worker started by sfd can do this: the lease token comes from SF_RUN.",
     after_help = "\
-Example:
-  sfctl task handoff --note \"Parser done; the CLI flags in src/cli.rs still need tests\""
+Examples:
+  sfctl task handoff --note \"Parser done; the CLI flags in src/cli.rs still need tests\"
+  \"$SF_SFCTL\" task handoff --note \"$(cat notes.md)\"    # from a `command` agent's script"
 )]
 pub struct HandoffArgs {
     /// What the next worker needs to know
@@ -171,8 +177,13 @@ pub struct CreateArgs {
     /// A task that must close first; repeatable
     #[arg(long, value_name = "ID")]
     pub blocked_by: Vec<String>,
-    /// A skill the worker needs; repeatable
-    #[arg(long = "skill", value_name = "SKILL")]
+    /// A skill the worker needs; repeatable, or comma-separated (`--skills a,b`)
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ','
+    )]
     pub skills: Vec<String>,
     /// Kind of work
     #[arg(long = "type", value_parser = wire::<TaskType>(), default_value = "task")]
@@ -241,8 +252,14 @@ pub struct UpdateArgs {
     /// New acceptance criteria
     #[arg(long, value_name = "TEXT")]
     pub acceptance: Option<String>,
-    /// Required skill; repeatable; replaces the set
-    #[arg(long = "skill", value_name = "SKILL", conflicts_with = "no_skills")]
+    /// Required skill; repeatable, or comma-separated (`--skills a,b`); replaces the set
+    #[arg(
+        long = "skill",
+        visible_alias = "skills",
+        value_name = "SKILL",
+        value_delimiter = ',',
+        conflicts_with = "no_skills"
+    )]
     pub skills: Vec<String>,
     /// Remove every required skill
     #[arg(long)]
