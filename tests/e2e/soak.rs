@@ -15,6 +15,10 @@ use crate::harness::{TestDaemon, eventually};
 
 const TASKS: usize = 60;
 const KILLS: usize = 20;
+const _: () = assert!(
+    TASKS.is_multiple_of(KILLS),
+    "a batch of tasks before each kill"
+);
 const BULK: usize = 100;
 
 /// xorshift64*: a seeded generator, so a failing run can be replayed with its seed.
@@ -151,14 +155,20 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
     git(&td.repo, &["commit", "-q", "-m", "bulk files"]);
     td.spawn();
     steward(&td);
-    let ids: Vec<String> = (0..TASKS)
-        .map(|i| {
-            td.create_task(&format!("Soak {i}"), &[])
-                .task
-                .id
-                .to_string()
-        })
-        .collect();
+    // tasks arrive in batches, one before each kill, so that however fast a machine runs
+    // the flow, every kill falls in the middle of it
+    let mut ids: Vec<String> = Vec::new();
+    let add_batch = |td: &TestDaemon, ids: &mut Vec<String>| {
+        for _ in 0..(TASKS / KILLS).min(TASKS - ids.len()) {
+            let i = ids.len();
+            ids.push(
+                td.create_task(&format!("Soak {i}"), &[])
+                    .task
+                    .id
+                    .to_string(),
+            );
+        }
+    };
     // each run appends a committed line and leaves an uncommitted one; a task run again
     // after a kill appends more
     let s = script(
@@ -177,10 +187,7 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
     let mut kills: BTreeMap<String, usize> = BTreeMap::new();
     let total = |k: &BTreeMap<String, usize>| k.values().sum::<usize>();
     while total(&kills) < KILLS {
-        assert!(
-            closed(&td) < TASKS,
-            "the flow ended after only {kills:?} kills"
-        );
+        add_batch(&td, &mut ids);
         let how = rng.below(5);
         if let Some(point) = points.get(how as usize) {
             // a kill wherever the flow is, then one at the chosen point
@@ -192,7 +199,7 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
             let died = loop {
                 if td.child_exited() {
                     break true;
-                } else if closed_now(&td) == Some(TASKS) {
+                } else if closed_now(&td) == Some(ids.len()) {
                     break false;
                 }
                 assert!(
@@ -213,7 +220,7 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
             let after = 1 + rng.below(6) as i64;
             let from = last_event(&td);
             eventually("events to kill after", Duration::from_secs(60), || {
-                (last_event(&td) >= from + after || closed(&td) == TASKS).then_some(())
+                (last_event(&td) >= from + after || closed(&td) == ids.len()).then_some(())
             });
             // (the daemon is alive here: only crash-point runs die on their own)
             td.kill9();
@@ -222,6 +229,10 @@ fn twenty_kills_during_a_sixty_task_flow_lose_nothing_and_leave_nothing() {
         }
     }
     eprintln!("kills: {kills:?} after {:?}", began.elapsed());
+    // an iteration may kill twice: the rest of the tasks run after the last kill
+    while ids.len() < TASKS {
+        add_batch(&td, &mut ids);
+    }
     let start = std::time::Instant::now();
     loop {
         if closed(&td) == TASKS {
