@@ -156,6 +156,8 @@ fn request(
     reason: Option<&str>,
 ) -> MergeRequestInfo {
     MergeRequestInfo {
+        fix_tasks: Vec::new(),
+        test_logs: Vec::new(),
         id: n,
         task: Some(id(task)),
         title: "t".to_owned(),

@@ -326,6 +326,44 @@ fn a_failing_test_never_touches_the_target_and_one_fix_task_repairs_it() {
     assert_eq!(events_named(&closed, "merge_failed").len(), 1);
     assert_eq!(events_named(&closed, "task_merged").len(), 1);
 
+    // the history outlives the merge: the request and both tasks name the fix, and the
+    // first failing test's output is printable
+    let shown: sf_proto::MergeRequestInfo =
+        td.sfctl().args(["mr", "show", &mr.id.to_string()]).json();
+    assert_eq!(shown.fix_tasks.len(), 1, "{shown:?}");
+    assert_eq!(shown.fix_tasks[0].id.as_str(), fix);
+    assert_eq!(shown.fix_tasks[0].kind, "tests");
+    assert_eq!(shown.fix_tasks[0].status, TaskStatus::Closed);
+    assert_eq!(shown.test_logs.len(), 2, "{shown:?}");
+    let text = td
+        .sfctl()
+        .args(["mr", "show", &mr.id.to_string()])
+        .success();
+    assert!(
+        text.contains(&format!("fix tasks:   {fix} (tests, closed)")),
+        "{text}"
+    );
+    let orig = td.show_task(&o);
+    assert_eq!(orig.fix_tasks.len(), 1);
+    assert_eq!(orig.fix_tasks[0].id.as_str(), fix);
+    assert_eq!(
+        td.show_task(&fix).fix_of.map(|t| t.to_string()),
+        Some(o.clone())
+    );
+    let first = td
+        .sfctl()
+        .args(["logs", &format!("mr:{}", mr.id), "--run", "1"])
+        .success();
+    assert!(first.contains("tests: src.txt still says BAD"), "{first}");
+    let by_steward = td.sfctl().args(["logs", "merger", "--all"]).success();
+    assert!(
+        by_steward.contains(&format!(
+            "==> merge request #{} (merger, task {o}) <==",
+            mr.id
+        )),
+        "{by_steward}"
+    );
+
     let dep = wait_status(&td, &d, TaskStatus::Closed);
     let merged_at = events_named(&closed, "task_merged")[0].id;
     assert!(events_named(&dep, "task_dispatched")[0].id > merged_at);

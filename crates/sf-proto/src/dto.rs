@@ -469,6 +469,13 @@ pub struct MergeRequestInfo {
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
+    /// Every fix task its failed merges made, oldest first (kept after the merge; `mr
+    /// show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix_tasks: Vec<FixTaskRef>,
+    /// The test output of each attempt, first to last (`mr show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_logs: Vec<String>,
 }
 
 /// What `sfctl gc` did (or, with `--dry-run`, would do): one line per worktree or branch.
@@ -625,6 +632,10 @@ pub struct LogRef {
     pub path: String,
     /// Whether the run is still going.
     pub live: bool,
+    /// A merge test's log: its merge request (`run` is then the attempt, or for a merge
+    /// steward's listing the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_request: Option<i64>,
 }
 
 /// Fields of a new task.
@@ -879,8 +890,27 @@ pub struct TaskDetail {
     /// Messages about it, oldest first.
     #[serde(default)]
     pub messages: Vec<MessageInfo>,
+    /// The task this one fixes (a fix task made by a failed merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_of: Option<TaskId>,
+    /// The fix tasks failed merges of this task made, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix_tasks: Vec<FixTaskRef>,
     /// Its audit events, oldest first.
     pub events: Vec<AuditEvent>,
+}
+
+/// A fix task a failed merge made: which, why, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixTaskRef {
+    /// The fix task.
+    pub id: TaskId,
+    /// What failed: `tests` or `conflict`.
+    pub kind: String,
+    /// Its status now.
+    pub status: TaskStatus,
+    /// When it was made.
+    pub created_at: Timestamp,
 }
 
 /// A ready task in dispatch order.

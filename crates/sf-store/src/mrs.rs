@@ -54,6 +54,8 @@ fn row_to_mr(r: &Row<'_>) -> rusqlite::Result<MergeJob> {
             approved_by: r.get(12)?,
             created_at: ts(r.get(13)?),
             updated_at: ts(r.get(14)?),
+            fix_tasks: Vec::new(),
+            test_logs: Vec::new(),
         },
         task_key: r.get(15)?,
         summary: r.get(16)?,
@@ -156,9 +158,44 @@ impl Store {
         Ok(rows.map(|r| r.map(|j| j.info)).collect::<Result<_, _>>()?)
     }
 
-    /// One merge request.
+    /// One merge request, with the fix tasks its failures made and each attempt's test log.
     pub fn show_mr(&self, id: i64) -> Result<MergeRequestInfo, StoreError> {
-        Ok(self.mr(id)?.info)
+        let job = self.mr(id)?;
+        let mut info = job.info;
+        if let Some(key) = job.task_key {
+            info.fix_tasks = self.fix_tasks_of(key)?;
+        }
+        info.test_logs = test_logs(&info);
+        Ok(info)
+    }
+
+    /// The fix tasks made for task `key`, oldest first.
+    pub(crate) fn fix_tasks_of(&self, key: Key) -> Result<Vec<sf_proto::FixTaskRef>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, coalesce(fix_kind, 'tests'), status, created_at FROM tasks INDEXED BY tasks_by_fix_of
+             WHERE fix_of = ?1 ORDER BY created_at, key",
+        )?;
+        let rows = stmt.query_map([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, status, at) = row?;
+            out.push(sf_proto::FixTaskRef {
+                id: TaskId::new(id).map_err(|e| StoreError::state(e.to_string()))?,
+                kind,
+                status: status
+                    .parse()
+                    .map_err(|_| StoreError::state(format!("task has unknown status {status}")))?,
+                created_at: ts(at),
+            });
+        }
+        Ok(out)
     }
 
     /// The next request to process: queued, most urgent task first, then oldest.
@@ -695,4 +732,22 @@ impl Store {
             .optional()?
             .flatten())
     }
+}
+
+/// The test logs of a request's attempts that are still on disk, first to last: the merge
+/// queue writes attempt `n`'s output to `mr-<id>-<n>.log` beside the last one.
+fn test_logs(info: &MergeRequestInfo) -> Vec<String> {
+    let Some(dir) = info
+        .log_path
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).parent())
+    else {
+        return Vec::new();
+    };
+    // a passing attempt may not have been counted yet
+    (1..=info.attempts + 1)
+        .map(|n| dir.join(format!("mr-{}-{n}.log", info.id)))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect()
 }

@@ -396,6 +396,11 @@ impl Store {
             retry_at: crate::util::opt_ts(row.retry_at),
             events: self.task_events(key)?,
             messages: self.task_messages(key)?,
+            fix_of: match self.fix_of(key)? {
+                Some(k) => Some(self.task_row(k)?.summary.id),
+                None => None,
+            },
+            fix_tasks: self.fix_tasks_of(key)?,
             task: row.summary,
         })
     }

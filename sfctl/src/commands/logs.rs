@@ -26,6 +26,10 @@ Print the log of a task's or an agent's run: what the worker process wrote on st
 stderr. The newest run by default, or --run N; --all prints every run's log (the 50 newest
 runs), oldest first, each under a `==> run N (agent, task) <==` header.
 
+The merge queue's test output: `mr:ID` for each attempt of merge request ID (--run N is
+attempt N), or the merge steward's name for the last test of each request (--run N is
+request N).
+
 With --follow, keep printing what the run appends until it ends (Ctrl-C to stop earlier); if
 the task or agent has no run yet, wait for its first one.
 With --json, print the runs' log files as JSON ([{run, task, agent, path, live}], the selected
@@ -36,11 +40,13 @@ Examples:
   sfctl logs w1 --follow         # agent w1's newest run, live
   sfctl logs k3f9xq --run 12
   sfctl logs k3f9xq --all | less
-  sfctl logs w1 --json | jq -r '.[0].path'"
+  sfctl logs w1 --json | jq -r '.[0].path'
+  sfctl logs mr:7 --run 1        # the first failing test of merge request 7
+  sfctl logs merger --all"
 )]
 pub struct LogsArgs {
-    /// A task id (or unique prefix), or an agent name
-    #[arg(value_name = "TASK|AGENT")]
+    /// A task id (or unique prefix), an agent name, or mr:ID (a merge request's tests)
+    #[arg(value_name = "TASK|AGENT|mr:ID")]
     pub target: String,
     /// Keep printing what the run appends until the run ends
     #[arg(short, long, conflicts_with = "all")]
@@ -136,9 +142,19 @@ fn select<'a>(
 
 /// `==> run 12 (w1, k3f9xq) <==`, as tail(1) heads each file.
 fn header(r: &LogRef) -> String {
-    match &r.task {
-        Some(task) => format!("==> run {} ({}, {task}) <==", r.run, r.agent),
-        None => format!("==> run {} ({}) <==", r.run, r.agent),
+    let task = r
+        .task
+        .as_ref()
+        .map(|t| format!(", task {t}"))
+        .unwrap_or_default();
+    match r.merge_request {
+        // `mr:ID`: one test run per attempt
+        Some(mr) if mr != r.run => format!("==> merge request #{mr}, test {}{task} <==", r.run),
+        Some(mr) => format!("==> merge request #{mr} ({}{task}) <==", r.agent),
+        None => match &r.task {
+            Some(task) => format!("==> run {} ({}, {task}) <==", r.run, r.agent),
+            None => format!("==> run {} ({}) <==", r.run, r.agent),
+        },
     }
 }
 
@@ -248,6 +264,7 @@ mod tests {
 
     fn log(run: i64, task: Option<&str>, live: bool) -> LogRef {
         LogRef {
+            merge_request: None,
             run,
             task: task.map(|t| t.parse().unwrap()),
             agent: "w1".into(),

@@ -248,8 +248,21 @@ fn show_text(m: &MergeRequestInfo, color: bool, now: Timestamp) -> String {
         ("last result", or_dash(m.last_result.as_ref())),
         ("commit", or_dash(m.commit.as_ref())),
         ("fix task", or_dash(m.fix_task.as_ref())),
+        ("fix tasks", fix_tasks_text(&m.fix_tasks)),
         ("approved by", or_dash(m.approved_by.as_ref())),
         ("test log", or_dash(m.log_path.as_ref())),
+        (
+            "test logs",
+            if m.test_logs.len() > 1 {
+                format!(
+                    "{} (`sfctl logs mr:{} --run N` prints test N)",
+                    m.test_logs.len(),
+                    m.id
+                )
+            } else {
+                "-".to_owned()
+            },
+        ),
         ("created", time::both(m.created_at, now)),
         ("updated", time::both(m.updated_at, now)),
     ];
@@ -259,6 +272,18 @@ fn show_text(m: &MergeRequestInfo, color: bool, now: Timestamp) -> String {
         m.title,
         key_values(&pairs)
     )
+}
+
+/// `abc123 (tests, closed), def456 (conflict, open)`, or `-`.
+pub fn fix_tasks_text(fixes: &[sf_proto::FixTaskRef]) -> String {
+    if fixes.is_empty() {
+        return "-".to_owned();
+    }
+    fixes
+        .iter()
+        .map(|f| format!("{} ({}, {})", f.id, f.kind, f.status))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The last `n` lines of `text` (a final newline ends the last line, it does not start
@@ -553,6 +578,8 @@ mod tests {
 
     fn mr(state: MergeState) -> MergeRequestInfo {
         MergeRequestInfo {
+            fix_tasks: Vec::new(),
+            test_logs: Vec::new(),
             id: 12,
             task: Some("k3f9xq".parse().unwrap()),
             title: "Fix the flaky login test".into(),

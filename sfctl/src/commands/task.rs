@@ -718,6 +718,12 @@ fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
     if let Some(r) = d.retry_at {
         pairs.push(("retry at", time::both(r, now)));
     }
+    if let Some(f) = &d.fix_of {
+        pairs.push(("fixes", f.to_string()));
+    }
+    if !d.fix_tasks.is_empty() {
+        pairs.push(("fix tasks", super::mr::fix_tasks_text(&d.fix_tasks)));
+    }
     pairs.push(("created", time::both(t.created_at, now)));
     pairs.push(("updated", time::both(t.updated_at, now)));
     if let Some(r) = &d.close_reason {
@@ -833,6 +839,8 @@ mod tests {
 
     fn detail(status: TaskStatus) -> TaskDetail {
         TaskDetail {
+            fix_of: None,
+            fix_tasks: Vec::new(),
             task: TaskSummary {
                 status,
                 ..summary()
