@@ -51,16 +51,9 @@ fn unescape(s: &str) -> String {
     s.replace("\\n", "\n")
 }
 
+/// The task's title, as sfd gives every run (`SF_TASK_TITLE`); empty for a steward's run.
 fn task_title() -> String {
-    let Ok(file) = std::env::var("SF_PROMPT_FILE") else {
-        return String::new();
-    };
-    let prompt = std::fs::read_to_string(file).unwrap_or_default();
-    prompt
-        .lines()
-        .find_map(|l| l.strip_prefix("## Your task: "))
-        .map(|l| l.rsplit_once(" (").map_or(l, |(t, _)| t).to_owned())
-        .unwrap_or_default()
+    std::env::var("SF_TASK_TITLE").unwrap_or_default()
 }
 
 /// Claims the next invocation number for `key` by creating a marker file.

@@ -13,12 +13,45 @@
 //! what is left to clean: it lists `.sf/worktrees/` and the `agent/*` branches and looks
 //! each up by name (`Store::worktree_holders`, `Store::branch_holders`), never the history.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
+use std::sync::{Condvar, LazyLock, Mutex, PoisonError};
 
 use sf_store::{Holder, Store, StoreError};
 
 use crate::config::Config;
+
+/// The worktree directories a pass has chosen to retire and not yet removed. A run that
+/// is launched in one meanwhile (its task was reopened and claimed again) waits for the
+/// removal to end before it makes the worktree again ([`wait_until_retired`]): the choice is
+/// made on the store thread, where claims are made too, so no claim slips in between.
+static RETIRING: LazyLock<(Mutex<HashSet<String>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+
+/// Blocks while the worktree directory `dir` is being retired. Runs on a blocking thread.
+pub(crate) fn wait_until_retired(dir: &str) {
+    let (set, cv) = &*RETIRING;
+    let mut busy = set.lock().unwrap_or_else(PoisonError::into_inner);
+    while busy.contains(dir) {
+        busy = cv.wait(busy).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+fn reserve(dir: &str) {
+    RETIRING
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(dir.to_owned());
+}
+
+fn release(dir: &str) {
+    let (set, cv) = &*RETIRING;
+    set.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(dir);
+    cv.notify_all();
+}
 
 /// One thing to clean up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +108,15 @@ pub(crate) fn look(config: &Config) -> Result<(Vec<String>, Vec<String>), String
 }
 
 /// Which of `dirs` and `branches` are done with. Runs on the store thread.
+///
+/// With `reserve`, the worktrees chosen are marked as being retired until [`act`] is done
+/// with them (see [`RETIRING`]).
 pub(crate) fn decide(
     store: &Store,
     dirs: &[String],
     branches: &[String],
     delete_branches: bool,
+    reserve_them: bool,
 ) -> Result<Vec<Chore>, StoreError> {
     let mut chores = Vec::new();
     let mut branch_chores = BTreeSet::new();
@@ -132,6 +169,13 @@ pub(crate) fn decide(
             .into_iter()
             .map(|(branch, task, why)| Chore::Branch { branch, task, why }),
     );
+    if reserve_them {
+        for c in &chores {
+            if let Chore::Worktree { dir, .. } = c {
+                reserve(dir);
+            }
+        }
+    }
     Ok(chores)
 }
 
@@ -163,10 +207,11 @@ pub(crate) fn act(config: &Config, target: &str, chores: &[Chore]) -> Vec<String
         .map(|c| match c {
             Chore::Worktree { dir, task, why } => {
                 let path = config.paths.worktrees().join(dir);
-                if !path.exists() {
-                    return format!("worktree {} was already gone", path.display());
+                if path.exists() {
+                    retire_worktree(root, &path, task, epoch, why)
+                } else {
+                    format!("worktree {} was already gone", path.display())
                 }
-                retire_worktree(root, &path, task, epoch, why)
             }
             Chore::Branch { branch, task, why } => {
                 match sf_git::retire_branch(root, branch, target, task) {
@@ -215,16 +260,23 @@ pub(crate) async fn pass(
     }
     let delete = config.merge_delete_branch;
     let chores = store
-        .call(move |s| decide(s, &dirs, &branches, delete))
+        .call(move |s| decide(s, &dirs, &branches, delete, !dry_run))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     if dry_run || chores.is_empty() {
         return Ok(chores.iter().map(Chore::describe).collect());
     }
-    tokio::task::spawn_blocking(move || act(&config, &target, &chores))
-        .await
-        .map_err(|e| e.to_string())
+    let reserved = chores.clone();
+    let done = tokio::task::spawn_blocking(move || act(&config, &target, &chores)).await;
+    // the worktrees are free again once their branches are dealt with too (a run waiting
+    // to make one again restores its branch from the archive), or the pass died half-way
+    for c in &reserved {
+        if let Chore::Worktree { dir, .. } = c {
+            release(dir);
+        }
+    }
+    done.map_err(|e| e.to_string())
 }
 
 /// Whether an audit event lets go of work (a task closed, merged or deleted, a run ended,

@@ -460,6 +460,7 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
     let log = logs.join(format!("steward-{}-{}.log", l.spec.name, l.run.id));
     let prompt_file = logs.join(format!("steward-{}-{}.prompt.md", l.spec.name, l.run.id));
     let who = RunIdentity {
+        title: None,
         agent: &l.spec.name,
         task: None,
         token: &l.token,

@@ -190,7 +190,10 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
     );
     let wt_path2 = wt_path.clone();
     let resumed = l.claim.resumed;
+    let dir = l.claim.worktree.clone();
     let wt = tokio::task::spawn_blocking(move || {
+        // a reopened task's worktree may be being retired: that ends first
+        crate::janitor::wait_until_retired(&dir);
         // a reopened task whose branch was retired goes on from its archived work
         if resumed {
             sf_git::restore_branch(&root, &branch, &name)?;
@@ -209,6 +212,7 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
     }
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
+        title: Some(&l.task.task.title),
         agent: &l.claim.agent,
         task: Some(&task),
         token: &l.claim.token,
@@ -419,6 +423,8 @@ async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Resu
 pub(crate) struct RunIdentity<'a> {
     pub agent: &'a str,
     pub task: Option<&'a str>,
+    /// The task's title (`SF_TASK_TITLE`).
+    pub title: Option<&'a str>,
     pub token: &'a str,
     pub branch: &'a str,
     pub target: &'a str,
@@ -472,6 +478,9 @@ pub(crate) fn run_env(
     ]);
     if let Some(t) = who.task {
         env.push(("SF_TASK_ID".into(), t.to_owned()));
+    }
+    if let Some(t) = who.title {
+        env.push(("SF_TASK_TITLE".into(), t.to_owned()));
     }
     if let Some(p) = sfctl {
         env.push(("SF_SFCTL".into(), p.display().to_string()));
