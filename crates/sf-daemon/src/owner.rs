@@ -1590,7 +1590,7 @@ impl Owner {
         let mut message = if a.is_empty() {
             "configuration reloaded; nothing of it applies before a restart".to_owned()
         } else {
-            format!("configuration reloaded: {} now apply", a.join(", "))
+            format!("configuration reloaded; in effect now: {}", a.join(", "))
         };
         if !r.is_empty() {
             message.push_str(&format!(
