@@ -158,7 +158,7 @@ fn skills_and_limits() {
         }
     });
     assert_eq!(status.running_workers, 2);
-    std::thread::sleep(Duration::from_millis(300));
+    td.wait_ticks(3);
     let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
     assert_eq!(st.running_workers, 2, "max_workers = 2 is a hard limit");
     let r = td.show_task(&rust);
@@ -509,7 +509,7 @@ fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
     let text = td.sfctl().args(["daemon", "status"]).success();
     assert!(text.contains("claude"), "{text}");
     // paused: the task is not handed to the claude worker again
-    std::thread::sleep(Duration::from_millis(500));
+    td.wait_ticks(3);
     assert_eq!(td.show_task(&id).runs.len(), 1);
 }
 
@@ -645,9 +645,12 @@ fn a_worker_that_only_hands_off_backs_off_instead_of_spinning() {
         "a second handoff in a row waits: {:?}",
         t.retry_at
     );
-    std::thread::sleep(Duration::from_millis(500));
+    td.wait_ticks(5);
     let runs = td.show_task(&id).runs.len();
-    assert!(runs <= 3, "{runs} runs in half a second: the handoffs spin");
+    assert!(
+        runs <= 3,
+        "{runs} runs within five ticks: the handoffs spin"
+    );
 }
 
 #[test]
@@ -668,7 +671,7 @@ fn an_empty_repository_is_reported_and_work_starts_after_its_first_commit() {
     let s = script(&td, "w", "complete-no-changes\n");
     worker(&td, "w1", &s, &[]);
     let id = td.create_task("first task", &[]).task.id.to_string();
-    std::thread::sleep(Duration::from_millis(300));
+    td.wait_ticks(3);
     assert_eq!(td.show_task(&id).task.status, TaskStatus::Open);
     git(
         &td.repo,

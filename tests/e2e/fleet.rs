@@ -35,10 +35,16 @@ pub fn configure(td: &TestDaemon, extra: &str, merge: &str) {
         "the default config has no [merge] table:\n{old}"
     );
     let old = old.replacen("\n[merge]\n", &format!("\n[merge]\n{merge}\n"), 1);
+    // a short tick, so that `wait_ticks` can check that nothing more happens
+    let tick = if extra.contains("tick_interval") {
+        ""
+    } else {
+        "tick_interval = \"50ms\"\n"
+    };
     fs::write(
         &cfg,
         format!(
-            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{extra}\n{old}"
+            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{tick}{extra}\n{old}"
         ),
     )
     .expect("write config");

@@ -372,6 +372,26 @@ impl TestDaemon {
         self.sfctl().args(["task", "list"]).args(args).json()
     }
 
+    /// Waits until the daemon has run its phases (dispatch, timers, merges, stewards) `n`
+    /// more times: what it would do next has had its chances. How a test checks that
+    /// something does *not* happen, without sleeping on the clock. Needs a short
+    /// `tick_interval` (the fleet's default is 50 ms).
+    pub fn wait_ticks(&self, n: u64) {
+        let status =
+            || -> sf_proto::DaemonStatus { self.sfctl().args(["daemon", "status"]).json() };
+        let first = status();
+        assert!(
+            first.tick_interval_ms <= 250,
+            "wait_ticks needs a tick_interval of at most 250 ms (it is {} ms): set it in the test's config",
+            first.tick_interval_ms
+        );
+        let until = first.ticks + n;
+        self.wait_for(&format!("{n} more ticks"), || {
+            let now = status().ticks;
+            if now >= until { Ok(()) } else { Err(now) }
+        });
+    }
+
     /// `sfctl events ARGS... --json`, parsed as JSON Lines.
     pub fn events(&self, args: &[&str]) -> Vec<AuditEvent> {
         let out = self.sfctl().args(["--json", "events"]).args(args).success();

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use sf_proto::{AuditEvent, MergeState, TaskDetail, TaskStatus};
 
@@ -545,8 +544,9 @@ fn the_target_moved_mid_merge_is_handled_by_the_compare_and_swap() {
 
 #[test]
 fn require_approval_holds_the_request_until_approved() {
+    // the fleet's short tick: the merge phase gets its chances while the request waits
     let td = fleet_with(
-        "tick_interval = \"1h\"",
+        "",
         "test_command = \"test -f ok.txt\"\nrequire_approval = true",
     );
     steward(&td);
@@ -556,7 +556,7 @@ fn require_approval_holds_the_request_until_approved() {
     worker(&td, "w1", &s, &[]);
     let mr = wait_mr(&td, &a, MergeState::AwaitingApproval);
     assert!(mr.approved_by.is_none());
-    std::thread::sleep(Duration::from_millis(300));
+    td.wait_ticks(3);
     let mr = mr_of(&td, &a).expect("the request");
     assert_eq!(mr.state, MergeState::AwaitingApproval);
     assert_eq!(git(&td.repo, &["rev-parse", "main"]), base);
@@ -881,7 +881,7 @@ fn a_dirty_checkout_of_the_target_holds_the_request_until_it_is_clean() {
         }
     });
     // several ticks later: nothing moved, the user's edit untouched
-    std::thread::sleep(Duration::from_millis(600));
+    td.wait_ticks(3);
     let later = mr_of(&td, &a).expect("the request");
     assert!(
         matches!(later.state, MergeState::Waiting | MergeState::Testing),
@@ -911,7 +911,7 @@ fn a_request_waiting_on_the_checkout_is_rechecked_at_the_tick_not_in_a_busy_loop
     );
     let (a, id) = dirty_checkout_waiting(&td);
     let before = mr_of(&td, &a).expect("the request").attempts;
-    std::thread::sleep(Duration::from_secs(1));
+    td.wait_ticks(5);
     let after = mr_of(&td, &a).expect("the request");
     let updates = td
         .events(&[])
@@ -1068,7 +1068,7 @@ fn a_merge_that_keeps_failing_gives_up_after_max_attempts_fix_rounds() {
         events.iter().any(|e| e.action == "task_stuck"),
         "{events:?}"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    td.wait_ticks(3);
     let again: Vec<_> = td
         .list_tasks(&["--all"])
         .into_iter()

@@ -392,7 +392,7 @@ fn a_steward_can_fire_on_message_sent() {
     });
     assert_eq!(runs[0].data["subject"], "help");
     assert_eq!(runs[0].data["to"], "human");
-    std::thread::sleep(Duration::from_millis(200));
+    td.wait_ticks(3);
     let h: Vec<StewardRunInfo> = td.sfctl().args(["steward", "history", "triage"]).json();
     assert_eq!(h.len(), 1, "the message to triage did not fire it: {h:?}");
 }

@@ -77,7 +77,7 @@ fn an_event_trigger_fires_once_per_matching_event_and_never_otherwise() {
     assert!(runs[0].trigger.contains("deploy_finished"), "{runs:?}");
     assert_eq!(runs[0].data["env"], "prod");
     // settle: nothing else fires
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    td.wait_ticks(3);
     assert_eq!(history(&td, "watcher").len(), 1);
     assert_eq!(
         fs::read_to_string(&fired).expect("fired").lines().count(),
@@ -211,7 +211,7 @@ fn task_ready_fires_when_a_task_becomes_ready() {
         .task
         .id
         .to_string();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    td.wait_ticks(3);
     assert!(history(&td, "ready-watch").is_empty(), "not ready yet");
     td.sfctl().args(["task", "close", &blocker]).success();
     let runs = finished(&td, "ready-watch", 1);
