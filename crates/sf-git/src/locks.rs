@@ -15,7 +15,10 @@
 //! mistaken for a leftover.
 //! Inside sf's own worktrees the only other writer is the worker: a lock there is removed
 //! when nobody has it open and no `git` runs in that worktree (git keeps the index lock
-//! closed while a hook runs, but stays alive in its directory meanwhile).
+//! closed while a hook runs, but stays alive in its directory meanwhile). Locks on sf's own
+//! refs (`refs/heads/agent/*`, `refs/sf/*`) are removed at start-up only when no `git` runs
+//! anywhere in the repository and they are as old as a shared lock must be: the workers
+//! adopted after a restart commit on those branches.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -236,10 +239,22 @@ pub fn repair_workspace(
             }
         }
     }
-    for dir in [common.join("refs/heads/agent"), common.join("refs/sf")] {
-        let mut locks = Vec::new();
-        find_locks(&dir, &mut locks);
-        out.extend(clear_all(&locks, Duration::ZERO)?);
+    // workers adopted after a restart run git on their own branches (`refs/heads/agent/*`)
+    // as this runs; git closes a ref's lock a moment before it renames it into place
+    let any_git = git_running_under(
+        &[repo.workdir(), Some(common.as_path())]
+            .into_iter()
+            .flatten()
+            .map(canonical)
+            .collect::<Vec<_>>(),
+        None,
+    );
+    if !any_git {
+        for dir in [common.join("refs/heads/agent"), common.join("refs/sf")] {
+            let mut locks = Vec::new();
+            find_locks(&dir, &mut locks);
+            out.extend(clear_all(&locks, SHARED_MIN_AGE)?);
+        }
     }
     if let Some(t) = target
         && !git_running_in(&repo)

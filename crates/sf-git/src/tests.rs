@@ -303,13 +303,31 @@ fn startup_repair_removes_half_made_worktrees_and_stale_locks_in_sfs_own_places(
     let path = sf.join("worktrees/t1");
     ensure_worktree(&root, "t1", &path, "agent/w/t1", "main").unwrap();
     std::fs::write(root.join(".git/worktrees/t1/index.lock"), "").unwrap();
-    std::fs::write(root.join(".git/refs/heads/agent/w/t1.lock"), "").unwrap();
+    let ref_lock = root.join(".git/refs/heads/agent/w/t1.lock");
+    std::fs::write(&ref_lock, "").unwrap();
+    // a ref lock as young as a worker's `git commit` renaming it into place is kept...
+    std::fs::File::options()
+        .write(true)
+        .open(&ref_lock)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+        .unwrap();
+    let young = locks::repair_workspace(&root, &root.join(".sf"), Some("main")).unwrap();
+    assert!(ref_lock.exists(), "a young ref lock was removed: {young:?}");
+    // ...and an old one removed
+    std::fs::File::options()
+        .write(true)
+        .open(&ref_lock)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
     std::fs::create_dir_all(root.join(".git/worktrees/t2")).unwrap();
     // the user's `git worktree add`, between writing `locked` and `gitdir`
     std::fs::create_dir_all(root.join(".git/worktrees/users")).unwrap();
     std::fs::write(root.join(".git/worktrees/users/locked"), "initializing").unwrap();
     let repaired = locks::repair_workspace(&root, &sf, Some("main")).unwrap();
-    assert_eq!(repaired.len(), 3, "{repaired:?}");
+    assert_eq!(young.len() + repaired.len(), 3, "{young:?} {repaired:?}");
+    assert!(!ref_lock.exists());
     assert!(!root.join(".git/worktrees/t2").exists());
     assert!(root.join(".git/worktrees/users/locked").exists());
     assert!(!root.join(".git/worktrees/t1/index.lock").exists());
