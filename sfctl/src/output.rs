@@ -1,7 +1,7 @@
 //! Everything `sfctl` prints on stdout goes through [`Ui`]: one JSON printer, one table
 //! renderer, one colour decision.
 
-use std::io::{self, BufWriter, IsTerminal, Read, StdoutLock, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 
 use comfy_table::{Color, Table};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::error::{CliError, CliResult};
 
 /// The terminal side of a command.
 pub struct Ui {
-    out: BufWriter<StdoutLock<'static>>,
+    out: BufWriter<Box<dyn Write>>,
     /// `--json`.
     pub json: bool,
     /// Whether stdout gets ANSI colours.
@@ -31,13 +31,42 @@ impl Ui {
         let tty = stdout.is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
-            out: BufWriter::new(stdout.lock()),
+            out: BufWriter::new(Box::new(stdout.lock())),
             json,
             color: tty && !no_color && !json,
             tty,
             wide: false,
             verbose,
         }
+    }
+
+    /// A plain `Ui` (no colour, no width) whose output goes to the returned buffer: what a
+    /// command prints, for snapshot tests.
+    #[cfg(test)]
+    pub fn capture() -> (Self, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ui = Self {
+            out: BufWriter::new(Box::new(Shared(buf.clone()))),
+            json: false,
+            color: false,
+            tty: false,
+            wide: true,
+            verbose: 0,
+        };
+        (ui, buf)
     }
 
     /// Writes `text` and a newline.

@@ -1,6 +1,8 @@
 //! The tables a user reads most, at 80 columns (issue 10, item 16): long branch names, cron
 //! triggers, multi-line reasons and log paths are cut with `…`, never wrapped or broken
 //! mid-word, and no line is wider than the terminal. `--wide` (no width) shows them whole.
+//! Then the detail views a user reads to understand one thing: `task show`, `mr show`,
+//! `agent show`, `daemon status`.
 
 use chrono::TimeZone as _;
 use insta::assert_snapshot;
@@ -237,5 +239,216 @@ fn steward_history_at_80_columns() {
     RUN  STEWARD   TRIGGER                STARTED  ENDED   OUTCOME  RESULT   LOG
     3    nightly   cron: 0 9 * * 1-5      5m ago   4m ago  ok       exited…  /home/…
     4    reviewer  event: task_completed  5m ago   4m ago  failed   exit s…  /home/…
+    ");
+}
+
+// The detail views (issue 11, item 6): `task show`, `mr show`, `agent show`, `daemon status`.
+
+fn captured(f: impl FnOnce(&mut crate::output::Ui)) -> String {
+    let (mut ui, buf) = crate::output::Ui::capture();
+    f(&mut ui);
+    ui.flush().unwrap();
+    drop(ui);
+    String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn task_show() {
+    let mut t = summary("k3f9xq", 1, TaskStatus::Review, "Fix the flaky login test");
+    t.assignee = Some("w1".to_owned());
+    t.skills = vec!["rust".to_owned()];
+    let d = sf_proto::TaskDetail {
+        task: t,
+        description: "The login test fails one run in ten.".to_owned(),
+        acceptance: "cargo test passes 100 times in a row".to_owned(),
+        close_reason: None,
+        effective_priority: 1,
+        ready: false,
+        waiting: Vec::new(),
+        depends_on: Vec::new(),
+        dependents: Vec::new(),
+        notes: vec![sf_proto::Note {
+            at: ago(90),
+            author: "agent:w1".to_owned(),
+            kind: "summary".to_owned(),
+            text: "the race was in the session store".to_owned(),
+        }],
+        runs: Vec::new(),
+        branch: Some("agent/w1/k3f9xq-fix-the-flaky-login-test".to_owned()),
+        worktree: Some("k3f9xq-fix-the-flaky-login-test".to_owned()),
+        attempts: 1,
+        shell: None,
+        retry_at: None,
+        messages: Vec::new(),
+        fix_of: None,
+        fix_tasks: vec![sf_proto::FixTaskRef {
+            id: id("m2n3p4"),
+            kind: "tests".to_owned(),
+            status: TaskStatus::Closed,
+            created_at: ago(600),
+        }],
+        events: vec![event(
+            12,
+            "human:alice",
+            "task_created",
+            "task:k3f9xq",
+            None,
+        )],
+    };
+    let text = captured(|ui| task::show(ui, &d, now()).unwrap());
+    assert_snapshot!(text, @r"
+    task k3f9xq: Fix the flaky login test
+    status:    review
+    priority:  1
+    type:      task
+    assignee:  w1
+    plan:      -
+    skills:    rust
+    branch:    agent/w1/k3f9xq-fix-the-flaky-login-test
+    worktree:  k3f9xq-fix-the-flaky-login-test
+    attempts:  1 failed
+    fix tasks: m2n3p4 (tests, closed)
+    created:   2026-12-05 11:00:00Z (1h ago)
+    updated:   2026-12-05 11:59:00Z (1m ago)
+
+    description:
+      The login test fails one run in ten.
+
+    acceptance:
+      cargo test passes 100 times in a row
+
+    notes:
+      2026-12-05 11:58:30Z agent:w1 [summary] the race was in the session store
+
+    events:
+      #12    2026-12-05 11:58:00Z  human:alice    task_created         task:k3f9xq
+    ");
+}
+
+#[test]
+fn mr_show() {
+    let mut m = request(
+        7,
+        "k3f9xq",
+        "agent/w1/k3f9xq-fix-the-flaky-login-test",
+        MergeState::Merged,
+        None,
+    );
+    m.attempts = 2;
+    m.last_result = Some("tests passed; merged".to_owned());
+    m.commit = Some("0715ad3cb8a915633a2be6abcda2aa89c5b30e20".to_owned());
+    m.log_path = Some("/home/alice/app/.sf/logs/mr-7-2.log".to_owned());
+    m.test_logs = vec![
+        "/home/alice/app/.sf/logs/mr-7-1.log".to_owned(),
+        "/home/alice/app/.sf/logs/mr-7-2.log".to_owned(),
+    ];
+    m.fix_tasks = vec![sf_proto::FixTaskRef {
+        id: id("m2n3p4"),
+        kind: "tests".to_owned(),
+        status: TaskStatus::Closed,
+        created_at: ago(600),
+    }];
+    assert_snapshot!(mr::show_text(&m, false, now()), @r"
+    merge request #7: t
+    state:       merged
+    task:        k3f9xq
+    branch:      agent/w1/k3f9xq-fix-the-flaky-login-test
+    target:      main
+    reason:      -
+    attempts:    2
+    last result: tests passed; merged
+    commit:      0715ad3cb8a915633a2be6abcda2aa89c5b30e20
+    fix task:    -
+    fix tasks:   m2n3p4 (tests, closed)
+    approved by: -
+    test log:    /home/alice/app/.sf/logs/mr-7-2.log
+    test logs:   2 (`sfctl logs mr:7 --run N` prints test N)
+    created:     2026-12-05 11:50:00Z (10m ago)
+    updated:     2026-12-05 11:59:00Z (1m ago)
+    ");
+}
+
+#[test]
+fn agent_show() {
+    let spec: sf_proto::AgentSpec = serde_json::from_value(serde_json::json!({
+        "name": "merger",
+        "role": "steward",
+        "focus": "merge",
+        "adapter": "command",
+        "max_tasks": 1,
+    }))
+    .unwrap();
+    let d = sf_proto::AgentDetail {
+        agent: sf_proto::AgentSummary {
+            spec,
+            enabled: true,
+            state: sf_proto::AgentState::Idle,
+            running: 0,
+            merges: Some(26),
+            created_at: ago(3600),
+        },
+        runs: Vec::new(),
+        next_fires: Vec::new(),
+    };
+    let text = captured(|ui| crate::commands::agent::show(ui, &d, now()).unwrap());
+    assert_snapshot!(text, @r"
+    name:           merger
+    role:           steward
+    mode:           ephemeral
+    state:          idle
+    enabled:        yes
+    running:        0
+    merges:         26
+    focus:          merge
+    adapter:        command
+    command:        -
+    model:          -
+    effort:         -
+    skills:         -
+    capabilities:   -
+    title:          -
+    reports to:     -
+    owner:          -
+    max tasks:      1
+    playbook:       -
+    secrets:        -
+    event triggers: -
+    created:        2026-12-05 11:00:00Z (1h ago)
+    ");
+}
+
+#[test]
+fn daemon_status() {
+    let st = sf_proto::DaemonStatus {
+        pid: 4242,
+        version: "sfd 0.1.0".to_owned(),
+        protocol: 2,
+        started_at: ago(7200),
+        uptime_secs: 7200,
+        workspace: "/home/alice/app".to_owned(),
+        socket: "/home/alice/app/.sf/run/sfd.sock".to_owned(),
+        tick_interval_ms: 5000,
+        ticks: 1440,
+        last_tick_us: Some(1100),
+        tasks: [(TaskStatus::Open, 3), (TaskStatus::Closed, 26)].into(),
+        running_workers: 2,
+        paused_adapters: Default::default(),
+        warnings: vec!["no merge steward: merge requests wait (register one with `sfctl agent register merger --role steward --focus merge`)".to_owned()],
+        recovered: Some("at start: adopted 2 worker(s) that outlived the previous daemon; 1 run(s) had ended (their work saved)".to_owned()),
+    };
+    assert_snapshot!(crate::commands::daemon::render_status(&st, now()), @r"
+    pid:             4242
+    version:         sfd 0.1.0 (protocol 2)
+    uptime:          2h (since 2026-12-05 10:00:00Z)
+    socket:          /home/alice/app/.sf/run/sfd.sock
+    workspace:       /home/alice/app
+    tick interval:   5000 ms
+    ticks:           1440
+    last tick:       1.1 ms
+    tasks:           open 3, closed 26
+    running workers: 2
+    paused adapters: none
+    recovered: at start: adopted 2 worker(s) that outlived the previous daemon; 1 run(s) had ended (their work saved)
+    warning: no merge steward: merge requests wait (register one with `sfctl agent register merger --role steward --focus merge`)
     ");
 }

@@ -279,7 +279,7 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             if ctx.ui.json {
                 return ctx.ui.json_value(&agent);
             }
-            show(&mut ctx.ui, &agent)
+            show(&mut ctx.ui, &agent, chrono::Utc::now())
         }
         AgentCommand::Start { name, task } => {
             let task = task.as_deref().map(check_id).transpose()?;
@@ -356,8 +356,7 @@ fn agent_table(ui: &mut Ui, agents: &[AgentSummary]) -> CliResult {
     )
 }
 
-fn show(ui: &mut Ui, detail: &AgentDetail) -> CliResult {
-    let now = chrono::Utc::now();
+pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliResult {
     let a = &detail.agent;
     let s = &a.spec;
     let list = |v: &[String]| {

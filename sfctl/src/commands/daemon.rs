@@ -429,7 +429,7 @@ fn status(ctx: &mut Context) -> CliResult {
     ctx.ui.line(render_status(&st, chrono::Utc::now()))
 }
 
-fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
+pub fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
     let tasks = if st.tasks.is_empty() {
         "none".to_owned()
     } else {

@@ -234,7 +234,7 @@ fn result_text(m: &MergeRequestInfo) -> String {
 }
 
 /// `sfctl mr show` without the test output: a title line, then every field.
-fn show_text(m: &MergeRequestInfo, color: bool, now: Timestamp) -> String {
+pub fn show_text(m: &MergeRequestInfo, color: bool, now: Timestamp) -> String {
     let pairs = [
         (
             "state",

@@ -671,7 +671,7 @@ fn waiting_rows(tasks: &[WaitingTask], color: bool, now: Timestamp) -> Vec<Vec<C
         .collect()
 }
 
-fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
+pub fn show(ui: &mut Ui, d: &TaskDetail, now: Timestamp) -> CliResult {
     let t = &d.task;
     ui.line(format!("task {}: {}", t.id, t.title))?;
     let mut status = ui.paint(t.status.as_str(), status_color(t.status));
