@@ -287,9 +287,12 @@ pub(crate) fn lets_go(e: &sf_proto::AuditEvent) -> bool {
         .as_ref()
         .and_then(|v| v.get("status"))
         .and_then(serde_json::Value::as_str);
-    match e.action.as_str() {
-        "task_closed" | "task_merged" | "agent_removed" => true,
-        "task_status_changed" | "task_deleted" => matches!(to, Some("closed" | "tombstone")),
-        a => a.starts_with("run_") || a == "task_completed",
+    use sf_proto::Action as A;
+    match e.action.parse() {
+        Ok(A::TaskClosed | A::TaskMerged | A::AgentRemoved | A::RunFailed | A::TaskCompleted) => {
+            true
+        }
+        Ok(A::TaskStatusChanged) => matches!(to, Some("closed" | "tombstone")),
+        _ => false,
     }
 }

@@ -289,7 +289,7 @@ impl Owner {
             self.stop_if_taken_away(&e);
             // a merge steward registered or enabled: waiting requests are looked at now,
             // not at the next tick
-            if e.action.starts_with("agent_") {
+            if crate::steward::touches_triggers(&e) {
                 self.tick_due = true;
             }
             self.tidy_due |= crate::janitor::lets_go(&e);

@@ -9,6 +9,8 @@
 //! A missed schedule fires once.
 
 use std::path::PathBuf;
+
+use sf_proto::Action;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,7 +137,13 @@ impl Triggers {
 
 /// Whether an audit event changes the set of triggers.
 pub(crate) fn touches_triggers(e: &AuditEvent) -> bool {
-    e.action.starts_with("agent_")
+    matches!(
+        e.action.parse(),
+        Ok(Action::AgentRegistered
+            | Action::AgentRemoved
+            | Action::AgentEnabled
+            | Action::AgentDisabled)
+    )
 }
 
 /// An event on the bus: its name, its data (what conditions and the steward's prompt see),
@@ -155,22 +163,25 @@ pub(crate) fn bus_events(store: &mut Store, events: &[AuditEvent]) -> Vec<BusEve
     let mut out = Vec::new();
     for e in events {
         let after = e.after.clone().unwrap_or(Value::Null);
-        let names: Vec<&str> = match e.action.as_str() {
-            "task_created" => vec!["task_created"],
-            "task_dispatched" => vec!["task_dispatched"],
-            "task_completed" => vec!["task_completed", "branch_ready"],
-            "task_merged" => vec!["task_merged", "task_closed"],
-            "task_closed" => vec!["task_closed"],
-            "task_status_changed"
+        let Ok(action) = e.action.parse::<Action>() else {
+            continue;
+        };
+        let names: Vec<&str> = match action {
+            Action::TaskCreated => vec!["task_created"],
+            Action::TaskDispatched => vec!["task_dispatched"],
+            Action::TaskCompleted => vec!["task_completed", "branch_ready"],
+            Action::TaskMerged => vec!["task_merged", "task_closed"],
+            Action::TaskClosed => vec!["task_closed"],
+            Action::TaskStatusChanged
                 if after.get("status").and_then(Value::as_str) == Some("closed") =>
             {
                 vec!["task_closed"]
             }
-            "merge_failed" => vec!["merge_failed"],
-            "task_stuck" => vec!["task_stuck"],
-            "run_failed" => vec!["agent_failed"],
-            "message_sent" => vec!["message_sent"],
-            "event_emitted" => {
+            Action::MergeFailed => vec!["merge_failed"],
+            Action::TaskStuck => vec!["task_stuck"],
+            Action::RunFailed => vec!["agent_failed"],
+            Action::MessageSent => vec!["message_sent"],
+            Action::EventEmitted => {
                 if let Some(name) = after.get("name").and_then(Value::as_str) {
                     out.push(BusEvent {
                         name: name.to_owned(),
@@ -249,7 +260,7 @@ fn add_task_data(store: &mut Store, id: &str, data: &mut Value) {
     let origin = t
         .events
         .iter()
-        .find(|e| e.action == "task_created")
+        .find(|e| e.action == Action::TaskCreated.as_str())
         .map(|e| e.actor.clone());
     data["origin"] = json!(origin);
 }

@@ -16,9 +16,9 @@
 //! Inside sf's own worktrees the only other writer is the worker: a lock there is removed
 //! when nobody has it open and no `git` runs in that worktree (git keeps the index lock
 //! closed while a hook runs, but stays alive in its directory meanwhile). Locks on sf's own
-//! refs (`refs/heads/agent/*`, `refs/sf/*`) are removed at start-up only when no `git` runs
-//! anywhere in the repository and they are as old as a shared lock must be: the workers
-//! adopted after a restart commit on those branches.
+//! refs are removed at start-up when nobody holds them open and, for an `agent/*` branch,
+//! no `git` runs in the worktree that has it checked out (nor one of the user's in the
+//! repository): the workers adopted after a restart commit on those branches.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -239,21 +239,37 @@ pub fn repair_workspace(
             }
         }
     }
-    // workers adopted after a restart run git on their own branches (`refs/heads/agent/*`)
-    // as this runs; git closes a ref's lock a moment before it renames it into place
-    let any_git = git_running_under(
-        &[repo.workdir(), Some(common.as_path())]
-            .into_iter()
-            .flatten()
-            .map(canonical)
-            .collect::<Vec<_>>(),
-        None,
-    );
-    if !any_git {
-        for dir in [common.join("refs/heads/agent"), common.join("refs/sf")] {
-            let mut locks = Vec::new();
-            find_locks(&dir, &mut locks);
-            out.extend(clear_all(&locks, SHARED_MIN_AGE)?);
+    // sf's own refs: `refs/sf/*` only sfd writes; an `agent/*` branch is also written by
+    // the git of a worker adopted after a restart, working in the worktree that has it
+    // checked out (git closes a ref's lock a moment before renaming it into place)
+    let mut sf_refs = Vec::new();
+    find_locks(&common.join("refs/sf"), &mut sf_refs);
+    out.extend(clear_all(&sf_refs, Duration::ZERO)?);
+    let mut agent_refs = Vec::new();
+    find_locks(&common.join("refs/heads/agent"), &mut agent_refs);
+    let checked_out = worktrees_by_branch(&common);
+    let users = repo.workdir().map(|w| canonical(w).join(".sf"));
+    let main_places: Vec<PathBuf> = [repo.workdir(), Some(common.as_path())]
+        .into_iter()
+        .flatten()
+        .map(canonical)
+        .collect();
+    for lock in agent_refs {
+        let Some(refname) = lock
+            .strip_prefix(&common)
+            .ok()
+            .and_then(|r| r.to_str())
+            .and_then(|r| r.strip_suffix(".lock"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let in_use = git_running_under(&main_places, users.as_deref())
+            || checked_out
+                .get(&refname)
+                .is_some_and(|dirs| git_running_under(dirs, None));
+        if !in_use {
+            out.extend(clear_if_stale(&lock, Duration::ZERO)?);
         }
     }
     if let Some(t) = target
@@ -262,6 +278,33 @@ pub fn repair_workspace(
         out.extend(clear_all(&target_locks(&repo, t), SHARED_MIN_AGE)?);
     }
     Ok(out)
+}
+
+/// The worktrees (their directories and admin folders) each branch is checked out in, from
+/// `<common>/worktrees/*/HEAD`, by full ref name.
+fn worktrees_by_branch(common: &Path) -> std::collections::HashMap<String, Vec<PathBuf>> {
+    let mut out: std::collections::HashMap<String, Vec<PathBuf>> = Default::default();
+    for admin in std::fs::read_dir(common.join("worktrees"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let admin = admin.path();
+        let Some(head) = std::fs::read_to_string(admin.join("HEAD")).ok() else {
+            continue;
+        };
+        let Some(branch) = head.trim().strip_prefix("ref: ") else {
+            continue;
+        };
+        let mut dirs = vec![canonical(&admin)];
+        if let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir"))
+            && let Some(dir) = Path::new(gitdir.trim()).parent()
+        {
+            dirs.push(canonical(dir));
+        }
+        out.entry(branch.to_owned()).or_default().extend(dirs);
+    }
+    out
 }
 
 fn find_locks(dir: &Path, out: &mut Vec<PathBuf>) {

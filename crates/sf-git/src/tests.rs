@@ -305,22 +305,14 @@ fn startup_repair_removes_half_made_worktrees_and_stale_locks_in_sfs_own_places(
     std::fs::write(root.join(".git/worktrees/t1/index.lock"), "").unwrap();
     let ref_lock = root.join(".git/refs/heads/agent/w/t1.lock");
     std::fs::write(&ref_lock, "").unwrap();
-    // a ref lock as young as a worker's `git commit` renaming it into place is kept...
-    std::fs::File::options()
-        .write(true)
-        .open(&ref_lock)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
-        .unwrap();
+    // a ref lock of a branch whose worktree a git works in (a worker's `git commit`
+    // between closing and renaming it) is kept...
+    let mut git = waiting_git(&path);
     let young = locks::repair_workspace(&root, &root.join(".sf"), Some("main")).unwrap();
-    assert!(ref_lock.exists(), "a young ref lock was removed: {young:?}");
-    // ...and an old one removed
-    std::fs::File::options()
-        .write(true)
-        .open(&ref_lock)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
-        .unwrap();
+    assert!(ref_lock.exists(), "removed under a worker's git: {young:?}");
+    drop(git.stdin.take());
+    git.wait().unwrap();
+    // ...and removed once no git works there
     std::fs::create_dir_all(root.join(".git/worktrees/t2")).unwrap();
     // the user's `git worktree add`, between writing `locked` and `gitdir`
     std::fs::create_dir_all(root.join(".git/worktrees/users")).unwrap();

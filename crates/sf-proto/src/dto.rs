@@ -176,6 +176,58 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// What an audit event records: the closed set of actions the daemon writes
+    /// (`AuditEvent::action` carries its wire name).
+    Action {
+        /** `task_created` */ TaskCreated = "task_created",
+        /** `task_updated` */ TaskUpdated = "task_updated",
+        /** `task_status_changed` */ TaskStatusChanged = "task_status_changed",
+        /** `task_dispatched` */ TaskDispatched = "task_dispatched",
+        /** `task_completed` */ TaskCompleted = "task_completed",
+        /** `task_closed` */ TaskClosed = "task_closed",
+        /** `task_merged` */ TaskMerged = "task_merged",
+        /** `task_handed_off` */ TaskHandedOff = "task_handed_off",
+        /** `task_stuck` */ TaskStuck = "task_stuck",
+        /** `run_failed` */ RunFailed = "run_failed",
+        /** `run_log_truncated` */ RunLogTruncated = "run_log_truncated",
+        /** `plan_created` */ PlanCreated = "plan_created",
+        /** `plan_failed` */ PlanFailed = "plan_failed",
+        /** `workflow_created` */ WorkflowCreated = "workflow_created",
+        /** `dep_added` */ DepAdded = "dep_added",
+        /** `dep_removed` */ DepRemoved = "dep_removed",
+        /** `message_sent` */ MessageSent = "message_sent",
+        /** `message_read` */ MessageRead = "message_read",
+        /** `merge_requested` */ MergeRequested = "merge_requested",
+        /** `merge_request_updated` */ MergeRequestUpdated = "merge_request_updated",
+        /** `merge_request_approved` */ MergeRequestApproved = "merge_request_approved",
+        /** `merge_requeued` */ MergeRequeued = "merge_requeued",
+        /** `merge_failed` */ MergeFailed = "merge_failed",
+        /** `branch_merged` */ BranchMerged = "branch_merged",
+        /** `agent_registered` */ AgentRegistered = "agent_registered",
+        /** `agent_removed` */ AgentRemoved = "agent_removed",
+        /** `agent_enabled` */ AgentEnabled = "agent_enabled",
+        /** `agent_disabled` */ AgentDisabled = "agent_disabled",
+        /** `steward_fired` */ StewardFired = "steward_fired",
+        /** `steward_skipped` */ StewardSkipped = "steward_skipped",
+        /** `steward_finished` */ StewardFinished = "steward_finished",
+        /** `steward_rate_limited` */ StewardRateLimited = "steward_rate_limited",
+        /** `event_emitted` */ EventEmitted = "event_emitted",
+        /** `git_repaired` */ GitRepaired = "git_repaired",
+        /** `cleaned_up` */ CleanedUp = "cleaned_up",
+        /** `config_reloaded` */ ConfigReloaded = "config_reloaded",
+        /** `worker_adopted` */ WorkerAdopted = "worker_adopted",
+        /** `worker_reaped` */ WorkerReaped = "worker_reaped",
+        /** `shell_step_failed` */ ShellStepFailed = "shell_step_failed",
+        /** `plan_activated` */ PlanActivated = "plan_activated",
+        /** `plan_cancelled` */ PlanCancelled = "plan_cancelled",
+        /** `plan_completed` */ PlanCompleted = "plan_completed",
+        /** `plan_reopened` */ PlanReopened = "plan_reopened",
+        /** `gate_approved` */ GateApproved = "gate_approved",
+        /** `gate_satisfied` */ GateSatisfied = "gate_satisfied",
+    }
+);
+
+wire_enum!(
     /// Where a plan is in its life.
     PlanStatus {
         /** Being written; its tasks are never ready. */ Draft = "draft",

@@ -13,6 +13,7 @@ use sf_proto::{
 use crate::events::Audit;
 use crate::util::{now_ms, opt_ts, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 /// Outcomes of a run that count as a failure for the agent's state.
 const FAILED_OUTCOMES: &[&str] = &["failed", "crashed", "killed", "timed_out", "spawn_failed"];
@@ -165,9 +166,13 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("INSERT INTO agents (name, spec, enabled, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)")?
             .execute(params![spec.name, serde_json::to_string(&spec)?, now])?;
-        let ev = Audit::new(actor, "agent_registered", format!("agent:{}", spec.name))
-            .after(serde_json::to_value(&spec)?)
-            .append(&tx, now)?;
+        let ev = Audit::new(
+            actor,
+            Action::AgentRegistered,
+            format!("agent:{}", spec.name),
+        )
+        .after(serde_json::to_value(&spec)?)
+        .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
         self.show_agent(&spec.name)
@@ -284,9 +289,9 @@ impl Store {
             let ev = Audit::new(
                 actor,
                 if enabled {
-                    "agent_enabled"
+                    Action::AgentEnabled
                 } else {
-                    "agent_disabled"
+                    Action::AgentDisabled
                 },
                 format!("agent:{name}"),
             )
@@ -310,7 +315,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("UPDATE agents SET enabled = 0, updated_at = ?1 WHERE name = ?2")?
             .execute(params![now, name])?;
-        let ev = Audit::new("daemon", "agent_disabled", format!("agent:{name}"))
+        let ev = Audit::new("daemon", Action::AgentDisabled, format!("agent:{name}"))
             .before(json!({"enabled": true}))
             .after(json!({"enabled": false}))
             .reason(Some(&format!(
@@ -356,7 +361,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
             .execute([name])?;
-        let ev = Audit::new(actor, "agent_removed", format!("agent:{name}"))
+        let ev = Audit::new(actor, Action::AgentRemoved, format!("agent:{name}"))
             .before(serde_json::to_value(&agent.spec)?)
             .append(&tx, now)?;
         tx.commit()?;

@@ -14,6 +14,7 @@ use crate::events::Audit;
 use crate::tasks::wait_of;
 use crate::util::{now_ms, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 const DEP_COLS: &str = "d.id, d.kind, a.id, a.title, b.id, b.title, b.status, d.gate, d.satisfied_at, \
      d.created_at, d.blocked, d.blocker, d.gate_until";
@@ -219,7 +220,7 @@ impl Store {
         ])?;
         let dep = DepId(tx.last_insert_rowid());
         let row = load_dep(&tx, dep)?;
-        let ev = Audit::new(actor, "dep_added", format!("dep:{dep}"))
+        let ev = Audit::new(actor, Action::DepAdded, format!("dep:{dep}"))
             .task(bk, &bid)
             .after(serde_json::to_value(&row.info)?)
             .append(&tx, now)?;
@@ -287,7 +288,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("DELETE FROM deps WHERE id = ?1")?
             .execute([id.0])?;
-        let ev = Audit::new(actor, "dep_removed", format!("dep:{id}"))
+        let ev = Audit::new(actor, Action::DepRemoved, format!("dep:{id}"))
             .task(row.blocked, &row.info.blocked)
             .before(serde_json::to_value(&row.info)?)
             .append(&tx, now)?;
@@ -368,7 +369,7 @@ impl Store {
         row: &DepRow,
         gate: &Gate,
         satisfied: bool,
-        action: &str,
+        action: Action,
     ) -> Result<DepInfo, StoreError> {
         let now = now_ms();
         let id = row.info.id;
@@ -431,7 +432,7 @@ impl Store {
             count,
             approved_by,
         };
-        self.update_gate(actor, &row, &gate, satisfied, "gate_approved")
+        self.update_gate(actor, &row, &gate, satisfied, Action::GateApproved)
     }
 
     /// Satisfies an external gate.
@@ -441,7 +442,7 @@ impl Store {
             return Err(StoreError::invalid(format!("gate #{id} is not an external gate"))
                 .hint("approval gates are satisfied with `sfctl dep approve`; timers pass by themselves"));
         };
-        self.update_gate(actor, &row, &gate, true, "gate_satisfied")
+        self.update_gate(actor, &row, &gate, true, Action::GateSatisfied)
     }
 
     /// Marks timer gates whose time has passed as satisfied. Returns how many.
@@ -458,7 +459,7 @@ impl Store {
                 .gate
                 .clone()
                 .unwrap_or(Gate::External { name: None });
-            self.update_gate("daemon", &row, &gate, true, "gate_satisfied")?;
+            self.update_gate("daemon", &row, &gate, true, Action::GateSatisfied)?;
         }
         Ok(due.len())
     }

@@ -10,7 +10,7 @@ use crate::{Store, StoreError};
 /// One event to append.
 pub(crate) struct Audit<'a> {
     pub actor: &'a str,
-    pub action: &'a str,
+    pub action: sf_proto::Action,
     pub subject: String,
     pub task: Option<(i64, &'a TaskId)>,
     pub before: Option<Value>,
@@ -19,7 +19,7 @@ pub(crate) struct Audit<'a> {
 }
 
 impl<'a> Audit<'a> {
-    pub(crate) fn new(actor: &'a str, action: &'a str, subject: String) -> Self {
+    pub(crate) fn new(actor: &'a str, action: sf_proto::Action, subject: String) -> Self {
         Self {
             actor,
             action,
@@ -62,7 +62,7 @@ impl<'a> Audit<'a> {
         .execute(params![
             now,
             self.actor,
-            self.action,
+            self.action.as_str(),
             self.subject,
             self.task.map(|(k, _)| k),
             before,
@@ -73,7 +73,7 @@ impl<'a> Audit<'a> {
             id: EventId(conn.last_insert_rowid()),
             at: ts(now),
             actor: self.actor.to_owned(),
-            action: self.action.to_owned(),
+            action: self.action.as_str().to_owned(),
             subject: self.subject,
             task: self.task.map(|(_, id)| id.clone()),
             before: self.before,

@@ -12,6 +12,7 @@ use sf_proto::{ErrorKind, MessageInfo, NewMessage, Role, TaskId};
 use crate::events::Audit;
 use crate::util::{fresh_id, now_ms, opt_ts, ts};
 use crate::{Store, StoreError, validate_text_len};
+use sf_proto::Action;
 
 /// The recipient of messages for humans.
 pub const HUMAN: &str = "human";
@@ -174,7 +175,7 @@ impl Store {
             let key = tx.last_insert_rowid();
             let row = crate::tasks::load_task(&tx, key)?;
             events.push(
-                Audit::new(actor, "task_created", format!("task:{id}"))
+                Audit::new(actor, Action::TaskCreated, format!("task:{id}"))
                     .task(key, &id)
                     .after(row.snapshot())
                     .reason(Some(
@@ -214,7 +215,7 @@ impl Store {
             became_task: became.as_ref().map(|(_, id, _)| id.clone()),
         };
         // the event carries the envelope, not the body (bodies can be 64 KiB)
-        let mut ev = Audit::new(actor, "message_sent", format!("message:{id}")).after(json!({
+        let mut ev = Audit::new(actor, Action::MessageSent, format!("message:{id}")).after(json!({
             "id": id,
             "from": info.from,
             "to": info.to,
@@ -422,7 +423,7 @@ impl Store {
             )?
             .execute(params![now, m.id])?;
             events.push(
-                Audit::new(actor, "message_read", format!("message:{}", m.id))
+                Audit::new(actor, Action::MessageRead, format!("message:{}", m.id))
                     .after(json!({"to": m.to}))
                     .append(&tx, now)?,
             );

@@ -9,6 +9,7 @@ use crate::events::Audit;
 use crate::tasks::{add_note, load_task};
 use crate::util::{fresh_id, now_ms, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 const MR_COLS: &str = "m.id, t.id, coalesce(t.title, m.message, m.branch), m.branch, m.target, m.state, m.reason, \
      m.attempts, m.last_result, m.log_path, m.commit_id, f.id, m.approved_by, m.created_at, m.updated_at, \
@@ -97,7 +98,7 @@ pub(crate) fn cancel_open_mrs(
         )?
         .execute(params![reason, now, mr])?;
         events.push(
-            Audit::new(actor, "merge_request_updated", format!("mr:{mr}"))
+            Audit::new(actor, Action::MergeRequestUpdated, format!("mr:{mr}"))
                 .task(task, id)
                 .before(json!({"state": state}))
                 .after(json!({"state": "cancelled", "reason": reason}))
@@ -122,7 +123,7 @@ pub(crate) fn cancel_open_mrs(
         add_note(tx, key, now, actor, "close", &why)?;
         let fid = TaskId::new(fid).map_err(|e| StoreError::invalid(e.to_string()))?;
         events.push(
-            Audit::new(actor, "task_status_changed", format!("task:{fid}"))
+            Audit::new(actor, Action::TaskStatusChanged, format!("task:{fid}"))
                 .task(key, &fid)
                 .before(json!({"status": status, "assignee": assignee}))
                 .after(json!({"status": "closed", "assignee": null}))
@@ -233,7 +234,7 @@ impl Store {
         )?
         .execute(params![state.as_str(), reason, now, attempts, log_path, id])?;
         if before.info.state != state || before.info.reason.as_deref() != reason {
-            let ev = Audit::new("daemon", "merge_request_updated", format!("mr:{id}"))
+            let ev = Audit::new("daemon", Action::MergeRequestUpdated, format!("mr:{id}"))
                 .before(json!({"state": before.info.state, "reason": before.info.reason}))
                 .after(json!({"state": state, "reason": reason}))
                 .append(&tx, now)?;
@@ -301,7 +302,7 @@ impl Store {
             }
             let after = load_task(&tx, key)?;
             events.push(
-                Audit::new("daemon", "task_merged", format!("task:{tid}"))
+                Audit::new("daemon", Action::TaskMerged, format!("task:{tid}"))
                     .task(key, &tid)
                     .before(json!({"status": before.summary.status}))
                     .after(json!({"status": after.summary.status, "commit": commit, "branch": job.info.branch, "target": job.info.target, "merge_request": id}))
@@ -314,7 +315,7 @@ impl Store {
             after_task = Some((key, after, plan_change));
         } else {
             events.push(
-                Audit::new("daemon", "branch_merged", format!("mr:{id}"))
+                Audit::new("daemon", Action::BranchMerged, format!("mr:{id}"))
                     .after(json!({"commit": commit, "branch": job.info.branch, "target": job.info.target}))
                     .append(&tx, now)?,
             );
@@ -433,7 +434,7 @@ impl Store {
             events.push(
                 Audit::new(
                     "daemon",
-                    "merge_failed",
+                    Action::MergeFailed,
                     format!("task:{}", original.summary.id),
                 )
                 .task(key, &original.summary.id)
@@ -444,7 +445,7 @@ impl Store {
             // the fix task is announced after the failure that caused it
             if let Some((fk, fid, row)) = &new_fix {
                 events.push(
-                    Audit::new("daemon", "task_created", format!("task:{fid}"))
+                    Audit::new("daemon", Action::TaskCreated, format!("task:{fid}"))
                         .task(*fk, fid)
                         .after(json!({"title": row.summary.title, "fix_of": original.summary.id, "kind": kind, "branch": original.branch}))
                         .append(&tx, now)?,
@@ -452,7 +453,7 @@ impl Store {
             }
         } else {
             events.push(
-                Audit::new("daemon", "merge_failed", format!("mr:{id}"))
+                Audit::new("daemon", Action::MergeFailed, format!("mr:{id}"))
                     .after(json!({"kind": kind, "branch": job.info.branch}))
                     .reason(Some(result))
                     .append(&tx, now)?,
@@ -545,12 +546,12 @@ impl Store {
         add_note(&tx, key, now, "daemon", "block", &reason)?;
         let after = load_task(&tx, key)?;
         let events = vec![
-            Audit::new("daemon", "merge_failed", format!("task:{tid}"))
+            Audit::new("daemon", Action::MergeFailed, format!("task:{tid}"))
                 .task(key, &tid)
                 .after(json!({"merge_request": id, "kind": kind, "branch": original.branch, "gave_up": true}))
                 .reason(Some(result))
                 .append(&tx, now)?,
-            Audit::new("daemon", "task_stuck", format!("task:{tid}"))
+            Audit::new("daemon", Action::TaskStuck, format!("task:{tid}"))
                 .task(key, &tid)
                 .before(json!({"status": original.summary.status}))
                 .after(json!({"status": "blocked", "fix_rounds": rounds}))
@@ -583,10 +584,14 @@ impl Store {
             return Ok(());
         }
         let o = load_task(&tx, original)?;
-        let ev = Audit::new(actor, "merge_requeued", format!("task:{}", o.summary.id))
-            .task(original, &o.summary.id)
-            .after(json!({"fixed_by": load_task(&tx, fix_key)?.summary.id}))
-            .append(&tx, now)?;
+        let ev = Audit::new(
+            actor,
+            Action::MergeRequeued,
+            format!("task:{}", o.summary.id),
+        )
+        .task(original, &o.summary.id)
+        .after(json!({"fixed_by": load_task(&tx, fix_key)?.summary.id}))
+        .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
         Ok(())
@@ -638,7 +643,7 @@ impl Store {
         .execute(params![approver, now, id])?;
         let ev = Audit::new(
             &format!("human:{approver}"),
-            "merge_request_approved",
+            Action::MergeRequestApproved,
             format!("mr:{id}"),
         )
         .after(json!({"approved_by": approver}))
@@ -704,7 +709,7 @@ impl Store {
         )?
         .execute(params![branch, target, message, actor, now])?;
         let id = tx.last_insert_rowid();
-        let ev = Audit::new(actor, "merge_requested", format!("mr:{id}"))
+        let ev = Audit::new(actor, Action::MergeRequested, format!("mr:{id}"))
             .after(json!({"branch": branch, "target": target}))
             .append(&tx, now)?;
         tx.commit()?;

@@ -16,6 +16,7 @@ use sf_proto::{
 use crate::events::Audit;
 use crate::util::{fresh_id, now_ms, prefix_range, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PlanRow {
@@ -70,9 +71,9 @@ pub(crate) fn settle_plan(
         .prepare_cached("SELECT id FROM plans WHERE key = ?1")?
         .query_row([plan], |r| r.get(0))?;
     let action = if next == PlanStatus::Completed {
-        "plan_completed"
+        Action::PlanCompleted
     } else {
-        "plan_reopened"
+        Action::PlanReopened
     };
     events.push(
         Audit::new(actor, action, format!("plan:{id}"))
@@ -103,7 +104,7 @@ pub(crate) fn fail_plan(
         .prepare_cached("SELECT id FROM plans WHERE key = ?1")?
         .query_row([plan], |r| r.get(0))?;
     events.push(
-        Audit::new("daemon", "plan_failed", format!("plan:{id}"))
+        Audit::new("daemon", Action::PlanFailed, format!("plan:{id}"))
             .before(json!({"status": status}))
             .after(json!({"status": "failed"}))
             .reason(Some(reason))
@@ -173,7 +174,7 @@ impl Store {
         )?
         .execute(params![id.as_str(), title, description, status.as_str(), now])?;
         let key = tx.last_insert_rowid();
-        let ev = Audit::new(actor, "plan_created", format!("plan:{id}"))
+        let ev = Audit::new(actor, Action::PlanCreated, format!("plan:{id}"))
             .after(json!({"title": title, "status": status}))
             .append(&tx, now)?;
         tx.commit()?;
@@ -214,9 +215,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         set_plan_status(&tx, plan.key, to, now)?;
         let action = if to == PlanStatus::Active {
-            "plan_activated"
+            Action::PlanActivated
         } else {
-            "plan_cancelled"
+            Action::PlanCancelled
         };
         let mut events = vec![
             Audit::new(actor, action, format!("plan:{}", plan.id))

@@ -12,6 +12,7 @@ use crate::events::Audit;
 use crate::tasks::{TaskRow, add_note, load_task};
 use crate::util::now_ms;
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 /// A claimed task: everything a launcher needs to start the worker.
 #[derive(Debug, Clone)]
@@ -241,7 +242,7 @@ impl Store {
         .execute(params![task_key, agent, epoch, now, token])?;
         let run_id = tx.last_insert_rowid();
         let after = load_task(&tx, task_key)?;
-        let ev = Audit::new(actor, "task_dispatched", format!("task:{id}"))
+        let ev = Audit::new(actor, Action::TaskDispatched, format!("task:{id}"))
             .task(task_key, &id)
             .before(json!({"status": row.summary.status, "assignee": null}))
             .after(json!({"status": "in_progress", "assignee": agent, "run": run_id, "epoch": epoch, "branch": branch}))
@@ -406,7 +407,7 @@ impl Store {
             mr = Some(tx.last_insert_rowid());
         }
         let after = load_task(&tx, lease.task_key)?;
-        let mut events = vec![Audit::new(&actor, if nothing_to_merge { "task_closed" } else { "task_completed" }, format!("task:{}", lease.task_id))
+        let mut events = vec![Audit::new(&actor, if nothing_to_merge { Action::TaskClosed } else { Action::TaskCompleted }, format!("task:{}", lease.task_id))
             .task(lease.task_key, &lease.task_id)
             .before(json!({"status": before.summary.status}))
             .after(json!({"status": to, "run": lease.run_id, "merge_request": mr, "branch": lease.branch}))
@@ -474,7 +475,7 @@ impl Store {
         .execute(params![status.as_str(), retry_at, now, lease.task_key])?;
         add_note(&tx, lease.task_key, now, &actor, "handoff", note)?;
         let after = load_task(&tx, lease.task_key)?;
-        let mut events = vec![Audit::new(&actor, "task_handed_off", format!("task:{}", lease.task_id))
+        let mut events = vec![Audit::new(&actor, Action::TaskHandedOff, format!("task:{}", lease.task_id))
             .task(lease.task_key, &lease.task_id)
             .before(json!({"status": "in_progress", "assignee": lease.agent}))
             .after(json!({"status": status, "assignee": null, "run": lease.run_id, "handoffs_in_a_row": streak, "retry_at": retry_at}))
@@ -486,11 +487,17 @@ impl Store {
             );
             add_note(&tx, lease.task_key, now, "daemon", "block", &why)?;
             events.push(
-                Audit::new("daemon", "task_stuck", format!("task:{}", lease.task_id))
-                    .task(lease.task_key, &lease.task_id)
-                    .after(json!({"status": "blocked", "handoffs_in_a_row": streak, "agent": lease.agent}))
-                    .reason(Some(&why))
-                    .append(&tx, now)?,
+                Audit::new(
+                    "daemon",
+                    Action::TaskStuck,
+                    format!("task:{}", lease.task_id),
+                )
+                .task(lease.task_key, &lease.task_id)
+                .after(
+                    json!({"status": "blocked", "handoffs_in_a_row": streak, "agent": lease.agent}),
+                )
+                .reason(Some(&why))
+                .append(&tx, now)?,
             );
         }
         tx.commit()?;
@@ -560,7 +567,7 @@ impl Store {
         )?;
         let actor = "daemon";
         let after = load_task(&tx, task_key)?;
-        let mut events = vec![Audit::new(actor, "run_failed", format!("task:{id}"))
+        let mut events = vec![Audit::new(actor, Action::RunFailed, format!("task:{id}"))
             .task(task_key, &id)
             .before(json!({"status": "in_progress", "assignee": agent}))
             .after(json!({"status": status, "run": run_id, "outcome": failure.outcome(), "exit_code": code, "attempts": attempts, "retry_at": retry_at}))
@@ -568,7 +575,7 @@ impl Store {
             .append(&tx, now)?];
         if stuck {
             events.push(
-                Audit::new(actor, "task_stuck", format!("task:{id}"))
+                Audit::new(actor, Action::TaskStuck, format!("task:{id}"))
                     .task(task_key, &id)
                     .after(json!({"status": "blocked", "attempts": attempts, "agent": agent}))
                     .reason(Some(note))
@@ -614,7 +621,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut audit = Audit::new(
             "daemon",
-            "run_log_truncated",
+            Action::RunLogTruncated,
             task.as_ref()
                 .map_or_else(|| format!("run:{run_id}"), |(_, id)| format!("task:{id}")),
         );

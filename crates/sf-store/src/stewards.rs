@@ -8,6 +8,7 @@ use sf_proto::{AgentSpec, ErrorKind, Role, StewardRunInfo};
 use crate::events::Audit;
 use crate::util::{now_ms, opt_ts, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 /// What firing a steward did.
 #[derive(Debug, Clone)]
@@ -97,9 +98,9 @@ impl Store {
         let ev = Audit::new(
             actor,
             if skipped {
-                "steward_skipped"
+                Action::StewardSkipped
             } else {
-                "steward_fired"
+                Action::StewardFired
             },
             format!("agent:{name}"),
         )
@@ -141,7 +142,7 @@ impl Store {
         .execute(params![now, outcome, result, code, log_path, id])?;
         let ev = Audit::new(
             "daemon",
-            "steward_finished",
+            Action::StewardFinished,
             format!("agent:{}", before.steward),
         )
         .after(json!({"run": id, "outcome": outcome, "result": result}))
@@ -227,7 +228,7 @@ impl Store {
         crate::validate_text_len("event data", &data.to_string())?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let ev = Audit::new(actor, "event_emitted", format!("event:{name}"))
+        let ev = Audit::new(actor, Action::EventEmitted, format!("event:{name}"))
             .after(json!({"name": name, "data": data}))
             .append(&tx, now)?;
         tx.commit()?;
@@ -254,8 +255,8 @@ impl Store {
         let subject = key
             .as_ref()
             .map_or_else(|| "repository".to_owned(), |(_, id)| format!("task:{id}"));
-        let mut audit =
-            Audit::new("daemon", "git_repaired", subject).after(json!({ "repaired": repaired }));
+        let mut audit = Audit::new("daemon", Action::GitRepaired, subject)
+            .after(json!({ "repaired": repaired }));
         if let Some((k, id)) = &key {
             audit = audit.task(*k, id);
         }
@@ -276,7 +277,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let ev = Audit::new("daemon", "steward_rate_limited", format!("agent:{steward}"))
+        let ev = Audit::new("daemon", Action::StewardRateLimited, format!("agent:{steward}"))
             .after(json!({ "limit_per_minute": limit }))
             .reason(Some(
                 "event fires past the limit are skipped; raise steward_fire_limit in .sf/config.toml if this steward is meant to fire that often",
@@ -292,7 +293,7 @@ impl Store {
     pub fn record_cleanup(&mut self, actor: &str, lines: &[String]) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let ev = Audit::new(actor, "cleaned_up", "repository".to_owned())
+        let ev = Audit::new(actor, Action::CleanedUp, "repository".to_owned())
             .after(json!({ "done": lines }))
             .append(&tx, now)?;
         tx.commit()?;
@@ -314,9 +315,9 @@ impl Store {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         let action = if adopted {
-            "worker_adopted"
+            Action::WorkerAdopted
         } else {
-            "worker_reaped"
+            Action::WorkerReaped
         };
         let mut audit = Audit::new("daemon", action, format!("agent:{agent}"))
             .after(json!({ "run": run_id, "agent": agent }))
@@ -340,7 +341,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        let ev = Audit::new(actor, "config_reloaded", "daemon".to_owned())
+        let ev = Audit::new(actor, Action::ConfigReloaded, "daemon".to_owned())
             .after(json!({ "applied": applied, "after_restart": restart }))
             .append(&tx, now)?;
         tx.commit()?;

@@ -15,6 +15,7 @@ use sf_proto::{
 use crate::events::Audit;
 use crate::util::{fresh_id, now_ms, opt_ts, prefix_range, ts};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 pub(crate) const TASK_COLS: &str = "t.key, t.id, t.title, t.status, t.priority, t.task_type, \
      t.assignee, p.id, t.skills, t.scheduled_for, t.defer_until, t.created_at, t.updated_at, \
@@ -282,7 +283,7 @@ impl Store {
         let row = load_task(&tx, key)?;
         let mut after = row.snapshot();
         after["blocked_by"] = json!(blockers.iter().map(|(_, id)| id).collect::<Vec<_>>());
-        let ev = Audit::new(actor, "task_created", format!("task:{id}"))
+        let ev = Audit::new(actor, Action::TaskCreated, format!("task:{id}"))
             .task(key, &id)
             .after(after)
             .append(&tx, now)?;
@@ -486,7 +487,7 @@ impl Store {
         }
         let after = load_task(&tx, key)?;
         let (b, a) = diff(&before.snapshot(), &after.snapshot());
-        let ev = Audit::new(actor, "task_updated", format!("task:{id}"))
+        let ev = Audit::new(actor, Action::TaskUpdated, format!("task:{id}"))
             .task(key, &id)
             .before(b)
             .after(a)
@@ -589,7 +590,7 @@ impl Store {
             add_note(&tx, key, now, actor, verb, r)?;
         }
         let after = load_task(&tx, key)?;
-        let mut events = vec![Audit::new(actor, "task_status_changed", format!("task:{id}"))
+        let mut events = vec![Audit::new(actor, Action::TaskStatusChanged, format!("task:{id}"))
             .task(key, id)
             .before(json!({"status": before.summary.status, "assignee": before.summary.assignee}))
             .after(json!({"status": to, "assignee": after.summary.assignee, "defer_until": after.summary.defer_until}))

@@ -13,6 +13,7 @@ use crate::events::Audit;
 use crate::tasks::{ShellStep, add_note, load_task};
 use crate::util::{fresh_id, now_ms};
 use crate::{Store, StoreError};
+use sf_proto::Action;
 
 impl Store {
     /// Creates an active plan from a playbook instance, one task per step with the
@@ -43,7 +44,7 @@ impl Store {
             now
         ])?;
         let plan_key = tx.last_insert_rowid();
-        let mut events = vec![Audit::new(actor, "workflow_created", format!("plan:{plan_id}"))
+        let mut events = vec![Audit::new(actor, Action::WorkflowCreated, format!("plan:{plan_id}"))
             .after(json!({"playbook": instance.playbook, "title": instance.title, "steps": instance.steps.len(), "dropped": instance.dropped}))
             .append(&tx, now)?];
         let mut keys: HashMap<&str, (Key, TaskId)> = HashMap::new();
@@ -94,7 +95,7 @@ impl Store {
             }
             let row = load_task(&tx, key)?;
             events.push(
-                Audit::new(actor, "task_created", format!("task:{id}"))
+                Audit::new(actor, Action::TaskCreated, format!("task:{id}"))
                     .task(key, &id)
                     .after(json!({"title": step.title, "plan": plan_id, "step": step.id, "shell": shell.is_some(), "depends_on": step.depends_on}))
                     .append(&tx, now)?,
@@ -179,9 +180,9 @@ impl Store {
             Audit::new(
                 "daemon",
                 if success {
-                    "task_closed"
+                    Action::TaskClosed
                 } else {
-                    "shell_step_failed"
+                    Action::ShellStepFailed
                 },
                 format!("task:{id}"),
             )
