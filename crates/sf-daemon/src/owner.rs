@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sf_proto::{
     Adapter, AuditEvent, DaemonStatus, ErrorKind, ProtoError, Request, Response, RunSummary,
+    StewardOutcome,
 };
 use sf_store::{AfterFailure, Failure, Lease, Store};
 use sf_worker::process::ExitInfo;
@@ -94,10 +95,18 @@ struct Worker {
     log: Option<String>,
     stop: CancellationToken,
     completing: bool,
-    /// A steward run (no task).
-    steward: bool,
-    /// A playbook shell step run by the daemon.
-    shell: bool,
+    kind: RunKind,
+}
+
+/// What a run in flight is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    /// An agent working on a task.
+    Worker,
+    /// A steward's run (no task of its own).
+    Steward,
+    /// A playbook shell step the daemon runs.
+    Shell,
 }
 
 /// The end of a run that the store failed to record (a full disk, say). The run would
@@ -115,7 +124,7 @@ enum UnrecordedEnd {
     },
     Steward {
         id: i64,
-        outcome: String,
+        outcome: StewardOutcome,
         result: String,
         code: Option<i32>,
     },
@@ -342,7 +351,7 @@ impl Owner {
         }
         let Some(task) = &e.task else { return };
         for (run, w) in &self.workers {
-            if !w.steward && !w.completing && w.task == task.as_str() {
+            if w.kind != RunKind::Steward && !w.completing && w.task == task.as_str() {
                 tracing::info!(run, task = %task, agent = %w.agent, "task moved out of in_progress: stopping its worker");
                 w.stop.cancel();
             }
@@ -587,8 +596,11 @@ impl Owner {
                 log: None,
                 stop: stop.clone(),
                 completing: false,
-                steward: false,
-                shell: s.shell.is_some(),
+                kind: if s.shell.is_some() {
+                    RunKind::Shell
+                } else {
+                    RunKind::Worker
+                },
             },
         );
         tokio::spawn(crate::workers::launch(Launch {
@@ -676,9 +688,9 @@ impl Owner {
             }
             if run.task.is_none() && !alive {
                 let outcome = if run.pid.is_some() {
-                    "crashed"
+                    StewardOutcome::Crashed
                 } else {
-                    "interrupted"
+                    StewardOutcome::Interrupted
                 };
                 self.end_steward(
                     run.run_id,
@@ -726,8 +738,11 @@ impl Owner {
                         log: run.log_path.clone(),
                         stop: stop.clone(),
                         completing: false,
-                        steward: run.task.is_none(),
-                        shell: false,
+                        kind: if run.task.is_none() {
+                            RunKind::Steward
+                        } else {
+                            RunKind::Worker
+                        },
                     },
                 );
                 if run.task.is_some() && !run.released && !run.holds_task {
@@ -853,9 +868,14 @@ impl Owner {
                 agent_fault,
             } => {
                 let worker = self.workers.remove(&run_id);
-                if worker.as_ref().is_some_and(|w| w.steward) {
-                    self.end_steward(run_id, "failed", &format!("could not start: {error}"), None)
-                        .await;
+                if worker.as_ref().is_some_and(|w| w.kind == RunKind::Steward) {
+                    self.end_steward(
+                        run_id,
+                        StewardOutcome::Failed,
+                        &format!("could not start: {error}"),
+                        None,
+                    )
+                    .await;
                     return true;
                 }
                 let max = self.config.max_attempts;
@@ -896,7 +916,7 @@ impl Owner {
                 let Some(w) = self.workers.remove(&run_id) else {
                     return false;
                 };
-                if w.shell {
+                if w.kind == RunKind::Shell {
                     let code = exit.and_then(|e| e.code);
                     let success = why == ExitWhy::Exited && code == Some(0);
                     let summary = match why {
@@ -921,20 +941,21 @@ impl Owner {
                     }
                     return true;
                 }
-                if w.steward {
+                if w.kind == RunKind::Steward {
                     let code = exit.and_then(|e| e.code);
                     let (outcome, result) = match (why, code) {
-                        (ExitWhy::Exited, Some(0)) => ("ok", "exited 0".to_owned()),
-                        (ExitWhy::TimedOut, _) => {
-                            ("timed_out", "stopped at its wall-time limit".to_owned())
-                        }
-                        (ExitWhy::Stopped, _) => ("stopped", "stopped".to_owned()),
+                        (ExitWhy::Exited, Some(0)) => (StewardOutcome::Ok, "exited 0".to_owned()),
+                        (ExitWhy::TimedOut, _) => (
+                            StewardOutcome::TimedOut,
+                            "stopped at its wall-time limit".to_owned(),
+                        ),
+                        (ExitWhy::Stopped, _) => (StewardOutcome::Stopped, "stopped".to_owned()),
                         (_, _) => (
-                            "failed",
+                            StewardOutcome::Failed,
                             exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
                         ),
                     };
-                    let (outcome, result) = if w.task.is_empty() || outcome != "ok" {
+                    let (outcome, result) = if w.task.is_empty() || outcome != StewardOutcome::Ok {
                         (outcome, result)
                     } else {
                         self.check_recovery(run_id, &w.agent, &w.task).await
@@ -1197,7 +1218,7 @@ impl Owner {
                 };
                 self.end_steward(
                     id,
-                    "ok",
+                    StewardOutcome::Ok,
                     &format!("merge queue checked; {n} waiting request(s) queued again"),
                     None,
                 )
@@ -1218,7 +1239,7 @@ impl Owner {
                             .await
                         {
                             Response::Plan(p) => (
-                                "ok",
+                                StewardOutcome::Ok,
                                 format!(
                                     "created workflow {} ({} task{})",
                                     p.plan.id,
@@ -1229,18 +1250,18 @@ impl Owner {
                             // a steward's playbook gets its variables from the event's data
                             // (or `sfctl steward run --data`), not from `--var`
                             Response::Error(e) => (
-                                "failed",
+                                StewardOutcome::Failed,
                                 e.message.replace(
                                     "give each as --var NAME=VALUE",
                                     "give each in the event's data, or as --data NAME=VALUE to \
                                      `sfctl steward run`",
                                 ),
                             ),
-                            _ => ("failed", "unexpected response".to_owned()),
+                            _ => (StewardOutcome::Failed, "unexpected response".to_owned()),
                         }
                     }
-                    Ok(Err(e)) => ("failed", e.message),
-                    Err(e) => ("failed", e.to_string()),
+                    Ok(Err(e)) => (StewardOutcome::Failed, e.message),
+                    Err(e) => (StewardOutcome::Failed, e.to_string()),
                 };
                 self.end_steward(id, outcome, &result, None).await;
                 return;
@@ -1248,7 +1269,7 @@ impl Owner {
             _ => {}
         }
         let Some(target) = self.target.clone() else {
-            self.end_steward(id, "failed", "no target branch", None)
+            self.end_steward(id, StewardOutcome::Failed, "no target branch", None)
                 .await;
             return;
         };
@@ -1283,8 +1304,7 @@ impl Owner {
                 log: None,
                 stop: stop.clone(),
                 completing: false,
-                steward: true,
-                shell: false,
+                kind: RunKind::Steward,
             },
         );
         tokio::spawn(crate::steward::launch(crate::steward::StewardLaunch {
@@ -1383,7 +1403,7 @@ impl Owner {
         run_id: i64,
         steward: &str,
         task: &str,
-    ) -> (&'static str, String) {
+    ) -> (StewardOutcome, String) {
         use sf_proto::TaskStatus as S;
         let (t, who) = (task.to_owned(), steward.to_owned());
         let author = format!("agent:{steward}");
@@ -1398,39 +1418,49 @@ impl Owner {
             .await;
         let (d, told, since) = match found {
             Ok(Ok(found)) => found,
-            Ok(Err(e)) => return ("failed", e.to_string()),
-            Err(e) => return ("failed", e.to_string()),
+            Ok(Err(e)) => return (StewardOutcome::Failed, e.to_string()),
+            Err(e) => return (StewardOutcome::Failed, e.to_string()),
         };
         let id = &d.task.id;
         let noted = d.notes.iter().any(|n| n.author == author && n.at >= since);
         match d.task.status {
-            S::Review | S::Closed => ("ok", format!("task {id} completed (now {})", d.task.status)),
-            S::Open | S::InProgress if noted => {
-                ("ok", format!("task {id} handed back with a note"))
-            }
+            S::Review | S::Closed => (
+                StewardOutcome::Ok,
+                format!("task {id} completed (now {})", d.task.status),
+            ),
+            S::Open | S::InProgress if noted => (
+                StewardOutcome::Ok,
+                format!("task {id} handed back with a note"),
+            ),
             S::Open | S::InProgress => (
-                "failed",
+                StewardOutcome::Failed,
                 format!("task {id} was handed back without a note for the next worker"),
             ),
             S::Deferred | S::Backlog if told => (
-                "ok",
+                StewardOutcome::Ok,
                 format!("task {id} deferred with a message to the director"),
             ),
             S::Deferred | S::Backlog => (
-                "failed",
+                StewardOutcome::Failed,
                 format!("task {id} was deferred without a message to the director"),
             ),
             _ => (
-                "failed",
+                StewardOutcome::Failed,
                 format!("ended without completing, handing off or deferring task {id}"),
             ),
         }
     }
 
-    async fn end_steward(&mut self, id: i64, outcome: &str, result: &str, code: Option<i32>) {
-        let (o, r) = (outcome.to_owned(), result.to_owned());
+    async fn end_steward(
+        &mut self,
+        id: i64,
+        outcome: StewardOutcome,
+        result: &str,
+        code: Option<i32>,
+    ) {
+        let r = result.to_owned();
         let error = match self
-            .store_call(move |s| s.end_steward_run(id, &o, &r, code, None))
+            .store_call(move |s| s.end_steward_run(id, outcome.as_str(), &r, code, None))
             .await
         {
             Ok((Ok(_), _)) => return,
@@ -1444,7 +1474,7 @@ impl Owner {
         self.unrecorded_error = Some(error);
         self.unrecorded.push(UnrecordedEnd::Steward {
             id,
-            outcome: outcome.to_owned(),
+            outcome,
             result: result.to_owned(),
             code,
         });
@@ -1475,7 +1505,7 @@ impl Owner {
                     outcome,
                     result,
                     code,
-                } => self.end_steward(id, &outcome, &result, code).await,
+                } => self.end_steward(id, outcome, &result, code).await,
             }
         }
         if self.unrecorded.is_empty() {

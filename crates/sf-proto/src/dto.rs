@@ -228,6 +228,18 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// How a steward's run ended (`StewardRunInfo::outcome` carries its wire name).
+    StewardOutcome {
+        /** It did its work. */ Ok = "ok",
+        /** It failed, or could not start. */ Failed = "failed",
+        /** Stopped at its wall-time limit. */ TimedOut = "timed_out",
+        /** Stopped by a human or the daemon. */ Stopped = "stopped",
+        /** Its process was gone after a daemon restart. */ Crashed = "crashed",
+        /** The daemon stopped before its process started. */ Interrupted = "interrupted",
+    }
+);
+
+wire_enum!(
     /// Where a plan is in its life.
     PlanStatus {
         /** Being written; its tasks are never ready. */ Draft = "draft",
