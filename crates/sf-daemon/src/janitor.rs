@@ -103,7 +103,7 @@ pub(crate) fn look(config: &Config) -> Result<(Vec<String>, Vec<String>), String
         }
     };
     let branches = sf_git::branches_under(&config.paths.root, "agent")
-        .map_err(|e| crate::workers::error_chain(&e))?;
+        .map_err(|e| crate::errors::error_chain(&e))?;
     Ok((dirs, branches))
 }
 
@@ -223,7 +223,7 @@ pub(crate) fn act(config: &Config, target: &str, chores: &[Chore]) -> Vec<String
                         sf_git::archive_ref(task)
                     ),
                     Ok(sf_git::BranchFate::Missing) => format!("branch {branch} was already gone"),
-                    Err(e) => format!("kept branch {branch}: {}", crate::workers::error_chain(&e)),
+                    Err(e) => format!("kept branch {branch}: {}", crate::errors::error_chain(&e)),
                 }
             }
         })
@@ -240,7 +240,7 @@ fn retire_worktree(root: &Path, path: &Path, task: &str, epoch: i64, why: &str) 
             ),
             None => format!("removed worktree {shown} ({why})"),
         },
-        Err(e) => format!("kept worktree {shown}: {}", crate::workers::error_chain(&e)),
+        Err(e) => format!("kept worktree {shown}: {}", crate::errors::error_chain(&e)),
     }
 }
 

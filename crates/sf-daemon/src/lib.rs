@@ -5,8 +5,10 @@
 pub mod cli;
 mod config;
 mod dispatch;
+mod errors;
 mod janitor;
 mod lock;
+mod mailbox;
 mod merge;
 mod owner;
 mod playbooks;

@@ -13,36 +13,10 @@ use sf_worker::process::{ExitInfo, SpawnSpec, stop_group, tail_lines};
 use tokio::sync::mpsc;
 
 use crate::Config;
-use crate::workers::Internal;
+use crate::mailbox::{Internal, MergeOutcome};
 
 /// How many times a request restarts because the target moved under it.
 const MAX_CAS_RETRIES: usize = 5;
-
-/// What became of one merge request.
-#[derive(Debug)]
-pub(crate) enum MergeOutcome {
-    /// Landed as this commit.
-    Merged { commit: String },
-    /// The branch adds nothing to the target.
-    NothingToMerge,
-    /// The test command failed on the merge result.
-    TestsFailed {
-        tail: String,
-        result: String,
-        /// The branch tip that was tested (a fix must move it).
-        tip: String,
-    },
-    /// The branch conflicts with the target.
-    Conflict {
-        paths: Vec<String>,
-        /// The branch tip that conflicts, if it could be read.
-        tip: Option<String>,
-    },
-    /// The user's checkout of the target has local changes; nothing was touched.
-    CheckoutDirty { paths: Vec<String> },
-    /// Something else went wrong (a git error); the request waits.
-    Error(String),
-}
 
 fn scratch_dir(config: &Config) -> PathBuf {
     config.paths.dir.join("merge")
@@ -108,7 +82,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(crate::workers::error_chain(&e)),
+        Ok(Err(e)) => Err(crate::errors::error_chain(&e)),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -19,69 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::dispatch::Start;
+use crate::mailbox::{Command, DaemonHandle, ExitWhy, Internal, PendingComplete};
 use crate::store_thread::StoreHandle;
-use crate::workers::{ExitWhy, Internal, Launch};
+use crate::workers::Launch;
 
 /// Capacity of the follower broadcast; a follower further behind receives `Lagged`.
 const EVENT_BUFFER: usize = 4096;
 
-/// A message to the owner.
-#[derive(Debug)]
-pub(crate) struct Command {
-    pub actor: String,
-    pub request: Request,
-    pub reply: oneshot::Sender<Response>,
-}
-
-/// What connections hold: a sender to the owner and a way to follow events.
-#[derive(Debug, Clone)]
-pub(crate) struct DaemonHandle {
-    tx: mpsc::Sender<Command>,
-    events: broadcast::Sender<AuditEvent>,
-}
-
-impl DaemonHandle {
-    /// Sends a request to the owner and waits for its response.
-    pub(crate) async fn request(&self, actor: &str, request: Request) -> Response {
-        let (reply, rx) = oneshot::channel();
-        let cmd = Command {
-            actor: actor.to_owned(),
-            request,
-            reply,
-        };
-        if self.tx.send(cmd).await.is_err() {
-            return shutting_down();
-        }
-        rx.await.unwrap_or_else(|_| shutting_down())
-    }
-
-    /// Subscribes to audit events committed from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<AuditEvent> {
-        self.events.subscribe()
-    }
-}
-
-fn shutting_down() -> Response {
-    Response::Error(
-        ProtoError::new(ErrorKind::Internal, "sfd is shutting down")
-            .with_hint("start it again with `sfctl daemon start`"),
-    )
-}
-
 fn internal(e: impl std::fmt::Display) -> Response {
     Response::Error(ProtoError::new(ErrorKind::Internal, e.to_string()))
-}
-
-/// A completion whose git work is done, back on the owner to be recorded.
-#[derive(Debug)]
-pub(crate) struct PendingComplete {
-    lease: Lease,
-    summary: Option<String>,
-    no_changes: bool,
-    ahead: Result<usize, String>,
-    /// For a fix task: whether the branch moved since the merge it fixes failed.
-    fixed: Option<Result<bool, String>>,
-    reply: oneshot::Sender<Response>,
 }
 
 /// A worker run the owner knows to be in flight.
@@ -400,7 +346,7 @@ impl Owner {
         match repaired {
             Ok(Ok(lines)) => crate::workers::report_repairs(&self.internal_tx, None, lines),
             Ok(Err(e)) => tracing::error!(
-                error = %crate::workers::error_chain(&e),
+                error = %crate::errors::error_chain(&e),
                 "failed to repair what a killed daemon left in the repository"
             ),
             Err(e) => tracing::error!(error = %e, "repository repair failed"),
@@ -1024,8 +970,8 @@ impl Owner {
                 // a request that could not proceed is looked at again at the next tick
                 let progressed = !matches!(
                     outcome,
-                    crate::merge::MergeOutcome::CheckoutDirty { .. }
-                        | crate::merge::MergeOutcome::Error(_)
+                    crate::mailbox::MergeOutcome::CheckoutDirty { .. }
+                        | crate::mailbox::MergeOutcome::Error(_)
                 );
                 self.merge_done(id, outcome).await;
                 progressed
@@ -1467,7 +1413,7 @@ impl Owner {
             Ok((Err(e), _)) if !e.is_transient() => {
                 return tracing::error!(run = id, error = ?e, "failed to record the end of a steward run");
             }
-            Ok((Err(e), _)) => crate::workers::error_chain(&e),
+            Ok((Err(e), _)) => crate::errors::error_chain(&e),
             Err(e) => e.to_string(),
         };
         tracing::error!(run = id, %error, "failed to record the end of a steward run; retrying at every tick");
@@ -1660,8 +1606,8 @@ impl Owner {
         }
     }
 
-    async fn merge_done(&mut self, id: i64, outcome: crate::merge::MergeOutcome) {
-        use crate::merge::MergeOutcome as O;
+    async fn merge_done(&mut self, id: i64, outcome: crate::mailbox::MergeOutcome) {
+        use crate::mailbox::MergeOutcome as O;
         use sf_proto::MergeState;
         let max_rounds = self.config.max_attempts;
         let r = self
@@ -1732,8 +1678,9 @@ impl Owner {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 return Response::Error(
-                    ProtoError::new(ErrorKind::NotFound, crate::workers::error_chain(&e))
-                        .with_hint("name an existing local branch with --branch, and its target with --into"),
+                    ProtoError::new(ErrorKind::NotFound, crate::errors::error_chain(&e)).with_hint(
+                        "name an existing local branch with --branch, and its target with --into",
+                    ),
                 );
             }
             Err(e) => return internal(e),
@@ -1772,7 +1719,7 @@ impl Owner {
             Ok((Err(e), _)) if !e.is_transient() => {
                 return tracing::error!(run_id, error = ?e, "failed to record the end of a run");
             }
-            Ok((Err(e), _)) => crate::workers::error_chain(&e),
+            Ok((Err(e), _)) => crate::errors::error_chain(&e),
             Err(e) => e.to_string(),
         };
         tracing::error!(run_id, %error, "failed to record the end of a run; retrying at every tick");

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::owner::DaemonHandle;
+use crate::mailbox::DaemonHandle;
 
 /// `max_connections` and `idle_timeout` of config.toml.
 #[derive(Debug, Clone, Copy)]

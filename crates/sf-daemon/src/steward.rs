@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-use crate::workers::{Internal, RunIdentity};
+use crate::mailbox::Internal;
+use crate::workers::RunIdentity;
 
 /// A cron trigger and when it fires next.
 #[derive(Debug, Clone)]
@@ -438,7 +439,7 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
     let wt = tokio::task::spawn_blocking(move || sf_git::ensure_worktree(&root, &n, &p, &b, &t))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| crate::workers::error_chain(&e))?;
+        .map_err(|e| crate::errors::error_chain(&e))?;
     let mut prompt = crate::prompt::role_prompt(config, Role::Steward);
     prompt.push_str(&format!(
         "\n\n## You\n\nYou are the steward `{}`{}.\n",

@@ -13,64 +13,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-
-/// Messages from worker tasks to the owner.
-#[derive(Debug)]
-pub(crate) enum Internal {
-    /// The process is running.
-    Spawned {
-        run_id: i64,
-        pid: u32,
-        start_time: Option<u64>,
-        log_path: PathBuf,
-    },
-    /// It could not be started; the claim must be undone.
-    SpawnFailed {
-        run_id: i64,
-        error: String,
-        /// The agent's command could not run at all (not the task's fault).
-        agent_fault: bool,
-    },
-    /// The process is gone.
-    Exited {
-        run_id: i64,
-        exit: Option<ExitInfo>,
-        why: ExitWhy,
-        usage: Option<RunUsage>,
-        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
-    },
-    /// Uncommitted work of a failed run was saved; the task can go back to the pool.
-    Saved {
-        run_id: i64,
-        exit: Option<ExitInfo>,
-        why: ExitWhy,
-        note: String,
-        usage: Option<RunUsage>,
-    },
-    /// A completion's git work is done.
-    CompletePrepared(Box<crate::owner::PendingComplete>),
-    /// A run's output passed the log cap; the middle was dropped.
-    LogTruncated {
-        run_id: i64,
-        dropped: u64,
-        log: PathBuf,
-    },
-    /// A merge request's test run starts (its log is `log`).
-    MergeTesting { id: i64, log: PathBuf },
-    /// A merge request was processed.
-    MergeDone {
-        id: i64,
-        outcome: crate::merge::MergeOutcome,
-    },
-    /// Git work found what a killed operation left (a half-made worktree, a stale lock, a
-    /// half-updated checkout) and repaired it; recorded as a `git_repaired` event.
-    Repaired {
-        task: Option<sf_proto::TaskId>,
-        repaired: Vec<String>,
-    },
-    /// A janitor pass ended: what it did, one line each (recorded as `cleaned_up`).
-    Tidied { lines: Vec<String> },
-}
+use crate::errors::error_chain;
+use crate::mailbox::{ExitWhy, Internal};
 
 /// Tells the owner what git work repaired, if anything.
 pub(crate) fn report_repairs(
@@ -83,21 +27,6 @@ pub(crate) fn report_repairs(
     }
     let task = task.and_then(|t| sf_proto::TaskId::new(t).ok());
     let _ = tx.send(Internal::Repaired { task, repaired });
-}
-
-/// Why a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ExitWhy {
-    /// On its own.
-    Exited,
-    /// Hit the wall-time limit.
-    TimedOut,
-    /// Stopped on request (agent stop, or after completing).
-    Stopped,
-    /// An adopted process that is gone (exit status unknown).
-    Vanished,
-    /// It reported a usage limit of its CLI.
-    UsageLimited,
 }
 
 /// Everything a launch needs, moved into its task.
@@ -366,17 +295,6 @@ pub(crate) fn out_of_resources(error: &str) -> bool {
         "(os error 23)",
     ];
     SIGNS.iter().any(|s| error.contains(s))
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 /// The configured setup command is trusted configuration (the user wrote it), so it runs
