@@ -598,7 +598,7 @@ impl Store {
             .append(&tx, now)?];
         let closed_fixes = if before.summary.status == TaskStatus::Review {
             // the work under review is withdrawn: its merge request must not land
-            crate::mrs::cancel_open_mrs(&tx, key, id, actor, verb, now, &mut events)?
+            cancel_open_mrs(&tx, key, id, actor, verb, now, &mut events)?
         } else {
             Vec::new()
         };
@@ -868,4 +868,65 @@ fn diff(before: &Value, after: &Value) -> (Value, Value) {
         }
     }
     (Value::Object(b), Value::Object(a))
+}
+
+/// Cancels the open merge requests of a task that left `review` by hand (closed, reopened,
+/// blocked), inside the caller's transaction, one event each.
+pub(crate) fn cancel_open_mrs(
+    tx: &rusqlite::Connection,
+    task: Key,
+    id: &TaskId,
+    actor: &str,
+    verb: &str,
+    now: i64,
+    events: &mut Vec<sf_proto::AuditEvent>,
+) -> Result<Vec<Key>, StoreError> {
+    let open: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, state FROM merge_requests WHERE task = ?1 AND state NOT IN ('merged', 'cancelled')",
+        )?
+        .query_map([task], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let reason = format!("task {id} was moved out of review ({verb})");
+    for (mr, state) in open {
+        tx.prepare_cached(
+            "UPDATE merge_requests SET state = 'cancelled', reason = ?1, updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(params![reason, now, mr])?;
+        events.push(
+            Audit::new(actor, Action::MergeRequestUpdated, format!("mr:{mr}"))
+                .task(task, id)
+                .before(json!({"state": state}))
+                .after(json!({"state": "cancelled", "reason": reason}))
+                .append(tx, now)?,
+        );
+    }
+    // its fix tasks work on the same branch and worktree: they go too (a worker on one is
+    // stopped by the event), so a reopened task never shares its worktree with a fix
+    let fixes: Vec<(Key, String, String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT key, id, status, assignee FROM tasks WHERE fix_of = ?1 AND status NOT IN ('closed', 'tombstone')",
+        )?
+        .query_map([task], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut closed = Vec::new();
+    for (key, fid, status, assignee) in fixes {
+        let why = format!("its task {id} was moved out of review ({verb})");
+        tx.prepare_cached(
+            "UPDATE tasks SET status = 'closed', assignee = NULL, close_reason = ?1, updated_at = ?2 WHERE key = ?3",
+        )?
+        .execute(params![why, now, key])?;
+        add_note(tx, key, now, actor, "close", &why)?;
+        let fid = TaskId::new(fid).map_err(|e| StoreError::invalid(e.to_string()))?;
+        events.push(
+            Audit::new(actor, Action::TaskStatusChanged, format!("task:{fid}"))
+                .task(key, &fid)
+                .before(json!({"status": status, "assignee": assignee}))
+                .after(json!({"status": "closed", "assignee": null}))
+                .reason(Some(&why))
+                .append(tx, now)?,
+        );
+        closed.push(key);
+    }
+    Ok(closed)
 }
