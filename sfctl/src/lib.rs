@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod args;
 mod cli;
 mod commands;
 mod context;

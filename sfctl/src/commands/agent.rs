@@ -7,7 +7,7 @@ use sf_proto::{
     Response, Role, RunSummary, RunUsage, Timestamp,
 };
 
-use crate::cli::wire;
+use crate::args::wire;
 use crate::commands::task::check_id;
 use crate::context::expect_response;
 use crate::context::{Context, user_name};

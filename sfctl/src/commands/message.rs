@@ -120,7 +120,7 @@ pub struct InboxArgs {
 }
 
 fn parse_message_id(s: &str) -> Result<i64, String> {
-    crate::cli::parse_number_id(s, "message")
+    crate::args::parse_number_id(s, "message")
 }
 
 fn env(key: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use crate::output::Cell;
 use clap::{Args, Subcommand};
 use sf_proto::{MergeRequestInfo, MergeState, Request, Response, Timestamp};
 
-use crate::cli::parse_number_id;
+use crate::args::parse_number_id;
 use crate::commands::init::git;
 use crate::context::expect_response;
 use crate::context::{Context, approver};

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use sf_proto::{PlanDetail, PlanFilter, PlanStatus, PlanSummary, Request, Response, TaskStatus};
 
-use crate::cli::wire;
+use crate::args::wire;
 use crate::commands::task::{check_id, render_tasks};
 use crate::context::Context;
 use crate::context::expect_response;

@@ -8,7 +8,7 @@ use sf_proto::{
     TaskStatus, TaskSummary, TaskType, Timestamp, WaitingTask,
 };
 
-use crate::cli::wire;
+use crate::args::wire;
 use crate::commands::{agent, dep, events};
 use crate::context::{Context, LEASE_ENV, expect_response};
 use crate::error::{CliError, CliResult};

@@ -1,0 +1,99 @@
+//! Argument helpers the command groups share: clap value parsers for the protocol's
+//! enums and for numeric ids.
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+/// The protocol's `wire_enum!` types, so clap can list and parse them.
+pub trait WireEnum: Copy + Send + Sync + 'static {
+    fn all() -> &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+macro_rules! impl_wire {
+    ($($t:ty),+) => {$(
+        impl WireEnum for $t {
+            fn all() -> &'static [Self] { <$t>::ALL }
+            fn name(self) -> &'static str { self.as_str() }
+        }
+    )+};
+}
+
+impl_wire!(
+    sf_proto::Role,
+    sf_proto::Mode,
+    sf_proto::Focus,
+    sf_proto::Adapter,
+    sf_proto::Effort,
+    sf_proto::Capability,
+    sf_proto::TaskStatus,
+    sf_proto::PlanStatus,
+    sf_proto::TaskType,
+    sf_proto::DepKind
+);
+
+/// Parses a numeric id given as `12` or `#12` (dependencies, merge requests); `what` names
+/// the kind of id in the error.
+pub fn parse_number_id(s: &str, what: &str) -> Result<i64, String> {
+    s.trim()
+        .strip_prefix('#')
+        .unwrap_or(s.trim())
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a {what} id (expected a number like 12 or #12)"))
+}
+
+/// A clap value parser for a wire enum: lists the wire spellings in `--help` and errors,
+/// and accepts them loosely (case, `-` for `_`) like the enums' own `FromStr`.
+#[derive(Clone)]
+pub struct Wire<T>(PhantomData<T>);
+
+pub fn wire<T: WireEnum>() -> Wire<T> {
+    Wire(PhantomData)
+}
+
+impl<T: WireEnum> TypedValueParser for Wire<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        let wanted = text.trim().to_ascii_lowercase().replace('_', "-");
+        T::all()
+            .iter()
+            .copied()
+            .find(|v| v.name().replace('_', "-") == wanted)
+            .ok_or_else(|| {
+                let mut err = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);
+                if let Some(arg) = arg {
+                    err.insert(
+                        ContextKind::InvalidArg,
+                        ContextValue::String(arg.to_string()),
+                    );
+                }
+                err.insert(
+                    ContextKind::InvalidValue,
+                    ContextValue::String(text.into_owned()),
+                );
+                err.insert(
+                    ContextKind::ValidValue,
+                    ContextValue::Strings(T::all().iter().map(|v| v.name().to_owned()).collect()),
+                );
+                err
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            T::all().iter().map(|v| PossibleValue::new(v.name())),
+        ))
+    }
+}
