@@ -217,20 +217,28 @@ fn follow_ends_cleanly_when_the_daemon_stops() {
     assert_ne!(status.code(), None, "killed by a signal: {status}");
 }
 
-#[test]
-fn follow_says_so_and_exits_3_when_the_daemon_closes_the_stream() {
-    let mut td = TestDaemon::start();
-    let mut follow = ChildGuard(td.sfctl().args(["events", "--follow"]).spawn());
-    let stdout = follow.0.stdout.take().expect("stdout");
-    let (first, rx) = std::thread::scope(|s| {
+/// Creates tasks until `events --follow` (whose stdout is `stdout`) prints a line: then
+/// the stream is surely open. Returns that line and the rest of the output.
+fn first_followed_line(
+    td: &TestDaemon,
+    stdout: std::process::ChildStdout,
+) -> (Option<String>, std::sync::mpsc::Receiver<String>) {
+    std::thread::scope(|s| {
         let reader = s.spawn(|| read_line_within(stdout, Duration::from_secs(15)));
-        // Events until one is printed: then the stream is surely open.
         while !reader.is_finished() {
             td.create_task("seen live", &[]);
             std::thread::sleep(Duration::from_millis(100));
         }
         reader.join().expect("reader thread")
-    });
+    })
+}
+
+#[test]
+fn follow_says_so_and_exits_3_when_the_daemon_closes_the_stream() {
+    let mut td = TestDaemon::start();
+    let mut follow = ChildGuard(td.sfctl().args(["events", "--follow"]).spawn());
+    let stdout = follow.0.stdout.take().expect("stdout");
+    let (first, rx) = first_followed_line(&td, stdout);
     assert!(first.is_some(), "`events --follow` printed nothing");
     td.shutdown();
     let status = td.wait_for("`events --follow` to exit after the daemon stopped", || {
@@ -262,15 +270,7 @@ fn follow_with_retry_goes_on_across_a_restart_without_losing_or_repeating_an_eve
             .spawn(),
     );
     let stdout = follow.0.stdout.take().expect("stdout");
-    let (first, rx) = std::thread::scope(|s| {
-        let reader = s.spawn(|| read_line_within(stdout, Duration::from_secs(15)));
-        // events until one is printed: then the stream is surely open
-        while !reader.is_finished() {
-            td.create_task("seen live", &[]);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        reader.join().expect("reader thread")
-    });
+    let (first, rx) = first_followed_line(&td, stdout);
     let mut lines = vec![first.expect("`events --follow --retry` printed nothing")];
     td.restart();
     // at once: likely before the follower is back, so it comes from the resumed history
