@@ -1224,3 +1224,37 @@ fn a_fix_that_adds_no_commit_is_sent_back_to_its_worker_not_retested() {
     assert_eq!(mr.attempts, 2, "the empty fix was retested: {mr:?}");
     assert_eq!(git(&td.repo, &["show", "main:src.txt"]), "GOOD");
 }
+
+/// A test command past `test_timeout` is stopped with everything it started, and the
+/// request needs a fix that says so.
+#[test]
+fn a_test_command_past_its_limit_is_stopped_whole_and_said() {
+    let td = fleet_with(
+        "",
+        "test_command = \"sleep 300 & echo started; wait\"\ntest_timeout = \"1s\"",
+    );
+    steward(&td);
+    let s = script(&td, "w", "write a.txt a\ncommit a\ncomplete\n");
+    worker(&td, "w1", &s, &[]);
+    let a = td.create_task("Slow tests", &[]).task.id.to_string();
+    let mr = wait_mr(&td, &a, MergeState::NeedsFix);
+    assert!(
+        mr.last_result
+            .as_deref()
+            .is_some_and(|r| r.contains("timed out after 1s")),
+        "{mr:?}"
+    );
+    // the `sleep` the command started in the background went with it
+    let marker = "sleep 300";
+    let left: Vec<String> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.trim() == marker)
+        .collect();
+    // other tests run in parallel; only a sleep of this test's workspace would be a leak,
+    // and `sleep 300` is this test's alone
+    assert!(left.is_empty(), "left running: {left:?}");
+}

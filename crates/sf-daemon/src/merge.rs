@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sf_store::MergeJob;
-use sf_worker::process::{ExitInfo, SpawnSpec, stop_group, tail_lines};
+use sf_worker::process::{ExitInfo, Finished, SpawnSpec, tail_lines};
 use tokio::sync::mpsc;
 
 use crate::Config;
@@ -306,16 +306,11 @@ async fn remove_scratch(root: &Path, prepared: &sf_git::merge::Prepared) {
 
 /// The test command is trusted configuration, run with `sh -c` in the merge result.
 async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Result<(), String> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    for key in ["PATH", "HOME", "LANG", "TERM", "CARGO_HOME", "RUSTUP_HOME"]
-        .iter()
-        .copied()
-        .chain(config.env_passthrough.iter().map(String::as_str))
-    {
-        if let Ok(v) = std::env::var(key) {
-            env.push((key.to_owned(), v));
-        }
-    }
+    let env = sf_worker::process::trusted_env(
+        ["CARGO_HOME", "RUSTUP_HOME"]
+            .into_iter()
+            .chain(config.env_passthrough.iter().map(String::as_str)),
+    );
     let spec = SpawnSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), command.to_owned()],
@@ -329,15 +324,16 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
     let mut s = sf_worker::process::spawn(&spec)
         .map_err(|e| format!("failed to start `{command}`: {e}"))?;
     let timeout: Duration = config.merge_test_timeout;
-    let status = tokio::select! {
-        st = s.child.wait() => st.map_err(|e| e.to_string())?,
-        () = tokio::time::sleep(timeout) => {
-            stop_group(s.pid, config.stop_grace).await;
-            let _ = s.child.wait().await;
-            return Err(format!("`{command}` timed out after {}", humantime::format_duration(timeout)));
+    let status = match sf_worker::process::wait_within(&mut s, timeout, config.stop_grace).await {
+        Finished::Exited(st) => st,
+        Finished::WaitFailed(e) => return Err(e.to_string()),
+        Finished::TimedOut => {
+            return Err(format!(
+                "`{command}` timed out after {}",
+                humantime::format_duration(timeout)
+            ));
         }
     };
-    sf_worker::process::signal_group(s.pid, sf_worker::process::StopSignal::Kill);
     if status.success() {
         Ok(())
     } else {

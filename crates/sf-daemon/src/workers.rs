@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sf_proto::{AgentSpec, RunUsage, TaskDetail};
 use sf_store::Claim;
-use sf_worker::process::{ExitInfo, SpawnSpec, stop_group};
+use sf_worker::process::{ExitInfo, Finished, SpawnSpec, stop_group};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -304,9 +304,7 @@ async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Resu
     let spec = SpawnSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), setup.to_owned()],
-        env: std::env::vars()
-            .filter(|(k, _)| matches!(k.as_str(), "PATH" | "HOME" | "LANG" | "TERM"))
-            .collect(),
+        env: sf_worker::process::trusted_env([]),
         cwd: dir.to_owned(),
         log_path: log.to_owned(),
         log_cap: Some(sf_worker::log::LogCap::new(config.run_log_max)),
@@ -314,17 +312,17 @@ async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Resu
     };
     let mut s = sf_worker::process::spawn(&spec)
         .map_err(|e| format!("worktree setup `{setup}`: {}", error_chain(&e)))?;
-    let status = tokio::select! {
-        st = s.child.wait() => st.map_err(|e| e.to_string()),
-        () = tokio::time::sleep(timeout) => {
-            stop_group(s.pid, Duration::from_secs(5)).await;
-            let _ = s.child.wait().await;
-            Err(format!("worktree setup `{setup}` timed out after {}", humantime::format_duration(timeout)))
-        }
-    };
-    sf_worker::process::signal_group(s.pid, sf_worker::process::StopSignal::Kill);
+    let finished = sf_worker::process::wait_within(&mut s, timeout, Duration::from_secs(5)).await;
     // the worker appends to the same log: the setup's output must be complete first
     log_finished(s.log.take(), s.pid).await;
+    let status = match finished {
+        Finished::Exited(st) => Ok(st),
+        Finished::WaitFailed(e) => Err(e.to_string()),
+        Finished::TimedOut => Err(format!(
+            "worktree setup `{setup}` timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+    };
     let status = status?;
     if status.success() {
         Ok(())
