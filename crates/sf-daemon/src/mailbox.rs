@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use sf_proto::{AuditEvent, ErrorKind, ProtoError, Request, Response, RunUsage};
+use sf_proto::{AuditEvent, ErrorKind, ProtoError, Request, Response, RunUsage, TaskId};
 use sf_store::Lease;
 use sf_worker::process::ExitInfo;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -23,34 +23,70 @@ fn shutting_down() -> Response {
 pub(crate) struct Command {
     pub actor: String,
     pub request: Request,
-    pub reply: oneshot::Sender<Response>,
+    pub reply: Reply,
 }
 
-/// What connections hold: a sender to the owner and a way to follow events.
+/// What the owner answers a request with.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once through a oneshot; nearly every answer is a Response"
+)]
+pub(crate) enum Answer {
+    /// One response (every request but `FollowEvents`).
+    Response(Response),
+    /// A follow was admitted: the backlog, then the events committed after it.
+    Follow(Following),
+}
+
+/// An admitted event stream. The owner subscribes while it reads the backlog, between two
+/// of its own fan-outs, so that no event falls between the backlog and the stream.
+#[derive(Debug)]
+pub(crate) struct Following {
+    /// Only this task's events, when set.
+    pub task: Option<TaskId>,
+    /// The events after the `since` the client gave (none without one).
+    pub backlog: Vec<AuditEvent>,
+    /// Every event committed after the backlog was read.
+    pub events: broadcast::Receiver<AuditEvent>,
+}
+
+/// Where the owner sends its answer to one request.
+#[derive(Debug)]
+pub(crate) struct Reply(oneshot::Sender<Answer>);
+
+impl Reply {
+    /// Answers with one response; the connection may have gone, which is not an error.
+    pub(crate) fn send(self, response: Response) {
+        let _ = self.0.send(Answer::Response(response));
+    }
+
+    /// Admits an event stream.
+    pub(crate) fn follow(self, following: Following) {
+        let _ = self.0.send(Answer::Follow(following));
+    }
+}
+
+/// What connections hold: a sender to the owner.
 #[derive(Debug, Clone)]
 pub(crate) struct DaemonHandle {
     pub(crate) tx: mpsc::Sender<Command>,
-    pub(crate) events: broadcast::Sender<AuditEvent>,
 }
 
 impl DaemonHandle {
-    /// Sends a request to the owner and waits for its response.
-    pub(crate) async fn request(&self, actor: &str, request: Request) -> Response {
-        let (reply, rx) = oneshot::channel();
+    /// Sends a request to the owner and waits for its answer.
+    pub(crate) async fn request(&self, actor: &str, request: Request) -> Answer {
+        let (tx, rx) = oneshot::channel();
         let cmd = Command {
             actor: actor.to_owned(),
             request,
-            reply,
+            reply: Reply(tx),
         };
         if self.tx.send(cmd).await.is_err() {
-            return shutting_down();
+            return Answer::Response(shutting_down());
         }
-        rx.await.unwrap_or_else(|_| shutting_down())
-    }
-
-    /// Subscribes to audit events committed from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<AuditEvent> {
-        self.events.subscribe()
+        rx.await
+            .unwrap_or_else(|_| Answer::Response(shutting_down()))
     }
 }
 
@@ -63,7 +99,7 @@ pub(crate) struct PendingComplete {
     pub(crate) ahead: Result<usize, String>,
     /// For a fix task: whether the branch moved since the merge it fixes failed.
     pub(crate) fixed: Option<Result<bool, String>>,
-    pub(crate) reply: oneshot::Sender<Response>,
+    pub(crate) reply: Reply,
 }
 
 /// Messages from worker tasks to the owner.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use sf_proto::{
-    AuditEvent, ErrorKind, EventId, HANDSHAKE_TIMEOUT_SECS, Hello, MAX_FRAME, MAX_HELLO_FRAME,
-    PROTOCOL_VERSION, ProtoError, Request, Response, TaskId,
+    AuditEvent, ErrorKind, HANDSHAKE_TIMEOUT_SECS, Hello, MAX_FRAME, MAX_HELLO_FRAME,
+    PROTOCOL_VERSION, ProtoError, Request, Response,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::mailbox::DaemonHandle;
+use crate::mailbox::{Answer, DaemonHandle, Following};
 
 /// `max_connections` and `idle_timeout` of config.toml.
 #[derive(Debug, Clone, Copy)]
@@ -339,62 +339,31 @@ async fn serve(
             }
         };
         tracing::trace!(?request, "request");
-        if let Request::FollowEvents { since, task } = request {
-            return follow(conn, &handle, &actor, since, task, cancel).await;
+        match handle.request(&actor, request).await {
+            Answer::Response(response) => conn.send(&response).await?,
+            Answer::Follow(following) => return follow(conn, following, cancel).await,
         }
-        let response = handle.request(&actor, request).await;
-        conn.send(&response).await?;
     }
 }
 
-/// Streams the backlog after `since`, then every new event, until the client or the
+/// Streams an admitted follow (its backlog, then every new event) until the client or the
 /// daemon goes away.
 async fn follow(
     mut conn: Conn,
-    handle: &DaemonHandle,
-    actor: &str,
-    since: Option<EventId>,
-    task: Option<String>,
+    following: Following,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut rx = handle.subscribe();
-    let task_id: Option<TaskId> = match &task {
-        Some(t) => match handle
-            .request(actor, Request::ShowTask { id: t.clone() })
-            .await
-        {
-            Response::Task(d) => Some(d.task.id),
-            other => {
-                conn.send(&other).await?;
-                return Ok(());
-            }
-        },
-        None => None,
-    };
-    let mut last = since.unwrap_or(EventId(i64::MAX));
-    if since.is_some() {
-        match handle
-            .request(
-                actor,
-                Request::ListEvents {
-                    since,
-                    task: task.clone(),
-                    limit: None,
-                },
-            )
-            .await
-        {
-            Response::Events(events) => {
-                for e in events {
-                    last = e.id;
-                    conn.send(&Response::Event(e)).await?;
-                }
-            }
-            other => {
-                conn.send(&other).await?;
-                return Ok(());
-            }
-        }
+    let Following {
+        task: task_id,
+        backlog,
+        events: mut rx,
+    } = following;
+    // an event committed off the owner (by a janitor pass) is in the backlog before the
+    // owner fans it out: it is sent once
+    let mut last = None;
+    for e in backlog {
+        last = Some(e.id);
+        conn.send(&Response::Event(e)).await?;
     }
     let wanted = |e: &AuditEvent| task_id.is_none() || e.task == task_id;
     let mut probe = [0u8; 1];
@@ -405,8 +374,8 @@ async fn follow(
             f = conn.stream.read(&mut probe) => { let _ = f; return Ok(()) },
             r = rx.recv() => match r {
                 Ok(e) => {
-                    if (since.is_none() || e.id > last) && wanted(&e) {
-                        last = e.id;
+                    if wanted(&e) && last.is_none_or(|l| e.id > l) {
+                        last = Some(e.id);
                         conn.send(&Response::Event(e)).await?;
                     }
                 }

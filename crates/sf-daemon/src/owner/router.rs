@@ -1,0 +1,467 @@
+//! The router: one exhaustive `match` over [`Request`], each variant to exactly one
+//! handler. A handler either runs on the owner (requests that start, stop or wait on
+//! something, or read the workspace rather than the store) or is one closure run on the
+//! store thread, where a refusal becomes an error response and a panic an internal error
+//! that changes nothing ([`crate::requests::on_store_thread`]). This is the one place every
+//! request passes: what decides whether a caller may make it goes here.
+
+use sf_proto::{ErrorKind, ProtoError, Request, Response};
+use sf_store::{Store, StoreError, now_ms};
+
+use super::{Owner, internal};
+use crate::mailbox::{Command, Following, Reply};
+use crate::requests::check_registration_command;
+
+fn ok(message: impl Into<String>) -> Response {
+    Response::Ok {
+        message: message.into(),
+    }
+}
+
+impl Owner {
+    /// Routes one request to its handler; returns whether it changed state.
+    pub(super) async fn route(&mut self, cmd: Command) -> bool {
+        let Command {
+            actor,
+            request,
+            reply,
+        } = cmd;
+        match request {
+            // the daemon
+            Request::Status => {
+                reply.send(self.status().await);
+                false
+            }
+            Request::Shutdown => {
+                self.cancel.cancel();
+                reply.send(ok("sfd is shutting down"));
+                true
+            }
+            Request::ReloadConfig => answer(reply, self.reload(&actor).await),
+            Request::Gc { dry_run } => answer(reply, self.gc(&actor, dry_run).await),
+            Request::FollowEvents { since, task } => self.follow(reply, since, task).await,
+            Request::ListEvents { since, task, limit } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Events(s.list_events(
+                        since,
+                        task.as_deref(),
+                        limit,
+                    )?))
+                })
+                .await
+            }
+            Request::Logs { target } => {
+                self.on_store(reply, move |s| Ok(Response::Logs(s.logs(&target)?)))
+                    .await
+            }
+            Request::EmitEvent { name, data } => {
+                self.on_store(reply, move |s| {
+                    s.emit_event(&actor, &name, &serde_json::to_value(&data)?)?;
+                    Ok(ok(format!("emitted `{name}`")))
+                })
+                .await
+            }
+
+            // agents
+            Request::RegisterAgent { spec } => {
+                if let Err(e) = self.check_registration(&spec).await {
+                    reply.send(Response::Error(e));
+                    return false;
+                }
+                self.on_store(reply, move |s| {
+                    check_registration_command(&spec)?;
+                    Ok(Response::Agent(s.register_agent(&actor, spec)?))
+                })
+                .await
+            }
+            Request::ListAgents => {
+                self.on_store(reply, |s| Ok(Response::Agents(s.list_agents()?)))
+                    .await
+            }
+            Request::ShowAgent { name } => {
+                self.on_store(reply, move |s| Ok(Response::Agent(s.show_agent(&name)?)))
+                    .await
+            }
+            Request::SetAgentEnabled { name, enabled } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Agent(
+                        s.set_agent_enabled(&actor, &name, enabled)?,
+                    ))
+                })
+                .await
+            }
+            Request::RemoveAgent { name } => {
+                self.on_store(reply, move |s| {
+                    s.remove_agent(&actor, &name)?;
+                    Ok(ok(format!("removed agent `{name}`")))
+                })
+                .await
+            }
+            Request::StartAgent { name, task } => answer(reply, self.start_agent(name, task).await),
+            Request::StopAgent { name } => answer(reply, self.stop_agent(&actor, name).await),
+
+            // tasks
+            Request::CreateTask { task } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Task(Box::new(s.create_task(&actor, task)?)))
+                })
+                .await
+            }
+            Request::ListTasks { filter } => {
+                self.on_store(reply, move |s| Ok(Response::Tasks(s.list_tasks(&filter)?)))
+                    .await
+            }
+            Request::ShowTask { id } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Task(Box::new(s.show_task(&id)?)))
+                })
+                .await
+            }
+            Request::UpdateTask { id, patch } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Task(Box::new(s.update_task(&actor, &id, patch)?)))
+                })
+                .await
+            }
+            Request::ChangeTaskStatus {
+                id,
+                change,
+                reason,
+                until,
+            } => {
+                let merging = self.merging;
+                self.on_store(reply, move |s| {
+                    // a task whose request is in the merge pipeline (picked, not yet
+                    // testing) keeps its status until the merge ends
+                    if let Some(mr) = merging
+                        && matches!(s.mr_is_of_task(mr, &id), Ok(true))
+                    {
+                        return Err(being_merged(&format!("task {id}"), mr));
+                    }
+                    let detail = s.change_status(&actor, &id, change, reason.as_deref(), until)?;
+                    Ok(Response::Task(Box::new(detail)))
+                })
+                .await
+            }
+            Request::ReadyTasks { limit } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Ready(
+                        s.ready(now_ms(), limit.map(|l| l as usize))?,
+                    ))
+                })
+                .await
+            }
+            Request::BlockedTasks { limit } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Waiting(
+                        s.waiting(now_ms(), limit.map(|l| l as usize))?,
+                    ))
+                })
+                .await
+            }
+            Request::CompleteTask {
+                token,
+                summary,
+                no_changes,
+            } => self.complete(token, summary, no_changes, reply).await,
+            Request::HandoffTask { token, note } => answer(reply, self.handoff(token, note).await),
+
+            // dependencies and gates
+            Request::AddDep {
+                blocked,
+                blocker,
+                kind,
+                gate,
+            } => {
+                self.on_store(reply, move |s| {
+                    let dep = s.add_dep(&actor, &blocked, blocker.as_deref(), kind, gate)?;
+                    Ok(Response::Dep(dep))
+                })
+                .await
+            }
+            Request::RemoveDep {
+                blocked,
+                blocker,
+                dep,
+            } => {
+                self.on_store(reply, move |s| {
+                    let dep = s.remove_dep(&actor, blocked.as_deref(), blocker.as_deref(), dep)?;
+                    Ok(Response::Dep(dep))
+                })
+                .await
+            }
+            Request::ListDeps { id } => {
+                self.on_store(reply, move |s| Ok(Response::Deps(s.list_deps(&id)?)))
+                    .await
+            }
+            Request::DepTree { id } => {
+                self.on_store(reply, move |s| Ok(Response::DepTree(s.dep_tree(&id)?)))
+                    .await
+            }
+            Request::ApproveGate { dep, approver } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Dep(s.approve_gate(&actor, dep, &approver)?))
+                })
+                .await
+            }
+            Request::SatisfyGate { dep } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Dep(s.satisfy_gate(&actor, dep)?))
+                })
+                .await
+            }
+
+            // plans and playbooks
+            Request::CreatePlan {
+                title,
+                description,
+                active,
+            } => {
+                self.on_store(reply, move |s| {
+                    let plan = s.create_plan(&actor, &title, &description, active)?;
+                    Ok(Response::Plan(plan))
+                })
+                .await
+            }
+            Request::ActivatePlan { id } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Plan(s.activate_plan(&actor, &id)?))
+                })
+                .await
+            }
+            Request::ListPlans { filter } => {
+                self.on_store(reply, move |s| Ok(Response::Plans(s.list_plans(&filter)?)))
+                    .await
+            }
+            Request::ShowPlan { id } => {
+                self.on_store(reply, move |s| Ok(Response::Plan(s.show_plan(&id)?)))
+                    .await
+            }
+            Request::CancelPlan { id } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Plan(s.cancel_plan(&actor, &id)?))
+                })
+                .await
+            }
+            Request::ListPlaybooks => answer(reply, self.list_playbooks().await),
+            Request::ShowPlaybook { name } => answer(reply, self.show_playbook(name).await),
+            Request::ValidatePlaybook { source, text } => {
+                let r = match sf_core::playbook::Playbook::parse(&text, &source) {
+                    Ok(pb) => Response::Playbook(crate::playbooks::info(&pb)),
+                    Err(e) => {
+                        Response::Error(ProtoError::new(ErrorKind::InvalidInput, e.to_string()))
+                    }
+                };
+                reply.send(r);
+                false
+            }
+            Request::RunPlaybook { name, vars } => {
+                answer(reply, self.run_playbook(&actor, &name, &vars).await)
+            }
+
+            // stewards
+            Request::RunSteward { name, data } => {
+                let data = serde_json::to_value(&data).unwrap_or_default();
+                let r = self
+                    .fire_steward(&actor, &name, "manual".into(), data)
+                    .await;
+                answer(reply, r)
+            }
+            Request::StewardHistory { name, limit } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::StewardRuns(
+                        s.steward_history(name.as_deref(), limit)?,
+                    ))
+                })
+                .await
+            }
+
+            // messages
+            Request::SendMessage { message } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Message(s.send_message(&actor, message)?))
+                })
+                .await
+            }
+            Request::ListMessages { to, unread, limit } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Messages(s.list_messages(&to, unread, limit)?))
+                })
+                .await
+            }
+            Request::ShowMessage { id } => {
+                self.on_store(reply, move |s| Ok(Response::Message(s.show_message(id)?)))
+                    .await
+            }
+            Request::ReadMessages { ids } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Messages(s.read_messages(&actor, &ids)?))
+                })
+                .await
+            }
+
+            // merging
+            Request::Merge {
+                branch,
+                into,
+                message,
+            } => {
+                let r = self.merge_branch(&actor, branch, into, message).await;
+                answer(reply, r)
+            }
+            Request::ListMergeRequests => {
+                self.on_store(reply, |s| Ok(Response::MergeRequests(s.list_mrs()?)))
+                    .await
+            }
+            Request::ShowMergeRequest { id } => {
+                self.on_store(reply, move |s| Ok(Response::MergeRequest(s.show_mr(id)?)))
+                    .await
+            }
+            Request::RetryMergeRequest { id } => {
+                self.on_store(reply, move |s| Ok(Response::MergeRequest(s.retry_mr(id)?)))
+                    .await
+            }
+            Request::ApproveMergeRequest { id, approver } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::MergeRequest(s.approve_mr(id, &approver)?))
+                })
+                .await
+            }
+            Request::CancelMergeRequest { id } => {
+                let merging = self.merging;
+                self.on_store(reply, move |s| {
+                    if merging == Some(id) {
+                        return Err(being_merged(&format!("merge request #{id}"), id));
+                    }
+                    Ok(Response::MergeRequest(s.cancel_mr(&actor, id)?))
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs a request's handler on the store thread and sends its response. Returns
+    /// whether it committed anything.
+    async fn on_store<F>(&mut self, reply: Reply, f: F) -> bool
+    where
+        F: FnOnce(&mut Store) -> Result<Response, StoreError> + Send + 'static,
+    {
+        match self
+            .store_call(move |s| crate::requests::on_store_thread(s, f))
+            .await
+        {
+            Ok((r, changed)) => {
+                reply.send(r);
+                changed
+            }
+            Err(e) => {
+                reply.send(internal(e));
+                false
+            }
+        }
+    }
+
+    /// Admits an event stream: the task it is limited to is resolved and the backlog after
+    /// `since` read, and the stream subscribed between two fan-outs, so no event is lost
+    /// between the backlog and the stream.
+    async fn follow(
+        &mut self,
+        reply: Reply,
+        since: Option<sf_proto::EventId>,
+        task: Option<String>,
+    ) -> bool {
+        let found = self
+            .store
+            .call(move |s| {
+                let task = task
+                    .map(|t| s.resolve_task(&t))
+                    .transpose()?
+                    .map(|(_, id)| id);
+                let backlog = match since {
+                    Some(_) => s.list_events(since, task.as_ref().map(|t| t.as_str()), None)?,
+                    None => Vec::new(),
+                };
+                Ok::<_, StoreError>((task, backlog))
+            })
+            .await;
+        match found {
+            Ok(Ok((task, backlog))) => reply.follow(Following {
+                task,
+                backlog,
+                events: self.events.subscribe(),
+            }),
+            Ok(Err(e)) => reply.send(Response::Error(e.into())),
+            Err(e) => reply.send(internal(e)),
+        }
+        false
+    }
+
+    /// What registration checks against the workspace rather than the store: secret aliases
+    /// must be defined in `[secrets]`, a custom steward's playbook must exist.
+    async fn check_registration(&self, spec: &sf_proto::AgentSpec) -> Result<(), ProtoError> {
+        if let Some(alias) = spec
+            .secrets
+            .iter()
+            .find(|a| !self.config.secrets.contains_key(*a))
+        {
+            let known: Vec<&str> = self.config.secrets.keys().map(String::as_str).collect();
+            return Err(ProtoError::new(
+                ErrorKind::InvalidInput,
+                format!("no secret `{alias}` in [secrets] of .sf/config.toml"),
+            )
+            .with_hint(if known.is_empty() {
+                format!("define it first, e.g. `{alias} = \"env:{alias}\"` under [secrets], then restart sfd")
+            } else {
+                format!("defined aliases: {}", known.join(", "))
+            }));
+        }
+        if let Some(name) = spec.playbook.clone() {
+            let config = self.config.clone();
+            match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(ProtoError::new(ErrorKind::Internal, e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// `sfctl playbook list`: the playbooks of the workspace, read off the owner.
+    async fn list_playbooks(&self) -> Response {
+        let config = self.config.clone();
+        match tokio::task::spawn_blocking(move || crate::playbooks::load_all(&config)).await {
+            Ok(Ok(all)) => Response::Playbooks(all.values().map(crate::playbooks::info).collect()),
+            Ok(Err(e)) => Response::Error(e),
+            Err(e) => internal(e),
+        }
+    }
+
+    /// `sfctl playbook show NAME`.
+    async fn show_playbook(&self, name: String) -> Response {
+        let config = self.config.clone();
+        match tokio::task::spawn_blocking(move || crate::playbooks::find(&config, &name)).await {
+            Ok(Ok(pb)) => Response::Playbook(crate::playbooks::info(&pb)),
+            Ok(Err(e)) => Response::Error(e),
+            Err(e) => internal(e),
+        }
+    }
+}
+
+/// Sends a handler's response; an error changed nothing.
+fn answer(reply: Reply, response: Response) -> bool {
+    let changed = !matches!(response, Response::Error(_));
+    reply.send(response);
+    changed
+}
+
+/// The refusal of a change to something the merge queue is merging.
+fn being_merged(what: &str, mr: i64) -> StoreError {
+    StoreError::Refused {
+        kind: ErrorKind::InvalidState,
+        message: format!("{what} is being merged (merge request #{mr})"),
+        hint: Some(format!(
+            "wait for its result (`sfctl mr show {mr}`), then try again"
+        )),
+    }
+}

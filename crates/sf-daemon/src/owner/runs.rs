@@ -1,0 +1,398 @@
+//! The run lifecycle: launching a claimed task's worker, what its task reports back
+//! (spawned, could not start, exited, work saved), recording the end (again at every tick
+//! when the store could not), and `sfctl agent start|stop`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use sf_proto::{Adapter, ErrorKind, ProtoError, Response, RunSummary, StewardOutcome};
+use sf_store::{AfterFailure, Failure};
+use sf_worker::process::ExitInfo;
+use tokio_util::sync::CancellationToken;
+
+use super::{Owner, RunKind, UnrecordedEnd, Worker, internal};
+use crate::dispatch::Start;
+use crate::mailbox::ExitWhy;
+use crate::workers::Launch;
+
+impl Owner {
+    pub(super) fn launch(&mut self, s: Start) {
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        let stop = CancellationToken::new();
+        self.workers.insert(
+            s.claim.run_id,
+            Worker {
+                agent: s.claim.agent.clone(),
+                adapter: s.agent.adapter,
+                task: s.claim.task_id.to_string(),
+                epoch: s.claim.epoch,
+                worktree: Some(s.claim.worktree.clone()),
+                log: None,
+                stop: stop.clone(),
+                completing: false,
+                kind: if s.shell.is_some() {
+                    RunKind::Shell
+                } else {
+                    RunKind::Worker
+                },
+            },
+        );
+        tokio::spawn(crate::workers::launch(Launch {
+            config: self.config.clone(),
+            claim: s.claim,
+            agent: s.agent,
+            task: s.task,
+            target,
+            stop,
+            tx: self.internal_tx.clone(),
+            shell: s.shell,
+        }));
+    }
+
+    /// Records again the run ends the store failed to record.
+    pub(super) async fn record_unrecorded(&mut self) {
+        let pending = std::mem::take(&mut self.unrecorded);
+        if pending.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = pending.len(),
+            "recording run ends that failed before"
+        );
+        for end in pending {
+            match end {
+                UnrecordedEnd::Run {
+                    run_id,
+                    code,
+                    failure,
+                    note,
+                    usage,
+                    max,
+                } => self.end_run(run_id, code, failure, note, usage, max).await,
+                UnrecordedEnd::Steward {
+                    id,
+                    outcome,
+                    result,
+                    code,
+                } => self.end_steward(id, outcome, &result, code).await,
+            }
+        }
+        if self.unrecorded.is_empty() {
+            self.unrecorded_error = None;
+        }
+    }
+
+    pub(super) async fn end_run(
+        &mut self,
+        run_id: i64,
+        code: Option<i32>,
+        failure: Failure,
+        note: String,
+        usage: Option<sf_proto::RunUsage>,
+        max: u32,
+    ) {
+        let (note2, usage2) = (note.clone(), usage.clone());
+        // a run of a task closed meanwhile held its worktree until now
+        self.tidy_due = true;
+        let error = match self
+            .store_call(move |s| s.run_ended(run_id, code, failure, &note, usage.as_ref(), max))
+            .await
+        {
+            Ok((Ok(AfterFailure::Stuck), _)) => {
+                return tracing::warn!(run_id, "task is stuck after too many failed runs");
+            }
+            Ok((Ok(_), _)) => return,
+            Ok((Err(e), _)) if !e.is_transient() => {
+                return tracing::error!(run_id, error = ?e, "failed to record the end of a run");
+            }
+            Ok((Err(e), _)) => crate::errors::error_chain(&e),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(run_id, %error, "failed to record the end of a run; retrying at every tick");
+        self.unrecorded_error = Some(error);
+        self.unrecorded.push(UnrecordedEnd::Run {
+            run_id,
+            code,
+            failure,
+            note: note2,
+            usage: usage2,
+            max,
+        });
+    }
+
+    pub(super) async fn start_agent(&mut self, name: String, task: Option<String>) -> Response {
+        if self.target.is_none() {
+            self.resolve_target().await;
+        }
+        if self.target.is_none() {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidState,
+                    "the repository has no target branch to work from",
+                )
+                .with_hint("make a first commit, or set target_branch in .sf/config.toml"),
+            );
+        }
+        let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
+        let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
+        match self
+            .store_call(move |s| {
+                crate::dispatch::start_agent(s, &name, task.as_deref(), capacity, &paused)
+            })
+            .await
+        {
+            Ok((Ok(start), _)) => {
+                let summary = RunSummary {
+                    id: start.claim.run_id,
+                    task: Some(start.claim.task_id.clone()),
+                    agent: start.claim.agent.clone(),
+                    epoch: start.claim.epoch,
+                    started_at: chrono::Utc::now(),
+                    ended_at: None,
+                    exit_code: None,
+                    outcome: None,
+                    pid: None,
+                    log_path: Some(
+                        crate::workers::log_path(
+                            &self.config,
+                            start.claim.task_id.as_str(),
+                            start.claim.run_id,
+                        )
+                        .display()
+                        .to_string(),
+                    ),
+                    usage: None,
+                };
+                self.launch(start);
+                Response::Run(summary)
+            }
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
+    }
+
+    pub(super) async fn stop_agent(&mut self, actor: &str, name: String) -> Response {
+        let actor = actor.to_owned();
+        let n = name.clone();
+        match self
+            .store_call(move |s| s.set_agent_enabled(&actor, &n, false))
+            .await
+        {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(e), _)) => return Response::Error(e.into()),
+            Err(e) => return internal(e),
+        }
+        let mut stopped = 0;
+        for w in self.workers.values().filter(|w| w.agent == name) {
+            w.stop.cancel();
+            stopped += 1;
+        }
+        Response::Ok {
+            message: format!(
+                "stopping {stopped} worker(s) of `{name}` (their work is saved and their tasks return to the pool); \
+                 `{name}` is disabled: enable it with `sfctl agent enable {name}`"
+            ),
+        }
+    }
+
+    /// The process is running: its pid and log are recorded.
+    pub(super) async fn spawned(
+        &mut self,
+        run_id: i64,
+        pid: u32,
+        start_time: Option<u64>,
+        log_path: std::path::PathBuf,
+    ) {
+        let log = log_path.display().to_string();
+        if let Some(w) = self.workers.get_mut(&run_id) {
+            w.log = Some(log.clone());
+        }
+        if let Err(e) = self
+            .store
+            .call(move |s| s.record_spawn(run_id, pid, start_time, &log))
+            .await
+        {
+            tracing::error!(error = %e, "failed to record a spawn");
+        }
+    }
+
+    /// A run could not be started: the claim is undone, charged to the agent when its own
+    /// command is at fault, to nobody when sfd ran out of resources.
+    pub(super) async fn spawn_failed(&mut self, run_id: i64, error: String, agent_fault: bool) {
+        let worker = self.workers.remove(&run_id);
+        if worker.as_ref().is_some_and(|w| w.kind == RunKind::Steward) {
+            self.end_steward(
+                run_id,
+                StewardOutcome::Failed,
+                &format!("could not start: {error}"),
+                None,
+            )
+            .await;
+            return;
+        }
+        let max = self.config.max_attempts;
+        let note = format!("the worker could not be started: {error}");
+        if agent_fault && let Some(w) = worker {
+            // the agent's command cannot run: the task is not to blame, the agent
+            // is taken out of dispatch until a human fixes and enables it
+            self.end_run(run_id, None, Failure::AgentBroken, note, None, max)
+                .await;
+            let (agent, why) = (w.agent.clone(), format!("could not start: {error}"));
+            if let Err(e) = self
+                .store_call(move |s| s.disable_broken_agent(&agent, &why))
+                .await
+            {
+                tracing::error!(agent = %w.agent, error = %e, "failed to disable a broken agent");
+            }
+            return;
+        }
+        // the daemon's own exhaustion (descriptors, processes, memory, disk) is not the
+        // task's fault: the run ends uncounted and the task waits for the next round
+        let failure = if crate::workers::out_of_resources(&error) {
+            tracing::warn!(run_id, %error, "sfd ran out of a resource starting a run; the task is not charged, dispatch waits for the next tick");
+            self.starved_until = Some(Instant::now() + self.config.tick_interval);
+            Failure::DaemonResources
+        } else {
+            Failure::SpawnFailed
+        };
+        self.end_run(run_id, None, failure, note, None, max).await;
+    }
+
+    /// A run's process ended. Returns whether anything changed.
+    pub(super) async fn exited(
+        &mut self,
+        run_id: i64,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        usage: Option<sf_proto::RunUsage>,
+        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> bool {
+        let Some(w) = self.workers.remove(&run_id) else {
+            return false;
+        };
+        match w.kind {
+            RunKind::Shell => self.shell_step_ended(run_id, &w, exit, why).await,
+            RunKind::Steward => self.steward_exited(run_id, &w, exit, why).await,
+            RunKind::Worker => {
+                self.worker_exited(run_id, w, exit, why, usage, usage_limit_until)
+                    .await;
+            }
+        }
+        true
+    }
+
+    pub(super) async fn shell_step_ended(
+        &mut self,
+        run_id: i64,
+        w: &Worker,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+    ) {
+        let code = exit.and_then(|e| e.code);
+        let success = why == ExitWhy::Exited && code == Some(0);
+        let summary = match why {
+            ExitWhy::TimedOut => "timed out".to_owned(),
+            _ => exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),
+        };
+        let log = w.log.clone();
+        if let Err(e) = self
+            .store_call(move |s| {
+                // the log is read on the store thread, not on the owner
+                let tail = log
+                    .map(|l| {
+                        sf_worker::process::tail_lines(std::path::Path::new(&l), 40).join("\n")
+                    })
+                    .unwrap_or_default();
+                s.shell_step_finished(run_id, success, &summary, &tail)
+            })
+            .await
+        {
+            tracing::error!(run_id, error = %e, "failed to record a shell step");
+        }
+    }
+
+    pub(super) async fn worker_exited(
+        &mut self,
+        run_id: i64,
+        w: Worker,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        usage: Option<sf_proto::RunUsage>,
+        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        if let Some(until) = usage_limit_until {
+            tracing::warn!(adapter = %w.adapter, %until, "usage limit reported; pausing dispatch to this adapter");
+            self.paused.insert(w.adapter, until);
+        }
+        let released = matches!(
+            self.store.call(move |s| s.run_released(run_id)).await,
+            Ok(Ok(true))
+        );
+        if released {
+            let code = exit.and_then(|e| e.code);
+            self.end_run(
+                run_id,
+                code,
+                Failure::Exited,
+                String::new(),
+                usage,
+                self.config.max_attempts,
+            )
+            .await;
+        } else {
+            let why = if usage_limit_until.is_some() {
+                ExitWhy::UsageLimited
+            } else {
+                why
+            };
+            crate::workers::save_work(
+                self.config.clone(),
+                (run_id, w.task, w.epoch, w.worktree, w.log),
+                exit,
+                why,
+                usage,
+                self.internal_tx.clone(),
+            );
+        }
+    }
+
+    /// A failed run's work is saved: its end is recorded.
+    pub(super) async fn saved(
+        &mut self,
+        run_id: i64,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        note: String,
+        usage: Option<sf_proto::RunUsage>,
+    ) {
+        let failure = match why {
+            ExitWhy::Exited => Failure::Exited,
+            ExitWhy::TimedOut => Failure::TimedOut,
+            ExitWhy::Stopped => Failure::Stopped,
+            ExitWhy::Vanished => Failure::Lost,
+            ExitWhy::UsageLimited => Failure::UsageLimited,
+        };
+        let code = exit.and_then(|e| e.code);
+        self.end_run(run_id, code, failure, note, usage, self.config.max_attempts)
+            .await;
+    }
+
+    /// A run's output passed the log cap.
+    pub(super) async fn log_truncated(
+        &mut self,
+        run_id: i64,
+        dropped: u64,
+        log: std::path::PathBuf,
+    ) {
+        let (cap, log) = (self.config.run_log_max, log.display().to_string());
+        tracing::warn!(run_id, dropped, "a run's output passed the log cap");
+        if let Err(e) = self
+            .store_call(move |s| s.run_log_truncated(run_id, dropped, cap, &log))
+            .await
+        {
+            tracing::error!(run_id, error = %e, "failed to record a truncated log");
+        }
+    }
+}

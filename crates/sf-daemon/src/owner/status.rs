@@ -1,0 +1,99 @@
+//! `sfctl daemon status`: counts, timings, paused adapters, and what keeps work from
+//! flowing.
+
+use sf_proto::{DaemonStatus, Response};
+use sf_store::Store;
+
+use super::{Owner, internal};
+
+impl Owner {
+    /// What keeps work from flowing, for `sfctl daemon status`.
+    pub(super) async fn warnings(&self) -> Vec<String> {
+        let mut out = self
+            .store
+            .call(unstaffed_work)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        if let Some(e) = &self.unrecorded_error
+            && !self.unrecorded.is_empty()
+        {
+            out.push(format!(
+                "the end of {} run(s) could not be recorded ({e}); sfd tries again at every tick: \
+                 free disk space if the disk is full",
+                self.unrecorded.len()
+            ));
+        }
+        if self.target.is_none() {
+            out.push(match &self.config.target_branch {
+                Some(b) => format!(
+                    "no target branch: `{b}` (target_branch in .sf/config.toml) does not exist; nothing is dispatched until it does"
+                ),
+                None => "no target branch: the repository has no commits yet; nothing is dispatched until it has one (commit something)".to_owned(),
+            });
+        }
+        out
+    }
+
+    pub(super) async fn status(&self) -> Response {
+        let counts = self.store.call(|s| s.status_counts()).await;
+        let tasks = match counts {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Response::Error(e.into()),
+            Err(e) => return internal(e),
+        };
+        let now = chrono::Utc::now();
+        Response::Status(DaemonStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: sf_proto::PROTOCOL_VERSION,
+            started_at: self.started_at,
+            uptime_secs: (now - self.started_at).num_seconds().max(0).unsigned_abs(),
+            workspace: self.config.paths.root.display().to_string(),
+            socket: self.config.socket.display().to_string(),
+            tick_interval_ms: u64::try_from(self.config.tick_interval.as_millis())
+                .unwrap_or(u64::MAX),
+            ticks: self.ticks,
+            last_tick_us: self
+                .last_tick
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            tasks,
+            running_workers: u32::try_from(self.workers.len()).unwrap_or(u32::MAX),
+            paused_adapters: self
+                .paused
+                .iter()
+                .filter(|(_, t)| **t > now)
+                .map(|(a, t)| (a.to_string(), *t))
+                .collect(),
+            warnings: self.warnings().await,
+            recovered: self.recovered.clone(),
+        })
+    }
+}
+
+/// What keeps work from flowing that the store knows: merge requests waiting and ready
+/// tasks no enabled ephemeral worker can take (among the first 500 ready tasks).
+fn unstaffed_work(s: &mut Store) -> Result<Vec<String>, sf_store::StoreError> {
+    let mut out: Vec<String> = s
+        .waiting_mr_reasons()?
+        .into_iter()
+        .map(|(reason, n)| format!("{n} merge request(s) waiting: {reason}"))
+        .collect();
+    let staff: Vec<sf_core::staffing::Staff> = s
+        .list_agents()?
+        .into_iter()
+        .filter(|a| {
+            a.spec.role == sf_proto::Role::Worker && a.spec.mode == sf_proto::Mode::Ephemeral
+        })
+        .map(|a| sf_core::staffing::Staff {
+            name: a.spec.name,
+            enabled: a.enabled,
+            skills: a.spec.skills,
+        })
+        .collect();
+    let ready = s.ready(sf_store::now_ms(), Some(500))?;
+    let needs: Vec<&[String]> = ready.iter().map(|r| r.task.skills.as_slice()).collect();
+    out.extend(sf_core::staffing::unstaffed(&needs, &staff));
+    Ok(out)
+}
