@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use sf_worker::launcher::{Kind, Limits, RunSpec, launch};
 use sf_worker::log::LogCap;
-use sf_worker::process::{SpawnSpec, spawn};
 
 pub struct Opts {
     /// Bytes the worker writes.
@@ -35,15 +35,14 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn spec(dir: &Path, script: String, cap: Option<LogCap>) -> SpawnSpec {
-    SpawnSpec {
-        program: "/bin/sh".into(),
-        args: vec!["-c".into(), script],
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: dir.to_owned(),
-        log_path: dir.join("run.log"),
+fn spec(dir: &Path, script: &str, cap: Option<LogCap>) -> RunSpec {
+    let limits = Limits {
+        wall: std::time::Duration::from_secs(3600),
+        grace: std::time::Duration::from_secs(1),
+    };
+    RunSpec {
         log_cap: cap,
-        stdin: None,
+        ..RunSpec::shell(Kind::Shell, script, dir, &dir.join("run.log"), limits)
     }
 }
 
@@ -63,8 +62,8 @@ pub fn run(o: Opts) -> anyhow::Result<()> {
     let tick = 100.0; // USER_HZ
     rt.block_on(async {
         let t = Instant::now();
-        let mut w = spawn(&spec(dir.path(), format!("{producer} > /dev/null"), None))?;
-        w.child.wait().await?;
+        let w = launch(spec(dir.path(), &format!("{producer} > /dev/null"), None))?;
+        w.wait(std::future::pending()).await;
         let base = t.elapsed();
         println!(
             "  baseline, producer into /dev/null: {:.2} s, {:.2} GiB/s",
@@ -73,15 +72,12 @@ pub fn run(o: Opts) -> anyhow::Result<()> {
         );
         let (rss0, cpu0) = (status_kb("VmRSS:"), cpu_ticks());
         let t = Instant::now();
-        let mut w = spawn(&spec(dir.path(), producer.clone(), Some(LogCap::new(o.cap))))?;
-        w.child.wait().await?;
+        let w = launch(spec(dir.path(), &producer, Some(LogCap::new(o.cap))))?;
         let report = w
-            .log
-            .take()
-            .context("no copier")?
-            .finished()
+            .wait(std::future::pending())
             .await
-            .context("copier failed")?;
+            .log
+            .context("the copier failed")?;
         let took = t.elapsed();
         let cpu = (cpu_ticks() - cpu0) as f64 / tick;
         let size = std::fs::metadata(dir.path().join("run.log"))?.len();

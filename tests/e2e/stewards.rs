@@ -440,3 +440,66 @@ fn a_bad_cron_field_is_named_in_five_field_form_with_its_valid_range() {
         assert!(!err.contains("must be less than"), "{expr}: {err}");
     }
 }
+
+#[test]
+fn a_steward_whose_command_stops_working_is_disabled_like_a_worker() {
+    let td = fleet("");
+    // a program that exists at registration and is gone when the steward fires
+    let program = td.root.join("steward-cli");
+    fs::write(&program, "#!/bin/sh\nexit 0\n").expect("write");
+    fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "gone",
+            "--role",
+            "steward",
+            "--focus",
+            "recovery",
+            "--command",
+        ])
+        .arg(program.display().to_string())
+        .success();
+    fs::remove_file(&program).expect("remove");
+    // `steward run` waits for the run and says it failed
+    let out = td.sfctl().args(["steward", "run", "gone"]).fails(1);
+    assert!(out.contains("could not start"), "{out}");
+    let runs = finished(&td, "gone", 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("failed"), "{runs:?}");
+    assert!(
+        runs[0]
+            .result
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not start"),
+        "{runs:?}"
+    );
+    let agent: AgentDetail = td.wait_for("the steward to be disabled", || {
+        let a: AgentDetail = td.sfctl().args(["agent", "show", "gone"]).json();
+        if a.agent.enabled {
+            Err(a.agent.state)
+        } else {
+            Ok(a)
+        }
+    });
+    assert!(!agent.agent.enabled);
+    let disabled = td
+        .events(&[])
+        .into_iter()
+        .find(|e| e.action == "agent_disabled")
+        .expect("an agent_disabled event");
+    assert_eq!(disabled.actor, "daemon");
+    assert!(
+        disabled
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("steward-cli"),
+        "{disabled:?}"
+    );
+}

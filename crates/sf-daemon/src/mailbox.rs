@@ -172,6 +172,17 @@ pub(crate) enum ExitWhy {
     UsageLimited,
 }
 
+impl From<sf_worker::launcher::EndReason> for ExitWhy {
+    fn from(why: sf_worker::launcher::EndReason) -> Self {
+        use sf_worker::launcher::EndReason as E;
+        match why {
+            E::Exited => Self::Exited,
+            E::TimedOut => Self::TimedOut,
+            E::Stopped => Self::Stopped,
+        }
+    }
+}
+
 /// What became of one merge request.
 #[derive(Debug)]
 pub(crate) enum MergeOutcome {

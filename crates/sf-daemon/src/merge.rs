@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sf_store::MergeJob;
-use sf_worker::process::{ExitInfo, Finished, SpawnSpec, tail_lines};
+use sf_worker::launcher::{self, EndReason, Kind, Limits, RunSpec};
+use sf_worker::process::tail_lines;
 use tokio::sync::mpsc;
 
 use crate::Config;
@@ -306,38 +307,26 @@ async fn remove_scratch(root: &Path, prepared: &sf_git::merge::Prepared) {
 
 /// The test command is trusted configuration, run with `sh -c` in the merge result.
 async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Result<(), String> {
-    let env = sf_worker::process::trusted_env(
-        ["CARGO_HOME", "RUSTUP_HOME"]
-            .into_iter()
-            .chain(config.env_passthrough.iter().map(String::as_str)),
-    );
-    let spec = SpawnSpec {
-        program: "/bin/sh".into(),
-        args: vec!["-c".into(), command.to_owned()],
-        env,
-        cwd: dir.to_owned(),
-        log_path: log.to_owned(),
-        // uncapped: a test run is not adopted after a restart, so nothing would drain a FIFO
-        log_cap: None,
-        stdin: None,
-    };
-    let mut s = sf_worker::process::spawn(&spec)
-        .map_err(|e| format!("failed to start `{command}`: {e}"))?;
     let timeout: Duration = config.merge_test_timeout;
-    let status = match sf_worker::process::wait_within(&mut s, timeout, config.stop_grace).await {
-        Finished::Exited(st) => st,
-        Finished::WaitFailed(e) => return Err(e.to_string()),
-        Finished::TimedOut => {
-            return Err(format!(
-                "`{command}` timed out after {}",
-                humantime::format_duration(timeout)
-            ));
-        }
+    let limits = Limits {
+        wall: timeout,
+        grace: config.stop_grace,
     };
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{command}` failed ({})", ExitInfo::from(status)))
+    let spec = RunSpec {
+        // uncapped: a test run is not adopted after a restart, so nothing would drain a FIFO
+        env: crate::workers::trusted_environment(config),
+        ..RunSpec::shell(Kind::Tests, command, dir, log, limits)
+    };
+    let run = launcher::launch(spec).map_err(|e| format!("failed to start `{command}`: {e}"))?;
+    let ended = run.wait(std::future::pending()).await;
+    match (ended.why, ended.exit) {
+        _ if ended.success() => Ok(()),
+        (EndReason::TimedOut, _) => Err(format!(
+            "`{command}` timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+        (_, Some(exit)) => Err(format!("`{command}` failed ({exit})")),
+        (_, None) => Err(format!("`{command}` could not be waited for")),
     }
 }
 

@@ -8,9 +8,7 @@
 //! next fire time; the owner sleeps until the earliest one instead of scanning every minute.
 //! A missed schedule fires once.
 
-use std::path::PathBuf;
-
-use sf_proto::Action;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sf_core::condition::Condition;
 use sf_core::cron::CronSchedule;
-use sf_proto::{AgentSpec, AuditEvent, Focus, Role, StewardRunInfo};
+use sf_proto::{Action, AgentSpec, AuditEvent, Focus, Role, StewardRunInfo};
 use sf_store::{Store, StoreError};
+use sf_worker::launcher::{Kind, LaunchError, Limits, Run, RunSpec};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -311,10 +310,10 @@ pub(crate) enum Context {
 
 impl Context {
     /// The prompt text; runs sfctl or reads log tails, so it is built off the owner.
-    async fn text(&self, config: &Config) -> String {
+    async fn text(&self, config: &Config, report: &Path) -> String {
         match self {
             Self::None => String::new(),
-            Self::Docs => docs_report(config).await,
+            Self::Docs => docs_report(config, report).await,
             Self::Stuck(t) => stuck_text(t),
         }
     }
@@ -389,42 +388,22 @@ fn steward_branch(spec: &AgentSpec) -> String {
 /// Starts a steward's agent in the steward's own worktree and supervises it like a worker.
 pub(crate) async fn launch(l: StewardLaunch) {
     let run_id = l.run.id;
-    let tx = l.tx.clone();
     match start(&l).await {
-        Ok((spawned, log)) => {
-            let _ = tx.send(Internal::Spawned {
-                run_id,
-                pid: spawned.pid,
-                start_time: spawned.start_time,
-                log_path: log.clone(),
-            });
-            let limit = l
-                .spec
-                .max_runtime_secs
-                .map_or(l.config.worker_timeout, Duration::from_secs);
-            crate::workers::supervise(
-                spawned,
-                run_id,
-                limit,
-                l.config.stop_grace,
-                l.stop,
-                l.spec.adapter,
-                log,
-                tx,
-            )
-            .await;
+        Ok((run, log)) => {
+            crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx).await;
         }
-        Err(error) => {
-            let _ = tx.send(Internal::SpawnFailed {
+        Err(e) => {
+            tracing::warn!(run_id, error = %e.message, agent_fault = e.agent_fault, "steward failed to start");
+            let _ = l.tx.send(Internal::SpawnFailed {
                 run_id,
-                error,
-                agent_fault: false,
+                error: e.message,
+                agent_fault: e.agent_fault,
             });
         }
     }
 }
 
-async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBuf), String> {
+async fn start(l: &StewardLaunch) -> Result<(Run, PathBuf), LaunchError> {
     let config = &l.config;
     let branch = steward_branch(&l.spec);
     let name = format!("steward-{}", l.spec.name);
@@ -438,8 +417,8 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
     );
     let wt = tokio::task::spawn_blocking(move || sf_git::ensure_worktree(&root, &n, &p, &b, &t))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| crate::errors::error_chain(&e))?;
+        .map_err(|e| LaunchError::other(e.to_string()))?
+        .map_err(|e| LaunchError::other(crate::errors::error_chain(&e)))?;
     let mut prompt = crate::prompt::role_prompt(config, Role::Steward);
     prompt.push_str(&format!(
         "\n\n## You\n\nYou are the steward `{}`{}.\n",
@@ -457,7 +436,9 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         l.run.trigger,
         serde_json::to_string_pretty(&l.run.data).unwrap_or_default()
     ));
-    let context = l.context.text(config).await;
+    let logs = config.paths.logs();
+    let report = logs.join(format!("steward-{}-{}.docs.json", l.spec.name, l.run.id));
+    let context = l.context.text(config, &report).await;
     if !context.is_empty() {
         prompt.push('\n');
         prompt.push_str(&context);
@@ -468,7 +449,6 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
          and run `sfctl merge --branch {branch} --no-wait`: the merge queue tests and merges them. When you are done, exit.\n",
         l.target
     ));
-    let logs = config.paths.logs();
     let log = logs.join(format!("steward-{}-{}.log", l.spec.name, l.run.id));
     let prompt_file = logs.join(format!("steward-{}-{}.prompt.md", l.spec.name, l.run.id));
     let who = RunIdentity {
@@ -483,7 +463,7 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         ("SF_STEWARD_TRIGGER".to_owned(), l.run.trigger.clone()),
         ("SF_STEWARD_DATA".to_owned(), l.run.data.to_string()),
     ];
-    let spawned = crate::workers::spawn_agent(
+    let spec = crate::workers::agent_run(
         config,
         &l.spec,
         &who,
@@ -492,29 +472,45 @@ async fn start(l: &StewardLaunch) -> Result<(sf_worker::process::Spawned, PathBu
         &prompt_file,
         &log,
         extra,
-    )
-    .map_err(|e| e.message)?;
-    tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = spawned.pid, "steward spawned");
-    Ok((spawned, log))
+    )?;
+    let run = sf_worker::launcher::launch(spec)?;
+    tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = run.pid(), "steward spawned");
+    Ok((run, log))
 }
 
-/// `sfctl docs check --json` on the steward's view of the repository, for its prompt.
-pub(crate) async fn docs_report(config: &Config) -> String {
+/// `sfctl docs check --json` on the steward's view of the repository, for its prompt;
+/// its output goes to `report`.
+pub(crate) async fn docs_report(config: &Config, report: &Path) -> String {
     let Some(sfctl) = crate::workers::sfctl_path(config) else {
         return "(the docs report is unavailable: sfctl was not found)".into();
     };
-    let out = tokio::process::Command::new(sfctl)
-        .args(["--json", "docs", "check"])
-        .current_dir(&config.paths.root)
-        .env_remove("SF_RUN")
-        .output()
-        .await;
+    let spec = RunSpec {
+        kind: Kind::Report,
+        program: sfctl.display().to_string(),
+        args: vec!["--json".into(), "docs".into(), "check".into()],
+        stdin: None,
+        cwd: config.paths.root.clone(),
+        env: crate::workers::trusted_environment(config),
+        log: report.to_owned(),
+        log_cap: None,
+        limits: Limits {
+            wall: Duration::from_secs(60),
+            grace: config.stop_grace,
+        },
+    };
+    // a report left from an earlier run would be appended to
+    let _ = std::fs::remove_file(report);
+    let ran = match sf_worker::launcher::launch(spec) {
+        Ok(run) => Ok(run.wait(std::future::pending()).await),
+        Err(e) => Err(e.message),
+    };
+    let out = ran.and_then(|_| std::fs::read_to_string(report).map_err(|e| e.to_string()));
     match out {
         Ok(o) => format!(
             "## The docs report (`sfctl docs check`)\n\n```json\n{}\n```\n\nFix what you can on your branch. \
              What needs a human decision, send to the director: `sfctl message send --to director --subject \"...\" \"...\"` \
              (with no director registered it becomes a backlog task for a human).",
-            String::from_utf8_lossy(&o.stdout).trim()
+            o.trim()
         ),
         Err(e) => format!("(the docs report failed: {e})"),
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sf_proto::{AgentSpec, RunUsage, TaskDetail};
 use sf_store::Claim;
-use sf_worker::process::{ExitInfo, Finished, SpawnSpec, stop_group};
+use sf_worker::launcher::{self, EndReason, Environment, Kind, LaunchError, Limits, Run, RunSpec};
+use sf_worker::log::LogCap;
+use sf_worker::process::ExitInfo;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -53,62 +55,20 @@ pub(crate) fn log_path(config: &Config, task: &str, run_id: i64) -> PathBuf {
 /// Runs one launch to the end.
 pub(crate) async fn launch(l: Launch) {
     let run_id = l.claim.run_id;
-    let tx = l.tx.clone();
     match start(&l).await {
-        Err(StartError {
-            message: error,
-            agent_fault,
-        }) => {
-            tracing::warn!(run_id, %error, agent_fault, "worker failed to start");
-            let _ = tx.send(Internal::SpawnFailed {
+        Err(e) => {
+            tracing::warn!(run_id, error = %e.message, agent_fault = e.agent_fault, "worker failed to start");
+            let _ = l.tx.send(Internal::SpawnFailed {
                 run_id,
-                error,
-                agent_fault,
+                error: e.message,
+                agent_fault: e.agent_fault,
             });
         }
-        Ok((spawned, log)) => {
-            let _ = tx.send(Internal::Spawned {
-                run_id,
-                pid: spawned.pid,
-                start_time: spawned.start_time,
-                log_path: log.clone(),
-            });
-            let limit = l
-                .agent
-                .max_runtime_secs
-                .map_or(l.config.worker_timeout, Duration::from_secs);
-            supervise(
-                spawned,
-                run_id,
-                limit,
-                l.config.stop_grace,
-                l.stop,
-                l.agent.adapter,
-                log,
-                tx,
-            )
-            .await;
-        }
+        Ok((run, log)) => supervise(run, run_id, l.stop, l.agent.adapter, log, l.tx).await,
     }
 }
 
-/// Why a run could not be started, and whether the agent's own command is to blame (then
-/// the task is not charged an attempt).
-pub(crate) struct StartError {
-    pub message: String,
-    pub agent_fault: bool,
-}
-
-impl From<String> for StartError {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            agent_fault: false,
-        }
-    }
-}
-
-async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), StartError> {
+async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
     let config = &l.config;
     let root = config.paths.root.clone();
     let wt_path = worktree_path(config, &l.claim.worktree);
@@ -130,14 +90,16 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
         sf_git::ensure_worktree(&root, &name, &wt_path2, &branch, &target)
     })
     .await
-    .map_err(|e| format!("worktree task failed: {e}"))?
-    .map_err(|e| error_chain(&e))?;
+    .map_err(|e| LaunchError::other(format!("worktree task failed: {e}")))?
+    .map_err(|e| LaunchError::other(error_chain(&e)))?;
     report_repairs(&l.tx, Some(l.claim.task_id.as_str()), wt.repaired.clone());
     let log = log_path(config, l.claim.task_id.as_str(), l.claim.run_id);
     if wt.created
         && let Some(setup) = &config.worktree_setup
     {
-        run_setup(config, setup, &wt.path, &log).await?;
+        run_setup(config, setup, &wt.path, &log)
+            .await
+            .map_err(LaunchError::other)?;
     }
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
@@ -148,25 +110,23 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
         branch: &l.claim.branch,
         target: &l.target,
     };
-    let run = if let Some(shell) = &l.shell {
-        let cmd = Command {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), shell.command.clone()],
-            stdin: None,
-            env: shell
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
-        spawn_run(config, &who, &wt.path, &log, &log, cmd).map_err(|e| error_chain(&e))?
+    let limits = run_limits(config, &l.agent);
+    let spec = if let Some(shell) = &l.shell {
+        let mut env = run_environment(config, &who, &wt.path, &log);
+        env.set
+            .extend(shell.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        RunSpec {
+            env,
+            log_cap: Some(LogCap::new(config.run_log_max)),
+            ..RunSpec::shell(Kind::Shell, &shell.command, &wt.path, &log, limits)
+        }
     } else {
         let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
         let prompt_file = config
             .paths
             .logs()
             .join(format!("{}-{}.prompt.md", l.claim.task_id, l.claim.run_id));
-        spawn_agent(
+        agent_run(
             config,
             &l.agent,
             &who,
@@ -177,47 +137,28 @@ async fn start(l: &Launch) -> Result<(sf_worker::process::Spawned, PathBuf), Sta
             Vec::new(),
         )?
     };
-    tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = run.pid, "worker spawned");
+    let run = launcher::launch(spec)?;
+    tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = run.pid(), "worker spawned");
     Ok((run, log))
 }
 
-/// What to run: argv, stdin and extra environment.
-pub(crate) struct Command {
-    pub program: String,
-    pub args: Vec<String>,
-    pub stdin: Option<String>,
-    pub env: Vec<(String, String)>,
+/// An agent's wall time: its own `max_runtime_secs`, or the configured worker timeout.
+pub(crate) fn run_limits(config: &Config, agent: &AgentSpec) -> Limits {
+    Limits {
+        wall: agent
+            .max_runtime_secs
+            .map_or(config.worker_timeout, Duration::from_secs),
+        grace: config.stop_grace,
+    }
 }
 
-/// Spawns a run in `cwd` with the run environment plus `cmd.env`, output to `log`.
-pub(crate) fn spawn_run(
-    config: &Config,
-    who: &RunIdentity<'_>,
-    cwd: &Path,
-    prompt_file: &Path,
-    log: &Path,
-    cmd: Command,
-) -> Result<sf_worker::process::Spawned, sf_worker::process::SpawnError> {
-    let mut env = run_env(config, who, cwd, prompt_file);
-    env.extend(cmd.env);
-    let spec = SpawnSpec {
-        program: cmd.program,
-        args: cmd.args,
-        env,
-        cwd: cwd.to_owned(),
-        log_path: log.to_owned(),
-        log_cap: Some(sf_worker::log::LogCap::new(config.run_log_max)),
-        stdin: cmd.stdin,
-    };
-    sf_worker::process::spawn(&spec)
-}
-
-/// Writes an agent's prompt, builds its CLI's command line with its adapter, and spawns it.
+/// Writes an agent's prompt and builds the run of its CLI with its adapter: argv, stdin,
+/// the run environment, the adapter's variables, the extra ones and the agent's secrets.
 #[expect(
     clippy::too_many_arguments,
     reason = "the two callers differ in every one of them"
 )]
-pub(crate) fn spawn_agent(
+pub(crate) fn agent_run(
     config: &Config,
     agent: &AgentSpec,
     who: &RunIdentity<'_>,
@@ -226,16 +167,13 @@ pub(crate) fn spawn_agent(
     prompt_file: &Path,
     log: &Path,
     extra_env: Vec<(String, String)>,
-) -> Result<sf_worker::process::Spawned, StartError> {
+) -> Result<RunSpec, LaunchError> {
     std::fs::create_dir_all(config.paths.logs())
-        .map_err(|e| format!("failed to create the log directory: {e}"))?;
-    crate::private::write_file(prompt_file, prompt.as_bytes())
-        .map_err(|e| format!("failed to write {}: {e}", prompt_file.display()))?;
-    let agent_fault = |message: String| StartError {
-        message,
-        agent_fault: true,
-    };
-    let launch = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
+        .map_err(|e| LaunchError::other(format!("failed to create the log directory: {e}")))?;
+    crate::private::write_file(prompt_file, prompt.as_bytes()).map_err(|e| {
+        LaunchError::other(format!("failed to write {}: {e}", prompt_file.display()))
+    })?;
+    let argv = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
         adapter: agent.adapter,
         executable: agent.command.as_deref(),
         model: agent.model.as_deref(),
@@ -244,9 +182,10 @@ pub(crate) fn spawn_agent(
         prompt_file,
         resume_session: None,
     })
-    .map_err(|e| agent_fault(error_chain(&e)))?;
-    let mut env = launch.env;
-    env.extend(extra_env);
+    .map_err(|e| LaunchError::agent(error_chain(&e)))?;
+    let mut env = run_environment(config, who, cwd, prompt_file);
+    env.set.extend(argv.env);
+    env.set.extend(extra_env);
     // secrets last, by alias: only those the agent lists, read now, never logged (invariant 7)
     for alias in &agent.secrets {
         let value = match config.secrets.get(alias) {
@@ -255,29 +194,19 @@ pub(crate) fn spawn_agent(
                 "secret `{alias}` is no longer defined in [secrets] of .sf/config.toml"
             )),
         }
-        .map_err(agent_fault)?;
-        env.push((alias.clone(), value));
+        .map_err(LaunchError::agent)?;
+        env.set.push((alias.clone(), value));
     }
-    let cmd = Command {
-        program: launch.program,
-        args: launch.args,
-        stdin: launch.stdin,
+    Ok(RunSpec {
+        kind: Kind::Agent,
+        program: argv.program,
+        args: argv.args,
+        stdin: argv.stdin,
+        cwd: cwd.to_owned(),
         env,
-    };
-    spawn_run(config, who, cwd, prompt_file, log, cmd).map_err(|e| match &e {
-        // the program itself is missing or not executable (the worktree, its cwd, exists):
-        // the agent's fault; anything else (no memory, too many processes, a busy file) is
-        // transient and counts like a failed run
-        sf_worker::process::SpawnError::Exec { source, .. }
-            if cwd.is_dir()
-                && matches!(
-                    source.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-                ) =>
-        {
-            agent_fault(error_chain(&e))
-        }
-        _ => StartError::from(error_chain(&e)),
+        log: log.to_owned(),
+        log_cap: Some(LogCap::new(config.run_log_max)),
+        limits: run_limits(config, agent),
     })
 }
 
@@ -301,37 +230,40 @@ pub(crate) fn out_of_resources(error: &str) -> bool {
 /// through `sh -c`; nothing from a task ever reaches it.
 async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Result<(), String> {
     let timeout = config.worktree_setup_timeout;
-    let spec = SpawnSpec {
-        program: "/bin/sh".into(),
-        args: vec!["-c".into(), setup.to_owned()],
-        env: sf_worker::process::trusted_env([]),
-        cwd: dir.to_owned(),
-        log_path: log.to_owned(),
-        log_cap: Some(sf_worker::log::LogCap::new(config.run_log_max)),
-        stdin: None,
+    let limits = Limits {
+        wall: timeout,
+        grace: Duration::from_secs(5),
     };
-    let mut s = sf_worker::process::spawn(&spec)
-        .map_err(|e| format!("worktree setup `{setup}`: {}", error_chain(&e)))?;
-    let finished = sf_worker::process::wait_within(&mut s, timeout, Duration::from_secs(5)).await;
-    // the worker appends to the same log: the setup's output must be complete first
-    log_finished(s.log.take(), s.pid).await;
-    let status = match finished {
-        Finished::Exited(st) => Ok(st),
-        Finished::WaitFailed(e) => Err(e.to_string()),
-        Finished::TimedOut => Err(format!(
+    let spec = RunSpec {
+        env: trusted_environment(config),
+        log_cap: Some(LogCap::new(config.run_log_max)),
+        ..RunSpec::shell(Kind::Setup, setup, dir, log, limits)
+    };
+    let run = launcher::launch(spec).map_err(|e| format!("worktree setup `{setup}`: {e}"))?;
+    // the worker appends to the same log: `wait` returns once the setup's output is complete
+    let ended = run.wait(std::future::pending()).await;
+    match ended.why {
+        _ if ended.success() => Ok(()),
+        EndReason::TimedOut => Err(format!(
             "worktree setup `{setup}` timed out after {}",
             humantime::format_duration(timeout)
         )),
-    };
-    let status = status?;
-    if status.success() {
-        Ok(())
-    } else {
-        let tail = sf_worker::process::tail_lines(log, 10).join("\n");
-        Err(format!(
-            "worktree setup `{setup}` failed ({}):\n{tail}",
-            ExitInfo::from(status)
-        ))
+        _ => {
+            let tail = sf_worker::process::tail_lines(log, 10).join("\n");
+            let how = ended
+                .exit
+                .map_or_else(|| "could not be waited for".to_owned(), |e| e.to_string());
+            Err(format!("worktree setup `{setup}` failed ({how}):\n{tail}"))
+        }
+    }
+}
+
+/// The environment of trusted configuration (a setup or test command): the base variables
+/// and the configured pass-through list, no identity.
+pub(crate) fn trusted_environment(config: &Config) -> Environment {
+    Environment {
+        passthrough: config.env_passthrough.clone(),
+        ..Environment::default()
     }
 }
 
@@ -356,30 +288,16 @@ pub(crate) fn sfctl_path(config: &Config) -> Option<PathBuf> {
     })
 }
 
-/// A run's environment: cleared, then `PATH` (with sfctl's directory first), `HOME`,
-/// `LANG`, `TERM`, the configured pass-through list and the `SF_*` variables.
-pub(crate) fn run_env(
+/// A run's environment: the base variables and the configured pass-through list, with
+/// sfctl's directory first on `PATH`, and the `SF_*` variables that say who the run is.
+pub(crate) fn run_environment(
     config: &Config,
     who: &RunIdentity<'_>,
     worktree: &Path,
     prompt_file: &Path,
-) -> Vec<(String, String)> {
-    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+) -> Environment {
     let sfctl = sfctl_path(config);
-    if let Some(dir) = sfctl.as_ref().and_then(|p| p.parent()) {
-        path = format!("{}:{path}", dir.display());
-    }
-    let mut env: Vec<(String, String)> = vec![("PATH".into(), path)];
-    for key in ["HOME", "LANG", "TERM"]
-        .iter()
-        .copied()
-        .chain(config.env_passthrough.iter().map(String::as_str))
-    {
-        if let Ok(v) = std::env::var(key) {
-            env.push((key.to_owned(), v));
-        }
-    }
-    env.extend([
+    let mut set: Vec<(String, String)> = vec![
         (
             "SF_WORKSPACE".into(),
             config.paths.root.display().to_string(),
@@ -391,59 +309,41 @@ pub(crate) fn run_env(
         ("SF_TARGET_BRANCH".into(), who.target.to_owned()),
         ("SF_WORKTREE".into(), worktree.display().to_string()),
         ("SF_PROMPT_FILE".into(), prompt_file.display().to_string()),
-    ]);
+    ];
     if let Some(t) = who.task {
-        env.push(("SF_TASK_ID".into(), t.to_owned()));
+        set.push(("SF_TASK_ID".into(), t.to_owned()));
     }
     if let Some(t) = who.title {
-        env.push(("SF_TASK_TITLE".into(), t.to_owned()));
+        set.push(("SF_TASK_TITLE".into(), t.to_owned()));
     }
-    if let Some(p) = sfctl {
-        env.push(("SF_SFCTL".into(), p.display().to_string()));
+    if let Some(p) = &sfctl {
+        set.push(("SF_SFCTL".into(), p.display().to_string()));
     }
-    env
+    Environment {
+        passthrough: config.env_passthrough.clone(),
+        path_first: sfctl.as_ref().and_then(|p| p.parent()).map(Path::to_owned),
+        set,
+    }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename these"
-)]
+/// Waits for a run (its exit, its wall-time limit or a stop) and reports its end to the
+/// owner, with what its adapter's parser read in its log.
 pub(crate) async fn supervise(
-    spawned: sf_worker::process::Spawned,
+    run: Run,
     run_id: i64,
-    limit: Duration,
-    grace: Duration,
     stop: CancellationToken,
     adapter: sf_proto::Adapter,
     log: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
 ) {
-    let sf_worker::process::Spawned {
-        mut child,
-        pid,
-        log: capture,
-        ..
-    } = spawned;
-    let (status, why) = tokio::select! {
-        st = child.wait() => (st, ExitWhy::Exited),
-        () = tokio::time::sleep(limit) => {
-            tracing::warn!(run_id, pid, "worker hit its wall-time limit; stopping its group");
-            let stopper = tokio::spawn(stop_group(pid, grace));
-            let st = child.wait().await;
-            let _ = stopper.await;
-            (st, ExitWhy::TimedOut)
-        }
-        () = stop.cancelled() => {
-            let stopper = tokio::spawn(stop_group(pid, grace));
-            let st = child.wait().await;
-            let _ = stopper.await;
-            (st, ExitWhy::Stopped)
-        }
-    };
-    // stragglers of the group (a grandchild that outlived the leader)
-    sf_worker::process::signal_group(pid, sf_worker::process::StopSignal::Kill);
-    let exit = status.ok().map(ExitInfo::from);
-    if let Some(r) = log_finished(capture, pid).await
+    let _ = tx.send(Internal::Spawned {
+        run_id,
+        pid: run.pid(),
+        start_time: run.start_time(),
+        log_path: log.clone(),
+    });
+    let ended = run.wait(stop.cancelled()).await;
+    if let Some(r) = ended.log
         && r.dropped > 0
     {
         let _ = tx.send(Internal::LogTruncated {
@@ -455,28 +355,11 @@ pub(crate) async fn supervise(
     let (usage, usage_limit_until) = read_usage(adapter, &log).await;
     let _ = tx.send(Internal::Exited {
         run_id,
-        exit,
-        why,
+        exit: ended.exit,
+        why: ExitWhy::from(ended.why),
         usage,
         usage_limit_until,
     });
-}
-
-/// Waits for a run's log copier to reach the end of the output, once its process group is
-/// gone. A process that left the group (`setsid`) but kept the output open would keep the
-/// copier going: after a while it is left to finish on its own.
-pub(crate) async fn log_finished(
-    capture: Option<sf_worker::log::Capture>,
-    pid: u32,
-) -> Option<sf_worker::log::CopyReport> {
-    let report = tokio::time::timeout(Duration::from_secs(10), capture?.finished()).await;
-    if report.is_err() {
-        tracing::warn!(
-            pid,
-            "a run's output is still held open after its process group ended; its log will be finished when that process exits"
-        );
-    }
-    report.ok().flatten()
 }
 
 /// Parses a finished run's log with its adapter's parser.

@@ -2,5 +2,6 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod launcher;
 pub mod log;
 pub mod process;

@@ -70,7 +70,7 @@ pub struct Spawned {
 }
 
 /// Starts a worker in a process group of its own.
-pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let log_err = |source| SpawnError::Log {
         path: spec.log_path.clone(),
         source,
@@ -320,47 +320,6 @@ pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
         .collect();
     let skip = lines.len().saturating_sub(n);
     lines.into_iter().skip(skip).collect()
-}
-
-/// How a command sf runs to its end (a merge's tests, a worktree's setup) ended.
-#[derive(Debug)]
-pub enum Finished {
-    /// It exited.
-    Exited(std::process::ExitStatus),
-    /// It ran past its limit; its whole group was stopped.
-    TimedOut,
-    /// Waiting for it failed.
-    WaitFailed(std::io::Error),
-}
-
-/// Waits for `s` to exit within `limit`; past it, stops its whole process group (SIGTERM,
-/// then SIGKILL after `grace`). Either way, whatever the command left running in its group
-/// is killed: nothing it started outlives it.
-pub async fn wait_within(s: &mut Spawned, limit: Duration, grace: Duration) -> Finished {
-    let finished = tokio::select! {
-        st = s.child.wait() => match st {
-            Ok(st) => Finished::Exited(st),
-            Err(e) => Finished::WaitFailed(e),
-        },
-        () = tokio::time::sleep(limit) => {
-            stop_group(s.pid, grace).await;
-            let _ = s.child.wait().await;
-            Finished::TimedOut
-        }
-    };
-    signal_group(s.pid, StopSignal::Kill);
-    finished
-}
-
-/// The environment of a command from the user's own configuration (a test command, a
-/// setup command): `PATH`, `HOME`, `LANG`, `TERM`, and the `extra` variables, from sfd's
-/// environment, when set.
-pub fn trusted_env<'a>(extra: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
-    ["PATH", "HOME", "LANG", "TERM"]
-        .into_iter()
-        .chain(extra)
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
-        .collect()
 }
 
 #[cfg(test)]

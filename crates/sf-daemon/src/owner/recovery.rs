@@ -236,7 +236,7 @@ async fn watch_adopted(
         }
     };
     sf_worker::process::signal_group(pid, sf_worker::process::StopSignal::Kill);
-    if let Some(r) = crate::workers::log_finished(capture, pid).await
+    if let Some(r) = sf_worker::launcher::log_finished(capture, pid).await
         && r.dropped > 0
         && let Some(l) = &log
     {

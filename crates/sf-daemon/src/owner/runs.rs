@@ -222,23 +222,22 @@ impl Owner {
     /// command is at fault, to nobody when sfd ran out of resources.
     pub(super) async fn spawn_failed(&mut self, run_id: i64, error: String, agent_fault: bool) {
         let worker = self.workers.remove(&run_id);
-        if worker.as_ref().is_some_and(|w| w.kind == RunKind::Steward) {
-            self.end_steward(
-                run_id,
-                StewardOutcome::Failed,
-                &format!("could not start: {error}"),
-                None,
-            )
-            .await;
-            return;
+        let steward = worker.as_ref().is_some_and(|w| w.kind == RunKind::Steward);
+        if steward {
+            let result = format!("could not start: {error}");
+            self.end_steward(run_id, StewardOutcome::Failed, &result, None)
+                .await;
         }
         let max = self.config.max_attempts;
         let note = format!("the worker could not be started: {error}");
         if agent_fault && let Some(w) = worker {
             // the agent's command cannot run: the task is not to blame, the agent
-            // is taken out of dispatch until a human fixes and enables it
-            self.end_run(run_id, None, Failure::AgentBroken, note, None, max)
-                .await;
+            // is taken out of dispatch (and out of its triggers) until a human fixes and
+            // enables it
+            if !steward {
+                self.end_run(run_id, None, Failure::AgentBroken, note, None, max)
+                    .await;
+            }
             let (agent, why) = (w.agent.clone(), format!("could not start: {error}"));
             if let Err(e) = self
                 .store_call(move |s| s.disable_broken_agent(&agent, &why))
@@ -246,6 +245,9 @@ impl Owner {
             {
                 tracing::error!(agent = %w.agent, error = %e, "failed to disable a broken agent");
             }
+            return;
+        }
+        if steward {
             return;
         }
         // the daemon's own exhaustion (descriptors, processes, memory, disk) is not the
