@@ -61,6 +61,28 @@ fn scratch_dirs(td: &TestDaemon) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// What the merge queue leaves between merges: at most its one merge worktree, which
+/// git knows, with no temporary one beside it and nothing in it but the last merge result
+/// (and what the repository ignores).
+fn assert_only_the_merge_worktree(td: &TestDaemon) {
+    let dirs = scratch_dirs(td);
+    let bench = td.repo.join(".sf/merge/sf-merge-queue");
+    assert!(dirs.iter().all(|d| *d == bench), "{dirs:?}");
+    let worktrees = git(&td.repo, &["worktree", "list", "--porcelain"]);
+    let temporary = worktrees
+        .lines()
+        .filter(|l| l.contains("sf-merge-") && !l.ends_with("/sf-merge-queue"))
+        .count();
+    assert_eq!(temporary, 0, "{worktrees}");
+    if bench.exists() {
+        // its index holds the last merge result (staged on the tip it was made on); its
+        // files match the index and nothing else is there
+        assert_eq!(git(&bench, &["diff", "--name-only"]), "", "{}", bench.display());
+        let others = git(&bench, &["ls-files", "--others", "--exclude-standard"]);
+        assert_eq!(others, "", "{}", bench.display());
+    }
+}
+
 /// A shell loop that waits (at most 30 s) for `gate` to exist.
 fn wait_gate(gate: &Path) -> String {
     format!(
@@ -539,7 +561,7 @@ fn the_target_moved_mid_merge_is_handled_by_the_compare_and_swap() {
     );
     assert!(td.repo.join("a.txt").is_file());
     assert_eq!(git(&td.repo, &["status", "--porcelain"]), "");
-    assert!(scratch_dirs(&td).is_empty(), "{:?}", scratch_dirs(&td));
+    assert_only_the_merge_worktree(&td);
 }
 
 #[test]
@@ -598,6 +620,9 @@ fn kill_9_during_the_test_run_then_restart_merges_once_and_leaves_nothing_behind
     });
     let leftovers = scratch_dirs(&td);
     assert_eq!(leftovers.len(), 1, "{}", td.listing());
+    // what the interrupted test run wrote in the merge worktree
+    let left = leftovers[0].join("left-by-the-killed-run");
+    fs::write(&left, "x").expect("plant");
     td.kill9();
     assert_eq!(git(&td.repo, &["rev-parse", "main"]), base);
     fs::remove_file(&started).expect("rm started");
@@ -607,8 +632,8 @@ fn kill_9_during_the_test_run_then_restart_merges_once_and_leaves_nothing_behind
         exists("started", &started)
     });
     assert!(
-        !leftovers[0].exists(),
-        "the temporary worktree of the interrupted run is still there"
+        !left.exists(),
+        "what the interrupted run left in the merge worktree is still there"
     );
     fs::write(&gate, "").expect("open the gate");
     let t = wait_status(&td, &a, TaskStatus::Closed);
@@ -624,9 +649,7 @@ fn kill_9_during_the_test_run_then_restart_merges_once_and_leaves_nothing_behind
         ]
     );
     assert_eq!(parents(&td.repo, "main"), [base]);
-    assert!(scratch_dirs(&td).is_empty(), "{:?}", scratch_dirs(&td));
-    let worktrees = git(&td.repo, &["worktree", "list", "--porcelain"]);
-    assert!(!worktrees.contains("sf-merge-"), "{worktrees}");
+    assert_only_the_merge_worktree(&td);
     assert_eq!(
         git(&td.repo, &["for-each-ref", "refs/heads/sf-merging/"]),
         ""
@@ -894,7 +917,7 @@ fn a_dirty_checkout_of_the_target_holds_the_request_until_it_is_clean() {
         "# my local edit\n"
     );
     assert!(!td.repo.join("a.txt").exists());
-    assert!(scratch_dirs(&td).is_empty(), "{:?}", scratch_dirs(&td));
+    assert_only_the_merge_worktree(&td);
 
     git(&td.repo, &["checkout", "--", "README.md"]);
     wait_status(&td, &a, TaskStatus::Closed);

@@ -1,8 +1,10 @@
-//! The merge job: one merge request at a time, off the owner. Check the user's checkout,
-//! squash the branch onto the target tip in a temporary worktree (conflicts are found in
-//! memory), run the test command there on the merge result, then move the target with a
-//! compare-and-swap; if someone moved it meanwhile, start again from the new tip. The
-//! target only ever moves to a tested commit.
+//! The merge job: one merge request at a time, off the owner, in two calls into sf-git
+//! around the tests. First the repository is opened (once for the merge), the user's
+//! checkout checked, and the branch squashed onto the target tip in memory (conflicts
+//! found there) with the result reset into the merge worktree kept between merges; the
+//! test command runs there; then the target moves with a compare-and-swap and the user's
+//! checkout is brought along. If someone moved the target meanwhile, the merge starts
+//! again from the new tip. The target only ever moves to a tested commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,187 +98,146 @@ pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedS
     let _ = tx.send(Internal::MergeDone { id, outcome });
 }
 
+/// What the first step of a merge found.
+enum Opened {
+    /// The request had landed before a restart, as this commit on this parent.
+    LandedBefore { commit: String, parent: String },
+    /// Prepared (or not) from the target's tip; the squash message's commit list.
+    Prepared(sf_git::merge::DeskPrepare, Vec<String>),
+}
+
 async fn attempt(
     config: &Arc<Config>,
     job: &MergeJob,
     tx: &mpsc::UnboundedSender<Internal>,
 ) -> MergeOutcome {
+    use sf_git::merge::{Desk, DeskPrepare, Landing};
     let Some(test_command) = config.merge_test_command.clone() else {
         return MergeOutcome::Error(
             "no test command: set [merge] test_command in .sf/config.toml, then apply it with `sfctl daemon reload`".into(),
         );
     };
-    let root = config.paths.root.clone();
-    let (branch, target) = (job.info.branch.clone(), job.info.target.clone());
-    let commits = if job.info.task.is_none() && job.message.is_none() {
-        let (root, branch, target) = (root.clone(), branch.clone(), target.clone());
-        blocking(move || sf_git::messages_ahead(&root, &branch, &target, 50))
-            .await
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let message = commit_message(job, &commits);
+    let (root, scratch) = (config.paths.root.clone(), scratch_dir(config));
+    let target = job.info.target.clone();
     let log = config
         .paths
         .logs()
         .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1));
-    {
-        // what a killed merge may have left: a lock on the target, the user's checkout
-        // half brought along (never to be shown to the user as "local changes")
-        let (root, target, tx) = (root.clone(), target.clone(), tx.clone());
-        let repaired = blocking(move || {
-            let mut out = sf_git::locks::repair_target(&root, &target)?;
-            out.extend(describe_checkout_repair(
-                sf_git::merge::repair_checkout(&root, &target)?,
-                &target,
-            ));
-            Ok(out)
-        })
-        .await;
-        match repaired {
-            Ok(lines) => crate::workers::report_repairs(&tx, None, lines),
-            Err(e) => return MergeOutcome::Error(e),
-        }
-    }
-    match landed_before(config, job).await {
-        Ok(Some(commit)) => return MergeOutcome::Merged { commit },
-        Ok(None) => {}
-        Err(e) => return MergeOutcome::Error(e),
-    }
-    for _ in 0..MAX_CAS_RETRIES {
-        {
-            let (root, target) = (root.clone(), target.clone());
-            match blocking(move || sf_git::merge::check_checkout_clean(&root, &target)).await {
-                Ok(Some(paths)) if !paths.is_empty() => {
-                    return MergeOutcome::CheckoutDirty { paths };
-                }
-                Ok(_) => {}
-                Err(e) => return MergeOutcome::Error(e),
-            }
-        }
-        let prepared = {
-            let (root, scratch, branch, target) = (
-                root.clone(),
-                scratch_dir(config),
-                branch.clone(),
-                target.clone(),
-            );
-            match blocking(move || sf_git::merge::prepare_squash(&root, &scratch, &branch, &target))
-                .await
+    let wants_messages = job.info.task.is_none() && job.message.is_none();
+    // step 1, one call: the repository opened once for the whole merge; what a killed merge
+    // left repaired (a lock on the target, the user's checkout half brought along); a
+    // landing a kill left unrecorded recognised; the merge prepared in the merge worktree
+    let first = {
+        let (job, tx) = (job.clone(), tx.clone());
+        blocking(move || {
+            let desk = Desk::open(&root, &scratch)?;
+            let (target, branch) = (&job.info.target, &job.info.branch);
+            let (mut repaired, checkout) = desk.repair(target)?;
+            repaired.extend(describe_checkout_repair(checkout, target));
+            crate::workers::report_repairs(&tx, None, repaired);
+            // the walk stops at commits older than the request, so it costs nothing with history
+            let since = job.info.created_at.timestamp() - 60;
+            let task = job.info.task.as_ref().map(ToString::to_string);
+            if let Some((commit, parent)) =
+                desk.find_landed(target, job.info.id, task.as_deref(), since)?
             {
-                Ok(sf_git::merge::Prepare::Ready(p)) => p,
-                Ok(sf_git::merge::Prepare::Conflict { paths }) => {
-                    let (root, branch) = (config.paths.root.clone(), job.info.branch.clone());
-                    let tip = blocking(move || sf_git::branch_tip_id(&root, &branch))
-                        .await
-                        .ok();
-                    return MergeOutcome::Conflict { paths, tip };
-                }
-                Ok(sf_git::merge::Prepare::NothingToMerge) => return MergeOutcome::NothingToMerge,
-                Err(e) => return MergeOutcome::Error(e),
+                return Ok((desk, Opened::LandedBefore { commit, parent }));
             }
+            let commits = if wants_messages {
+                desk.messages_ahead(branch, target, 50).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let prepared = desk.prepare(branch, target)?;
+            Ok((desk, Opened::Prepared(prepared, commits)))
+        })
+        .await
+    };
+    let (mut desk, mut prepared, commits) = match first {
+        Err(e) => return MergeOutcome::Error(e),
+        Ok((desk, Opened::LandedBefore { commit, parent })) => {
+            // a daemon killed after moving the target and before recording it: merged as
+            // that commit, and what follows a landing is done now
+            tracing::warn!(
+                mr = job.info.id,
+                %commit,
+                "this request had landed before a restart; recording it as merged"
+            );
+            let t = target.clone();
+            if let Err(e) = blocking(move || desk.sync_checkout(&t, &parent)).await {
+                tracing::warn!(error = %e, "failed to update the user's checkout");
+            }
+            return MergeOutcome::Merged { commit };
+        }
+        Ok((desk, Opened::Prepared(p, commits))) => (desk, p, commits),
+    };
+    let message = commit_message(job, &commits);
+    for round in 0..MAX_CAS_RETRIES {
+        let ready = match prepared {
+            DeskPrepare::Ready(p) => p,
+            DeskPrepare::Conflict { paths, tip } => {
+                return MergeOutcome::Conflict {
+                    paths,
+                    tip: Some(tip),
+                };
+            }
+            DeskPrepare::NothingToMerge => return MergeOutcome::NothingToMerge,
+            DeskPrepare::CheckoutDirty { paths } => return MergeOutcome::CheckoutDirty { paths },
         };
         let _ = tx.send(Internal::MergeTesting {
             id: job.info.id,
             log: log.clone(),
         });
-        let tested = run_tests(config, &test_command, &prepared.path, &log).await;
-        if let Err(result) = tested {
-            remove_scratch(&root, &prepared).await;
+        if let Err(result) = run_tests(config, &test_command, &ready.path, &log).await {
             let tail = tail_lines(&log, 40).join("\n");
             return MergeOutcome::TestsFailed {
                 tail,
                 result,
-                tip: prepared.branch_tip.clone(),
+                tip: ready.branch_tip,
             };
         }
-        {
-            let (r, t, p) = (root.clone(), target.clone(), prepared.clone());
-            match blocking(move || sf_git::merge::check_checkout_ready(&r, &t, &p)).await {
-                Ok(Some(paths)) if !paths.is_empty() => {
-                    remove_scratch(&root, &prepared).await;
-                    return MergeOutcome::CheckoutDirty { paths };
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    remove_scratch(&root, &prepared).await;
-                    return MergeOutcome::Error(e);
-                }
-            }
-        }
-        let landed = {
-            let (root, prepared2, target, message) = (
-                root.clone(),
-                prepared.clone(),
-                target.clone(),
-                message.clone(),
-            );
-            let land = if config.merge_commit {
-                sf_git::merge::land_merge
-            } else {
-                sf_git::merge::land_squash
+        // step 2, one call: the checkout checked again, the compare-and-swap, the user's
+        // checkout brought along; if the target moved, prepared again from its new tip
+        let (t, b, m, two_parents) = (
+            target.clone(),
+            job.info.branch.clone(),
+            message.clone(),
+            config.merge_commit,
+        );
+        let last = round + 1 == MAX_CAS_RETRIES;
+        let landed = blocking(move || {
+            let author = ("sf merge steward", "sf@sf.invalid");
+            let landing = desk.land(&ready, &t, &m, author, two_parents)?;
+            let again = match (&landing, last) {
+                (Landing::TargetMoved, false) => Some(desk.prepare(&b, &t)?),
+                _ => None,
             };
-            blocking(move || {
-                land(
-                    &root,
-                    &prepared2,
-                    &target,
-                    &message,
-                    "sf merge steward",
-                    "sf@sf.invalid",
-                )
-            })
-            .await
-        };
-        remove_scratch(&root, &prepared).await;
+            Ok((desk, landing, again))
+        })
+        .await;
         match landed {
-            Ok(sf_git::merge::Land::Landed { commit }) => {
-                after_landing(config, job, &prepared.base).await;
+            Err(e) => return MergeOutcome::Error(e),
+            Ok((_, Landing::Landed { commit, checkout }, _)) => {
+                tracing::debug!(?checkout, "user checkout");
                 return MergeOutcome::Merged { commit };
             }
-            Ok(sf_git::merge::Land::TargetMoved { .. }) => {
+            Ok((_, Landing::CheckoutDirty { paths }, _)) => {
+                return MergeOutcome::CheckoutDirty { paths };
+            }
+            Ok((d, Landing::TargetMoved, again)) => {
                 tracing::info!(
                     mr = job.info.id,
                     "the target moved during the tests; starting again from its new tip"
                 );
+                let Some(again) = again else { break };
+                desk = d;
+                prepared = again;
             }
-            Err(e) => return MergeOutcome::Error(e),
         }
     }
     MergeOutcome::Error(format!(
         "the target kept moving; gave up after {MAX_CAS_RETRIES} attempts"
     ))
-}
-
-/// A request may have been landed already by a daemon killed after moving the target and
-/// before recording it (its branch then brings nothing, or is already archived and
-/// deleted): the commit carries the request's trailers. Then the request is merged as that
-/// commit, and what follows a landing is done now (the checkout, the worktree, the branch).
-/// The walk stops at commits older than the request, so it costs nothing with history.
-async fn landed_before(config: &Config, job: &MergeJob) -> Result<Option<String>, String> {
-    let (root, target, id) = (
-        config.paths.root.clone(),
-        job.info.target.clone(),
-        job.info.id,
-    );
-    let task = job.info.task.as_ref().map(ToString::to_string);
-    let since = job.info.created_at.timestamp() - 60;
-    match blocking(move || sf_git::merge::find_landed(&root, &target, id, task.as_deref(), since))
-        .await
-    {
-        Ok(Some((commit, parent))) => {
-            tracing::warn!(
-                mr = id,
-                %commit,
-                "this request had landed before a restart; recording it as merged"
-            );
-            after_landing(config, job, &parent).await;
-            Ok(Some(commit))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The lines of a `git_repaired` event for a finished checkout update.
@@ -296,13 +257,6 @@ pub(crate) fn describe_checkout_repair(
         line.push_str(&format!("; kept your own changes to {}", r.kept.join(", ")));
     }
     vec![line]
-}
-
-async fn remove_scratch(root: &Path, prepared: &sf_git::merge::Prepared) {
-    let (root, p) = (root.to_owned(), prepared.clone());
-    if let Err(e) = blocking(move || sf_git::merge::remove_scratch(&root, &p)).await {
-        tracing::warn!(error = %e, "failed to remove a temporary merge worktree");
-    }
 }
 
 /// The test command is trusted configuration, run with `sh -c` in the merge result.
@@ -327,16 +281,5 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
         )),
         (_, Some(exit)) => Err(format!("`{command}` failed ({exit})")),
         (_, None) => Err(format!("`{command}` could not be waited for")),
-    }
-}
-
-/// After a landing: bring the user's clean checkout along. The task's worktree and branch
-/// are retired by the janitor once the merge is recorded (the task is then closed).
-async fn after_landing(config: &Config, job: &MergeJob, old_tip: &str) {
-    let root = config.paths.root.clone();
-    let (target, old) = (job.info.target.clone(), old_tip.to_owned());
-    match blocking(move || sf_git::merge::sync_checkout(&root, &target, &old)).await {
-        Ok(state) => tracing::debug!(?state, "user checkout"),
-        Err(e) => tracing::warn!(error = %e, "failed to update the user's checkout"),
     }
 }

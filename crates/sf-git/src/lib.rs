@@ -421,11 +421,19 @@ pub fn messages_ahead(
     target: &str,
     limit: usize,
 ) -> Result<Vec<String>, GitError> {
-    let repo = open(repo_root)?;
+    messages_ahead_in(&open(repo_root)?, branch, target, limit)
+}
+
+pub(crate) fn messages_ahead_in(
+    repo: &Repository,
+    branch: &str,
+    target: &str,
+    limit: usize,
+) -> Result<Vec<String>, GitError> {
     let mut walk = repo.revwalk().ctx(|| "walk history".to_owned())?;
-    walk.push(branch_tip(&repo, branch, GitError::NoSuchBranch)?)
+    walk.push(branch_tip(repo, branch, GitError::NoSuchBranch)?)
         .ctx(|| format!("walk `{branch}`"))?;
-    walk.hide(branch_tip(&repo, target, GitError::NoTarget)?)
+    walk.hide(branch_tip(repo, target, GitError::NoTarget)?)
         .ctx(|| format!("walk `{target}`"))?;
     let mut out = Vec::new();
     for oid in walk.take(limit) {

@@ -118,13 +118,22 @@ pub fn repair_worktree(worktree: &Path) -> Result<Vec<String>, GitError> {
 /// Before sf moves `target` or brings the user's checkout of it along: removes the stale
 /// locks on the target ref, `packed-refs`, and the main working tree's index and HEAD.
 pub fn repair_target(repo_root: &Path, target: &str) -> Result<Vec<String>, GitError> {
-    let repo = open(repo_root)?;
-    if git_running_in(&repo) {
+    repair_target_in(&open(repo_root)?, target)
+}
+
+/// [`repair_target`] on an open repository. With no lock there (the usual case) it costs
+/// four `stat`s: the processes are looked at only when a lock is found.
+pub(crate) fn repair_target_in(repo: &Repository, target: &str) -> Result<Vec<String>, GitError> {
+    let locks = target_locks(repo, target);
+    if !locks.iter().any(|l| l.symlink_metadata().is_ok()) {
+        return Ok(Vec::new());
+    }
+    if git_running_in(repo) {
         // a git of the user's may hold a lock without keeping it open (`git commit` while
         // its editor is open): shared locks are left alone while any git runs here
         return Ok(Vec::new());
     }
-    clear_all(&target_locks(&repo, target), SHARED_MIN_AGE)
+    clear_all(&locks, SHARED_MIN_AGE)
 }
 
 /// Whether a `git` process (other than this one) runs with its working directory in the
