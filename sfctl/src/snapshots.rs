@@ -160,7 +160,7 @@ fn request(
     MergeRequestInfo {
         fix_tasks: Vec::new(),
         test_logs: Vec::new(),
-        id: n,
+        id: sf_proto::MergeRequestId(n),
         task: Some(id(task)),
         title: "t".to_owned(),
         branch: branch.to_owned(),
@@ -207,7 +207,7 @@ fn mr_list_at_80_columns() {
 
 fn run(n: i64, steward: &str, trigger: &str, outcome: &str, result: &str) -> StewardRunInfo {
     StewardRunInfo {
-        id: n,
+        id: sf_proto::RunId(n),
         steward: steward.to_owned(),
         trigger: trigger.to_owned(),
         data: serde_json::Value::Null,

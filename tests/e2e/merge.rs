@@ -77,7 +77,12 @@ fn assert_only_the_merge_worktree(td: &TestDaemon) {
     if bench.exists() {
         // its index holds the last merge result (staged on the tip it was made on); its
         // files match the index and nothing else is there
-        assert_eq!(git(&bench, &["diff", "--name-only"]), "", "{}", bench.display());
+        assert_eq!(
+            git(&bench, &["diff", "--name-only"]),
+            "",
+            "{}",
+            bench.display()
+        );
         let others = git(&bench, &["ls-files", "--others", "--exclude-standard"]);
         assert_eq!(others, "", "{}", bench.display());
     }
@@ -884,7 +889,7 @@ fn dirty_checkout_waiting(td: &TestDaemon) -> (String, i64) {
             other => Err(Box::new(other)),
         }
     });
-    (a, mr.id)
+    (a, mr.id.0)
 }
 
 #[test]

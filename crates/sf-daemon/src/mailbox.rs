@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use sf_proto::{AuditEvent, ErrorKind, ProtoError, Request, Response, RunUsage, TaskId};
+use sf_proto::{
+    AuditEvent, ErrorKind, MergeRequestId, ProtoError, Request, Response, RunUsage, TaskId,
+};
 use sf_store::Lease;
 use sf_worker::process::ExitInfo;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -144,9 +146,12 @@ pub(crate) enum Internal {
         log: PathBuf,
     },
     /// A merge request's test run starts (its log is `log`).
-    MergeTesting { id: i64, log: PathBuf },
+    MergeTesting { id: MergeRequestId, log: PathBuf },
     /// A merge request was processed.
-    MergeDone { id: i64, outcome: MergeOutcome },
+    MergeDone {
+        id: MergeRequestId,
+        outcome: MergeOutcome,
+    },
     /// Git work found what a killed operation left (a half-made worktree, a stale lock, a
     /// half-updated checkout) and repaired it; recorded as a `git_repaired` event.
     Repaired {

@@ -94,7 +94,7 @@ async fn blocking<T: Send + 'static>(
 pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedSender<Internal>) {
     let id = job.info.id;
     let outcome = attempt(&config, &job, &tx).await;
-    tracing::info!(mr = id, ?outcome, "merge request processed");
+    tracing::info!(mr = %id, ?outcome, "merge request processed");
     let _ = tx.send(Internal::MergeDone { id, outcome });
 }
 
@@ -139,7 +139,7 @@ async fn attempt(
             let since = job.info.created_at.timestamp() - 60;
             let task = job.info.task.as_ref().map(ToString::to_string);
             if let Some((commit, parent)) =
-                desk.find_landed(target, job.info.id, task.as_deref(), since)?
+                desk.find_landed(target, job.info.id.0, task.as_deref(), since)?
             {
                 return Ok((desk, Opened::LandedBefore { commit, parent }));
             }
@@ -159,7 +159,7 @@ async fn attempt(
             // a daemon killed after moving the target and before recording it: merged as
             // that commit, and what follows a landing is done now
             tracing::warn!(
-                mr = job.info.id,
+                mr = %job.info.id,
                 %commit,
                 "this request had landed before a restart; recording it as merged"
             );
@@ -226,7 +226,7 @@ async fn attempt(
             }
             Ok((d, Landing::TargetMoved, again)) => {
                 tracing::info!(
-                    mr = job.info.id,
+                    mr = %job.info.id,
                     "the target moved during the tests; starting again from its new tip"
                 );
                 let Some(again) = again else { break };

@@ -387,7 +387,7 @@ fn steward_branch(spec: &AgentSpec) -> String {
 
 /// Starts a steward's agent in the steward's own worktree and supervises it like a worker.
 pub(crate) async fn launch(l: StewardLaunch) {
-    let run_id = l.run.id;
+    let run_id = l.run.id.0;
     match start(&l).await {
         Ok((run, log)) => {
             crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx).await;
@@ -474,7 +474,7 @@ async fn start(l: &StewardLaunch) -> Result<(Run, PathBuf), LaunchError> {
         extra,
     )?;
     let run = sf_worker::launcher::launch(spec)?;
-    tracing::info!(run_id = l.run.id, steward = %l.spec.name, pid = run.pid(), "steward spawned");
+    tracing::info!(run_id = l.run.id.0, steward = %l.spec.name, pid = run.pid(), "steward spawned");
     Ok((run, log))
 }
 

@@ -101,6 +101,18 @@ int_id!(
     /// An audit event id; ids only grow.
     EventId
 );
+int_id!(
+    /// A run id: one worker, steward or shell-step run.
+    RunId
+);
+int_id!(
+    /// A merge request id, shown as `#4`.
+    MergeRequestId
+);
+int_id!(
+    /// A message id.
+    MessageId
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,10 @@ pub mod paths;
 
 pub use dto::*;
 pub use frame::{CONTINUED, FrameError, frames, read_frame, read_message, write_frame};
-pub use ids::{DepId, EventId, ID_ALPHABET, ID_LEN, IdError, PlanId, TaskId, normalize_prefix};
+pub use ids::{
+    DepId, EventId, ID_ALPHABET, ID_LEN, IdError, MergeRequestId, MessageId, PlanId, RunId, TaskId,
+    normalize_prefix,
+};
 
 /// The protocol version. Bumped only for breaking changes; a mismatch is refused.
 pub const PROTOCOL_VERSION: u32 = 2;

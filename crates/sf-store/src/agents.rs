@@ -381,7 +381,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map([arg], |r| {
             Ok(RunSummary {
-                id: r.get(0)?,
+                id: sf_proto::RunId(r.get(0)?),
                 task: r
                     .get::<_, Option<String>>(1)?
                     .and_then(|s| TaskId::new(s).ok()),

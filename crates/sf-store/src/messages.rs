@@ -27,7 +27,7 @@ const FROM: &str = "messages m LEFT JOIN tasks t ON t.key = m.task \
 fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
     let task = |s: Option<String>| s.and_then(|s| TaskId::new(s).ok());
     Ok(MessageInfo {
-        id: r.get(0)?,
+        id: sf_proto::MessageId(r.get(0)?),
         at: ts(r.get(1)?),
         from: r.get(2)?,
         to: r.get(3)?,
@@ -35,7 +35,7 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
         task: task(r.get(5)?),
         subject: r.get(6)?,
         body: r.get(7)?,
-        reply_to: r.get(8)?,
+        reply_to: r.get::<_, Option<i64>>(8)?.map(sf_proto::MessageId),
         read_at: opt_ts(r.get(9)?),
         became_task: task(r.get(10)?),
     })
@@ -197,12 +197,12 @@ impl Store {
             task.as_ref().map(|(k, _)| *k),
             subject,
             new.body,
-            new.reply_to,
+            new.reply_to.map(|r| r.0),
             became.as_ref().map(|(k, _, _)| *k),
         ])?;
         let id = tx.last_insert_rowid();
         let info = MessageInfo {
-            id,
+            id: sf_proto::MessageId(id),
             at: ts(now),
             from: sender.name.clone(),
             to: recipient,
@@ -348,7 +348,8 @@ impl Store {
     }
 
     /// One message.
-    pub fn show_message(&self, id: i64) -> Result<MessageInfo, StoreError> {
+    pub fn show_message(&self, id: sf_proto::MessageId) -> Result<MessageInfo, StoreError> {
+        let id = id.0;
         self.conn
             .prepare_cached(&format!("SELECT {COLS} FROM {FROM} WHERE m.id = ?1"))?
             .query_row([id], row_to_message)
@@ -401,7 +402,7 @@ impl Store {
     pub fn read_messages(
         &mut self,
         actor: &str,
-        ids: &[i64],
+        ids: &[sf_proto::MessageId],
     ) -> Result<Vec<MessageInfo>, StoreError> {
         let messages = ids
             .iter()
@@ -421,7 +422,7 @@ impl Store {
             tx.prepare_cached(
                 "UPDATE messages SET read_at = ?1 WHERE id = ?2 AND read_at IS NULL",
             )?
-            .execute(params![now, m.id])?;
+            .execute(params![now, m.id.0])?;
             events.push(
                 Audit::new(actor, Action::MessageRead, format!("message:{}", m.id))
                     .after(json!({"to": m.to}))

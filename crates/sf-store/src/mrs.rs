@@ -36,7 +36,7 @@ fn row_to_mr(r: &Row<'_>) -> rusqlite::Result<MergeJob> {
     let state: String = r.get(5)?;
     Ok(MergeJob {
         info: MergeRequestInfo {
-            id: r.get(0)?,
+            id: sf_proto::MergeRequestId(r.get(0)?),
             task: r
                 .get::<_, Option<String>>(1)?
                 .and_then(|s| TaskId::new(s).ok()),
@@ -99,7 +99,8 @@ impl Store {
     }
 
     /// One merge request, with the fix tasks its failures made and each attempt's test log.
-    pub fn show_mr(&self, id: i64) -> Result<MergeRequestInfo, StoreError> {
+    pub fn show_mr(&self, id: sf_proto::MergeRequestId) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         let mut info = job.info;
         if let Some(key) = job.task_key {
@@ -157,11 +158,12 @@ impl Store {
     /// Moves a request to `state` with a reason, recording an event when the state changes.
     pub fn set_mr_state(
         &mut self,
-        id: i64,
+        id: sf_proto::MergeRequestId,
         state: MergeState,
         reason: Option<&str>,
         log_path: Option<&str>,
     ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let before = self.mr(id)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
@@ -182,7 +184,7 @@ impl Store {
         } else {
             tx.commit()?;
         }
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// Queues every request in `state` again with `reason`. Returns how many.
@@ -193,7 +195,12 @@ impl Store {
             .query_map([state.as_str()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for &id in &ids {
-            self.set_mr_state(id, MergeState::Queued, Some(reason), None)?;
+            self.set_mr_state(
+                sf_proto::MergeRequestId(id),
+                MergeState::Queued,
+                Some(reason),
+                None,
+            )?;
         }
         Ok(ids.len())
     }
@@ -211,10 +218,11 @@ impl Store {
     /// ready), with a `task_merged` event.
     pub fn mr_merged(
         &mut self,
-        id: i64,
+        id: sf_proto::MergeRequestId,
         commit: &str,
         result: &str,
     ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
@@ -264,7 +272,7 @@ impl Store {
         if let Some((key, after, plan_change)) = after_task {
             self.after_status_change(key, &after, plan_change);
         }
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// Records a failed merge attempt. For a task's request, makes one fix task (per
@@ -272,13 +280,14 @@ impl Store {
     /// `review` and is queued again when the fix completes.
     pub fn mr_failed(
         &mut self,
-        id: i64,
+        id: sf_proto::MergeRequestId,
         failure: MergeFailure,
         detail: &str,
         result: &str,
         max_rounds: u32,
         fix_base: Option<&str>,
     ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         let now = now_ms();
         let kind = match failure {
@@ -412,7 +421,7 @@ impl Store {
         if let Some((fk, _, row)) = new_fix {
             self.index.insert(fk, row.live(), Vec::new());
         }
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// The task's merge request that is still open (not merged, not cancelled), with its state.
@@ -446,7 +455,12 @@ impl Store {
 
     /// Whether the merge request `mr` belongs to the task `prefix` (the daemon refuses to
     /// move a task while its request is in the merge pipeline).
-    pub fn mr_is_of_task(&self, mr: i64, prefix: &str) -> Result<bool, StoreError> {
+    pub fn mr_is_of_task(
+        &self,
+        mr: sf_proto::MergeRequestId,
+        prefix: &str,
+    ) -> Result<bool, StoreError> {
+        let mr = mr.0;
         let (key, _) = self.resolve_task(prefix)?;
         let task: Option<Option<Key>> = self
             .conn
@@ -500,7 +514,7 @@ impl Store {
         tx.commit()?;
         self.new_events.extend(events);
         self.index.update(key, after.live());
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// A fix task completed: close it and queue its original's request again.
@@ -537,7 +551,11 @@ impl Store {
     }
 
     /// `sfctl mr retry`: queue a waiting, failed or cancelled request again.
-    pub fn retry_mr(&mut self, id: i64) -> Result<MergeRequestInfo, StoreError> {
+    pub fn retry_mr(
+        &mut self,
+        id: sf_proto::MergeRequestId,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         if matches!(
             job.info.state,
@@ -548,7 +566,12 @@ impl Store {
                     .hint("only waiting, failed or cancelled requests can be retried"),
             );
         }
-        self.set_mr_state(id, MergeState::Queued, Some("retried by hand"), None)
+        self.set_mr_state(
+            sf_proto::MergeRequestId(id),
+            MergeState::Queued,
+            Some("retried by hand"),
+            None,
+        )
     }
 
     /// Queues every waiting request again (a merge steward's cron fire). Returns how many.
@@ -557,7 +580,12 @@ impl Store {
     }
 
     /// `sfctl mr approve`.
-    pub fn approve_mr(&mut self, id: i64, approver: &str) -> Result<MergeRequestInfo, StoreError> {
+    pub fn approve_mr(
+        &mut self,
+        id: sf_proto::MergeRequestId,
+        approver: &str,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         if job.info.approved_by.is_some() {
             return Err(StoreError::refused(
@@ -589,11 +617,16 @@ impl Store {
         .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// `sfctl mr cancel`: the request stops; its task (if in review) is blocked with the reason.
-    pub fn cancel_mr(&mut self, actor: &str, id: i64) -> Result<MergeRequestInfo, StoreError> {
+    pub fn cancel_mr(
+        &mut self,
+        actor: &str,
+        id: sf_proto::MergeRequestId,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        let id = id.0;
         let job = self.mr(id)?;
         let hint = match job.info.state {
             MergeState::Testing => {
@@ -612,7 +645,12 @@ impl Store {
                 StoreError::state(format!("merge request #{id} is {}", job.info.state)).hint(hint),
             );
         }
-        self.set_mr_state(id, MergeState::Cancelled, Some("cancelled by hand"), None)?;
+        self.set_mr_state(
+            sf_proto::MergeRequestId(id),
+            MergeState::Cancelled,
+            Some("cancelled by hand"),
+            None,
+        )?;
         if let Some(key) = job.task_key {
             let row = self.task_row(key)?;
             if row.summary.status == TaskStatus::Review {
@@ -629,7 +667,7 @@ impl Store {
                 )?;
             }
         }
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// `sfctl merge`: a request for a branch that no task owns.
@@ -653,7 +691,7 @@ impl Store {
             .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
-        self.show_mr(id)
+        self.show_mr(sf_proto::MergeRequestId(id))
     }
 
     /// The task a fix task fixes.

@@ -715,7 +715,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map([arg], |r| {
             Ok(LogRef {
-                run: r.get(0)?,
+                run: sf_proto::RunId(r.get(0)?),
                 task: r
                     .get::<_, Option<String>>(1)?
                     .and_then(|s| TaskId::new(s).ok()),
@@ -734,19 +734,19 @@ impl Store {
             StoreError::invalid(format!("`mr:{id}` names no merge request"))
                 .hint("give mr:ID, with the id `sfctl mr list` shows")
         })?;
-        let mr = self.show_mr(n)?;
+        let mr = self.show_mr(sf_proto::MergeRequestId(n))?;
         let last = mr.test_logs.len();
         Ok(mr
             .test_logs
             .iter()
             .enumerate()
             .map(|(i, path)| LogRef {
-                run: i as i64 + 1,
+                run: sf_proto::RunId(i as i64 + 1),
                 task: mr.task.clone(),
                 agent: "merge queue".to_owned(),
                 path: path.clone(),
                 live: mr.state == sf_proto::MergeState::Testing && i + 1 == last,
-                merge_request: Some(n),
+                merge_request: Some(sf_proto::MergeRequestId(n)),
             })
             .collect())
     }
@@ -760,14 +760,14 @@ impl Store {
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(LogRef {
-                run: r.get(0)?,
+                run: sf_proto::RunId(r.get(0)?),
                 task: r
                     .get::<_, Option<String>>(1)?
                     .and_then(|s| TaskId::new(s).ok()),
                 agent: steward.to_owned(),
                 path: r.get(2)?,
                 live: r.get(3)?,
-                merge_request: r.get(0)?,
+                merge_request: r.get::<_, Option<i64>>(0)?.map(sf_proto::MergeRequestId),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -30,7 +30,7 @@ const COLS: &str = "id, agent, trigger, data, started_at, ended_at, outcome, res
 
 fn row_to_info(r: &Row<'_>) -> rusqlite::Result<StewardRunInfo> {
     Ok(StewardRunInfo {
-        id: r.get(0)?,
+        id: sf_proto::RunId(r.get(0)?),
         steward: r.get(1)?,
         trigger: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
         data: r

@@ -477,17 +477,27 @@ fn a_task_whose_merge_is_testing_cannot_be_moved_and_leaving_review_cancels_the_
     s.complete(&lease, Some("done"), "main", false).unwrap();
     let (mr, state) = s.open_mr_of(key).unwrap().expect("a request");
     assert_eq!(state, MergeState::Queued);
-    s.set_mr_state(mr, MergeState::Testing, None, None).unwrap();
+    s.set_mr_state(
+        sf_proto::MergeRequestId(mr),
+        MergeState::Testing,
+        None,
+        None,
+    )
+    .unwrap();
     let before = event_count(&s);
     let err = s
         .change_status(ME, &id, StatusChange::Close, None, None)
         .unwrap_err();
     assert_eq!(kind_of(err), ErrorKind::InvalidState);
     assert_eq!(event_count(&s), before, "nothing changed");
-    s.set_mr_state(mr, MergeState::Queued, None, None).unwrap();
+    s.set_mr_state(sf_proto::MergeRequestId(mr), MergeState::Queued, None, None)
+        .unwrap();
     s.change_status(ME, &id, StatusChange::Close, Some("not needed"), None)
         .unwrap();
-    assert_eq!(s.show_mr(mr).unwrap().state, MergeState::Cancelled);
+    assert_eq!(
+        s.show_mr(sf_proto::MergeRequestId(mr)).unwrap().state,
+        MergeState::Cancelled
+    );
     assert_eq!(s.open_mr_of(key).unwrap(), None);
 }
 

@@ -550,7 +550,7 @@ mod tests {
 
     fn run(id: i64) -> RunSummary {
         RunSummary {
-            id,
+            id: sf_proto::RunId(id),
             task: Some("k3f9xq".parse().unwrap()),
             agent: "w1".into(),
             epoch: 2,

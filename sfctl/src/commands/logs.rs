@@ -124,10 +124,10 @@ fn select<'a>(
     let Some(n) = run else {
         return Ok(refs.iter().max_by_key(|r| r.run).into_iter().collect());
     };
-    match refs.iter().find(|r| r.run == n) {
+    match refs.iter().find(|r| r.run.0 == n) {
         Some(r) => Ok(vec![r]),
         None => {
-            let mut ids: Vec<i64> = refs.iter().map(|r| r.run).collect();
+            let mut ids: Vec<i64> = refs.iter().map(|r| r.run.0).collect();
             ids.sort_unstable();
             let err = CliError::refused("not_found", format!("no run {n} of `{target}` has a log"));
             Err(if ids.is_empty() {
@@ -149,7 +149,7 @@ fn header(r: &LogRef) -> String {
         .unwrap_or_default();
     match r.merge_request {
         // `mr:ID`: one test run per attempt
-        Some(mr) if mr != r.run => format!("==> merge request #{mr}, test {}{task} <==", r.run),
+        Some(mr) if mr.0 != r.run.0 => format!("==> merge request #{mr}, test {}{task} <==", r.run),
         Some(mr) => format!("==> merge request #{mr} ({}{task}) <==", r.agent),
         None => match &r.task {
             Some(task) => format!("==> run {} ({}, {task}) <==", r.run, r.agent),
@@ -265,7 +265,7 @@ mod tests {
     fn log(run: i64, task: Option<&str>, live: bool) -> LogRef {
         LogRef {
             merge_request: None,
-            run,
+            run: sf_proto::RunId(run),
             task: task.map(|t| t.parse().unwrap()),
             agent: "w1".into(),
             path: format!("/ws/.sf/logs/{run}.log"),
@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn runs(chosen: &[&LogRef]) -> Vec<i64> {
-        chosen.iter().map(|r| r.run).collect()
+        chosen.iter().map(|r| r.run.0).collect()
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use sf_proto::{MessageInfo, NewMessage, Request, Response};
+use sf_proto::{MessageId, MessageInfo, NewMessage, Request, Response};
 
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};
@@ -40,7 +40,7 @@ Examples:
     Read {
         /// Message ids
         #[arg(required = true, value_name = "ID", value_parser = parse_message_id)]
-        ids: Vec<i64>,
+        ids: Vec<MessageId>,
     },
     /// Answer a message: to its sender, about the same task
     #[command(after_help = "\
@@ -50,7 +50,7 @@ Examples:
     Reply {
         /// The message to answer
         #[arg(value_parser = parse_message_id)]
-        id: i64,
+        id: MessageId,
         /// The text (`-` reads it from stdin)
         text: String,
     },
@@ -84,7 +84,7 @@ pub struct SendArgs {
     pub subject: Option<String>,
     /// The message it answers
     #[arg(long, value_name = "ID", value_parser = parse_message_id)]
-    pub reply_to: Option<i64>,
+    pub reply_to: Option<MessageId>,
 }
 
 /// Your unread messages (`--all` for read ones too)
@@ -119,8 +119,8 @@ pub struct InboxArgs {
     pub limit: u32,
 }
 
-fn parse_message_id(s: &str) -> Result<i64, String> {
-    crate::args::parse_number_id(s, "message")
+fn parse_message_id(s: &str) -> Result<MessageId, String> {
+    crate::args::parse_number_id(s, "message").map(MessageId)
 }
 
 fn env(key: &str) -> Option<String> {
@@ -383,7 +383,7 @@ fn follow(ctx: &mut Context, who: &[String]) -> CliResult {
         else {
             continue;
         };
-        let resp = ctx.request(&Request::ShowMessage { id })?;
+        let resp = ctx.request(&Request::ShowMessage { id: MessageId(id) })?;
         let m = expect_response!(resp, Response::Message(m) => m);
         if ctx.ui.json {
             ctx.ui.json_value(&m)?;

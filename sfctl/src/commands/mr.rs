@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::output::Cell;
 use clap::{Args, Subcommand};
-use sf_proto::{MergeRequestInfo, MergeState, Request, Response, Timestamp};
+use sf_proto::{MergeRequestId, MergeRequestInfo, MergeState, Request, Response, Timestamp};
 
 use crate::args::parse_number_id;
 use crate::commands::init::git;
@@ -58,7 +58,7 @@ Examples:
     Show {
         /// The merge request's id (`12` or `#12`)
         #[arg(value_parser = parse_mr_id)]
-        id: i64,
+        id: MergeRequestId,
         /// Print the whole test output, not only its last 200 lines
         #[arg(long)]
         full: bool,
@@ -70,7 +70,7 @@ Examples:
     Retry {
         /// The merge request's id (`12` or `#12`)
         #[arg(value_parser = parse_mr_id)]
-        id: i64,
+        id: MergeRequestId,
     },
     /// Approve a merge request held for approval (`require_approval`)
     #[command(after_help = "\
@@ -80,7 +80,7 @@ Examples:
     Approve {
         /// The merge request's id (`12` or `#12`)
         #[arg(value_parser = parse_mr_id)]
-        id: i64,
+        id: MergeRequestId,
         /// Approve as this approver (default: $USER)
         #[arg(long = "as", value_name = "NAME")]
         approver: Option<String>,
@@ -93,7 +93,7 @@ Examples:
     Cancel {
         /// The merge request's id (`12` or `#12`)
         #[arg(value_parser = parse_mr_id)]
-        id: i64,
+        id: MergeRequestId,
     },
 }
 
@@ -136,8 +136,8 @@ pub struct MergeArgs {
     pub timeout: Duration,
 }
 
-fn parse_mr_id(s: &str) -> Result<i64, String> {
-    parse_number_id(s, "merge request")
+fn parse_mr_id(s: &str) -> Result<MergeRequestId, String> {
+    parse_number_id(s, "merge request").map(MergeRequestId)
 }
 
 pub fn run(ctx: &mut Context, cmd: MrCommand) -> CliResult {
@@ -179,7 +179,7 @@ pub fn run(ctx: &mut Context, cmd: MrCommand) -> CliResult {
     }
 }
 
-fn fetch(ctx: &Context, id: i64) -> CliResult<MergeRequestInfo> {
+fn fetch(ctx: &Context, id: MergeRequestId) -> CliResult<MergeRequestInfo> {
     let resp = ctx.request(&Request::ShowMergeRequest { id })?;
     Ok(expect_response!(resp, Response::MergeRequest(m) => m))
 }
@@ -580,7 +580,7 @@ mod tests {
         MergeRequestInfo {
             fix_tasks: Vec::new(),
             test_logs: Vec::new(),
-            id: 12,
+            id: MergeRequestId(12),
             task: Some("k3f9xq".parse().unwrap()),
             title: "Fix the flaky login test".into(),
             branch: "sf/k3f9xq".into(),
@@ -724,7 +724,7 @@ mod tests {
         let mut a = mr(MergeState::NeedsFix);
         a.last_result = Some("tests failed".into());
         let mut b = mr(MergeState::Queued);
-        b.id = 13;
+        b.id = MergeRequestId(13);
         b.task = None;
         b.branch = "feature".into();
         b.attempts = 0;
@@ -783,7 +783,10 @@ mod tests {
         let cli = crate::Cli::try_parse_from(["sfctl", "mr", "show", "#12", "--full"]).unwrap();
         assert!(matches!(
             cli.command,
-            crate::cli::Command::Mr(MrCommand::Show { id: 12, full: true })
+            crate::cli::Command::Mr(MrCommand::Show {
+                id: MergeRequestId(12),
+                full: true
+            })
         ));
         assert!(crate::Cli::try_parse_from(["sfctl", "mr", "retry", "x"]).is_err());
         let cli = crate::Cli::try_parse_from(["sfctl", "merge", "--into", "main"]).unwrap();

@@ -122,7 +122,11 @@ pub fn render_runs(
 }
 
 /// Polls the steward's history until run `id` has ended.
-fn wait_for_run(ctx: &mut Context, steward: &str, id: i64) -> CliResult<StewardRunInfo> {
+fn wait_for_run(
+    ctx: &mut Context,
+    steward: &str,
+    id: sf_proto::RunId,
+) -> CliResult<StewardRunInfo> {
     let mut pause = std::time::Duration::from_millis(20);
     loop {
         let resp = ctx.request(&Request::StewardHistory {

@@ -78,7 +78,7 @@ impl Owner {
     }
 
     /// Records what the merge task reported.
-    pub(super) async fn merge_done(&mut self, id: i64, outcome: MergeOutcome) {
+    pub(super) async fn merge_done(&mut self, id: sf_proto::MergeRequestId, outcome: MergeOutcome) {
         use MergeOutcome as O;
         use sf_proto::MergeState;
         let max_rounds = self.config.max_attempts;
@@ -115,9 +115,9 @@ impl Owner {
             .await;
         match r {
             Ok((Err(e), _)) => {
-                tracing::error!(mr = id, error = ?e, "failed to record a merge outcome");
+                tracing::error!(mr = %id, error = ?e, "failed to record a merge outcome");
             }
-            Err(e) => tracing::error!(mr = id, error = %e, "failed to record a merge outcome"),
+            Err(e) => tracing::error!(mr = %id, error = %e, "failed to record a merge outcome"),
             Ok(_) => {}
         }
     }
@@ -169,7 +169,11 @@ impl Owner {
     }
 
     /// The merge task finished with `outcome`. Returns whether the queue progressed.
-    pub(super) async fn merge_finished(&mut self, id: i64, outcome: MergeOutcome) -> bool {
+    pub(super) async fn merge_finished(
+        &mut self,
+        id: sf_proto::MergeRequestId,
+        outcome: MergeOutcome,
+    ) -> bool {
         self.merging = None;
         // a request that could not proceed is looked at again at the next tick
         let progressed = !matches!(
@@ -181,7 +185,11 @@ impl Owner {
     }
 
     /// The merge task started the tests: their log is recorded.
-    pub(super) async fn merge_testing(&mut self, id: i64, log: std::path::PathBuf) {
+    pub(super) async fn merge_testing(
+        &mut self,
+        id: sf_proto::MergeRequestId,
+        log: std::path::PathBuf,
+    ) {
         let log = log.display().to_string();
         if let Err(e) = self
             .store_call(move |s| {
@@ -189,7 +197,7 @@ impl Owner {
             })
             .await
         {
-            tracing::error!(mr = id, error = %e, "failed to record a merge test run");
+            tracing::error!(mr = %id, error = %e, "failed to record a merge test run");
         }
     }
 }

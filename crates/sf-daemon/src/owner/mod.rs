@@ -53,16 +53,7 @@ struct Worker {
     kind: RunKind,
 }
 
-/// What a run in flight is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RunKind {
-    /// An agent working on a task.
-    Worker,
-    /// A steward's run (no task of its own).
-    Steward,
-    /// A playbook shell step the daemon runs.
-    Shell,
-}
+use sf_proto::RunKind;
 
 /// The end of a run that the store failed to record (a full disk, say). The run would
 /// otherwise stay live, holding its agent and its task, until a restart: it is recorded
@@ -103,7 +94,7 @@ pub(crate) struct Owner {
     /// When each steward was last refused by the rate limit (one event a minute).
     rate_limited: HashMap<String, Instant>,
     target: Option<String>,
-    merging: Option<i64>,
+    merging: Option<sf_proto::MergeRequestId>,
     tick_due: bool,
     triggers: crate::steward::Triggers,
     triggers_dirty: bool,

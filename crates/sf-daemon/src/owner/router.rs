@@ -456,7 +456,7 @@ fn answer(reply: Reply, response: Response) -> bool {
 }
 
 /// The refusal of a change to something the merge queue is merging.
-fn being_merged(what: &str, mr: i64) -> StoreError {
+fn being_merged(what: &str, mr: sf_proto::MergeRequestId) -> StoreError {
     StoreError::Refused {
         kind: ErrorKind::InvalidState,
         message: format!("{what} is being merged (merge request #{mr})"),

@@ -145,7 +145,7 @@ impl Owner {
         {
             Ok((Ok(start), _)) => {
                 let summary = RunSummary {
-                    id: start.claim.run_id,
+                    id: sf_proto::RunId(start.claim.run_id),
                     task: Some(start.claim.task_id.clone()),
                     agent: start.claim.agent.clone(),
                     epoch: start.claim.epoch,

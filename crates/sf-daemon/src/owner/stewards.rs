@@ -160,7 +160,7 @@ impl Owner {
         token: String,
         spec: sf_proto::AgentSpec,
     ) {
-        let id = info.id;
+        let id = info.id.0;
         match spec.focus {
             Some(sf_proto::Focus::Merge) => {
                 let r = self.store_call(|s| s.retry_waiting_mrs()).await;

@@ -1,0 +1,181 @@
+//! Agents and their runs: specs, summaries, usage, and where run logs are.
+
+use super::*;
+
+/// Everything `sfctl agent register` can say about an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSpec {
+    /// Unique name: lowercase letters, digits, `-` and `_`, at most 32 characters.
+    pub name: String,
+    /// Director, worker or steward.
+    pub role: Role,
+    /// Ephemeral (spawned per task) or persistent.
+    pub mode: Mode,
+    /// For stewards.
+    pub focus: Option<Focus>,
+    /// Standard 5-field cron expressions.
+    pub triggers: Vec<String>,
+    /// Event triggers, `EVENT[:CONDITION]`.
+    pub on: Vec<String>,
+    /// Which CLI it runs.
+    pub adapter: Adapter,
+    /// The executable (and arguments) to run, for `command`, or to override a CLI's path.
+    pub command: Option<String>,
+    /// Model name passed to the adapter.
+    pub model: Option<String>,
+    /// Reasoning effort.
+    pub effort: Option<Effort>,
+    /// Skills, lowercase, sorted, unique.
+    pub skills: Vec<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Persona text put into its prompt.
+    pub persona: Option<String>,
+    /// Another agent's name.
+    pub reports_to: Option<String>,
+    /// The human who owns it.
+    pub owner: Option<String>,
+    /// Most tasks it runs at once.
+    pub max_tasks: u32,
+    /// Granted capabilities.
+    pub capabilities: Vec<Capability>,
+    /// For custom stewards: the playbook it runs.
+    pub playbook: Option<String>,
+    /// Wall-time limit of one run in seconds (default: the workspace's `worker_timeout`).
+    pub max_runtime_secs: Option<u64>,
+    /// Secret aliases (`[secrets]` in config.toml) whose values its runs get, as `$ALIAS`.
+    /// Only the aliases are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            role: Role::Worker,
+            mode: Mode::Ephemeral,
+            focus: None,
+            triggers: Vec::new(),
+            on: Vec::new(),
+            adapter: Adapter::Command,
+            command: None,
+            model: None,
+            effort: None,
+            skills: Vec::new(),
+            title: None,
+            persona: None,
+            reports_to: None,
+            owner: None,
+            max_tasks: 1,
+            capabilities: Vec::new(),
+            playbook: None,
+            max_runtime_secs: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// One row of `sfctl agent list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    /// The registered spec.
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+    /// Whether the daemon may start it.
+    pub enabled: bool,
+    /// Derived from its runs.
+    pub state: AgentState,
+    /// Runs in flight.
+    pub running: u32,
+    /// A merge steward: the merge requests the queue it runs has merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merges: Option<u32>,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
+/// `sfctl agent show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentDetail {
+    /// The summary.
+    #[serde(flatten)]
+    pub agent: AgentSummary,
+    /// Its most recent runs, newest first.
+    pub runs: Vec<RunSummary>,
+    /// Next fire time of each cron trigger, in the order of `triggers`.
+    pub next_fires: Vec<Option<Timestamp>>,
+}
+
+/// One worker incarnation on one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: RunId,
+    /// The task it worked on.
+    pub task: Option<TaskId>,
+    /// The agent.
+    pub agent: String,
+    /// Lease epoch.
+    pub epoch: i64,
+    /// Start.
+    pub started_at: Timestamp,
+    /// End, if it ended.
+    pub ended_at: Option<Timestamp>,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// How it ended: `completed`, `handed_off`, `failed`, `timed_out`, `stopped`,
+    /// `usage_limited`, `spawn_failed`, ...
+    pub outcome: Option<String>,
+    /// Process id while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Its log file.
+    #[serde(default)]
+    pub log_path: Option<String>,
+    /// Tokens, cost and session reported by the agent CLI.
+    #[serde(default)]
+    pub usage: Option<RunUsage>,
+}
+
+/// What an agent CLI reported about a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunUsage {
+    /// The CLI's session id (to resume).
+    pub session_id: Option<String>,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache reads.
+    pub cache_read_tokens: u64,
+    /// Cache writes.
+    pub cache_write_tokens: u64,
+    /// Cost in US dollars, when the CLI reports it.
+    pub cost_usd: Option<f64>,
+    /// Tool calls made.
+    pub tool_calls: u64,
+    /// The CLI's final message.
+    pub result: Option<String>,
+}
+
+/// A run's log file, for `sfctl logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRef {
+    /// The run.
+    pub run: RunId,
+    /// Its task.
+    pub task: Option<TaskId>,
+    /// Its agent.
+    pub agent: String,
+    /// The file.
+    pub path: String,
+    /// Whether the run is still going.
+    pub live: bool,
+    /// A merge test's log: its merge request (`run` is then the attempt, or for a merge
+    /// steward's listing the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_request: Option<MergeRequestId>,
+}

@@ -1,0 +1,214 @@
+//! The closed vocabularies: statuses, kinds, roles, adapters, audit actions and outcomes, each a
+//! wire enum with its spelling.
+
+use super::*;
+
+wire_enum!(
+    /// Where a task is in its life. The legal moves between them live in `sf-core`.
+    TaskStatus {
+        /// Waiting to be worked on.
+        Open = "open",
+        /// Claimed by a worker.
+        InProgress = "in_progress",
+        /// Stopped until someone unblocks it.
+        Blocked = "blocked",
+        /// Put off, possibly until a time.
+        Deferred = "deferred",
+        /// Not planned yet.
+        Backlog = "backlog",
+        /// Finished by a worker, waiting in the merge queue.
+        Review = "review",
+        /// Done.
+        Closed = "closed",
+        /// Deleted.
+        Tombstone = "tombstone",
+    }
+);
+
+wire_enum!(
+    /// What kind of work a task is.
+    TaskType {
+        /// A defect.
+        Bug = "bug",
+        /// New behaviour.
+        Feature = "feature",
+        /// Anything else worth doing.
+        Task = "task",
+        /// Upkeep.
+        Chore = "chore",
+    }
+);
+
+wire_enum!(
+    /// How one task relates to another (or to a gate).
+    DepKind {
+        /// The blocker must close first.
+        Blocks = "blocks",
+        /// The task is a child of the other; it waits while its parent waits.
+        ParentChild = "parent-child",
+        /// The task waits on a gate: a timer, approvals or an external signal.
+        Awaits = "awaits",
+        /// Informational.
+        RelatesTo = "relates-to",
+        /// Informational.
+        References = "references",
+    }
+);
+
+wire_enum!(
+    /// An agent's job.
+    Role { /** Plans. */ Director = "director", /** Executes tasks. */ Worker = "worker", /** Maintains. */ Steward = "steward" }
+);
+
+wire_enum!(
+    /// Whether the daemon spawns the agent per task or a human runs it.
+    Mode { /** Spawned by the daemon for one task at a time. */ Ephemeral = "ephemeral", /** Started by a human. */ Persistent = "persistent" }
+);
+
+wire_enum!(
+    /// A steward's focus.
+    Focus {
+        /** Test-gated merges. */ Merge = "merge",
+        /** Documentation upkeep. */ Docs = "docs",
+        /** Stuck-task recovery. */ Recovery = "recovery",
+        /** A playbook. */ Custom = "custom",
+    }
+);
+
+wire_enum!(
+    /// Which coding-agent CLI an agent runs.
+    Adapter {
+        /** Claude Code. */ Claude = "claude",
+        /** OpenAI Codex CLI. */ Codex = "codex",
+        /** OpenCode. */ Opencode = "opencode",
+        /** Any executable. */ Command = "command",
+    }
+);
+
+wire_enum!(
+    /// Reasoning effort passed to adapters that support it.
+    Effort { /** Low. */ Low = "low", /** Medium. */ Medium = "medium", /** High. */ High = "high" }
+);
+
+wire_enum!(
+    /// Things an agent may do beyond editing its worktree; all off by default.
+    Capability {
+        /** Push to remotes. */ Push = "push",
+        /** Network egress. */ Network = "network",
+        /** The GitHub API. */ Github = "github",
+        /** A ticketing system. */ Ticketing = "ticketing",
+    }
+);
+
+wire_enum!(
+    /// An agent's live state, derived from its run records (never stored).
+    AgentState {
+        /** Registered, never ran. */ NeverRun = "never-run",
+        /** Not running now; the last run ended well. */ Idle = "idle",
+        /** At least one run in flight. */ Running = "running",
+        /** Paused: waiting for a resource (its CLI's usage limit). */ Blocked = "blocked",
+        /** The last run failed. */ Failed = "failed",
+        /** The last run was stopped (its task was closed, or a human stopped it). */
+        Stopped = "stopped",
+        /** Disabled: the daemon starts nothing of it. */ Disabled = "disabled",
+    }
+);
+
+wire_enum!(
+    /// What an audit event records: the closed set of actions the daemon writes
+    /// (`AuditEvent::action` carries its wire name).
+    Action {
+        /** `task_created` */ TaskCreated = "task_created",
+        /** `task_updated` */ TaskUpdated = "task_updated",
+        /** `task_status_changed` */ TaskStatusChanged = "task_status_changed",
+        /** `task_dispatched` */ TaskDispatched = "task_dispatched",
+        /** `task_completed` */ TaskCompleted = "task_completed",
+        /** `task_closed` */ TaskClosed = "task_closed",
+        /** `task_merged` */ TaskMerged = "task_merged",
+        /** `task_handed_off` */ TaskHandedOff = "task_handed_off",
+        /** `task_stuck` */ TaskStuck = "task_stuck",
+        /** `run_failed` */ RunFailed = "run_failed",
+        /** `run_log_truncated` */ RunLogTruncated = "run_log_truncated",
+        /** `plan_created` */ PlanCreated = "plan_created",
+        /** `plan_failed` */ PlanFailed = "plan_failed",
+        /** `workflow_created` */ WorkflowCreated = "workflow_created",
+        /** `dep_added` */ DepAdded = "dep_added",
+        /** `dep_removed` */ DepRemoved = "dep_removed",
+        /** `message_sent` */ MessageSent = "message_sent",
+        /** `message_read` */ MessageRead = "message_read",
+        /** `merge_requested` */ MergeRequested = "merge_requested",
+        /** `merge_request_updated` */ MergeRequestUpdated = "merge_request_updated",
+        /** `merge_request_approved` */ MergeRequestApproved = "merge_request_approved",
+        /** `merge_requeued` */ MergeRequeued = "merge_requeued",
+        /** `merge_failed` */ MergeFailed = "merge_failed",
+        /** `branch_merged` */ BranchMerged = "branch_merged",
+        /** `agent_registered` */ AgentRegistered = "agent_registered",
+        /** `agent_removed` */ AgentRemoved = "agent_removed",
+        /** `agent_enabled` */ AgentEnabled = "agent_enabled",
+        /** `agent_disabled` */ AgentDisabled = "agent_disabled",
+        /** `steward_fired` */ StewardFired = "steward_fired",
+        /** `steward_skipped` */ StewardSkipped = "steward_skipped",
+        /** `steward_finished` */ StewardFinished = "steward_finished",
+        /** `steward_rate_limited` */ StewardRateLimited = "steward_rate_limited",
+        /** `event_emitted` */ EventEmitted = "event_emitted",
+        /** `git_repaired` */ GitRepaired = "git_repaired",
+        /** `cleaned_up` */ CleanedUp = "cleaned_up",
+        /** `config_reloaded` */ ConfigReloaded = "config_reloaded",
+        /** `worker_adopted` */ WorkerAdopted = "worker_adopted",
+        /** `worker_reaped` */ WorkerReaped = "worker_reaped",
+        /** `shell_step_failed` */ ShellStepFailed = "shell_step_failed",
+        /** `plan_activated` */ PlanActivated = "plan_activated",
+        /** `plan_cancelled` */ PlanCancelled = "plan_cancelled",
+        /** `plan_completed` */ PlanCompleted = "plan_completed",
+        /** `plan_reopened` */ PlanReopened = "plan_reopened",
+        /** `gate_approved` */ GateApproved = "gate_approved",
+        /** `gate_satisfied` */ GateSatisfied = "gate_satisfied",
+    }
+);
+
+wire_enum!(
+    /// What a run is: what the daemon started, and what it does when the run ends.
+    RunKind {
+        /** An agent working on a task. */ Worker = "worker",
+        /** A steward's run (no task of its own). */ Steward = "steward",
+        /** A playbook's shell step the daemon runs. */ Shell = "shell",
+    }
+);
+
+wire_enum!(
+    /// How a steward's run ended (`StewardRunInfo::outcome` carries its wire name).
+    StewardOutcome {
+        /** It did its work. */ Ok = "ok",
+        /** It failed, or could not start. */ Failed = "failed",
+        /** Stopped at its wall-time limit. */ TimedOut = "timed_out",
+        /** Stopped by a human or the daemon. */ Stopped = "stopped",
+        /** Its process was gone after a daemon restart. */ Crashed = "crashed",
+        /** The daemon stopped before its process started. */ Interrupted = "interrupted",
+    }
+);
+
+wire_enum!(
+    /// Where a plan is in its life.
+    PlanStatus {
+        /** Being written; its tasks are never ready. */ Draft = "draft",
+        /** Its tasks can be dispatched. */ Active = "active",
+        /** Every task closed. */ Completed = "completed",
+        /** Given up. */ Cancelled = "cancelled",
+        /** A workflow whose shell step failed or whose step was deleted. */ Failed = "failed",
+    }
+);
+
+wire_enum!(
+    /// A status change asked for by name (`sfctl task close`, `defer`, ...).
+    StatusChange {
+        /** To `closed`. */ Close = "close",
+        /** From `closed` (or `review`, `blocked`) back to `open`. */ Reopen = "reopen",
+        /** To `deferred`, optionally until a time. */ Defer = "defer",
+        /** From `deferred` to `open`. */ Undefer = "undefer",
+        /** To `backlog`. */ Backlog = "backlog",
+        /** From `backlog` to `open`. */ Activate = "activate",
+        /** To `blocked`, with a reason. */ Block = "block",
+        /** From `blocked` to `open`. */ Unblock = "unblock",
+        /** To `tombstone`. */ Delete = "delete",
+    }
+);

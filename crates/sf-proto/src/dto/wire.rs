@@ -1,0 +1,418 @@
+//! The requests and responses themselves.
+
+use super::*;
+
+/// A request, after the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Daemon status.
+    Status,
+    /// Graceful shutdown.
+    Shutdown,
+    /// Register an agent.
+    RegisterAgent {
+        /// Its spec.
+        spec: AgentSpec,
+    },
+    /// Every agent.
+    ListAgents,
+    /// One agent.
+    ShowAgent {
+        /// Its name.
+        name: String,
+    },
+    /// Enable or disable an agent.
+    SetAgentEnabled {
+        /// Its name.
+        name: String,
+        /// The new value.
+        enabled: bool,
+    },
+    /// Remove an agent (refused while it has live work).
+    RemoveAgent {
+        /// Its name.
+        name: String,
+    },
+    /// Create a task.
+    CreateTask {
+        /// Its fields.
+        task: NewTask,
+    },
+    /// List tasks.
+    ListTasks {
+        /// Filters.
+        #[serde(default)]
+        filter: TaskFilter,
+    },
+    /// One task in full.
+    ShowTask {
+        /// Id or unique prefix.
+        id: String,
+    },
+    /// Change a task's fields.
+    UpdateTask {
+        /// Id or unique prefix.
+        id: String,
+        /// The changes.
+        patch: TaskPatch,
+    },
+    /// Change a task's status by name.
+    ChangeTaskStatus {
+        /// Id or unique prefix.
+        id: String,
+        /// Which change.
+        change: StatusChange,
+        /// Why (recorded as a note and in the audit event).
+        #[serde(default)]
+        reason: Option<String>,
+        /// For `defer`: until when.
+        #[serde(default)]
+        until: Option<Timestamp>,
+    },
+    /// Ready tasks in dispatch order.
+    ReadyTasks {
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Open tasks that are not ready, and blocked tasks, with the reasons.
+    BlockedTasks {
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Add a dependency: `blocked` waits on `blocker` (or on a gate).
+    AddDep {
+        /// The task that waits (id or prefix).
+        blocked: String,
+        /// The task it waits on (id or prefix); absent for gates.
+        #[serde(default)]
+        blocker: Option<String>,
+        /// The kind.
+        kind: DepKind,
+        /// For `awaits`.
+        #[serde(default)]
+        gate: Option<NewGate>,
+    },
+    /// Remove a dependency, by its two tasks or by id.
+    RemoveDep {
+        /// The task that waits (id or prefix).
+        #[serde(default)]
+        blocked: Option<String>,
+        /// The task it waits on.
+        #[serde(default)]
+        blocker: Option<String>,
+        /// Or the dependency's id.
+        #[serde(default)]
+        dep: Option<DepId>,
+    },
+    /// Both directions of a task's dependencies.
+    ListDeps {
+        /// Id or prefix.
+        id: String,
+    },
+    /// What a task waits on, as a tree.
+    DepTree {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Record an approval on an approval gate.
+    ApproveGate {
+        /// The gate's dependency id.
+        dep: DepId,
+        /// Who approves (must be one of the gate's approvers).
+        approver: String,
+    },
+    /// Mark an external gate satisfied.
+    SatisfyGate {
+        /// The gate's dependency id.
+        dep: DepId,
+    },
+    /// Create a plan.
+    CreatePlan {
+        /// Title.
+        title: String,
+        /// Description.
+        #[serde(default)]
+        description: String,
+        /// Start active rather than draft.
+        #[serde(default)]
+        active: bool,
+    },
+    /// Activate a draft plan.
+    ActivatePlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Plans, oldest first.
+    ListPlans {
+        /// Filters.
+        #[serde(default)]
+        filter: PlanFilter,
+    },
+    /// One plan with its tasks.
+    ShowPlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Cancel a plan.
+    CancelPlan {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Audit events.
+    ListEvents {
+        /// Only events with a larger id.
+        #[serde(default)]
+        since: Option<EventId>,
+        /// Only events about this task.
+        #[serde(default)]
+        task: Option<String>,
+        /// At most this many (the newest).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// A worker finished its task: commit what is left, queue a merge request, move the
+    /// task to `review`. Carries the worker's lease token (`SF_RUN`).
+    CompleteTask {
+        /// The lease token.
+        token: String,
+        /// What was done.
+        #[serde(default)]
+        summary: Option<String>,
+        /// Close the task as nothing to merge when the branch has no commits.
+        #[serde(default)]
+        no_changes: bool,
+    },
+    /// A worker hands its task back to the pool with a note; branch and worktree are kept.
+    HandoffTask {
+        /// The lease token.
+        token: String,
+        /// For the next worker.
+        note: String,
+    },
+    /// Start a worker by hand, through the same checks as dispatch.
+    StartAgent {
+        /// The agent.
+        name: String,
+        /// A specific task (id or prefix); default: the first ready task it can take.
+        #[serde(default)]
+        task: Option<String>,
+    },
+    /// Stop an agent's running workers (their work is saved and their tasks return to the
+    /// pool) and disable it.
+    StopAgent {
+        /// The agent.
+        name: String,
+    },
+    /// Log files of a task's or an agent's runs, newest first.
+    Logs {
+        /// A task id or prefix, or an agent name.
+        target: String,
+    },
+    /// The merge queue.
+    ListMergeRequests,
+    /// One merge request.
+    ShowMergeRequest {
+        /// Its id.
+        id: MergeRequestId,
+    },
+    /// Queue a waiting or failed merge request again.
+    RetryMergeRequest {
+        /// Its id.
+        id: MergeRequestId,
+    },
+    /// Approve a merge request held by `require_approval`.
+    ApproveMergeRequest {
+        /// Its id.
+        id: MergeRequestId,
+        /// Who approves.
+        approver: String,
+    },
+    /// Cancel a merge request.
+    CancelMergeRequest {
+        /// Its id.
+        id: MergeRequestId,
+    },
+    /// Merge a branch through the merge queue (`sfctl merge`); answers with the request,
+    /// whose progress the client follows with `ShowMergeRequest`.
+    Merge {
+        /// The branch (default: the caller's `SF_BRANCH` or current branch, resolved by the client).
+        branch: String,
+        /// The target (default: the workspace's target branch).
+        #[serde(default)]
+        into: Option<String>,
+        /// Commit message (default: derived from the branch).
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Fire a steward by hand, through the same path as its triggers.
+    RunSteward {
+        /// The steward.
+        name: String,
+        /// Data, as an event would carry (`--data key=value`).
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    },
+    /// Steward runs, newest first.
+    StewardHistory {
+        /// One steward, or all.
+        #[serde(default)]
+        name: Option<String>,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Publish a custom event on the daemon's bus (event triggers see it).
+    EmitEvent {
+        /// Its name: lowercase letters, digits and `_`.
+        name: String,
+        /// Its data.
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    },
+    /// Built-in and workspace playbooks (the workspace's win on a name clash).
+    ListPlaybooks,
+    /// One playbook.
+    ShowPlaybook {
+        /// Its name.
+        name: String,
+    },
+    /// Check a playbook file's text without running it.
+    ValidatePlaybook {
+        /// Where the text came from, for messages.
+        source: String,
+        /// The TOML text.
+        text: String,
+    },
+    /// Instantiate a playbook into an active plan (a workflow) with one task per kept step.
+    RunPlaybook {
+        /// Its name.
+        name: String,
+        /// Variables (`--var key=value`).
+        #[serde(default)]
+        vars: BTreeMap<String, String>,
+    },
+    /// Send a message; one to `director` with no director registered becomes a backlog task.
+    SendMessage {
+        /// The message.
+        message: NewMessage,
+    },
+    /// Messages, newest first.
+    ListMessages {
+        /// For these recipients (agents, `human`, `task:<id>`); empty: everyone's.
+        #[serde(default)]
+        to: Vec<String>,
+        /// Only unread ones.
+        #[serde(default)]
+        unread: bool,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// One message.
+    ShowMessage {
+        /// Its id.
+        id: MessageId,
+    },
+    /// Mark messages read.
+    ReadMessages {
+        /// Their ids.
+        ids: Vec<MessageId>,
+    },
+    /// Read `.sf/config.toml` again and apply it, workers kept running.
+    ReloadConfig,
+    /// Clean up the worktrees and branches of work that is done.
+    Gc {
+        /// Only say what would be cleaned up.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Audit events, then every new one as it happens, as `Response::Event` frames.
+    FollowEvents {
+        /// Start after this id; absent: only new events.
+        #[serde(default)]
+        since: Option<EventId>,
+        /// Only events about this task.
+        #[serde(default)]
+        task: Option<String>,
+    },
+}
+
+/// A response. Each request gets exactly one, except `FollowEvents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    /// The handshake was accepted.
+    Welcome {
+        /// The daemon's protocol version.
+        protocol: u32,
+        /// Daemon name and version.
+        daemon: String,
+        /// Daemon pid.
+        pid: u32,
+    },
+    /// Done; nothing to return but a message.
+    Ok {
+        /// What happened.
+        message: String,
+    },
+    /// Daemon status.
+    Status(DaemonStatus),
+    /// What a clean-up did, or would do.
+    Cleaned(GcReport),
+    /// One agent.
+    Agent(AgentDetail),
+    /// Agents.
+    Agents(Vec<AgentSummary>),
+    /// One task.
+    Task(Box<TaskDetail>),
+    /// Tasks.
+    Tasks(Vec<TaskSummary>),
+    /// Ready tasks in dispatch order.
+    Ready(Vec<ReadyTask>),
+    /// Waiting tasks with reasons.
+    Waiting(Vec<WaitingTask>),
+    /// One dependency.
+    Dep(DepInfo),
+    /// A task's dependencies.
+    Deps(DepList),
+    /// A dependency tree.
+    DepTree(DepTreeNode),
+    /// One plan.
+    Plan(PlanDetail),
+    /// Plans.
+    Plans(Vec<PlanSummary>),
+    /// Audit events.
+    Events(Vec<AuditEvent>),
+    /// A run that was started.
+    Run(RunSummary),
+    /// Log files.
+    Logs(Vec<LogRef>),
+    /// Merge requests.
+    MergeRequests(Vec<MergeRequestInfo>),
+    /// One merge request.
+    MergeRequest(MergeRequestInfo),
+    /// One steward run.
+    StewardRun(StewardRunInfo),
+    /// Playbooks.
+    Playbooks(Vec<PlaybookInfo>),
+    /// One playbook.
+    Playbook(PlaybookInfo),
+    /// Steward runs.
+    StewardRuns(Vec<StewardRunInfo>),
+    /// One message.
+    Message(MessageInfo),
+    /// Messages.
+    Messages(Vec<MessageInfo>),
+    /// One audit event, in a follow stream.
+    Event(AuditEvent),
+    /// Events were dropped because the follower fell behind.
+    Lagged {
+        /// How many.
+        skipped: u64,
+    },
+    /// A refusal.
+    Error(ProtoError),
+}
