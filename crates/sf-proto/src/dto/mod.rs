@@ -64,24 +64,24 @@ macro_rules! wire_enum {
     };
 }
 
-mod vocab;
-mod error;
 mod agents;
-mod merge;
-mod stewards;
-mod messages;
-mod tasks;
+mod error;
 mod events;
+mod merge;
+mod messages;
+mod stewards;
+mod tasks;
+mod vocab;
 mod wire;
 
-pub use vocab::*;
-pub use error::*;
 pub use agents::*;
-pub use merge::*;
-pub use stewards::*;
-pub use messages::*;
-pub use tasks::*;
+pub use error::*;
 pub use events::*;
+pub use merge::*;
+pub use messages::*;
+pub use stewards::*;
+pub use tasks::*;
+pub use vocab::*;
 pub use wire::*;
 
 #[cfg(test)]
