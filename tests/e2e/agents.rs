@@ -521,20 +521,7 @@ fn an_agent_whose_command_stops_working_is_disabled_and_no_task_is_charged() {
         );
         assert_eq!(t.attempts, 0, "{id} was not charged");
     }
-    let disabled = td
-        .events(&[])
-        .into_iter()
-        .find(|e| e.action == "agent_disabled")
-        .expect("an agent_disabled event");
-    assert_eq!(disabled.actor, "daemon");
-    assert!(
-        disabled
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("agent-cli"),
-        "{disabled:?}"
-    );
+    crate::fleet::assert_disabled_by_daemon(&td, "agent-cli");
 }
 
 #[test]

@@ -161,3 +161,16 @@ fn git_output(repo: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("run git")
 }
+
+/// The daemon disabled an agent (its `agent_disabled` event, by `daemon`), saying why with
+/// `mentions` (the program that could not run).
+pub fn assert_disabled_by_daemon(td: &TestDaemon, mentions: &str) {
+    let disabled = td
+        .events(&[])
+        .into_iter()
+        .find(|e| e.action == "agent_disabled")
+        .expect("an agent_disabled event");
+    assert_eq!(disabled.actor, "daemon");
+    let reason = disabled.reason.as_deref().unwrap_or("");
+    assert!(reason.contains(mentions), "{disabled:?}");
+}

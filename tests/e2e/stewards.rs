@@ -488,18 +488,5 @@ fn a_steward_whose_command_stops_working_is_disabled_like_a_worker() {
         }
     });
     assert!(!agent.agent.enabled);
-    let disabled = td
-        .events(&[])
-        .into_iter()
-        .find(|e| e.action == "agent_disabled")
-        .expect("an agent_disabled event");
-    assert_eq!(disabled.actor, "daemon");
-    assert!(
-        disabled
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("steward-cli"),
-        "{disabled:?}"
-    );
+    crate::fleet::assert_disabled_by_daemon(&td, "steward-cli");
 }

@@ -1,3 +1,6 @@
+use sf_proto::{TaskDetail, TaskStatus, TaskSummary, TaskType, WaitingTask};
+
+use super::render::waiting_rows;
 use super::*;
 
 pub fn summary() -> TaskSummary {
