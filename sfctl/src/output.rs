@@ -84,6 +84,29 @@ impl Ui {
         self.line("")
     }
 
+    /// The one place a command's output forks: under `--json`, `value` as the daemon sent
+    /// it (one compact document); otherwise what `render` draws of it.
+    pub fn emit<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        render: impl FnOnce(&mut Self, &T) -> CliResult,
+    ) -> CliResult {
+        if self.json {
+            self.json_value(value)
+        } else {
+            render(self, value)
+        }
+    }
+
+    /// A message the daemon answered with: `{"message": …}` under `--json`, else the line.
+    pub fn emit_message(&mut self, message: &str) -> CliResult {
+        if self.json {
+            self.json_message(message)
+        } else {
+            self.line(message)
+        }
+    }
+
     /// Prints `{"message": …}`: what a command prints under `--json` when the daemon
     /// answered with just a message.
     pub fn json_message(&mut self, message: &str) -> CliResult {

@@ -256,39 +256,30 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             if let Some(w) = feeds_itself(&agent.agent.spec) {
                 ctx.ui.warn(w);
             }
-            if ctx.ui.json {
-                return ctx.ui.json_value(&agent);
-            }
-            let s = &agent.agent.spec;
-            ctx.ui.line(format!(
-                "registered agent {} ({} {})",
-                s.name, s.mode, s.role
-            ))
+            ctx.ui.emit(&agent, |ui, agent| {
+                let s = &agent.agent.spec;
+                ui.line(format!(
+                    "registered agent {} ({} {})",
+                    s.name, s.mode, s.role
+                ))
+            })
         }
         AgentCommand::List => {
             let resp = ctx.request(&Request::ListAgents)?;
             let agents = expect_response!(resp, Response::Agents(a) => a);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&agents);
-            }
-            agent_table(&mut ctx.ui, &agents)
+            ctx.ui.emit(&agents, |ui, agents| agent_table(ui, agents))
         }
         AgentCommand::Show { name } => {
             let resp = ctx.request(&Request::ShowAgent { name })?;
             let agent = expect_response!(resp, Response::Agent(a) => a);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&agent);
-            }
-            show(&mut ctx.ui, &agent, chrono::Utc::now())
+            ctx.ui
+                .emit(&agent, |ui, agent| show(ui, agent, chrono::Utc::now()))
         }
         AgentCommand::Start { name, task } => {
             let task = task.as_deref().map(check_id).transpose()?;
             let resp = ctx.request(&Request::StartAgent { name, task })?;
             let run = expect_response!(resp, Response::Run(r) => r);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&run);
-            }
-            ctx.ui.line(started_line(&run))
+            ctx.ui.emit(&run, |ui, run| ui.line(started_line(run)))
         }
         AgentCommand::Stop { name } => {
             let resp = ctx.request(&Request::StopAgent { name: name.clone() })?;

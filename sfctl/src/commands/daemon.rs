@@ -116,8 +116,7 @@ pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
         DaemonCommand::Reload => {
             let resp = ctx.request(&Request::ReloadConfig)?;
             match resp {
-                Response::Ok { message } if ctx.ui.json => ctx.ui.json_message(&message),
-                Response::Ok { message } => ctx.ui.line(message),
+                Response::Ok { message } => ctx.ui.emit_message(&message),
                 other => Err(CliError::unexpected(&other)),
             }
         }
@@ -423,10 +422,8 @@ fn status(ctx: &mut Context) -> CliResult {
         }
     })?;
     let st = expect_response!(resp, Response::Status(s) => s);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&st);
-    }
-    ctx.ui.line(render_status(&st, chrono::Utc::now()))
+    ctx.ui
+        .emit(&st, |ui, st| ui.line(render_status(st, chrono::Utc::now())))
 }
 
 pub fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {

@@ -202,14 +202,13 @@ pub fn run(ctx: &mut Context, cmd: DepCommand) -> CliResult {
                 gate,
             })?;
             let dep = expect_response!(resp, Response::Dep(d) => d);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&dep);
-            }
-            ctx.ui.line(format!(
-                "added dependency #{}: {}",
-                dep.id,
-                describe(&dep, now)
-            ))
+            ctx.ui.emit(&dep, |ui, dep| {
+                ui.line(format!(
+                    "added dependency #{}: {}",
+                    dep.id,
+                    describe(dep, now)
+                ))
+            })
         }
         DepCommand::Remove {
             blocked,
@@ -236,32 +235,29 @@ pub fn run(ctx: &mut Context, cmd: DepCommand) -> CliResult {
         DepCommand::List { id } => {
             let resp = ctx.request(&Request::ListDeps { id: check_id(&id)? })?;
             let list = expect_response!(resp, Response::Deps(d) => d);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&list);
-            }
-            let color = ctx.ui.color;
-            for (title, deps, side) in [
-                ("depends on", &list.depends_on, Side::Blocker),
-                ("dependents", &list.dependents, Side::Blocked),
-            ] {
-                ctx.ui.line(format!("{title}:"))?;
-                if deps.is_empty() {
-                    ctx.ui.line("  (none)")?;
-                } else {
-                    ctx.ui
-                        .line(crate::output::indent(&render_deps(deps, side, color, now)))?;
+            ctx.ui.emit(&list, |ui, list| {
+                let color = ui.color;
+                for (title, deps, side) in [
+                    ("depends on", &list.depends_on, Side::Blocker),
+                    ("dependents", &list.dependents, Side::Blocked),
+                ] {
+                    ui.line(format!("{title}:"))?;
+                    if deps.is_empty() {
+                        ui.line("  (none)")?;
+                    } else {
+                        ui.line(crate::output::indent(&render_deps(deps, side, color, now)))?;
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         }
         DepCommand::Tree { id } => {
             let resp = ctx.request(&Request::DepTree { id: check_id(&id)? })?;
             let tree = expect_response!(resp, Response::DepTree(t) => t);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&tree);
-            }
-            let text = render_tree(&tree, ctx.ui.color, now);
-            ctx.ui.line(text)
+            ctx.ui.emit(&tree, |ui, tree| {
+                let text = render_tree(tree, ui.color, now);
+                ui.line(text)
+            })
         }
         DepCommand::Approve {
             dep,

@@ -168,22 +168,21 @@ fn my_inboxes() -> Vec<String> {
 fn send(ctx: &mut Context, message: NewMessage) -> CliResult {
     let resp = ctx.request(&Request::SendMessage { message })?;
     let m = expect_response!(resp, Response::Message(m) => m);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&m);
-    }
-    match &m.became_task {
-        Some(t) => {
-            ctx.ui.line(format!(
-                "message {}: no enabled director is registered, so it became backlog task {t}",
-                m.id
-            ))?;
-            ctx.ui.status(
-                "hint: register a director with `sfctl agent register NAME --role director --mode persistent`",
-            );
-            Ok(())
+    ctx.ui.emit(&m, |ui, m| {
+        match &m.became_task {
+            Some(t) => {
+                ui.line(format!(
+                    "message {}: no enabled director is registered, so it became backlog task {t}",
+                    m.id
+                ))?;
+                ui.status(
+                    "hint: register a director with `sfctl agent register NAME --role director --mode persistent`",
+                );
+                Ok(())
+            }
+            None => ui.line(format!("sent message {} to {}", m.id, m.to)),
         }
-        None => ctx.ui.line(format!("sent message {} to {}", m.id, m.to)),
-    }
+    })
 }
 
 pub fn run(ctx: &mut Context, cmd: MessageCommand) -> CliResult {
@@ -211,16 +210,15 @@ pub fn run(ctx: &mut Context, cmd: MessageCommand) -> CliResult {
         MessageCommand::Read { ids } => {
             let resp = ctx.request(&Request::ReadMessages { ids })?;
             let messages = expect_response!(resp, Response::Messages(m) => m);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&messages);
-            }
-            for (i, m) in messages.iter().enumerate() {
-                if i > 0 {
-                    ctx.ui.line("")?;
+            ctx.ui.emit(&messages, |ui, messages| {
+                for (i, m) in messages.iter().enumerate() {
+                    if i > 0 {
+                        ui.line("")?;
+                    }
+                    ui.line(full(m))?;
                 }
-                ctx.ui.line(full(m))?;
-            }
-            Ok(())
+                Ok(())
+            })
         }
         MessageCommand::List { to, unread, limit } => list(ctx, to, unread, limit),
     }

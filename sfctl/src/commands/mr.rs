@@ -158,16 +158,15 @@ pub fn run(ctx: &mut Context, cmd: MrCommand) -> CliResult {
         }
         MrCommand::Show { id, full } => {
             let mr = fetch(ctx, id)?;
-            if ctx.ui.json {
-                return ctx.ui.json_value(&mr);
-            }
-            let text = show_text(&mr, ctx.ui.color, now);
-            ctx.ui.line(text)?;
-            if let Some(path) = &mr.log_path {
-                ctx.ui.line("")?;
-                print_test_output(&mut ctx.ui, &mr, path, (!full).then_some(SHOW_LINES))?;
-            }
-            Ok(())
+            ctx.ui.emit(&mr, |ui, mr| {
+                let text = show_text(mr, ui.color, now);
+                ui.line(text)?;
+                if let Some(path) = &mr.log_path {
+                    ui.line("")?;
+                    print_test_output(ui, mr, path, (!full).then_some(SHOW_LINES))?;
+                }
+                Ok(())
+            })
         }
         MrCommand::Retry { id } => changed(ctx, &Request::RetryMergeRequest { id }, "queued again"),
         MrCommand::Approve { id, approver: name } => {
@@ -188,14 +187,13 @@ fn fetch(ctx: &Context, id: MergeRequestId) -> CliResult<MergeRequestInfo> {
 fn changed(ctx: &mut Context, req: &Request, done: &str) -> CliResult {
     let resp = ctx.request(req)?;
     let mr = expect_response!(resp, Response::MergeRequest(m) => m);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&mr);
-    }
-    let state = ctx.ui.paint(mr.state.as_str(), merge_state_color(mr.state));
-    ctx.ui.line(format!(
-        "merge request #{} {done}: {} -> {}, now {state}",
-        mr.id, mr.branch, mr.target
-    ))
+    ctx.ui.emit(&mr, |ui, mr| {
+        let state = ui.paint(mr.state.as_str(), merge_state_color(mr.state));
+        ui.line(format!(
+            "merge request #{} {done}: {} -> {}, now {state}",
+            mr.id, mr.branch, mr.target
+        ))
+    })
 }
 
 /// The queue table: ID STATE TASK BRANCH TARGET ATTEMPTS RESULT.

@@ -95,11 +95,10 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
         PlaybookCommand::Show { name } => {
             let resp = ctx.request(&Request::ShowPlaybook { name })?;
             let p = expect_response!(resp, Response::Playbook(p) => p);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&p);
-            }
-            let text = render_show(&p, ctx.ui.color, ctx.ui.width());
-            ctx.ui.line(text)
+            ctx.ui.emit(&p, |ui, p| {
+                let text = render_show(p, ui.color, ui.width());
+                ui.line(text)
+            })
         }
         PlaybookCommand::Validate { file } => {
             let text = read_file(&file).map_err(|e| name_not_file_hint(e, &file))?;
@@ -109,20 +108,16 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
                 text,
             })?;
             let p = expect_response!(resp, Response::Playbook(p) => p);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&p);
-            }
-            ctx.ui.line(valid_line(&source, &p))
+            ctx.ui.emit(&p, |ui, p| ui.line(valid_line(&source, p)))
         }
         PlaybookCommand::Run { name, vars } => {
             let vars: BTreeMap<String, String> = vars.into_iter().collect();
             let resp = ctx.request(&Request::RunPlaybook { name, vars })?;
             let plan = expect_response!(resp, Response::Plan(p) => p);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&plan);
-            }
-            let text = render_run(&plan, ctx.ui.color, ctx.ui.width(), chrono::Utc::now());
-            ctx.ui.line(text)
+            ctx.ui.emit(&plan, |ui, plan| {
+                let text = render_run(plan, ui.color, ui.width(), chrono::Utc::now());
+                ui.line(text)
+            })
         }
     }
 }

@@ -54,10 +54,7 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
         TaskCommand::Show { id } => {
             let resp = ctx.request(&Request::ShowTask { id: check_id(&id)? })?;
             let task = expect_response!(resp, Response::Task(t) => t);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&task);
-            }
-            show(&mut ctx.ui, &task, now)
+            ctx.ui.emit(&task, |ui, task| show(ui, task, now))
         }
         TaskCommand::Update(args) => update(ctx, args, now),
         TaskCommand::Close(a) => change(ctx, &a.id, StatusChange::Close, a.reason, None),
@@ -237,13 +234,12 @@ fn update(ctx: &mut Context, a: UpdateArgs, now: Timestamp) -> CliResult {
         patch,
     })?;
     let task = expect_response!(resp, Response::Task(t) => t);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&task);
-    }
-    ctx.ui.line(format!(
-        "updated task {}: {}",
-        task.task.id, task.task.title
-    ))
+    ctx.ui.emit(&task, |ui, task| {
+        ui.line(format!(
+            "updated task {}: {}",
+            task.task.id, task.task.title
+        ))
+    })
 }
 
 fn change(
@@ -261,21 +257,20 @@ fn change(
     };
     let resp = ctx.request(&req)?;
     let task = expect_response!(resp, Response::Task(t) => t);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&task);
-    }
-    let new = paint(
-        ctx.ui.color,
-        task.task.status.as_str(),
-        status_color(task.task.status),
-    );
-    let line = match previous_status(&task) {
-        Some(old) if old != task.task.status.as_str() => {
-            format!("task {}: {old} -> {new}", task.task.id)
-        }
-        _ => format!("task {}: now {new}", task.task.id),
-    };
-    ctx.ui.line(line)
+    ctx.ui.emit(&task, |ui, task| {
+        let new = paint(
+            ui.color,
+            task.task.status.as_str(),
+            status_color(task.task.status),
+        );
+        let line = match previous_status(task) {
+            Some(old) if old != task.task.status.as_str() => {
+                format!("task {}: {old} -> {new}", task.task.id)
+            }
+            _ => format!("task {}: now {new}", task.task.id),
+        };
+        ui.line(line)
+    })
 }
 
 /// The status before the latest status change, read from the task's audit events.
