@@ -4,7 +4,6 @@
 //! The docs steward consumes its `--json` report.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -15,6 +14,12 @@ use crate::cli::Cli;
 use crate::commands::init::git;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
+
+mod commands;
+mod kind;
+
+use commands::{check_command, sfctl_command};
+pub use kind::ProblemKind;
 
 /// Check the repository's docs for broken links, missing files and stale commands
 #[derive(Debug, Subcommand)]
@@ -71,26 +76,6 @@ pub struct Problem {
     pub detail: String,
     /// What was found in the file: the link target, the path, or the `sfctl` command line.
     pub target: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    BrokenLink,
-    MissingFile,
-    UnknownCommand,
-    UnknownFlag,
-}
-
-impl fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::BrokenLink => "broken link",
-            Self::MissingFile => "missing file",
-            Self::UnknownCommand => "unknown command",
-            Self::UnknownFlag => "unknown flag",
-        })
-    }
 }
 
 pub fn run(ctx: &mut Context, cmd: DocsCommand) -> CliResult {
@@ -286,172 +271,95 @@ struct Scan {
     code_lines: Vec<(usize, String)>,
 }
 
-/// Splits `text` into fenced code (kept line by line) and paragraphs (scanned for code spans,
-/// then for links outside them).
+/// Parses `text` as CommonMark (with footnotes) and collects what the checks look at: link
+/// and image destinations and reference definitions outside code, HTML `href`/`src`
+/// attributes, inline code spans, and the lines of fenced code blocks.
 fn scan(text: &str) -> Scan {
+    use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| starts.partition_point(|s| *s <= offset);
     let mut scan = Scan::default();
-    let mut fence: Option<(char, usize)> = None;
-    let mut block: Vec<(usize, &str)> = Vec::new();
+    let parser = Parser::new_ext(text, Options::ENABLE_FOOTNOTES);
+    // definitions are checked where they are written; the links that use them are not
+    // checked again
+    for (_, def) in parser.reference_definitions().iter() {
+        scan.links.push(Link {
+            line: line_of(def.span.start),
+            target: def.dest.to_string(),
+        });
+    }
+    let mut fenced = false;
     let mut pending: Option<(usize, String)> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let trimmed = line.trim_start();
-        if let Some((ch, len)) = fence {
-            let run = trimmed.chars().take_while(|c| *c == ch).count();
-            if run >= len && trimmed[run..].trim().is_empty() {
-                fence = None;
-                if let Some(p) = pending.take() {
-                    scan.code_lines.push(p);
-                }
-                continue;
+    for (event, range) in parser.into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_))) => fenced = true,
+            Event::End(TagEnd::CodeBlock) => {
+                fenced = false;
+                scan.code_lines.extend(pending.take());
             }
-            let (start, mut joined) = pending.take().unwrap_or((n, String::new()));
-            match line.trim_end().strip_suffix('\\') {
-                Some(head) => {
-                    joined.push_str(head);
-                    joined.push(' ');
-                    pending = Some((start, joined));
-                }
-                None => {
-                    joined.push_str(line);
-                    scan.code_lines.push((start, joined));
+            Event::Text(code) if fenced => {
+                let first = line_of(range.start);
+                for (k, line) in code.lines().enumerate() {
+                    let (start, mut joined) = pending.take().unwrap_or((first + k, String::new()));
+                    match line.trim_end().strip_suffix('\\') {
+                        Some(head) => {
+                            joined.push_str(head);
+                            joined.push(' ');
+                            pending = Some((start, joined));
+                        }
+                        None => {
+                            joined.push_str(line);
+                            scan.code_lines.push((start, joined));
+                        }
+                    }
                 }
             }
-            continue;
-        }
-        if let Some(open) = fence_open(trimmed) {
-            scan_block(&block, &mut scan);
-            block.clear();
-            fence = Some(open);
-            continue;
-        }
-        if trimmed.is_empty() {
-            scan_block(&block, &mut scan);
-            block.clear();
-        } else {
-            block.push((n, line));
+            Event::Code(span) => scan.spans.push(Span {
+                line: line_of(range.start),
+                text: span.to_string(),
+            }),
+            Event::Start(
+                Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                }
+                | Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                },
+            ) if matches!(
+                link_type,
+                pulldown_cmark::LinkType::Inline | pulldown_cmark::LinkType::Autolink
+            ) =>
+            {
+                scan.links.push(Link {
+                    line: line_of(range.start),
+                    target: dest_url.to_string(),
+                });
+            }
+            Event::Html(html) | Event::InlineHtml(html) => {
+                for (at, target) in html_links(&html) {
+                    scan.links.push(Link {
+                        line: line_of(range.start + at),
+                        target,
+                    });
+                }
+            }
+            _ => {}
         }
     }
-    if let Some(p) = pending.take() {
-        scan.code_lines.push(p);
-    }
-    scan_block(&block, &mut scan);
+    scan.code_lines.extend(pending);
     scan
 }
 
-/// ```` ``` ```` or `~~~` (three or more) opening a fence: its character and length.
-fn fence_open(trimmed: &str) -> Option<(char, usize)> {
-    let ch = trimmed.chars().next().filter(|c| *c == '`' || *c == '~')?;
-    let run = trimmed.chars().take_while(|c| *c == ch).count();
-    // A backtick fence's info string cannot hold a backtick (that is an inline span).
-    (run >= 3 && !(ch == '`' && trimmed[run..].contains('`'))).then_some((ch, run))
-}
-
-/// One paragraph-like block (consecutive non-blank lines outside fences).
-fn scan_block(lines: &[(usize, &str)], scan: &mut Scan) {
-    if lines.is_empty() {
-        return;
-    }
-    let mut text = String::new();
-    let mut starts = Vec::with_capacity(lines.len());
-    for (n, l) in lines {
-        starts.push((text.len(), *n));
-        text.push_str(l);
-        text.push('\n');
-    }
-    let line_at = |offset: usize| {
-        let i = starts.partition_point(|(s, _)| *s <= offset);
-        starts[i.saturating_sub(1)].1
-    };
-    let (masked, spans) = code_spans(&text);
-    for (offset, content) in spans {
-        scan.spans.push(Span {
-            line: line_at(offset),
-            text: content,
-        });
-    }
-    for (offset, target) in links(&masked) {
-        scan.links.push(Link {
-            line: line_at(offset),
-            target,
-        });
-    }
-}
-
-/// Finds inline code spans: returns `text` with them blanked out (newlines kept) and each
-/// span's offset and content.
-fn code_spans(text: &str) -> (String, Vec<(usize, String)>) {
-    let bytes = text.as_bytes();
-    let mut masked = bytes.to_vec();
-    let mut spans = Vec::new();
-    let run_at = |i: usize| bytes[i..].iter().take_while(|b| **b == b'`').count();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            i += 2;
-            continue;
-        }
-        if bytes[i] != b'`' {
-            i += 1;
-            continue;
-        }
-        let len = run_at(i);
-        let mut j = i + len;
-        let mut close = None;
-        while j < bytes.len() {
-            if bytes[j] == b'`' {
-                let l = run_at(j);
-                if l == len {
-                    close = Some(j);
-                    break;
-                }
-                j += l;
-            } else {
-                j += 1;
-            }
-        }
-        let Some(close) = close else {
-            i += len;
-            continue;
-        };
-        let raw = text[i + len..close].replace('\n', " ");
-        let content = match raw.strip_prefix(' ').and_then(|r| r.strip_suffix(' ')) {
-            Some(inner) if !raw.trim().is_empty() => inner.to_owned(),
-            _ => raw,
-        };
-        spans.push((i, content));
-        for b in &mut masked[i..close + len] {
-            if *b != b'\n' {
-                *b = b' ';
-            }
-        }
-        i = close + len;
-    }
-    // Only whole characters were blanked (a span starts and ends at a backtick).
-    let masked = String::from_utf8(masked).unwrap_or_default();
-    (masked, spans)
-}
-
-/// Link targets in text without code: inline links and images `](x)`, reference
-/// definitions `[id]: x`, and HTML `href="x"` / `src="x"`. Returns each target's offset.
-fn links(text: &str) -> Vec<(usize, String)> {
+/// The `href="x"` and `src="x"` attribute values in a piece of HTML, with their offsets.
+fn html_links(html: &str) -> Vec<(usize, String)> {
+    let lower = html.to_ascii_lowercase();
     let mut out = Vec::new();
-    for (pos, _) in text.match_indices("](") {
-        let start = pos + 2;
-        let rest = &text[start..];
-        let skipped = rest.len() - rest.trim_start().len();
-        if let Some(target) = link_destination(&rest[skipped..]) {
-            out.push((start + skipped, target));
-        }
-    }
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if let Some((at, target)) = reference_definition(line) {
-            out.push((offset + at, target));
-        }
-        offset += line.len();
-    }
-    let lower = text.to_ascii_lowercase();
     for attr in ["href=", "src="] {
         for (pos, _) in lower.match_indices(attr) {
             let before = lower[..pos].chars().next_back();
@@ -459,14 +367,14 @@ fn links(text: &str) -> Vec<(usize, String)> {
                 continue;
             }
             let start = pos + attr.len();
-            let Some(quote) = text[start..]
+            let Some(quote) = html[start..]
                 .chars()
                 .next()
                 .filter(|c| *c == '"' || *c == '\'')
             else {
                 continue;
             };
-            let value = &text[start + 1..];
+            let value = &html[start + 1..];
             if let Some(end) = value.find(quote) {
                 out.push((start + 1, value[..end].to_owned()));
             }
@@ -474,60 +382,6 @@ fn links(text: &str) -> Vec<(usize, String)> {
     }
     out
 }
-
-/// The destination at the start of `s` (just after `](`): `<…>`, or up to whitespace or the
-/// unbalanced `)`, with backslash escapes removed.
-fn link_destination(s: &str) -> Option<String> {
-    if let Some(rest) = s.strip_prefix('<') {
-        let end = rest.find(['>', '\n'])?;
-        return Some(rest[..end].to_owned()).filter(|t| !t.is_empty());
-    }
-    let mut out = String::new();
-    let mut depth = 0usize;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            '(' => {
-                depth += 1;
-                out.push(c);
-            }
-            ')' if depth == 0 => break,
-            ')' => {
-                depth -= 1;
-                out.push(c);
-            }
-            c if c.is_whitespace() => break,
-            c => out.push(c),
-        }
-    }
-    Some(out).filter(|t| !t.is_empty())
-}
-
-/// `[id]: target` at the start of a line (up to three spaces in); not footnotes `[^1]:`.
-fn reference_definition(line: &str) -> Option<(usize, String)> {
-    let indent = line.len() - line.trim_start_matches(' ').len();
-    if indent > 3 {
-        return None;
-    }
-    let rest = line[indent..].strip_prefix('[')?;
-    if rest.starts_with('^') {
-        return None;
-    }
-    let close = rest.find("]:")?;
-    if close == 0 || rest[..close].contains(['[', ']']) {
-        return None;
-    }
-    let after = &rest[close + 2..];
-    let value = after.trim_start();
-    let at = line.len() - value.len();
-    let target = link_destination(value)?;
-    Some((at, target))
-}
-
-// ---------------------------------------------------------------------------------------
-// Links and paths
-// ---------------------------------------------------------------------------------------
 
 /// `None` if `target` is fine or not ours to check; else where it resolves, from `top`.
 fn broken_link(top: &Path, dir: &Path, target: &str) -> Option<String> {
@@ -614,7 +468,8 @@ const PATH_EXTENSIONS: &[&str] = &[
 /// If the code span `span` names a repository path that does not exist, that path. Only
 /// spans that are clearly paths count: no spaces or shell characters, a `/` or a known
 /// extension, and either `./`/`../` in front or a first component that exists (at the top or
-/// in the document's directory or one above it); runtime paths (`.sf/`, `target/`) are skipped.
+/// in the document's directory or one above it); runtime paths (`.sf/`, `target/`, and git's
+/// own `.git/`, whose files come and go) are skipped.
 fn missing_path(top: &Path, dir: &Path, span: &str) -> Option<String> {
     let s = strip_line_number(span.trim());
     if !is_pathlike_chars(s) {
@@ -628,7 +483,10 @@ fn missing_path(top: &Path, dir: &Path, span: &str) -> Option<String> {
         return None;
     }
     let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.iter().any(|p| *p == ".sf" || *p == "target") {
+    if parts
+        .iter()
+        .any(|p| matches!(*p, ".sf" | ".git" | "target"))
+    {
         return None;
     }
     // Paths are written from the repository's top, a crate's directory or the document's:
@@ -674,257 +532,6 @@ fn strip_line_number(s: &str) -> &str {
 // ---------------------------------------------------------------------------------------
 // sfctl commands
 // ---------------------------------------------------------------------------------------
-
-/// The command in a code line or span if it is an `sfctl` one (`sfctl …` or `$ sfctl …`).
-fn sfctl_command(text: &str) -> Option<&str> {
-    let t = text.trim();
-    let t = t.strip_prefix("$ ").map_or(t, str::trim_start);
-    (t == "sfctl" || t.starts_with("sfctl ")).then_some(t)
-}
-
-/// A problem with one `sfctl` command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Issue {
-    kind: ProblemKind,
-    /// The command the word was given to, e.g. `sfctl task list`.
-    command: String,
-    /// The unknown subcommand or flag.
-    word: String,
-}
-
-impl Issue {
-    fn detail(&self) -> String {
-        match self.kind {
-            ProblemKind::UnknownFlag => format!("`{}` has no flag `{}`", self.command, self.word),
-            _ => format!("`{}` has no subcommand `{}`", self.command, self.word),
-        }
-    }
-}
-
-/// Checks `line` (starting with `sfctl`) against the clap tree `root`.
-fn check_command(root: &clap::Command, line: &str) -> Vec<Issue> {
-    let words = shell_words(line);
-    let Some((first, rest)) = words.split_first() else {
-        return Vec::new();
-    };
-    if first != "sfctl" {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    walk(root, &[], "sfctl", rest, &mut out);
-    out.dedup();
-    out
-}
-
-/// Follows `words` down the tree from `cmd` (named `path`); `inherited` are the ancestors'
-/// global flags.
-fn walk<'a>(
-    cmd: &'a clap::Command,
-    inherited: &[&'a clap::Arg],
-    path: &str,
-    words: &[String],
-    out: &mut Vec<Issue>,
-) {
-    let mut globals: Vec<&clap::Arg> = inherited.to_vec();
-    globals.extend(cmd.get_arguments().filter(|a| a.is_global_set()));
-    let args = || cmd.get_arguments().chain(globals.iter().copied());
-    let issue = |kind, word: &str| Issue {
-        kind,
-        command: path.to_owned(),
-        word: word.to_owned(),
-    };
-    let mut subcommand_slot = cmd.has_subcommands();
-    let mut i = 0;
-    while i < words.len() {
-        let word = &words[i];
-        i += 1;
-        if word == "--" {
-            return;
-        }
-        // `[--branch B]` in a synopsis.
-        let flag = if word.trim_start_matches('[').starts_with('-') {
-            word.trim_start_matches('[').trim_end_matches(']')
-        } else {
-            word.as_str()
-        };
-        if let Some(long) = flag.strip_prefix("--").filter(|l| !l.is_empty()) {
-            let (name, value) = match long.split_once('=') {
-                Some((n, _)) => (n, true),
-                None => (long, false),
-            };
-            let found = args().find(|a| {
-                a.get_long() == Some(name)
-                    || a.get_all_aliases().is_some_and(|al| al.contains(&name))
-            });
-            match found {
-                None if !matches!(name, "help" | "version") => {
-                    out.push(issue(ProblemKind::UnknownFlag, &format!("--{name}")));
-                }
-                Some(arg) if !value && takes_value(arg) => i += 1,
-                _ => {}
-            }
-            continue;
-        }
-        if let Some(shorts) = flag.strip_prefix('-').filter(|s| !s.is_empty())
-            && shorts.parse::<f64>().is_err()
-        {
-            let chars: Vec<char> = shorts.chars().collect();
-            for (k, c) in chars.iter().enumerate() {
-                let found = args().find(|a| {
-                    a.get_short() == Some(*c)
-                        || a.get_all_short_aliases().is_some_and(|al| al.contains(c))
-                });
-                match found {
-                    None if !matches!(c, 'h' | 'V') => {
-                        out.push(issue(ProblemKind::UnknownFlag, &format!("-{c}")));
-                        break;
-                    }
-                    Some(arg) if takes_value(arg) => {
-                        if k + 1 == chars.len() {
-                            i += 1;
-                        }
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            continue;
-        }
-        if !subcommand_slot {
-            continue;
-        }
-        let alternatives: Vec<&str> = word.split('|').filter(|a| !a.is_empty()).collect();
-        // `<ID>`, `TASK`, or not a word at all (`sfctl / agents` in a diagram): stop here.
-        if is_placeholder(word) || !alternatives.iter().all(|a| is_command_word(a)) {
-            return;
-        }
-        if alternatives.len() > 1 {
-            let mut each = Vec::new();
-            for alt in alternatives {
-                match cmd.find_subcommand(alt) {
-                    Some(sub) => {
-                        let mut found = Vec::new();
-                        let sub_path = format!("{path} {}", sub.get_name());
-                        walk(sub, &globals, &sub_path, &words[i..], &mut found);
-                        each.push(found);
-                    }
-                    None => out.push(issue(ProblemKind::UnknownCommand, alt)),
-                }
-            }
-            // What follows the alternatives may suit only some of them: report what is
-            // wrong for all of them.
-            if let Some((first, others)) = each.split_first() {
-                for f in first {
-                    let everywhere = others
-                        .iter()
-                        .all(|o| o.iter().any(|x| x.kind == f.kind && x.word == f.word));
-                    if everywhere {
-                        out.push(Issue {
-                            command: format!("{path} {word}"),
-                            ..f.clone()
-                        });
-                    }
-                }
-            }
-            return;
-        }
-        match cmd.find_subcommand(word) {
-            Some(sub) => {
-                let sub_path = format!("{path} {}", sub.get_name());
-                return walk(sub, &globals, &sub_path, &words[i..], out);
-            }
-            None if cmd.is_subcommand_required_set() || cmd.get_positionals().next().is_none() => {
-                out.push(issue(ProblemKind::UnknownCommand, word));
-                return;
-            }
-            None => subcommand_slot = false,
-        }
-    }
-}
-
-/// Could be a subcommand's name: `list`, `demo-agent`.
-fn is_command_word(word: &str) -> bool {
-    word.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn takes_value(arg: &clap::Arg) -> bool {
-    arg.get_action().takes_values() && arg.get_num_args().is_none_or(|r| r.min_values() > 0)
-}
-
-/// `<ID>`, `[ARGS]`, `{a,b}`, `$TASK`, `...`, `TASK`, `TASK_ID`: a metavariable, not a word.
-fn is_placeholder(word: &str) -> bool {
-    word.starts_with(['<', '[', '{', '$'])
-        || word.contains("...")
-        || word.contains('…')
-        || (word.chars().any(|c| c.is_ascii_uppercase())
-            && !word.chars().any(|c| c.is_ascii_lowercase()))
-}
-
-/// Splits a command line into words like a shell would, roughly: quotes and backslashes,
-/// stopping at a comment, `;`, `&`, `&&`, a pipe `|` (a word of its own; `a|b` inside a
-/// word stays, as alternatives), a redirection `>` or a `(`.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut started = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if started {
-                    words.push(std::mem::take(&mut cur));
-                    started = false;
-                }
-            }
-            '\'' => {
-                started = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    cur.push(c);
-                }
-            }
-            '"' => {
-                started = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' if chars.peek().is_some_and(|n| "\"\\$`".contains(*n)) => {
-                            cur.extend(chars.next());
-                        }
-                        c => cur.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                started = true;
-                cur.extend(chars.next());
-            }
-            '#' | '|' | '(' if !started => break,
-            ';' | '&' => break,
-            '>' if !cur.starts_with('<') => {
-                // `2>&1`: the fd number is not a word.
-                if !cur.chars().all(|c| c.is_ascii_digit()) {
-                    words.push(std::mem::take(&mut cur));
-                }
-                started = false;
-                break;
-            }
-            c => {
-                started = true;
-                cur.push(c);
-            }
-        }
-    }
-    if started {
-        words.push(cur);
-    }
-    words
-}
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::commands::shell_words;
 use super::*;
 
 fn spans(text: &str) -> Vec<(usize, String)> {
@@ -35,10 +36,11 @@ fn links_inline_images_references_and_html() {
 
 See [the guide](docs/guide.md#setup) and ![logo](img/logo%20big.png \"Logo\").
 [![badge](a.svg)](<with space.md>) and [paren](foo_(bar).md).
-[ref]: ../other.md \"title\"
-[^1]: a footnote, not a link
 <a href=\"x.html\">x</a> <img src='y.png'>
 Not a link: [text] (nope) and a data-src=\"z\".
+
+[ref]: ../other.md \"title\"
+[^1]: a footnote, not a link
 ";
     assert_eq!(
         link_targets(text),
@@ -48,9 +50,9 @@ Not a link: [text] (nope) and a data-src=\"z\".
             (4, "a.svg".to_owned()),
             (4, "foo_(bar).md".to_owned()),
             (4, "with space.md".to_owned()),
-            (5, "../other.md".to_owned()),
-            (7, "x.html".to_owned()),
-            (7, "y.png".to_owned()),
+            (5, "x.html".to_owned()),
+            (5, "y.png".to_owned()),
+            (8, "../other.md".to_owned()),
         ]
     );
 }
@@ -267,6 +269,7 @@ fn missing_paths_are_conservative() {
         "https://x/y.md",
         "crates/a b.rs",
         ".sf/config.toml",
+        ".git/info/exclude",
         "target/debug/sfctl",
         "/etc/passwd",
         "--flag",
@@ -293,8 +296,8 @@ fn check_repo_finds_planted_problems() {
         "\
 # Planted
 
-[fine](docs/ok.md#ok) [web](https://example.com) [anchor](#planted)
-[gone](docs/gone.md) and ![img](img/missing.png)
+[fine](docs/ok.md#ok) [web](https://example.com) [anchor](#planted) [gone](docs/gone.md) and ![img](img/missing.png)
+
 [ref]: /nowhere.md
 See `src/main.rs` and `src/old.rs`.
 
@@ -323,8 +326,8 @@ Run `sfctl task list --frob` then `sfctl daemon start|status`.
     assert_eq!(
         found,
         [
-            "README.md:4: broken link: docs/gone.md",
-            "README.md:4: broken link: img/missing.png",
+            "README.md:3: broken link: docs/gone.md",
+            "README.md:3: broken link: img/missing.png",
             "README.md:5: broken link: /nowhere.md (resolves to nowhere.md)",
             "README.md:6: missing file: src/old.rs",
             "README.md:10: unknown command: `sfctl task` has no subcommand `frobnicate`",
@@ -335,7 +338,7 @@ Run `sfctl task list --frob` then `sfctl daemon start|status`.
     assert_eq!(json["files_checked"], 2);
     assert_eq!(json["problems"][0]["kind"], "broken_link");
     assert_eq!(json["problems"][0]["target"], "docs/gone.md");
-    assert_eq!(json["problems"][0]["line"], 4);
+    assert_eq!(json["problems"][0]["line"], 3);
     assert_eq!(json["problems"][0]["path"], "README.md");
 
     // Restricting to a directory, or to an explicit (even untracked) file.
