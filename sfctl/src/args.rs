@@ -7,6 +7,8 @@ use std::marker::PhantomData;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+use crate::error::{CliError, CliResult};
+
 /// The protocol's `wire_enum!` types, so clap can list and parse them.
 pub trait WireEnum: Copy + Send + Sync + 'static {
     fn all() -> &'static [Self];
@@ -96,4 +98,9 @@ impl<T: WireEnum> TypedValueParser for Wire<T> {
             T::all().iter().map(|v| PossibleValue::new(v.name())),
         ))
     }
+}
+
+/// Checks the shape of a task or plan id before it goes to the daemon.
+pub fn check_id(s: &str) -> CliResult<String> {
+    sf_proto::normalize_prefix(s).map_err(|e| CliError::user(e.to_string()))
 }

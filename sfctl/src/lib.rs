@@ -13,6 +13,7 @@ mod cli;
 mod commands;
 mod context;
 mod error;
+mod git;
 mod output;
 #[cfg(test)]
 mod snapshots;
@@ -125,7 +126,7 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Mr(cmd) => commands::mr::run(ctx, cmd),
         Command::Merge(args) => commands::mr::merge(ctx, &args),
         Command::Gc(args) => commands::gc::run(ctx, &args),
-        Command::Docs(cmd) => commands::docs::run(ctx, cmd),
+        Command::Docs(cmd) => commands::docs::run(ctx, cmd, &clap_tree()),
         Command::Demo(args) => commands::demo::run(ctx, &args),
         Command::Playbook(cmd) => commands::playbook::run(ctx, cmd),
         Command::Steward(cmd) => commands::steward::run(ctx, cmd),
@@ -134,4 +135,13 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Inbox(args) => commands::message::inbox(ctx, args),
         Command::DemoAgent => commands::demo::agent(ctx),
     }
+}
+
+/// sfctl's clap tree, built (help, version and global flags propagated): what `sfctl docs
+/// check` holds the commands quoted in the docs against.
+pub fn clap_tree() -> clap::Command {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
 }

@@ -7,8 +7,8 @@ use sf_proto::{
     Response, Role, RunSummary, RunUsage, Timestamp,
 };
 
+use crate::args::check_id;
 use crate::args::wire;
-use crate::commands::task::check_id;
 use crate::context::expect_response;
 use crate::context::{Context, user_name};
 use crate::error::{CliError, CliResult};

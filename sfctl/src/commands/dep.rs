@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use comfy_table::Color;
 use sf_proto::{DepId, DepInfo, DepKind, DepTreeNode, Gate, NewGate, Request, Response, Timestamp};
 
+use crate::args::check_id;
 use crate::args::{parse_number_id, wire};
-use crate::commands::task::check_id;
 use crate::context::expect_response;
 use crate::context::{Context, approver};
 use crate::error::{CliError, CliResult};

@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use clap::{Args, CommandFactory, Subcommand};
+use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Cli;
-use crate::commands::init::git;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
+use crate::git::git;
 
 mod commands;
 mod kind;
@@ -78,17 +77,19 @@ pub struct Problem {
     pub target: String,
 }
 
-pub fn run(ctx: &mut Context, cmd: DocsCommand) -> CliResult {
+/// Runs `sfctl docs …`; `tree` is sfctl's own clap tree, built (the commands the docs
+/// quote are checked against it).
+pub fn run(ctx: &mut Context, cmd: DocsCommand, tree: &clap::Command) -> CliResult {
     match cmd {
-        DocsCommand::Check(args) => check(ctx, &args),
+        DocsCommand::Check(args) => check(ctx, &args, tree),
     }
 }
 
-fn check(ctx: &mut Context, args: &CheckArgs) -> CliResult {
+fn check(ctx: &mut Context, args: &CheckArgs, tree: &clap::Command) -> CliResult {
     let start = ctx.start_dir()?;
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::io("failed to read the current directory", &e))?;
-    let report = check_repo(&start, &cwd, &args.paths)?;
+    let report = check_repo(&start, &cwd, &args.paths, tree)?;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let files = plural(report.files_checked, "file");
     let summary = if report.problems.is_empty() {
@@ -114,8 +115,14 @@ fn check(ctx: &mut Context, args: &CheckArgs) -> CliResult {
 }
 
 /// Checks the Markdown files of the repository containing `start`; `paths` (relative to
-/// `cwd`) restrict the check to some files or directories.
-pub fn check_repo(start: &Path, cwd: &Path, paths: &[PathBuf]) -> CliResult<DocsReport> {
+/// `cwd`) restrict the check to some files or directories; `sfctl` commands are checked
+/// against `root`, the built clap tree.
+pub fn check_repo(
+    start: &Path,
+    cwd: &Path,
+    paths: &[PathBuf],
+    root: &clap::Command,
+) -> CliResult<DocsReport> {
     let top = PathBuf::from(git(start, &["rev-parse", "--show-toplevel"])?);
     let top = top.canonicalize().unwrap_or(top);
     let listed = git(&top, &["ls-files", "-z"])?;
@@ -127,14 +134,13 @@ pub fn check_repo(start: &Path, cwd: &Path, paths: &[PathBuf]) -> CliResult<Docs
     if !paths.is_empty() {
         files = select(&top, cwd, paths, &files)?;
     }
-    let root = command_tree();
     let mut problems = Vec::new();
     for rel in &files {
         let abs = top.join(rel);
         let text = fs::read(&abs)
             .map_err(|e| CliError::io(format!("failed to read {}", abs.display()), &e))?;
         let text = String::from_utf8_lossy(&text);
-        problems.extend(check_file(&top, rel, &text, &root));
+        problems.extend(check_file(&top, rel, &text, root));
     }
     problems.sort();
     problems.dedup();
@@ -190,13 +196,6 @@ fn to_slash(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The clap tree, built (help, version and global flags propagated).
-fn command_tree() -> clap::Command {
-    let mut cmd = Cli::command();
-    cmd.build();
-    cmd
 }
 
 /// Every problem of one file; `rel` is its path from `top`.

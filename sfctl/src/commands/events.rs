@@ -7,7 +7,7 @@ use comfy_table::Color;
 use sf_client::ClientError;
 use sf_proto::{AuditEvent, EventId, FrameError, Request, Response};
 
-use crate::commands::task::check_id;
+use crate::args::check_id;
 use crate::context::Context;
 use crate::context::expect_response;
 use crate::error::{CliError, CliErrorKind, CliResult};

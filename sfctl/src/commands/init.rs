@@ -1,11 +1,11 @@
 //! `sfctl init`: create `.sf/` in a git repository. Uses the `git` CLI (argv only), never
 //! git2, and never creates the database (the daemon does on first start).
 
+use crate::git::git;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use clap::Args;
 use sf_proto::paths::WorkspacePaths;
@@ -141,33 +141,6 @@ pub fn run(ctx: &mut Context, _args: &InitArgs) -> CliResult {
         ctx.ui
             .line(format!("already initialised at {}", ws.dir.display()))
     }
-}
-
-/// Runs `git args…` in `dir` and returns its trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> CliResult<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() {
-                CliError::user(format!("{} is not a directory", dir.display()))
-            } else {
-                CliError::refused("not_found", "failed to run git")
-                    .with_cause(e.to_string())
-                    .with_hint("install git and make sure it is on PATH")
-            }
-        })?;
-    if !out.status.success() {
-        return Err(
-            CliError::refused("invalid_state", "not inside a git repository")
-                .with_hint("run `git init` first, or cd into your repository")
-                .with_cause(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
-        );
-    }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| CliError::user("the repository path is not valid UTF-8"))?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 fn create_layout(ws: &WorkspacePaths) -> CliResult {

@@ -12,10 +12,10 @@ use clap::{Args, Subcommand};
 use sf_proto::{MergeRequestId, MergeRequestInfo, MergeState, Request, Response, Timestamp};
 
 use crate::args::parse_number_id;
-use crate::commands::init::git;
 use crate::context::expect_response;
 use crate::context::{Context, approver};
 use crate::error::{CliError, CliErrorKind, CliResult};
+use crate::git::git;
 use crate::output::{
     Ui, cell, key_values, merge_state_color, or_dash, paint, render_table, truncate,
 };

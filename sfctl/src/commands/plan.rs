@@ -3,8 +3,9 @@
 use clap::Subcommand;
 use sf_proto::{PlanDetail, PlanFilter, PlanStatus, PlanSummary, Request, Response, TaskStatus};
 
+use crate::args::check_id;
 use crate::args::wire;
-use crate::commands::task::{check_id, render_tasks};
+use crate::commands::task::render_tasks;
 use crate::context::Context;
 use crate::context::expect_response;
 use crate::error::{CliError, CliResult};

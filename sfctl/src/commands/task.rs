@@ -6,6 +6,7 @@ use sf_proto::{
     Timestamp,
 };
 
+use crate::args::check_id;
 use crate::context::{Context, LEASE_ENV, expect_response};
 use crate::error::{CliError, CliResult};
 use crate::output::{paint, status_color};
@@ -17,11 +18,6 @@ mod render;
 pub use args::*;
 use render::ready_rows;
 pub use render::{render_tasks, render_waiting, show};
-
-/// Checks the shape of a task or plan id before it goes to the daemon.
-pub fn check_id(s: &str) -> CliResult<String> {
-    sf_proto::normalize_prefix(s).map_err(|e| CliError::user(e.to_string()))
-}
 
 pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
     let now = chrono::Utc::now();

@@ -23,7 +23,7 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
 }
 
 fn issues(line: &str) -> Vec<String> {
-    check_command(&command_tree(), line)
+    check_command(&crate::clap_tree(), line)
         .iter()
         .map(|i| format!("{}: {}", i.kind, i.detail()))
         .collect()
@@ -316,7 +316,7 @@ Run `sfctl task list --frob` then `sfctl daemon start|status`.
     // Untracked and ignored files are not checked.
     write(&top, "untracked.md", "[x](gone.md)\n");
     write(&top, ".sf/notes.md", "[x](gone.md)\n");
-    let report = check_repo(&top.join("docs"), &top, &[]).unwrap();
+    let report = check_repo(&top.join("docs"), &top, &[], &crate::clap_tree()).unwrap();
     assert_eq!(report.files_checked, 2);
     let found: Vec<String> = report
         .problems
@@ -342,11 +342,17 @@ Run `sfctl task list --frob` then `sfctl daemon start|status`.
     assert_eq!(json["problems"][0]["path"], "README.md");
 
     // Restricting to a directory, or to an explicit (even untracked) file.
-    let only_docs = check_repo(&top, &top, &[PathBuf::from("docs")]).unwrap();
+    let only_docs = check_repo(&top, &top, &[PathBuf::from("docs")], &crate::clap_tree()).unwrap();
     assert_eq!((only_docs.files_checked, only_docs.problems.len()), (1, 0));
-    let explicit = check_repo(&top, &top, &[PathBuf::from("untracked.md")]).unwrap();
+    let explicit = check_repo(
+        &top,
+        &top,
+        &[PathBuf::from("untracked.md")],
+        &crate::clap_tree(),
+    )
+    .unwrap();
     assert_eq!(explicit.files_checked, 1);
     assert_eq!(explicit.problems[0].target, "gone.md");
-    assert!(check_repo(&top, &top, &[PathBuf::from("nope")]).is_err());
+    assert!(check_repo(&top, &top, &[PathBuf::from("nope")], &crate::clap_tree()).is_err());
     fs::remove_dir_all(&top).unwrap();
 }
