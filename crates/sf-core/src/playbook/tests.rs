@@ -1,3 +1,4 @@
+use super::parse::parse_timeout;
 use super::*;
 
 const FEATURE: &str = r#"
