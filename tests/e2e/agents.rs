@@ -1,4 +1,8 @@
 //! `sfctl agent register|list|show|enable|disable|remove` and their bad inputs.
+//!
+//! Size: each test here is one end-to-end scenario of this capability, with its own
+//! workspace; they are kept together so that a capability's tests read as one list, and
+//! share their helpers without a module of their own.
 
 use std::fs;
 

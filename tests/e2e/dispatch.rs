@@ -1,5 +1,9 @@
 //! Dispatch: ephemeral workers (the scripted fake agent) in git worktrees, complete and
 //! handoff, limits, faults, stale leases and restarts.
+//!
+//! Size: each test here is one end-to-end scenario of this capability, with its own
+//! workspace; they are kept together so that a capability's tests read as one list, and
+//! share their helpers without a module of their own.
 
 use std::fs;
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
 //! The real-binary harness: a temp git repository, `sfctl-dup init` in it, `sfd-dup` spawned
 //! on its socket, and a `#[must_use]` builder around `sfctl-dup`. Everything is hermetic:
 //! `env_clear()`, HOME inside the tempdir, no global or system git config.
+//!
+//! Size: the one harness every end-to-end test uses (daemon, CLI builder, waits, dumps); its
+//! parts are used together.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

@@ -1,6 +1,10 @@
 //! The merge queue: test-gated squash merges with a compare-and-swap, fix tasks for failing
 //! tests and conflicts, approval, crash recovery, the user's own checkout, and `sfctl merge`.
 //! Real git, real processes, the scripted fake agent; the "test suite" is a shell command.
+//!
+//! Size: each test here is one end-to-end scenario of this capability, with its own
+//! workspace; they are kept together so that a capability's tests read as one list, and
+//! share their helpers without a module of their own.
 
 use std::fs;
 use std::path::{Path, PathBuf};

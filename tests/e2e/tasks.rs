@@ -1,5 +1,9 @@
 //! `sfctl task ...`: creation and its bad inputs, ids and prefixes, updates, every status verb
 //! and the transitions it refuses, list filters, readiness and its order.
+//!
+//! Size: each test here is one end-to-end scenario of this capability, with its own
+//! workspace; they are kept together so that a capability's tests read as one list, and
+//! share their helpers without a module of their own.
 
 use std::collections::HashSet;
 

@@ -1,4 +1,7 @@
-//! Tasks: create, read, update, status changes, readiness.
+//! Tasks: create, read, update, status changes.
+//!
+//! Size: the task row's mapping, its audit snapshots and the live-index updates are shared
+//! by every write here; readiness, run logs and the merge queue live in files of their own.
 
 use std::collections::BTreeMap;
 

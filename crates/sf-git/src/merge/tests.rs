@@ -1,3 +1,6 @@
+//! Unit tests of the merge primitives on real repositories. Size: one scenario per test,
+//! kept together with the repository builders they share.
+
 use std::path::{Path, PathBuf};
 
 use git2::build::TreeUpdateBuilder;
