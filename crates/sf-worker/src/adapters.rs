@@ -349,6 +349,23 @@ fn line_type(line: &str) -> Option<String> {
     serde_json::from_str::<Head>(line).ok()?.kind
 }
 
+/// The opening every JSON-lines parser shares: a JSON line's `type` and the line trimmed;
+/// `None` for a line without one, after looking at a line that is not JSON for a plain-text
+/// usage limit (the CLI's stderr shares the log with its stdout).
+fn json_line<'l>(
+    line: &'l str,
+    now: DateTime<FixedOffset>,
+    out: &mut Vec<Signal>,
+) -> Option<(String, &'l str)> {
+    let Some(kind) = line_type(line) else {
+        if !line.trim_start().starts_with('{') {
+            out.extend(plain_line_limit(line, now));
+        }
+        return None;
+    };
+    Some((kind, line.trim()))
+}
+
 /// Pushes a [`Signal::Session`] when `id` is new.
 fn note_session(current: &mut Option<String>, id: Option<&str>, out: &mut Vec<Signal>) {
     let Some(id) = id.filter(|id| !id.is_empty()) else {

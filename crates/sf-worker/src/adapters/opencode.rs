@@ -11,8 +11,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Options, RunResult, Signal, StreamParser, TokenUsage, clip, limit, line_type, note_session,
-    plain_line_limit,
+    Options, RunResult, Signal, StreamParser, TokenUsage, clip, json_line, limit, note_session,
 };
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
@@ -105,13 +104,10 @@ fn count(n: f64) -> u64 {
 impl StreamParser for Parser {
     fn feed_line_at(&mut self, line: &str, now: DateTime<FixedOffset>) -> Vec<Signal> {
         let mut out = Vec::new();
-        let Some(kind) = line_type(line) else {
-            if !line.trim_start().starts_with('{') {
-                out.extend(plain_line_limit(line, now));
-            }
+        let Some((kind, line)) = json_line(line, now, &mut out) else {
             return out;
         };
-        let Ok(ev) = serde_json::from_str::<Event>(line.trim()) else {
+        let Ok(ev) = serde_json::from_str::<Event>(line) else {
             return out;
         };
         note_session(&mut self.session, ev.session_id.as_deref(), &mut out);
