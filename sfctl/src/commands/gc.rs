@@ -35,15 +35,14 @@ pub fn run(ctx: &mut Context, args: &GcArgs) -> CliResult {
         dry_run: args.dry_run,
     })?;
     let report = expect_response!(resp, Response::Cleaned(r) => r);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&report);
-    }
-    if report.actions.is_empty() {
-        return ctx.ui.line("nothing to clean up");
-    }
-    for a in &report.actions {
-        let prefix = if report.dry_run { "would " } else { "" };
-        ctx.ui.line(format!("{prefix}{a}"))?;
-    }
-    Ok(())
+    ctx.ui.emit(&report, |ui, report| {
+        if report.actions.is_empty() {
+            return ui.line("nothing to clean up");
+        }
+        for a in &report.actions {
+            let prefix = if report.dry_run { "would " } else { "" };
+            ui.line(format!("{prefix}{a}"))?;
+        }
+        Ok(())
+    })
 }

@@ -248,39 +248,36 @@ fn list(ctx: &mut Context, to: Vec<String>, unread: bool, limit: u32) -> CliResu
         limit: Some(limit),
     })?;
     let messages = expect_response!(resp, Response::Messages(m) => m);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&messages);
-    }
-    if messages.is_empty() {
-        ctx.ui.status(format!(
-            "no {}messages for {whose}",
-            if unread { "unread " } else { "" }
-        ));
-        return Ok(());
-    }
-    let now = chrono::Utc::now();
-    let rows = messages
-        .iter()
-        .map(|m| {
-            vec![
-                ctx.ui.cell(m.id, None),
-                ctx.ui.cell(time::relative(m.at, now), None),
-                ctx.ui.cell(&m.from, None),
-                ctx.ui.cell(&m.to, None),
-                ctx.ui.cell(or_dash(m.task.as_ref()), None),
-                ctx.ui
-                    .cell(if m.read_at.is_some() { "read" } else { "new" }, None),
-                ctx.ui.cell(truncate(&m.subject, 60), None),
-            ]
-        })
-        .collect();
-    ctx.ui.table(
-        &["ID", "SENT", "FROM", "TO", "TASK", "STATE", "SUBJECT"],
-        rows,
-    )?;
-    ctx.ui
-        .status("hint: read one in full with `sfctl message read ID`");
-    Ok(())
+    ctx.ui.emit(&messages, |ui, messages| {
+        if messages.is_empty() {
+            ui.status(format!(
+                "no {}messages for {whose}",
+                if unread { "unread " } else { "" }
+            ));
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let rows = messages
+            .iter()
+            .map(|m| {
+                vec![
+                    ui.cell(m.id, None),
+                    ui.cell(time::relative(m.at, now), None),
+                    ui.cell(&m.from, None),
+                    ui.cell(&m.to, None),
+                    ui.cell(or_dash(m.task.as_ref()), None),
+                    ui.cell(if m.read_at.is_some() { "read" } else { "new" }, None),
+                    ui.cell(truncate(&m.subject, 60), None),
+                ]
+            })
+            .collect();
+        ui.table(
+            &["ID", "SENT", "FROM", "TO", "TASK", "STATE", "SUBJECT"],
+            rows,
+        )?;
+        ui.status("hint: read one in full with `sfctl message read ID`");
+        Ok(())
+    })
 }
 
 /// A message in full: its envelope, then its text.

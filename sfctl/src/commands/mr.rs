@@ -146,15 +146,14 @@ pub fn run(ctx: &mut Context, cmd: MrCommand) -> CliResult {
         MrCommand::List => {
             let resp = ctx.request(&Request::ListMergeRequests)?;
             let mrs = expect_response!(resp, Response::MergeRequests(m) => m);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&mrs);
-            }
-            if mrs.is_empty() {
-                ctx.ui.status("the merge queue is empty");
-                return Ok(());
-            }
-            let text = render_mrs(&mrs, ctx.ui.color, ctx.ui.width());
-            ctx.ui.line(text)
+            ctx.ui.emit(&mrs, |ui, mrs| {
+                if mrs.is_empty() {
+                    ui.status("the merge queue is empty");
+                    return Ok(());
+                }
+                let text = render_mrs(mrs, ui.color, ui.width());
+                ui.line(text)
+            })
         }
         MrCommand::Show { id, full } => {
             let mr = fetch(ctx, id)?;

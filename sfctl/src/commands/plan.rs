@@ -120,28 +120,26 @@ pub fn run(ctx: &mut Context, cmd: PlanCommand) -> CliResult {
             let filter = PlanFilter { status, limit };
             let resp = ctx.request(&Request::ListPlans { filter })?;
             let plans = expect_response!(resp, Response::Plans(p) => p);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&plans);
-            }
-            if plans.is_empty() {
-                ctx.ui.status("no plans");
-                return Ok(());
-            }
-            let now = chrono::Utc::now();
-            let rows = plans
-                .iter()
-                .map(|p| {
-                    vec![
-                        ctx.ui.cell(&p.id, None),
-                        ctx.ui.cell(p.status, plan_status_color(p.status)),
-                        ctx.ui.cell(progress(p), None),
-                        ctx.ui.cell(time::relative(p.created_at, now), None),
-                        ctx.ui.cell(&p.title, None),
-                    ]
-                })
-                .collect();
-            ctx.ui
-                .table(&["ID", "STATUS", "PROGRESS", "CREATED", "TITLE"], rows)
+            ctx.ui.emit(&plans, |ui, plans| {
+                if plans.is_empty() {
+                    ui.status("no plans");
+                    return Ok(());
+                }
+                let now = chrono::Utc::now();
+                let rows = plans
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            ui.cell(&p.id, None),
+                            ui.cell(p.status, plan_status_color(p.status)),
+                            ui.cell(progress(p), None),
+                            ui.cell(time::relative(p.created_at, now), None),
+                            ui.cell(&p.title, None),
+                        ]
+                    })
+                    .collect();
+                ui.table(&["ID", "STATUS", "PROGRESS", "CREATED", "TITLE"], rows)
+            })
         }
         PlanCommand::Show { id } => {
             let plan = plan_response(ctx, &Request::ShowPlan { id: check_id(&id)? })?;

@@ -82,15 +82,14 @@ pub fn run(ctx: &mut Context, cmd: PlaybookCommand) -> CliResult {
                      `sfctl playbook validate {file}`"
                 ));
             }
-            if ctx.ui.json {
-                return ctx.ui.json_value(&list);
-            }
-            if list.is_empty() {
-                ctx.ui.status("no playbooks");
-                return Ok(());
-            }
-            let text = render_list(&list, ctx.ui.color, ctx.ui.width());
-            ctx.ui.line(text)
+            ctx.ui.emit(&list, |ui, list| {
+                if list.is_empty() {
+                    ui.status("no playbooks");
+                    return Ok(());
+                }
+                let text = render_list(list, ui.color, ui.width());
+                ui.line(text)
+            })
         }
         PlaybookCommand::Show { name } => {
             let resp = ctx.request(&Request::ShowPlaybook { name })?;

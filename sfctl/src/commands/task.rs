@@ -37,15 +37,14 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
             };
             let resp = ctx.request(&Request::ListTasks { filter })?;
             let tasks = expect_response!(resp, Response::Tasks(t) => t);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&tasks);
-            }
-            if tasks.is_empty() {
-                ctx.ui.status("no tasks");
-                return Ok(());
-            }
-            let text = render_tasks(&tasks, ctx.ui.color, ctx.ui.width(), now);
-            ctx.ui.line(text)
+            ctx.ui.emit(&tasks, |ui, tasks| {
+                if tasks.is_empty() {
+                    ui.status("no tasks");
+                    return Ok(());
+                }
+                let text = render_tasks(tasks, ui.color, ui.width(), now);
+                ui.line(text)
+            })
         }
         TaskCommand::Show { id } => {
             let resp = ctx.request(&Request::ShowTask { id: check_id(&id)? })?;
@@ -76,29 +75,26 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
         TaskCommand::Ready { limit } => {
             let resp = ctx.request(&Request::ReadyTasks { limit })?;
             let tasks = expect_response!(resp, Response::Ready(t) => t);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&tasks);
-            }
-            if tasks.is_empty() {
-                ctx.ui.status("no ready tasks");
-                return Ok(());
-            }
-            let rows = ready_rows(&tasks);
-            ctx.ui
-                .table(&["ID", "EFF", "PRI", "TYPE", "SKILLS", "TITLE"], rows)
+            ctx.ui.emit(&tasks, |ui, tasks| {
+                if tasks.is_empty() {
+                    ui.status("no ready tasks");
+                    return Ok(());
+                }
+                let rows = ready_rows(tasks);
+                ui.table(&["ID", "EFF", "PRI", "TYPE", "SKILLS", "TITLE"], rows)
+            })
         }
         TaskCommand::Blocked { limit } => {
             let resp = ctx.request(&Request::BlockedTasks { limit })?;
             let tasks = expect_response!(resp, Response::Waiting(t) => t);
-            if ctx.ui.json {
-                return ctx.ui.json_value(&tasks);
-            }
-            if tasks.is_empty() {
-                ctx.ui.status("no waiting tasks");
-                return Ok(());
-            }
-            let text = render_waiting(&tasks, ctx.ui.color, ctx.ui.width(), now);
-            ctx.ui.line(text)
+            ctx.ui.emit(&tasks, |ui, tasks| {
+                if tasks.is_empty() {
+                    ui.status("no waiting tasks");
+                    return Ok(());
+                }
+                let text = render_waiting(tasks, ui.color, ui.width(), now);
+                ui.line(text)
+            })
         }
         TaskCommand::Complete(a) => {
             let req = Request::CompleteTask {
@@ -183,16 +179,15 @@ fn create(ctx: &mut Context, args: CreateArgs, now: Timestamp) -> CliResult {
     };
     let resp = ctx.request(&Request::CreateTask { task })?;
     let task = expect_response!(resp, Response::Task(t) => t);
-    if ctx.ui.json {
-        return ctx.ui.json_value(&task);
-    }
-    if args.quiet {
-        return ctx.ui.line(task.task.id.as_str());
-    }
-    ctx.ui.line(format!(
-        "created task {}: {}",
-        task.task.id, task.task.title
-    ))
+    ctx.ui.emit(&task, |ui, task| {
+        if args.quiet {
+            return ui.line(task.task.id.as_str());
+        }
+        ui.line(format!(
+            "created task {}: {}",
+            task.task.id, task.task.title
+        ))
+    })
 }
 
 fn update(ctx: &mut Context, a: UpdateArgs, now: Timestamp) -> CliResult {
