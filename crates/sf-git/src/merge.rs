@@ -572,6 +572,16 @@ fn remove_one(repo: &Repository, name: &str, path: Option<&Path>) -> Result<(), 
         ))
         .ctx(|| format!("prune the merge worktree `{name}`"))?;
     }
+    // an admin folder git cannot open (a kill while it was being made leaves it without
+    // its `gitdir`) is not pruned by git: it is ours (the name is), and would block the
+    // merge worktree from being made again under the same name
+    let admin = repo.commondir().join("worktrees").join(name);
+    if admin.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(&admin).map_err(|source| GitError::Io {
+            what: format!("remove {}", admin.display()),
+            source,
+        })?;
+    }
     Ok(())
 }
 

@@ -356,6 +356,26 @@ mod tests {
     }
 
     #[test]
+    fn a_half_made_merge_worktree_left_by_a_kill_is_made_again() {
+        let td = repo();
+        let scratch = td.path().join(".sf-merge");
+        // a kill right after git's admin folder was made, before anything was written in it
+        let admin = td.path().join(".git/worktrees").join(BENCH);
+        std::fs::create_dir_all(&admin).unwrap();
+        let desk = Desk::open(td.path(), &scratch).unwrap();
+        let p = land(&desk, "b1");
+        assert!(p.path.join("change").exists());
+        assert!(admin.join("gitdir").exists(), "made again");
+        // and once more, with a stray admin folder and no worktree at all
+        std::fs::remove_dir_all(&p.path).unwrap();
+        std::fs::remove_file(admin.join("gitdir")).unwrap();
+        let DeskPrepare::Ready(again) = desk.prepare("b2", "main").unwrap() else {
+            panic!("not ready")
+        };
+        assert!(again.path.join("new").exists());
+    }
+
+    #[test]
     fn conflicts_and_a_dirty_checkout_write_nothing() {
         let td = repo();
         let r = td.path();
