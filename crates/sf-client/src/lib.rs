@@ -3,9 +3,12 @@
 #![warn(missing_docs)]
 
 use std::io::{self, BufReader, BufWriter};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use interprocess::TryClone as _;
+use interprocess::local_socket::traits::Stream as _;
+use interprocess::local_socket::{ConnectOptions, GenericFilePath, Stream, ToFsName as _};
 
 use sf_proto::{
     FrameError, Hello, MAX_FRAME, MAX_REPLY, PROTOCOL_VERSION, ProtoError, Request, Response,
@@ -80,8 +83,8 @@ pub enum ClientError {
 pub struct Client {
     path: PathBuf,
     reply_timeout: Duration,
-    reader: BufReader<UnixStream>,
-    writer: BufWriter<UnixStream>,
+    reader: BufReader<Stream>,
+    writer: BufWriter<Stream>,
     /// The daemon's pid, from its welcome.
     pub daemon_pid: u32,
     /// The daemon's name and version.
@@ -101,8 +104,8 @@ impl Client {
             after: limit,
         };
         stream
-            .set_read_timeout(Some(limit))
-            .and_then(|()| stream.set_write_timeout(Some(limit)))
+            .set_recv_timeout(Some(limit))
+            .and_then(|()| stream.set_send_timeout(Some(limit)))
             .map_err(FrameError::Io)?;
         let mut writer = BufWriter::new(stream.try_clone().map_err(FrameError::Io)?);
         let mut reader = BufReader::new(stream);
@@ -120,7 +123,7 @@ impl Client {
         // replies have their own timeout; a write never waits on a healthy daemon for long
         reader
             .get_ref()
-            .set_read_timeout(None)
+            .set_recv_timeout(None)
             .map_err(FrameError::Io)?;
         let reply_timeout = env_secs("SF_REPLY_TIMEOUT", REPLY_TIMEOUT);
         match welcome {
@@ -139,7 +142,7 @@ impl Client {
 
     /// Sets a read timeout for responses (`None`: wait forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.reader.get_ref().set_read_timeout(timeout)
+        self.reader.get_ref().set_recv_timeout(timeout)
     }
 
     /// Sends one request and reads its response. A refusal becomes [`ClientError::Refused`].
@@ -147,10 +150,10 @@ impl Client {
         self.send(request)?;
         let reader = self.reader.get_ref();
         reader
-            .set_read_timeout(Some(self.reply_timeout))
+            .set_recv_timeout(Some(self.reply_timeout))
             .map_err(FrameError::Io)?;
         let reply = read_message(&mut self.reader, MAX_FRAME, MAX_REPLY);
-        let _ = self.reader.get_ref().set_read_timeout(None);
+        let _ = self.reader.get_ref().set_recv_timeout(None);
         let reply = reply.map_err(|e| {
             timeout_or(e, || ClientError::Timeout {
                 path: self.path.clone(),
@@ -192,13 +195,15 @@ fn timeout_or(e: FrameError, timeout: impl FnOnce() -> ClientError) -> ClientErr
 }
 
 /// Connects, giving up after `limit`: a daemon whose backlog is full (it stopped accepting)
-/// would otherwise keep `connect` waiting forever. The attempt goes on in a thread, which
-/// is left behind if it does not finish in time.
-fn connect_within(path: &Path, limit: Duration) -> Result<UnixStream, ClientError> {
+/// would otherwise keep `connect` waiting forever. The attempt (a blocking connect through
+/// interprocess) goes on in a thread, which is left behind if it does not finish in time.
+/// interprocess's own `ConnectWaitMode::Timeout` is not used: see "The local socket" in
+/// sf-proto's README.
+fn connect_within(path: &Path, limit: Duration) -> Result<Stream, ClientError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let target = path.to_owned();
     std::thread::spawn(move || {
-        let _ = tx.send(UnixStream::connect(&target));
+        let _ = tx.send(connect(&target));
     });
     match rx.recv_timeout(limit) {
         Ok(Ok(s)) => Ok(s),
@@ -214,10 +219,20 @@ fn connect_within(path: &Path, limit: Duration) -> Result<UnixStream, ClientErro
     }
 }
 
+/// Connects to the socket at `path`, waiting as long as that takes.
+fn connect(path: &Path) -> io::Result<Stream> {
+    ConnectOptions::new()
+        .name(path.to_fs_name::<GenericFilePath>()?)
+        .connect_sync()
+}
+
 /// Refuses a socket whose listening process (`SO_PEERCRED`) runs as another user than us or
-/// root.
-fn check_peer(stream: &UnixStream, path: &Path) -> Result<(), ClientError> {
-    let peer = rustix::net::sockopt::socket_peercred(stream)
+/// root. Read with rustix, not interprocess's `peer_creds()`, which fails when the daemon's
+/// pid is not visible here (a client in a pid namespace of its own): see "The local socket"
+/// in sf-proto's README.
+fn check_peer(stream: &Stream, path: &Path) -> Result<(), ClientError> {
+    let Stream::UdSocket(stream) = stream;
+    let peer = rustix::net::sockopt::socket_peercred(stream.inner())
         .map_err(|e| FrameError::Io(e.into()))?
         .uid
         .as_raw();

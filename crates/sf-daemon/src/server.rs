@@ -8,12 +8,15 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName as _};
+use interprocess::os::unix::local_socket::ListenerOptionsExt as _;
 use sf_proto::{
     AuditEvent, ErrorKind, HANDSHAKE_TIMEOUT_SECS, Hello, MAX_FRAME, MAX_HELLO_FRAME,
     PROTOCOL_VERSION, ProtoError, Request, Response,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +46,7 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// byte budget, replies split into frames of at most [`MAX_FRAME`] when larger (see
 /// [`sf_proto::CONTINUED`]).
 struct Conn {
-    stream: UnixStream,
+    stream: Stream,
     max_frame: usize,
     budget: Arc<Semaphore>,
 }
@@ -125,7 +128,11 @@ impl Conn {
 /// Binds the socket in a directory of our own (see [`crate::private::socket_dir`]; `managed`:
 /// sf chose the directory, so it is made 0700) and makes it 0600. A leftover socket file is
 /// removed first: the caller holds the workspace lock, so nobody else is listening on it.
-pub(crate) fn bind(path: &Path, managed: bool) -> anyhow::Result<UnixListener> {
+///
+/// interprocess creates the socket with mode 0600 before it binds it (no moment with a
+/// wider mode); the mode is set again after the bind so that a umask cannot narrow it. The
+/// listener does not remove the socket file when dropped: the daemon does, when it stops.
+pub(crate) fn bind(path: &Path, managed: bool) -> anyhow::Result<Listener> {
     let dir = path.parent().context("the socket path has no directory")?;
     crate::private::socket_dir(dir, sf_proto::paths::euid(), managed)?;
     match std::fs::remove_file(path) {
@@ -133,14 +140,22 @@ pub(crate) fn bind(path: &Path, managed: bool) -> anyhow::Result<UnixListener> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("failed to remove {}", path.display())),
     }
-    let listener = UnixListener::bind(path)
+    let listener = path
+        .to_fs_name::<GenericFilePath>()
+        .and_then(|name| {
+            ListenerOptions::new()
+                .name(name)
+                .mode(0o600)
+                .reclaim_name(false)
+                .create_tokio()
+        })
         .with_context(|| format!("failed to bind the socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
 
 pub(crate) async fn accept_loop(
-    listener: UnixListener,
+    listener: Listener,
     handle: DaemonHandle,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -153,7 +168,7 @@ pub(crate) async fn accept_loop(
         let stream = tokio::select! {
             () = cancel.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -191,7 +206,7 @@ pub(crate) async fn accept_loop(
 }
 
 /// Tells a client over `max_connections` why it is turned away, without waiting on it.
-async fn refuse_busy(stream: UnixStream, budget: Arc<Semaphore>, max: usize) {
+async fn refuse_busy(stream: Stream, budget: Arc<Semaphore>, max: usize) {
     let mut conn = Conn {
         stream,
         max_frame: MAX_HELLO_FRAME,
@@ -219,13 +234,16 @@ fn error(kind: ErrorKind, message: impl Into<String>, hint: &str) -> Response {
 }
 
 async fn serve(
-    stream: UnixStream,
+    stream: Stream,
     handle: DaemonHandle,
     cancel: CancellationToken,
     budget: Arc<Semaphore>,
     idle_timeout: Duration,
 ) -> anyhow::Result<()> {
-    let peer = stream.peer_cred()?;
+    // tokio's SO_PEERCRED, not interprocess's `peer_creds()`, which fails when the client's
+    // pid is not visible here (see "The local socket" in sf-proto's README)
+    let Stream::UdSocket(inner) = &stream;
+    let peer = inner.inner().peer_cred()?;
     let mut conn = Conn {
         stream,
         max_frame: MAX_HELLO_FRAME,

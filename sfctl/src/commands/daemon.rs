@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
+use interprocess::local_socket::GenericFilePath;
+use interprocess::local_socket::prelude::*;
 use serde_json::json;
 use sf_client::ClientError;
 use sf_proto::{DaemonStatus, FrameError, Request, Response};
@@ -504,7 +506,11 @@ fn stop(ctx: &mut Context) -> CliResult<Option<u32>> {
     let begun = Instant::now();
     let mut announced = false;
     loop {
-        let answering = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+        let answering = socket
+            .as_path()
+            .to_fs_name::<GenericFilePath>()
+            .and_then(LocalSocketStream::connect)
+            .is_ok();
         if !answering && !lock.as_deref().is_some_and(lock_held) {
             return Ok(Some(pid));
         }
