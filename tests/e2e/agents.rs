@@ -486,13 +486,7 @@ fn a_command_that_cannot_run_is_refused_at_registration() {
 fn an_agent_whose_command_stops_working_is_disabled_and_no_task_is_charged() {
     let td = crate::fleet::fleet("max_attempts = 1");
     // a script that exists at registration and is gone by dispatch time
-    let program = td.root.join("agent-cli");
-    fs::write(&program, "#!/bin/sh\nexit 0\n").expect("write");
-    fs::set_permissions(
-        &program,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let program = crate::fleet::exiting_program(&td, "agent-cli");
     td.sfctl()
         .args(["agent", "register", "w1", "--role", "worker", "--command"])
         .arg(program.display().to_string())

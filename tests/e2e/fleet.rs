@@ -174,3 +174,16 @@ pub fn assert_disabled_by_daemon(td: &TestDaemon, mentions: &str) {
     let reason = disabled.reason.as_deref().unwrap_or("");
     assert!(reason.contains(mentions), "{disabled:?}");
 }
+
+/// An executable `name` in the test's root that exits 0: an agent's `--command` that exists
+/// at registration (remove it to make the command stop working).
+pub fn exiting_program(td: &TestDaemon, name: &str) -> PathBuf {
+    let program = td.root.join(name);
+    fs::write(&program, "#!/bin/sh\nexit 0\n").expect("write");
+    fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    program
+}

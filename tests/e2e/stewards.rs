@@ -445,13 +445,7 @@ fn a_bad_cron_field_is_named_in_five_field_form_with_its_valid_range() {
 fn a_steward_whose_command_stops_working_is_disabled_like_a_worker() {
     let td = fleet("");
     // a program that exists at registration and is gone when the steward fires
-    let program = td.root.join("steward-cli");
-    fs::write(&program, "#!/bin/sh\nexit 0\n").expect("write");
-    fs::set_permissions(
-        &program,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let program = crate::fleet::exiting_program(&td, "steward-cli");
     td.sfctl()
         .args([
             "agent",
