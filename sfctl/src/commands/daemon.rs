@@ -104,15 +104,13 @@ pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
         DaemonCommand::Status => status(ctx),
         DaemonCommand::Stop => {
             let stopped = stop(ctx)?;
-            if ctx.ui.json {
-                return ctx
-                    .ui
-                    .json_value(&json!({ "stopped": stopped.is_some(), "pid": stopped }));
-            }
-            ctx.ui.line(if stopped.is_some() {
-                "sfd stopped"
-            } else {
-                "sfd is not running"
+            let report = json!({ "stopped": stopped.is_some(), "pid": stopped });
+            ctx.ui.emit(&report, |ui, _| {
+                ui.line(if stopped.is_some() {
+                    "sfd stopped"
+                } else {
+                    "sfd is not running"
+                })
             })
         }
         DaemonCommand::Reload => {
@@ -124,10 +122,8 @@ pub fn run(ctx: &mut Context, cmd: DaemonCommand) -> CliResult {
         }
         DaemonCommand::Check => {
             check(ctx)?;
-            if ctx.ui.json {
-                return ctx.ui.json_value(&json!({ "ok": true }));
-            }
-            ctx.ui.line("configuration ok")
+            ctx.ui
+                .emit(&json!({ "ok": true }), |ui, _| ui.line("configuration ok"))
         }
         DaemonCommand::Restart => {
             // a configuration sfd would refuse must not cost the running daemon

@@ -97,15 +97,12 @@ fn check(ctx: &mut Context, args: &CheckArgs, tree: &clap::Command) -> CliResult
     } else {
         format!("{} in {files}", plural(report.problems.len(), "problem"))
     };
-    if ctx.ui.json {
-        ctx.ui.json_value(&report)?;
-    } else {
+    ctx.ui.emit(&report, |ui, report| {
         for p in &report.problems {
-            ctx.ui
-                .line(format!("{}:{}: {}: {}", p.path, p.line, p.kind, p.detail))?;
+            ui.line(format!("{}:{}: {}: {}", p.path, p.line, p.kind, p.detail))?;
         }
-        ctx.ui.line(&summary)?;
-    }
+        ui.line(&summary)
+    })?;
     if report.problems.is_empty() {
         return Ok(());
     }

@@ -126,21 +126,16 @@ pub fn run(ctx: &mut Context, _args: &InitArgs) -> CliResult {
         true
     };
     let root = ws.root.display().to_string();
-    if ctx.ui.json {
-        return ctx
-            .ui
-            .json_value(&serde_json::json!({ "workspace": root, "created": created }));
-    }
-    if created {
-        ctx.ui
-            .line(format!("initialised sf workspace at {}", ws.dir.display()))?;
-        ctx.ui
-            .status("hint: start the daemon with `sfctl daemon start`");
-        Ok(())
-    } else {
-        ctx.ui
-            .line(format!("already initialised at {}", ws.dir.display()))
-    }
+    let report = serde_json::json!({ "workspace": root, "created": created });
+    ctx.ui.emit(&report, |ui, _| {
+        if created {
+            ui.line(format!("initialised sf workspace at {}", ws.dir.display()))?;
+            ui.status("hint: start the daemon with `sfctl daemon start`");
+            Ok(())
+        } else {
+            ui.line(format!("already initialised at {}", ws.dir.display()))
+        }
+    })
 }
 
 fn create_layout(ws: &WorkspacePaths) -> CliResult {
