@@ -380,12 +380,10 @@ fn follow(ctx: &mut Context, who: &[String]) -> CliResult {
         };
         let resp = ctx.request(&Request::ShowMessage { id: MessageId(id) })?;
         let m = expect_response!(resp, Response::Message(m) => m);
-        if ctx.ui.json {
-            ctx.ui.json_value(&m)?;
-        } else {
-            ctx.ui.line(full(&m))?;
-            ctx.ui.line("")?;
-        }
+        ctx.ui.emit(&m, |ui, m| {
+            ui.line(full(m))?;
+            ui.line("")
+        })?;
         ctx.ui.flush()?;
     }
 }

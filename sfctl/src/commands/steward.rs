@@ -159,22 +159,20 @@ pub fn run(ctx: &mut Context, cmd: StewardCommand) -> CliResult {
             let resp = ctx.request(&Request::RunSteward { name, data })?;
             let mut r = expect_response!(resp, Response::StewardRun(r) => r);
             if r.outcome.as_deref() == Some("skipped") {
-                if ctx.ui.json {
-                    return ctx.ui.json_value(&r);
-                }
-                return ctx.ui.line(format!(
-                    "steward {}: skipped (its previous run is still going), run {}",
-                    r.steward, r.id
-                ));
+                return ctx.ui.emit(&r, |ui, r| {
+                    ui.line(format!(
+                        "steward {}: skipped (its previous run is still going), run {}",
+                        r.steward, r.id
+                    ))
+                });
             }
             if no_wait {
-                if ctx.ui.json {
-                    return ctx.ui.json_value(&r);
-                }
-                return ctx.ui.line(format!(
-                    "started steward {} (run {}); follow it with `sfctl steward history {}`",
-                    r.steward, r.id, r.steward
-                ));
+                return ctx.ui.emit(&r, |ui, r| {
+                    ui.line(format!(
+                        "started steward {} (run {}); follow it with `sfctl steward history {}`",
+                        r.steward, r.id, r.steward
+                    ))
+                });
             }
             if r.ended_at.is_none() {
                 ctx.ui
@@ -182,10 +180,8 @@ pub fn run(ctx: &mut Context, cmd: StewardCommand) -> CliResult {
                 r = wait_for_run(ctx, &r.steward, r.id)?;
             }
             let ok = r.outcome.as_deref() == Some("ok");
-            if ctx.ui.json {
-                ctx.ui.json_value(&r)?;
-            } else {
-                ctx.ui.line(format!(
+            ctx.ui.emit(&r, |ui, r| {
+                ui.line(format!(
                     "steward {} run {}: {}{}",
                     r.steward,
                     r.id,
@@ -194,8 +190,8 @@ pub fn run(ctx: &mut Context, cmd: StewardCommand) -> CliResult {
                         .as_deref()
                         .map(|x| format!(" ({x})"))
                         .unwrap_or_default()
-                ))?;
-            }
+                ))
+            })?;
             if ok {
                 return Ok(());
             }
@@ -247,10 +243,7 @@ pub fn event(ctx: &mut Context, cmd: EventCommand) -> CliResult {
         data,
     })?;
     let message = expect_response!(resp, Response::Ok { message } => message);
-    if ctx.ui.json {
-        return ctx.ui.json_message(&message);
-    }
-    ctx.ui.line(message)
+    ctx.ui.emit_message(&message)
 }
 
 #[cfg(test)]
