@@ -328,17 +328,20 @@ fn a_worker_waits_for_an_unreachable_daemon_and_a_human_does_not() {
     );
 
     // A worker's command started while sfd is down goes through once it is back.
-    let waiting = td
+    let mut waiting = td
         .sfctl()
         .args(["--json", "task", "list"])
         .env("SF_RUN", "lease")
         .spawn();
-    std::thread::sleep(Duration::from_millis(300));
+    // sfd comes back once sfctl says it waits for it
+    let stderr = waiting.stderr.take().expect("stderr");
+    let (first, rest) = crate::harness::read_line_within(stderr, Duration::from_secs(15));
+    let first = first.expect("sfctl said nothing while sfd was down");
+    assert!(first.contains("retrying for up to 120 s"), "{first}");
     td.spawn();
     let out = waiting.wait_with_output().expect("wait for sfctl");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}\n{stderr}", out.status);
-    assert!(stderr.contains("retrying for up to 120 s"), "{stderr}");
+    let stderr: String = rest.try_iter().collect();
+    assert!(out.status.success(), "{}\n{first}{stderr}", out.status);
     let tasks: Vec<TaskSummary> =
         serde_json::from_slice(&out.stdout).expect("the task list as JSON");
     assert!(tasks.is_empty());

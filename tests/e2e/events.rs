@@ -204,7 +204,10 @@ fn follow_without_since_only_shows_new_events() {
 fn follow_ends_cleanly_when_the_daemon_stops() {
     let mut td = TestDaemon::start();
     let mut follow = ChildGuard(td.sfctl().args(["events", "--follow"]).spawn());
-    std::thread::sleep(Duration::from_millis(300));
+    // the stream is open once it has printed an event
+    let stdout = follow.0.stdout.take().expect("stdout");
+    let (first, _rest) = first_followed_line(&td, stdout);
+    assert!(first.is_some(), "`events --follow` printed nothing");
     td.shutdown();
     let status = td.wait_for("`events --follow` to exit after the daemon stopped", || {
         follow

@@ -676,7 +676,7 @@ pub fn read_raw_frame(stream: &mut UnixStream) -> serde_json::Value {
 
 /// Reads a line from a child's stdout within `deadline`, on a helper thread.
 pub fn read_line_within(
-    stdout: std::process::ChildStdout,
+    stdout: impl Read + Send + 'static,
     deadline: Duration,
 ) -> (Option<String>, std::sync::mpsc::Receiver<String>) {
     let (tx, rx) = std::sync::mpsc::channel();
