@@ -227,7 +227,13 @@ fn a_worker_that_completes_while_the_daemon_is_down_waits_for_the_restart() {
         Duration::from_secs(15),
         || (crate::fleet::git(&td.repo, &["rev-list", "--count", &range]) != "0").then_some(()),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // its `sfctl task complete` runs, finding nothing that answers (its output waits in
+    // the run's FIFO for the next sfd, so the process itself is what can be seen)
+    eventually(
+        "the worker's `sfctl task complete` to run",
+        Duration::from_secs(15),
+        || completing_sfctl(&td.repo).then_some(()),
+    );
     td.spawn();
 
     let done = crate::fleet::wait_status(&td, &id, TaskStatus::Review);
@@ -320,4 +326,23 @@ fn a_crash_is_said_and_the_restart_tells_what_it_adopted_and_reaped() {
     assert!(actions(&dies).contains(&"worker_reaped".to_owned()));
     std::fs::write(&stay, "").expect("open the gate");
     crate::fleet::wait_status(&td, &outlives, TaskStatus::Closed);
+}
+
+/// Whether an `sfctl task complete` of a worker of the workspace at `repo` is running
+/// (found in `/proc` by its command line and its `SF_WORKSPACE`).
+fn completing_sfctl(repo: &std::path::Path) -> bool {
+    let workspace = format!("SF_WORKSPACE={}", repo.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let completes = args
+            .windows(2)
+            .any(|w| w == [&b"task"[..], &b"complete"[..]]);
+        completes
+            && std::fs::read(p.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == workspace.as_bytes()))
+    })
 }
