@@ -4,6 +4,9 @@
 use std::ffi::OsStr;
 use std::marker::PhantomData;
 
+use std::path::PathBuf;
+
+use clap::Args;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
@@ -103,4 +106,25 @@ impl<T: WireEnum> TypedValueParser for Wire<T> {
 /// Checks the shape of a task or plan id before it goes to the daemon.
 pub fn check_id(s: &str) -> CliResult<String> {
     sf_proto::normalize_prefix(s).map_err(|e| CliError::user(e.to_string()))
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Workspace root (default: walk up from the current directory to the first `.sf/`)
+    #[arg(long, global = true, env = "SF_WORKSPACE", value_name = "PATH")]
+    pub workspace: Option<PathBuf>,
+    /// Daemon socket (default: computed from the workspace)
+    #[arg(long, global = true, env = "SF_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print more about what sfctl does, on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Tables: show every cell whole, however wide (by default they fit the terminal, or
+    /// $COLUMNS, cutting long cells with …)
+    #[arg(long, global = true)]
+    pub wide: bool,
 }

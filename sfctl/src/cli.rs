@@ -1,10 +1,9 @@
 //! The clap tree: global flags and the command groups; each group's arguments live in its
 //! own file under `commands/`.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
+use crate::args::GlobalArgs;
 use crate::commands::{
     agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, steward,
     task,
@@ -49,27 +48,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Flags accepted by every command.
-#[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
-    /// Print machine-readable JSON on stdout
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Workspace root (default: walk up from the current directory to the first `.sf/`)
-    #[arg(long, global = true, env = "SF_WORKSPACE", value_name = "PATH")]
-    pub workspace: Option<PathBuf>,
-    /// Daemon socket (default: computed from the workspace)
-    #[arg(long, global = true, env = "SF_SOCKET", value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Print more about what sfctl does, on stderr (repeat for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Tables: show every cell whole, however wide (by default they fit the terminal, or
-    /// $COLUMNS, cutting long cells with …)
-    #[arg(long, global = true)]
-    pub wide: bool,
 }
 
 #[derive(Debug, Subcommand)]

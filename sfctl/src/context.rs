@@ -8,7 +8,7 @@ use sf_client::{Client, ClientError};
 use sf_proto::paths::{WorkspacePaths, find_workspace, unreadable_workspace};
 use sf_proto::{Request, Response};
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::error::{CliError, CliResult};
 use crate::output::Ui;
 

@@ -21,6 +21,7 @@ mod layering;
 mod logs;
 mod merge;
 mod messages;
+mod modules;
 mod plans;
 mod playbooks;
 mod protocol;
