@@ -1,13 +1,4 @@
-//! How the daemon puts an error into words for a user: the error and each of its causes.
+//! How the daemon puts an error into words for a user: the error and each of its causes
+//! (the one function lives in sf-worker, which the launcher needs it in too).
 
-/// `error: cause: cause of the cause`, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
-}
+pub(crate) use sf_worker::error_chain;

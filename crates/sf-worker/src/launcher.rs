@@ -37,7 +37,7 @@ pub enum Kind {
 /// the process gets the base variables ([`Environment::BASE`], from sfd's environment when
 /// set), the configured pass-through list, and what the launch sets itself (identity,
 /// adapter variables, secrets), in that order, later ones winning.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     /// Variables copied from sfd's environment when set, besides the base ones
     /// (`env_passthrough` in the configuration).
@@ -46,6 +46,17 @@ pub struct Environment {
     pub path_first: Option<PathBuf>,
     /// Variables set for this process.
     pub set: Vec<(String, String)>,
+}
+
+/// Names only: the values set may be secrets, and a spec may end up in a log.
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("passthrough", &self.passthrough)
+            .field("path_first", &self.path_first)
+            .field("set", &self.set.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Environment {
@@ -214,7 +225,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         stdin,
     };
     let spawned = crate::process::spawn(&spec).map_err(|e| {
-        let message = error_chain(&e);
+        let message = crate::error_chain(&e);
         // the program itself is missing or not executable (its working directory exists):
         // for an agent, the agent's fault; anything else (no memory, too many processes, a
         // busy file) is transient and counts like a failed run
@@ -299,17 +310,6 @@ pub async fn log_finished(capture: Option<Capture>, pid: u32) -> Option<CopyRepo
     report.ok().flatten()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +339,11 @@ mod tests {
         let path = &resolved.iter().find(|(k, _)| k == "PATH").unwrap().1;
         assert!(path.starts_with("/opt/sf/bin:"), "{path}");
         assert!(resolved.contains(&("SF_AGENT".into(), "w1".into())));
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("SF_AGENT") && !shown.contains("w1"),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

@@ -5,3 +5,16 @@ pub mod adapters;
 pub mod launcher;
 pub mod log;
 pub mod process;
+
+/// An error and each of its causes, on one line: `error: cause: cause of the cause`. How
+/// sf puts an error into words for a user.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}

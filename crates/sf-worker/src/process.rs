@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SpawnSpec {
     /// The executable.
     pub program: String,
@@ -31,6 +31,19 @@ pub struct SpawnSpec {
     pub log_cap: Option<crate::log::LogCap>,
     /// Written to stdin, which is then closed; `None`: stdin is `/dev/null`.
     pub stdin: Option<String>,
+}
+
+/// Names of the environment only: its values may be secrets.
+impl std::fmt::Debug for SpawnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("log_path", &self.log_path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed spawn.
