@@ -73,6 +73,13 @@ fn the_pure_and_the_protocol_crates_stay_light() {
             "sf-core depends on {forbidden}"
         );
     }
+    let adapters = crates_in(&normal_deps("sf-adapters"));
+    for forbidden in ["rusqlite", "git2", "nix", "tokio", "sf-store", "sf-worker"] {
+        assert!(
+            !adapters.iter().any(|d| d == forbidden),
+            "sf-adapters depends on {forbidden}"
+        );
+    }
     let store = crates_in(&normal_deps("sf-store"));
     assert!(
         !store.iter().any(|d| d == "tokio"),

@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-pub mod adapters;
+/// The adapters, from their own crate (pure, shared with `sfctl logs`).
+pub use sf_adapters as adapters;
 pub mod launcher;
 pub mod log;
 pub mod process;

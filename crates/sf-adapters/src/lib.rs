@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+#![doc = include_str!("../README.md")]
 //! Adapters for agent CLIs: from an agent's configuration to a command line, and from the CLI's
 //! output back to structured [`Signal`]s.
 //!

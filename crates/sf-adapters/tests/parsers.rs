@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sf_proto::{Adapter, Effort};
-use sf_worker::adapters::{
+use sf_adapters::{
     AdapterError, Launch, LaunchInput, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
     launch, parser, report_from_log,
 };
