@@ -12,8 +12,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Options, RunResult, Signal, StreamParser, TokenUsage, UsageLimit, clip, json_line, limit,
-    note_session,
+    Options, RunResult, Signal, StreamParser, TokenUsage, UsageLimit, auth_failed, clip,
+    json_line, limit, note_session,
 };
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
@@ -216,6 +216,12 @@ impl Parser {
             let text = text.join("\n");
             if msg.error.as_deref() == Some("rate_limit") || limit::is_usage_limit(&text) {
                 out.push(Signal::UsageLimit(limit::usage_limit(&text, now)));
+            } else if msg.error.as_deref() == Some("authentication_failed") {
+                out.push(Signal::AuthFailed {
+                    message: clip(text.trim()),
+                });
+            } else {
+                out.extend(auth_failed(&text));
             }
         }
     }
@@ -246,6 +252,14 @@ impl Parser {
         };
         if limited {
             out.push(Signal::UsageLimit(limit::usage_limit(&text, now)));
+        } else if res.is_error {
+            if res.api_error_status == Some(401) {
+                out.push(Signal::AuthFailed {
+                    message: clip(text.trim()),
+                });
+            } else {
+                out.extend(auth_failed(&text));
+            }
         }
         out.push(Signal::Result(RunResult {
             success: !res.is_error && subtype == "success" && !limited,

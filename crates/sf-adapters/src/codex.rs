@@ -10,7 +10,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Options, RunResult, Signal, StreamParser, TokenUsage, clip, json_line, limit, note_session,
+    Options, RunResult, Signal, StreamParser, TokenUsage, auth_failed, clip, json_line, limit,
+    note_session,
 };
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
@@ -139,6 +140,8 @@ impl StreamParser for Parser {
                     let message = ev.error.message.unwrap_or_else(|| "turn failed".to_owned());
                     if limit::is_usage_limit(&message) {
                         out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                    } else {
+                        out.extend(auth_failed(&message));
                     }
                     out.push(Signal::Result(RunResult {
                         success: false,
@@ -149,9 +152,12 @@ impl StreamParser for Parser {
             "error" => {
                 if let Ok(ev) = serde_json::from_str::<ErrorEvent>(line)
                     && let Some(message) = ev.message
-                    && limit::is_usage_limit(&message)
                 {
-                    out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                    if limit::is_usage_limit(&message) {
+                        out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                    } else {
+                        out.extend(auth_failed(&message));
+                    }
                 }
             }
             "item.completed" => {

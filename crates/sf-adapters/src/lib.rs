@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use sf_proto::{Adapter, Effort};
 
 mod argv;
+mod auth;
 mod claude;
 mod codex;
 mod command;
@@ -63,6 +64,7 @@ mod opencode;
 mod report;
 
 pub use argv::split_command;
+pub use auth::auth_fix;
 pub use report::{
     DEFAULT_PAUSE, MAX_PAUSE, MIN_PAUSE, RunReport, RunResult, UsageLimit, clamp_reset,
     report_from_log,
@@ -296,6 +298,11 @@ pub enum Signal {
     },
     /// The CLI hit its plan's usage limit.
     UsageLimit(UsageLimit),
+    /// The CLI could not authenticate (not logged in, a key the API refuses).
+    AuthFailed {
+        /// The CLI's own words.
+        message: String,
+    },
     /// The run ended with this outcome.
     Result(RunResult),
 }
@@ -379,10 +386,24 @@ fn note_session(current: &mut Option<String>, id: Option<&str>, out: &mut Vec<Si
     }
 }
 
-/// A usage limit in a line that is not JSON (the CLI's stderr shares the log with its stdout).
+/// A usage limit or an authentication failure in a line that is not JSON (the CLI's stderr
+/// shares the log with its stdout).
 fn plain_line_limit(line: &str, now: DateTime<FixedOffset>) -> Option<Signal> {
     const MAX_PLAIN_LINE: usize = 1000;
     let line = line.trim();
-    (!line.is_empty() && line.len() <= MAX_PLAIN_LINE && limit::is_usage_limit(line))
-        .then(|| Signal::UsageLimit(limit::usage_limit(line, now)))
+    if line.is_empty() || line.len() > MAX_PLAIN_LINE {
+        return None;
+    }
+    if limit::is_usage_limit(line) {
+        return Some(Signal::UsageLimit(limit::usage_limit(line, now)));
+    }
+    auth_failed(line)
+}
+
+/// [`Signal::AuthFailed`] when `message`, an error the CLI reported, says it could not
+/// authenticate.
+fn auth_failed(message: &str) -> Option<Signal> {
+    auth::is_auth_failure(message).then(|| Signal::AuthFailed {
+        message: clip(message.trim()),
+    })
 }

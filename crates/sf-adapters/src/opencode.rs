@@ -11,7 +11,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Options, RunResult, Signal, StreamParser, TokenUsage, clip, json_line, limit, note_session,
+    Options, RunResult, Signal, StreamParser, TokenUsage, auth_failed, clip, json_line, limit,
+    note_session,
 };
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
@@ -145,6 +146,7 @@ impl StreamParser for Parser {
                 self.failed = true;
                 let err = ev.error.unwrap_or_default();
                 let data = err.data.unwrap_or_default();
+                let provider_auth = err.name.as_deref() == Some("ProviderAuthError");
                 let message = data
                     .message
                     .or(err.message)
@@ -152,6 +154,14 @@ impl StreamParser for Parser {
                     .unwrap_or_else(|| "error".to_owned());
                 if data.status_code == Some(429) || limit::is_usage_limit(&message) {
                     out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
+                } else if data.status_code == Some(401)
+                    || provider_auth
+                {
+                    out.push(Signal::AuthFailed {
+                        message: clip(&message),
+                    });
+                } else {
+                    out.extend(auth_failed(&message));
                 }
                 out.push(Signal::Result(RunResult {
                     success: false,

@@ -44,6 +44,8 @@ pub struct RunReport {
     pub tool_calls: u64,
     /// The usage limit hit, if any.
     pub usage_limit: Option<UsageLimit>,
+    /// The CLI could not authenticate: its own words.
+    pub auth_failure: Option<String>,
     /// The last outcome reported.
     pub result: Option<RunResult>,
 }
@@ -86,6 +88,9 @@ impl RunReport {
                     _ => limit.message.clone(),
                 };
                 self.usage_limit = Some(UsageLimit { message, resets_at });
+            }
+            Signal::AuthFailed { message } => {
+                self.auth_failure.get_or_insert_with(|| message.clone());
             }
             Signal::Result(result) => self.result = Some(result.clone()),
         }

@@ -75,6 +75,7 @@ fn claude_success() {
             cost_usd: Some(0.087_341_5),
             tool_calls: 3,
             usage_limit: None,
+            auth_failure: None,
             result: ok("Login now honours ?next=; tests pass and task 7 is in review."),
         }
     );
@@ -149,6 +150,7 @@ fn claude_error_max_turns() {
             cost_usd: Some(0.0213),
             tool_calls: 2,
             usage_limit: None,
+            auth_failure: None,
             result: failed("error_max_turns"),
         }
     );
@@ -196,6 +198,7 @@ fn codex_success() {
             cost_usd: None,
             tool_calls: 3,
             usage_limit: None,
+            auth_failure: None,
             result: ok("Login now honours ?next=; tests pass and task 7 is in review."),
         }
     );
@@ -254,6 +257,7 @@ fn opencode_success() {
             cost_usd: Some(cost),
             tool_calls: 3,
             usage_limit: None,
+            auth_failure: None,
             result: ok("Login now honours ?next=; tests pass and task 7 is in review."),
         }
     );
