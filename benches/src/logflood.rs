@@ -39,6 +39,7 @@ fn spec(dir: &Path, script: &str, cap: Option<LogCap>) -> RunSpec {
     let limits = Limits {
         wall: std::time::Duration::from_secs(3600),
         grace: std::time::Duration::from_secs(1),
+        stall: None,
     };
     RunSpec {
         log_cap: cap,

@@ -385,6 +385,7 @@ fn agent_show() {
             state: sf_proto::AgentState::Idle,
             running: 0,
             merges: Some(26),
+            disabled_reason: None,
             created_at: ago(3600),
         },
         runs: Vec::new(),

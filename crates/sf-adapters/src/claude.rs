@@ -12,8 +12,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 
 use super::{
-    Options, RunResult, Signal, StreamParser, TokenUsage, UsageLimit, auth_failed, clip,
-    json_line, limit, note_session,
+    Options, RunResult, Signal, StreamParser, TokenUsage, UsageLimit, auth_failed, clip, json_line,
+    limit, note_session,
 };
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {

@@ -329,6 +329,37 @@ pub fn parser(adapter: Adapter) -> Box<dyn StreamParser> {
     }
 }
 
+/// Whether a line of a run's output shows the agent making progress, as opposed to its CLI
+/// waiting: an error notice or a retry (`Reconnecting... 2/5`, `waiting for network`) is
+/// not progress, so a CLI that retries forever is still caught by `stall_timeout`. Every
+/// other non-empty line is, whatever the adapter.
+pub fn is_progress(adapter: Adapter, line: &str) -> bool {
+    let line = line.trim();
+    if line.is_empty() {
+        return false;
+    }
+    if adapter == Adapter::Command {
+        return true;
+    }
+    if line_type(line).as_deref() == Some("error") {
+        return false;
+    }
+    // only the CLI's own notices are looked at: a long line is the model's or a tool's
+    const NOTICE: usize = 600;
+    if line.len() > NOTICE {
+        return true;
+    }
+    let t = line.to_lowercase();
+    ![
+        "reconnecting",
+        "retrying",
+        "waiting for network",
+        "api_retry",
+    ]
+    .iter()
+    .any(|m| t.contains(m))
+}
+
 /// Longest result text kept, in bytes.
 const MAX_RESULT_TEXT: usize = 8 * 1024;
 

@@ -154,9 +154,7 @@ impl StreamParser for Parser {
                     .unwrap_or_else(|| "error".to_owned());
                 if data.status_code == Some(429) || limit::is_usage_limit(&message) {
                     out.push(Signal::UsageLimit(limit::usage_limit(&message, now)));
-                } else if data.status_code == Some(401)
-                    || provider_auth
-                {
+                } else if data.status_code == Some(401) || provider_auth {
                     out.push(Signal::AuthFailed {
                         message: clip(&message),
                     });

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, FixedOffset, Utc};
-use sf_proto::{Adapter, Effort};
 use sf_adapters::{
     AdapterError, Launch, LaunchInput, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
     launch, parser, report_from_log,
 };
+use sf_proto::{Adapter, Effort};
 
 /// 2026-03-10 14:00 at UTC+01:00: the instant and zone the fixtures are read in.
 fn now() -> DateTime<FixedOffset> {
@@ -678,4 +678,29 @@ fn replayed_opencode() {
 fn replayed_command_output_is_not_parsed() {
     let r = replay(Adapter::Command, "claude/success.jsonl");
     assert_eq!(r, RunReport::default());
+}
+
+#[test]
+fn retries_and_error_notices_are_not_progress() {
+    use sf_adapters::is_progress;
+    let codex_retry = r#"{"type":"error","message":"Reconnecting... 2/5 (stream disconnected before completion)"}"#;
+    assert!(!is_progress(Adapter::Codex, codex_retry));
+    assert!(!is_progress(
+        Adapter::Codex,
+        "Reconnecting... waiting for network"
+    ));
+    assert!(!is_progress(Adapter::Claude, ""));
+    assert!(is_progress(
+        Adapter::Codex,
+        r#"{"type":"item.completed","item":{"type":"agent_message","text":"hi"}}"#
+    ));
+    assert!(is_progress(
+        Adapter::Claude,
+        r#"{"type":"assistant","message":{}}"#
+    ));
+    // the `command` adapter's output is not read: every line counts
+    assert!(is_progress(
+        Adapter::Command,
+        "Reconnecting to the build server"
+    ));
 }

@@ -19,6 +19,8 @@ struct RawConfig {
     max_attempts: Option<u32>,
     log_level: Option<String>,
     worker_timeout: Option<String>,
+    stall_timeout: Option<String>,
+    resume_on_handoff: bool,
     stop_grace: Option<String>,
     complete_grace: Option<String>,
     idle_timeout: Option<String>,
@@ -161,6 +163,11 @@ pub struct Config {
     pub merge_commit: bool,
     /// Wall-time limit of one worker run, unless the agent sets its own.
     pub worker_timeout: Duration,
+    /// A run whose output shows no progress for this long is stopped (`stall_timeout`).
+    pub stall_timeout: Duration,
+    /// A task handed off by a run of an adapter resumes that run's session when the next
+    /// run is of the same adapter (`resume_on_handoff`).
+    pub resume_on_handoff: bool,
     /// Time between SIGTERM and SIGKILL when stopping a worker.
     pub stop_grace: Duration,
     /// Time a worker has to exit after completing or handing off before it is stopped.
@@ -209,6 +216,8 @@ impl Config {
             merge_delete_branch => "merge.delete_branch",
             merge_commit => "merge.strategy",
             worker_timeout => "worker_timeout",
+            stall_timeout => "stall_timeout",
+            resume_on_handoff => "resume_on_handoff",
             stop_grace => "stop_grace",
             complete_grace => "complete_grace",
             steward_fire_limit => "steward_fire_limit",
@@ -236,6 +245,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_attempts",
     "log_level",
     "worker_timeout",
+    "stall_timeout",
+    "resume_on_handoff",
     "stop_grace",
     "complete_grace",
     "idle_timeout",
@@ -405,6 +416,12 @@ impl Config {
                 raw.worker_timeout.as_deref(),
                 Duration::from_secs(2 * 3600),
             )?,
+            stall_timeout: duration(
+                "stall_timeout",
+                raw.stall_timeout.as_deref(),
+                Duration::from_secs(600),
+            )?,
+            resume_on_handoff: raw.resume_on_handoff,
             stop_grace: duration(
                 "stop_grace",
                 raw.stop_grace.as_deref(),

@@ -9,6 +9,8 @@ use sf_proto::{
     AuditEvent, ErrorKind, MergeRequestId, ProtoError, Request, Response, RunUsage, TaskId,
 };
 use sf_store::Lease;
+use sf_worker::adapters::RunReport;
+use sf_worker::outcome::RunClass;
 use sf_worker::process::ExitInfo;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -121,21 +123,18 @@ pub(crate) enum Internal {
         /// The agent's command could not run at all (not the task's fault).
         agent_fault: bool,
     },
-    /// The process is gone.
+    /// The process is gone; `report` is what its adapter's parser read in its log.
     Exited {
         run_id: i64,
         exit: Option<ExitInfo>,
         why: ExitWhy,
-        usage: Option<RunUsage>,
-        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+        report: Option<Box<RunReport>>,
     },
     /// Uncommitted work of a failed run was saved; the task can go back to the pool.
     Saved {
         run_id: i64,
-        exit: Option<ExitInfo>,
-        why: ExitWhy,
+        ending: Ending,
         note: String,
-        usage: Option<RunUsage>,
     },
     /// A completion's git work is done.
     CompletePrepared(Box<PendingComplete>),
@@ -169,12 +168,12 @@ pub(crate) enum ExitWhy {
     Exited,
     /// Hit the wall-time limit.
     TimedOut,
+    /// Its output showed no progress for `stall_timeout`.
+    Stalled,
     /// Stopped on request (agent stop, or after completing).
     Stopped,
     /// An adopted process that is gone (exit status unknown).
     Vanished,
-    /// It reported a usage limit of its CLI.
-    UsageLimited,
 }
 
 impl From<sf_worker::launcher::EndReason> for ExitWhy {
@@ -183,9 +182,37 @@ impl From<sf_worker::launcher::EndReason> for ExitWhy {
         match why {
             E::Exited => Self::Exited,
             E::TimedOut => Self::TimedOut,
+            E::Stalled => Self::Stalled,
             E::Stopped => Self::Stopped,
         }
     }
+}
+
+impl ExitWhy {
+    /// As the launcher says it (a process gone after a restart exited on its own).
+    pub(crate) fn end_reason(self) -> sf_worker::launcher::EndReason {
+        use sf_worker::launcher::EndReason as E;
+        match self {
+            Self::Exited | Self::Vanished => E::Exited,
+            Self::TimedOut => E::TimedOut,
+            Self::Stalled => E::Stalled,
+            Self::Stopped => E::Stopped,
+        }
+    }
+}
+
+/// How a worker's run that did not complete or hand off its task ended: carried from its
+/// exit, through saving its work, to the record of its end.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    pub agent: String,
+    pub adapter: sf_proto::Adapter,
+    pub exit: Option<ExitInfo>,
+    pub why: ExitWhy,
+    pub class: RunClass,
+    /// What the agent's CLI said about it, in full.
+    pub said: Option<String>,
+    pub usage: Option<RunUsage>,
 }
 
 /// What became of one merge request.

@@ -265,6 +265,7 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
     let limits = Limits {
         wall: timeout,
         grace: config.stop_grace,
+        stall: None,
     };
     let spec = RunSpec {
         // uncapped: a test run is not adopted after a restart, so nothing would drain a FIFO

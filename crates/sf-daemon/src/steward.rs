@@ -496,6 +496,7 @@ pub(crate) async fn docs_report(config: &Config, report: &Path) -> String {
         limits: Limits {
             wall: Duration::from_secs(60),
             grace: config.stop_grace,
+            stall: None,
         },
     };
     // a report left from an earlier run would be appended to

@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use sf_proto::{AgentSpec, RunUsage, TaskDetail};
 use sf_store::Claim;
+use sf_worker::adapters::RunReport;
 use sf_worker::launcher::{self, EndReason, Environment, Kind, LaunchError, Limits, Run, RunSpec};
 use sf_worker::log::LogCap;
-use sf_worker::process::ExitInfo;
+use sf_worker::outcome::RunClass;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::errors::error_chain;
-use crate::mailbox::{ExitWhy, Internal};
+use crate::mailbox::{Ending, ExitWhy, Internal};
 
 /// Tells the owner what git work repaired, if anything.
 pub(crate) fn report_repairs(
@@ -149,6 +150,10 @@ pub(crate) fn run_limits(config: &Config, agent: &AgentSpec) -> Limits {
             .max_runtime_secs
             .map_or(config.worker_timeout, Duration::from_secs),
         grace: config.stop_grace,
+        stall: Some(sf_worker::launcher::Stall {
+            after: config.stall_timeout,
+            stream: agent.adapter,
+        }),
     }
 }
 
@@ -233,6 +238,7 @@ async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Resu
     let limits = Limits {
         wall: timeout,
         grace: Duration::from_secs(5),
+        stall: None,
     };
     let spec = RunSpec {
         env: trusted_environment(config),
@@ -352,68 +358,62 @@ pub(crate) async fn supervise(
             log: log.clone(),
         });
     }
-    let (usage, usage_limit_until) = read_usage(adapter, &log).await;
+    let report = read_report(adapter, &log).await;
     let _ = tx.send(Internal::Exited {
         run_id,
         exit: ended.exit,
         why: ExitWhy::from(ended.why),
-        usage,
-        usage_limit_until,
+        report: report.map(Box::new),
     });
 }
 
-/// Parses a finished run's log with its adapter's parser.
-pub(crate) async fn read_usage(
-    adapter: sf_proto::Adapter,
-    log: &Path,
-) -> (Option<RunUsage>, Option<chrono::DateTime<chrono::Utc>>) {
+/// Parses a finished run's log with its adapter's parser (`None`: no log to read).
+pub(crate) async fn read_report(adapter: sf_proto::Adapter, log: &Path) -> Option<RunReport> {
     let log = log.to_owned();
     tokio::task::spawn_blocking(move || {
         use std::io::BufRead as _;
-        let Ok(file) = std::fs::File::open(&log) else {
-            return (None, None);
-        };
+        let file = std::fs::File::open(&log).ok()?;
         let mut parser = sf_worker::adapters::parser(adapter);
-        let mut report = sf_worker::adapters::RunReport::default();
+        let mut report = RunReport::default();
         for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
             for s in parser.feed_line(&line) {
                 report.apply(&s);
             }
         }
-        let limit = report
-            .usage_limit
-            .as_ref()
-            .map(|l| sf_worker::adapters::clamp_reset(l.resets_at, chrono::Utc::now()));
-        let usage = RunUsage {
-            session_id: report.session_id.clone(),
-            input_tokens: report.tokens.input_tokens,
-            output_tokens: report.tokens.output_tokens,
-            cache_read_tokens: report.tokens.cache_read_tokens,
-            cache_write_tokens: report.tokens.cache_write_tokens,
-            cost_usd: report.cost_usd,
-            tool_calls: report.tool_calls,
-            result: report
-                .result
-                .as_ref()
-                .map(|r| r.text.chars().take(2000).collect()),
-        };
-        (Some(usage), limit)
+        Some(report)
     })
     .await
-    .unwrap_or((None, None))
+    .ok()
+    .flatten()
+}
+
+/// What a run's report adds to its record: tokens, cost, tool calls, session, result.
+pub(crate) fn run_usage(report: &RunReport) -> RunUsage {
+    RunUsage {
+        session_id: report.session_id.clone(),
+        input_tokens: report.tokens.input_tokens,
+        output_tokens: report.tokens.output_tokens,
+        cache_read_tokens: report.tokens.cache_read_tokens,
+        cache_write_tokens: report.tokens.cache_write_tokens,
+        cost_usd: report.cost_usd,
+        tool_calls: report.tool_calls,
+        result: report
+            .result
+            .as_ref()
+            .map(|r| r.text.chars().take(2000).collect()),
+    }
 }
 
 /// Saves a failed run's uncommitted work (off the owner) and reports back.
 pub(crate) fn save_work(
     config: Arc<Config>,
     run: (i64, String, i64, Option<String>, Option<String>),
-    exit: Option<ExitInfo>,
-    why: ExitWhy,
-    usage: Option<RunUsage>,
+    ending: Ending,
     tx: mpsc::UnboundedSender<Internal>,
 ) {
     let (run_id, task, epoch, worktree, log) = run;
     tokio::spawn(async move {
+        let why = ending.why;
         if why == ExitWhy::Vanished
             && let Some(capture) = log.as_ref().and_then(|l| {
                 sf_worker::log::resume(
@@ -442,16 +442,7 @@ pub(crate) fn save_work(
             }
             None => Err("no worktree".to_owned()),
         };
-        let what = match why {
-            ExitWhy::Exited => exit.map_or_else(
-                || "the worker exited".to_owned(),
-                |e| format!("the worker exited ({e})"),
-            ),
-            ExitWhy::TimedOut => "the worker hit its wall-time limit and was stopped".to_owned(),
-            ExitWhy::Stopped => "the worker was stopped".to_owned(),
-            ExitWhy::Vanished => "the worker process was gone after a daemon restart".to_owned(),
-            ExitWhy::UsageLimited => "the agent CLI hit a usage limit".to_owned(),
-        };
+        let what = ending_words(&config, &ending);
         let saved = match saved {
             Ok(oid) => format!(
                 "uncommitted work, if any, was saved to refs/sf/wip/{task}/{epoch} ({})",
@@ -463,18 +454,44 @@ pub(crate) fn save_work(
             .map(|l| sf_worker::process::tail_lines(Path::new(&l), 15))
             .unwrap_or_default();
         let mut note = format!("{what} without completing or handing off; {saved}.");
-        if !tail.is_empty() {
+        if let Some(said) = &ending.said {
+            // the CLI's own words in full: the log's last lines may cut them
+            note.push_str(&format!("\n{} said:\n{said}", ending.adapter));
+        } else if !tail.is_empty() {
             note.push_str("\nLast log lines:\n");
             note.push_str(&tail.join("\n"));
         }
         let _ = tx.send(Internal::Saved {
             run_id,
-            exit,
-            why,
+            ending,
             note,
-            usage,
         });
     });
+}
+
+/// How a failed run ended, in words for its note.
+fn ending_words(config: &Config, ending: &Ending) -> String {
+    match (ending.class, ending.why) {
+        (RunClass::Authentication, _) => format!(
+            "the {} CLI could not authenticate (the agent is disabled; the task is not charged)",
+            ending.adapter
+        ),
+        (RunClass::UsageLimit, _) => format!(
+            "the {} CLI hit a usage limit (dispatch to it is paused; the task is not charged)",
+            ending.adapter
+        ),
+        (RunClass::NoProgress, _) => format!(
+            "the worker showed no progress for {} (stall_timeout) and was stopped",
+            humantime::format_duration(config.stall_timeout)
+        ),
+        (RunClass::Timeout, _) => "the worker hit its wall-time limit and was stopped".to_owned(),
+        (RunClass::Stopped, _) => "the worker was stopped".to_owned(),
+        (_, ExitWhy::Vanished) => "the worker process was gone after a daemon restart".to_owned(),
+        _ => ending.exit.map_or_else(
+            || "the worker exited".to_owned(),
+            |e| format!("the worker exited ({e})"),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,15 @@ use crate::{Store, StoreError};
 use sf_proto::Action;
 
 /// Outcomes of a run that count as a failure for the agent's state.
-const FAILED_OUTCOMES: &[&str] = &["failed", "crashed", "killed", "timed_out", "spawn_failed"];
+const FAILED_OUTCOMES: &[&str] = &[
+    "failed",
+    "crashed",
+    "killed",
+    "timed_out",
+    "stalled",
+    "auth_failed",
+    "spawn_failed",
+];
 
 /// Checks and normalizes a spec. `exists` tells whether another agent has a name.
 pub fn validate_spec(
@@ -179,12 +187,14 @@ impl Store {
     }
 
     fn agent_summary(&self, name: &str) -> Result<AgentSummary, StoreError> {
-        let row: Option<(String, bool, i64)> = self
+        let row: Option<(String, bool, i64, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT spec, enabled, created_at FROM agents WHERE name = ?1")?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached(
+                "SELECT spec, enabled, created_at, disabled_reason FROM agents WHERE name = ?1",
+            )?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        let Some((spec, enabled, created)) = row else {
+        let Some((spec, enabled, created, disabled_reason)) = row else {
             return Err(StoreError::not_found(format!("no agent named `{name}`"))
                 .hint("list agents with `sfctl agent list`"));
         };
@@ -237,6 +247,7 @@ impl Store {
             state,
             running,
             merges,
+            disabled_reason: disabled_reason.filter(|_| !enabled),
             created_at: ts(created),
         })
     }
@@ -284,8 +295,10 @@ impl Store {
         if before.enabled != enabled {
             let now = now_ms();
             let tx = self.conn.transaction()?;
-            tx.prepare_cached("UPDATE agents SET enabled = ?1, updated_at = ?2 WHERE name = ?3")?
-                .execute(params![enabled, now, name])?;
+            tx.prepare_cached(
+                "UPDATE agents SET enabled = ?1, updated_at = ?2, disabled_reason = NULL WHERE name = ?3",
+            )?
+            .execute(params![enabled, now, name])?;
             let ev = Audit::new(
                 actor,
                 if enabled {
@@ -304,23 +317,36 @@ impl Store {
         self.show_agent(name)
     }
 
-    /// Disables an agent whose command could not be started, with the reason in its event
-    /// (`agent_disabled`, actor `daemon`), so dispatch stops handing it tasks.
-    pub fn disable_broken_agent(&mut self, name: &str, why: &str) -> Result<(), StoreError> {
+    /// Disables an agent whose command could not be started (`fix: None`), or whose CLI
+    /// cannot work for another reason of its own (`fix`: what its owner does), with the
+    /// reason on the agent and in its event (`agent_disabled`, actor `daemon`), so dispatch
+    /// stops handing it tasks.
+    pub fn disable_broken_agent(
+        &mut self,
+        name: &str,
+        why: &str,
+        fix: Option<&str>,
+    ) -> Result<(), StoreError> {
         let before = self.agent_summary(name)?;
         if !before.enabled {
             return Ok(());
         }
+        let reason = match fix {
+            Some(fix) => format!("{why}\nfix: {fix}; then `sfctl agent enable {name}`"),
+            None => format!(
+                "{why}; fix its command (`sfctl agent remove {name}`, then register it again), or fix what it runs and `sfctl agent enable {name}`"
+            ),
+        };
         let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.prepare_cached("UPDATE agents SET enabled = 0, updated_at = ?1 WHERE name = ?2")?
-            .execute(params![now, name])?;
+        tx.prepare_cached(
+            "UPDATE agents SET enabled = 0, updated_at = ?1, disabled_reason = ?2 WHERE name = ?3",
+        )?
+        .execute(params![now, reason, name])?;
         let ev = Audit::new("daemon", Action::AgentDisabled, format!("agent:{name}"))
             .before(json!({"enabled": true}))
             .after(json!({"enabled": false}))
-            .reason(Some(&format!(
-                "{why}; fix its command (`sfctl agent remove {name}`, then register it again), or fix what it runs and `sfctl agent enable {name}`"
-            )))
+            .reason(Some(&reason))
             .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);

@@ -11,6 +11,7 @@ mod logs;
 mod messages;
 mod mr_actions;
 mod mrs;
+mod pauses;
 mod plans;
 mod readiness;
 mod runs;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_fix_and_mr_indexes.sql"),
     include_str!("migrations/0004_fix_base.sql"),
     include_str!("migrations/0005_worktree_index.sql"),
+    include_str!("migrations/0006_agent_trouble.sql"),
 ];
 
 /// The schema version this build writes.

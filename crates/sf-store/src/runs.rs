@@ -99,6 +99,10 @@ pub enum Failure {
     Lost,
     /// The agent CLI reported a usage limit: not counted as a failed attempt.
     UsageLimited,
+    /// The agent CLI could not authenticate: not counted; the agent is disabled instead.
+    AuthFailed,
+    /// Its output showed no progress for `stall_timeout`; it was stopped.
+    Stalled,
     /// Could not be started (worktree, setup, exec).
     SpawnFailed,
     /// The agent's own command could not run (not found, not executable, cannot be split):
@@ -119,6 +123,8 @@ impl Failure {
             Self::Stopped => "stopped",
             Self::Lost => "crashed",
             Self::UsageLimited => "usage_limited",
+            Self::AuthFailed => "auth_failed",
+            Self::Stalled => "stalled",
             Self::SpawnFailed | Self::AgentBroken | Self::DaemonResources => "spawn_failed",
             Self::Interrupted => "interrupted",
         }
@@ -129,6 +135,7 @@ impl Failure {
             self,
             Self::Stopped
                 | Self::UsageLimited
+                | Self::AuthFailed
                 | Self::Interrupted
                 | Self::AgentBroken
                 | Self::DaemonResources

@@ -92,6 +92,17 @@ pub struct Limits {
     pub wall: Duration,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Stop it when its output shows no progress for a while (needs a capped log).
+    pub stall: Option<Stall>,
+}
+
+/// When a run counts as making no progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    /// No progress for this long stops the run ([`EndReason::Stalled`]).
+    pub after: Duration,
+    /// Whose stream the output is: a retry notice of this CLI is not progress.
+    pub stream: sf_proto::Adapter,
 }
 
 /// What to run.
@@ -171,6 +182,7 @@ impl LaunchError {
 pub struct Run {
     spawned: Spawned,
     limits: Limits,
+    activity: Option<crate::log::Activity>,
 }
 
 /// Why a process ended.
@@ -182,6 +194,8 @@ pub enum EndReason {
     TimedOut,
     /// It was stopped.
     Stopped,
+    /// Its output showed no progress for [`Stall::after`]; it was stopped.
+    Stalled,
 }
 
 /// How a process ended.
@@ -215,6 +229,10 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         log_cap,
         limits,
     } = spec;
+    let activity = limits
+        .stall
+        .filter(|_| log_cap.is_some())
+        .map(|s| crate::log::Activity::new(s.stream));
     let spec = SpawnSpec {
         program,
         args,
@@ -223,6 +241,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         log_path: log,
         log_cap,
         stdin,
+        activity: activity.clone(),
     };
     let spawned = crate::process::spawn(&spec).map_err(|e| {
         let message = crate::error_chain(&e);
@@ -240,7 +259,11 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
             agent_fault: kind == Kind::Agent && own,
         }
     })?;
-    Ok(Run { spawned, limits })
+    Ok(Run {
+        spawned,
+        limits,
+        activity,
+    })
 }
 
 impl Run {
@@ -268,17 +291,32 @@ impl Run {
                     ..
                 },
             limits,
+            activity,
         } = self;
+        let stalled = no_progress(activity, limits.stall.map(|s| s.after));
         let outcome = tokio::select! {
             st = child.wait() => Ok(st),
             () = tokio::time::sleep(limits.wall) => Err(EndReason::TimedOut),
+            () = stalled => Err(EndReason::Stalled),
             () = stop => Err(EndReason::Stopped),
         };
         let (status, why) = match outcome {
             Ok(status) => (status, EndReason::Exited),
             Err(why) => {
-                if why == EndReason::TimedOut {
-                    tracing::warn!(pid, "a process hit its wall-time limit; stopping its group");
+                match why {
+                    EndReason::TimedOut => {
+                        tracing::warn!(
+                            pid,
+                            "a process hit its wall-time limit; stopping its group"
+                        );
+                    }
+                    EndReason::Stalled => {
+                        tracing::warn!(
+                            pid,
+                            "a run showed no progress for its stall timeout; stopping its group"
+                        );
+                    }
+                    _ => {}
                 }
                 let stopper = tokio::spawn(crate::process::stop_group(pid, limits.grace));
                 let status = child.wait().await;
@@ -293,6 +331,21 @@ impl Run {
             exit: status.ok().map(ExitInfo::from),
             log: log_finished(capture, pid).await,
         }
+    }
+}
+
+/// Completes once `activity` has shown no progress for `after` (never without both): sleeps
+/// until the deadline the last progress sets, and again whenever progress moved it.
+async fn no_progress(activity: Option<crate::log::Activity>, after: Option<Duration>) {
+    let (Some(activity), Some(after)) = (activity, after) else {
+        return std::future::pending().await;
+    };
+    loop {
+        let deadline = activity.last() + after;
+        if tokio::time::Instant::now().into_std() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
@@ -318,6 +371,7 @@ mod tests {
         Limits {
             wall,
             grace: Duration::from_millis(200),
+            stall: None,
         }
     }
 
@@ -391,6 +445,42 @@ mod tests {
             !crate::process::is_same_process(grandchild, None),
             "the grandchild outlived its group"
         );
+    }
+
+    /// A CLI that retries forever (Codex with no network) prints notices, never progress:
+    /// the stall timeout stops it; one whose output shows progress runs to its end.
+    #[tokio::test]
+    async fn a_run_that_only_retries_is_stopped_as_stalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |script: &str, stall: Duration| {
+            let mut spec = RunSpec::shell(
+                Kind::Agent,
+                script,
+                dir.path(),
+                &dir.path().join("log"),
+                Limits {
+                    stall: Some(Stall {
+                        after: stall,
+                        stream: sf_proto::Adapter::Codex,
+                    }),
+                    ..limits(Duration::from_secs(120))
+                },
+            );
+            spec.log_cap = Some(LogCap::new(crate::log::DEFAULT_MAX));
+            launch(spec).unwrap()
+        };
+        let retrying = r#"echo '{"type":"thread.started","thread_id":"t1"}'
+            while true; do echo '{"type":"error","message":"Reconnecting... 1/5"}'; sleep 0.05; done"#;
+        let ended = run(retrying, Duration::from_millis(400))
+            .wait(std::future::pending())
+            .await;
+        assert_eq!(ended.why, EndReason::Stalled);
+        let working = r#"for i in 1 2 3 4 5 6 7 8 9 10; do
+            echo '{"type":"item.completed","item":{"type":"agent_message","text":"step"}}'; sleep 0.05; done"#;
+        let ended = run(working, Duration::from_secs(30))
+            .wait(std::future::pending())
+            .await;
+        assert!(ended.success(), "{:?}", ended.why);
     }
 
     #[tokio::test]

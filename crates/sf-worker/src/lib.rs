@@ -5,6 +5,7 @@
 pub use sf_adapters as adapters;
 pub mod launcher;
 pub mod log;
+pub mod outcome;
 pub mod process;
 
 /// An error and each of its causes, on one line: `error: cause: cause of the cause`. How

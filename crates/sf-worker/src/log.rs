@@ -24,7 +24,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::Mode;
@@ -75,6 +77,64 @@ pub struct CopyReport {
     pub lost: u64,
 }
 
+/// When a run last showed progress in its output ([`sf_adapters::is_progress`]: a retry
+/// notice of its CLI is not progress), as its copier saw it: what `stall_timeout` is
+/// measured from. Shared between the copier's thread and the run's waiter.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    adapter: sf_proto::Adapter,
+    origin: Instant,
+    /// Milliseconds from `origin` to the last progress.
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    /// Starts counting now, for a run whose output is `adapter`'s stream.
+    pub fn new(adapter: sf_proto::Adapter) -> Self {
+        Self {
+            adapter,
+            origin: Instant::now(),
+            last_ms: Arc::default(),
+        }
+    }
+
+    /// When the run last made progress (its start if it never did).
+    pub fn last(&self) -> Instant {
+        self.origin + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    fn progressed(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Looks at a chunk of output: each line it completes (`partial` holds the start of a
+    /// line from earlier chunks) that is progress counts. A line longer than a notice is
+    /// always progress, and is not buffered whole.
+    fn saw(&self, chunk: &[u8], partial: &mut Vec<u8>) {
+        const LONGEST_NOTICE: usize = 4096;
+        let mut progressed = false;
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            if !progressed {
+                partial.extend_from_slice(&rest[..nl]);
+                progressed = partial.len() > LONGEST_NOTICE
+                    || sf_adapters::is_progress(self.adapter, &String::from_utf8_lossy(partial));
+            }
+            partial.clear();
+            rest = &rest[nl + 1..];
+        }
+        partial.extend_from_slice(&rest[..rest.len().min(LONGEST_NOTICE + 1)]);
+        if partial.len() > LONGEST_NOTICE {
+            progressed = true;
+            partial.truncate(LONGEST_NOTICE + 1);
+        }
+        if progressed {
+            self.progressed();
+        }
+    }
+}
+
 /// A running copier; [`Capture::finished`] waits for the end of the output.
 #[derive(Debug, Clone)]
 pub struct Capture {
@@ -115,7 +175,7 @@ fn suffixed(log: &Path, suffix: &str) -> PathBuf {
 
 /// Makes the FIFO of `log`, starts its copier, and returns the child's end (stdout and
 /// stderr of the worker).
-pub fn start(log: &Path, cap: LogCap) -> io::Result<(File, Capture)> {
+pub fn start(log: &Path, cap: LogCap, activity: Option<Activity>) -> io::Result<(File, Capture)> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -132,7 +192,7 @@ pub fn start(log: &Path, cap: LogCap) -> io::Result<(File, Capture)> {
     // a bigger buffer means fewer wake-ups at flood speed; refused above the system's
     // pipe-max-size for unprivileged users, which only costs speed
     let _ = fcntl(&child_end, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
-    let capture = spawn_copier(log, Some(reader), cap)?;
+    let capture = spawn_copier(log, Some(reader), cap, activity)?;
     Ok((child_end, capture))
 }
 
@@ -158,7 +218,7 @@ pub fn resume(log: &Path, cap: LogCap) -> Option<Capture> {
     if reader.is_none() && !ring_path(log).exists() {
         return None;
     }
-    match spawn_copier(log, reader, cap) {
+    match spawn_copier(log, reader, cap, None) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(log = %log.display(), error = %e, "failed to resume a run's log");
@@ -184,10 +244,16 @@ fn open_reader(fifo: &Path) -> io::Result<File> {
     Ok(f)
 }
 
-fn spawn_copier(log: &Path, reader: Option<File>, cap: LogCap) -> io::Result<Capture> {
+fn spawn_copier(
+    log: &Path,
+    reader: Option<File>,
+    cap: LogCap,
+    activity: Option<Activity>,
+) -> io::Result<Capture> {
     let fifo = fifo_path(log);
     let (tx, rx) = watch::channel(None);
     let mut copier = Copier::open(log, cap)?;
+    copier.activity = activity;
     active().insert(fifo.clone(), rx.clone());
     let name = format!(
         "sf-log-{}",
@@ -219,6 +285,9 @@ struct Copier {
     ring: Option<Ring>,
     cap: LogCap,
     report: CopyReport,
+    /// Progress seen in the output, and the start of its last, unfinished line.
+    activity: Option<Activity>,
+    partial: Vec<u8>,
 }
 
 struct Ring {
@@ -260,6 +329,8 @@ impl Copier {
             ring,
             cap,
             report: CopyReport::default(),
+            activity: None,
+            partial: Vec::new(),
         })
     }
 
@@ -272,6 +343,9 @@ impl Copier {
                     Ok(0) => break,
                     Ok(n) => {
                         self.report.read += n as u64;
+                        if let Some(a) = &self.activity {
+                            a.saw(&buf[..n], &mut self.partial);
+                        }
                         self.take(&buf[..n]);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -445,6 +519,7 @@ mod tests {
             log_path: dir.join("logs/run.log"),
             log_cap: cap,
             stdin: None,
+            activity: None,
         }
     }
 

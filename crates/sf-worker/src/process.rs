@@ -31,6 +31,8 @@ pub struct SpawnSpec {
     pub log_cap: Option<crate::log::LogCap>,
     /// Written to stdin, which is then closed; `None`: stdin is `/dev/null`.
     pub stdin: Option<String>,
+    /// Progress in the output is tracked here (only with a `log_cap`).
+    pub activity: Option<crate::log::Activity>,
 }
 
 /// Names of the environment only: its values may be secrets.
@@ -90,7 +92,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     };
     let (log, capture) = match spec.log_cap {
         Some(cap) => {
-            let (end, capture) = crate::log::start(&spec.log_path, cap).map_err(log_err)?;
+            let (end, capture) =
+                crate::log::start(&spec.log_path, cap, spec.activity.clone()).map_err(log_err)?;
             (end, Some(capture))
         }
         None => {
@@ -351,6 +354,7 @@ mod tests {
             log_path: dir.join("logs/run.log"),
             log_cap: None,
             stdin: Some("the prompt\n".into()),
+            activity: None,
         }
     }
 
@@ -381,6 +385,7 @@ mod tests {
         );
         let w = spawn(&SpawnSpec {
             stdin: None,
+            activity: None,
             ..spec(dir.path(), &script)
         })
         .unwrap();

@@ -2,6 +2,7 @@
 
 use crate::output::Cell;
 use clap::{Args, Subcommand};
+use comfy_table::Color;
 use sf_proto::{
     Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, Mode, Request,
     Response, Role, RunSummary, RunUsage, Timestamp,
@@ -400,6 +401,14 @@ pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliR
         pairs.push(("persona", p.clone()));
     }
     ui.line(key_values(&pairs))?;
+    if let Some(why) = &a.disabled_reason {
+        // the CLI's own words and the fix, in full
+        ui.line(format!(
+            "\n{}",
+            ui.paint("disabled by sfd:", Some(Color::Red))
+        ))?;
+        ui.line(indent(why))?;
+    }
     if !s.triggers.is_empty() {
         ui.line("\ncron triggers:")?;
         let lines: Vec<String> = s

@@ -46,8 +46,16 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # Daemon log level (overridden by the SF_LOG environment variable).
 # log_level = "info"
 
-# Wall-time limit of one worker run, unless the agent sets its own (--timeout).
+# Wall-time limit of one worker run, unless the agent sets its own (--max-runtime).
 # worker_timeout = "2h"
+
+# A run whose output shows no progress for this long is stopped, its work saved, and its
+# task charged one attempt (a CLI retrying an unreachable model prints only retries).
+# stall_timeout = "10m"
+
+# A task handed off by a run of an adapter continues that run's CLI session when the next
+# run is of the same adapter (Claude Code --resume, Codex exec resume, OpenCode --session).
+# resume_on_handoff = false
 
 # Time between SIGTERM and SIGKILL when a worker is stopped.
 # stop_grace = "10s"
@@ -70,8 +78,9 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # more keeps its first and its last half, with a line saying how much was dropped between.
 # run_log_max = "16 MiB"
 
-# Variables of the daemon's environment passed on to workers and the merge test command
-# (besides PATH, HOME, LANG and TERM), e.g. ["ANTHROPIC_API_KEY", "CARGO_HOME"].
+# Variables of the daemon's environment passed on to every worker, steward and the merge
+# test command (besides PATH, HOME, LANG, TERM, CARGO_HOME and RUSTUP_HOME), e.g.
+# ["RUSTFLAGS"]. Never a key: give a credential to the agents that need it with [secrets].
 # env_passthrough = []
 
 # The sfctl binary workers use; its directory goes first on their PATH.
@@ -85,6 +94,7 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # agents registered with `--secret ALIAS` get the value, as $ALIAS in their environment;
 # it never goes into sf.db, events or sfd's log.
 # GITHUB_TOKEN = "env:GITHUB_TOKEN"
+# ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY"  # then: agent register … --secret ANTHROPIC_API_KEY
 
 [worktree]
 # Command run in each new worktree before the agent starts.

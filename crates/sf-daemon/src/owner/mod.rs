@@ -445,20 +445,14 @@ impl Owner {
                 run_id,
                 exit,
                 why,
-                usage,
-                usage_limit_until,
-            } => {
-                self.exited(run_id, exit, why, usage, usage_limit_until)
-                    .await
-            }
+                report,
+            } => self.exited(run_id, exit, why, report).await,
             Internal::Saved {
                 run_id,
-                exit,
-                why,
+                ending,
                 note,
-                usage,
             } => {
-                self.saved(run_id, exit, why, note, usage).await;
+                self.saved(run_id, ending, note).await;
                 true
             }
             Internal::CompletePrepared(p) => self.finish_complete(*p).await,

@@ -17,6 +17,15 @@ use crate::mailbox::{ExitWhy, Internal};
 impl Owner {
     /// Runs the store marks live after a restart: adopt the ones still running, reap the rest.
     pub(super) async fn recover(&mut self) {
+        // a usage limit outlives the daemon: its pause still holds
+        match self
+            .store
+            .call(|s| s.adapter_pauses(sf_store::now_ms()))
+            .await
+        {
+            Ok(Ok(pauses)) => self.paused.extend(pauses),
+            _ => tracing::error!("failed to read the adapters' pauses"),
+        }
         let runs = match self.store.call(|s| s.live_runs()).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return tracing::error!(error = ?e, "failed to read live runs"),
@@ -175,12 +184,19 @@ impl Owner {
                     .await;
             } else {
                 tracing::info!(run_id = run.run_id, %task, "worker died while the daemon was down; saving its work");
+                let ending = crate::mailbox::Ending {
+                    agent: run.agent.clone(),
+                    adapter,
+                    exit: None,
+                    why: ExitWhy::Vanished,
+                    class: sf_worker::outcome::RunClass::Crash,
+                    said: None,
+                    usage: None,
+                };
                 crate::workers::save_work(
                     self.config.clone(),
                     (run.run_id, task, run.epoch, run.worktree, run.log_path),
-                    None,
-                    ExitWhy::Vanished,
-                    None,
+                    ending,
                     self.internal_tx.clone(),
                 );
             }
@@ -246,16 +262,15 @@ async fn watch_adopted(
             log: l.into(),
         });
     }
-    let (usage, usage_limit_until) = match &log {
-        Some(l) => crate::workers::read_usage(adapter, std::path::Path::new(l)).await,
-        None => (None, None),
+    let report = match &log {
+        Some(l) => crate::workers::read_report(adapter, std::path::Path::new(l)).await,
+        None => None,
     };
     let exit: Option<ExitInfo> = None;
     let _ = tx.send(Internal::Exited {
         run_id,
         exit,
         why,
-        usage,
-        usage_limit_until,
+        report: report.map(Box::new),
     });
 }

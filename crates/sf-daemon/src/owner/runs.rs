@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use sf_proto::{Adapter, ErrorKind, ProtoError, Response, RunSummary, StewardOutcome};
 use sf_store::{AfterFailure, Failure};
+use sf_worker::adapters::RunReport;
+use sf_worker::outcome::RunClass;
 use sf_worker::process::ExitInfo;
 use tokio_util::sync::CancellationToken;
 
 use super::{Owner, RunKind, UnrecordedEnd, Worker, internal};
 use crate::dispatch::Start;
-use crate::mailbox::ExitWhy;
+use crate::mailbox::{Ending, ExitWhy};
 use crate::workers::Launch;
 
 impl Owner {
@@ -240,7 +242,7 @@ impl Owner {
             }
             let (agent, why) = (w.agent.clone(), format!("could not start: {error}"));
             if let Err(e) = self
-                .store_call(move |s| s.disable_broken_agent(&agent, &why))
+                .store_call(move |s| s.disable_broken_agent(&agent, &why, None))
                 .await
             {
                 tracing::error!(agent = %w.agent, error = %e, "failed to disable a broken agent");
@@ -268,8 +270,7 @@ impl Owner {
         run_id: i64,
         exit: Option<ExitInfo>,
         why: ExitWhy,
-        usage: Option<sf_proto::RunUsage>,
-        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+        report: Option<Box<RunReport>>,
     ) -> bool {
         let Some(w) = self.workers.remove(&run_id) else {
             return false;
@@ -277,10 +278,7 @@ impl Owner {
         match w.kind {
             RunKind::Shell => self.shell_step_ended(run_id, &w, exit, why).await,
             RunKind::Steward => self.steward_exited(run_id, &w, exit, why).await,
-            RunKind::Worker => {
-                self.worker_exited(run_id, w, exit, why, usage, usage_limit_until)
-                    .await;
-            }
+            RunKind::Worker => self.worker_exited(run_id, w, exit, why, report).await,
         }
         true
     }
@@ -321,12 +319,13 @@ impl Owner {
         w: Worker,
         exit: Option<ExitInfo>,
         why: ExitWhy,
-        usage: Option<sf_proto::RunUsage>,
-        usage_limit_until: Option<chrono::DateTime<chrono::Utc>>,
+        report: Option<Box<RunReport>>,
     ) {
-        if let Some(until) = usage_limit_until {
-            tracing::warn!(adapter = %w.adapter, %until, "usage limit reported; pausing dispatch to this adapter");
-            self.paused.insert(w.adapter, until);
+        let usage = report.as_deref().map(crate::workers::run_usage);
+        let report = report.map(|r| *r).unwrap_or_default();
+        let class = RunClass::of_unfinished(why.end_reason(), &report);
+        if let Some(limit) = &report.usage_limit {
+            self.pause_adapter(w.adapter, limit, run_id).await;
         }
         let released = matches!(
             self.store.call(move |s| s.run_released(run_id)).await,
@@ -344,41 +343,80 @@ impl Owner {
             )
             .await;
         } else {
-            let why = if usage_limit_until.is_some() {
-                ExitWhy::UsageLimited
-            } else {
-                why
+            let ending = Ending {
+                agent: w.agent,
+                adapter: w.adapter,
+                exit,
+                why,
+                class,
+                said: sf_worker::outcome::cli_message(&report).map(str::to_owned),
+                usage,
             };
             crate::workers::save_work(
                 self.config.clone(),
                 (run_id, w.task, w.epoch, w.worktree, w.log),
-                exit,
-                why,
-                usage,
+                ending,
                 self.internal_tx.clone(),
             );
         }
     }
 
-    /// A failed run's work is saved: its end is recorded.
-    pub(super) async fn saved(
+    /// Dispatch to `adapter` waits until its usage limit resets (clamped), here and in the
+    /// store, so that a restart keeps waiting.
+    async fn pause_adapter(
         &mut self,
+        adapter: Adapter,
+        limit: &sf_worker::adapters::UsageLimit,
         run_id: i64,
-        exit: Option<ExitInfo>,
-        why: ExitWhy,
-        note: String,
-        usage: Option<sf_proto::RunUsage>,
     ) {
-        let failure = match why {
-            ExitWhy::Exited => Failure::Exited,
-            ExitWhy::TimedOut => Failure::TimedOut,
-            ExitWhy::Stopped => Failure::Stopped,
-            ExitWhy::Vanished => Failure::Lost,
-            ExitWhy::UsageLimited => Failure::UsageLimited,
+        let until = sf_worker::adapters::clamp_reset(limit.resets_at, chrono::Utc::now());
+        tracing::warn!(%adapter, %until, "usage limit reported; pausing dispatch to this adapter");
+        self.paused.insert(adapter, until);
+        let message = limit.message.clone();
+        if let Err(e) = self
+            .store_call(move |s| s.pause_adapter(adapter, until, &message, run_id))
+            .await
+        {
+            tracing::error!(%adapter, error = %e, "failed to record an adapter's pause; it holds until a restart");
+        }
+    }
+
+    /// A failed run's work is saved: its end is recorded; an agent whose CLI cannot
+    /// authenticate is disabled with the reason and the fix.
+    pub(super) async fn saved(&mut self, run_id: i64, ending: Ending, note: String) {
+        let failure = match (ending.class, ending.why) {
+            (RunClass::Authentication, _) => Failure::AuthFailed,
+            (RunClass::UsageLimit, _) => Failure::UsageLimited,
+            (RunClass::NoProgress, _) => Failure::Stalled,
+            (RunClass::Timeout, _) => Failure::TimedOut,
+            (RunClass::Stopped, _) => Failure::Stopped,
+            (_, ExitWhy::Vanished) => Failure::Lost,
+            _ => Failure::Exited,
         };
-        let code = exit.and_then(|e| e.code);
-        self.end_run(run_id, code, failure, note, usage, self.config.max_attempts)
-            .await;
+        let code = ending.exit.and_then(|e| e.code);
+        self.end_run(
+            run_id,
+            code,
+            failure,
+            note,
+            ending.usage,
+            self.config.max_attempts,
+        )
+        .await;
+        if ending.class == RunClass::Authentication {
+            let adapter = ending.adapter;
+            let said = ending.said.as_deref().unwrap_or("authentication failed");
+            let why = format!("{adapter} could not authenticate (run {run_id}): {said}");
+            let fix = sf_worker::adapters::auth_fix(adapter);
+            let agent = ending.agent.clone();
+            tracing::warn!(agent = %agent, %adapter, "the agent's CLI cannot authenticate; disabling the agent");
+            if let Err(e) = self
+                .store_call(move |s| s.disable_broken_agent(&agent, &why, Some(fix)))
+                .await
+            {
+                tracing::error!(agent = %ending.agent, error = %e, "failed to disable an agent that cannot authenticate");
+            }
+        }
     }
 
     /// A run's output passed the log cap.

@@ -398,6 +398,13 @@ impl Owner {
                 "stopped at its wall-time limit".to_owned(),
             ),
             (ExitWhy::Stopped, _) => (StewardOutcome::Stopped, "stopped".to_owned()),
+            (ExitWhy::Stalled, _) => (
+                StewardOutcome::Failed,
+                format!(
+                    "stopped: its output showed no progress for {} (stall_timeout)",
+                    humantime::format_duration(self.config.stall_timeout)
+                ),
+            ),
             (_, _) => (
                 StewardOutcome::Failed,
                 exit.map_or_else(|| "exited".to_owned(), |e| e.to_string()),

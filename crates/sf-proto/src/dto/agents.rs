@@ -92,6 +92,10 @@ pub struct AgentSummary {
     /// A merge steward: the merge requests the queue it runs has merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merges: Option<u32>,
+    /// Why the daemon disabled it (its CLI cannot authenticate, its command cannot run),
+    /// with the fix; `None` when enabled or disabled by a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     /// When it was registered.
     pub created_at: Timestamp,
 }

@@ -146,6 +146,7 @@ wire_enum!(
         /** `agent_removed` */ AgentRemoved = "agent_removed",
         /** `agent_enabled` */ AgentEnabled = "agent_enabled",
         /** `agent_disabled` */ AgentDisabled = "agent_disabled",
+        /** `adapter_paused`: its CLI hit a usage limit */ AdapterPaused = "adapter_paused",
         /** `steward_fired` */ StewardFired = "steward_fired",
         /** `steward_skipped` */ StewardSkipped = "steward_skipped",
         /** `steward_finished` */ StewardFinished = "steward_finished",
