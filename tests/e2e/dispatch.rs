@@ -26,7 +26,7 @@ fn a_worker_completes_its_task_in_its_own_worktree() {
         &format!(
             "expect-cwd-is-worktree\nexpect-env SF_TASK_ID={id}\nexpect-env SF_AGENT=w1\n\
              expect-env SF_TARGET_BRANCH=main\nexpect-prompt-contains it is so\n\
-             expect-prompt-contains sfctl task complete\n\
+             expect-prompt-contains \"$SF_SFCTL\" task complete\n\
              write feature.txt done\ncommit add feature\nwrite leftover.txt uncommitted\ncomplete all done\n"
         ),
     );
@@ -67,7 +67,7 @@ fn a_worker_completes_its_task_in_its_own_worktree() {
             Err(t.runs)
         }
     });
-    assert_eq!(runs.len(), 1);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
     assert_eq!(runs[0].exit_code, Some(0));
     let mrs: Vec<sf_proto::MergeRequestInfo> = td.sfctl().args(["mr", "list"]).json();

@@ -20,6 +20,10 @@ pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
         "--json",
         "--dangerously-bypass-approvals-and-sandbox",
         "--skip-git-repo-check",
+        // Codex runs shell commands with `bash -lc` by default: a login shell resets PATH
+        // from the profile, and `sfctl` (first on the PATH sf gives) is then not found
+        "-c",
+        "allow_login_shell=false",
     ]
     .map(String::from)
     .into();

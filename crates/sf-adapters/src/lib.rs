@@ -16,8 +16,8 @@
 //! | adapter    | command line (before the optional per-agent prefix replaces the program) |
 //! |------------|----------------------------------------------------------------------------|
 //! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions [--model M] [--effort E] [--resume S]` |
-//! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
-//! | `opencode` | `opencode run --format json [--model M] [--variant E] [--session S]` |
+//! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check -c allow_login_shell=false [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
+//! | `opencode` | `opencode run --format json --model PROVIDER/MODEL [--variant E] [--session S]` (the model is required) |
 //! | `command`  | the configured command line, split into words without a shell              |
 //!
 //! Permissions: an unattended worker must edit its worktree, run commands, commit (git writes the
@@ -130,6 +130,15 @@ pub enum AdapterError {
         /// The value.
         value: String,
     },
+    /// An OpenCode agent without `--model PROVIDER/MODEL`.
+    #[error(
+        "the `opencode` adapter needs an explicit --model PROVIDER/MODEL (got {got}): without one \
+         OpenCode falls back to a hosted free model of a third party, which would receive the code"
+    )]
+    OpencodeModel {
+        /// What was given.
+        got: String,
+    },
     /// The prompt file's path cannot be put in the environment.
     #[error("prompt file path {} is not valid UTF-8", path.display())]
     NonUtf8PromptFile {
@@ -152,6 +161,9 @@ pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
             .ok_or_else(|| AdapterError::NonUtf8PromptFile {
                 path: input.prompt_file.to_path_buf(),
             })?;
+    if input.adapter == Adapter::Opencode {
+        opencode_model(model)?;
+    }
     let prefix = match input.executable {
         Some(cmd) => Some(split_command(cmd)?),
         None => None,
@@ -177,6 +189,21 @@ pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
         .env
         .push((PROMPT_FILE_ENV.to_owned(), prompt_file.to_owned()));
     Ok(launch)
+}
+
+/// Checks an OpenCode agent's model: `PROVIDER/MODEL`, both parts non-empty.
+pub fn opencode_model(model: Option<&str>) -> Result<(), AdapterError> {
+    match model {
+        Some(m)
+            if m.split_once('/')
+                .is_some_and(|(p, n)| !p.is_empty() && !n.is_empty()) =>
+        {
+            Ok(())
+        }
+        other => Err(AdapterError::OpencodeModel {
+            got: other.map_or_else(|| "none".to_owned(), |m| format!("`{m}`")),
+        }),
+    }
 }
 
 /// The per-run options an adapter turns into flags.

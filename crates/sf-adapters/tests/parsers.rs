@@ -381,7 +381,8 @@ fn input(adapter: Adapter) -> LaunchInput<'static> {
     LaunchInput {
         adapter,
         executable: None,
-        model: None,
+        // OpenCode refuses to run without a provider/model (see `opencode_needs_a_model`)
+        model: (adapter == Adapter::Opencode).then_some("local/some-model"),
         effort: None,
         prompt: TRICKY,
         prompt_file: Path::new("/ws/.sf/runs/7/prompt.md"),
@@ -391,7 +392,7 @@ fn input(adapter: Adapter) -> LaunchInput<'static> {
 
 fn full(adapter: Adapter) -> LaunchInput<'static> {
     LaunchInput {
-        model: Some("some-model"),
+        model: Some("local/some-model"),
         effort: Some(Effort::High),
         resume_session: Some("sess-42"),
         ..input(adapter)
@@ -425,7 +426,7 @@ fn claude_argv() {
         strs(&l.args)[5..],
         [
             "--model",
-            "some-model",
+            "local/some-model",
             "--effort",
             "high",
             "--resume",
@@ -445,15 +446,17 @@ fn codex_argv() {
             "--json",
             "--dangerously-bypass-approvals-and-sandbox",
             "--skip-git-repo-check",
+            "-c",
+            "allow_login_shell=false",
             "-"
         ]
     );
     let l = build(&full(Adapter::Codex));
     assert_eq!(
-        strs(&l.args)[4..],
+        strs(&l.args)[6..],
         [
             "--model",
-            "some-model",
+            "local/some-model",
             "-c",
             "model_reasoning_effort=\"high\"",
             "resume",
@@ -467,19 +470,39 @@ fn codex_argv() {
 fn opencode_argv() {
     let l = build(&input(Adapter::Opencode));
     assert_eq!(l.program, "opencode");
-    assert_eq!(strs(&l.args), ["run", "--format", "json"]);
+    assert_eq!(
+        strs(&l.args),
+        ["run", "--format", "json", "--model", "local/some-model"]
+    );
     let l = build(&full(Adapter::Opencode));
     assert_eq!(
         strs(&l.args)[3..],
         [
             "--model",
-            "some-model",
+            "local/some-model",
             "--variant",
             "high",
             "--session",
             "sess-42"
         ]
     );
+}
+
+/// With no model, OpenCode picks a hosted free model of a third party: refused.
+#[test]
+fn opencode_needs_a_model() {
+    for model in [None, Some("some-model"), Some("/m"), Some("p/")] {
+        let i = LaunchInput {
+            model,
+            ..input(Adapter::Opencode)
+        };
+        let e = launch(&i).unwrap_err();
+        assert!(
+            matches!(e, AdapterError::OpencodeModel { .. }),
+            "{model:?}: {e}"
+        );
+        assert!(e.to_string().contains("--model PROVIDER/MODEL"), "{e}");
+    }
 }
 
 #[test]
@@ -534,7 +557,7 @@ fn command_adapter() {
     assert_eq!(
         env,
         [
-            ("SF_MODEL", "some-model"),
+            ("SF_MODEL", "local/some-model"),
             ("SF_EFFORT", "high"),
             ("SF_PROMPT_FILE", "/ws/.sf/runs/7/prompt.md")
         ]

@@ -13,7 +13,7 @@ Work only inside this worktree and on this branch. Make small, focused commits w
 Run the project's tests before you finish. Do not push, and do not touch other branches.";
 
 const DIRECTOR: &str = "You are the director: you turn goals into plans of small tasks with clear \
-acceptance criteria, priorities and dependencies, using `sfctl task create` and `sfctl dep add`.";
+acceptance criteria, priorities and dependencies, using `\"$SF_SFCTL\" task create` and `\"$SF_SFCTL\" dep add`.";
 
 const STEWARD: &str = "You are a steward: you keep the project healthy. Do the one job you were \
 started for, report what you did, and finish.";
@@ -119,13 +119,15 @@ pub(crate) fn build(
     );
     p.push_str(
         "\n## How to finish\n\n\
-         - When the task is done and your work is committed: `sfctl task complete --summary \"what you did\"`. \
+         Call sf's command line as `\"$SF_SFCTL\"` (its full path, which a login shell keeps; \
+         `sfctl` on `PATH` works too when your shell keeps the `PATH` you were given).\n\
+         - When the task is done and your work is committed: `\"$SF_SFCTL\" task complete --summary \"what you did\"`. \
          Anything left uncommitted is committed for you; the merge steward then tests and merges your branch.\n\
-         - If the task needs no change at all: `sfctl task complete --no-changes --summary \"why\"`.\n\
-         - If you cannot finish: `sfctl task handoff --note \"what you did, what is left, what you learned\"`; \
+         - If the task needs no change at all: `\"$SF_SFCTL\" task complete --no-changes --summary \"why\"`.\n\
+         - If you cannot finish: `\"$SF_SFCTL\" task handoff --note \"what you did, what is left, what you learned\"`; \
          the next worker continues in this worktree with your note.\n\
-         - To ask the director something you cannot decide: `sfctl message send --to director \"question\"`; \
-         read answers with `sfctl inbox`.\n\
+         - To ask the director something you cannot decide: `\"$SF_SFCTL\" message send --to director \"question\"`; \
+         read answers with `\"$SF_SFCTL\" inbox`.\n\
          Then exit.\n",
     );
     p

@@ -323,12 +323,12 @@ fn stuck_text(t: &sf_proto::TaskDetail) -> String {
     let id = &t.task.id;
     let mut out = format!(
         "## The stuck task: {} ({id})\n\nStatus {}, {} failed attempt(s). End with exactly one of:\n\
-         - complete it: fix the cause on its branch, then `sfctl task close {id} --reason ...` if nothing is left \
+         - complete it: fix the cause on its branch, then `\"$SF_SFCTL\" task close {id} --reason ...` if nothing is left \
          to merge, or hand it back as below;\n\
-         - hand it back to the pool with a note for the next worker: `sfctl task update {id} --note \"...\"` then \
-         `sfctl task unblock {id}`;\n\
-         - defer it with a message to the director: `sfctl task defer {id} --reason \"...\"` and \
-         `sfctl message send --to director --task {id} \"what needs deciding\"`.\n",
+         - hand it back to the pool with a note for the next worker: `\"$SF_SFCTL\" task update {id} --note \"...\"` then \
+         `\"$SF_SFCTL\" task unblock {id}`;\n\
+         - defer it with a message to the director: `\"$SF_SFCTL\" task defer {id} --reason \"...\"` and \
+         `\"$SF_SFCTL\" message send --to director --task {id} \"what needs deciding\"`.\n",
         t.task.title, t.task.status, t.attempts
     );
     for n in &t.notes {
@@ -446,7 +446,7 @@ async fn start(l: &StewardLaunch) -> Result<(Run, PathBuf), LaunchError> {
     }
     prompt.push_str(&format!(
         "\n## Where you are\n\nBranch `{branch}` (from `{}`), in a worktree of your own. To land changes, commit them \
-         and run `sfctl merge --branch {branch} --no-wait`: the merge queue tests and merges them. When you are done, exit.\n",
+         and run `\"$SF_SFCTL\" merge --branch {branch} --no-wait`: the merge queue tests and merges them. When you are done, exit.\n",
         l.target
     ));
     let log = logs.join(format!("steward-{}-{}.log", l.spec.name, l.run.id));
@@ -508,8 +508,8 @@ pub(crate) async fn docs_report(config: &Config, report: &Path) -> String {
     let out = ran.and_then(|_| std::fs::read_to_string(report).map_err(|e| e.to_string()));
     match out {
         Ok(o) => format!(
-            "## The docs report (`sfctl docs check`)\n\n```json\n{}\n```\n\nFix what you can on your branch. \
-             What needs a human decision, send to the director: `sfctl message send --to director --subject \"...\" \"...\"` \
+            "## The docs report (`\"$SF_SFCTL\" docs check`)\n\n```json\n{}\n```\n\nFix what you can on your branch. \
+             What needs a human decision, send to the director: `\"$SF_SFCTL\" message send --to director --subject \"...\" \"...\"` \
              (with no director registered it becomes a backlog task for a human).",
             o.trim()
         ),

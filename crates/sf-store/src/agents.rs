@@ -99,6 +99,13 @@ pub fn validate_spec(
             StoreError::invalid("a custom steward needs a playbook").hint("--playbook NAME")
         );
     }
+    if spec.adapter == sf_proto::Adapter::Opencode
+        && spec.focus != Some(Focus::Merge)
+        && let Err(e) = sf_adapters::opencode_model(spec.model.as_deref())
+    {
+        return Err(StoreError::invalid(format!("agent `{}`: {e}", spec.name))
+            .hint("pass --model PROVIDER/MODEL, a provider configured for OpenCode (`opencode models` lists them)"));
+    }
     if spec.adapter == sf_proto::Adapter::Command
         && spec.command.as_deref().is_none_or(|c| c.trim().is_empty())
         && spec.mode == Mode::Ephemeral
