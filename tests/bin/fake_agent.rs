@@ -11,7 +11,7 @@
 //! Commands: `save-env KEY PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
 //! `stderr TEXT`, `flood BYTES [UNTIL-PATH]` (numbered lines on stdout, as fast as it can, at
 //! least BYTES and then on until UNTIL-PATH exists; a failed write exits 101), `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
-//! `touch PATH`, `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
+//! `touch PATH`, `save-fds PATH` (each open descriptor and what it is), `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
 //! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
@@ -286,6 +286,26 @@ fn main() -> ExitCode {
             "expect-file" => {
                 if !Path::new(rest).exists() {
                     return fail(&format!("expected file {rest} to exist"));
+                }
+            }
+            "save-fds" => {
+                // what each open descriptor is, one `N TARGET` line each (the listing's
+                // own directory descriptor included)
+                let mut lines = String::new();
+                for entry in std::fs::read_dir("/proc/self/fd")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let target = std::fs::read_link(entry.path()).unwrap_or_default();
+                    lines.push_str(&format!(
+                        "{} {}\n",
+                        entry.file_name().to_string_lossy(),
+                        target.display()
+                    ));
+                }
+                if let Err(e) = std::fs::write(rest, lines) {
+                    return fail(&format!("save-fds {rest}: {e}"));
                 }
             }
             "touch" => {

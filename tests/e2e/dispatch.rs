@@ -461,7 +461,14 @@ fn kill_9_of_the_daemon_with_workers_in_flight_then_restart() {
 
 #[test]
 fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
-    let td = fleet("max_attempts = 1");
+    // a root sfd runs Claude Code only when told the machine is a sandbox
+    let mut td = crate::harness::TestDaemon::stopped();
+    crate::fleet::configure(
+        &td,
+        "max_attempts = 1\nenv_passthrough = [\"IS_SANDBOX\"]",
+        "",
+    );
+    td.spawn_with(&[("IS_SANDBOX", "1")]);
     let id = td.create_task("limited", &[]).task.id.to_string();
     let resets = chrono::Utc::now().timestamp() + 3600;
     let s = script(
@@ -515,6 +522,31 @@ fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
     // paused: the task is not handed to the claude worker again
     td.wait_ticks(3);
     assert_eq!(td.show_task(&id).runs.len(), 1);
+    let paused: Vec<_> = td
+        .events(&[])
+        .into_iter()
+        .filter(|e| e.action == "adapter_paused")
+        .collect();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert!(
+        paused[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("usage limit"),
+        "{paused:?}"
+    );
+    // nor after a restart: the pause is kept in the store
+    td.restart();
+    let st: DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    let after = st.paused_adapters.get("claude").expect("still paused");
+    assert_eq!(after.timestamp(), until.timestamp());
+    td.wait_ticks(3);
+    assert_eq!(
+        td.show_task(&id).runs.len(),
+        1,
+        "dispatched after a restart"
+    );
 }
 
 /// A stopped workspace like `fleet`, with `setup` as the `[worktree] setup` command.

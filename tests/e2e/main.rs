@@ -5,6 +5,7 @@
 mod fleet;
 mod harness;
 
+mod agent_failures;
 mod agents;
 mod bounds;
 mod cleanup;

@@ -116,6 +116,7 @@ fn nix_sigxfsz() -> i32 {
 
 /// The whole `sfd` binary.
 pub fn main() -> ExitCode {
+    sf_worker::process::close_inherited_on_exec();
     let args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,

@@ -202,6 +202,7 @@ pub(crate) fn agent_run(
         .map_err(LaunchError::agent)?;
         env.set.push((alias.clone(), value));
     }
+    claude_as_root(agent, &env)?;
     Ok(RunSpec {
         kind: Kind::Agent,
         program: argv.program,
@@ -213,6 +214,25 @@ pub(crate) fn agent_run(
         log_cap: Some(LogCap::new(config.run_log_max)),
         limits: run_limits(config, agent),
     })
+}
+
+/// Claude Code refuses `--dangerously-skip-permissions` (which an unattended run needs) as
+/// root, unless told it runs in a sandbox with `IS_SANDBOX=1`. sf does not say so on its
+/// own: a root sfd refuses the run (the agent is disabled with this message) unless the
+/// user passes `IS_SANDBOX` through, on a machine that is itself a sandbox.
+fn claude_as_root(agent: &AgentSpec, env: &Environment) -> Result<(), LaunchError> {
+    if agent.adapter != sf_proto::Adapter::Claude || !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let told = env.set.iter().any(|(k, v)| k == "IS_SANDBOX" && v == "1")
+        || (env.passthrough.iter().any(|k| k == "IS_SANDBOX")
+            && std::env::var("IS_SANDBOX").is_ok_and(|v| v == "1"));
+    if told {
+        return Ok(());
+    }
+    Err(LaunchError::agent(
+        "Claude Code refuses to run unattended (--dangerously-skip-permissions) as root: run          sfd as an ordinary user, or, only on a machine that is itself a sandbox, start sfd          with IS_SANDBOX=1 and add \"IS_SANDBOX\" to env_passthrough in .sf/config.toml",
+    ))
 }
 
 /// Whether a failure to start a run (its error chain, as text: git2's errors carry only the

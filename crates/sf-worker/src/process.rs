@@ -144,6 +144,44 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     })
 }
 
+/// Whatever descriptors the daemon inherited from whoever started it (a shell's, a
+/// supervisor's, a test harness's) must not reach the agents it starts: every descriptor
+/// above stderr is marked close-on-exec. Call first thing, before any thread exists; sfd's
+/// own descriptors are opened close-on-exec by the standard library, so a child gets its
+/// stdin, stdout and stderr only.
+#[expect(unsafe_code, reason = "close_range(2) and fcntl(2) on raw descriptors")]
+pub fn close_inherited_on_exec() {
+    use nix::libc;
+    // SAFETY: setting the close-on-exec flag changes no descriptor's meaning for this
+    // process; nothing else runs yet.
+    let done = unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC.cast_signed(),
+        )
+    };
+    if done == 0 {
+        return;
+    }
+    // kernels before 5.11: one descriptor at a time
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above; a descriptor closed meanwhile (the listing's own) fails with
+        // EBADF, which is harmless.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
 pub fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
