@@ -8,7 +8,7 @@
 //!
 //! The script may also be given as the first argument (`--command "fake-agent SCRIPT"`).
 //!
-//! Commands: `save-env KEY PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
+//! Commands: `save-env KEY PATH`, `save-args PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
 //! `stderr TEXT`, `flood BYTES [UNTIL-PATH]` (numbered lines on stdout, as fast as it can, at
 //! least BYTES and then on until UNTIL-PATH exists; a failed write exits 101), `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
 //! `touch PATH`, `save-fds PATH` (each open descriptor and what it is), `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
@@ -281,6 +281,13 @@ fn main() -> ExitCode {
                 let (k, path) = rest.split_once(' ').unwrap_or((rest, ""));
                 if let Err(e) = std::fs::write(path, std::env::var(k).unwrap_or_default()) {
                     return fail(&format!("save-env {k} {path}: {e}"));
+                }
+            }
+            "save-args" => {
+                // the arguments after the program, one per line
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                if let Err(e) = std::fs::write(rest, args.join("\n")) {
+                    return fail(&format!("save-args {rest}: {e}"));
                 }
             }
             "expect-file" => {

@@ -163,3 +163,59 @@ fn a_worker_gets_no_descriptor_sfd_inherited() {
         .collect();
     assert!(extra.is_empty(), "descriptors beyond stdio: {extra:?}");
 }
+
+/// Codex's `turn.completed` usage: the thread's running total.
+fn codex_turn(thread: &str, input: u64, output: u64) -> String {
+    format!(
+        "stdout {{\"type\":\"thread.started\",\"thread_id\":\"{thread}\"}}\n\
+         stdout {{\"type\":\"turn.completed\",\"usage\":{{\"input_tokens\":{input},\"cached_input_tokens\":0,\"output_tokens\":{output}}}}}\n"
+    )
+}
+
+#[test]
+fn a_handed_off_task_continues_its_session_and_counts_its_tokens_once() {
+    let td = fleet("resume_on_handoff = true");
+    let id = td.create_task("two sittings", &[]).task.id.to_string();
+    let args = td.root.join("args-2.txt");
+    let s = script(
+        &td,
+        "w",
+        &format!(
+            "{}handoff half done\n--- next invocation\nsave-args {}\n{}complete-no-changes\n",
+            codex_turn("thread-9", 100, 10),
+            args.display(),
+            codex_turn("thread-9", 150, 15),
+        ),
+    );
+    worker(&td, "x1", &s, &["--adapter", "codex"]);
+    wait_status(&td, &id, TaskStatus::Closed);
+    let argv = fs::read_to_string(&args).expect("the second run saved its arguments");
+    let argv: Vec<&str> = argv.lines().collect();
+    assert!(
+        argv.windows(2).any(|w| w == ["resume", "thread-9"]),
+        "the second run resumes the first one's session: {argv:?}"
+    );
+    let t = td.wait_for("both runs to be recorded", || {
+        let t = td.show_task(&id);
+        if t.runs.len() == 2 && t.runs.iter().all(|r| r.usage.is_some()) {
+            Ok(t)
+        } else {
+            Err(t.runs)
+        }
+    });
+    // newest first; Codex reports the thread's total: the second run adds 50 and 5
+    let second = t.runs[0].usage.as_ref().expect("usage");
+    let first = t.runs[1].usage.as_ref().expect("usage");
+    assert_eq!((first.input_tokens, first.output_tokens), (100, 10));
+    assert_eq!((second.input_tokens, second.output_tokens), (50, 5));
+}
+
+#[test]
+fn agent_start_resume_needs_a_task() {
+    let td = fleet("");
+    let err = td
+        .sfctl()
+        .args(["agent", "start", "x1", "--resume", "sess-7"])
+        .fails(2);
+    assert!(err.contains("--task"), "{err}");
+}

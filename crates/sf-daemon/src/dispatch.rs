@@ -15,6 +15,8 @@ pub(crate) struct Start {
     pub task: TaskDetail,
     /// For a playbook shell step: what the daemon runs.
     pub shell: Option<sf_store::ShellStep>,
+    /// A session of the agent's CLI to continue (`agent start --resume`).
+    pub resume: Option<String>,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -117,6 +119,7 @@ fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreE
         agent: spec,
         task,
         shell,
+        resume: None,
     })
 }
 

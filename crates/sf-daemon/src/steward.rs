@@ -463,16 +463,12 @@ async fn start(l: &StewardLaunch) -> Result<(Run, PathBuf), LaunchError> {
         ("SF_STEWARD_TRIGGER".to_owned(), l.run.trigger.clone()),
         ("SF_STEWARD_DATA".to_owned(), l.run.data.to_string()),
     ];
-    let spec = crate::workers::agent_run(
-        config,
-        &l.spec,
-        &who,
-        &wt.path,
-        &prompt,
-        &prompt_file,
-        &log,
-        extra,
-    )?;
+    let prompt = crate::workers::Prompt {
+        text: &prompt,
+        file: &prompt_file,
+        resume: None,
+    };
+    let spec = crate::workers::agent_run(config, &l.spec, &who, &wt.path, &prompt, &log, extra)?;
     let run = sf_worker::launcher::launch(spec)?;
     tracing::info!(run_id = l.run.id.0, steward = %l.spec.name, pid = run.pid(), "steward spawned");
     Ok((run, log))

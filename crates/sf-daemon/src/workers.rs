@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sf_proto::{AgentSpec, RunUsage, TaskDetail};
 use sf_store::Claim;
-use sf_worker::adapters::RunReport;
+use sf_worker::adapters::{RunReport, TokenUsage};
 use sf_worker::launcher::{self, EndReason, Environment, Kind, LaunchError, Limits, Run, RunSpec};
 use sf_worker::log::LogCap;
 use sf_worker::outcome::RunClass;
@@ -43,6 +43,8 @@ pub(crate) struct Launch {
     pub tx: mpsc::UnboundedSender<Internal>,
     /// A playbook shell step: run this instead of an agent.
     pub shell: Option<sf_store::ShellStep>,
+    /// A session of the agent's CLI to continue (`agent start --resume`).
+    pub resume: Option<String>,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -127,16 +129,15 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
             .paths
             .logs()
             .join(format!("{}-{}.prompt.md", l.claim.task_id, l.claim.run_id));
-        agent_run(
-            config,
-            &l.agent,
-            &who,
-            &wt.path,
-            &prompt,
-            &prompt_file,
-            &log,
-            Vec::new(),
-        )?
+        if let Some(session) = &l.resume {
+            tracing::info!(run_id = l.claim.run_id, %session, "continuing a session of the agent's CLI");
+        }
+        let prompt = Prompt {
+            text: &prompt,
+            file: &prompt_file,
+            resume: l.resume.as_deref(),
+        };
+        agent_run(config, &l.agent, &who, &wt.path, &prompt, &log, Vec::new())?
     };
     let run = launcher::launch(spec)?;
     tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = run.pid(), "worker spawned");
@@ -157,22 +158,40 @@ pub(crate) fn run_limits(config: &Config, agent: &AgentSpec) -> Limits {
     }
 }
 
+/// What an agent's run is asked: the prompt, the file it is also written to, and a session
+/// of its CLI to continue.
+pub(crate) struct Prompt<'a> {
+    pub text: &'a str,
+    pub file: &'a Path,
+    pub resume: Option<&'a str>,
+}
+
+/// The session a task's next run continues (`resume_on_handoff`): that of the task's last
+/// run when it handed the task off, with a CLI of the same adapter.
+pub(crate) fn handed_off_session(task: &TaskDetail, adapter: sf_proto::Adapter) -> Option<String> {
+    let last = task.runs.iter().find(|r| r.ended_at.is_some())?;
+    let usage = last.usage.as_ref()?;
+    (last.outcome.as_deref() == Some("handed_off") && usage.adapter == Some(adapter))
+        .then(|| usage.session_id.clone())
+        .flatten()
+}
+
 /// Writes an agent's prompt and builds the run of its CLI with its adapter: argv, stdin,
 /// the run environment, the adapter's variables, the extra ones and the agent's secrets.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the two callers differ in every one of them"
-)]
 pub(crate) fn agent_run(
     config: &Config,
     agent: &AgentSpec,
     who: &RunIdentity<'_>,
     cwd: &Path,
-    prompt: &str,
-    prompt_file: &Path,
+    prompt: &Prompt<'_>,
     log: &Path,
     extra_env: Vec<(String, String)>,
 ) -> Result<RunSpec, LaunchError> {
+    let Prompt {
+        text: prompt,
+        file: prompt_file,
+        resume,
+    } = *prompt;
     std::fs::create_dir_all(config.paths.logs())
         .map_err(|e| LaunchError::other(format!("failed to create the log directory: {e}")))?;
     crate::private::write_file(prompt_file, prompt.as_bytes()).map_err(|e| {
@@ -185,7 +204,7 @@ pub(crate) fn agent_run(
         effort: agent.effort,
         prompt,
         prompt_file,
-        resume_session: None,
+        resume_session: resume,
     })
     .map_err(|e| LaunchError::agent(error_chain(&e)))?;
     let mut env = run_environment(config, who, cwd, prompt_file);
@@ -407,14 +426,57 @@ pub(crate) async fn read_report(adapter: sf_proto::Adapter, log: &Path) -> Optio
     .flatten()
 }
 
+/// The tokens the earlier runs of `task` in `session` recorded: what a CLI that reports a
+/// session's running total (Codex) had already counted when a run continues it.
+pub(crate) fn session_tokens(task: &TaskDetail, session: &str) -> TokenUsage {
+    task.runs
+        .iter()
+        .filter_map(|r| r.usage.as_ref())
+        .filter(|u| u.session_id.as_deref() == Some(session))
+        .fold(TokenUsage::default(), |sum, u| TokenUsage {
+            input_tokens: sum.input_tokens + u.input_tokens,
+            output_tokens: sum.output_tokens + u.output_tokens,
+            cache_read_tokens: sum.cache_read_tokens + u.cache_read_tokens,
+            cache_write_tokens: sum.cache_write_tokens + u.cache_write_tokens,
+        })
+}
+
 /// What a run's report adds to its record: tokens, cost, tool calls, session, result.
-pub(crate) fn run_usage(report: &RunReport) -> RunUsage {
+/// `counted`: tokens of its session that earlier runs recorded, when its CLI reports the
+/// session's running total (Codex): they are not counted twice.
+pub(crate) fn run_usage(
+    report: &RunReport,
+    adapter: sf_proto::Adapter,
+    counted: Option<TokenUsage>,
+) -> RunUsage {
+    let tokens = match counted {
+        Some(before) if adapter == sf_proto::Adapter::Codex => TokenUsage {
+            input_tokens: report
+                .tokens
+                .input_tokens
+                .saturating_sub(before.input_tokens),
+            output_tokens: report
+                .tokens
+                .output_tokens
+                .saturating_sub(before.output_tokens),
+            cache_read_tokens: report
+                .tokens
+                .cache_read_tokens
+                .saturating_sub(before.cache_read_tokens),
+            cache_write_tokens: report
+                .tokens
+                .cache_write_tokens
+                .saturating_sub(before.cache_write_tokens),
+        },
+        _ => report.tokens,
+    };
     RunUsage {
+        adapter: report.session_id.is_some().then_some(adapter),
         session_id: report.session_id.clone(),
-        input_tokens: report.tokens.input_tokens,
-        output_tokens: report.tokens.output_tokens,
-        cache_read_tokens: report.tokens.cache_read_tokens,
-        cache_write_tokens: report.tokens.cache_write_tokens,
+        input_tokens: tokens.input_tokens,
+        output_tokens: tokens.output_tokens,
+        cache_read_tokens: tokens.cache_read_tokens,
+        cache_write_tokens: tokens.cache_write_tokens,
         cost_usd: report.cost_usd,
         tool_calls: report.tool_calls,
         result: report

@@ -39,13 +39,19 @@ Examples:
     #[command(after_help = "\
 Examples:
   sfctl agent start w1
-  sfctl agent start w1 --task k3f9xq")]
+  sfctl agent start w1 --task k3f9xq
+  sfctl agent start w1 --task k3f9xq --resume 5f1c…   # continue that CLI session
+  sfctl task show k3f9xq --json | jq -r '.runs[0].usage.session_id'   # a run's session")]
     Start {
         /// The agent's name
         name: String,
         /// Work on this task (id or prefix); default: the first ready task it can take
         #[arg(long, value_name = "ID")]
         task: Option<String>,
+        /// Continue this session of the agent's CLI (as `task show --json` reports a run's
+        /// `usage.session_id`) instead of starting a new one
+        #[arg(long, value_name = "SESSION", requires = "task")]
+        resume: Option<String>,
     },
     /// Stop an agent's running workers and disable it
     ///
@@ -276,9 +282,9 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             ctx.ui
                 .emit(&agent, |ui, agent| show(ui, agent, chrono::Utc::now()))
         }
-        AgentCommand::Start { name, task } => {
+        AgentCommand::Start { name, task, resume } => {
             let task = task.as_deref().map(check_id).transpose()?;
-            let resp = ctx.request(&Request::StartAgent { name, task })?;
+            let resp = ctx.request(&Request::StartAgent { name, task, resume })?;
             let run = expect_response!(resp, Response::Run(r) => r);
             ctx.ui.emit(&run, |ui, run| ui.line(started_line(run)))
         }

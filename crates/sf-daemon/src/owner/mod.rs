@@ -50,6 +50,8 @@ struct Worker {
     log: Option<String>,
     stop: CancellationToken,
     completing: bool,
+    /// Tokens of the CLI session it continues that earlier runs recorded.
+    counted: Option<sf_worker::adapters::TokenUsage>,
     kind: RunKind,
 }
 

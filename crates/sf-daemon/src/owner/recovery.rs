@@ -147,6 +147,7 @@ impl Owner {
                         log: run.log_path.clone(),
                         stop: stop.clone(),
                         completing: false,
+                        counted: None,
                         kind: if run.task.is_none() {
                             RunKind::Steward
                         } else {

@@ -97,7 +97,9 @@ impl Owner {
                 })
                 .await
             }
-            Request::StartAgent { name, task } => answer(reply, self.start_agent(name, task).await),
+            Request::StartAgent { name, task, resume } => {
+                answer(reply, self.start_agent(name, task, resume).await)
+            }
             Request::StopAgent { name } => answer(reply, self.stop_agent(&actor, name).await),
 
             // tasks

@@ -22,6 +22,15 @@ impl Owner {
         let Some(target) = self.target.clone() else {
             return;
         };
+        let resume = s.resume.clone().or_else(|| {
+            self.config
+                .resume_on_handoff
+                .then(|| crate::workers::handed_off_session(&s.task, s.agent.adapter))
+                .flatten()
+        });
+        let counted = resume
+            .as_deref()
+            .map(|session| crate::workers::session_tokens(&s.task, session));
         let stop = CancellationToken::new();
         self.workers.insert(
             s.claim.run_id,
@@ -34,6 +43,7 @@ impl Owner {
                 log: None,
                 stop: stop.clone(),
                 completing: false,
+                counted,
                 kind: if s.shell.is_some() {
                     RunKind::Shell
                 } else {
@@ -50,6 +60,7 @@ impl Owner {
             stop,
             tx: self.internal_tx.clone(),
             shell: s.shell,
+            resume,
         }));
     }
 
@@ -124,7 +135,12 @@ impl Owner {
         });
     }
 
-    pub(super) async fn start_agent(&mut self, name: String, task: Option<String>) -> Response {
+    pub(super) async fn start_agent(
+        &mut self,
+        name: String,
+        task: Option<String>,
+        resume: Option<String>,
+    ) -> Response {
         if self.target.is_none() {
             self.resolve_target().await;
         }
@@ -167,7 +183,7 @@ impl Owner {
                     ),
                     usage: None,
                 };
-                self.launch(start);
+                self.launch(Start { resume, ..start });
                 Response::Run(summary)
             }
             Ok((Err(e), _)) => Response::Error(e.into()),
@@ -321,7 +337,9 @@ impl Owner {
         why: ExitWhy,
         report: Option<Box<RunReport>>,
     ) {
-        let usage = report.as_deref().map(crate::workers::run_usage);
+        let usage = report
+            .as_deref()
+            .map(|r| crate::workers::run_usage(r, w.adapter, w.counted));
         let report = report.map(|r| *r).unwrap_or_default();
         let class = RunClass::of_unfinished(why.end_reason(), &report);
         if let Some(limit) = &report.usage_limit {

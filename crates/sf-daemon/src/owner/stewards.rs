@@ -256,6 +256,7 @@ impl Owner {
                 log: None,
                 stop: stop.clone(),
                 completing: false,
+                counted: None,
                 kind: RunKind::Steward,
             },
         );

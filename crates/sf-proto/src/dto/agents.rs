@@ -149,6 +149,9 @@ pub struct RunSummary {
 pub struct RunUsage {
     /// The CLI's session id (to resume).
     pub session_id: Option<String>,
+    /// The adapter whose CLI the session belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::Adapter>,
     /// Input tokens.
     pub input_tokens: u64,
     /// Output tokens.

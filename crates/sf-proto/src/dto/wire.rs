@@ -199,6 +199,9 @@ pub enum Request {
         /// A specific task (id or prefix); default: the first ready task it can take.
         #[serde(default)]
         task: Option<String>,
+        /// A session of the agent's CLI to continue (`--resume`; needs `task`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Stop an agent's running workers (their work is saved and their tasks return to the
     /// pool) and disable it.
