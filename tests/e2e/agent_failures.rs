@@ -49,6 +49,11 @@ fn a_cli_that_cannot_authenticate_disables_its_agent_and_charges_no_task() {
     assert!(reason.contains("END"), "the CLI's words in full: {reason}");
     let text = td.sfctl().args(["agent", "show", "x1"]).success();
     assert!(text.contains("disabled by sfd"), "{text}");
+    let status = td.sfctl().args(["daemon", "status"]).success();
+    assert!(
+        status.contains("agent x1 was disabled by sfd: codex could not authenticate"),
+        "{status}"
+    );
     // no task was charged: both are open, with no attempt counted
     td.wait_for("the tasks to be open again", || {
         let ts: Vec<_> = [&a, &b].iter().map(|id| td.show_task(id)).collect();

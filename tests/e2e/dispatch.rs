@@ -518,7 +518,10 @@ fn a_usage_limit_pauses_the_adapter_without_counting_a_failure() {
         "paused until the reset the CLI named: {until}"
     );
     let text = td.sfctl().args(["daemon", "status"]).success();
-    assert!(text.contains("claude"), "{text}");
+    assert!(
+        text.contains("dispatch to claude agents is paused until"),
+        "{text}"
+    );
     // paused: the task is not handed to the claude worker again
     td.wait_ticks(3);
     assert_eq!(td.show_task(&id).runs.len(), 1);

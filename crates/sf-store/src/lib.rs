@@ -30,6 +30,7 @@ use sf_proto::AuditEvent;
 pub use error::StoreError;
 pub use gc::Holder;
 pub use mrs::{MergeFailure, MergeJob};
+pub use pauses::AdapterPause;
 pub use runs::{
     AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
 };

@@ -8,6 +8,9 @@ use crate::events::Audit;
 use crate::util::{now_ms, ts};
 use crate::{Store, StoreError};
 
+/// A paused adapter: until when, and its CLI's message.
+pub type AdapterPause = (Adapter, (chrono::DateTime<chrono::Utc>, String));
+
 impl Store {
     /// Pauses dispatch to `adapter` until `until` (moving an earlier pause later, never
     /// earlier), recorded as `adapter_paused` with the CLI's message.
@@ -39,22 +42,22 @@ impl Store {
         Ok(())
     }
 
-    /// The pauses still in force at `now_ms`; those that ended are forgotten.
-    pub fn adapter_pauses(
-        &mut self,
-        now_ms: i64,
-    ) -> Result<Vec<(Adapter, chrono::DateTime<chrono::Utc>)>, StoreError> {
+    /// The pauses still in force at `now_ms`, with the CLI's message; those that ended are
+    /// forgotten.
+    pub fn adapter_pauses(&mut self, now_ms: i64) -> Result<Vec<AdapterPause>, StoreError> {
         self.conn
             .prepare_cached("DELETE FROM adapter_pauses WHERE until_ms <= ?1")?
             .execute([now_ms])?;
-        let rows: Vec<(String, i64)> = self
+        let rows: Vec<(String, i64, String)> = self
             .conn
-            .prepare_cached("SELECT adapter, until_ms FROM adapter_pauses ORDER BY adapter")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached(
+                "SELECT adapter, until_ms, message FROM adapter_pauses ORDER BY adapter",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(a, until)| Some((a.parse().ok()?, ts(until))))
+            .filter_map(|(a, until, message)| Some((a.parse().ok()?, (ts(until), message))))
             .collect())
     }
 }

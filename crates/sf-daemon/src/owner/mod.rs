@@ -87,7 +87,8 @@ pub(crate) struct Owner {
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     workers: HashMap<i64, Worker>,
-    paused: HashMap<Adapter, chrono::DateTime<chrono::Utc>>,
+    /// Adapters whose CLI hit a usage limit: until when, and the CLI's message.
+    paused: HashMap<Adapter, (chrono::DateTime<chrono::Utc>, String)>,
     /// sfd ran out of descriptors, processes, memory or disk starting a run: nothing is
     /// dispatched until this time (the next tick), so a starved daemon does not spin.
     starved_until: Option<Instant>,
@@ -363,7 +364,7 @@ impl Owner {
             self.record_unrecorded().await;
         }
         let now = chrono::Utc::now();
-        self.paused.retain(|_, until| *until > now);
+        self.paused.retain(|_, (until, _)| *until > now);
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
         self.starved_until = self.starved_until.filter(|t| *t > Instant::now());

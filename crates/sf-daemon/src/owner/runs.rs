@@ -389,8 +389,8 @@ impl Owner {
     ) {
         let until = sf_worker::adapters::clamp_reset(limit.resets_at, chrono::Utc::now());
         tracing::warn!(%adapter, %until, "usage limit reported; pausing dispatch to this adapter");
-        self.paused.insert(adapter, until);
         let message = limit.message.clone();
+        self.paused.insert(adapter, (until, message.clone()));
         if let Err(e) = self
             .store_call(move |s| s.pause_adapter(adapter, until, &message, run_id))
             .await

@@ -25,6 +25,15 @@ impl Owner {
                 self.unrecorded.len()
             ));
         }
+        let now = chrono::Utc::now();
+        for (adapter, (until, message)) in &self.paused {
+            if *until > now {
+                out.push(format!(
+                    "dispatch to {adapter} agents is paused until {} after a usage limit: {message}",
+                    until.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+        }
         if self.target.is_none() {
             out.push(match &self.config.target_branch {
                 Some(b) => format!(
@@ -63,8 +72,8 @@ impl Owner {
             paused_adapters: self
                 .paused
                 .iter()
-                .filter(|(_, t)| **t > now)
-                .map(|(a, t)| (a.to_string(), *t))
+                .filter(|(_, (t, _))| *t > now)
+                .map(|(a, (t, _))| (a.to_string(), *t))
                 .collect(),
             warnings: self.warnings().await,
             recovered: self.recovered.clone(),
@@ -80,8 +89,13 @@ fn unstaffed_work(s: &mut Store) -> Result<Vec<String>, sf_store::StoreError> {
         .into_iter()
         .map(|(reason, n)| format!("{n} merge request(s) waiting: {reason}"))
         .collect();
-    let staff: Vec<sf_core::staffing::Staff> = s
-        .list_agents()?
+    let agents = s.list_agents()?;
+    // an agent sfd took out of dispatch: the CLI's words and the fix, in full
+    out.extend(agents.iter().filter_map(|a| {
+        let why = a.disabled_reason.as_deref()?;
+        Some(format!("agent {} was disabled by sfd: {why}", a.spec.name))
+    }));
+    let staff: Vec<sf_core::staffing::Staff> = agents
         .into_iter()
         .filter(|a| {
             a.spec.role == sf_proto::Role::Worker && a.spec.mode == sf_proto::Mode::Ephemeral
