@@ -36,10 +36,19 @@ fn status_kb(field: &str) -> u64 {
 }
 
 fn spec(dir: &Path, script: &str, cap: Option<LogCap>) -> RunSpec {
+    spec_watched(dir, script, cap, false)
+}
+
+/// With `watched`, the copier also looks for progress in each line, as it does for every
+/// agent's run (`stall_timeout`), reading the output as Codex's stream.
+fn spec_watched(dir: &Path, script: &str, cap: Option<LogCap>, watched: bool) -> RunSpec {
     let limits = Limits {
         wall: std::time::Duration::from_secs(3600),
         grace: std::time::Duration::from_secs(1),
-        stall: None,
+        stall: watched.then_some(sf_worker::launcher::Stall {
+            after: std::time::Duration::from_secs(3600),
+            stream: sf_proto::Adapter::Codex,
+        }),
     };
     RunSpec {
         log_cap: cap,
@@ -101,6 +110,25 @@ pub fn run(o: Opts) -> anyhow::Result<()> {
         );
         anyhow::ensure!(report.read == o.bytes, "read {} of {} bytes", report.read, o.bytes);
         anyhow::ensure!(size <= o.cap + 1024, "the log is over its cap");
+        // the stall watch: ordinary lines (the first of each chunk is progress), then the
+        // worst case, a CLI flooding retry notices, each of which is read as JSON
+        let notice = r#"{"type":"error","message":"Reconnecting... 1/5 (stream disconnected)"}"#;
+        for (what, text) in [("ordinary lines", line.as_str()), ("retry notices", notice)] {
+            let producer = format!("yes '{text}' | head -c {}", o.bytes);
+            let cpu0 = cpu_ticks();
+            let t = Instant::now();
+            let w = launch(spec_watched(dir.path(), &producer, Some(LogCap::new(o.cap)), true))?;
+            let report = w.wait(std::future::pending()).await.log.context("the copier failed")?;
+            let took = t.elapsed();
+            let cpu = (cpu_ticks() - cpu0) as f64 / tick;
+            println!(
+                "  watched for progress, {what}: {:.2} s, {:.2} GiB/s; copier CPU {cpu:.2} s = {:.2} s per GiB",
+                took.as_secs_f64(),
+                gib / took.as_secs_f64(),
+                cpu / gib
+            );
+            anyhow::ensure!(report.read == o.bytes, "read {} of {} bytes", report.read, o.bytes);
+        }
         Ok(())
     })
 }

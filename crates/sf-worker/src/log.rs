@@ -116,13 +116,18 @@ impl Activity {
         let mut progressed = false;
         let mut rest = chunk;
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            if !progressed {
-                partial.extend_from_slice(&rest[..nl]);
-                progressed = partial.len() > LONGEST_NOTICE
-                    || sf_adapters::is_progress(self.adapter, &String::from_utf8_lossy(partial));
-            }
+            partial.extend_from_slice(&rest[..nl]);
+            progressed = partial.len() > LONGEST_NOTICE
+                || sf_adapters::is_progress(self.adapter, &String::from_utf8_lossy(partial));
             partial.clear();
             rest = &rest[nl + 1..];
+            if progressed {
+                // the rest of the chunk only matters for the line it leaves unfinished
+                if let Some(last) = rest.iter().rposition(|&b| b == b'\n') {
+                    rest = &rest[last + 1..];
+                }
+                break;
+            }
         }
         partial.extend_from_slice(&rest[..rest.len().min(LONGEST_NOTICE + 1)]);
         if partial.len() > LONGEST_NOTICE {
