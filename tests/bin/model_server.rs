@@ -119,6 +119,7 @@ async fn handle(
         "turn": index,
         "played": turn,
         "last_user": apis::last_user_text(api, &request),
+        "messages": apis::message_count(api, &request),
     }));
     if let Turn::Hang { .. } = turn {
         std::future::pending::<()>().await;

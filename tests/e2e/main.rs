@@ -26,6 +26,7 @@ mod modules;
 mod plans;
 mod playbooks;
 mod protocol;
+mod real_cli;
 mod secrets;
 mod security;
 mod selffeed;

@@ -74,6 +74,16 @@ pub fn last_user_text(api: Api, request: &Value) -> String {
     text.chars().take(300).collect()
 }
 
+/// How many messages (input items) the request carries: a resumed session carries the
+/// earlier turns too.
+pub fn message_count(api: Api, request: &Value) -> usize {
+    let list = match api {
+        Api::Responses => request.get("input"),
+        Api::Anthropic | Api::Chat => request.get("messages"),
+    };
+    list.and_then(Value::as_array).map_or(0, Vec::len)
+}
+
 /// Token counts that grow with the turn, so that tests can tell turns apart.
 fn usage(index: usize) -> (u64, u64) {
     let n = index as u64 + 1;
@@ -298,6 +308,10 @@ fn chat(
 fn error(api: Api, status: u16, message: Option<&str>, reset_secs: Option<u64>) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let reset = reset_secs.unwrap_or(3600);
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + reset;
     let (kind, default) = match status {
         401 => ("authentication_error", "invalid x-api-key"),
         429 => ("rate_limit_error", "You've hit your usage limit."),
@@ -308,7 +322,7 @@ fn error(api: Api, status: u16, message: Option<&str>, reset_secs: Option<u64>) 
         Api::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
         Api::Responses | Api::Chat if status == 429 => json!({"error": {
             "type": "usage_limit_reached", "code": "usage_limit_reached", "message": message,
-            "resets_in_seconds": reset, "plan_type": "plus"}}),
+            "resets_in_seconds": reset, "resets_at": reset_at, "plan_type": "plus"}}),
         Api::Responses | Api::Chat => json!({"error": {
             "type": if status == 401 { "invalid_request_error" } else { "server_error" },
             "code": if status == 401 { "invalid_api_key" } else { "server_error" },
@@ -316,10 +330,7 @@ fn error(api: Api, status: u16, message: Option<&str>, reset_secs: Option<u64>) 
     };
     let mut r = json_response(code, &body);
     if status == 429 {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            + reset;
+        let at = reset_at;
         let h = r.headers_mut();
         for (k, v) in [
             ("retry-after", reset.to_string()),

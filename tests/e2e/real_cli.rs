@@ -1,0 +1,426 @@
+//! The real agent CLIs under `sfd`: Claude Code, Codex and OpenCode, pinned in
+//! `tests/agents/` (installed by `npm ci --prefix tests/agents`), each pointed at
+//! `sf-model-server` on loopback, which plays a script of model turns. What a user depends
+//! on: a worker finishes a task and its branch merges; a CLI that cannot authenticate takes
+//! its agent out after one run and charges no task; a usage limit pauses the adapter across
+//! a restart; a model that never answers is stopped after `stall_timeout`; a stream cut
+//! mid-turn fails the run with the CLI's own words; a handed-off task continues its session.
+//!
+//! A missing CLI fails these tests with the install command: it is never a skip.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use sf_proto::{AgentDetail, TaskStatus};
+
+use crate::fleet::wait_status;
+use crate::harness::TestDaemon;
+
+/// The agent CLIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cli {
+    Claude,
+    Codex,
+    Opencode,
+}
+
+impl Cli {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Claude => "claude",
+            Self::Codex => "codex",
+            Self::Opencode => "opencode",
+        }
+    }
+
+    /// The pinned CLI; a missing one is an install failure.
+    fn path(self) -> PathBuf {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("agents/node_modules/.bin")
+            .join(self.name());
+        assert!(
+            bin.exists(),
+            "the pinned {} CLI is not installed at {}: run `npm ci --prefix tests/agents` \
+             (Node.js 20+ with npm)",
+            self.name(),
+            bin.display()
+        );
+        bin
+    }
+}
+
+/// `sf-model-server` playing `script`; killed on drop.
+struct ModelServer {
+    child: Child,
+    addr: String,
+    requests: PathBuf,
+}
+
+impl ModelServer {
+    fn start(dir: &Path, script: &Value) -> Self {
+        let script_path = dir.join("model-script.json");
+        fs::write(&script_path, script.to_string()).expect("write the script");
+        let requests = dir.join("model-requests.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sf-model-server"))
+            .arg("--script")
+            .arg(&script_path)
+            .arg("--requests")
+            .arg(&requests)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sf-model-server");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read the server's first line");
+        let addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            addr,
+            requests,
+        }
+    }
+
+    /// The main requests the server played, in order.
+    fn played(&self) -> Vec<Value> {
+        fs::read_to_string(&self.requests)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["main"] == json!(true))
+            .collect()
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The model the agents are registered with (OpenCode's provider is `mock`).
+const OPENCODE_MODEL: &str = "mock/sf-test-model";
+
+/// A workspace whose daemon points the CLIs at `base` (the server's `http://ADDR`), with
+/// the API key granted as a secret when `key`. As root, Claude Code needs `IS_SANDBOX=1`,
+/// passed through like a user on a sandbox machine would.
+fn workspace(base: &str, key: bool, extra: &str) -> TestDaemon {
+    let mut td = TestDaemon::stopped();
+    crate::fleet::configure(
+        &td,
+        &format!(
+            "env_passthrough = [\"ANTHROPIC_BASE_URL\", \"IS_SANDBOX\", \
+             \"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC\", \"DISABLE_AUTOUPDATER\", \
+             \"OPENCODE_CONFIG_CONTENT\", \"OPENCODE_DISABLE_AUTOUPDATE\", \
+             \"OPENCODE_DISABLE_MODELS_FETCH\"]\n{extra}"
+        ),
+        "test_command = \"test -f README.md\"",
+    );
+    let cfg = td.repo.join(".sf/config.toml");
+    let text = fs::read_to_string(&cfg).expect("read config");
+    let text = text.replacen(
+        "\n[secrets]\n",
+        "\n[secrets]\nANTHROPIC_API_KEY = \"env:SF_TEST_KEY\"\nMOCK_API_KEY = \"env:SF_TEST_KEY\"\n",
+        1,
+    );
+    fs::write(&cfg, text).expect("write config");
+    // Codex reads its provider from its own config, as a user would set it up
+    let codex = td.home.join(".codex");
+    fs::create_dir_all(&codex).expect("mkdir .codex");
+    fs::write(
+        codex.join("config.toml"),
+        format!(
+            "model = \"sf-test-model\"\nmodel_provider = \"mock\"\n\
+             [model_providers.mock]\nname = \"mock\"\nbase_url = \"{base}/v1\"\n\
+             env_key = \"MOCK_API_KEY\"\nwire_api = \"responses\"\n\
+             request_max_retries = 0\nstream_max_retries = 0\n"
+        ),
+    )
+    .expect("write codex config");
+    let opencode = json!({
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": false,
+        "share": "disabled",
+        "provider": {"mock": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "mock",
+            "options": {"baseURL": format!("{base}/v1"), "apiKey": "{env:MOCK_API_KEY}"},
+            "models": {"sf-test-model": {"name": "sf-test-model"}}
+        }}
+    })
+    .to_string();
+    let mut env = vec![
+        ("ANTHROPIC_BASE_URL", base.to_owned()),
+        ("IS_SANDBOX", "1".to_owned()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
+        ("DISABLE_AUTOUPDATER", "1".to_owned()),
+        ("OPENCODE_CONFIG_CONTENT", opencode),
+        ("OPENCODE_DISABLE_AUTOUPDATE", "1".to_owned()),
+        ("OPENCODE_DISABLE_MODELS_FETCH", "1".to_owned()),
+    ];
+    if key {
+        env.push(("SF_TEST_KEY", "sk-sf-test".to_owned()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    td.spawn_with(&env);
+    td
+}
+
+/// Registers worker `name` running the pinned `cli`, with the key when `key`.
+fn register(td: &TestDaemon, name: &str, cli: Cli, key: bool) {
+    let path = cli.path();
+    let mut args: Vec<String> = [
+        "agent",
+        "register",
+        name,
+        "--role",
+        "worker",
+        "--adapter",
+        cli.name(),
+        "--command",
+    ]
+    .map(String::from)
+    .into();
+    args.push(path.display().to_string());
+    if key {
+        let secret = if cli == Cli::Claude {
+            "ANTHROPIC_API_KEY"
+        } else {
+            "MOCK_API_KEY"
+        };
+        args.extend(["--secret".to_owned(), secret.to_owned()]);
+    }
+    if cli == Cli::Opencode {
+        args.extend(["--model".to_owned(), OPENCODE_MODEL.to_owned()]);
+    }
+    td.sfctl().args(&args).success();
+}
+
+/// The task once every run of it has ended and recorded what its CLI reported (a worker
+/// may still be exiting when its merged task closes).
+fn runs_recorded(td: &TestDaemon, id: &str) -> sf_proto::TaskDetail {
+    td.wait_for("every run to be recorded", || {
+        let t = td.show_task(id);
+        if t.runs
+            .iter()
+            .all(|r| r.ended_at.is_some() && r.usage.is_some())
+        {
+            Ok(t)
+        } else {
+            Err(t.runs)
+        }
+    })
+}
+
+/// A script that writes a file, commits it and completes the task, as a model would.
+fn finishing_script() -> Value {
+    json!([
+        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && \"$SF_SFCTL\" task complete --summary 'added model.txt'"},
+        {"text": "Done: model.txt is committed and the task is complete."}
+    ])
+}
+
+fn completes_and_merges(cli: Cli) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(dir.path(), &finishing_script());
+    let td = workspace(&format!("http://{}", server.addr), true, "");
+    crate::fleet::steward(&td);
+    let id = td.create_task("add model.txt", &[]).task.id.to_string();
+    register(&td, "w1", cli, true);
+    wait_status(&td, &id, TaskStatus::Closed);
+    let t = runs_recorded(&td, &id);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        t.runs
+    );
+    let usage = t.runs[0].usage.clone().unwrap_or_default();
+    assert!(usage.session_id.is_some(), "the CLI's session: {usage:?}");
+    assert!(
+        usage.input_tokens > 0,
+        "tokens read from the stream: {usage:?}"
+    );
+    let merged = crate::fleet::git(&td.repo, &["show", "main:model.txt"]);
+    assert_eq!(merged.trim(), "written by the model");
+    assert_eq!(server.played().len(), 2, "{:?}", server.played());
+}
+
+#[test]
+fn codex_completes_a_task_and_its_branch_merges() {
+    completes_and_merges(Cli::Codex);
+}
+
+#[test]
+fn claude_completes_a_task_and_its_branch_merges() {
+    completes_and_merges(Cli::Claude);
+}
+
+#[test]
+fn opencode_completes_a_task_and_its_branch_merges() {
+    completes_and_merges(Cli::Opencode);
+}
+
+/// Two tasks, one agent that cannot authenticate: one run, the agent disabled with the
+/// CLI's words and the fix, no task charged.
+fn cannot_authenticate(cli: Cli, key: bool, fix: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(dir.path(), &json!([{"status": 401}]));
+    let td = workspace(&format!("http://{}", server.addr), key, "max_attempts = 1");
+    let a = td.create_task("first", &[]).task.id.to_string();
+    let b = td.create_task("second", &[]).task.id.to_string();
+    register(&td, "w1", cli, key);
+    let agent: AgentDetail = td.wait_for("the agent to be disabled", || {
+        let a: AgentDetail = td.sfctl().args(["agent", "show", "w1"]).json();
+        if a.agent.enabled { Err(a.runs) } else { Ok(a) }
+    });
+    assert_eq!(agent.runs.len(), 1, "{:?}", agent.runs);
+    assert_eq!(agent.runs[0].outcome.as_deref(), Some("auth_failed"));
+    let reason = agent.agent.disabled_reason.unwrap_or_default();
+    assert!(reason.contains("could not authenticate"), "{reason}");
+    assert!(reason.contains(fix), "the fix: {reason}");
+    td.wait_for("both tasks open again", || {
+        let ts: Vec<_> = [&a, &b].iter().map(|id| td.show_task(id)).collect();
+        if ts
+            .iter()
+            .all(|t| t.task.status == TaskStatus::Open && t.attempts == 0)
+        {
+            Ok(())
+        } else {
+            Err(ts
+                .iter()
+                .map(|t| (t.task.status, t.attempts))
+                .collect::<Vec<_>>())
+        }
+    });
+}
+
+#[test]
+fn claude_not_logged_in_disables_its_agent_after_one_run() {
+    // no key and no login: Claude Code answers "Not logged in" without calling the model
+    cannot_authenticate(Cli::Claude, false, "claude login");
+}
+
+#[test]
+fn codex_refused_by_the_api_disables_its_agent_after_one_run() {
+    cannot_authenticate(Cli::Codex, true, "codex login");
+}
+
+#[test]
+fn opencode_refused_by_the_api_disables_its_agent_after_one_run() {
+    cannot_authenticate(Cli::Opencode, true, "opencode auth login");
+}
+
+#[test]
+fn a_codex_usage_limit_pauses_codex_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(dir.path(), &json!([{"status": 429, "reset_secs": 5400}]));
+    let mut td = workspace(&format!("http://{}", server.addr), true, "");
+    let id = td.create_task("limited", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Codex, true);
+    let t = td.wait_for("the run to end", || {
+        let t = td.show_task(&id);
+        match t.runs.first() {
+            Some(r) if r.ended_at.is_some() && t.task.status == TaskStatus::Open => Ok(t),
+            _ => Err((t.task.status, t.runs)),
+        }
+    });
+    assert_eq!(t.runs[0].outcome.as_deref(), Some("usage_limited"));
+    assert_eq!(t.attempts, 0);
+    let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    let until = *st.paused_adapters.get("codex").expect("codex is paused");
+    let ahead = until - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::minutes(60),
+        "paused until Codex's `try again at` time, about 90 minutes ahead: {until}"
+    );
+    td.restart();
+    let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
+    assert_eq!(st.paused_adapters.get("codex"), Some(&until));
+    td.wait_ticks(3);
+    assert_eq!(
+        td.show_task(&id).runs.len(),
+        1,
+        "not dispatched to codex again"
+    );
+}
+
+#[test]
+fn a_codex_run_whose_model_never_answers_is_stopped_as_stalled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(dir.path(), &json!([{"hang": true}]));
+    let td = workspace(
+        &format!("http://{}", server.addr),
+        true,
+        "max_attempts = 1\nstall_timeout = \"3s\"",
+    );
+    let id = td.create_task("unreachable model", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Codex, true);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("stalled"),
+        "{:?}",
+        t.runs
+    );
+    assert_eq!(t.attempts, 1);
+}
+
+#[test]
+fn a_stream_cut_mid_turn_fails_the_run_with_the_clis_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(dir.path(), &json!([{"cut": true}]));
+    let td = workspace(&format!("http://{}", server.addr), true, "max_attempts = 1");
+    let id = td.create_task("cut off", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Codex, true);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(t.runs[0].outcome.as_deref(), Some("failed"), "{:?}", t.runs);
+    let notes: Vec<&str> = t.notes.iter().map(|n| n.text.as_str()).collect();
+    let note = notes.join("\n");
+    assert!(note.contains("codex said:"), "{note}");
+    assert!(note.contains("stream"), "Codex's own words: {note}");
+}
+
+#[test]
+fn a_codex_task_handed_off_continues_its_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ModelServer::start(
+        dir.path(),
+        &json!([
+            {"bash": "\"$SF_SFCTL\" task handoff --note 'half done, continue'"},
+            {"text": "Handed off."},
+            {"bash": "echo second > second.txt && git add second.txt && git commit -qm second && \"$SF_SFCTL\" task complete --summary 'finished'"},
+            {"text": "Finished."}
+        ]),
+    );
+    let td = workspace(
+        &format!("http://{}", server.addr),
+        true,
+        "resume_on_handoff = true",
+    );
+    crate::fleet::steward(&td);
+    let id = td.create_task("two sittings", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Codex, true);
+    wait_status(&td, &id, TaskStatus::Closed);
+    let t = runs_recorded(&td, &id);
+    assert_eq!(t.runs.len(), 2, "{:?}", t.runs);
+    let (second, first) = (&t.runs[0], &t.runs[1]);
+    assert_eq!(first.outcome.as_deref(), Some("handed_off"));
+    let session = |r: &sf_proto::RunSummary| r.usage.as_ref().and_then(|u| u.session_id.clone());
+    assert!(session(first).is_some());
+    assert_eq!(session(second), session(first), "the same Codex thread");
+    let played = server.played();
+    assert_eq!(played.len(), 4, "{played:?}");
+    // the resumed run's first request carries the first run's conversation
+    let messages = |r: &Value| r["messages"].as_u64().unwrap_or(0);
+    assert!(messages(&played[2]) > messages(&played[1]), "{played:?}");
+}
