@@ -250,6 +250,18 @@ fn completes_and_merges(cli: Cli) {
         usage.input_tokens > 0,
         "tokens read from the stream: {usage:?}"
     );
+    // the run's log as a transcript: the tool call, how it ended, the answer
+    let shown = td.sfctl().args(["logs", &id]).success();
+    assert!(shown.contains("▸ "), "{shown}");
+    assert!(
+        shown.contains("echo 'written by the model' > model.txt"),
+        "{shown}"
+    );
+    assert!(shown.contains("  ✓ "), "{shown}");
+    assert!(shown.contains("Done: model.txt is committed"), "{shown}");
+    assert!(shown.contains("tokens: "), "{shown}");
+    let raw = td.sfctl().args(["logs", &id, "--raw"]).success();
+    assert!(raw.lines().any(|l| l.starts_with("{\"type\"")), "{raw}");
     let merged = crate::fleet::git(&td.repo, &["show", "main:model.txt"]);
     assert_eq!(merged.trim(), "written by the model");
     assert_eq!(server.played().len(), 2, "{:?}", server.played());

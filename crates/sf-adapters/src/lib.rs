@@ -62,6 +62,7 @@ mod command;
 mod limit;
 mod opencode;
 mod report;
+pub mod transcript;
 
 pub use argv::split_command;
 pub use auth::auth_fix;

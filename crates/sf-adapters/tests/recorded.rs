@@ -116,3 +116,69 @@ fn a_stream_cut_mid_turn_is_a_plain_failure() {
         );
     }
 }
+
+fn transcript(adapter: Adapter, case: &str) -> Vec<sf_adapters::transcript::Entry> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(adapter.as_str())
+        .join("recorded")
+        .join(format!("{case}.jsonl"));
+    let log = std::fs::read_to_string(path).expect("fixture");
+    let mut t = sf_adapters::transcript::Transcript::new(Some(adapter));
+    log.lines().flat_map(|l| t.entries(l)).collect()
+}
+
+#[test]
+fn each_clis_transcript_shows_the_call_its_end_the_answer_and_the_usage() {
+    use sf_adapters::transcript::Entry;
+    for adapter in [Adapter::Claude, Adapter::Codex, Adapter::Opencode] {
+        let t = transcript(adapter, "success");
+        let call = t.iter().find_map(|e| match e {
+            Entry::ToolCall { input, .. } => Some(input.clone()),
+            _ => None,
+        });
+        assert!(
+            call.is_some_and(|c| c.contains("echo note > note.txt")),
+            "{adapter}: {t:#?}"
+        );
+        assert!(
+            t.iter().any(|e| matches!(e, Entry::ToolResult { ok: true, output } if output.contains("committed"))),
+            "{adapter}: {t:#?}"
+        );
+        assert!(
+            t.iter()
+                .any(|e| matches!(e, Entry::Text(s) if s == "Done: note.txt is committed.")),
+            "{adapter}: {t:#?}"
+        );
+        assert!(
+            t.iter()
+                .any(|e| matches!(e, Entry::Usage { input, .. } if *input > 0)),
+            "{adapter}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_run_shows_the_clis_error_in_full() {
+    use sf_adapters::transcript::Entry;
+    // Claude Code 2.1's `result` line is over a kilobyte, its text among the last keys
+    let t = transcript(Adapter::Claude, "not_logged_in");
+    assert!(
+        t.contains(&Entry::Result {
+            success: false,
+            text: "Not logged in · Please run /login".into()
+        }),
+        "{t:#?}"
+    );
+    let t = transcript(Adapter::Codex, "unauthorized");
+    assert!(
+        t.iter().any(|e| matches!(e, Entry::Result { success: false, text } if text.contains("401 Unauthorized"))),
+        "{t:#?}"
+    );
+    // the CLI's stderr is kept as it is
+    assert!(
+        t.iter()
+            .any(|e| matches!(e, Entry::Plain(l) if l.starts_with("WARNING"))),
+        "{t:#?}"
+    );
+}

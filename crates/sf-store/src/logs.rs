@@ -39,7 +39,8 @@ impl Store {
             ("r.task = ?1", k.into())
         };
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT r.id, t.id, r.agent, r.log_path, r.ended_at IS NULL FROM runs r LEFT JOIN tasks t ON t.key = r.task
+            "SELECT r.id, t.id, r.agent, r.log_path, r.ended_at IS NULL, json_extract(a.spec, '$.adapter')
+             FROM runs r LEFT JOIN tasks t ON t.key = r.task LEFT JOIN agents a ON a.name = r.agent
              WHERE {cond} AND r.log_path IS NOT NULL ORDER BY r.id DESC LIMIT 50"
         ))?;
         let rows = stmt.query_map([arg], |r| {
@@ -52,6 +53,7 @@ impl Store {
                 path: r.get(3)?,
                 live: r.get(4)?,
                 merge_request: None,
+                adapter: r.get::<_, Option<String>>(5)?.and_then(|a| a.parse().ok()),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -76,6 +78,7 @@ impl Store {
                 path: path.clone(),
                 live: mr.state == sf_proto::MergeState::Testing && i + 1 == last,
                 merge_request: Some(sf_proto::MergeRequestId(n)),
+                adapter: None,
             })
             .collect())
     }
@@ -97,6 +100,7 @@ impl Store {
                 path: r.get(2)?,
                 live: r.get(3)?,
                 merge_request: r.get::<_, Option<i64>>(0)?.map(sf_proto::MergeRequestId),
+                adapter: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

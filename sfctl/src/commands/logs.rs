@@ -1,5 +1,8 @@
-//! `sfctl logs`: the log file of a task's or an agent's run, optionally followed while the
-//! run is live. The daemon says where the files are; sfctl reads them itself (same machine).
+//! `sfctl logs`: the log file of a task's or an agent's run, rendered as a transcript (or
+//! `--raw`), optionally followed while the run is live. The daemon says where the files
+//! are and whose stream they hold; sfctl reads them itself (same machine).
+
+mod transcript;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -26,6 +29,11 @@ Print the log of a task's or an agent's run: what the worker process wrote on st
 stderr. The newest run by default, or --run N; --all prints every run's log (the 50 newest
 runs), oldest first, each under a `==> run N (agent, task) <==` header.
 
+A run of Claude Code, Codex or OpenCode is shown as a transcript: what the agent wrote, each
+tool call (`▸ Bash git commit …`) with how it ended (`✓`/`✗` and the first line of its
+output), the tokens used, and the final result or the CLI's error in full. --raw prints the
+CLI's JSON Lines as they are (a `command` agent's output is always shown as it is).
+
 The merge queue's test output: `mr:ID` for each attempt of merge request ID (--run N is
 attempt N), or the merge steward's name for the last test of each request (--run N is
 request N).
@@ -36,7 +44,8 @@ With --json, print the runs' log files as JSON ([{run, task, agent, path, live}]
 runs only) instead of their content.",
     after_help = "\
 Examples:
-  sfctl logs k3f9xq              # the newest run of task k3f9xq
+  sfctl logs k3f9xq              # the newest run of task k3f9xq, as a transcript
+  sfctl logs k3f9xq --raw        # the same, as the CLI's JSON Lines
   sfctl logs w1 --follow         # agent w1's newest run, live
   sfctl logs k3f9xq --run 12
   sfctl logs k3f9xq --all | less
@@ -57,6 +66,52 @@ pub struct LogsArgs {
     /// Every run's log, oldest first, each under a header
     #[arg(long)]
     pub all: bool,
+    /// The log as the CLI wrote it (JSON Lines), not rendered
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// Where a log's bytes go: to stdout as they are, or through a transcript renderer.
+enum Sink {
+    Raw,
+    Rendered(transcript::Renderer),
+}
+
+impl Sink {
+    fn new(r: &LogRef, raw: bool, color: bool) -> Self {
+        match r.adapter {
+            Some(adapter) if !raw => {
+                Self::Rendered(transcript::Renderer::new(Some(adapter), color))
+            }
+            _ => Self::Raw,
+        }
+    }
+
+    /// Moves what `log` has now to stdout.
+    fn pump(&mut self, ctx: &mut Context, log: &mut impl Read, what: &str) -> CliResult {
+        match self {
+            Self::Raw => ctx.ui.copy_from(log, what).map(|_| ()),
+            Self::Rendered(r) => {
+                let mut bytes = Vec::new();
+                log.read_to_end(&mut bytes)
+                    .map_err(|e| CliError::io(format!("failed to read {what}"), &e))?;
+                for line in r.feed(&bytes) {
+                    ctx.ui.line(line)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The end of the log: a last line without its newline.
+    fn finish(&mut self, ctx: &mut Context) -> CliResult {
+        if let Self::Rendered(r) = self {
+            for line in r.finish() {
+                ctx.ui.line(line)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn run(ctx: &mut Context, args: &LogsArgs) -> CliResult {
@@ -90,12 +145,16 @@ pub fn run(ctx: &mut Context, args: &LogsArgs) -> CliResult {
             ctx.ui.line(header(r))?;
         }
         let mut log = LastByte::new(open_log(r)?);
-        ctx.ui
-            .copy_from(&mut log, &format!("log file {}", r.path))?;
-        ends_with_newline = log.last.is_none_or(|b| b == b'\n');
+        let mut sink = Sink::new(r, args.raw, ctx.ui.color);
+        let what = format!("log file {}", r.path);
+        sink.pump(ctx, &mut log, &what)?;
         if args.follow && r.live {
-            return follow(ctx, target, r, &mut log);
+            follow(ctx, target, r, &mut log, &mut sink)?;
+            return sink.finish(ctx);
         }
+        sink.finish(ctx)?;
+        ends_with_newline =
+            matches!(sink, Sink::Rendered(_)) || log.last.is_none_or(|b| b == b'\n');
     }
     Ok(())
 }
@@ -203,24 +262,27 @@ fn wait_for_first_run(ctx: &mut Context, target: &str) -> CliResult<Vec<LogRef>>
 
 /// Prints what run `r` appends to its log (read so far up to `log`'s position) until the
 /// daemon no longer lists the run as live, then what is left.
-fn follow(ctx: &mut Context, target: &str, r: &LogRef, log: &mut impl Read) -> CliResult {
+fn follow(
+    ctx: &mut Context,
+    target: &str,
+    r: &LogRef,
+    log: &mut impl Read,
+    sink: &mut Sink,
+) -> CliResult {
     let what = format!("log file {}", r.path);
     let mut polls = 0u32;
     let mut warned = false;
     loop {
         ctx.ui.flush()?;
         thread::sleep(POLL);
-        ctx.ui.copy_from(log, &what)?;
+        sink.pump(ctx, log, &what)?;
         polls += 1;
         if !polls.is_multiple_of(POLLS_PER_LIVENESS_CHECK) {
             continue;
         }
         match fetch(ctx, target) {
             Ok(refs) if refs.iter().any(|l| l.run == r.run && l.live) => {}
-            Ok(_) => {
-                ctx.ui.copy_from(log, &what)?;
-                return Ok(());
-            }
+            Ok(_) => return sink.pump(ctx, log, &what),
             // A daemon restart must not end the follow: workers outlive it.
             Err(e) if e.kind == CliErrorKind::Unreachable => {
                 if !warned {
@@ -270,6 +332,7 @@ mod tests {
             agent: "w1".into(),
             path: format!("/ws/.sf/logs/{run}.log"),
             live,
+            adapter: None,
         }
     }
 

@@ -185,4 +185,8 @@ pub struct LogRef {
     /// steward's listing the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_request: Option<MergeRequestId>,
+    /// Whose stream the log holds (its agent's adapter), for `sfctl logs` to render it;
+    /// `None` for a merge test's log or an agent since removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::Adapter>,
 }
