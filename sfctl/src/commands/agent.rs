@@ -464,7 +464,9 @@ pub fn run_table(ui: &mut Ui, runs: &[RunSummary], of: RunsOf) -> CliResult {
     ui.line(text)
 }
 
-/// The run table: RUN AGENT|TASK EPOCH STARTED ENDED EXIT OUTCOME TOKENS COST.
+/// The run table: RUN AGENT|TASK EPOCH STARTED ENDED EXIT OUTCOME TOKENS COST ERROR. ERROR
+/// is the first line of what the CLI said when the run did not complete or hand off (`task
+/// show` has it in full, in the run's note); it is the column that gives way first.
 pub fn render_runs(
     runs: &[RunSummary],
     of: RunsOf,
@@ -491,13 +493,18 @@ pub fn render_runs(
                     None,
                 ),
                 cell(color, or_dash(r.exit_code), None),
-                cell(color, r.outcome.as_deref().unwrap_or("running"), None),
+                cell(
+                    color,
+                    r.outcome.as_deref().unwrap_or("running"),
+                    outcome_color(r.outcome.as_deref()),
+                ),
                 cell(color, or_dash(usage.map(tokens)), None),
                 cell(
                     color,
                     or_dash(usage.and_then(|u| u.cost_usd).map(dollars)),
                     None,
                 ),
+                cell(color, run_error(r), None),
             ]
         })
         .collect();
@@ -507,12 +514,36 @@ pub fn render_runs(
     };
     render_table(
         &[
-            "RUN", who, "EPOCH", "STARTED", "ENDED", "EXIT", "OUTCOME", "TOKENS", "COST",
+            "RUN", who, "EPOCH", "STARTED", "ENDED", "EXIT", "OUTCOME", "TOKENS", "COST", "ERROR",
         ],
         rows,
         color,
         width,
     )
+}
+
+/// Green for a run that did its work, red for one that failed, none while it runs.
+fn outcome_color(outcome: Option<&str>) -> Option<Color> {
+    match outcome? {
+        "completed" | "handed_off" => Some(Color::Green),
+        "stopped" | "interrupted" | "usage_limited" => Some(Color::Yellow),
+        _ => Some(Color::Red),
+    }
+}
+
+/// The first line of what the CLI said about a run that did not complete or hand off.
+fn run_error(r: &RunSummary) -> String {
+    let failed = r
+        .outcome
+        .as_deref()
+        .is_some_and(|o| !matches!(o, "completed" | "handed_off"));
+    let said = r
+        .usage
+        .as_ref()
+        .and_then(|u| u.result.as_deref())
+        .filter(|_| failed)
+        .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
+    said.map_or_else(|| "-".to_owned(), str::to_owned)
 }
 
 /// Input plus output tokens, short: `950`, `12.3k`, `1.2M`; `-` when none were reported.
@@ -598,13 +629,50 @@ mod tests {
         let text = render_runs(&[run(9), done.clone()], RunsOf::Task, false, None, now);
         assert_eq!(
             text,
-            "RUN  AGENT  EPOCH  STARTED  ENDED   EXIT  OUTCOME    TOKENS  COST\n\
-             9    w1     2      10m ago  -       -     running    -       -\n\
-             7    w1     2      10m ago  2m ago  0     completed  12.3k   $0.42"
+            "RUN  AGENT  EPOCH  STARTED  ENDED   EXIT  OUTCOME    TOKENS  COST   ERROR\n\
+             9    w1     2      10m ago  -       -     running    -       -      -\n\
+             7    w1     2      10m ago  2m ago  0     completed  12.3k   $0.42  -"
         );
         let text = render_runs(&[done], RunsOf::Agent, false, None, now);
         assert!(text.starts_with("RUN  TASK    EPOCH"), "{text}");
         assert!(text.contains("7    k3f9xq  2"), "{text}");
+    }
+
+    /// A failed run shows the first line of what its CLI said; the error gives way first
+    /// on a narrow terminal.
+    #[test]
+    fn a_failed_run_shows_its_clis_error() {
+        let mut failed = run(4);
+        failed.ended_at = Some("2025-05-01T11:58:00Z".parse().unwrap());
+        failed.exit_code = Some(1);
+        failed.outcome = Some("auth_failed".into());
+        failed.usage = Some(RunUsage {
+            result: Some("Not logged in · Please run /login\nmore".into()),
+            ..RunUsage::default()
+        });
+        let now = "2025-05-01T12:00:00Z".parse().unwrap();
+        let text = render_runs(
+            std::slice::from_ref(&failed),
+            RunsOf::Task,
+            false,
+            None,
+            now,
+        );
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("auth_failed  -       -     Not logged in · Please run /login"),
+            "{text}"
+        );
+        let narrow = render_runs(&[failed], RunsOf::Task, false, Some(80), now);
+        for line in narrow.lines() {
+            assert!(
+                unicode_width::UnicodeWidthStr::width(line) <= 80,
+                "{narrow}"
+            );
+        }
+        assert!(narrow.contains("auth_failed"), "{narrow}");
     }
 
     #[test]
