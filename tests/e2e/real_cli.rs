@@ -264,7 +264,9 @@ fn completes_and_merges(cli: Cli) {
     assert!(raw.lines().any(|l| l.starts_with("{\"type\"")), "{raw}");
     let merged = crate::fleet::git(&td.repo, &["show", "main:model.txt"]);
     assert_eq!(merged.trim(), "written by the model");
-    assert_eq!(server.played().len(), 2, "{:?}", server.played());
+    let played = server.played();
+    assert!(matches!(played.len(), 1 | 2), "{played:?}");
+    assert!(played[0]["played"]["bash"].is_string(), "{played:?}");
 }
 
 #[test]
