@@ -3,7 +3,7 @@
 # against sf-model-server, into crates/sf-adapters/tests/fixtures/<cli>/recorded/<case>.jsonl,
 # for the parser tests. Run it again after bumping a version in tests/agents/package.json:
 #
-#   npm ci --prefix tests/agents && bash tests/agents/record.sh
+#   npm install --prefix tests/agents --no-save && bash tests/agents/record.sh
 #
 # Each case is a script of model turns (see tests/bin/model_server.rs). No network: the CLIs
 # talk only to the server on loopback.

@@ -1,5 +1,5 @@
 //! The real agent CLIs under `sfd`: Claude Code, Codex and OpenCode, pinned in
-//! `tests/agents/` (installed by `npm ci --prefix tests/agents`), each pointed at
+//! `tests/agents/` (installed by `npm install --prefix tests/agents --no-save`), each pointed at
 //! `sf-model-server` on loopback, which plays a script of model turns. What a user depends
 //! on: a worker finishes a task and its branch merges; a CLI that cannot authenticate takes
 //! its agent out after one run and charges no task; a usage limit pauses the adapter across
@@ -43,7 +43,7 @@ impl Cli {
             .join(self.name());
         assert!(
             bin.exists(),
-            "the pinned {} CLI is not installed at {}: run `npm ci --prefix tests/agents` \
+            "the pinned {} CLI is not installed at {}: run `npm install --prefix tests/agents --no-save` \
              (Node.js 20+ with npm)",
             self.name(),
             bin.display()
