@@ -438,3 +438,32 @@ fn a_codex_task_handed_off_continues_its_session() {
     let messages = |r: &Value| r["messages"].as_u64().unwrap_or(0);
     assert!(messages(&played[2]) > messages(&played[1]), "{played:?}");
 }
+
+/// Codex with no network answers every refused connection with `Reconnecting... waiting for
+/// network` and never exits: those notices are not progress, so `stall_timeout` stops it.
+#[test]
+fn a_codex_run_with_the_model_unreachable_is_stopped_as_stalled() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let td = workspace(
+        &format!("http://{addr}"),
+        true,
+        "max_attempts = 1\nstall_timeout = \"3s\"",
+    );
+    // Codex's own retries, as a user has them (the other tests turn them off to be quick)
+    let config = td.home.join(".codex/config.toml");
+    let text = fs::read_to_string(&config).expect("codex config");
+    let text = text.replace("request_max_retries = 0\nstream_max_retries = 0\n", "");
+    fs::write(&config, text).expect("write codex config");
+    let id = td.create_task("no network", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Codex, true);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("stalled"),
+        "{:?}",
+        t.runs
+    );
+    assert_eq!(t.attempts, 1);
+}
