@@ -325,6 +325,12 @@ fn claude_not_logged_in_disables_its_agent_after_one_run() {
 }
 
 #[test]
+fn claude_refused_by_the_api_disables_its_agent_after_one_run() {
+    // Claude Code retries a refused key ten times over minutes: sfd stops it at the first
+    cannot_authenticate(Cli::Claude, true, "claude login");
+}
+
+#[test]
 fn codex_refused_by_the_api_disables_its_agent_after_one_run() {
     cannot_authenticate(Cli::Codex, true, "codex login");
 }

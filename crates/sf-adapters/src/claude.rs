@@ -125,6 +125,18 @@ struct ResultMessage {
     api_error_status: Option<u16>,
 }
 
+/// A `system` line; `api_retry` ones say why Claude Code calls the API again.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Retry {
+    subtype: Option<String>,
+    session_id: Option<String>,
+    error: Option<String>,
+    error_status: Option<u16>,
+    attempt: Option<u32>,
+    max_retries: Option<u32>,
+}
+
 /// State across the lines of one run.
 #[derive(Default)]
 pub(super) struct Parser {
@@ -166,6 +178,24 @@ impl StreamParser for Parser {
                     && res.subtype.is_some()
                 {
                     self.result(res, now, &mut out);
+                }
+            }
+            "system" => {
+                if let Ok(r) = serde_json::from_str::<Retry>(line) {
+                    note_session(&mut self.session, r.session_id.as_deref(), &mut out);
+                    let auth = r.error_status == Some(401)
+                        || r.error.as_deref() == Some("authentication_failed");
+                    if r.subtype.as_deref() == Some("api_retry") && auth {
+                        out.push(Signal::AuthFailed {
+                            message: format!(
+                                "API Error: {} {} (Claude Code retries it, attempt {} of {})",
+                                r.error_status.unwrap_or(401),
+                                r.error.as_deref().unwrap_or("authentication_failed"),
+                                r.attempt.unwrap_or(1),
+                                r.max_retries.unwrap_or(0)
+                            ),
+                        });
+                    }
                 }
             }
             _ => {

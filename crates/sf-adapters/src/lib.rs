@@ -388,6 +388,17 @@ pub fn is_progress(adapter: Adapter, line: &str) -> bool {
     .any(|m| t.contains(m))
 }
 
+/// Whether a line says the CLI cannot get on whatever it retries: it reports an
+/// authentication failure (Claude Code retries a refused key ten times over minutes, Codex
+/// five). sf stops such a run at once rather than waiting for `stall_timeout`.
+pub fn is_hopeless(adapter: Adapter, line: &str) -> bool {
+    adapter != Adapter::Command
+        && parser(adapter)
+            .feed_line(line)
+            .iter()
+            .any(|s| matches!(s, Signal::AuthFailed { .. }))
+}
+
 /// Longest result text kept, in bytes.
 const MAX_RESULT_TEXT: usize = 8 * 1024;
 

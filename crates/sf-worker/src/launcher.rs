@@ -194,7 +194,8 @@ pub enum EndReason {
     TimedOut,
     /// It was stopped.
     Stopped,
-    /// Its output showed no progress for [`Stall::after`]; it was stopped.
+    /// Its output showed no progress for [`Stall::after`], or said its CLI cannot get on
+    /// whatever it retries (an authentication failure); it was stopped.
     Stalled,
 }
 
@@ -313,7 +314,7 @@ impl Run {
                     EndReason::Stalled => {
                         tracing::warn!(
                             pid,
-                            "a run showed no progress for its stall timeout; stopping its group"
+                            "a run showed no progress for its stall timeout, or only retried an authentication failure; stopping its group"
                         );
                     }
                     _ => {}
@@ -342,10 +343,13 @@ async fn no_progress(activity: Option<crate::log::Activity>, after: Option<Durat
     };
     loop {
         let deadline = activity.last() + after;
-        if tokio::time::Instant::now().into_std() >= deadline {
+        if activity.hopeless() || tokio::time::Instant::now().into_std() >= deadline {
             return;
         }
-        tokio::time::sleep_until(deadline.into()).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = activity.gave_up() => {}
+        }
     }
 }
 
@@ -481,6 +485,30 @@ mod tests {
             .wait(std::future::pending())
             .await;
         assert!(ended.success(), "{:?}", ended.why);
+    }
+
+    /// Claude Code retries a refused key ten times over minutes: the first retry of an
+    /// authentication failure ends the run, however long the stall timeout.
+    #[tokio::test]
+    async fn a_cli_retrying_an_authentication_failure_is_stopped_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":536,"error_status":401,"error":"authentication_failed","session_id":"s1"}"#;
+        let mut spec = RunSpec::shell(
+            Kind::Agent,
+            &format!("echo '{retry}'; sleep 300"),
+            dir.path(),
+            &dir.path().join("log"),
+            Limits {
+                stall: Some(Stall {
+                    after: Duration::from_secs(3600),
+                    stream: sf_proto::Adapter::Claude,
+                }),
+                ..limits(Duration::from_secs(7200))
+            },
+        );
+        spec.log_cap = Some(LogCap::new(crate::log::DEFAULT_MAX));
+        let ended = launch(spec).unwrap().wait(std::future::pending()).await;
+        assert_eq!(ended.why, EndReason::Stalled);
     }
 
     #[tokio::test]

@@ -86,6 +86,10 @@ pub struct Activity {
     origin: Instant,
     /// Milliseconds from `origin` to the last progress.
     last_ms: Arc<AtomicU64>,
+    /// The output said the CLI cannot get on ([`sf_adapters::is_hopeless`]).
+    hopeless: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes the waiter when `hopeless` is set.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Activity {
@@ -95,6 +99,24 @@ impl Activity {
             adapter,
             origin: Instant::now(),
             last_ms: Arc::default(),
+            hopeless: Arc::default(),
+            wake: Arc::default(),
+        }
+    }
+
+    /// Whether the output said the CLI cannot get on (an authentication failure it retries).
+    pub fn hopeless(&self) -> bool {
+        self.hopeless.load(Ordering::Relaxed)
+    }
+
+    /// Completes when the output says the CLI cannot get on.
+    pub async fn gave_up(&self) {
+        loop {
+            let woken = self.wake.notified();
+            if self.hopeless() {
+                return;
+            }
+            woken.await;
         }
     }
 
@@ -117,8 +139,13 @@ impl Activity {
         let mut rest = chunk;
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             partial.extend_from_slice(&rest[..nl]);
-            progressed = partial.len() > LONGEST_NOTICE
-                || sf_adapters::is_progress(self.adapter, &String::from_utf8_lossy(partial));
+            let line = String::from_utf8_lossy(partial);
+            progressed =
+                partial.len() > LONGEST_NOTICE || sf_adapters::is_progress(self.adapter, &line);
+            if !progressed && sf_adapters::is_hopeless(self.adapter, &line) {
+                self.hopeless.store(true, Ordering::Relaxed);
+                self.wake.notify_one();
+            }
             partial.clear();
             rest = &rest[nl + 1..];
             if progressed {
