@@ -36,10 +36,7 @@ fn a_cli_that_cannot_authenticate_disables_its_agent_and_charges_no_task() {
         ),
     );
     worker(&td, "x1", &s, &["--adapter", "codex"]);
-    let agent: AgentDetail = td.wait_for("the agent to be disabled", || {
-        let a: AgentDetail = td.sfctl().args(["agent", "show", "x1"]).json();
-        if a.agent.enabled { Err(a.runs) } else { Ok(a) }
-    });
+    let agent = crate::fleet::wait_disabled(&td, "x1");
     // one run, not one per task: the agent is out of dispatch after the first
     assert_eq!(agent.runs.len(), 1, "{:?}", agent.runs);
     assert_eq!(agent.runs[0].outcome.as_deref(), Some("auth_failed"));
@@ -120,10 +117,7 @@ fn claude_code_under_a_root_sfd_is_refused_with_the_way_out() {
         wait_status(&td, &id, TaskStatus::Review);
         return;
     }
-    let agent: AgentDetail = td.wait_for("the agent to be disabled", || {
-        let a: AgentDetail = td.sfctl().args(["agent", "show", "c1"]).json();
-        if a.agent.enabled { Err(a.runs) } else { Ok(a) }
-    });
+    let agent = crate::fleet::wait_disabled(&td, "c1");
     let reason = agent.agent.disabled_reason.unwrap_or_default();
     assert!(
         reason.contains("as root") && reason.contains("IS_SANDBOX"),

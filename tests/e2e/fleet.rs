@@ -164,6 +164,14 @@ fn git_output(repo: &Path, args: &[&str]) -> std::process::Output {
 
 /// The daemon disabled an agent (its `agent_disabled` event, by `daemon`), saying why with
 /// `mentions` (the program that could not run).
+/// Waits until sfd has disabled agent `name`, and returns it.
+pub fn wait_disabled(td: &TestDaemon, name: &str) -> sf_proto::AgentDetail {
+    td.wait_for(&format!("agent {name} to be disabled"), || {
+        let a: sf_proto::AgentDetail = td.sfctl().args(["agent", "show", name]).json();
+        if a.agent.enabled { Err(a.runs) } else { Ok(a) }
+    })
+}
+
 pub fn assert_disabled_by_daemon(td: &TestDaemon, mentions: &str) {
     let disabled = td
         .events(&[])

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
-use sf_proto::{AgentDetail, TaskStatus};
+use sf_proto::TaskStatus;
 
 use crate::fleet::wait_status;
 use crate::harness::TestDaemon;
@@ -293,10 +293,7 @@ fn cannot_authenticate(cli: Cli, key: bool, fix: &str) {
     let a = td.create_task("first", &[]).task.id.to_string();
     let b = td.create_task("second", &[]).task.id.to_string();
     register(&td, "w1", cli, key);
-    let agent: AgentDetail = td.wait_for("the agent to be disabled", || {
-        let a: AgentDetail = td.sfctl().args(["agent", "show", "w1"]).json();
-        if a.agent.enabled { Err(a.runs) } else { Ok(a) }
-    });
+    let agent = crate::fleet::wait_disabled(&td, "w1");
     assert_eq!(agent.runs.len(), 1, "{:?}", agent.runs);
     assert_eq!(agent.runs[0].outcome.as_deref(), Some("auth_failed"));
     let reason = agent.agent.disabled_reason.unwrap_or_default();
@@ -383,16 +380,7 @@ fn a_codex_run_whose_model_never_answers_is_stopped_as_stalled() {
         true,
         "max_attempts = 1\nstall_timeout = \"3s\"",
     );
-    let id = td.create_task("unreachable model", &[]).task.id.to_string();
-    register(&td, "w1", Cli::Codex, true);
-    let t = wait_status(&td, &id, TaskStatus::Blocked);
-    assert_eq!(
-        t.runs[0].outcome.as_deref(),
-        Some("stalled"),
-        "{:?}",
-        t.runs
-    );
-    assert_eq!(t.attempts, 1);
+    codex_stalls(&td);
 }
 
 #[test]
@@ -462,9 +450,19 @@ fn a_codex_run_with_the_model_unreachable_is_stopped_as_stalled() {
     let text = fs::read_to_string(&config).expect("codex config");
     let text = text.replace("request_max_retries = 0\nstream_max_retries = 0\n", "");
     fs::write(&config, text).expect("write codex config");
-    let id = td.create_task("no network", &[]).task.id.to_string();
-    register(&td, "w1", Cli::Codex, true);
-    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    codex_stalls(&td);
+}
+
+/// A Codex worker on a task, in a workspace with `max_attempts = 1`: stopped as stalled,
+/// its one attempt charged, the task blocked.
+fn codex_stalls(td: &TestDaemon) {
+    let id = td
+        .create_task("waits for its model", &[])
+        .task
+        .id
+        .to_string();
+    register(td, "w1", Cli::Codex, true);
+    let t = wait_status(td, &id, TaskStatus::Blocked);
     assert_eq!(
         t.runs[0].outcome.as_deref(),
         Some("stalled"),

@@ -265,7 +265,9 @@ impl TokenUsage {
             .saturating_add(self.cache_write_tokens)
     }
 
-    fn saturating_add(self, other: Self) -> Self {
+    /// Each count added, saturating.
+    #[must_use]
+    pub fn saturating_add(self, other: Self) -> Self {
         Self {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
@@ -278,7 +280,9 @@ impl TokenUsage {
         }
     }
 
-    fn saturating_sub(self, other: Self) -> Self {
+    /// Each count less `other`'s, stopping at zero.
+    #[must_use]
+    pub fn saturating_sub(self, other: Self) -> Self {
         Self {
             input_tokens: self.input_tokens.saturating_sub(other.input_tokens),
             output_tokens: self.output_tokens.saturating_sub(other.output_tokens),

@@ -433,11 +433,13 @@ pub(crate) fn session_tokens(task: &TaskDetail, session: &str) -> TokenUsage {
         .iter()
         .filter_map(|r| r.usage.as_ref())
         .filter(|u| u.session_id.as_deref() == Some(session))
-        .fold(TokenUsage::default(), |sum, u| TokenUsage {
-            input_tokens: sum.input_tokens + u.input_tokens,
-            output_tokens: sum.output_tokens + u.output_tokens,
-            cache_read_tokens: sum.cache_read_tokens + u.cache_read_tokens,
-            cache_write_tokens: sum.cache_write_tokens + u.cache_write_tokens,
+        .fold(TokenUsage::default(), |sum, u| {
+            sum.saturating_add(TokenUsage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.cache_read_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+            })
         })
 }
 
@@ -450,24 +452,7 @@ pub(crate) fn run_usage(
     counted: Option<TokenUsage>,
 ) -> RunUsage {
     let tokens = match counted {
-        Some(before) if adapter == sf_proto::Adapter::Codex => TokenUsage {
-            input_tokens: report
-                .tokens
-                .input_tokens
-                .saturating_sub(before.input_tokens),
-            output_tokens: report
-                .tokens
-                .output_tokens
-                .saturating_sub(before.output_tokens),
-            cache_read_tokens: report
-                .tokens
-                .cache_read_tokens
-                .saturating_sub(before.cache_read_tokens),
-            cache_write_tokens: report
-                .tokens
-                .cache_write_tokens
-                .saturating_sub(before.cache_write_tokens),
-        },
+        Some(before) if adapter == sf_proto::Adapter::Codex => report.tokens.saturating_sub(before),
         _ => report.tokens,
     };
     RunUsage {
