@@ -218,3 +218,47 @@ fn agent_start_resume_needs_a_task() {
         .fails(2);
     assert!(err.contains("--task"), "{err}");
 }
+
+/// With no model OpenCode falls back to a hosted free model of a third party: an OpenCode
+/// agent is refused without `--model PROVIDER/MODEL`, and nothing is registered.
+#[test]
+fn an_opencode_agent_without_a_provider_model_is_refused() {
+    let td = fleet("");
+    for model in [None, Some("gpt-5")] {
+        let mut args = vec![
+            "agent",
+            "register",
+            "o1",
+            "--role",
+            "worker",
+            "--adapter",
+            "opencode",
+            "--command",
+            crate::fleet::FAKE,
+        ];
+        if let Some(m) = model {
+            args.extend(["--model", m]);
+        }
+        let (err, _) = td.sfctl().args(&args).json_fails(1);
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("--model PROVIDER/MODEL"), "{err}");
+        assert!(message.contains("hosted free model"), "{err}");
+    }
+    let agents: Vec<sf_proto::AgentSummary> = td.sfctl().args(["agent", "list"]).json();
+    assert!(agents.is_empty());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "o1",
+            "--role",
+            "worker",
+            "--adapter",
+            "opencode",
+            "--command",
+            crate::fleet::FAKE,
+            "--model",
+            "anthropic/claude-sonnet-4-5",
+        ])
+        .success();
+}

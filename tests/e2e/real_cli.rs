@@ -221,10 +221,12 @@ fn runs_recorded(td: &TestDaemon, id: &str) -> sf_proto::TaskDetail {
     })
 }
 
-/// A script that writes a file, commits it and completes the task, as a model would.
+/// A script that writes a file, commits it and completes the task, as a model would. It
+/// calls `sfctl` by name, as models often do whatever the prompt says: the CLI's shell must
+/// keep the `PATH` sfd gives (Codex's login shell did not).
 fn finishing_script() -> Value {
     json!([
-        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && \"$SF_SFCTL\" task complete --summary 'added model.txt'"},
+        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && sfctl task complete --summary 'added model.txt'"},
         {"text": "Done: model.txt is committed and the task is complete."}
     ])
 }

@@ -207,6 +207,30 @@ mod tests {
     use super::*;
 
     #[test]
+    #[test]
+    /// The comments must not lead a user to hand a key to every run (`env_passthrough`
+    /// reaches every worker, steward and merge test), and name only flags that exist.
+    fn default_config_suggests_keys_as_secrets_and_real_flags_only() {
+        let passthrough = DEFAULT_CONFIG
+            .lines()
+            .skip_while(|l| !l.contains("passed on to every worker"))
+            .take_while(|l| !l.starts_with("# env_passthrough"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!passthrough.contains("API_KEY"), "{passthrough}");
+        assert!(!DEFAULT_CONFIG.contains("--timeout"));
+        assert!(DEFAULT_CONFIG.contains("(--max-runtime)"));
+        assert!(DEFAULT_CONFIG.contains("ANTHROPIC_API_KEY = \"env:ANTHROPIC_API_KEY\""));
+        let register = crate::clap_tree();
+        let agent = register.find_subcommand("agent").expect("agent");
+        let reg = agent.find_subcommand("register").expect("register");
+        assert!(
+            reg.get_arguments()
+                .any(|a| a.get_long() == Some("max-runtime"))
+        );
+    }
+
+    #[test]
     fn default_config_is_valid_toml_with_only_comments_and_tables() {
         let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(
