@@ -206,10 +206,9 @@ fn add_exclude(path: &Path) -> CliResult {
 mod tests {
     use super::*;
 
-    #[test]
-    #[test]
     /// The comments must not lead a user to hand a key to every run (`env_passthrough`
     /// reaches every worker, steward and merge test), and name only flags that exist.
+    #[test]
     fn default_config_suggests_keys_as_secrets_and_real_flags_only() {
         let passthrough = DEFAULT_CONFIG
             .lines()
