@@ -125,8 +125,18 @@ fn workspace(base: &str, key: bool, extra: &str) -> TestDaemon {
         ),
         "test_command = \"test -f README.md\"",
     );
+    // the model calls `sfctl` by name: the one workers get must be called that (the tests'
+    // build names it `sfctl-dup`)
+    let bin = td.root.join("bin");
+    fs::create_dir_all(&bin).expect("mkdir bin");
+    std::os::unix::fs::symlink(crate::harness::SFCTL, bin.join("sfctl")).expect("symlink sfctl");
     let cfg = td.repo.join(".sf/config.toml");
     let text = fs::read_to_string(&cfg).expect("read config");
+    let text = text.replacen(
+        &format!("sfctl = \"{}\"", crate::harness::SFCTL),
+        &format!("sfctl = \"{}\"", bin.join("sfctl").display()),
+        1,
+    );
     let text = text.replacen(
         "\n[secrets]\n",
         "\n[secrets]\nANTHROPIC_API_KEY = \"env:SF_TEST_KEY\"\nMOCK_API_KEY = \"env:SF_TEST_KEY\"\n",
