@@ -117,6 +117,11 @@ fn nix_sigxfsz() -> i32 {
 /// The whole `sfd` binary.
 pub fn main() -> ExitCode {
     sf_worker::process::close_inherited_on_exec();
+    // no core dumps, and no ptrace or /proc/<pid>/mem by another process of the user (an
+    // agent's, say): sfd holds the secrets it hands to runs
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("warning: could not make sfd undumpable: {e}");
+    }
     let args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,

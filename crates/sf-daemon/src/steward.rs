@@ -489,6 +489,7 @@ pub(crate) async fn docs_report(config: &Config, report: &Path) -> String {
         env: crate::workers::trusted_environment(config),
         log: report.to_owned(),
         log_cap: None,
+        sandbox: None,
         limits: Limits {
             wall: Duration::from_secs(60),
             grace: config.stop_grace,

@@ -232,6 +232,7 @@ pub(crate) fn agent_run(
         log: log.to_owned(),
         log_cap: Some(LogCap::new(config.run_log_max)),
         limits: run_limits(config, agent),
+        sandbox: None,
     })
 }
 

@@ -128,6 +128,8 @@ pub struct RunSpec {
     pub log_cap: Option<LogCap>,
     /// Wall time and grace.
     pub limits: Limits,
+    /// The sandbox it runs in (`None`: the user's whole authority).
+    pub sandbox: Option<crate::sandbox::Policy>,
 }
 
 impl RunSpec {
@@ -143,6 +145,7 @@ impl RunSpec {
             log: log.to_owned(),
             log_cap: None,
             limits,
+            sandbox: None,
         }
     }
 }
@@ -229,7 +232,13 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         log,
         log_cap,
         limits,
+        sandbox,
     } = spec;
+    // fail closed: a sandbox that cannot be made starts nothing
+    let sandbox = sandbox
+        .map(|policy| crate::sandbox::prepare(&policy).map(std::sync::Arc::new))
+        .transpose()
+        .map_err(|e| LaunchError::other(e.to_string()))?;
     let activity = limits
         .stall
         .filter(|_| log_cap.is_some())
@@ -243,6 +252,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         log_cap,
         stdin,
         activity: activity.clone(),
+        sandbox,
     };
     let spawned = crate::process::spawn(&spec).map_err(|e| {
         let message = crate::error_chain(&e);
@@ -417,6 +427,7 @@ mod tests {
             log: dir.path().join("log"),
             log_cap: None,
             limits: limits(Duration::from_secs(5)),
+            sandbox: None,
         };
         let e = launch(spec(Kind::Agent)).unwrap_err();
         assert!(e.agent_fault, "{e}");

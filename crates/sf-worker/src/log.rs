@@ -552,6 +552,7 @@ mod tests {
             log_cap: cap,
             stdin: None,
             activity: None,
+            sandbox: None,
         }
     }
 

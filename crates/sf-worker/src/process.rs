@@ -33,6 +33,8 @@ pub struct SpawnSpec {
     pub stdin: Option<String>,
     /// Progress in the output is tracked here (only with a `log_cap`).
     pub activity: Option<crate::log::Activity>,
+    /// The sandbox the child enters before exec.
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::Prepared>>,
 }
 
 /// Names of the environment only: its values may be secrets.
@@ -124,6 +126,9 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
         .kill_on_drop(false);
+    if let Some(sandbox) = spec.sandbox.clone() {
+        enter_before_exec(&mut cmd, sandbox);
+    }
     let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
         program: spec.program.clone(),
         source,
@@ -179,6 +184,16 @@ pub fn close_inherited_on_exec() {
         unsafe {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
+    }
+}
+
+/// Makes the child enter `sandbox` between fork and exec.
+#[expect(unsafe_code, reason = "pre_exec runs in the forked child")]
+fn enter_before_exec(cmd: &mut Command, sandbox: std::sync::Arc<crate::sandbox::Prepared>) {
+    // SAFETY: `enter` makes only async-signal-safe system calls on data prepared before the
+    // fork (see `sandbox::Prepared::enter`); it neither allocates nor takes a lock.
+    unsafe {
+        cmd.pre_exec(move || sandbox.enter());
     }
 }
 
@@ -393,6 +408,7 @@ mod tests {
             log_cap: None,
             stdin: Some("the prompt\n".into()),
             activity: None,
+            sandbox: None,
         }
     }
 
@@ -424,6 +440,7 @@ mod tests {
         let w = spawn(&SpawnSpec {
             stdin: None,
             activity: None,
+            sandbox: None,
             ..spec(dir.path(), &script)
         })
         .unwrap();

@@ -1,0 +1,316 @@
+//! The sandbox an agent's process starts in (Linux, no privilege needed): a new user
+//! namespace mapping the user to themselves, a new network namespace with only its own
+//! loopback (up), Landlock filesystem rules (write only where the policy says, read only
+//! what it lists) with the signal and abstract-socket scopes, and `no_new_privs`.
+//!
+//! The rules are built in sfd ([`prepare`], which may allocate and fail with a message);
+//! the child applies them between fork and exec ([`Prepared::enter`]), with raw system
+//! calls only, nothing that allocates or takes a lock. A kernel without unprivileged user
+//! namespaces or Landlock makes [`prepare`] or the spawn fail: the sandbox fails closed.
+
+use std::io;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::path::PathBuf;
+
+use landlock::{
+    ABI, Access as _, AccessFs, CompatLevel, Compatible as _, Ruleset, RulesetAttr as _,
+    RulesetCreatedAttr as _, Scope, path_beneath_rules,
+};
+use nix::libc;
+
+/// What a sandboxed process may reach.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Folders (or files) it may read, write, create and remove in.
+    pub write: Vec<PathBuf>,
+    /// Folders (or files) it may read and execute.
+    pub read: Vec<PathBuf>,
+    /// Keep the network (`false`: a network namespace of its own, loopback only).
+    pub network: bool,
+}
+
+impl Policy {
+    /// The system folders any program needs to read: binaries, libraries, `/etc`, `/proc`,
+    /// `/dev` (and `/dev/null`, `/dev/tty` and friends writable), plus `extra`.
+    pub fn system(extra: impl IntoIterator<Item = PathBuf>) -> Self {
+        let read = [
+            "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev", "/sys", "/opt",
+            "/run",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(extra)
+        .collect();
+        let write = [
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/tty",
+            "/dev/ptmx",
+            "/dev/pts",
+            "/dev/shm",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        Self {
+            write,
+            read,
+            network: false,
+        }
+    }
+}
+
+/// Why the sandbox could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sandbox the process: {0}")]
+pub struct SandboxError(String);
+
+/// A policy ready to be entered by a child: the Landlock ruleset's descriptor and the
+/// namespace maps, all made in sfd.
+#[derive(Debug)]
+pub struct Prepared {
+    ruleset: OwnedFd,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    network: bool,
+}
+
+/// The Landlock ABI whose rules sf relies on: 6 brings the signal and abstract-socket scopes.
+const ABI_NEEDED: ABI = ABI::V6;
+
+/// Builds the ruleset for `policy`. Fails when the kernel lacks what the sandbox needs.
+pub fn prepare(policy: &Policy) -> Result<Prepared, SandboxError> {
+    let err = |e: &dyn std::fmt::Display| SandboxError(format!("Landlock: {e}"));
+    let created = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI_NEEDED))
+        .map_err(|e| err(&e))?
+        .scope(Scope::from_all(ABI_NEEDED))
+        .map_err(|e| err(&e))?
+        .create()
+        .map_err(|e| err(&e))?
+        .add_rules(path_beneath_rules(
+            &policy.read,
+            AccessFs::from_read(ABI_NEEDED),
+        ))
+        .map_err(|e| err(&e))?
+        .add_rules(path_beneath_rules(
+            &policy.write,
+            AccessFs::from_all(ABI_NEEDED),
+        ))
+        .map_err(|e| err(&e))?;
+    let ruleset: Option<OwnedFd> = created.into();
+    let ruleset =
+        ruleset.ok_or_else(|| SandboxError("Landlock is not enforced by this kernel".into()))?;
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    Ok(Prepared {
+        ruleset,
+        uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+        gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        network: policy.network,
+    })
+}
+
+impl Prepared {
+    /// Enters the sandbox: to be called in the child between fork and exec, where only
+    /// async-signal-safe calls are allowed (no allocation, no locks).
+    #[expect(unsafe_code, reason = "raw system calls between fork and exec")]
+    pub(crate) fn enter(&self) -> io::Result<()> {
+        let mut flags = libc::CLONE_NEWUSER;
+        if !self.network {
+            flags |= libc::CLONE_NEWNET;
+        }
+        // SAFETY (all of this function): plain system calls on this process's own state,
+        // with buffers that live across each call; nothing allocates.
+        check(unsafe { libc::unshare(flags) })?;
+        write_proc(c"/proc/self/setgroups", b"deny")?;
+        write_proc(c"/proc/self/gid_map", &self.gid_map)?;
+        write_proc(c"/proc/self/uid_map", &self.uid_map)?;
+        if !self.network {
+            loopback_up()?;
+        }
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_landlock_restrict_self,
+                self.ruleset.as_raw_fd(),
+                0,
+            ) as libc::c_int
+        })?;
+        Ok(())
+    }
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[expect(unsafe_code, reason = "open/write/close between fork and exec")]
+fn write_proc(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
+    // SAFETY: a NUL-terminated path and a live buffer; the descriptor is closed here.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        check(fd)?;
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let e = io::Error::last_os_error();
+        libc::close(fd);
+        if n < 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Brings up `lo` in the new network namespace (`SIOCSIFFLAGS` with `IFF_UP`).
+#[expect(unsafe_code, reason = "socket/ioctl between fork and exec")]
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: a zeroed ifreq on the stack with the name "lo"; the socket is closed here.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        check(sock)?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            r = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = io::Error::last_os_error();
+        libc::close(sock);
+        if r < 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::launcher::{EndReason, Kind, Limits, RunSpec, launch};
+
+    /// Runs `script` with bash in the sandbox of `policy`; its stdout and stderr go to
+    /// `<work>/out`.
+    async fn run(
+        dir: &Path,
+        policy: Option<Policy>,
+        script: &str,
+    ) -> (EndReason, Option<i32>, String) {
+        let work = dir.join("work");
+        let spec = RunSpec {
+            sandbox: policy,
+            ..RunSpec::shell(
+                Kind::Agent,
+                script,
+                &work,
+                &work.join("out"),
+                Limits {
+                    wall: Duration::from_secs(30),
+                    grace: Duration::from_millis(200),
+                    stall: None,
+                },
+            )
+        };
+        let spec = RunSpec {
+            program: "/bin/bash".into(),
+            ..spec
+        };
+        let ended = launch(spec)
+            .expect("launch")
+            .wait(std::future::pending())
+            .await;
+        let out = std::fs::read_to_string(work.join("out")).unwrap_or_default();
+        (ended.why, ended.exit.and_then(|e| e.code), out)
+    }
+
+    fn setup() -> (tempfile::TempDir, Policy) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("work")).expect("mkdir");
+        std::fs::write(dir.path().join("secret"), "the user's token").expect("secret");
+        let mut policy = Policy::system([]);
+        policy.write.push(dir.path().join("work"));
+        (dir, policy)
+    }
+
+    fn escapes(d: &Path) -> String {
+        let d = d.display();
+        format!(
+            "set -u
+             echo allowed > {d}/work/inside && echo WRITE-INSIDE-OK
+             echo planted > {d}/outside 2>/dev/null && echo ESCAPED-WRITE
+             cat {d}/secret 2>/dev/null && echo ESCAPED-READ
+             kill -0 $PPID 2>/dev/null && echo ESCAPED-SIGNAL
+             test \"$(id -u)\" = \"{uid}\" && echo SAME-UID
+             exit 0",
+            uid = nix::unistd::geteuid()
+        )
+    }
+
+    /// Each escape is tried and must fail; what the policy allows still works.
+    #[tokio::test]
+    async fn a_sandboxed_process_reaches_only_what_its_policy_lists() {
+        let (dir, policy) = setup();
+        let (why, code, out) = run(dir.path(), Some(policy), &escapes(dir.path())).await;
+        assert_eq!((why, code), (EndReason::Exited, Some(0)), "{out}");
+        assert!(out.contains("WRITE-INSIDE-OK"), "{out}");
+        assert!(out.contains("SAME-UID"), "{out}");
+        assert!(!out.contains("ESCAPED"), "{out}");
+        assert!(!dir.path().join("outside").exists());
+    }
+
+    /// The check of the escapes can fail: unsandboxed, the same script gets out.
+    #[tokio::test]
+    async fn the_same_escapes_succeed_without_the_sandbox() {
+        let (dir, _) = setup();
+        let (_, _, out) = run(dir.path(), None, &escapes(dir.path())).await;
+        for escape in ["ESCAPED-WRITE", "ESCAPED-READ", "ESCAPED-SIGNAL"] {
+            assert!(out.contains(escape), "{escape}: {out}");
+        }
+    }
+
+    /// The host's loopback is another network: a server listening there is not reached;
+    /// the sandbox's own loopback is up.
+    #[tokio::test]
+    async fn a_sandboxed_process_has_no_network_but_its_own_loopback() {
+        let (dir, policy) = setup();
+        let host = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        host.set_nonblocking(true).expect("nonblocking");
+        let port = host.local_addr().expect("addr").port();
+        let script = format!(
+            "(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo ESCAPED-NETWORK
+             ip -o link show lo | grep -q ',UP' && echo LOOPBACK-UP
+             test \"$(ip -o link | wc -l)\" = 1 && echo ONLY-LOOPBACK
+             exit 0"
+        );
+        let (why, code, out) = run(dir.path(), Some(policy), &script).await;
+        assert_eq!((why, code), (EndReason::Exited, Some(0)), "{out}");
+        assert!(!out.contains("ESCAPED"), "{out}");
+        assert!(out.contains("LOOPBACK-UP"), "{out}");
+        assert!(out.contains("ONLY-LOOPBACK"), "{out}");
+        assert!(
+            host.accept().is_err(),
+            "the host's listener was reached from inside the sandbox"
+        );
+    }
+
+    /// With `network` the process keeps the host's network (for a trusted setup).
+    #[tokio::test]
+    async fn network_can_be_kept() {
+        let (dir, mut policy) = setup();
+        policy.network = true;
+        let host = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = host.local_addr().expect("addr").port();
+        let script = format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) && echo CONNECTED\nexit 0");
+        let (_, _, out) = run(dir.path(), Some(policy), &script).await;
+        assert!(out.contains("CONNECTED"), "{out}");
+    }
+}
