@@ -20,6 +20,7 @@ mod logflood;
 mod merge;
 mod ready;
 mod seed;
+mod spawn;
 mod stats;
 mod throughput;
 
@@ -103,7 +104,15 @@ enum Scenario {
         #[arg(long, default_value_t = 2)]
         warmup: usize,
     },
-    /// Every scenario with its defaults
+    /// What the sandbox adds to a spawn: /bin/true launched and waited for, with and without
+    Spawn {
+        /// Timed spawns of each kind
+        #[arg(long, default_value_t = 300)]
+        iters: usize,
+        /// Untimed ones first
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
     /// A worker flooding its output through the capped log copier
     LogFlood {
         /// Bytes the worker writes
@@ -113,6 +122,7 @@ enum Scenario {
         #[arg(long, default_value_t = 16 << 20)]
         cap: u64,
     },
+    /// Every scenario with its defaults
     All {
         /// Length of the idle window, in seconds
         #[arg(long, default_value_t = 60)]
@@ -211,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             warmup,
         }),
         Scenario::LogFlood { bytes, cap } => logflood::run(logflood::Opts { bytes, cap }),
+        Scenario::Spawn { iters, warmup } => spawn::run(spawn::Opts { iters, warmup }),
         Scenario::List(a) => list::run(
             &harness::Bins::locate()?,
             list::Opts {
