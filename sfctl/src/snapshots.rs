@@ -434,6 +434,7 @@ fn daemon_status() {
         tasks: [(TaskStatus::Open, 3), (TaskStatus::Closed, 26)].into(),
         running_workers: 2,
         paused_adapters: Default::default(),
+        sandbox: "full (user and network namespaces, Landlock)".into(),
         warnings: vec!["no merge steward: merge requests wait (register one with `sfctl agent register merger --role steward --focus merge`)".to_owned()],
         recovered: Some("at start: adopted 2 worker(s) that outlived the previous daemon; 1 run(s) had ended (their work saved)".to_owned()),
     };
@@ -449,6 +450,7 @@ fn daemon_status() {
     tasks:           open 3, closed 26
     running workers: 2
     paused adapters: none
+    sandbox:         full (user and network namespaces, Landlock)
     recovered: at start: adopted 2 worker(s) that outlived the previous daemon; 1 run(s) had ended (their work saved)
     warning: no merge steward: merge requests wait (register one with `sfctl agent register merger --role steward --focus merge`)
     ");

@@ -11,7 +11,8 @@
 //! Commands: `save-env KEY PATH`, `save-args PATH`, `expect-file PATH`, `write PATH TEXT`, `append PATH TEXT`, `commit MSG`, `stdout TEXT`,
 //! `stderr TEXT`, `flood BYTES [UNTIL-PATH]` (numbered lines on stdout, as fast as it can, at
 //! least BYTES and then on until UNTIL-PATH exists; a failed write exits 101), `sleep MS`, `exit CODE`, `ignore-sigterm`, `spawn-grandchild MS PIDFILE`,
-//! `touch PATH`, `save-fds PATH` (each open descriptor and what it is), `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
+//! `read-fails PATH`, `write-fails PATH`, `connect-fails HOST:PORT` (escapes that must be
+//! refused), `touch PATH`, `save-fds PATH` (each open descriptor and what it is), `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
 //! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
@@ -251,6 +252,28 @@ fn main() -> ExitCode {
                 let args: Vec<&str> = rest.split_whitespace().collect();
                 if git(&args) != (cmd == "git") {
                     return fail(&format!("{line}: unexpected result"));
+                }
+            }
+            // escapes a sandbox must stop: each must fail for the script to go on
+            "read-fails" => {
+                if std::fs::read(rest).is_ok() {
+                    return fail(&format!("read {rest}: it should have been refused"));
+                }
+            }
+            "write-fails" => {
+                let opened = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(rest);
+                if opened.is_ok() {
+                    return fail(&format!(
+                        "opened {rest} for writing: it should have been refused"
+                    ));
+                }
+            }
+            "connect-fails" => {
+                if std::net::TcpStream::connect(rest).is_ok() {
+                    return fail(&format!("connected to {rest}: it should have been refused"));
                 }
             }
             "stdout" => println!("{}", unescape(rest)),

@@ -219,7 +219,10 @@ fn accepted_keys(table: &str) -> Vec<String> {
         .skip(1)
         .step_by(2)
         .map(str::to_owned)
-        .filter(|k| !(table.is_empty() && matches!(k.as_str(), "worktree" | "merge" | "secrets")))
+        .filter(|k| {
+            !(table.is_empty()
+                && matches!(k.as_str(), "worktree" | "merge" | "secrets" | "sandbox"))
+        })
         .collect()
 }
 
@@ -238,6 +241,10 @@ fn the_init_config_documents_every_setting_the_daemon_accepts_with_its_default()
             config.split("\n[worktree]\n").nth(1).unwrap_or(""),
         ),
         ("merge", config.split("\n[merge]\n").nth(1).unwrap_or("")),
+        (
+            "sandbox",
+            config.split("\n[sandbox]\n").nth(1).unwrap_or(""),
+        ),
     ];
     for (table, text) in sections {
         let text = text.split("\n[").next().unwrap_or("");

@@ -27,6 +27,7 @@ mod plans;
 mod playbooks;
 mod protocol;
 mod real_cli;
+mod sandbox;
 mod secrets;
 mod security;
 mod selffeed;

@@ -32,6 +32,7 @@ struct RawConfig {
     timezone: Option<String>,
     worktree: RawWorktree,
     merge: RawMerge,
+    sandbox: RawSandbox,
     secrets: BTreeMap<String, String>,
 }
 
@@ -41,6 +42,39 @@ struct RawConfig {
 enum RawSize {
     Bytes(u64),
     Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSandbox {
+    mode: Option<String>,
+    network: bool,
+}
+
+/// How agents' processes are confined (`[sandbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Their own user namespace, Landlock rules, and (unless `network`) their own network
+    /// namespace.
+    Full {
+        /// Keep the host's network (a trusted setup; there is no egress proxy yet).
+        network: bool,
+    },
+    /// The user's whole authority.
+    Off,
+}
+
+impl SandboxMode {
+    /// As `daemon status` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Full { network: false } => "full (user and network namespaces, Landlock)",
+            Self::Full { network: true } => {
+                "full, with the host's network (user namespace, Landlock)"
+            }
+            Self::Off => "off: agents run with the user's whole authority",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +222,8 @@ pub struct Config {
     pub timezone: sf_core::cron::Tz,
     /// Secret aliases and where their values come from (`[secrets]`).
     pub secrets: BTreeMap<String, SecretSource>,
+    /// How agents' processes are confined (`[sandbox]`).
+    pub sandbox: SandboxMode,
 }
 
 impl Config {
@@ -226,6 +262,7 @@ impl Config {
             sfctl => "sfctl",
             timezone => "timezone",
             secrets => "secrets",
+            sandbox => "sandbox",
         );
         let restart = differ!(
             socket => "socket",
@@ -466,6 +503,16 @@ impl Config {
                 .iter()
                 .map(|(alias, v)| Ok((alias.clone(), secret_source(alias, v, &paths.root, &file)?)))
                 .collect::<anyhow::Result<_>>()?,
+            sandbox: match raw.sandbox.mode.as_deref() {
+                None | Some("off") => SandboxMode::Off,
+                Some("full") => SandboxMode::Full {
+                    network: raw.sandbox.network,
+                },
+                Some(other) => bail!(
+                    "[sandbox] mode = \"{other}\" in {}: expected \"full\" or \"off\"",
+                    file.display()
+                ),
+            },
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p
@@ -617,7 +664,7 @@ mod tests {
             .trim()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets"))
+            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets" | "sandbox"))
             .collect();
         assert_eq!(expected, TOP_LEVEL_KEYS);
     }

@@ -170,6 +170,14 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)
 }
 
+/// Creates the folder `path` (and its parents) with mode 0700.
+pub(crate) fn create_dir(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
 /// Creates `path` empty with mode 0600 if it does not exist (for the database, whose
 /// `-wal` and `-shm` files SQLite then creates with the same mode).
 pub(crate) fn create_file(path: &Path) -> io::Result<()> {

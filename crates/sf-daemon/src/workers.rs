@@ -222,6 +222,16 @@ pub(crate) fn agent_run(
         env.set.push((alias.clone(), value));
     }
     claude_as_root(agent, &env)?;
+    let sandbox = match config.sandbox {
+        crate::config::SandboxMode::Off => None,
+        crate::config::SandboxMode::Full { network } => {
+            let (policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
+                .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
+            env.set.push(("HOME".into(), home.display().to_string()));
+            env.set.push(("TMPDIR".into(), tmp.display().to_string()));
+            Some(policy)
+        }
+    };
     Ok(RunSpec {
         kind: Kind::Agent,
         program: argv.program,
@@ -232,8 +242,72 @@ pub(crate) fn agent_run(
         log: log.to_owned(),
         log_cap: Some(LogCap::new(config.run_log_max)),
         limits: run_limits(config, agent),
-        sandbox: None,
+        sandbox,
     })
+}
+
+/// What an agent's run may reach in `[sandbox] mode = "full"`, and its private HOME and
+/// TMPDIR (made here, under `.sf/`):
+/// - write: its worktree; of the git directory, the objects, its worktree's admin folder
+///   and its own branch's folder of refs and reflogs; its HOME and TMPDIR;
+/// - read: the system folders, the repository, the toolchains (`PATH`, `CARGO_HOME`,
+///   `RUSTUP_HOME`), sfctl and the agent's program.
+///
+/// Nothing else: not the user's home, not another branch's ref, not `.sf/sf.db` for writing.
+fn sandbox_policy(
+    config: &Config,
+    who: &RunIdentity<'_>,
+    worktree: &Path,
+    program: &str,
+    network: bool,
+) -> std::io::Result<(sf_worker::sandbox::Policy, PathBuf, PathBuf)> {
+    let root = &config.paths.root;
+    let git = root.join(".git");
+    let home = config.paths.dir.join("home").join(who.agent);
+    let tmp = config.paths.dir.join("tmp").join(who.agent);
+    for dir in [&home, &tmp] {
+        crate::private::create_dir(dir)?;
+    }
+    // the worktree's admin folder, as its `.git` file names it
+    let admin = std::fs::read_to_string(worktree.join(".git"))?
+        .trim()
+        .strip_prefix("gitdir:")
+        .map(|p| PathBuf::from(p.trim()))
+        .ok_or_else(|| std::io::Error::other("the worktree's .git file names no gitdir"))?;
+    let branch_dir = |base: PathBuf| {
+        let r = base.join(who.branch);
+        let dir = r.parent().map_or(base.clone(), Path::to_owned);
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    };
+    let mut policy = sf_worker::sandbox::Policy::system([root.clone()]);
+    policy.network = network;
+    policy.write.extend([
+        worktree.to_owned(),
+        git.join("objects"),
+        admin,
+        branch_dir(git.join("refs/heads")),
+        branch_dir(git.join("logs/refs/heads")),
+        home.clone(),
+        tmp.clone(),
+    ]);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    policy
+        .read
+        .extend(std::env::split_paths(&path).filter(|p| p.is_absolute()));
+    for var in ["CARGO_HOME", "RUSTUP_HOME"] {
+        policy.read.extend(std::env::var_os(var).map(PathBuf::from));
+    }
+    policy
+        .read
+        .extend(sfctl_path(config).and_then(|p| p.parent().map(Path::to_owned)));
+    policy.read.extend(
+        Path::new(program)
+            .parent()
+            .filter(|p| p.is_absolute())
+            .map(Path::to_owned),
+    );
+    Ok((policy, home, tmp))
 }
 
 /// Claude Code refuses `--dangerously-skip-permissions` (which an unattended run needs) as

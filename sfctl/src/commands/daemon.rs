@@ -471,6 +471,7 @@ pub fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
         ("tasks", tasks),
         ("running workers", st.running_workers.to_string()),
         ("paused adapters", paused),
+        ("sandbox", st.sandbox.clone()),
     ]);
     let mut out = out;
     if let Some(r) = &st.recovered {
@@ -607,6 +608,7 @@ mod tests {
             tasks: BTreeMap::from([(TaskStatus::Open, 3), (TaskStatus::InProgress, 1)]),
             running_workers: 1,
             paused_adapters: BTreeMap::new(),
+            sandbox: "off: agents run with the user's whole authority".into(),
             warnings: Vec::new(),
             recovered: None,
         };

@@ -96,6 +96,17 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # GITHUB_TOKEN = "env:GITHUB_TOKEN"
 # ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY"  # then: agent register … --secret ANTHROPIC_API_KEY
 
+[sandbox]
+# How agents' processes are confined. "full": each runs in a user namespace of its own,
+# with Landlock rules (it writes only its worktree, its own slice of the git directory and
+# private TMPDIR and HOME under .sf/; it reads the system, the toolchains and the repository;
+# it cannot signal sfd) and its own network namespace (no network). "off": the user's whole
+# authority. Being built (issue 13): "off" stays the default until agents' logins and an
+# egress proxy let the real agent CLIs work inside.
+# mode = "off"
+# Keep the host's network in "full" mode (a trusted setup).
+# network = false
+
 [worktree]
 # Command run in each new worktree before the agent starts.
 # setup = "npm ci"  # default: none
@@ -234,7 +245,7 @@ mod tests {
         let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(
             value.keys().collect::<Vec<_>>(),
-            ["merge", "secrets", "worktree"]
+            ["merge", "sandbox", "secrets", "worktree"]
         );
         assert!(value["merge"].as_table().unwrap().is_empty());
         let uncommented: toml::Table = toml::from_str(

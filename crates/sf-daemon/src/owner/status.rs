@@ -69,6 +69,7 @@ impl Owner {
                 .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             tasks,
             running_workers: u32::try_from(self.workers.len()).unwrap_or(u32::MAX),
+            sandbox: self.config.sandbox.describe().to_owned(),
             paused_adapters: self
                 .paused
                 .iter()

@@ -55,6 +55,9 @@ pub struct DaemonStatus {
     /// Adapters whose dispatch is paused (usage limits), with the time it resumes.
     #[serde(default)]
     pub paused_adapters: BTreeMap<String, Timestamp>,
+    /// How agents' processes are confined (`[sandbox]` in config.toml), in words.
+    #[serde(default)]
+    pub sandbox: String,
     /// What keeps the daemon from working normally, each with what to do.
     #[serde(default)]
     pub warnings: Vec<String>,
