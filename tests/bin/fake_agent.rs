@@ -15,7 +15,8 @@
 //! refused), `touch PATH`, `save-fds PATH` (each open descriptor and what it is), `wait-file PATH`, `listen-once SOCKET OUT` (binds a Unix socket, touches
 //! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
-//! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-fails ARGS...` (must fail),
+//! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-disguised ARGS...` (the same with
+//! `SF_AGENT` and `SF_RUN` removed and `USER=root`), `sfctl-fails ARGS...` (must fail),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
 //! In `sfctl` arguments, `$data.KEY` is a steward's data field and `$NAME` an environment
 //! variable; in `write`/`append` paths and text, `${NAME}` is an environment variable.
@@ -177,9 +178,16 @@ fn flood(bytes: u64, until: &Path) -> std::io::Result<()> {
     }
 }
 
-fn sfctl(args: &[&str]) -> std::io::Result<std::process::Output> {
+fn sfctl(args: &[&str], disguised: bool) -> std::io::Result<std::process::Output> {
     let bin = std::env::var("SF_SFCTL").unwrap_or_else(|_| "sfctl".into());
-    Command::new(bin).args(args).output()
+    let mut cmd = Command::new(bin);
+    if disguised {
+        // what an agent would try to pass for a human
+        cmd.env_remove("SF_AGENT")
+            .env_remove("SF_RUN")
+            .env("USER", "root");
+    }
+    cmd.args(args).output()
 }
 
 fn git(args: &[&str]) -> bool {
@@ -380,7 +388,12 @@ fn main() -> ExitCode {
                     return fail(&format!("prompt does not contain {rest:?}"));
                 }
             }
-            "complete" | "complete-no-changes" | "handoff" | "sfctl" | "sfctl-fails" => {
+            "complete"
+            | "complete-no-changes"
+            | "handoff"
+            | "sfctl"
+            | "sfctl-fails"
+            | "sfctl-disguised" => {
                 let owned: Vec<String> = match cmd {
                     "complete" if rest.is_empty() => vec!["task".into(), "complete".into()],
                     "complete" => vec![
@@ -401,7 +414,7 @@ fn main() -> ExitCode {
                     _ => rest.split_whitespace().map(expand).collect(),
                 };
                 let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-                let out = match sfctl(&args) {
+                let out = match sfctl(&args, cmd == "sfctl-disguised") {
                     Ok(o) => o,
                     Err(e) => return fail(&format!("failed to run sfctl: {e}")),
                 };

@@ -57,6 +57,7 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
              write-fails {repo}/outside.txt\n\
              read-fails {home}/.git-credentials\n\
              connect-fails 127.0.0.1:{port}\n\
+             sfctl-disguised task create planted-by-an-agent\n\
              complete done\n",
             repo = td.repo.display(),
             home = td.home.display(),
@@ -77,4 +78,22 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
     let main_after = git(&td.repo, &["rev-parse", "main"]);
     assert_ne!(main_before, main_after);
     assert_eq!(git(&td.repo, &["show", "main:feature.txt"]).trim(), "done");
+    // the kernel says who called: the task the agent made without its SF_* variables and as
+    // `USER=root` is recorded as the agent's
+    let created = td
+        .events(&[])
+        .into_iter()
+        .find(|e| {
+            e.action == "task_created"
+                && e.subject.contains(
+                    &td.list_tasks(&[])
+                        .iter()
+                        .find(|t| t.title == "planted-by-an-agent")
+                        .expect("the task was created")
+                        .id
+                        .to_string(),
+                )
+        })
+        .expect("its event");
+    assert_eq!(created.actor, "agent:w1", "{created:?}");
 }

@@ -6,6 +6,7 @@ pub mod cli;
 mod config;
 mod dispatch;
 mod errors;
+mod identity;
 mod janitor;
 mod lock;
 mod mailbox;

@@ -75,6 +75,8 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub(crate) struct DaemonHandle {
     pub(crate) tx: mpsc::Sender<Command>,
+    /// Who a connection's peer is, from its user namespace.
+    pub(crate) identities: crate::identity::Identities,
 }
 
 impl DaemonHandle {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+
+use crate::identity::Caller;
 use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName as _};
@@ -229,6 +231,21 @@ async fn refuse_busy(stream: Stream, budget: Arc<Semaphore>, max: usize) {
     .await;
 }
 
+/// Who the peer `pid` is. A run's client may connect in the microseconds between the
+/// run's start and the record of its namespace: an unknown namespace is looked up again for
+/// up to a second before it is refused.
+async fn caller(handle: &DaemonHandle, pid: Option<i32>) -> Caller {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match handle.identities.caller(pid) {
+            Caller::Unknown if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            known => return known,
+        }
+    }
+}
+
 fn error(kind: ErrorKind, message: impl Into<String>, hint: &str) -> Response {
     Response::Error(ProtoError::new(kind, message).with_hint(hint))
 }
@@ -304,10 +321,30 @@ async fn serve(
         .await?;
         return Ok(());
     }
-    let actor = hello
+    let claimed = hello
         .actor
         .filter(|a| !a.is_empty() && a.len() <= 128)
         .unwrap_or_else(|| "unknown".into());
+    // who the kernel says the peer is comes before what it says itself
+    let actor = match caller(&handle, peer.pid()).await {
+        Caller::User => claimed,
+        Caller::Agent(agent) => {
+            if claimed != format!("agent:{agent}") {
+                tracing::warn!(%claimed, %agent, "a sandboxed run's client named another actor; recorded as its agent");
+            }
+            format!("agent:{agent}")
+        }
+        Caller::Unknown => {
+            tracing::warn!(pid = ?peer.pid(), "refused a connection from a user namespace sfd did not make");
+            conn.send(&error(
+                ErrorKind::PermissionDenied,
+                "sfd serves its user and the runs it started; this process is in neither's user namespace",
+                "run sfctl from your own session, or from inside the run",
+            ))
+            .await?;
+            return Ok(());
+        }
+    };
     tracing::debug!(client = %hello.client, %actor, "handshake accepted");
     conn.send(&Response::Welcome {
         protocol: PROTOCOL_VERSION,

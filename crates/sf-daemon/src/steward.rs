@@ -375,6 +375,8 @@ pub(crate) struct StewardLaunch {
     pub context: Context,
     pub stop: CancellationToken,
     pub tx: mpsc::UnboundedSender<Internal>,
+    /// Where the run's sandbox namespace is recorded as this steward's.
+    pub identities: crate::identity::Identities,
 }
 
 fn steward_branch(spec: &AgentSpec) -> String {
@@ -390,7 +392,8 @@ pub(crate) async fn launch(l: StewardLaunch) {
     let run_id = l.run.id.0;
     match start(&l).await {
         Ok((run, log)) => {
-            crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx).await;
+            let who = (l.identities, l.spec.name.clone());
+            crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx, who).await;
         }
         Err(e) => {
             tracing::warn!(run_id, error = %e.message, agent_fault = e.agent_fault, "steward failed to start");

@@ -45,6 +45,8 @@ pub(crate) struct Launch {
     pub shell: Option<sf_store::ShellStep>,
     /// A session of the agent's CLI to continue (`agent start --resume`).
     pub resume: Option<String>,
+    /// Where the run's sandbox namespace is recorded as this agent's.
+    pub identities: crate::identity::Identities,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -67,7 +69,10 @@ pub(crate) async fn launch(l: Launch) {
                 agent_fault: e.agent_fault,
             });
         }
-        Ok((run, log)) => supervise(run, run_id, l.stop, l.agent.adapter, log, l.tx).await,
+        Ok((run, log)) => {
+            let who = (l.identities, l.claim.agent.clone());
+            supervise(run, run_id, l.stop, l.agent.adapter, log, l.tx, who).await;
+        }
     }
 }
 
@@ -455,7 +460,10 @@ pub(crate) async fn supervise(
     adapter: sf_proto::Adapter,
     log: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
+    (identities, agent): (crate::identity::Identities, String),
 ) {
+    // before anything else: the run may call sfd at once, from its own namespace
+    identities.started(run_id, &agent, run.pid());
     let _ = tx.send(Internal::Spawned {
         run_id,
         pid: run.pid(),

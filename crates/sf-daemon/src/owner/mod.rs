@@ -87,6 +87,8 @@ pub(crate) struct Owner {
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     workers: HashMap<i64, Worker>,
+    /// The user namespaces of the live sandboxed runs (shared with the server).
+    identities: crate::identity::Identities,
     /// Adapters whose CLI hit a usage limit: until when, and the CLI's message.
     paused: HashMap<Adapter, (chrono::DateTime<chrono::Utc>, String)>,
     /// sfd ran out of descriptors, processes, memory or disk starting a run: nothing is
@@ -127,7 +129,11 @@ impl Owner {
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let handle = DaemonHandle { tx };
+        let identities = crate::identity::Identities::new();
+        let handle = DaemonHandle {
+            tx,
+            identities: identities.clone(),
+        };
         let owner = Self {
             config,
             store,
@@ -137,6 +143,7 @@ impl Owner {
             internal_tx,
             internal_rx,
             workers: HashMap::new(),
+            identities,
             paused: HashMap::new(),
             starved_until: None,
             fires: HashMap::new(),

@@ -132,6 +132,8 @@ impl Owner {
             if alive {
                 let pid = run.pid.unwrap_or_default();
                 tracing::info!(run_id = run.run_id, pid, %task, "adopting a worker that outlived the daemon");
+                // its sandbox's namespace still names it
+                self.identities.started(run.run_id, &run.agent, pid);
                 adopted += 1;
                 let detail = format!("its process (pid {pid}) outlived the daemon and goes on");
                 self.record_recovery(&run, true, &detail).await;

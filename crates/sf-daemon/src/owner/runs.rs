@@ -61,6 +61,7 @@ impl Owner {
             tx: self.internal_tx.clone(),
             shell: s.shell,
             resume,
+            identities: self.identities.clone(),
         }));
     }
 
@@ -291,6 +292,7 @@ impl Owner {
         let Some(w) = self.workers.remove(&run_id) else {
             return false;
         };
+        self.identities.ended(run_id);
         match w.kind {
             RunKind::Shell => self.shell_step_ended(run_id, &w, exit, why).await,
             RunKind::Steward => self.steward_exited(run_id, &w, exit, why).await,

@@ -269,6 +269,7 @@ impl Owner {
             context,
             stop,
             tx: self.internal_tx.clone(),
+            identities: self.identities.clone(),
         }));
     }
 
