@@ -338,7 +338,10 @@ fn claude_as_root(agent: &AgentSpec, env: &Environment) -> Result<(), LaunchErro
 /// system's message) says the daemon itself ran out of something: descriptors, processes,
 /// memory, disk space or quota.
 pub(crate) fn out_of_resources(error: &str) -> bool {
-    const SIGNS: [&str; 7] = [
+    const SIGNS: [&str; 8] = [
+        // the kernel cannot make the sandbox (`[sandbox] mode = "full"`): sfd's lack, not
+        // the task's; dispatch waits, and `daemon status` says why
+        "cannot sandbox",
         "Too many open files",
         "Cannot allocate memory",
         "No space left on device",

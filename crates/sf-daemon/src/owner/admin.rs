@@ -37,6 +37,7 @@ impl Owner {
         }
         let target_changed = applied.contains(&"target_branch");
         self.config = Arc::new(new);
+        self.sandbox_error = super::sandbox_error(&self.config);
         if target_changed {
             self.resolve_target().await;
         }

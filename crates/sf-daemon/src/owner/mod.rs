@@ -87,6 +87,9 @@ pub(crate) struct Owner {
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     workers: HashMap<i64, Worker>,
+    /// Why the sandbox `[sandbox] mode = "full"` asks for cannot be made here: nothing is
+    /// dispatched then (fail closed), and `daemon status` says why.
+    sandbox_error: Option<String>,
     /// The user namespaces of the live sandboxed runs (shared with the server).
     identities: crate::identity::Identities,
     /// Adapters whose CLI hit a usage limit: until when, and the CLI's message.
@@ -134,6 +137,7 @@ impl Owner {
             tx,
             identities: identities.clone(),
         };
+        let sandbox_error = sandbox_error(&config);
         let owner = Self {
             config,
             store,
@@ -143,6 +147,7 @@ impl Owner {
             internal_tx,
             internal_rx,
             workers: HashMap::new(),
+            sandbox_error,
             identities,
             paused: HashMap::new(),
             starved_until: None,
@@ -375,7 +380,8 @@ impl Owner {
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
         self.starved_until = self.starved_until.filter(|t| *t > Instant::now());
-        let can_dispatch = self.target.is_some() && self.starved_until.is_none();
+        let can_dispatch =
+            self.target.is_some() && self.starved_until.is_none() && self.sandbox_error.is_none();
         let result = self
             .store_call(move |s| {
                 let now = sf_store::now_ms();
@@ -494,4 +500,20 @@ async fn sleep_until_utc(at: Option<chrono::DateTime<chrono::Utc>>) {
         .unwrap_or_default()
         .min(Duration::from_secs(3600));
     tokio::time::sleep(wait).await;
+}
+
+/// Whether the sandbox the configuration asks for can be made on this kernel (user
+/// namespaces, Landlock ABI 6): `None` when it can or when none is asked for. Building the
+/// ruleset proves Landlock; the namespaces are proved by each spawn.
+fn sandbox_error(config: &Config) -> Option<String> {
+    let crate::config::SandboxMode::Full { network } = config.sandbox else {
+        return None;
+    };
+    let policy = sf_worker::sandbox::Policy {
+        network,
+        ..sf_worker::sandbox::Policy::system([])
+    };
+    let failed = sf_worker::sandbox::prepare(&policy).err()?;
+    tracing::error!(error = %failed, "[sandbox] mode = \"full\" cannot be made here; nothing is dispatched");
+    Some(failed.to_string())
 }

@@ -25,6 +25,13 @@ impl Owner {
                 self.unrecorded.len()
             ));
         }
+        if let Some(e) = &self.sandbox_error {
+            out.push(format!(
+                "{e}: nothing is dispatched (the sandbox fails closed); this kernel needs \
+                 unprivileged user namespaces and Landlock ABI 6, or set [sandbox] mode = \"off\" \
+                 in .sf/config.toml for a trusted setup"
+            ));
+        }
         let now = chrono::Utc::now();
         for (adapter, (until, message)) in &self.paused {
             if *until > now {
