@@ -35,6 +35,9 @@ pub(crate) enum Caller {
 pub(crate) struct Identities {
     own: Option<u64>,
     runs: Arc<RwLock<HashMap<u64, (i64, String)>>>,
+    /// Runs are sandboxed (`[sandbox] mode = "full"`): only then do namespaces tell runs
+    /// from the user, and only then is an unknown namespace refused.
+    enforced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Identities {
@@ -42,7 +45,14 @@ impl Identities {
         Self {
             own: user_namespace(std::process::id()),
             runs: Arc::default(),
+            enforced: Arc::default(),
         }
+    }
+
+    /// Whether runs are sandboxed, as the configuration (re)loaded says.
+    pub(crate) fn enforce(&self, on: bool) {
+        self.enforced
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Run `run_id` of `agent`, whose process is `pid`, has started: if it is in a
@@ -61,8 +71,12 @@ impl Identities {
         self.write().retain(|_, (id, _)| *id != run_id);
     }
 
-    /// Who the process `pid` is (`None`: the kernel did not say).
+    /// Who the process `pid` is. Without the sandbox every run shares sfd's namespace and
+    /// every caller is the user's (whose client names the actor).
     pub(crate) fn caller(&self, pid: Option<i32>) -> Caller {
+        if !self.enforced.load(std::sync::atomic::Ordering::Relaxed) {
+            return Caller::User;
+        }
         let ns = pid
             .and_then(|p| u32::try_from(p).ok())
             .and_then(user_namespace);

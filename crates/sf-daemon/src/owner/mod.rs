@@ -138,6 +138,7 @@ impl Owner {
             identities: identities.clone(),
         };
         let sandbox_error = sandbox_error(&config);
+        identities.enforce(config.sandbox != crate::config::SandboxMode::Off);
         let owner = Self {
             config,
             store,
