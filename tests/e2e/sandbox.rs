@@ -97,3 +97,43 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
         .expect("its event");
     assert_eq!(created.actor, "agent:w1", "{created:?}");
 }
+
+/// A run that points its worktree's `.git` at the main repository, so that sf's commit of
+/// its leftovers at completion would land on `main`: the completion is refused, the link is
+/// restored before any git work, `worktree_tampered` records it, and `main` does not move.
+#[test]
+fn a_worktree_whose_git_link_is_rewritten_is_restored_and_recorded() {
+    let td = crate::fleet::fleet("max_attempts = 1");
+    let id = td.create_task("tamper", &[]).task.id.to_string();
+    let main_before = git(&td.repo, &["rev-parse", "main"]);
+    let s = crate::fleet::script(
+        &td,
+        "w",
+        &format!(
+            "write leftover.txt uncommitted\nwrite .git gitdir: {}/.git\\n\ncomplete done\n",
+            td.repo.display()
+        ),
+    );
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    let tampered: Vec<_> = td
+        .events(&[])
+        .into_iter()
+        .filter(|e| e.action == "worktree_tampered")
+        .collect();
+    assert!(!tampered.is_empty(), "{:?}", t.notes);
+    assert_eq!(
+        git(&td.repo, &["rev-parse", "main"]),
+        main_before,
+        "main moved"
+    );
+    let wt = td
+        .repo
+        .join(".sf/worktrees")
+        .read_dir()
+        .expect("worktrees")
+        .flatten()
+        .next();
+    let gitfile = fs::read_to_string(wt.expect("the worktree").path().join(".git")).expect(".git");
+    assert!(gitfile.contains("/.git/worktrees/"), "restored: {gitfile}");
+}

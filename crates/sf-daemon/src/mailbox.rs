@@ -158,6 +158,8 @@ pub(crate) enum Internal {
     Repaired {
         task: Option<sf_proto::TaskId>,
         repaired: Vec<String>,
+        /// A run changed its worktree's git links (`worktree_tampered`), not a crash.
+        tampered: bool,
     },
     /// A janitor pass ended: what it did, one line each (recorded as `cleaned_up`).
     Tidied { lines: Vec<String> },

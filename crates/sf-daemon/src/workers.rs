@@ -25,11 +25,34 @@ pub(crate) fn report_repairs(
     task: Option<&str>,
     repaired: Vec<String>,
 ) {
+    send_repairs(tx, task, repaired, false);
+}
+
+/// Records that a run changed its worktree's git links, restored since
+/// (`worktree_tampered`).
+pub(crate) fn report_tampering(
+    tx: &mpsc::UnboundedSender<Internal>,
+    task: Option<&str>,
+    restored: Vec<String>,
+) {
+    send_repairs(tx, task, restored, true);
+}
+
+fn send_repairs(
+    tx: &mpsc::UnboundedSender<Internal>,
+    task: Option<&str>,
+    repaired: Vec<String>,
+    tampered: bool,
+) {
     if repaired.is_empty() {
         return;
     }
     let task = task.and_then(|t| sf_proto::TaskId::new(t).ok());
-    let _ = tx.send(Internal::Repaired { task, repaired });
+    let _ = tx.send(Internal::Repaired {
+        task,
+        repaired,
+        tampered,
+    });
 }
 
 /// Everything a launch needs, moved into its task.
@@ -579,11 +602,19 @@ pub(crate) fn save_work(
             // left behind may keep its output open, so it gets a few seconds, no more
             let _ = tokio::time::timeout(Duration::from_secs(5), capture.finished()).await;
         }
-        let wt = worktree.map(|w| worktree_path(&config, &w));
-        let saved = match wt.filter(|p| p.exists()) {
-            Some(path) => {
-                let (task2, tx2) = (task.clone(), tx.clone());
+        let wt = worktree.map(|w| (worktree_path(&config, &w), w));
+        let tampered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let saved = match wt.filter(|(p, _)| p.exists()) {
+            Some((path, name)) => {
+                let (task2, tx2, root) = (task.clone(), tx.clone(), config.paths.root.clone());
+                let tampered = Arc::clone(&tampered);
                 tokio::task::spawn_blocking(move || {
+                    // before any git work on it: the links the run may have rewritten
+                    let restored = sf_git::restore_worktree_links(&root, admin_name(&name), &path)?;
+                    if !restored.is_empty() {
+                        tampered.store(true, std::sync::atomic::Ordering::Relaxed);
+                        report_tampering(&tx2, Some(&task2), restored);
+                    }
                     // the worker is gone: a lock in its worktree is a leftover
                     let repaired = sf_git::locks::repair_worktree(&path)?;
                     report_repairs(&tx2, Some(&task2), repaired);
@@ -607,6 +638,12 @@ pub(crate) fn save_work(
             .map(|l| sf_worker::process::tail_lines(Path::new(&l), 15))
             .unwrap_or_default();
         let mut note = format!("{what} without completing or handing off; {saved}.");
+        if tampered.load(std::sync::atomic::Ordering::Relaxed) {
+            note.push_str(
+                "\nThe run had changed its worktree's git links (see the worktree_tampered event); \
+                 sfd restored them before saving its work.",
+            );
+        }
         if let Some(said) = &ending.said {
             // the CLI's own words in full: the log's last lines may cut them
             note.push_str(&format!("\n{} said:\n{said}", ending.adapter));
@@ -620,6 +657,12 @@ pub(crate) fn save_work(
             note,
         });
     });
+}
+
+/// The admin folder's name of the worktree folder `folder` (`<task>-<slug>`): the task that
+/// made it, whose id comes first (a fix task works in its original task's worktree).
+pub(crate) fn admin_name(folder: &str) -> &str {
+    folder.split('-').next().unwrap_or(folder)
 }
 
 /// How a failed run ended, in words for its note.

@@ -587,3 +587,53 @@ mod worktree;
 
 #[cfg(test)]
 mod tests;
+
+/// Checks the links between the worktree at `path` and its admin folder
+/// `<common>/worktrees/<name>`, as sf made them: the worktree's
+/// `.git` file names the admin folder, whose `gitdir` names the `.git` file back and whose
+/// `commondir` is `../..`. A run that rewrote them could make sf's own git work (saving its
+/// work, committing at completion) act on another repository or branch: each changed link
+/// is written back, and what was found is returned (empty: nothing was changed).
+pub fn restore_worktree_links(
+    repo_root: &Path,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    let admin = repo.commondir().join("worktrees").join(name);
+    if !admin.is_dir() {
+        // not a worktree sf made under this name: nothing to compare it with
+        return Ok(Vec::new());
+    }
+    let expected = [
+        (path.join(".git"), format!("gitdir: {}\n", admin.display())),
+        (
+            admin.join("gitdir"),
+            format!("{}\n", path.join(".git").display()),
+        ),
+        (admin.join("commondir"), "../..\n".to_owned()),
+    ];
+    let mut restored = Vec::new();
+    for (file, want) in expected {
+        let found = std::fs::read_to_string(&file).unwrap_or_default();
+        let is_link = file
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if found.trim_end() == want.trim_end() && !is_link {
+            continue;
+        }
+        if is_link {
+            let _ = std::fs::remove_file(&file);
+        }
+        std::fs::write(&file, &want).map_err(|source| GitError::Io {
+            what: format!("restore {}", file.display()),
+            source,
+        })?;
+        restored.push(format!(
+            "{} was changed (it said {:?}); restored",
+            file.display(),
+            found.trim_end()
+        ));
+    }
+    Ok(restored)
+}

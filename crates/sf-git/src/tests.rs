@@ -408,3 +408,39 @@ fn a_worktrees_lock_is_left_alone_while_a_git_runs_in_it() {
     assert_eq!(locks::repair_worktree(&path).unwrap().len(), 1);
     assert!(!lock.exists());
 }
+
+/// A run that points its worktree's `.git` at the main repository (so that sf's commit of
+/// its leftovers would land on `main`) or cuts the admin folder's way back is found out and
+/// undone; an untouched worktree is left alone.
+#[test]
+fn rewritten_worktree_links_are_found_and_restored() {
+    let (_d, root) = repo();
+    let path = root.join(".sf/worktrees/t9-x");
+    ensure_worktree(&root, "t9-x", &path, "agent/w/t9-x", "main").unwrap();
+    assert_eq!(
+        restore_worktree_links(&root, "t9-x", &path).unwrap(),
+        Vec::<String>::new(),
+        "as made by ensure_worktree"
+    );
+    let gitfile = path.join(".git");
+    let made = std::fs::read_to_string(&gitfile).unwrap();
+    std::fs::write(
+        &gitfile,
+        format!("gitdir: {}\n", root.join(".git").display()),
+    )
+    .unwrap();
+    let admin = root.join(".git/worktrees/t9-x");
+    std::fs::write(admin.join("commondir"), "/tmp/elsewhere\n").unwrap();
+    let restored = restore_worktree_links(&root, "t9-x", &path).unwrap();
+    assert_eq!(restored.len(), 2, "{restored:?}");
+    assert_eq!(std::fs::read_to_string(&gitfile).unwrap(), made);
+    assert_eq!(
+        std::fs::read_to_string(admin.join("commondir")).unwrap(),
+        "../..\n"
+    );
+    assert!(
+        restore_worktree_links(&root, "t9-x", &path)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -245,6 +245,7 @@ impl Store {
         &mut self,
         task: Option<&sf_proto::TaskId>,
         repaired: &[String],
+        tampered: bool,
     ) -> Result<(), StoreError> {
         let key = match task {
             Some(t) => self.resolve_task(t.as_str()).ok(),
@@ -255,8 +256,13 @@ impl Store {
         let subject = key
             .as_ref()
             .map_or_else(|| "repository".to_owned(), |(_, id)| format!("task:{id}"));
-        let mut audit = Audit::new("daemon", Action::GitRepaired, subject)
-            .after(json!({ "repaired": repaired }));
+        let action = if tampered {
+            Action::WorktreeTampered
+        } else {
+            Action::GitRepaired
+        };
+        let mut audit =
+            Audit::new("daemon", action, subject).after(json!({ "repaired": repaired }));
         if let Some((k, id)) = &key {
             audit = audit.task(*k, id);
         }

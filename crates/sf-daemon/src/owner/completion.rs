@@ -63,6 +63,22 @@ impl Owner {
             let (root2, branch2) = (root.clone(), branch.clone());
             let ahead = tokio::task::spawn_blocking(move || {
                 if wt.exists() {
+                    let name = wt
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let admin = crate::workers::admin_name(&name);
+                    let restored = sf_git::restore_worktree_links(&root, admin, &wt)?;
+                    if !restored.is_empty() {
+                        crate::workers::report_tampering(&tx2, Some(&task), restored);
+                        return Err(sf_git::GitError::Io {
+                            what: "complete the task".to_owned(),
+                            source: std::io::Error::other(
+                                "the run changed its worktree's git links (restored; see the \
+                                 worktree_tampered event): the completion is refused",
+                            ),
+                        });
+                    }
                     let repaired = sf_git::locks::repair_worktree(&wt)?;
                     crate::workers::report_repairs(&tx2, Some(&task), repaired);
                     sf_git::commit_all(

@@ -425,9 +425,13 @@ impl Owner {
                 }
                 false
             }
-            Internal::Repaired { task, repaired } => {
+            Internal::Repaired {
+                task,
+                repaired,
+                tampered,
+            } => {
                 match self
-                    .store_call(move |s| s.record_repair(task.as_ref(), &repaired))
+                    .store_call(move |s| s.record_repair(task.as_ref(), &repaired, tampered))
                     .await
                 {
                     Ok((Ok(()), changed)) => changed,

@@ -153,6 +153,8 @@ wire_enum!(
         /** `steward_rate_limited` */ StewardRateLimited = "steward_rate_limited",
         /** `event_emitted` */ EventEmitted = "event_emitted",
         /** `git_repaired` */ GitRepaired = "git_repaired",
+        /** `worktree_tampered`: a run changed its worktree's git links; restored */
+        WorktreeTampered = "worktree_tampered",
         /** `cleaned_up` */ CleanedUp = "cleaned_up",
         /** `config_reloaded` */ ConfigReloaded = "config_reloaded",
         /** `worker_adopted` */ WorkerAdopted = "worker_adopted",
