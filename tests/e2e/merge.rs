@@ -1287,6 +1287,6 @@ fn a_test_command_past_its_limit_is_stopped_whole_and_said() {
         .filter(|c| c.trim() == marker)
         .collect();
     // other tests run in parallel; only a sleep of this test's workspace would be a leak,
-    // and `sleep 300` is this test's alone
+    // and `sleep 300` is this test's alone (the launcher's tests sleep 301 to 303)
     assert!(left.is_empty(), "left running: {left:?}");
 }

@@ -439,7 +439,7 @@ mod tests {
     async fn past_its_wall_time_the_whole_group_is_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("grandchild");
-        let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+        let script = format!("sleep 301 & echo $! > {}; wait", pidfile.display());
         let spec = RunSpec::shell(
             Kind::Tests,
             &script,
@@ -506,7 +506,7 @@ mod tests {
         let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":536,"error_status":401,"error":"authentication_failed","session_id":"s1"}"#;
         let mut spec = RunSpec::shell(
             Kind::Agent,
-            &format!("echo '{retry}'; sleep 300"),
+            &format!("echo '{retry}'; sleep 302"),
             dir.path(),
             &dir.path().join("log"),
             Limits {
@@ -536,7 +536,7 @@ mod tests {
             ))
             .unwrap()
         };
-        let ended = run("sleep 300").wait(async {}).await;
+        let ended = run("sleep 303").wait(async {}).await;
         assert_eq!(ended.why, EndReason::Stopped);
         let ended = run("echo hello; exit 0").wait(std::future::pending()).await;
         assert!(ended.success(), "{ended:?}");
