@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Args;
-use sf_proto::{LogRef, Request, Response};
+use sf_proto::{Adapter, LogRef, Request, Response};
 
 use crate::context::Context;
 use crate::context::expect_response;
@@ -78,10 +78,12 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(r: &LogRef, raw: bool, color: bool) -> Self {
+    /// A `command` agent's output and a merge test's have no format to render: their bytes
+    /// are copied as they are (a partial line too, while following).
+    fn new(r: &LogRef, raw: bool, style: transcript::Style) -> Self {
         match r.adapter {
-            Some(adapter) if !raw => {
-                Self::Rendered(transcript::Renderer::new(Some(adapter), color))
+            Some(adapter) if !raw && adapter != Adapter::Command => {
+                Self::Rendered(transcript::Renderer::new(Some(adapter), style))
             }
             _ => Self::Raw,
         }
@@ -145,7 +147,11 @@ pub fn run(ctx: &mut Context, args: &LogsArgs) -> CliResult {
             ctx.ui.line(header(r))?;
         }
         let mut log = LastByte::new(open_log(r)?);
-        let mut sink = Sink::new(r, args.raw, ctx.ui.color);
+        let style = transcript::Style {
+            color: ctx.ui.color,
+            width: ctx.ui.width(),
+        };
+        let mut sink = Sink::new(r, args.raw, style);
         let what = format!("log file {}", r.path);
         sink.pump(ctx, &mut log, &what)?;
         if args.follow && r.live {
