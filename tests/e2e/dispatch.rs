@@ -391,10 +391,55 @@ fn logs_of_a_run_are_kept_and_shown() {
     worker(&td, "w1", &s, &[]);
     wait_status(&td, &id, TaskStatus::Review);
     let out = td.sfctl().args(["logs", &id]).success();
-    assert!(out.contains("hello from the worker"), "{out}");
+    assert!(out.starts_with("hello from the worker\n"), "{out}");
+    // a `command` agent's log has no format to render: shown as it is, as with --raw
+    let raw = td.sfctl().args(["logs", &id, "--raw"]).success();
+    assert_eq!(out, raw);
     let refs: Vec<LogRef> = td.sfctl().args(["logs", "w1"]).json();
     assert_eq!(refs.len(), 1);
     assert!(refs[0].path.contains(".sf/logs/"), "{refs:?}");
+    assert_eq!(
+        refs[0].adapter,
+        Some(sf_proto::Adapter::Command),
+        "{refs:?}"
+    );
+}
+
+#[test]
+fn the_log_of_a_cli_run_reads_as_a_transcript_and_raw_as_json_lines() {
+    let td = fleet("");
+    let id = td.create_task("transcript", &[]).task.id.to_string();
+    // what Codex writes on stdout (`codex exec --json`), then the worker's own sfctl
+    let lines = [
+        r#"{"type":"thread.started","thread_id":"t-1"}"#,
+        r#"{"type":"item.started","item":{"id":"i1","type":"command_execution","command":"bash -lc 'git commit -qm note'","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#,
+        r#"{"type":"item.completed","item":{"id":"i1","type":"command_execution","command":"bash -lc 'git commit -qm note'","aggregated_output":"[agent 1a2b3c4] note","exit_code":0,"status":"completed"}}"#,
+        r#"{"type":"item.completed","item":{"id":"i2","type":"agent_message","text":"Done: note.txt is committed."}}"#,
+        r#"{"type":"turn.completed","usage":{"input_tokens":24763,"cached_input_tokens":24448,"output_tokens":122}}"#,
+    ];
+    let stdout: String = lines.iter().map(|l| format!("stdout {l}\n")).collect();
+    let s = script(
+        &td,
+        "w",
+        &format!("write note.txt x\ncommit note\n{stdout}stderr a warning on stderr\ncomplete\n"),
+    );
+    worker(&td, "x1", &s, &["--adapter", "codex"]);
+    wait_status(&td, &id, TaskStatus::Review);
+    let shown = td.sfctl().args(["logs", &id]).success();
+    let expected = "\
+▸ shell  bash -lc 'git commit -qm note'
+  ✓ [agent 1a2b3c4] note
+
+Done: note.txt is committed.
+
+  tokens: 24,763 in · 122 out
+a warning on stderr
+";
+    assert!(shown.starts_with(expected), "{shown}");
+    assert!(!shown.contains("{\""), "no JSON left: {shown}");
+    let raw = td.sfctl().args(["logs", &id, "--raw"]).success();
+    assert!(raw.starts_with(&format!("{}\n", lines[0])), "{raw}");
+    assert!(raw.contains(lines[4]), "{raw}");
 }
 
 #[test]
