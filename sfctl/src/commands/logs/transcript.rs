@@ -20,6 +20,9 @@ pub struct Renderer {
     /// before it (after a paragraph of text or a result).
     printed: bool,
     gap: bool,
+    /// The agent's last words (text or error) since the last tool call: a result that only
+    /// repeats them (Claude's always does) shows just its heading.
+    last_said: Option<String>,
 }
 
 /// How rendered lines look: coloured or not, fitted to a width or not.
@@ -37,6 +40,7 @@ impl Renderer {
             style,
             printed: false,
             gap: false,
+            last_said: None,
         }
     }
 
@@ -62,7 +66,20 @@ impl Renderer {
 
     fn line(&mut self, line: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for entry in self.transcript.entries(line) {
+        for mut entry in self.transcript.entries(line) {
+            match &mut entry {
+                Entry::Text(t) | Entry::Error(t) => self.last_said = Some(t.trim().to_owned()),
+                Entry::ToolCall { .. } | Entry::ToolResult { .. } => self.last_said = None,
+                Entry::Result { text, .. } if self.last_said.as_deref() == Some(text.trim()) => {
+                    text.clear();
+                }
+                Entry::Usage {
+                    input: 0,
+                    output: 0,
+                    cost_usd: None | Some(0.0),
+                } => continue,
+                _ => {}
+            }
             let lines = render(&entry, self.style);
             if lines.is_empty() {
                 continue;
@@ -205,7 +222,9 @@ fn thousands(n: u64) -> String {
 fn dollars(c: f64) -> String {
     if c >= 1.0 {
         format!("${c:.2}")
-    } else if c >= 0.01 || c == 0.0 {
+    } else if c == 0.0 {
+        "$0".to_owned()
+    } else if c >= 0.01 {
         format!("${c:.3}")
     } else {
         format!("${c:.4}")
@@ -287,6 +306,25 @@ says what was asked, and the tests pass."
     }
 
     #[test]
+    fn a_result_that_repeats_the_last_words_shows_only_its_heading() {
+        let log = concat!(
+            r#"{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text","text":"Not logged in · Please run /login"}]},"error":"authentication_failed"}"#,
+            "\n",
+            r#"{"type":"result","subtype":"success","is_error":true,"total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0},"result":"Not logged in · Please run /login"}"#,
+            "\n",
+        );
+        let mut r = Renderer::new(Some(Adapter::Claude), PLAIN);
+        assert_eq!(
+            r.feed(log.as_bytes()),
+            [
+                "! Not logged in · Please run /login",
+                "",
+                "── result: failed ──"
+            ]
+        );
+    }
+
+    #[test]
     fn colours_only_when_asked() {
         let style = Style {
             color: true,
@@ -332,6 +370,7 @@ says what was asked, and the tests pass."
         assert_eq!(dollars(0.01234), "$0.012");
         assert_eq!(dollars(0.0004), "$0.0004");
         assert_eq!(dollars(2.5), "$2.50");
+        assert_eq!(dollars(0.0), "$0");
     }
 
     #[test]
