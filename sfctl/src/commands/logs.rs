@@ -29,10 +29,11 @@ Print the log of a task's or an agent's run: what the worker process wrote on st
 stderr. The newest run by default, or --run N; --all prints every run's log (the 50 newest
 runs), oldest first, each under a `==> run N (agent, task) <==` header.
 
-A run of Claude Code, Codex or OpenCode is shown as a transcript: what the agent wrote, each
-tool call (`▸ Bash git commit …`) with how it ended (`✓`/`✗` and the first line of its
-output), the tokens used, and the final result or the CLI's error in full. --raw prints the
-CLI's JSON Lines as they are (a `command` agent's output is always shown as it is).
+A run of Claude Code, Codex or OpenCode is shown as a transcript: what the agent wrote
+(wrapped to the terminal, never cut), each tool call on one line (`▸ Bash  git commit …`)
+with how it ended (`✓`/`✗` and the first line of its output), the tokens used, and the final
+result or the CLI's error in full; lines the CLI wrote on stderr as they are. --raw prints
+the CLI's JSON Lines as they are (a `command` agent's output is always shown as it is).
 
 The merge queue's test output: `mr:ID` for each attempt of merge request ID (--run N is
 attempt N), or the merge steward's name for the last test of each request (--run N is
@@ -40,8 +41,8 @@ request N).
 
 With --follow, keep printing what the run appends until it ends (Ctrl-C to stop earlier); if
 the task or agent has no run yet, wait for its first one.
-With --json, print the runs' log files as JSON ([{run, task, agent, path, live}], the selected
-runs only) instead of their content.",
+With --json, print the runs' log files as JSON ([{run, task, agent, path, live, adapter}],
+the selected runs only) instead of their content.",
     after_help = "\
 Examples:
   sfctl logs k3f9xq              # the newest run of task k3f9xq, as a transcript

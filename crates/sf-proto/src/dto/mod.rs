@@ -121,4 +121,19 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn a_log_ref_from_a_daemon_without_adapters_still_reads() {
+        let old = serde_json::json!({
+            "run": 3, "task": null, "agent": "w1", "path": "/ws/.sf/logs/3.log", "live": false
+        });
+        let r: LogRef = serde_json::from_value(old).unwrap();
+        assert_eq!(r.adapter, None);
+        let json = serde_json::to_value(LogRef {
+            adapter: Some(Adapter::Codex),
+            ..r
+        })
+        .unwrap();
+        assert_eq!(json["adapter"], "codex");
+    }
 }
