@@ -409,7 +409,9 @@ impl Store {
     ) -> Result<Vec<RunSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT r.id, t.id, r.agent, r.epoch, r.started_at, r.ended_at, r.exit_code, r.outcome,
-                    r.pid, r.log_path, r.usage
+                    r.pid, r.log_path, r.usage,
+                    CASE WHEN r.outcome IN ('completed', 'handed_off', 'ok', 'skipped') THEN NULL
+                         ELSE r.result END
              FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.{cond} ORDER BY r.id DESC LIMIT 20"
         ))?;
         let rows = stmt.query_map([arg], |r| {
@@ -429,6 +431,7 @@ impl Store {
                 usage: r
                     .get::<_, Option<String>>(10)?
                     .and_then(|u| serde_json::from_str(&u).ok()),
+                error: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

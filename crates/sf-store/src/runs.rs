@@ -534,10 +534,18 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
             "UPDATE runs SET ended_at = ?1, exit_code = ?2, usage = coalesce(?3, usage),
-                 outcome = CASE WHEN released_at IS NULL THEN ?4 ELSE outcome END
+                 outcome = CASE WHEN released_at IS NULL THEN ?4 ELSE outcome END,
+                 result = CASE WHEN released_at IS NULL THEN ?6 ELSE result END
              WHERE id = ?5 AND ended_at IS NULL",
         )?
-        .execute(params![now, code, usage_json, failure.outcome(), run_id])?;
+        .execute(params![
+            now,
+            code,
+            usage_json,
+            failure.outcome(),
+            run_id,
+            note
+        ])?;
         let Some(task_key) = task_key.filter(|_| released.is_none()) else {
             tx.commit()?;
             return Ok(AfterFailure::Released);

@@ -437,6 +437,7 @@ fn handoffs_in_a_row_back_off_and_too_many_block_the_task() {
         s.run_ended(claim.run_id, Some(0), crate::Failure::Exited, "", None, 3)
             .unwrap();
         let t = s.show_task(&id).unwrap();
+        assert_eq!(t.runs[0].error, None, "a handed-off run has no error");
         waits.push(t.retry_at.map(|r| r.timestamp_millis() - crate::now_ms()));
         if n < crate::MAX_HANDOFFS {
             assert_eq!(t.task.status, TaskStatus::Open, "after {n}");
@@ -584,6 +585,14 @@ fn a_task_waiting_out_a_retry_says_so_not_scheduled() {
         3,
     )
     .unwrap();
+    // the run says why it ended, in task show and agent show alike
+    let t = s.show_task(&id).unwrap();
+    assert_eq!(t.runs[0].outcome.as_deref(), Some("failed"));
+    assert_eq!(t.runs[0].error.as_deref(), Some("boom"));
+    assert_eq!(
+        s.show_agent("w1").unwrap().runs[0].error.as_deref(),
+        Some("boom")
+    );
     let waiting = s.waiting(crate::now_ms(), None).unwrap();
     let w = waiting
         .iter()

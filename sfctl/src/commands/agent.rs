@@ -537,13 +537,32 @@ fn run_error(r: &RunSummary) -> String {
         .outcome
         .as_deref()
         .is_some_and(|o| !matches!(o, "completed" | "handed_off"));
+    let first = |t: &str| {
+        t.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
     let said = r
         .usage
         .as_ref()
         .and_then(|u| u.result.as_deref())
         .filter(|_| failed)
-        .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
-    said.map_or_else(|| "-".to_owned(), str::to_owned)
+        .and_then(first);
+    // else sfd's note: its first clause says how the run ended
+    let noted = || {
+        r.error
+            .as_deref()
+            .filter(|_| failed)
+            .and_then(first)
+            .map(|l| {
+                l.split_once("; ")
+                    .map_or(l.as_str(), |(head, _)| head)
+                    .trim_end_matches('.')
+                    .to_owned()
+            })
+    };
+    said.or_else(noted).unwrap_or_else(|| "-".to_owned())
 }
 
 /// Input plus output tokens, short: `950`, `12.3k`, `1.2M`; `-` when none were reported.
@@ -598,6 +617,7 @@ mod tests {
             pid: Some(4242),
             log_path: None,
             usage: None,
+            error: None,
         }
     }
 
@@ -673,6 +693,27 @@ mod tests {
             );
         }
         assert!(narrow.contains("auth_failed"), "{narrow}");
+    }
+
+    /// Without the CLI's words (a `command` agent, a run stopped for its time), sfd's note
+    /// says how the run ended.
+    #[test]
+    fn a_failed_run_without_the_clis_words_shows_how_it_ended() {
+        let mut failed = run(5);
+        failed.ended_at = Some("2025-05-01T11:58:00Z".parse().unwrap());
+        failed.outcome = Some("timed_out".into());
+        failed.error = Some(
+            "the worker hit its wall-time limit and was stopped without completing or handing \
+             off; uncommitted work, if any, was saved to refs/sf/wip/k3f9xq/2 (1a2b3c4d5e).\n\
+             Last log lines:\nwaiting"
+                .into(),
+        );
+        assert_eq!(
+            run_error(&failed),
+            "the worker hit its wall-time limit and was stopped without completing or handing off"
+        );
+        failed.outcome = Some("completed".into());
+        assert_eq!(run_error(&failed), "-");
     }
 
     #[test]

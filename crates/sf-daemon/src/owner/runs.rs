@@ -183,6 +183,7 @@ impl Owner {
                         .to_string(),
                     ),
                     usage: None,
+                    error: None,
                 };
                 self.launch(Start { resume, ..start });
                 Response::Run(summary)

@@ -141,6 +141,10 @@ pub struct RunSummary {
     /// Tokens, cost and session reported by the agent CLI.
     #[serde(default)]
     pub usage: Option<RunUsage>,
+    /// Why a run that neither completed nor handed off ended: sfd's note about it (how it
+    /// ended, where its work was saved, the CLI's words or the log's last lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What an agent CLI reported about a run.
