@@ -254,6 +254,14 @@ fn a_crashing_worker_leaves_the_task_safe_and_it_gets_stuck_after_max_attempts()
         note.contains("exit code 3") && note.contains("something broke"),
         "{note}"
     );
+    // the run table says how the run ended, from the same note
+    assert_eq!(first.runs[0].error.as_ref(), Some(note), "{:?}", first.runs);
+    let shown = td.sfctl().args(["task", "show", &id]).success();
+    assert!(
+        shown.lines().any(|l| l.contains(" failed ")
+            && l.ends_with("the worker exited (exit code 3) without completing or handing off")),
+        "{shown}"
+    );
     // the uncommitted work was saved to a WIP ref and the branch
     let wip = git(
         &td.repo,
