@@ -365,6 +365,7 @@ fn error(api: Api, status: u16, message: Option<&str>, reset_secs: Option<u64>) 
             ("anthropic-ratelimit-unified-status", "rejected".to_owned()),
             ("anthropic-ratelimit-unified-reset", at.to_string()),
             ("x-ratelimit-reset-requests", format!("{reset}s")),
+            ("x-ratelimit-reset-tokens", format!("{reset}s")),
             ("x-codex-primary-reset-after-seconds", reset.to_string()),
         ] {
             if let Ok(v) = HeaderValue::from_str(&v) {
