@@ -18,9 +18,11 @@ server_bin=${CARGO_TARGET_DIR:-$root/target}/debug/sf-model-server
 work=$(mktemp -d)
 trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# record CLI CASE SCRIPT_JSON [KEY]: one run of CLI in a fresh repository and HOME
+# record CLI CASE SCRIPT_JSON [KEY [VAR=VALUE...]]: one run of CLI in a fresh repository and
+# HOME (KEY empty: no API key), with the extra variables
 record() {
   local cli=$1 case=$2 script=$3 key=${4-sk-sf-test}
+  shift $(($# < 4 ? $# : 4))
   local dir=$work/$cli-$case
   mkdir -p "$dir/home" "$dir/repo"
   git -C "$dir/repo" init -q -b main
@@ -50,6 +52,7 @@ TOML
     ANTHROPIC_BASE_URL="$base" IS_SANDBOX=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1
     OPENCODE_CONFIG_CONTENT="$opencode_config" OPENCODE_DISABLE_AUTOUPDATE=1 OPENCODE_DISABLE_MODELS_FETCH=1)
   if [ -n "$key" ]; then env+=(ANTHROPIC_API_KEY="$key" MOCK_API_KEY="$key"); fi
+  env+=("$@")
   local -a argv
   case $cli in
     claude) argv=("$bin/claude" -p --output-format stream-json --verbose --dangerously-skip-permissions) ;;
@@ -68,12 +71,20 @@ success='[{"bash": "echo note > note.txt && git add note.txt && git commit -qm n
 for cli in claude codex opencode; do
   record "$cli" success "$success"
 done
-# OpenCode retries a 429 without end and without a word: nothing to record
+# A 429: Claude Code and Codex give up at once. OpenCode waits out `retry-after` and tries
+# again, silently: with the reset 1 s ahead it gives up after about 5 tries.
 for cli in claude codex; do
   record "$cli" usage_limit '[{"status": 429, "reset_secs": 5400}]'
 done
+record opencode usage_limit '[{"status": 429, "reset_secs": 1}]'
 record claude not_logged_in "$success" ""
+# Claude Code retries a 401 or a dropped stream ten times over about three minutes, an
+# `api_retry` line each: two are enough to record
+record claude unauthorized '[{"status": 401}]' sk-sf-test CLAUDE_CODE_MAX_RETRIES=2
 record codex unauthorized '[{"status": 401}]'
 record opencode unauthorized '[{"status": 401}]'
+record claude cut '[{"cut": true}]' sk-sf-test CLAUDE_CODE_MAX_RETRIES=2
 record codex cut '[{"cut": true}]'
+# OpenCode retries a dropped stream with growing delays (2, 4, 8 ... s) and prints nothing
+# until it gives up, about a minute later
 record opencode cut '[{"cut": true}]'

@@ -18,15 +18,23 @@
 //! - `{"bash": "CMD"}`: the model calls the CLI's shell tool (`Bash`, `exec_command`, `bash`)
 //!   with CMD; the CLI runs it and sends the result with its next request;
 //! - `{"text": "..."}`: a final answer, ending the turn;
-//! - `{"status": N, "message": "...", "reset_secs": S}`: an HTTP error in the API's own
-//!   shape (401: authentication; 429: a usage limit resetting in S seconds, with the
-//!   headers and the error type each CLI reads);
+//! - `{"status": N, "message": "...", "reset_secs": S, "headers": {...}}`: an HTTP error in
+//!   the API's own shape (401: authentication; 429: a usage limit resetting in S seconds,
+//!   with the headers and the error type each CLI reads; `headers` adds or replaces some);
 //! - `{"cut": true}`: the stream starts, then the connection drops mid-turn;
 //! - `{"hang": true}`: the request is accepted and never answered.
 //!
+//! Side calls, as the `--requests` logs of the pinned versions show them: Claude Code 2.1.332
+//! in `-p` mode sends only main requests (each offers its ~20 tools); without
+//! `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` it also sends `HEAD /api/hello`, a connectivity
+//! probe, answered 200. Codex 0.171.0 `exec` sends only main requests (each with `tools`).
+//! OpenCode 1.18.33 first asks for a session title: a chat completion with no `tools`, the
+//! prompt as its last message. `GET …/models` and `…/count_tokens` are answered harmlessly.
+//! None of these uses a turn.
+//!
 //! It prints `listening on 127.0.0.1:PORT` as its first line, and with `--requests FILE`
-//! appends one JSON line per request (path, whether it was a main request, the turn
-//! played), for the tests' assertions.
+//! appends one JSON line per request (method, path, model, the tools offered, whether it was
+//! a main request, the turn played, the last message), for the tests' assertions.
 
 mod model_server {
     pub mod apis;
@@ -85,6 +93,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    if method == Method::HEAD {
+        // Claude Code's connectivity probe (`HEAD /api/hello`)
+        server.log(&serde_json::json!({"method": "HEAD", "path": path}));
+        return Response::default();
+    }
     let Some(api) = Api::of_path(&path) else {
         server.log(&serde_json::json!({"method": method.as_str(), "path": path, "answer": 404}));
         return apis::not_found(&path);
@@ -94,6 +107,7 @@ async fn handle(
         return apis::models(api);
     }
     if path.ends_with("/count_tokens") {
+        server.log(&serde_json::json!({"method": method.as_str(), "path": path, "main": false}));
         return apis::count_tokens();
     }
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -101,8 +115,15 @@ async fn handle(
         .get("tools")
         .and_then(serde_json::Value::as_array)
         .is_some_and(|t| !t.is_empty());
+    let model = request.get("model").cloned().unwrap_or_default();
     if !main {
-        server.log(&serde_json::json!({"path": path, "main": false}));
+        server.log(&serde_json::json!({
+            "method": method.as_str(),
+            "path": path,
+            "model": model,
+            "main": false,
+            "last_user": apis::last_user_text(api, &request),
+        }));
         return apis::play(
             api,
             &request,
@@ -114,7 +135,10 @@ async fn handle(
     }
     let (index, turn) = server.take_turn();
     server.log(&serde_json::json!({
+        "method": method.as_str(),
         "path": path,
+        "model": model,
+        "tools": apis::tool_names(&request),
         "main": true,
         "turn": index,
         "played": turn,

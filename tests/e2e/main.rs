@@ -7,6 +7,7 @@ mod harness;
 
 mod agent_failures;
 mod agents;
+mod agents_env;
 mod bounds;
 mod cleanup;
 mod cli;
@@ -27,6 +28,7 @@ mod plans;
 mod playbooks;
 mod protocol;
 mod real_cli;
+mod real_cli_direct;
 mod sandbox;
 mod secrets;
 mod security;

@@ -9,106 +9,13 @@
 //! A missing CLI fails these tests with the install command: it is never a skip.
 
 use std::fs;
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use sf_proto::TaskStatus;
 
+use crate::agents_env::{Cli, ModelServer, OPENCODE_MODEL, codex_config, provider_env};
 use crate::fleet::wait_status;
 use crate::harness::TestDaemon;
-
-/// The agent CLIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cli {
-    Claude,
-    Codex,
-    Opencode,
-}
-
-impl Cli {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Claude => "claude",
-            Self::Codex => "codex",
-            Self::Opencode => "opencode",
-        }
-    }
-
-    /// The pinned CLI; a missing one is an install failure.
-    fn path(self) -> PathBuf {
-        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("agents/node_modules/.bin")
-            .join(self.name());
-        assert!(
-            bin.exists(),
-            "the pinned {} CLI is not installed at {}: run `npm install --prefix tests/agents --no-save` \
-             (Node.js 20+ with npm)",
-            self.name(),
-            bin.display()
-        );
-        bin
-    }
-}
-
-/// `sf-model-server` playing `script`; killed on drop.
-struct ModelServer {
-    child: Child,
-    addr: String,
-    requests: PathBuf,
-}
-
-impl ModelServer {
-    fn start(dir: &Path, script: &Value) -> Self {
-        let script_path = dir.join("model-script.json");
-        fs::write(&script_path, script.to_string()).expect("write the script");
-        let requests = dir.join("model-requests.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sf-model-server"))
-            .arg("--script")
-            .arg(&script_path)
-            .arg("--requests")
-            .arg(&requests)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sf-model-server");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("read the server's first line");
-        let addr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
-        Self {
-            child,
-            addr,
-            requests,
-        }
-    }
-
-    /// The main requests the server played, in order.
-    fn played(&self) -> Vec<Value> {
-        fs::read_to_string(&self.requests)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["main"] == json!(true))
-            .collect()
-    }
-}
-
-impl Drop for ModelServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The model the agents are registered with (OpenCode's provider is `mock`).
-const OPENCODE_MODEL: &str = "mock/sf-test-model";
 
 /// A workspace whose daemon points the CLIs at `base` (the server's `http://ADDR`), with
 /// the API key granted as a secret when `key`. As root, Claude Code needs `IS_SANDBOX=1`,
@@ -146,41 +53,15 @@ fn workspace(base: &str, key: bool, extra: &str) -> TestDaemon {
     // Codex reads its provider from its own config, as a user would set it up
     let codex = td.home.join(".codex");
     fs::create_dir_all(&codex).expect("mkdir .codex");
-    fs::write(
-        codex.join("config.toml"),
-        format!(
-            "model = \"sf-test-model\"\nmodel_provider = \"mock\"\n\
-             [model_providers.mock]\nname = \"mock\"\nbase_url = \"{base}/v1\"\n\
-             env_key = \"MOCK_API_KEY\"\nwire_api = \"responses\"\n\
-             request_max_retries = 0\nstream_max_retries = 0\n"
-        ),
-    )
-    .expect("write codex config");
-    let opencode = json!({
-        "$schema": "https://opencode.ai/config.json",
-        "autoupdate": false,
-        "share": "disabled",
-        "provider": {"mock": {
-            "npm": "@ai-sdk/openai-compatible",
-            "name": "mock",
-            "options": {"baseURL": format!("{base}/v1"), "apiKey": "{env:MOCK_API_KEY}"},
-            "models": {"sf-test-model": {"name": "sf-test-model"}}
-        }}
-    })
-    .to_string();
-    let mut env = vec![
-        ("ANTHROPIC_BASE_URL", base.to_owned()),
-        ("IS_SANDBOX", "1".to_owned()),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
-        ("DISABLE_AUTOUPDATER", "1".to_owned()),
-        ("OPENCODE_CONFIG_CONTENT", opencode),
-        ("OPENCODE_DISABLE_AUTOUPDATE", "1".to_owned()),
-        ("OPENCODE_DISABLE_MODELS_FETCH", "1".to_owned()),
-    ];
+    fs::write(codex.join("config.toml"), codex_config(base)).expect("write codex config");
+    let mut env = provider_env(base);
     if key {
-        env.push(("SF_TEST_KEY", "sk-sf-test".to_owned()));
+        env.push((
+            "SF_TEST_KEY".to_owned(),
+            crate::agents_env::API_KEY.to_owned(),
+        ));
     }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     td.spawn_with(&env);
     td
 }
@@ -202,12 +83,7 @@ fn register(td: &TestDaemon, name: &str, cli: Cli, key: bool) {
     .into();
     args.push(path.display().to_string());
     if key {
-        let secret = if cli == Cli::Claude {
-            "ANTHROPIC_API_KEY"
-        } else {
-            "MOCK_API_KEY"
-        };
-        args.extend(["--secret".to_owned(), secret.to_owned()]);
+        args.extend(["--secret".to_owned(), cli.key_var().to_owned()]);
     }
     if cli == Cli::Opencode {
         args.extend(["--model".to_owned(), OPENCODE_MODEL.to_owned()]);
@@ -242,9 +118,8 @@ fn finishing_script() -> Value {
 }
 
 fn completes_and_merges(cli: Cli) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(dir.path(), &finishing_script());
-    let td = workspace(&format!("http://{}", server.addr), true, "");
+    let server = ModelServer::start(&finishing_script());
+    let td = workspace(&server.base_url(), true, "");
     crate::fleet::steward(&td);
     let id = td.create_task("add model.txt", &[]).task.id.to_string();
     register(&td, "w1", cli, true);
@@ -300,9 +175,8 @@ fn opencode_completes_a_task_and_its_branch_merges() {
 /// Two tasks, one agent that cannot authenticate: one run, the agent disabled with the
 /// CLI's words and the fix, no task charged.
 fn cannot_authenticate(cli: Cli, key: bool, fix: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(dir.path(), &json!([{"status": 401}]));
-    let td = workspace(&format!("http://{}", server.addr), key, "max_attempts = 1");
+    let server = ModelServer::start(&json!([{"status": 401}]));
+    let td = workspace(&server.base_url(), key, "max_attempts = 1");
     let a = td.create_task("first", &[]).task.id.to_string();
     let b = td.create_task("second", &[]).task.id.to_string();
     register(&td, "w1", cli, key);
@@ -352,9 +226,8 @@ fn opencode_refused_by_the_api_disables_its_agent_after_one_run() {
 
 #[test]
 fn a_codex_usage_limit_pauses_codex_across_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(dir.path(), &json!([{"status": 429, "reset_secs": 5400}]));
-    let mut td = workspace(&format!("http://{}", server.addr), true, "");
+    let server = ModelServer::start(&json!([{"status": 429, "reset_secs": 5400}]));
+    let mut td = workspace(&server.base_url(), true, "");
     let id = td.create_task("limited", &[]).task.id.to_string();
     register(&td, "w1", Cli::Codex, true);
     let t = td.wait_for("the run to end", || {
@@ -386,10 +259,9 @@ fn a_codex_usage_limit_pauses_codex_across_a_restart() {
 
 #[test]
 fn a_codex_run_whose_model_never_answers_is_stopped_as_stalled() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(dir.path(), &json!([{"hang": true}]));
+    let server = ModelServer::start(&json!([{"hang": true}]));
     let td = workspace(
-        &format!("http://{}", server.addr),
+        &server.base_url(),
         true,
         "max_attempts = 1\nstall_timeout = \"3s\"",
     );
@@ -398,9 +270,8 @@ fn a_codex_run_whose_model_never_answers_is_stopped_as_stalled() {
 
 #[test]
 fn a_stream_cut_mid_turn_fails_the_run_with_the_clis_words() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(dir.path(), &json!([{"cut": true}]));
-    let td = workspace(&format!("http://{}", server.addr), true, "max_attempts = 1");
+    let server = ModelServer::start(&json!([{"cut": true}]));
+    let td = workspace(&server.base_url(), true, "max_attempts = 1");
     let id = td.create_task("cut off", &[]).task.id.to_string();
     register(&td, "w1", Cli::Codex, true);
     let t = wait_status(&td, &id, TaskStatus::Blocked);
@@ -413,21 +284,13 @@ fn a_stream_cut_mid_turn_fails_the_run_with_the_clis_words() {
 
 #[test]
 fn a_codex_task_handed_off_continues_its_session() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ModelServer::start(
-        dir.path(),
-        &json!([
-            {"bash": "\"$SF_SFCTL\" task handoff --note 'half done, continue'"},
-            {"text": "Handed off."},
-            {"bash": "echo second > second.txt && git add second.txt && git commit -qm second && \"$SF_SFCTL\" task complete --summary 'finished'"},
-            {"text": "Finished."}
-        ]),
-    );
-    let td = workspace(
-        &format!("http://{}", server.addr),
-        true,
-        "resume_on_handoff = true",
-    );
+    let server = ModelServer::start(&json!([
+        {"bash": "\"$SF_SFCTL\" task handoff --note 'half done, continue'"},
+        {"text": "Handed off."},
+        {"bash": "echo second > second.txt && git add second.txt && git commit -qm second && \"$SF_SFCTL\" task complete --summary 'finished'"},
+        {"text": "Finished."}
+    ]));
+    let td = workspace(&server.base_url(), true, "resume_on_handoff = true");
     crate::fleet::steward(&td);
     let id = td.create_task("two sittings", &[]).task.id.to_string();
     register(&td, "w1", Cli::Codex, true);

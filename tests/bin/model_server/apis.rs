@@ -74,6 +74,22 @@ pub fn last_user_text(api: Api, request: &Value) -> String {
     text.chars().take(300).collect()
 }
 
+/// The names of the tools the request offers, for the request log.
+pub fn tool_names(request: &Value) -> Vec<String> {
+    let tools = request.get("tools").and_then(Value::as_array);
+    tools
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            // Anthropic and Responses: `{name}`; chat completions: `{function: {name}}`
+            t.get("name")
+                .or_else(|| t.pointer("/function/name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// How many messages (input items) the request carries: a resumed session carries the
 /// earlier turns too.
 pub fn message_count(api: Api, request: &Value) -> usize {
@@ -123,7 +139,19 @@ pub fn play(api: Api, request: &Value, turn: &Turn, index: usize) -> Response {
             status,
             message,
             reset_secs,
-        } => error(api, *status, message.as_deref(), *reset_secs),
+            headers,
+        } => {
+            let mut r = error(api, *status, message.as_deref(), *reset_secs);
+            for (k, v) in headers.iter().flatten() {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            r
+        }
         Turn::Cut { .. } => {
             let text = Turn::Text {
                 text: "this answer is cut off before it ends".into(),
@@ -337,6 +365,7 @@ fn error(api: Api, status: u16, message: Option<&str>, reset_secs: Option<u64>) 
             ("anthropic-ratelimit-unified-status", "rejected".to_owned()),
             ("anthropic-ratelimit-unified-reset", at.to_string()),
             ("x-ratelimit-reset-requests", format!("{reset}s")),
+            ("x-ratelimit-reset-tokens", format!("{reset}s")),
             ("x-codex-primary-reset-after-seconds", reset.to_string()),
         ] {
             if let Ok(v) = HeaderValue::from_str(&v) {

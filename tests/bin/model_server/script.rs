@@ -18,6 +18,9 @@ pub enum Turn {
         /// For a 429: when the limit resets, in seconds from now.
         #[serde(default)]
         reset_secs: Option<u64>,
+        /// Headers to send besides (or instead of) the ones the server adds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        headers: Option<std::collections::BTreeMap<String, String>>,
     },
     /// Drop the connection mid-stream.
     Cut { cut: bool },

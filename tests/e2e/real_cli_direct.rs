@@ -1,0 +1,177 @@
+//! The real agent CLIs run directly (not under `sfd`) against `sf-model-server`, as a
+//! worker runs them: a temp git repository, a cleared environment with a temp `HOME`, the
+//! prompt on stdin, the flags sf's adapters pass. Each CLI runs a scripted tool call that
+//! commits, and its JSON stream ends in success; answered 401, it fails and says so.
+//! `agents_env` holds what points each CLI at the server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::agents_env::{Cli, CliRun, ModelServer, cli_env, run_cli, write_cli_config};
+
+/// Far above a run's few seconds: only a CLI that hangs meets it.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A repository with one commit, and a `HOME`, in `dir`.
+fn repo_and_home(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (repo, home) = (dir.join("repo"), dir.join("home"));
+    std::fs::create_dir_all(&home).expect("mkdir home");
+    git2::Repository::init(&repo).expect("git init");
+    crate::fleet::git(
+        &repo,
+        &[
+            "-c",
+            "user.name=sf",
+            "-c",
+            "user.email=sf@sf.invalid",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "initial",
+        ],
+    );
+    (repo, home)
+}
+
+/// Runs `cli` against a server playing `script`, with the API key unless `key` is false,
+/// and `extra` variables.
+fn run(
+    cli: Cli,
+    script: &Value,
+    key: bool,
+    extra: &[(&str, &str)],
+) -> (CliRun, ModelServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (repo, home) = repo_and_home(dir.path());
+    let server = ModelServer::start(script);
+    write_cli_config(cli, &server, &home);
+    let mut env = cli_env(cli, &server, &home);
+    if !key {
+        env.retain(|(k, _)| k != cli.key_var());
+    }
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let out = run_cli(cli, &repo, &env, "Add a note and commit it.\n", LIMIT);
+    (out, server, dir)
+}
+
+fn last_event(out: &CliRun) -> Value {
+    out.events()
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON line: {out:?}"))
+}
+
+fn commits(cli: Cli) {
+    let script = json!([
+        {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
+        {"text": "all done"}
+    ]);
+    let (out, server, dir) = run(cli, &script, true, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), "note", "{out:?}");
+    let last = last_event(&out);
+    match cli {
+        Cli::Claude => {
+            assert_eq!(last["type"], "result", "{last}");
+            assert_eq!(last["subtype"], "success", "{last}");
+            assert_eq!(last["is_error"], false, "{last}");
+            assert_eq!(last["result"], "all done", "{last}");
+        }
+        Cli::Codex => assert_eq!(last["type"], "turn.completed", "{last}"),
+        Cli::Opencode => {
+            assert_eq!(last["type"], "step_finish", "{last}");
+            assert_eq!(last["part"]["reason"], "stop", "{last}");
+        }
+    }
+    let played = server.played();
+    assert_eq!(played.len(), 2, "one request per turn: {played:?}");
+    let shell = match cli {
+        Cli::Claude => "Bash",
+        Cli::Codex => "exec_command",
+        Cli::Opencode => "bash",
+    };
+    let tools = played[0]["tools"].as_array().cloned().unwrap_or_default();
+    assert!(tools.contains(&json!(shell)), "{shell} offered: {tools:?}");
+}
+
+#[test]
+fn claude_runs_a_tool_call_that_commits() {
+    commits(Cli::Claude);
+}
+
+#[test]
+fn codex_runs_a_tool_call_that_commits() {
+    commits(Cli::Codex);
+}
+
+#[test]
+fn opencode_runs_a_tool_call_that_commits() {
+    commits(Cli::Opencode);
+}
+
+/// What each CLI prints when the API answers 401, and that it exits non-zero. Claude Code
+/// would retry a 401 ten times over about three minutes (`api_retry` lines): here it does
+/// not (`CLAUDE_CODE_MAX_RETRIES=0`); Codex's retries are off in its config.
+fn refused(cli: Cli) -> CliRun {
+    let (out, _server, _dir) = run(
+        cli,
+        &json!([{"status": 401}]),
+        true,
+        &[("CLAUDE_CODE_MAX_RETRIES", "0")],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    out
+}
+
+#[test]
+fn claude_refused_by_the_api_says_so() {
+    let out = refused(Cli::Claude);
+    let last = last_event(&out);
+    assert_eq!(last["type"], "result", "{last}");
+    assert_eq!(last["is_error"], true, "{last}");
+    let text = last["result"].as_str().unwrap_or_default();
+    assert!(text.contains("401") || text.contains("API key"), "{last}");
+}
+
+#[test]
+fn codex_refused_by_the_api_says_so() {
+    let out = refused(Cli::Codex);
+    let last = last_event(&out);
+    assert_eq!(last["type"], "turn.failed", "{last}");
+    let text = last["error"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("401 Unauthorized"), "{last}");
+    // and nothing else on stderr than its note about helper binaries under /tmp
+    assert!(!out.log().contains("panicked"), "{}", out.log());
+}
+
+#[test]
+fn opencode_refused_by_the_api_says_so() {
+    let out = refused(Cli::Opencode);
+    let last = last_event(&out);
+    assert_eq!(last["type"], "error", "{last}");
+    assert_eq!(last["error"]["data"]["statusCode"], 401, "{last}");
+}
+
+/// Claude Code with no API key and no login does not call the model: its stream says
+/// `Not logged in · Please run /login` and it exits 1.
+#[test]
+fn claude_without_a_key_is_not_logged_in() {
+    let (out, server, _dir) = run(Cli::Claude, &json!([{"text": "unused"}]), false, &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let last = last_event(&out);
+    assert_eq!(last["is_error"], true, "{last}");
+    assert!(
+        last["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("Not logged in")),
+        "{last}"
+    );
+    assert!(server.played().is_empty(), "{:?}", server.requests());
+}
