@@ -53,27 +53,25 @@ impl Cli {
         bin
     }
 
-    /// The arguments sf's adapters pass (`crates/sf-adapters`), the prompt going on stdin.
-    pub(crate) fn args(self) -> Vec<&'static str> {
-        match self {
-            Self::Claude => vec![
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--dangerously-skip-permissions",
-            ],
-            Self::Codex => vec![
-                "exec",
-                "--json",
-                "--dangerously-bypass-approvals-and-sandbox",
-                "--skip-git-repo-check",
-                "-c",
-                "allow_login_shell=false",
-                "-",
-            ],
-            Self::Opencode => vec!["run", "--format", "json", "--model", OPENCODE_MODEL],
-        }
+    /// The arguments sf's adapters pass, from `sf_adapters::launch` itself (the prompt goes
+    /// on stdin).
+    pub(crate) fn args(self) -> Vec<String> {
+        let adapter = match self {
+            Self::Claude => sf_proto::Adapter::Claude,
+            Self::Codex => sf_proto::Adapter::Codex,
+            Self::Opencode => sf_proto::Adapter::Opencode,
+        };
+        sf_adapters::launch(&sf_adapters::LaunchInput {
+            adapter,
+            executable: None,
+            model: (self == Self::Opencode).then_some(OPENCODE_MODEL),
+            effort: None,
+            prompt: "",
+            prompt_file: std::path::Path::new("/dev/null"),
+            resume_session: None,
+        })
+        .expect("the adapter builds a command line")
+        .args
     }
 
     /// The variable the CLI reads its API key from (Codex and OpenCode: the `mock`
