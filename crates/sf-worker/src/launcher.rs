@@ -186,6 +186,7 @@ pub struct Run {
     spawned: Spawned,
     limits: Limits,
     activity: Option<crate::log::Activity>,
+    egress: Option<std::net::TcpListener>,
 }
 
 /// Why a process ended.
@@ -235,10 +236,14 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         sandbox,
     } = spec;
     // fail closed: a sandbox that cannot be made starts nothing
-    let sandbox = sandbox
-        .map(|policy| crate::sandbox::prepare(&policy).map(std::sync::Arc::new))
+    let mut sandbox = sandbox
+        .map(|policy| crate::sandbox::prepare(&policy))
         .transpose()
         .map_err(|e| LaunchError::other(e.to_string()))?;
+    let egress = sandbox
+        .as_mut()
+        .and_then(crate::sandbox::Prepared::take_egress);
+    let sandbox = sandbox.map(std::sync::Arc::new);
     let activity = limits
         .stall
         .filter(|_| log_cap.is_some())
@@ -270,10 +275,20 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
             agent_fault: kind == Kind::Agent && own,
         }
     })?;
+    // the child listened on its loopback and sent the listener before its exec; without
+    // it the sandbox simply has no way out (closed, not open)
+    let egress = egress.and_then(|channel| {
+        crate::sandbox::receive_listener(channel)
+            .inspect_err(|e| {
+                tracing::warn!(pid = spawned.pid, error = %e, "the sandbox's egress listener did not arrive; the run has no network");
+            })
+            .ok()
+    });
     Ok(Run {
         spawned,
         limits,
         activity,
+        egress,
     })
 }
 
@@ -281,6 +296,12 @@ impl Run {
     /// Its pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         self.spawned.pid
+    }
+
+    /// The listener on the sandbox's loopback where its proxy requests arrive (see
+    /// [`crate::sandbox::Policy::egress`]), for sfd to serve.
+    pub fn take_egress(&mut self) -> Option<std::net::TcpListener> {
+        self.egress.take()
     }
 
     /// Its start time (see [`crate::process::process_start_time`]).
@@ -303,6 +324,7 @@ impl Run {
                 },
             limits,
             activity,
+            ..
         } = self;
         let stalled = no_progress(activity, limits.stall.map(|s| s.after));
         let outcome = tokio::select! {

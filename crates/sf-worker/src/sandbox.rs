@@ -27,6 +27,10 @@ pub struct Policy {
     pub read: Vec<PathBuf>,
     /// Keep the network (`false`: a network namespace of its own, loopback only).
     pub network: bool,
+    /// Without `network`: listen on this port of the sandbox's loopback and hand the
+    /// listener to sfd (see [`Prepared::take_egress`]), which relays what it accepts there:
+    /// the sandbox's only way out.
+    pub egress: Option<u16>,
 }
 
 impl Policy {
@@ -57,6 +61,7 @@ impl Policy {
             write,
             read,
             network: false,
+            egress: None,
         }
     }
 }
@@ -74,6 +79,10 @@ pub struct Prepared {
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     network: bool,
+    /// The port of the egress listener and the child's end of the pair it is sent on.
+    egress: Option<(u16, OwnedFd)>,
+    /// sfd's end of that pair.
+    egress_rx: Option<OwnedFd>,
 }
 
 /// The Landlock ABI whose rules sf relies on: 6 brings the signal and abstract-socket scopes.
@@ -104,15 +113,31 @@ pub fn prepare(policy: &Policy) -> Result<Prepared, SandboxError> {
     let ruleset =
         ruleset.ok_or_else(|| SandboxError("Landlock is not enforced by this kernel".into()))?;
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let (egress, egress_rx) = match policy.egress.filter(|_| !policy.network) {
+        Some(port) => {
+            let (tx, rx) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| SandboxError(format!("the egress channel: {e}")))?;
+            (Some((port, OwnedFd::from(tx))), Some(OwnedFd::from(rx)))
+        }
+        None => (None, None),
+    };
     Ok(Prepared {
         ruleset,
         uid_map: format!("{uid} {uid} 1\n").into_bytes(),
         gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         network: policy.network,
+        egress,
+        egress_rx,
     })
 }
 
 impl Prepared {
+    /// sfd's end of the channel the sandbox's egress listener comes through (to give to
+    /// [`receive_listener`] once the child has started); `None` without an egress port.
+    pub fn take_egress(&mut self) -> Option<OwnedFd> {
+        self.egress_rx.take()
+    }
+
     /// Enters the sandbox: to be called in the child between fork and exec, where only
     /// async-signal-safe calls are allowed (no allocation, no locks).
     #[expect(unsafe_code, reason = "raw system calls between fork and exec")]
@@ -129,6 +154,9 @@ impl Prepared {
         write_proc(c"/proc/self/uid_map", &self.uid_map)?;
         if !self.network {
             loopback_up()?;
+            if let Some((port, channel)) = &self.egress {
+                hand_over_listener(*port, channel.as_raw_fd())?;
+            }
         }
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
         check(unsafe {
@@ -188,6 +216,94 @@ fn loopback_up() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Listens on `127.0.0.1:port` of the sandbox's loopback and sends the listener over
+/// `channel` (`SCM_RIGHTS`); the child keeps no copy.
+#[expect(
+    unsafe_code,
+    reason = "socket/bind/listen/sendmsg between fork and exec"
+)]
+fn hand_over_listener(port: u16, channel: libc::c_int) -> io::Result<()> {
+    /// Room for one descriptor's control message, aligned as `cmsghdr` needs.
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+    // SAFETY: stack buffers that outlive each call; the control buffer is larger than
+    // CMSG_SPACE(sizeof(int)) and aligned for a cmsghdr; the socket is closed here.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        check(sock)?;
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut r = libc::bind(
+            sock,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if r == 0 {
+            r = libc::listen(sock, 128);
+        }
+        if r == 0 {
+            let mut byte = [0u8; 1];
+            let mut iov = libc::iovec {
+                iov_base: byte.as_mut_ptr().cast(),
+                iov_len: 1,
+            };
+            let mut control = Control([0; 64]);
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &raw mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.0.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), sock);
+            r = libc::sendmsg(channel, &raw const msg, libc::MSG_NOSIGNAL) as libc::c_int;
+        }
+        let e = io::Error::last_os_error();
+        libc::close(sock);
+        if r < 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Receives the listener a sandboxed child handed over before its exec (the child has
+/// started, so it is waiting in `channel` already).
+pub fn receive_listener(channel: OwnedFd) -> io::Result<std::net::TcpListener> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let msg = recvmsg::<()>(
+        channel.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel just gave this process the descriptor; nothing else owns it
+            #[expect(unsafe_code, reason = "taking ownership of a received descriptor")]
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true)?;
+            return Ok(listener);
+        }
+    }
+    Err(io::Error::other("the sandbox sent no listener"))
 }
 
 #[cfg(test)]
@@ -300,6 +416,45 @@ mod tests {
             host.accept().is_err(),
             "the host's listener was reached from inside the sandbox"
         );
+    }
+
+    /// With an egress port, what the sandboxed process sends to its own loopback at that
+    /// port reaches whoever holds the handed-over listener (sfd's proxy), and back.
+    #[tokio::test]
+    async fn the_egress_listener_is_handed_to_the_launcher() {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let (dir, mut policy) = setup();
+        policy.egress = Some(3128);
+        let work = dir.path().join("work");
+        let script = "exec 3<>/dev/tcp/127.0.0.1/3128 && echo hello >&3 && read -r line <&3 && echo \"got $line\"";
+        let spec = RunSpec {
+            sandbox: Some(policy),
+            program: "/bin/bash".into(),
+            ..RunSpec::shell(
+                Kind::Agent,
+                script,
+                &work,
+                &work.join("out"),
+                Limits {
+                    wall: Duration::from_secs(30),
+                    grace: Duration::from_millis(200),
+                    stall: None,
+                },
+            )
+        };
+        let mut run = launch(spec).expect("launch");
+        let listener = run.take_egress().expect("the listener was handed over");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let (conn, _) = listener.accept().await.expect("accept");
+        let mut conn = tokio::io::BufReader::new(conn);
+        let mut line = String::new();
+        conn.read_line(&mut line).await.expect("read");
+        assert_eq!(line, "hello\n");
+        conn.get_mut().write_all(b"world\n").await.expect("write");
+        let ended = run.wait(std::future::pending()).await;
+        let out = std::fs::read_to_string(work.join("out")).unwrap_or_default();
+        assert!(ended.success(), "{out}");
+        assert_eq!(out.trim(), "got world");
     }
 
     /// With `network` the process keeps the host's network (for a trusted setup).
