@@ -284,6 +284,23 @@ fn main() -> ExitCode {
                     return fail(&format!("connected to {rest}: it should have been refused"));
                 }
             }
+            "resolve-fails" => {
+                use std::net::ToSocketAddrs as _;
+                if (rest, 443).to_socket_addrs().is_ok() {
+                    return fail(&format!("resolved {rest}: it should have failed"));
+                }
+            }
+            // through the egress proxy (`$HTTP_PROXY`): `proxy-get URL TEXT` fetches an
+            // absolute URL, `proxy-tunnel HOST:PORT TEXT` GETs / through a CONNECT tunnel;
+            // each needs TEXT in the answer; `proxy-denied HOST:PORT` needs a 403
+            "proxy-get" | "proxy-tunnel" | "proxy-denied" => {
+                let (target, want) = rest.split_once(' ').unwrap_or((rest, ""));
+                match through_proxy(cmd, target) {
+                    Ok(answer) if answer.contains(want) => println!("{cmd} {target}: ok"),
+                    Ok(answer) => return fail(&format!("{cmd} {target}: got {answer:?}")),
+                    Err(e) => return fail(&format!("{cmd} {target}: {e}")),
+                }
+            }
             "stdout" => println!("{}", unescape(rest)),
             "flood" => {
                 let (bytes, until) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -433,4 +450,41 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// One request through `$HTTP_PROXY` (see the `proxy-*` commands): the whole answer.
+fn through_proxy(cmd: &str, target: &str) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let proxy = std::env::var("HTTP_PROXY").map_err(|_| std::io::Error::other("no HTTP_PROXY"))?;
+    let proxy = proxy.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut answer = String::new();
+    match cmd {
+        "proxy-get" => {
+            write!(
+                s,
+                "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )?;
+        }
+        _ => {
+            write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")?;
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b)? == 1 {
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            if cmd == "proxy-denied" || !head.contains(" 200 ") {
+                s.read_to_string(&mut answer)?;
+                return Ok(head + &answer);
+            }
+            write!(
+                s,
+                "GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+            )?;
+        }
+    }
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
 }

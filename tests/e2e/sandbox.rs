@@ -9,19 +9,151 @@ use sf_proto::TaskStatus;
 
 use crate::fleet::{git, steward, wait_status, worker};
 
-#[test]
-fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
+/// A daemon with `[sandbox] mode = "full"` and `sandbox` lines in that table (`merge`
+/// lines in `[merge]`), and the merge steward.
+fn sandboxed(merge: &str, sandbox: &str) -> crate::harness::TestDaemon {
     let mut td = crate::harness::TestDaemon::stopped();
-    crate::fleet::configure(&td, "", "test_command = \"test -f feature.txt\"");
+    crate::fleet::configure(&td, "", merge);
     let cfg = td.repo.join(".sf/config.toml");
     let text = fs::read_to_string(&cfg).expect("config");
     assert!(text.contains("\n[sandbox]\n"), "{text}");
     fs::write(
         &cfg,
-        text.replacen("\n[sandbox]\n", "\n[sandbox]\nmode = \"full\"\n", 1),
+        text.replacen(
+            "\n[sandbox]\n",
+            &format!("\n[sandbox]\nmode = \"full\"\n{sandbox}\n"),
+            1,
+        ),
     )
     .expect("write config");
     td.spawn();
+    td
+}
+
+/// Writes a fake agent's script where the sandboxed agent `agent` can read it (and write
+/// its run markers next to it): its private HOME.
+fn script_inside(td: &crate::harness::TestDaemon, agent: &str, text: &str) -> std::path::PathBuf {
+    let home = td.repo.join(".sf/home").join(agent);
+    fs::create_dir_all(&home).expect("mkdir the agent's home");
+    let s = home.join(format!("{agent}.script"));
+    fs::write(&s, text).expect("write script");
+    s
+}
+
+/// A one-answer HTTP server on the host's loopback: it answers each connection with
+/// `body`, and counts the connections it served.
+fn http_server(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&served);
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, served)
+}
+
+/// The network of a sandboxed worker is sfd's egress proxy: it cannot resolve a name or
+/// reach the host's loopback directly, reaches an allowed host through the proxy (a plain
+/// request and a CONNECT tunnel), is answered 403 for any other host, and each connection
+/// is recorded with its rule (`agent egress`), a denied one also as an event.
+#[test]
+fn a_sandboxed_worker_reaches_only_allowed_hosts_through_the_proxy() {
+    let (allowed, allowed_served) = http_server("hello from the allowed host");
+    let (other, other_served) = http_server("you should not see this");
+    let td = sandboxed(
+        "",
+        &format!("[sandbox.egress]\ncommand = [\"127.0.0.1:{allowed}\"]"),
+    );
+    let id = td.create_task("reach out", &[]).task.id.to_string();
+    let s = script_inside(
+        &td,
+        "w1",
+        &format!(
+            "resolve-fails example.com\n\
+             connect-fails 127.0.0.1:{allowed}\n\
+             proxy-get http://127.0.0.1:{allowed}/v1/x hello from the allowed host\n\
+             proxy-tunnel 127.0.0.1:{allowed} hello from the allowed host\n\
+             proxy-denied 127.0.0.1:{other} 403\n\
+             write feature.txt done\ncommit add feature\ncomplete done\n"
+        ),
+    );
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        t.notes
+    );
+    assert_eq!(
+        allowed_served.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the allowed host was reached twice, through the proxy only"
+    );
+    assert_eq!(
+        other_served.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a host no rule allows was reached"
+    );
+    // a connection is recorded when both ends have closed it
+    let records = td.wait_for("the three connections' records", || {
+        let r: Vec<sf_proto::EgressRecord> = td.sfctl().args(["agent", "egress", "w1"]).json();
+        if r.len() == 3 { Ok(r) } else { Err(r) }
+    });
+    let denied: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
+    assert_eq!(denied.len(), 1, "{records:?}");
+    assert_eq!(
+        (denied[0].port, denied[0].rule.as_str()),
+        (other, "default-deny")
+    );
+    for r in records.iter().filter(|r| r.allowed) {
+        assert_eq!(
+            (r.port, r.rule.as_str()),
+            (allowed, "adapter:command"),
+            "{r:?}"
+        );
+        assert!(r.bytes_in > 0 && r.bytes_out > 0, "{r:?}");
+        assert_eq!(r.run, t.runs[0].id);
+    }
+    let events = td.events(&[]);
+    let ev = events
+        .iter()
+        .find(|e| e.action == "egress_denied")
+        .expect("the denial is an event");
+    assert!(ev.subject.contains(&id), "{ev:?}");
+    // only that run's, and the table fits
+    let none: Vec<sf_proto::EgressRecord> = td
+        .sfctl()
+        .args(["agent", "egress", "w1", "--run", "999999"])
+        .json();
+    assert!(none.is_empty());
+    let out = td.sfctl().args(["agent", "egress", "w1"]).success();
+    assert!(
+        out.contains("default-deny") && out.contains("adapter:command"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
+    let td = sandboxed("test_command = \"test -f feature.txt\"", "");
     let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
     assert!(st.sandbox.starts_with("full"), "{}", st.sandbox);
     // what an agent must not reach: the user's credentials, a server on the host
@@ -40,14 +172,10 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
         .id
         .to_string();
     let main_before = git(&td.repo, &["rev-parse", "main"]);
-    // the script where the sandboxed fake agent can read it and write its run markers next
-    // to it: the agent's private HOME
-    let home = td.repo.join(".sf/home/w1");
-    fs::create_dir_all(&home).expect("mkdir the agent's home");
-    let s = home.join("w.script");
-    fs::write(
-        &s,
-        format!(
+    let s = script_inside(
+        &td,
+        "w1",
+        &format!(
             "write feature.txt done\ncommit add feature\n\
              git-fails update-ref refs/heads/main HEAD\n\
              git-fails update-ref refs/heads/other HEAD\n\
@@ -62,8 +190,7 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
             repo = td.repo.display(),
             home = td.home.display(),
         ),
-    )
-    .expect("write script");
+    );
     worker(&td, "w1", &s, &[]);
     let t = wait_status(&td, &id, TaskStatus::Closed);
     assert_eq!(

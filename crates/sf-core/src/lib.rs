@@ -6,6 +6,7 @@ pub mod condition;
 pub mod cron;
 pub mod cycle;
 pub mod dispatch;
+pub mod egress;
 pub mod merge_queue;
 pub mod naming;
 pub mod playbook;

@@ -49,6 +49,94 @@ enum RawSize {
 struct RawSandbox {
     mode: Option<String>,
     network: bool,
+    egress: RawEgress,
+}
+
+/// `[sandbox.egress]`: host patterns per adapter and per capability.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawEgress {
+    claude: Option<Vec<String>>,
+    codex: Option<Vec<String>>,
+    opencode: Option<Vec<String>>,
+    command: Option<Vec<String>>,
+    network: Option<Vec<String>>,
+    github: Option<Vec<String>>,
+    ticketing: Option<Vec<String>>,
+}
+
+/// Where sandboxed runs may connect through sfd's egress proxy (`[sandbox.egress]`): each
+/// adapter's model API hosts, and the hosts each capability opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Egress {
+    /// Per adapter (default: its vendor's API hosts).
+    pub adapters: BTreeMap<sf_proto::Adapter, Vec<sf_core::egress::HostPattern>>,
+    /// With the `network` capability (default: any host).
+    pub network: Vec<sf_core::egress::HostPattern>,
+    /// With `github` (default: GitHub's hosts).
+    pub github: Vec<sf_core::egress::HostPattern>,
+    /// With `ticketing` (default: none; list your tracker's hosts).
+    pub ticketing: Vec<sf_core::egress::HostPattern>,
+}
+
+impl Egress {
+    /// The defaults of each list.
+    fn default_hosts(key: &str) -> &'static [&'static str] {
+        match key {
+            "claude" => &["api.anthropic.com"],
+            "codex" => &["api.openai.com", "chatgpt.com"],
+            "opencode" => &[
+                "opencode.ai",
+                "models.dev",
+                "api.anthropic.com",
+                "api.openai.com",
+            ],
+            "network" => &["*"],
+            "github" => &[
+                "github.com",
+                "api.github.com",
+                "codeload.github.com",
+                "uploads.github.com",
+                "objects.githubusercontent.com",
+                "raw.githubusercontent.com",
+            ],
+            _ => &[],
+        }
+    }
+
+    fn from_raw(raw: &RawEgress, file: &Path) -> anyhow::Result<Self> {
+        let list = |key: &str, v: &Option<Vec<String>>| -> anyhow::Result<Vec<_>> {
+            let defaults = || {
+                Self::default_hosts(key)
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            };
+            v.clone()
+                .unwrap_or_else(defaults)
+                .iter()
+                .map(|h| {
+                    h.parse::<sf_core::egress::HostPattern>().map_err(|e| {
+                        anyhow::anyhow!("[sandbox.egress] {key} in {}: {e}", file.display())
+                    })
+                })
+                .collect()
+        };
+        use sf_proto::Adapter;
+        Ok(Self {
+            adapters: [
+                (Adapter::Claude, list("claude", &raw.claude)?),
+                (Adapter::Codex, list("codex", &raw.codex)?),
+                (Adapter::Opencode, list("opencode", &raw.opencode)?),
+                (Adapter::Command, list("command", &raw.command)?),
+            ]
+            .into_iter()
+            .collect(),
+            network: list("network", &raw.network)?,
+            github: list("github", &raw.github)?,
+            ticketing: list("ticketing", &raw.ticketing)?,
+        })
+    }
 }
 
 /// How agents' processes are confined (`[sandbox]`).
@@ -224,6 +312,8 @@ pub struct Config {
     pub secrets: BTreeMap<String, SecretSource>,
     /// How agents' processes are confined (`[sandbox]`).
     pub sandbox: SandboxMode,
+    /// Where sandboxed runs may connect through the egress proxy (`[sandbox.egress]`).
+    pub egress: Egress,
 }
 
 impl Config {
@@ -263,6 +353,7 @@ impl Config {
             timezone => "timezone",
             secrets => "secrets",
             sandbox => "sandbox",
+            egress => "sandbox.egress",
         );
         let restart = differ!(
             socket => "socket",
@@ -513,6 +604,7 @@ impl Config {
                     file.display()
                 ),
             },
+            egress: Egress::from_raw(&raw.sandbox.egress, &file)?,
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p

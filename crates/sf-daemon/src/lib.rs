@@ -5,6 +5,7 @@
 pub mod cli;
 mod config;
 mod dispatch;
+mod egress;
 mod errors;
 mod identity;
 mod janitor;

@@ -163,6 +163,8 @@ pub(crate) enum Internal {
     },
     /// A janitor pass ended: what it did, one line each (recorded as `cleaned_up`).
     Tidied { lines: Vec<String> },
+    /// A connection through a run's egress proxy ended (or was denied).
+    Egress(Box<crate::egress::Connection>),
 }
 
 /// Why a process ended.

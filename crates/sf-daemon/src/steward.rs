@@ -392,8 +392,12 @@ pub(crate) async fn launch(l: StewardLaunch) {
     let run_id = l.run.id.0;
     match start(&l).await {
         Ok((run, log)) => {
-            let who = (l.identities, l.spec.name.clone());
-            crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx, who).await;
+            let watch = crate::workers::Watch {
+                identities: l.identities,
+                agent: l.spec.name.clone(),
+                egress: crate::egress::rules(&l.config, &l.spec),
+            };
+            crate::workers::supervise(run, run_id, l.stop, l.spec.adapter, log, l.tx, watch).await;
         }
         Err(e) => {
             tracing::warn!(run_id, error = %e.message, agent_fault = e.agent_fault, "steward failed to start");

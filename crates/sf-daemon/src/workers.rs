@@ -93,8 +93,12 @@ pub(crate) async fn launch(l: Launch) {
             });
         }
         Ok((run, log)) => {
-            let who = (l.identities, l.claim.agent.clone());
-            supervise(run, run_id, l.stop, l.agent.adapter, log, l.tx, who).await;
+            let watch = Watch {
+                identities: l.identities,
+                agent: l.claim.agent.clone(),
+                egress: crate::egress::rules(&l.config, &l.agent),
+            };
+            supervise(run, run_id, l.stop, l.agent.adapter, log, l.tx, watch).await;
         }
     }
 }
@@ -253,10 +257,15 @@ pub(crate) fn agent_run(
     let sandbox = match config.sandbox {
         crate::config::SandboxMode::Off => None,
         crate::config::SandboxMode::Full { network } => {
-            let (policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
+            let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
                 .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
             env.set.push(("HOME".into(), home.display().to_string()));
             env.set.push(("TMPDIR".into(), tmp.display().to_string()));
+            if !network {
+                // its only way out: sfd's egress proxy (see `crate::egress`)
+                policy.egress = Some(crate::egress::PORT);
+                env.set.extend(crate::egress::proxy_env());
+            }
             Some(policy)
         }
     };
@@ -477,19 +486,38 @@ pub(crate) fn run_environment(
     }
 }
 
+/// Who a supervised run is, and what its egress proxy allows.
+pub(crate) struct Watch {
+    /// Where the run's sandbox namespace is recorded as its agent's.
+    pub identities: crate::identity::Identities,
+    /// The agent.
+    pub agent: String,
+    /// The hosts its proxy relays to.
+    pub egress: Vec<sf_core::egress::Allow>,
+}
+
 /// Waits for a run (its exit, its wall-time limit or a stop) and reports its end to the
-/// owner, with what its adapter's parser read in its log.
+/// owner, with what its adapter's parser read in its log. A sandboxed run's egress proxy
+/// is served meanwhile.
 pub(crate) async fn supervise(
-    run: Run,
+    mut run: Run,
     run_id: i64,
     stop: CancellationToken,
     adapter: sf_proto::Adapter,
     log: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
-    (identities, agent): (crate::identity::Identities, String),
+    watch: Watch,
 ) {
+    let Watch {
+        identities,
+        agent,
+        egress,
+    } = watch;
     // before anything else: the run may call sfd at once, from its own namespace
     identities.started(run_id, &agent, run.pid());
+    let proxy = run
+        .take_egress()
+        .map(|l| crate::egress::serve(l, run_id, egress, tx.clone()));
     let _ = tx.send(Internal::Spawned {
         run_id,
         pid: run.pid(),
@@ -497,6 +525,9 @@ pub(crate) async fn supervise(
         log_path: log.clone(),
     });
     let ended = run.wait(stop.cancelled()).await;
+    if let Some(p) = proxy {
+        p.abort();
+    }
     if let Some(r) = ended.log
         && r.dropped > 0
     {

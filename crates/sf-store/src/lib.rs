@@ -4,6 +4,7 @@
 
 mod agents;
 mod deps;
+mod egress;
 mod error;
 mod events;
 mod gc;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_fix_base.sql"),
     include_str!("migrations/0005_worktree_index.sql"),
     include_str!("migrations/0006_agent_trouble.sql"),
+    include_str!("migrations/0007_egress.sql"),
 ];
 
 /// The schema version this build writes.

@@ -1,4 +1,4 @@
-//! `sfctl agent register|list|show|start|stop|enable|disable|remove`.
+//! `sfctl agent register|list|show|start|stop|egress|enable|disable|remove`.
 
 use crate::output::Cell;
 use clap::{Args, Subcommand};
@@ -83,6 +83,27 @@ Examples:
     Disable {
         /// The agent's name
         name: String,
+    },
+    /// Show an agent's connections through sfd's egress proxy, newest first
+    ///
+    /// A sandboxed run reaches the network only through sfd, which relays what the agent's
+    /// rules allow (its adapter's API hosts, its capabilities' hosts: `[sandbox.egress]`)
+    /// and denies the rest. Each connection is one record: the host, the decision and the
+    /// rule, the bytes each way.
+    #[command(after_help = "\
+Examples:
+  sfctl agent egress w1
+  sfctl agent egress w1 --run 42
+  sfctl agent egress w1 --json | jq '.[] | select(.allowed | not)'")]
+    Egress {
+        /// The agent's name
+        name: String,
+        /// Only this run's connections
+        #[arg(long, value_name = "N")]
+        run: Option<i64>,
+        /// Show at most this many
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
     /// Remove an agent (refused while it has live work)
     #[command(after_help = "\
@@ -298,6 +319,16 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
                 other => Err(CliError::unexpected(&other)),
             }
         }
+        AgentCommand::Egress { name, run, limit } => {
+            let resp = ctx.request(&Request::AgentEgress {
+                name,
+                run,
+                limit: Some(limit),
+            })?;
+            let records = expect_response!(resp, Response::Egress(e) => e);
+            ctx.ui
+                .emit(&records, |ui, records| egress_table(ui, records))
+        }
         AgentCommand::Enable { name } => set_enabled(ctx, name, true),
         AgentCommand::Disable { name } => set_enabled(ctx, name, false),
         AgentCommand::Remove { name } => {
@@ -352,6 +383,37 @@ fn agent_table(ui: &mut Ui, agents: &[AgentSummary]) -> CliResult {
         ],
         rows,
     )
+}
+
+fn egress_table(ui: &mut Ui, records: &[sf_proto::EgressRecord]) -> CliResult {
+    if records.is_empty() {
+        return ui.line("no connections through the egress proxy");
+    }
+    let now = chrono::Utc::now();
+    let rows = records
+        .iter()
+        .map(|r| {
+            let host = if r.host.contains(':') {
+                format!("[{}]:{}", r.host, r.port)
+            } else {
+                format!("{}:{}", r.host, r.port)
+            };
+            let (decision, color) = match (r.allowed, &r.error) {
+                (false, _) => ("denied".to_owned(), Some(Color::Red)),
+                (true, Some(e)) => (format!("failed: {e}"), Some(Color::Yellow)),
+                (true, None) => ("allowed".to_owned(), Some(Color::Green)),
+            };
+            vec![
+                ui.cell(time::relative(r.started_at, now), None),
+                ui.cell(r.run, None),
+                ui.cell(host, None),
+                ui.cell(decision, color),
+                ui.cell(&r.rule, None),
+                ui.cell(format!("{}/{}", r.bytes_out, r.bytes_in), None),
+            ]
+        })
+        .collect();
+    ui.table(&["WHEN", "RUN", "HOST", "DECISION", "RULE", "OUT/IN"], rows)
 }
 
 pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliResult {

@@ -490,6 +490,10 @@ impl Owner {
                 self.merge_testing(id, log).await;
                 false
             }
+            Internal::Egress(c) => {
+                self.egress(*c).await;
+                false
+            }
         }
     }
 }

@@ -82,6 +82,13 @@ impl Owner {
                 self.on_store(reply, move |s| Ok(Response::Agent(s.show_agent(&name)?)))
                     .await
             }
+            Request::AgentEgress { name, run, limit } => {
+                let limit = limit.unwrap_or(50).clamp(1, 10_000);
+                self.on_store(reply, move |s| {
+                    Ok(Response::Egress(s.list_egress(&name, run, limit)?))
+                })
+                .await
+            }
             Request::SetAgentEnabled { name, enabled } => {
                 self.on_store(reply, move |s| {
                     Ok(Response::Agent(

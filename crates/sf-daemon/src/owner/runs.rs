@@ -456,4 +456,36 @@ impl Owner {
             tracing::error!(run_id, error = %e, "failed to record a truncated log");
         }
     }
+
+    /// Records a connection through a run's egress proxy (a denied one is an event).
+    pub(super) async fn egress(&mut self, c: crate::egress::Connection) {
+        let crate::egress::Connection {
+            run_id,
+            host,
+            port,
+            rule,
+            bytes,
+            error,
+            started_ms,
+        } = c;
+        if rule.is_none() {
+            tracing::info!(run_id, %host, port, "egress denied");
+        }
+        if let Err(e) = self
+            .store_call(move |s| {
+                s.record_egress(
+                    run_id,
+                    &host,
+                    port,
+                    rule.as_deref(),
+                    bytes,
+                    error.as_deref(),
+                    started_ms,
+                )
+            })
+            .await
+        {
+            tracing::error!(run_id, error = %e, "failed to record an egress connection");
+        }
+    }
 }

@@ -112,6 +112,38 @@ pub struct AgentDetail {
     pub next_fires: Vec<Option<Timestamp>>,
 }
 
+/// One connection a sandboxed run asked sfd's egress proxy for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressRecord {
+    /// The run.
+    pub run: RunId,
+    /// Its agent.
+    pub agent: String,
+    /// Its task, for a worker's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// The host asked for.
+    pub host: String,
+    /// The port asked for.
+    pub port: u16,
+    /// Whether the proxy relayed it.
+    pub allowed: bool,
+    /// The rule that allowed it (`adapter:claude`, `capability:network`, …), or
+    /// `default-deny`.
+    pub rule: String,
+    /// Bytes sent to the host.
+    pub bytes_out: u64,
+    /// Bytes received from it.
+    pub bytes_in: u64,
+    /// Why an allowed connection failed (the host could not be resolved or reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was asked for.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub ended_at: Timestamp,
+}
+
 /// One worker incarnation on one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {

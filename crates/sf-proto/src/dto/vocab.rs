@@ -147,6 +147,8 @@ wire_enum!(
         /** `agent_enabled` */ AgentEnabled = "agent_enabled",
         /** `agent_disabled` */ AgentDisabled = "agent_disabled",
         /** `adapter_paused`: its CLI hit a usage limit */ AdapterPaused = "adapter_paused",
+        /** `egress_denied`: a sandboxed run asked the proxy for a host it may not reach */
+        EgressDenied = "egress_denied",
         /** `steward_fired` */ StewardFired = "steward_fired",
         /** `steward_skipped` */ StewardSkipped = "steward_skipped",
         /** `steward_finished` */ StewardFinished = "steward_finished",

@@ -209,6 +209,17 @@ pub enum Request {
         /// The agent.
         name: String,
     },
+    /// An agent's connections through the egress proxy, newest first.
+    AgentEgress {
+        /// The agent.
+        name: String,
+        /// Only this run's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<i64>,
+        /// At most this many (default 50).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Log files of a task's or an agent's runs, newest first.
     Logs {
         /// A task id or prefix, or an agent name.
@@ -369,6 +380,8 @@ pub enum Response {
     Agent(AgentDetail),
     /// Agents.
     Agents(Vec<AgentSummary>),
+    /// Connections through the egress proxy, newest first.
+    Egress(Vec<EgressRecord>),
     /// One task.
     Task(Box<TaskDetail>),
     /// Tasks.
