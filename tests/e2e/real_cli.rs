@@ -21,6 +21,11 @@ use crate::harness::TestDaemon;
 /// the API key granted as a secret when `key`. As root, Claude Code needs `IS_SANDBOX=1`,
 /// passed through like a user on a sandbox machine would.
 fn workspace(base: &str, key: bool, extra: &str) -> TestDaemon {
+    workspace_with(base, key, extra, "")
+}
+
+/// [`workspace`] with `sandbox` lines in its `[sandbox]` table.
+fn workspace_with(base: &str, key: bool, extra: &str, sandbox: &str) -> TestDaemon {
     let mut td = TestDaemon::stopped();
     crate::fleet::configure(
         &td,
@@ -44,6 +49,7 @@ fn workspace(base: &str, key: bool, extra: &str) -> TestDaemon {
         &format!("sfctl = \"{}\"", bin.join("sfctl").display()),
         1,
     );
+    let text = text.replacen("\n[sandbox]\n", &format!("\n[sandbox]\n{sandbox}\n"), 1);
     let text = text.replacen(
         "\n[secrets]\n",
         "\n[secrets]\nANTHROPIC_API_KEY = \"env:SF_TEST_KEY\"\nMOCK_API_KEY = \"env:SF_TEST_KEY\"\n",
@@ -120,11 +126,70 @@ fn finishing_script() -> Value {
 fn completes_and_merges(cli: Cli) {
     let server = ModelServer::start(&finishing_script());
     let td = workspace(&server.base_url(), true, "");
-    crate::fleet::steward(&td);
+    finishes(&td, &server, cli);
+}
+
+/// With `[sandbox] mode = "full"` the CLI reaches its model only through sfd's egress
+/// proxy (the model server named as each adapter's API host), logs in with what sfd copies
+/// into its private HOME (Codex's config), and its work merges; each model request is an
+/// allowed egress record.
+fn completes_in_the_sandbox(cli: Cli) {
+    let server = ModelServer::start(&finishing_script());
+    let addr = &server.addr;
+    let td = workspace_with(
+        &server.base_url(),
+        true,
+        "",
+        &format!(
+            "mode = \"full\"\n[sandbox.egress]\nclaude = [\"{addr}\"]\n\
+             codex = [\"{addr}\"]\nopencode = [\"{addr}\"]"
+        ),
+    );
+    finishes(&td, &server, cli);
+    // the model's requests went through the proxy, allowed by the adapter's rule; whatever
+    // else the CLI asked for (its telemetry, update checks) was denied
+    let rule = format!("adapter:{}", cli.name());
+    let records = td.wait_for("the model requests' egress records", || {
+        let r: Vec<sf_proto::EgressRecord> = td.sfctl().args(["agent", "egress", "w1"]).json();
+        if r.iter().any(|r| r.allowed && r.bytes_in > 0) {
+            Ok(r)
+        } else {
+            Err(r)
+        }
+    });
+    for r in &records {
+        let to_model = format!("{}:{}", r.host, r.port) == *addr;
+        assert_eq!(r.allowed, to_model, "{r:?}");
+        assert_eq!(
+            r.rule,
+            if to_model { &rule } else { "default-deny" },
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn claude_code_completes_a_task_in_the_sandbox() {
+    completes_in_the_sandbox(Cli::Claude);
+}
+
+#[test]
+fn codex_completes_a_task_in_the_sandbox() {
+    completes_in_the_sandbox(Cli::Codex);
+}
+
+#[test]
+fn opencode_completes_a_task_in_the_sandbox() {
+    completes_in_the_sandbox(Cli::Opencode);
+}
+
+/// Registers `w1` with `cli` and a merge steward; the task completes and merges.
+fn finishes(td: &TestDaemon, server: &ModelServer, cli: Cli) {
+    crate::fleet::steward(td);
     let id = td.create_task("add model.txt", &[]).task.id.to_string();
-    register(&td, "w1", cli, true);
-    wait_status(&td, &id, TaskStatus::Closed);
-    let t = runs_recorded(&td, &id);
+    register(td, "w1", cli, true);
+    wait_status(td, &id, TaskStatus::Closed);
+    let t = runs_recorded(td, &id);
     assert_eq!(
         t.runs[0].outcome.as_deref(),
         Some("completed"),

@@ -50,6 +50,84 @@ struct RawSandbox {
     mode: Option<String>,
     network: bool,
     egress: RawEgress,
+    home: RawHome,
+}
+
+/// `[sandbox.home]`: what each adapter's CLI needs from the user's home, by path relative
+/// to it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawHome {
+    claude: Option<Vec<PathBuf>>,
+    codex: Option<Vec<PathBuf>>,
+    opencode: Option<Vec<PathBuf>>,
+    command: Option<Vec<PathBuf>>,
+}
+
+/// What is copied from the user's home into a sandboxed run's private HOME, per adapter
+/// (`[sandbox.home]`; default: each CLI's login and settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeCopies(pub BTreeMap<sf_proto::Adapter, Vec<PathBuf>>);
+
+impl HomeCopies {
+    fn from_raw(raw: &RawHome, file: &Path) -> anyhow::Result<Self> {
+        use sf_proto::Adapter;
+        let list = |key: &str, v: &Option<Vec<PathBuf>>, default: &[&str]| {
+            // the user's git identity and settings, for every CLI's commits
+            let git = [".gitconfig", ".config/git/config", ".config/git/ignore"];
+            let paths: Vec<PathBuf> = v
+                .clone()
+                .unwrap_or_else(|| git.iter().chain(default).map(PathBuf::from).collect());
+            for p in &paths {
+                let inside = p.is_relative()
+                    && p.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !inside {
+                    bail!(
+                        "[sandbox.home] {key} in {}: `{}` must be a path inside the home folder, relative to it (for example \".codex/auth.json\")",
+                        file.display(),
+                        p.display()
+                    );
+                }
+            }
+            Ok(paths)
+        };
+        Ok(Self(
+            [
+                (
+                    Adapter::Claude,
+                    list(
+                        "claude",
+                        &raw.claude,
+                        &[
+                            ".claude/.credentials.json",
+                            ".claude/settings.json",
+                            ".claude.json",
+                        ],
+                    )?,
+                ),
+                (
+                    Adapter::Codex,
+                    list(
+                        "codex",
+                        &raw.codex,
+                        &[".codex/auth.json", ".codex/config.toml"],
+                    )?,
+                ),
+                (
+                    Adapter::Opencode,
+                    list(
+                        "opencode",
+                        &raw.opencode,
+                        &[".local/share/opencode/auth.json", ".config/opencode"],
+                    )?,
+                ),
+                (Adapter::Command, list("command", &raw.command, &[])?),
+            ]
+            .into_iter()
+            .collect(),
+        ))
+    }
 }
 
 /// `[sandbox.egress]`: host patterns per adapter and per capability.
@@ -314,6 +392,8 @@ pub struct Config {
     pub sandbox: SandboxMode,
     /// Where sandboxed runs may connect through the egress proxy (`[sandbox.egress]`).
     pub egress: Egress,
+    /// What sandboxed runs get from the user's home (`[sandbox.home]`).
+    pub home_copies: HomeCopies,
 }
 
 impl Config {
@@ -354,6 +434,7 @@ impl Config {
             secrets => "secrets",
             sandbox => "sandbox",
             egress => "sandbox.egress",
+            home_copies => "sandbox.home",
         );
         let restart = differ!(
             socket => "socket",
@@ -605,6 +686,7 @@ impl Config {
                 ),
             },
             egress: Egress::from_raw(&raw.sandbox.egress, &file)?,
+            home_copies: HomeCopies::from_raw(&raw.sandbox.home, &file)?,
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p

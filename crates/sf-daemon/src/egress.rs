@@ -77,14 +77,16 @@ pub(crate) fn rules(config: &Config, agent: &AgentSpec) -> Vec<Allow> {
     allow
 }
 
-/// Serves the proxy of run `run_id` on `listener` until the returned task is aborted (when
-/// the run ends). Each connection is handled on a task of its own; records go to `tx`.
+/// Serves the proxy of run `run_id` on `listener` until `ended` is cancelled (the run
+/// ended); connections open then are relayed to their end (the run's processes are gone, so
+/// they close) and recorded like the others. Records go to `tx`.
 pub(crate) fn serve(
     listener: std::net::TcpListener,
     run_id: i64,
     allow: Vec<Allow>,
     tx: mpsc::UnboundedSender<Internal>,
-) -> tokio::task::JoinHandle<()> {
+    ended: tokio_util::sync::CancellationToken,
+) {
     let allow = Arc::new(allow);
     tokio::spawn(async move {
         let listener = match TcpListener::from_std(listener) {
@@ -97,6 +99,7 @@ pub(crate) fn serve(
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
+                () = ended.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let (allow, tx) = (Arc::clone(&allow), tx.clone());
@@ -108,13 +111,15 @@ pub(crate) fn serve(
                     }
                     Err(e) => {
                         tracing::warn!(run_id, error = %e, "the egress proxy's accept failed");
-                        return;
+                        break;
                     }
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-    })
+        drop(listener);
+        while conns.join_next().await.is_some() {}
+    });
 }
 
 /// What the client asked for.

@@ -259,7 +259,20 @@ pub(crate) fn agent_run(
         crate::config::SandboxMode::Full { network } => {
             let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
                 .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
+            copy_home(config, agent.adapter, &home);
             env.set.push(("HOME".into(), home.display().to_string()));
+            // git's automatic housekeeping would rewrite `packed-refs`, shared with the
+            // user and not the run's to write: it is sfd's to do, not each commit's
+            env.set.extend(
+                [
+                    ("GIT_CONFIG_COUNT", "2"),
+                    ("GIT_CONFIG_KEY_0", "gc.auto"),
+                    ("GIT_CONFIG_VALUE_0", "0"),
+                    ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+                    ("GIT_CONFIG_VALUE_1", "false"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
             env.set.push(("TMPDIR".into(), tmp.display().to_string()));
             if !network {
                 // its only way out: sfd's egress proxy (see `crate::egress`)
@@ -337,14 +350,69 @@ fn sandbox_policy(
     }
     policy
         .read
-        .extend(sfctl_path(config).and_then(|p| p.parent().map(Path::to_owned)));
-    policy.read.extend(
-        Path::new(program)
-            .parent()
-            .filter(|p| p.is_absolute())
-            .map(Path::to_owned),
-    );
+        .extend(sfctl_path(config).iter().flat_map(|p| program_dirs(p)));
+    policy.read.extend(program_dirs(Path::new(program)));
     Ok((policy, home, tmp))
+}
+
+/// What a sandboxed run must read to run `program`: its folder, and through any symbolic
+/// link the folder of the file it names; for a program inside a `node_modules` tree (an
+/// npm-installed CLI, which loads its package and its platform binary from there), that
+/// whole tree.
+fn program_dirs(program: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if !program.is_absolute() {
+        return dirs;
+    }
+    dirs.extend(program.parent().map(Path::to_owned));
+    if let Ok(real) = std::fs::canonicalize(program) {
+        dirs.extend(real.parent().map(Path::to_owned));
+        for p in [program, real.as_path()] {
+            dirs.extend(
+                p.ancestors()
+                    .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+                    .map(Path::to_owned),
+            );
+        }
+    }
+    dirs
+}
+
+/// Copies what the adapter's CLI needs from the user's home (`[sandbox.home]`: its login,
+/// its settings) into the run's private HOME, fresh for each run. Only regular files and
+/// folders are copied, never a symbolic link (it could name anything); what is missing is
+/// skipped: a CLI that then cannot log in says so, and its agent is disabled with the fix.
+fn copy_home(config: &Config, adapter: sf_proto::Adapter, home: &Path) {
+    let Some(user_home) = std::env::var_os("HOME").map(PathBuf::from) else {
+        return;
+    };
+    for rel in config.home_copies.0.get(&adapter).into_iter().flatten() {
+        let (from, to) = (user_home.join(rel), home.join(rel));
+        if let Err(e) = copy_tree(&from, &to) {
+            tracing::warn!(from = %from.display(), error = %e, "cannot copy into a run's private HOME");
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(from) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if let Some(parent) = to.parent() {
+        crate::private::create_dir(parent)?;
+    }
+    if meta.is_dir() {
+        crate::private::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if meta.is_file() {
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
 }
 
 /// Claude Code refuses `--dangerously-skip-permissions` (which an unattended run needs) as
@@ -515,9 +583,10 @@ pub(crate) async fn supervise(
     } = watch;
     // before anything else: the run may call sfd at once, from its own namespace
     identities.started(run_id, &agent, run.pid());
-    let proxy = run
-        .take_egress()
-        .map(|l| crate::egress::serve(l, run_id, egress, tx.clone()));
+    let run_over = CancellationToken::new();
+    if let Some(l) = run.take_egress() {
+        crate::egress::serve(l, run_id, egress, tx.clone(), run_over.clone());
+    }
     let _ = tx.send(Internal::Spawned {
         run_id,
         pid: run.pid(),
@@ -525,9 +594,7 @@ pub(crate) async fn supervise(
         log_path: log.clone(),
     });
     let ended = run.wait(stop.cancelled()).await;
-    if let Some(p) = proxy {
-        p.abort();
-    }
+    run_over.cancel();
     if let Some(r) = ended.log
         && r.dropped > 0
     {
