@@ -284,6 +284,14 @@ fn main() -> ExitCode {
                     return fail(&format!("connected to {rest}: it should have been refused"));
                 }
             }
+            "signal-fails" => {
+                let pid = nix::unistd::Pid::from_raw(rest.parse().unwrap_or(0));
+                if nix::sys::signal::kill(pid, None).is_ok() {
+                    return fail(&format!(
+                        "signalled process {rest}: it should have been refused"
+                    ));
+                }
+            }
             "resolve-fails" => {
                 use std::net::ToSocketAddrs as _;
                 if (rest, 443).to_socket_addrs().is_ok() {

@@ -150,6 +150,8 @@ pub fn git_ok(repo: &Path, args: &[&str]) -> bool {
 
 fn git_output(repo: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new("git")
+        // the tests that run sfd as an ordinary user give it the repository
+        .args(["-c", "safe.directory=*"])
         .args(args)
         .current_dir(repo)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

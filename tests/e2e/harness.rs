@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +63,12 @@ pub struct TestDaemon {
     /// Where the daemon's stderr goes (appended to across restarts).
     pub stderr_path: PathBuf,
     child: Option<Child>,
+    /// The ordinary user sfd and sfctl run as (see [`Self::run_as`]); `None`: the tests'.
+    user: Option<(u32, u32)>,
 }
+
+/// The `[sandbox]` header with the harness's `mode = "off"` (see [`TestDaemon::stopped`]).
+const SANDBOX_OFF: &str = "\n[sandbox]\nmode = \"off\"\n";
 
 impl TestDaemon {
     /// A git repository with one commit, `sfctl init` run in it, and `sfd` answering.
@@ -76,12 +82,30 @@ impl TestDaemon {
     pub fn stopped() -> Self {
         let td = Self::uninitialised();
         td.sfctl().args(["init"]).success();
-        assert!(
-            td.repo.join(".sf/config.toml").is_file(),
-            "`sfctl init` did not create .sf/config.toml\n{}",
-            td.listing()
-        );
+        let cfg = td.repo.join(".sf/config.toml");
+        let text = fs::read_to_string(&cfg).unwrap_or_else(|e| {
+            panic!(
+                "`sfctl init` did not create .sf/config.toml ({e})\n{}",
+                td.listing()
+            )
+        });
+        // the fake agent's scripts and markers live in the test's folder, outside what a
+        // sandboxed run may reach: the tests of the sandbox turn it on (`sandbox_mode`)
+        fs::write(&cfg, text.replacen("\n[sandbox]\n", SANDBOX_OFF, 1)).expect("write config");
         td
+    }
+
+    /// Sets `[sandbox]` lines (`mode = …` and more) in a stopped workspace's config in place
+    /// of the harness's `mode = "off"`.
+    pub fn sandbox_mode(&self, lines: &str) {
+        let cfg = self.repo.join(".sf/config.toml");
+        let text = fs::read_to_string(&cfg).expect("read config");
+        assert!(text.contains(SANDBOX_OFF), "{text}");
+        fs::write(
+            &cfg,
+            text.replacen(SANDBOX_OFF, &format!("\n[sandbox]\n{lines}\n"), 1),
+        )
+        .expect("write config");
     }
 
     /// A git repository with one commit on `main`; no `.sf/`, no daemon.
@@ -117,6 +141,7 @@ impl TestDaemon {
             socket,
             stderr_path,
             child: None,
+            user: None,
         }
     }
 
@@ -149,7 +174,14 @@ impl TestDaemon {
 
     /// A `sfd-dup --workspace <repo>` command with the hermetic environment, not yet spawned.
     pub fn sfd_command(&self) -> Command {
-        let mut cmd = Command::new(SFD);
+        let mut cmd = match self.user {
+            Some((uid, gid)) => {
+                let mut c = Command::new(reachable(SFD));
+                c.uid(uid).gid(gid);
+                c
+            }
+            None => Command::new(SFD),
+        };
         cmd.arg("--workspace")
             .arg(&self.repo)
             .current_dir(&self.repo)
@@ -201,7 +233,7 @@ impl TestDaemon {
                     self.stderr_tail()
                 );
             }
-            if handshake_pid(&self.socket).is_some() {
+            if self.daemon_pid().is_some() {
                 break;
             }
             if start.elapsed() > START_DEADLINE {
@@ -224,9 +256,20 @@ impl TestDaemon {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The pid of whatever daemon answers on the socket.
+    /// The pid of whatever daemon answers on the socket (asked as the user of
+    /// [`Self::run_as`], whom alone it serves, if there is one).
     pub fn daemon_pid(&self) -> Option<u32> {
-        handshake_pid(&self.socket)
+        if self.user.is_none() {
+            return handshake_pid(&self.socket);
+        }
+        let out = self
+            .sfctl()
+            .args(["--json", "daemon", "status"])
+            .command()
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        status["pid"].as_u64().and_then(|p| u32::try_from(p).ok())
     }
 
     /// `kill -9` the daemon child and reap it.
@@ -287,10 +330,31 @@ impl TestDaemon {
     }
 
     /// A `sfctl-dup` invocation in the repository.
+    /// From now on, sfd and sfctl run as the ordinary user `uid`:`gid` (the tests run as
+    /// root in CI), who is given the whole tempdir; their binaries are copies any user can
+    /// run ([`reachable`]).
+    pub fn run_as(&mut self, uid: u32, gid: u32) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        chown_tree(&self.root, uid, gid);
+        self.user = Some((uid, gid));
+    }
+
+    /// Gives `path` (and what is under it) to the user of [`Self::run_as`], if any: for
+    /// files the test writes for its daemon or its workers.
+    pub fn give(&self, path: &Path) {
+        if let Some((uid, gid)) = self.user {
+            chown_tree(path, uid, gid);
+        }
+    }
+
     pub fn sfctl(&self) -> Sfctl<'_> {
         Sfctl {
             td: self,
-            program: SFCTL.into(),
+            program: if self.user.is_some() {
+                reachable(SFCTL).into()
+            } else {
+                SFCTL.into()
+            },
             args: Vec::new(),
             cwd: self.repo.clone(),
             env: Vec::new(),
@@ -409,7 +473,7 @@ impl Drop for TestDaemon {
             let _ = child.wait();
         }
         // A daemon started by `sfctl daemon start` is not our child; find it by its socket.
-        if let Some(pid) = handshake_pid(&self.socket) {
+        if let Some(pid) = self.daemon_pid() {
             signal(pid, Signal::SIGKILL);
         }
         if std::env::var_os("SF_KEEP_TEMP").is_some()
@@ -472,6 +536,9 @@ impl Sfctl<'_> {
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
+        if let Some((uid, gid)) = self.td.user {
+            cmd.uid(uid).gid(gid);
+        }
         cmd.args(&self.args)
             .current_dir(&self.cwd)
             .env_clear()
@@ -813,4 +880,45 @@ pub fn set_soft_limit(pid: u32, resource: nix::libc::__rlimit_resource_t, soft: 
     // SAFETY: `new` is a valid rlimit for the call; the old value is not asked for again.
     let rc = unsafe { libc::prlimit(pid, resource, &raw const new, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// A copy of `bin` that any user can run: the build's own may sit under a private home
+/// directory (a CI checkout under /root). Hard-linked when it can be, into a shared 0755
+/// directory, replaced atomically so that concurrent tests agree.
+pub fn reachable(bin: &str) -> PathBuf {
+    let src = Path::new(bin);
+    let dir = std::env::temp_dir().join("sf-e2e-bins");
+    let _ = fs::create_dir(&dir);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the bin dir");
+    let name = src.file_name().expect("a binary name");
+    let dest = dir.join(name);
+    let tmp = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if fs::hard_link(src, &tmp).is_err() {
+        fs::copy(src, &tmp).expect("copy the binary");
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod the binary");
+    fs::rename(&tmp, &dest).expect("put the binary in place");
+    dest
+}
+
+/// Gives `dir` and everything under it to `uid`:`gid` (symbolic links themselves).
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    let (u, g) = (
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    );
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        u,
+        g,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        for entry in fs::read_dir(dir).expect("read dir").flatten() {
+            chown_tree(&entry.path(), uid, gid);
+        }
+    }
 }

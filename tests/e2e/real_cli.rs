@@ -49,13 +49,15 @@ fn workspace_with(base: &str, key: bool, extra: &str, sandbox: &str) -> TestDaem
         &format!("sfctl = \"{}\"", bin.join("sfctl").display()),
         1,
     );
-    let text = text.replacen("\n[sandbox]\n", &format!("\n[sandbox]\n{sandbox}\n"), 1);
     let text = text.replacen(
         "\n[secrets]\n",
         "\n[secrets]\nANTHROPIC_API_KEY = \"env:SF_TEST_KEY\"\nMOCK_API_KEY = \"env:SF_TEST_KEY\"\n",
         1,
     );
     fs::write(&cfg, text).expect("write config");
+    if !sandbox.is_empty() {
+        td.sandbox_mode(sandbox);
+    }
     // Codex reads its provider from its own config, as a user would set it up
     let codex = td.home.join(".codex");
     fs::create_dir_all(&codex).expect("mkdir .codex");

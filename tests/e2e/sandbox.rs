@@ -7,27 +7,51 @@ use std::fs;
 
 use sf_proto::TaskStatus;
 
-use crate::fleet::{git, steward, wait_status, worker};
+use crate::fleet::{git, steward, wait_status};
 
 /// A daemon with `[sandbox] mode = "full"` and `sandbox` lines in that table (`merge`
-/// lines in `[merge]`), and the merge steward.
+/// lines in `[merge]`), run by an ordinary user: as root (CI), the `sftest` user that
+/// `.ci/run` creates (or `nobody`).
 fn sandboxed(merge: &str, sandbox: &str) -> crate::harness::TestDaemon {
     let mut td = crate::harness::TestDaemon::stopped();
     crate::fleet::configure(&td, "", merge);
+    td.sandbox_mode(&format!("mode = \"full\"\n{sandbox}"));
     let cfg = td.repo.join(".sf/config.toml");
     let text = fs::read_to_string(&cfg).expect("config");
-    assert!(text.contains("\n[sandbox]\n"), "{text}");
-    fs::write(
-        &cfg,
-        text.replacen(
-            "\n[sandbox]\n",
-            &format!("\n[sandbox]\nmode = \"full\"\n{sandbox}\n"),
-            1,
-        ),
-    )
-    .expect("write config");
+    let sfctl = crate::harness::reachable(crate::harness::SFCTL);
+    let text = text.replacen(
+        &format!("sfctl = \"{}\"", crate::harness::SFCTL),
+        &format!("sfctl = \"{}\"", sfctl.display()),
+        1,
+    );
+    fs::write(&cfg, text).expect("write config");
+    if nix::unistd::Uid::effective().is_root() {
+        let user = ["sftest", "nobody"]
+            .into_iter()
+            .find_map(|n| nix::unistd::User::from_name(n).ok().flatten())
+            .expect("an ordinary user to run sfd as: `.ci/run` creates `sftest` (useradd --system sftest)");
+        td.run_as(user.uid.as_raw(), user.gid.as_raw());
+    }
     td.spawn();
     td
+}
+
+/// Registers worker `name` running the fake agent (a copy any user can run) with `script`.
+fn worker(td: &crate::harness::TestDaemon, name: &str, script: &std::path::Path, args: &[&str]) {
+    let fake = crate::harness::reachable(crate::fleet::FAKE);
+    let command = format!("{} {}", fake.display(), script.display());
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            name,
+            "--role",
+            "worker",
+            "--command",
+            &command,
+        ])
+        .args(args)
+        .success();
 }
 
 /// Writes a fake agent's script where the sandboxed agent `agent` can read it (and write
@@ -37,6 +61,7 @@ fn script_inside(td: &crate::harness::TestDaemon, agent: &str, text: &str) -> st
     fs::create_dir_all(&home).expect("mkdir the agent's home");
     let s = home.join(format!("{agent}.script"));
     fs::write(&s, text).expect("write script");
+    td.give(&td.repo.join(".sf/home"));
     s
 }
 
@@ -162,6 +187,9 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
         "https://user:token@example.invalid\n",
     )
     .expect("plant credentials");
+    fs::create_dir_all(td.home.join(".ssh")).expect("mkdir .ssh");
+    fs::write(td.home.join(".ssh/id_ed25519"), "a private key\n").expect("plant a key");
+    td.give(&td.home);
     let host = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     host.set_nonblocking(true).expect("nonblocking");
     let port = host.local_addr().expect("addr").port();
@@ -184,11 +212,14 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
              write-fails {repo}/.git/config\n\
              write-fails {repo}/outside.txt\n\
              read-fails {home}/.git-credentials\n\
+             read-fails {home}/.ssh/id_ed25519\n\
+             signal-fails {sfd}\n\
              connect-fails 127.0.0.1:{port}\n\
              sfctl-disguised task create planted-by-an-agent\n\
              complete done\n",
             repo = td.repo.display(),
             home = td.home.display(),
+            sfd = st.pid,
         ),
     );
     worker(&td, "w1", &s, &[]);

@@ -17,7 +17,7 @@ use sf_proto::TaskStatus;
 use sf_proto::paths::WorkspacePaths;
 
 use crate::fleet::{FAKE, fleet, script, wait_status, worker};
-use crate::harness::{ChildGuard, SFCTL, TestDaemon, WAIT_DEADLINE, eventually};
+use crate::harness::{ChildGuard, SFCTL, TestDaemon, WAIT_DEADLINE, eventually, reachable};
 
 /// The second user of the tests that need one, or `None` after printing why the test
 /// cannot run here.
@@ -36,26 +36,6 @@ fn other_user(test: &str) -> Option<User> {
         return skip("there is no `sftest` or `nobody` user (`.ci/run` creates `sftest`)".into());
     };
     Some(user)
-}
-
-/// A copy of `bin` that any user can run: the build's own may sit under a private home
-/// directory (a CI checkout under /root). Hard-linked when it can be, into a shared 0755
-/// directory, replaced atomically so that concurrent tests agree.
-fn reachable(bin: &str) -> PathBuf {
-    let src = Path::new(bin);
-    let dir = std::env::temp_dir().join("sf-e2e-bins");
-    let _ = fs::create_dir(&dir);
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the bin dir");
-    let name = src.file_name().expect("a binary name");
-    let dest = dir.join(name);
-    let tmp = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    if fs::hard_link(src, &tmp).is_err() {
-        fs::copy(src, &tmp).expect("copy the binary");
-    }
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod the binary");
-    fs::rename(&tmp, &dest).expect("put the binary in place");
-    dest
 }
 
 /// Lets every user into the tempdir (tempfile makes it 0700), as a shared machine's

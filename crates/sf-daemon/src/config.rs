@@ -221,11 +221,14 @@ impl Egress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
     /// Their own user namespace, Landlock rules, and (unless `network`) their own network
-    /// namespace.
+    /// namespace whose only way out is the egress proxy.
     Full {
-        /// Keep the host's network (a trusted setup; there is no egress proxy yet).
+        /// Keep the host's network (a trusted setup; no egress proxy).
         network: bool,
     },
+    /// Landlock rules and `no_new_privs` only, with the host's network: for kernels that
+    /// refuse unprivileged user namespaces.
+    LandlockOnly,
     /// The user's whole authority.
     Off,
 }
@@ -234,9 +237,14 @@ impl SandboxMode {
     /// As `daemon status` says it.
     pub fn describe(self) -> &'static str {
         match self {
-            Self::Full { network: false } => "full (user and network namespaces, Landlock)",
+            Self::Full { network: false } => {
+                "full (user and network namespaces, Landlock; network through sfd's egress proxy)"
+            }
             Self::Full { network: true } => {
                 "full, with the host's network (user namespace, Landlock)"
+            }
+            Self::LandlockOnly => {
+                "landlock-only (Landlock and no_new_privs; the host's network; agents are told from you, not from each other)"
             }
             Self::Off => "off: agents run with the user's whole authority",
         }
@@ -676,12 +684,13 @@ impl Config {
                 .map(|(alias, v)| Ok((alias.clone(), secret_source(alias, v, &paths.root, &file)?)))
                 .collect::<anyhow::Result<_>>()?,
             sandbox: match raw.sandbox.mode.as_deref() {
-                None | Some("off") => SandboxMode::Off,
-                Some("full") => SandboxMode::Full {
+                None | Some("full") => SandboxMode::Full {
                     network: raw.sandbox.network,
                 },
+                Some("landlock-only") => SandboxMode::LandlockOnly,
+                Some("off") => SandboxMode::Off,
                 Some(other) => bail!(
-                    "[sandbox] mode = \"{other}\" in {}: expected \"full\" or \"off\"",
+                    "[sandbox] mode = \"{other}\" in {}: expected \"full\" (the default), \"landlock-only\" or \"off\"",
                     file.display()
                 ),
             },

@@ -19,6 +19,14 @@ pub(crate) fn user_namespace(pid: u32) -> Option<u64> {
     text.strip_prefix("user:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// Whether the kernel says process `pid` runs with `no_new_privs` (which nothing can clear:
+/// every sandboxed run has it).
+pub(crate) fn no_new_privs(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NoNewPrivs:"))?;
+    Some(line.split_whitespace().nth(1)? == "1")
+}
+
 /// Who a connection's peer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
@@ -26,6 +34,9 @@ pub(crate) enum Caller {
     User,
     /// A process in the namespace of a live run of this agent.
     Agent(String),
+    /// `landlock-only`: a confined process (`no_new_privs`), so an agent, but which one the
+    /// kernel does not say; these agents have live runs.
+    SomeAgent(Vec<String>),
     /// A process in a namespace sfd did not make (or of a run that ended).
     Unknown,
 }
@@ -35,9 +46,10 @@ pub(crate) enum Caller {
 pub(crate) struct Identities {
     own: Option<u64>,
     runs: Arc<RwLock<HashMap<u64, (i64, String)>>>,
-    /// Runs are sandboxed (`[sandbox] mode = "full"`): only then do namespaces tell runs
-    /// from the user, and only then is an unknown namespace refused.
-    enforced: Arc<std::sync::atomic::AtomicBool>,
+    /// The agents of the live runs, by run (every mode).
+    live: Arc<RwLock<HashMap<i64, String>>>,
+    /// How callers are told apart: `[sandbox] mode`.
+    mode: Arc<RwLock<Option<crate::config::SandboxMode>>>,
 }
 
 impl Identities {
@@ -45,19 +57,26 @@ impl Identities {
         Self {
             own: user_namespace(std::process::id()),
             runs: Arc::default(),
-            enforced: Arc::default(),
+            live: Arc::default(),
+            mode: Arc::default(),
         }
     }
 
-    /// Whether runs are sandboxed, as the configuration (re)loaded says.
-    pub(crate) fn enforce(&self, on: bool) {
-        self.enforced
-            .store(on, std::sync::atomic::Ordering::Relaxed);
+    /// How runs are sandboxed, as the configuration (re)loaded says.
+    pub(crate) fn enforce(&self, mode: crate::config::SandboxMode) {
+        *self
+            .mode
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mode);
     }
 
     /// Run `run_id` of `agent`, whose process is `pid`, has started: if it is in a
     /// namespace of its own, calls from that namespace are that agent's.
     pub(crate) fn started(&self, run_id: i64, agent: &str, pid: u32) {
+        self.live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(run_id, agent.to_owned());
         match user_namespace(pid) {
             Some(ns) if Some(ns) != self.own => {
                 self.write().insert(ns, (run_id, agent.to_owned()));
@@ -69,26 +88,46 @@ impl Identities {
     /// Run `run_id` has ended: its namespace names nobody any more.
     pub(crate) fn ended(&self, run_id: i64) {
         self.write().retain(|_, (id, _)| *id != run_id);
+        self.live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&run_id);
     }
 
     /// Who the process `pid` is. Without the sandbox every run shares sfd's namespace and
-    /// every caller is the user's (whose client names the actor).
+    /// every caller is the user's (whose client names the actor). In `landlock-only` a
+    /// confined caller is some agent (see [`Caller::SomeAgent`]).
     pub(crate) fn caller(&self, pid: Option<i32>) -> Caller {
-        if !self.enforced.load(std::sync::atomic::Ordering::Relaxed) {
-            return Caller::User;
-        }
-        let ns = pid
-            .and_then(|p| u32::try_from(p).ok())
-            .and_then(user_namespace);
-        match ns {
-            None => Caller::Unknown,
-            Some(ns) if Some(ns) == self.own => Caller::User,
-            Some(ns) => self
-                .runs
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&ns)
-                .map_or(Caller::Unknown, |(_, agent)| Caller::Agent(agent.clone())),
+        use crate::config::SandboxMode;
+        let mode = *self
+            .mode
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pid = pid.and_then(|p| u32::try_from(p).ok());
+        match mode {
+            None | Some(SandboxMode::Off) => Caller::User,
+            Some(SandboxMode::LandlockOnly) => match pid.and_then(no_new_privs) {
+                Some(false) => Caller::User,
+                Some(true) => Caller::SomeAgent(
+                    self.live
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .values()
+                        .cloned()
+                        .collect(),
+                ),
+                None => Caller::Unknown,
+            },
+            Some(SandboxMode::Full { .. }) => match pid.and_then(user_namespace) {
+                None => Caller::Unknown,
+                Some(ns) if Some(ns) == self.own => Caller::User,
+                Some(ns) => self
+                    .runs
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&ns)
+                    .map_or(Caller::Unknown, |(_, agent)| Caller::Agent(agent.clone())),
+            },
         }
     }
 

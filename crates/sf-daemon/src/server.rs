@@ -334,6 +334,24 @@ async fn serve(
             }
             format!("agent:{agent}")
         }
+        // landlock-only: a confined process is an agent with a live run, by its own word
+        Caller::SomeAgent(live)
+            if claimed
+                .strip_prefix("agent:")
+                .is_some_and(|a| live.iter().any(|l| l == a)) =>
+        {
+            claimed
+        }
+        Caller::SomeAgent(_) => {
+            tracing::warn!(pid = ?peer.pid(), %claimed, "refused a confined process that named no agent with a live run");
+            conn.send(&error(
+                ErrorKind::PermissionDenied,
+                format!("this process is confined (no_new_privs), so it is an agent's, and `{claimed}` is not an agent with a live run"),
+                "run sfctl from your own session, or from inside the run with its SF_AGENT",
+            ))
+            .await?;
+            return Ok(());
+        }
         Caller::Unknown => {
             tracing::warn!(pid = ?peer.pid(), "refused a connection from a user namespace sfd did not make");
             conn.send(&error(

@@ -254,33 +254,38 @@ pub(crate) fn agent_run(
         env.set.push((alias.clone(), value));
     }
     claude_as_root(agent, &env)?;
-    let sandbox = match config.sandbox {
-        crate::config::SandboxMode::Off => None,
-        crate::config::SandboxMode::Full { network } => {
-            let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
-                .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
-            copy_home(config, agent.adapter, &home);
-            env.set.push(("HOME".into(), home.display().to_string()));
-            // git's automatic housekeeping would rewrite `packed-refs`, shared with the
-            // user and not the run's to write: it is sfd's to do, not each commit's
-            env.set.extend(
-                [
-                    ("GIT_CONFIG_COUNT", "2"),
-                    ("GIT_CONFIG_KEY_0", "gc.auto"),
-                    ("GIT_CONFIG_VALUE_0", "0"),
-                    ("GIT_CONFIG_KEY_1", "maintenance.auto"),
-                    ("GIT_CONFIG_VALUE_1", "false"),
-                ]
-                .map(|(k, v)| (k.to_owned(), v.to_owned())),
-            );
-            env.set.push(("TMPDIR".into(), tmp.display().to_string()));
-            if !network {
-                // its only way out: sfd's egress proxy (see `crate::egress`)
-                policy.egress = Some(crate::egress::PORT);
-                env.set.extend(crate::egress::proxy_env());
-            }
-            Some(policy)
+    let (network, namespaces) = match config.sandbox {
+        crate::config::SandboxMode::Off => (true, false),
+        crate::config::SandboxMode::Full { network } => (network, true),
+        crate::config::SandboxMode::LandlockOnly => (true, false),
+    };
+    let sandbox = if config.sandbox == crate::config::SandboxMode::Off {
+        None
+    } else {
+        let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
+            .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
+        policy.namespaces = namespaces;
+        copy_home(config, agent.adapter, &home);
+        env.set.push(("HOME".into(), home.display().to_string()));
+        env.set.push(("TMPDIR".into(), tmp.display().to_string()));
+        // git's automatic housekeeping would rewrite `packed-refs`, shared with the user and
+        // not the run's to write: it is sfd's to do, not each commit's
+        env.set.extend(
+            [
+                ("GIT_CONFIG_COUNT", "2"),
+                ("GIT_CONFIG_KEY_0", "gc.auto"),
+                ("GIT_CONFIG_VALUE_0", "0"),
+                ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+                ("GIT_CONFIG_VALUE_1", "false"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        if !network {
+            // its only way out: sfd's egress proxy (see `crate::egress`)
+            policy.egress = Some(crate::egress::PORT);
+            env.set.extend(crate::egress::proxy_env());
         }
+        Some(policy)
     };
     Ok(RunSpec {
         kind: Kind::Agent,

@@ -27,6 +27,10 @@ pub struct Policy {
     pub read: Vec<PathBuf>,
     /// Keep the network (`false`: a network namespace of its own, loopback only).
     pub network: bool,
+    /// Enter a user namespace of its own (and the network namespace): `false` for a kernel
+    /// that refuses unprivileged user namespaces (`landlock-only`), where the host's network
+    /// stays and only Landlock and `no_new_privs` confine.
+    pub namespaces: bool,
     /// Without `network`: listen on this port of the sandbox's loopback and hand the
     /// listener to sfd (see [`Prepared::take_egress`]), which relays what it accepts there:
     /// the sandbox's only way out.
@@ -61,6 +65,7 @@ impl Policy {
             write,
             read,
             network: false,
+            namespaces: true,
             egress: None,
         }
     }
@@ -79,6 +84,7 @@ pub struct Prepared {
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     network: bool,
+    namespaces: bool,
     /// The port of the egress listener and the child's end of the pair it is sent on.
     egress: Option<(u16, OwnedFd)>,
     /// sfd's end of that pair.
@@ -113,7 +119,10 @@ pub fn prepare(policy: &Policy) -> Result<Prepared, SandboxError> {
     let ruleset =
         ruleset.ok_or_else(|| SandboxError("Landlock is not enforced by this kernel".into()))?;
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    let (egress, egress_rx) = match policy.egress.filter(|_| !policy.network) {
+    let (egress, egress_rx) = match policy
+        .egress
+        .filter(|_| !policy.network && policy.namespaces)
+    {
         Some(port) => {
             let (tx, rx) = std::os::unix::net::UnixStream::pair()
                 .map_err(|e| SandboxError(format!("the egress channel: {e}")))?;
@@ -126,28 +135,27 @@ pub fn prepare(policy: &Policy) -> Result<Prepared, SandboxError> {
         uid_map: format!("{uid} {uid} 1\n").into_bytes(),
         gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         network: policy.network,
+        namespaces: policy.namespaces,
         egress,
         egress_rx,
     })
 }
 
 impl Prepared {
-    /// sfd's end of the channel the sandbox's egress listener comes through (to give to
-    /// [`receive_listener`] once the child has started); `None` without an egress port.
-    pub fn take_egress(&mut self) -> Option<OwnedFd> {
-        self.egress_rx.take()
-    }
-
-    /// Enters the sandbox: to be called in the child between fork and exec, where only
-    /// async-signal-safe calls are allowed (no allocation, no locks).
-    #[expect(unsafe_code, reason = "raw system calls between fork and exec")]
-    pub(crate) fn enter(&self) -> io::Result<()> {
+    /// The user namespace (and, without `network`, the network namespace with its loopback
+    /// up and the egress listener handed over).
+    #[expect(unsafe_code, reason = "unshare between fork and exec")]
+    fn enter_namespaces(&self) -> io::Result<()> {
         let mut flags = libc::CLONE_NEWUSER;
         if !self.network {
             flags |= libc::CLONE_NEWNET;
         }
-        // SAFETY (all of this function): plain system calls on this process's own state,
-        // with buffers that live across each call; nothing allocates.
+        // SAFETY: plain system calls on this process's own state.
+        // sfd is not dumpable (so that agents cannot read its memory), which a fork
+        // inherits, and a process that is not dumpable has its /proc files owned by root:
+        // an ordinary user could not write the child's namespace maps. The child is about to
+        // exec the agent's program, which is dumpable again anyway.
+        check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) })?;
         check(unsafe { libc::unshare(flags) })?;
         write_proc(c"/proc/self/setgroups", b"deny")?;
         write_proc(c"/proc/self/gid_map", &self.gid_map)?;
@@ -158,6 +166,23 @@ impl Prepared {
                 hand_over_listener(*port, channel.as_raw_fd())?;
             }
         }
+        Ok(())
+    }
+
+    /// sfd's end of the channel the sandbox's egress listener comes through (to give to
+    /// [`receive_listener`] once the child has started); `None` without an egress port.
+    pub fn take_egress(&mut self) -> Option<OwnedFd> {
+        self.egress_rx.take()
+    }
+
+    /// Enters the sandbox: to be called in the child between fork and exec, where only
+    /// async-signal-safe calls are allowed (no allocation, no locks).
+    #[expect(unsafe_code, reason = "raw system calls between fork and exec")]
+    pub(crate) fn enter(&self) -> io::Result<()> {
+        if self.namespaces {
+            self.enter_namespaces()?;
+        }
+        // SAFETY: plain system calls on this process's own state; nothing allocates.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
         check(unsafe {
             libc::syscall(
@@ -216,6 +241,39 @@ fn loopback_up() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether this kernel makes the sandbox of `policy`: a trivial program (`/bin/true`) is
+/// started in it. Building the ruleset proves Landlock; only a spawn proves that
+/// unprivileged user namespaces are allowed (some distributions refuse them).
+pub fn probe(policy: &Policy) -> Result<(), SandboxError> {
+    use std::os::unix::process::CommandExt as _;
+    let prepared = std::sync::Arc::new(prepare(policy)?);
+    let mut cmd = std::process::Command::new("/bin/true");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let inside = std::sync::Arc::clone(&prepared);
+    // SAFETY: as in `process::enter_before_exec`: `enter` only makes async-signal-safe
+    // system calls on data prepared before the fork.
+    #[expect(unsafe_code, reason = "pre_exec runs in the forked child")]
+    unsafe {
+        cmd.pre_exec(move || inside.enter());
+    }
+    match cmd.status() {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(SandboxError(format!(
+            "a probe in the sandbox exited with {st}"
+        ))),
+        Err(e) => Err(SandboxError(format!(
+            "the kernel refused to start a process in it: {e}{}",
+            if policy.namespaces {
+                " (unprivileged user namespaces may be disabled: see README, \"The sandbox\")"
+            } else {
+                ""
+            }
+        ))),
+    }
 }
 
 /// Listens on `127.0.0.1:port` of the sandbox's loopback and sends the listener over

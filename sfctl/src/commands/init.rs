@@ -97,15 +97,27 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY"  # then: agent register … --secret ANTHROPIC_API_KEY
 
 [sandbox]
-# How agents' processes are confined. "full": each runs in a user namespace of its own,
-# with Landlock rules (it writes only its worktree, its own slice of the git directory and
-# private TMPDIR and HOME under .sf/; it reads the system, the toolchains and the repository;
-# it cannot signal sfd) and its own network namespace (no network). "off": the user's whole
-# authority. Being built (issue 13): "off" stays the default until agents' logins and an
-# egress proxy let the real agent CLIs work inside.
-# mode = "off"
-# Keep the host's network in "full" mode (a trusted setup).
+# How agents' processes are confined (README, "The sandbox"). "full": each runs in a user
+# namespace of its own, with Landlock rules (it writes only its worktree, its own slice of
+# the git directory and a private TMPDIR and HOME under .sf/; it reads the system, the
+# toolchains and the repository; it cannot signal sfd) and a network namespace of its own,
+# whose only way out is sfd's egress proxy. "landlock-only": the Landlock rules and the
+# host's network, for kernels that refuse unprivileged user namespaces (sfd can tell agents
+# from you, not one agent from another). "off": the user's whole authority (a trusted setup).
+# A sandbox the kernel cannot make starts nothing: sfd never runs agents unconfined unless
+# told to here.
+# mode = "full"
+# Keep the host's network in "full" mode (no egress proxy).
 # network = false
+# Where runs may connect through the egress proxy: each adapter's model API hosts, and the
+# hosts the network, github and ticketing capabilities open. Host patterns:
+# "api.example.com", "*.example.com", "127.0.0.1:8080", "*". Anything else is denied and
+# recorded (`sfctl agent egress NAME`). A list given replaces that default.
+# egress = { claude = ["api.anthropic.com"], codex = ["api.openai.com", "chatgpt.com"], opencode = ["opencode.ai", "models.dev", "api.anthropic.com", "api.openai.com"], command = [], network = ["*"], github = ["github.com", "api.github.com", "codeload.github.com", "uploads.github.com", "objects.githubusercontent.com", "raw.githubusercontent.com"], ticketing = [] }
+# What each adapter's CLI gets from your home in its private HOME (copied before each run,
+# paths relative to your home): its login and settings, and your git identity. Nothing else
+# of your home is readable to a run (~/.ssh, ~/.git-credentials, other tools' tokens).
+# home = { claude = [".gitconfig", ".config/git/config", ".config/git/ignore", ".claude/.credentials.json", ".claude/settings.json", ".claude.json"], codex = [".gitconfig", ".config/git/config", ".config/git/ignore", ".codex/auth.json", ".codex/config.toml"], opencode = [".gitconfig", ".config/git/config", ".config/git/ignore", ".local/share/opencode/auth.json", ".config/opencode"], command = [".gitconfig", ".config/git/config", ".config/git/ignore"] }
 
 [worktree]
 # Command run in each new worktree before the agent starts.

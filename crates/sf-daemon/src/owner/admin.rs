@@ -38,8 +38,7 @@ impl Owner {
         let target_changed = applied.contains(&"target_branch");
         self.config = Arc::new(new);
         self.sandbox_error = super::sandbox_error(&self.config);
-        self.identities
-            .enforce(self.config.sandbox != crate::config::SandboxMode::Off);
+        self.identities.enforce(self.config.sandbox);
         if target_changed {
             self.resolve_target().await;
         }

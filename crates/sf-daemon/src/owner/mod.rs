@@ -138,7 +138,7 @@ impl Owner {
             identities: identities.clone(),
         };
         let sandbox_error = sandbox_error(&config);
-        identities.enforce(config.sandbox != crate::config::SandboxMode::Off);
+        identities.enforce(config.sandbox);
         let owner = Self {
             config,
             store,
@@ -512,17 +512,21 @@ async fn sleep_until_utc(at: Option<chrono::DateTime<chrono::Utc>>) {
 }
 
 /// Whether the sandbox the configuration asks for can be made on this kernel (user
-/// namespaces, Landlock ABI 6): `None` when it can or when none is asked for. Building the
-/// ruleset proves Landlock; the namespaces are proved by each spawn.
+/// namespaces, Landlock ABI 6): `None` when it can or when none is asked for. A probe
+/// process is started in it: only a spawn proves that user namespaces are allowed.
 fn sandbox_error(config: &Config) -> Option<String> {
-    let crate::config::SandboxMode::Full { network } = config.sandbox else {
-        return None;
+    use crate::config::SandboxMode;
+    let (network, namespaces) = match config.sandbox {
+        SandboxMode::Off => return None,
+        SandboxMode::Full { network } => (network, true),
+        SandboxMode::LandlockOnly => (true, false),
     };
     let policy = sf_worker::sandbox::Policy {
         network,
+        namespaces,
         ..sf_worker::sandbox::Policy::system([])
     };
-    let failed = sf_worker::sandbox::prepare(&policy).err()?;
-    tracing::error!(error = %failed, "[sandbox] mode = \"full\" cannot be made here; nothing is dispatched");
+    let failed = sf_worker::sandbox::probe(&policy).err()?;
+    tracing::error!(error = %failed, mode = config.sandbox.describe(), "the sandbox [sandbox] mode asks for cannot be made here; nothing is dispatched");
     Some(failed.to_string())
 }

@@ -27,9 +27,10 @@ impl Owner {
         }
         if let Some(e) = &self.sandbox_error {
             out.push(format!(
-                "{e}: nothing is dispatched (the sandbox fails closed); this kernel needs \
-                 unprivileged user namespaces and Landlock ABI 6, or set [sandbox] mode = \"off\" \
-                 in .sf/config.toml for a trusted setup"
+                "{e}: nothing is dispatched (the sandbox fails closed); \"full\" needs \
+                 unprivileged user namespaces and Landlock ABI 6; set [sandbox] mode = \
+                 \"landlock-only\" in .sf/config.toml where user namespaces are refused, or \
+                 \"off\" for a trusted setup"
             ));
         }
         let now = chrono::Utc::now();
