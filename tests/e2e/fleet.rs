@@ -41,11 +41,14 @@ pub fn configure(td: &TestDaemon, extra: &str, merge: &str) {
     } else {
         "tick_interval = \"50ms\"\n"
     };
+    let grace = if extra.contains("complete_grace") {
+        ""
+    } else {
+        "complete_grace = \"1s\"\n"
+    };
     fs::write(
         &cfg,
-        format!(
-            "sfctl = \"{SFCTL}\"\ncomplete_grace = \"1s\"\nstop_grace = \"1s\"\n{tick}{extra}\n{old}"
-        ),
+        format!("sfctl = \"{SFCTL}\"\n{grace}stop_grace = \"1s\"\n{tick}{extra}\n{old}"),
     )
     .expect("write config");
 }

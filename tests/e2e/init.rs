@@ -228,7 +228,9 @@ fn accepted_keys(table: &str) -> Vec<String> {
 
 #[test]
 fn the_init_config_documents_every_setting_the_daemon_accepts_with_its_default() {
-    let td = TestDaemon::stopped();
+    // `init`'s own file, without the harness's `mode = "off"`
+    let td = TestDaemon::uninitialised();
+    td.sfctl().args(["init"]).success();
     let path = td.repo.join(".sf/config.toml");
     let config = fs::read_to_string(&path).expect("read config");
     let first_table = config

@@ -138,10 +138,12 @@ fn completes_and_merges(cli: Cli) {
 fn completes_in_the_sandbox(cli: Cli) {
     let server = ModelServer::start(&finishing_script());
     let addr = &server.addr;
+    // OpenCode, sandboxed, writes its step's tokens more than a second after the tool call
+    // that completed the task (its snapshot of the worktree): room to exit on its own
     let td = workspace_with(
         &server.base_url(),
         true,
-        "",
+        "complete_grace = \"20s\"",
         &format!(
             "mode = \"full\"\n[sandbox.egress]\nclaude = [\"{addr}\"]\n\
              codex = [\"{addr}\"]\nopencode = [\"{addr}\"]"

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::Config;
-use crate::mailbox::Internal;
+use crate::mailbox::{EgressConnection as Connection, Internal};
 
 /// The port the proxy listens on inside each sandbox (each has its own loopback).
 pub(crate) const PORT: u16 = 3128;
@@ -27,21 +27,6 @@ const MAX_HEAD: usize = 16 * 1024;
 /// How long a client has to send its request head, and the proxy to reach the host.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// One connection, as recorded.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    pub run_id: i64,
-    pub host: String,
-    pub port: u16,
-    /// The rule that allowed it; `None`: denied.
-    pub rule: Option<String>,
-    /// Bytes to the host, bytes from it.
-    pub bytes: (u64, u64),
-    /// Why an allowed connection failed.
-    pub error: Option<String>,
-    pub started_ms: i64,
-}
 
 /// The variables that send a sandboxed run's HTTP clients through the proxy.
 pub(crate) fn proxy_env() -> Vec<(String, String)> {

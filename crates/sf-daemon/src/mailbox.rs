@@ -164,7 +164,7 @@ pub(crate) enum Internal {
     /// A janitor pass ended: what it did, one line each (recorded as `cleaned_up`).
     Tidied { lines: Vec<String> },
     /// A connection through a run's egress proxy ended (or was denied).
-    Egress(Box<crate::egress::Connection>),
+    Egress(Box<EgressConnection>),
 }
 
 /// Why a process ended.
@@ -245,4 +245,19 @@ pub(crate) enum MergeOutcome {
     CheckoutDirty { paths: Vec<String> },
     /// Something else went wrong (a git error); the request waits.
     Error(String),
+}
+
+/// One connection through a run's egress proxy, as recorded.
+#[derive(Debug)]
+pub(crate) struct EgressConnection {
+    pub run_id: i64,
+    pub host: String,
+    pub port: u16,
+    /// The rule that allowed it; `None`: denied.
+    pub rule: Option<String>,
+    /// Bytes to the host, bytes from it.
+    pub bytes: (u64, u64),
+    /// Why an allowed connection failed.
+    pub error: Option<String>,
+    pub started_ms: i64,
 }

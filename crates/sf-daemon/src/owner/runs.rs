@@ -458,8 +458,8 @@ impl Owner {
     }
 
     /// Records a connection through a run's egress proxy (a denied one is an event).
-    pub(super) async fn egress(&mut self, c: crate::egress::Connection) {
-        let crate::egress::Connection {
+    pub(super) async fn egress(&mut self, c: crate::mailbox::EgressConnection) {
+        let crate::mailbox::EgressConnection {
             run_id,
             host,
             port,
