@@ -351,7 +351,7 @@ impl TestDaemon {
         Sfctl {
             td: self,
             program: if self.user.is_some() {
-                reachable(SFCTL).into()
+                reachable(SFCTL)
             } else {
                 SFCTL.into()
             },
