@@ -123,6 +123,10 @@ impl Workspace {
         if let Some(t) = test_command {
             text.push_str(&format!("\n[merge]\ntest_command = {t:?}\n"));
         }
+        // the bench agent stamps times into a folder of the bench's, outside what a
+        // sandboxed run may write: these benches measure sf's own costs, and `sf-bench
+        // spawn` what the sandbox adds to each spawn
+        text.push_str("\n[sandbox]\nmode = \"off\"\n");
         std::fs::write(self.paths.config(), text)?;
         Ok(())
     }

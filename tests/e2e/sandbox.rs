@@ -208,6 +208,8 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
              git-fails update-ref refs/heads/main HEAD\n\
              git-fails update-ref refs/heads/other HEAD\n\
              write-fails {repo}/.sf/sf.db\n\
+             read-fails {repo}/.sf/sf.db\n\
+             read-fails {repo}/.sf/config.toml\n\
              write-fails {repo}/.git/hooks/pre-commit\n\
              write-fails {repo}/.git/config\n\
              write-fails {repo}/outside.txt\n\

@@ -264,6 +264,7 @@ pub(crate) fn agent_run(
     } else {
         let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
             .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
+        policy.read.push(prompt_file.to_owned());
         policy.namespaces = namespaces;
         copy_home(config, agent.adapter, &home);
         env.set.push(("HOME".into(), home.display().to_string()));
@@ -335,7 +336,13 @@ fn sandbox_policy(
         let _ = std::fs::create_dir_all(&dir);
         dir
     };
-    let mut policy = sf_worker::sandbox::Policy::system([root.clone()]);
+    // the repository, but not `.sf/`: the database (other runs' leases), other agents'
+    // homes, logs and worktrees; a run gets its own pieces of it below
+    let repo = std::fs::read_dir(root)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != ".sf")
+        .map(|e| e.path());
+    let mut policy = sf_worker::sandbox::Policy::system(repo);
     policy.network = network;
     policy.write.extend([
         worktree.to_owned(),
