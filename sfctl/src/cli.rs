@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, steward,
-    task,
+    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, push,
+    steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -72,6 +72,7 @@ Examples:
     #[command(subcommand)]
     Mr(mr::MrCommand),
     Merge(mr::MergeArgs),
+    Push(push::PushArgs),
     Gc(gc::GcArgs),
     #[command(subcommand)]
     Docs(docs::DocsCommand),

@@ -165,6 +165,13 @@ pub(crate) enum Internal {
     Tidied { lines: Vec<String> },
     /// A connection through a run's egress proxy ended (or was denied).
     Egress(Box<EgressConnection>),
+    /// A push ended: the commit the remote branch names now, or why not. `reply` is the
+    /// worker's `sfctl push`, answered once the push is recorded.
+    Pushed {
+        job: crate::push::PushJob,
+        result: Result<String, crate::push::PushFailure>,
+        reply: Option<Reply>,
+    },
 }
 
 /// Why a process ended.

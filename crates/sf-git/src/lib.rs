@@ -91,6 +91,8 @@ pub enum GitError {
         remote: String,
         /// The branch.
         branch: String,
+        /// What kind of failure it is.
+        reason: push::PushReason,
         /// Why.
         #[source]
         source: git2::Error,

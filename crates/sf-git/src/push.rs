@@ -20,6 +20,27 @@ pub struct Pushed {
     pub commit: String,
 }
 
+/// What kind of failure a push's error is, for the one who asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushReason {
+    /// The remote branch has commits the local one lacks.
+    NotFastForward,
+    /// No credential the remote accepted.
+    Auth,
+    /// Anything else (the remote unreachable, a transport error).
+    Other,
+}
+
+impl PushReason {
+    fn of(e: &git2::Error) -> Self {
+        match e.code() {
+            git2::ErrorCode::NotFastForward => Self::NotFastForward,
+            git2::ErrorCode::Auth => Self::Auth,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// Whether `name` can be a remote's name (git's own rule); checked before anything is read.
 pub fn valid_remote_name(name: &str) -> bool {
     git2::Remote::is_valid_name(name)
@@ -90,6 +111,7 @@ pub fn push_branch(repo_root: &Path, remote: &str, branch: &str) -> Result<Pushe
             .map_err(|source| GitError::Push {
                 remote: remote.to_owned(),
                 branch: branch.to_owned(),
+                reason: PushReason::of(&source),
                 source,
             })?;
     }

@@ -489,7 +489,13 @@ fn a_branch_is_pushed_to_a_bare_remote_and_a_non_fast_forward_is_refused() {
         .unwrap();
     let err = push::push_branch(&root, "origin", "agent/w/p1-x").unwrap_err();
     assert!(
-        matches!(err, GitError::Push { .. } | GitError::PushRejected { .. }),
+        matches!(
+            err,
+            GitError::Push {
+                reason: push::PushReason::NotFastForward,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(
