@@ -41,9 +41,10 @@ impl PushReason {
     }
 }
 
-/// Whether `name` can be a remote's name (git's own rule); checked before anything is read.
+/// Whether `name` can be a remote's name (git's own rule, and no leading `-`, which the
+/// git CLI would read as an option); checked before anything is read.
 pub fn valid_remote_name(name: &str) -> bool {
-    git2::Remote::is_valid_name(name)
+    !name.starts_with('-') && git2::Remote::is_valid_name(name)
 }
 
 /// Pushes local branch `branch` of the repository at `repo_root` to the branch of the same
