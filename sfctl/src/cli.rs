@@ -22,7 +22,8 @@ command first waits for an unreachable daemon, which may be restarting: up to SF
 seconds (default 120).
 
 With --json, results are printed on stdout as the protocol's JSON (one document; `events`
-prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}}.";
+prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}} (plus a stable \"code\"
+where the daemon gives one, e.g. capability_required).";
 
 const AFTER_HELP: &str = "\
 Quick start:

@@ -163,7 +163,8 @@ fn a_worker_with_the_push_capability_has_sfd_push_its_branch() {
     let (s, _) = agent_script(
         &td,
         "w1",
-        "write feature.txt done\ncommit add feature\n\
+        "expect-prompt-contains You may publish your branch on the remote\n\
+         write feature.txt done\ncommit add feature\n\
          git-fails push origin HEAD\n\
          sfctl push\n\
          sfctl-fails push --remote nosuch\n\
