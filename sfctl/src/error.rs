@@ -30,7 +30,7 @@ pub struct CliError {
     pub message: String,
     pub hints: Vec<String>,
     /// The daemon's stable reason within the kind (`capability_required`), for `--json`.
-    pub reason_code: Option<String>,
+    pub reason_code: Option<Box<str>>,
     /// Causes, printed with `-v`.
     pub causes: Vec<String>,
     /// The command already printed its `--json` result (e.g. the failed merge request), so
@@ -144,7 +144,7 @@ impl CliError {
             "error": { "kind": self.code, "message": self.message, "hint": hint }
         });
         if let Some(code) = &self.reason_code {
-            j["error"]["code"] = serde_json::Value::String(code.clone());
+            j["error"]["code"] = serde_json::Value::from(&**code);
         }
         j
     }
@@ -157,7 +157,7 @@ impl From<ProtoError> for CliError {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| "internal".to_owned());
         let mut err = Self::new(CliErrorKind::Refused, &code, e.message);
-        err.reason_code = e.code;
+        err.reason_code = e.code.map(String::into_boxed_str);
         if let Some(h) = e.hint {
             err.hints.push(h);
         } else if e.kind == ErrorKind::IncompatibleProtocol {

@@ -72,7 +72,7 @@ pub(crate) async fn run(
     match &result {
         Ok(commit) => tracing::info!(remote = %job.remote, branch = %job.branch, %commit, "pushed"),
         Err(f) => {
-            tracing::warn!(remote = %job.remote, branch = %job.branch, error = %f.message, "push failed")
+            tracing::warn!(remote = %job.remote, branch = %job.branch, error = %f.message, "push failed");
         }
     }
     let _ = tx.send(Internal::Pushed { job, result, reply });

@@ -107,10 +107,7 @@ impl Owner {
         reply: Option<Reply>,
     ) -> bool {
         let record = job.clone();
-        let outcome = result
-            .as_ref()
-            .map(Clone::clone)
-            .map_err(|f| (f.code, f.message.clone()));
+        let outcome = result.clone().map_err(|f| (f.code, f.message));
         let recorded = self
             .store_call(move |s| {
                 s.record_push(&PushRecord {
