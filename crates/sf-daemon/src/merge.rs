@@ -99,7 +99,7 @@ pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedS
     let _ = tx.send(Internal::MergeDone { id, outcome });
     // the queue goes on meanwhile; a push that fails is recorded, the merge stands
     if landed && config.push_after_merge {
-        let push = crate::push::PushJob {
+        let push = crate::mailbox::PushJob {
             actor: "daemon".to_owned(),
             task: job.info.task.clone(),
             run: None,

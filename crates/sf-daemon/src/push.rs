@@ -7,44 +7,13 @@
 
 use std::path::PathBuf;
 
-use sf_proto::{ErrorKind, MergeRequestId, ProtoError, TaskId};
+use sf_proto::ErrorKind;
 use tokio::sync::mpsc;
 
-use crate::mailbox::{Internal, Reply};
+use crate::mailbox::{Internal, PushFailure, PushJob, Reply};
 
 /// The stable code of a push refused for want of the capability.
 pub(crate) const CAPABILITY_REQUIRED: &str = "capability_required";
-
-/// One push to make, and who it is for.
-#[derive(Debug, Clone)]
-pub(crate) struct PushJob {
-    /// `agent:NAME` for `sfctl push`, `daemon` after a merge.
-    pub actor: String,
-    pub task: Option<TaskId>,
-    pub run: Option<i64>,
-    pub mr: Option<MergeRequestId>,
-    pub remote: String,
-    pub branch: String,
-}
-
-/// A push that did not happen: the error's kind, its stable code, and the words.
-#[derive(Debug, Clone)]
-pub(crate) struct PushFailure {
-    pub kind: ErrorKind,
-    pub code: &'static str,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl PushFailure {
-    pub(crate) fn to_proto(&self) -> ProtoError {
-        let e = ProtoError::new(self.kind, self.message.clone()).with_code(self.code);
-        match &self.hint {
-            Some(h) => e.with_hint(h.clone()),
-            None => e,
-        }
-    }
-}
 
 /// Pushes on a blocking thread and reports to the owner; `reply` is the worker's request,
 /// answered there once the push is recorded.

@@ -7,8 +7,8 @@ use sf_proto::{Capability, ErrorKind, ProtoError, PushInfo, Response};
 use sf_store::PushRecord;
 
 use super::{Owner, internal};
-use crate::mailbox::Reply;
-use crate::push::{CAPABILITY_REQUIRED, PushFailure, PushJob};
+use crate::mailbox::{PushFailure, PushJob, Reply};
+use crate::push::CAPABILITY_REQUIRED;
 
 impl Owner {
     pub(super) async fn push_branch(
