@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sf_proto::{AuditEvent, TaskStatus};
 
-use crate::fleet::{configure, git, git_ok, steward, wait_status, worker};
+use crate::fleet::{configure, git, git_ok, steward, wait_status};
 use crate::harness::TestDaemon;
+use crate::sandbox::worker;
 
 /// A bare repository in the test's tempdir, added to the workspace's repository as `origin`.
 fn bare_origin(td: &TestDaemon) -> PathBuf {
@@ -26,35 +27,24 @@ fn bare_origin(td: &TestDaemon) -> PathBuf {
     bare
 }
 
-/// A stopped workspace made ready for workers, with `[sandbox] mode = "full"`, and `merge`
-/// lines in `[merge]`.
-fn sandboxed(merge: &str) -> TestDaemon {
-    let td = TestDaemon::stopped();
-    configure(&td, "", merge);
-    let cfg = td.repo.join(".sf/config.toml");
-    let text = fs::read_to_string(&cfg).expect("config");
-    fs::write(
-        &cfg,
-        text.replacen("\n[sandbox]\n", "\n[sandbox]\nmode = \"full\"\n", 1),
-    )
-    .expect("write config");
-    td
-}
-
-/// Starts a workspace made by [`sandboxed`] and checks that the sandbox is in force.
-fn spawn_sandboxed(td: &mut TestDaemon) {
+/// A sandboxed workspace (run by an ordinary user when the tests run as root, see
+/// `sandbox::sandboxed`) with a bare `origin`, started, the sandbox checked to be in force.
+fn sandboxed_with_origin() -> (TestDaemon, PathBuf) {
+    let mut td = crate::sandbox::sandboxed_stopped("", "");
+    let bare = bare_origin(&td);
+    td.give(&bare);
+    td.give(&td.repo.join(".git"));
     td.spawn();
     let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
     assert!(st.sandbox.starts_with("full"), "{}", st.sandbox);
+    (td, bare)
 }
 
-/// Writes a script where agent `agent`'s sandboxed run can read it: its private HOME.
+/// Writes a script where agent `agent`'s sandboxed run can read it, and returns it with
+/// the agent's private HOME, where the run may write.
 fn agent_script(td: &TestDaemon, agent: &str, text: &str) -> (PathBuf, PathBuf) {
-    let home = td.repo.join(".sf/home").join(agent);
-    fs::create_dir_all(&home).expect("mkdir the agent's home");
-    let s = home.join("w.script");
-    fs::write(&s, text).expect("write script");
-    (s, home)
+    let s = crate::sandbox::script_inside(td, agent, text);
+    (s, td.repo.join(".sf/home").join(agent))
 }
 
 fn events_named(td: &TestDaemon, action: &str) -> Vec<AuditEvent> {
@@ -78,9 +68,7 @@ fn remote_has(bare: &Path, branch: &str) -> bool {
 
 #[test]
 fn a_worker_without_the_push_capability_cannot_push_by_itself_or_through_sfd() {
-    let mut td = sandboxed("");
-    let bare = bare_origin(&td);
-    spawn_sandboxed(&mut td);
+    let (td, bare) = sandboxed_with_origin();
     let id = td.create_task("no push", &[]).task.id.to_string();
     let home = td.repo.join(".sf/home/w1");
     let (s, _) = agent_script(
@@ -150,15 +138,24 @@ fn a_worker_without_the_push_capability_cannot_push_by_itself_or_through_sfd() {
     assert!(events_named(&td, "branch_pushed").is_empty());
     // the sandbox, not the command, stopped the worker's `git push`: from the user's shell
     // the same push goes through
-    git(&td.repo, &["push", "-q", "origin", &branch]);
+    // (the remote is sfd's user's when the tests run as root: git's ownership check is
+    // lifted on the receiving side too)
+    git(
+        &td.repo,
+        &[
+            "push",
+            "-q",
+            "--receive-pack=git -c safe.directory='*' receive-pack",
+            "origin",
+            &branch,
+        ],
+    );
     assert!(remote_has(&bare, &branch));
 }
 
 #[test]
 fn a_worker_with_the_push_capability_has_sfd_push_its_branch() {
-    let mut td = sandboxed("");
-    let bare = bare_origin(&td);
-    spawn_sandboxed(&mut td);
+    let (td, bare) = sandboxed_with_origin();
     let id = td.create_task("push me", &[]).task.id.to_string();
     let (s, _) = agent_script(
         &td,
@@ -238,7 +235,7 @@ fn after_merge_push_sends_the_target_to_the_remote() {
         "w",
         "write feature.txt done\ncommit add feature\ncomplete done\n",
     );
-    worker(&td, "w1", &s, &[]);
+    crate::fleet::worker(&td, "w1", &s, &[]);
     wait_status(&td, &id, TaskStatus::Closed);
     let main = git(&td.repo, &["rev-parse", "main"]);
     let e = td.wait_for("the target to be pushed", || {
