@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, steward,
-    task,
+    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, push,
+    steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -22,7 +22,8 @@ command first waits for an unreachable daemon, which may be restarting: up to SF
 seconds (default 120).
 
 With --json, results are printed on stdout as the protocol's JSON (one document; `events`
-prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}}.";
+prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}} (plus a stable \"code\"
+where the daemon gives one, e.g. capability_required).";
 
 const AFTER_HELP: &str = "\
 Quick start:
@@ -72,6 +73,7 @@ Examples:
     #[command(subcommand)]
     Mr(mr::MrCommand),
     Merge(mr::MergeArgs),
+    Push(push::PushArgs),
     Gc(gc::GcArgs),
     #[command(subcommand)]
     Docs(docs::DocsCommand),

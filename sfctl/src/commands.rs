@@ -13,5 +13,6 @@ pub mod message;
 pub mod mr;
 pub mod plan;
 pub mod playbook;
+pub mod push;
 pub mod steward;
 pub mod task;

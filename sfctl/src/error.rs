@@ -29,6 +29,8 @@ pub struct CliError {
     pub code: String,
     pub message: String,
     pub hints: Vec<String>,
+    /// The daemon's stable reason within the kind (`capability_required`), for `--json`.
+    pub reason_code: Option<Box<str>>,
     /// Causes, printed with `-v`.
     pub causes: Vec<String>,
     /// The command already printed its `--json` result (e.g. the failed merge request), so
@@ -43,6 +45,7 @@ impl CliError {
             code: code.to_owned(),
             message: message.into(),
             hints: Vec::new(),
+            reason_code: None,
             causes: Vec::new(),
             result_printed: false,
         }
@@ -129,16 +132,21 @@ impl CliError {
         }
     }
 
-    /// `{"error": {"kind", "message", "hint"}}`, printed on stdout under `--json`.
+    /// `{"error": {"kind", "message", "hint"}}`, printed on stdout under `--json`, with
+    /// `"code"` when the daemon gave one.
     pub fn to_json(&self) -> serde_json::Value {
         let hint = if self.hints.is_empty() {
             serde_json::Value::Null
         } else {
             serde_json::Value::String(self.hints.join("\n"))
         };
-        serde_json::json!({
+        let mut j = serde_json::json!({
             "error": { "kind": self.code, "message": self.message, "hint": hint }
-        })
+        });
+        if let Some(code) = &self.reason_code {
+            j["error"]["code"] = serde_json::Value::from(&**code);
+        }
+        j
     }
 }
 
@@ -149,6 +157,7 @@ impl From<ProtoError> for CliError {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| "internal".to_owned());
         let mut err = Self::new(CliErrorKind::Refused, &code, e.message);
+        err.reason_code = e.code.map(String::into_boxed_str);
         if let Some(h) = e.hint {
             err.hints.push(h);
         } else if e.kind == ErrorKind::IncompatibleProtocol {
@@ -248,6 +257,11 @@ mod tests {
         assert_eq!(j["error"]["kind"], "not_found");
         assert_eq!(j["error"]["message"], "no task `abc`");
         assert_eq!(j["error"]["hint"], "list them");
+        assert!(j["error"].get("code").is_none(), "{j}");
+        let e: CliError = ProtoError::new(ErrorKind::PermissionDenied, "no push")
+            .with_code("capability_required")
+            .into();
+        assert_eq!(e.to_json()["error"]["code"], "capability_required");
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Logs(args) => commands::logs::run(ctx, &args),
         Command::Mr(cmd) => commands::mr::run(ctx, cmd),
         Command::Merge(args) => commands::mr::merge(ctx, &args),
+        Command::Push(args) => commands::push::run(ctx, &args),
         Command::Gc(args) => commands::gc::run(ctx, &args),
         Command::Docs(cmd) => commands::docs::run(ctx, cmd, &clap_tree()),
         Command::Demo(args) => commands::demo::run(ctx, &args),

@@ -304,6 +304,8 @@ fn the_init_config_documents_every_setting_the_daemon_accepts_with_its_default()
     assert_eq!(c.merge_commit, default.merge_commit);
     assert_eq!(c.merge_require_approval, default.merge_require_approval);
     assert_eq!(c.merge_delete_branch, default.merge_delete_branch);
+    assert_eq!(c.push_after_merge, default.push_after_merge);
+    assert_eq!(c.push_remote, default.push_remote);
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod modules;
 mod plans;
 mod playbooks;
 mod protocol;
+mod push;
 mod real_cli;
 mod real_cli_direct;
 mod sandbox;

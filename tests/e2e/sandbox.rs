@@ -13,6 +13,14 @@ use crate::fleet::{git, steward, wait_status};
 /// lines in `[merge]`), run by an ordinary user: as root (CI), the `sftest` user that
 /// `.ci/run` creates (or `nobody`).
 fn sandboxed(merge: &str, sandbox: &str) -> crate::harness::TestDaemon {
+    let mut td = sandboxed_stopped(merge, sandbox);
+    td.spawn();
+    td
+}
+
+/// [`sandboxed`], before the daemon starts: for a test that prepares more (files it writes
+/// go to sfd's user with `td.give`).
+pub(crate) fn sandboxed_stopped(merge: &str, sandbox: &str) -> crate::harness::TestDaemon {
     let mut td = crate::harness::TestDaemon::stopped();
     crate::fleet::configure(&td, "", merge);
     td.sandbox_mode(&format!("mode = \"full\"\n{sandbox}"));
@@ -32,12 +40,16 @@ fn sandboxed(merge: &str, sandbox: &str) -> crate::harness::TestDaemon {
             .expect("an ordinary user to run sfd as: `.ci/run` creates `sftest` (useradd --system sftest)");
         td.run_as(user.uid.as_raw(), user.gid.as_raw());
     }
-    td.spawn();
     td
 }
 
 /// Registers worker `name` running the fake agent (a copy any user can run) with `script`.
-fn worker(td: &crate::harness::TestDaemon, name: &str, script: &std::path::Path, args: &[&str]) {
+pub(crate) fn worker(
+    td: &crate::harness::TestDaemon,
+    name: &str,
+    script: &std::path::Path,
+    args: &[&str],
+) {
     let fake = crate::harness::reachable(crate::fleet::FAKE);
     let command = format!("{} {}", fake.display(), script.display());
     td.sfctl()
@@ -56,7 +68,11 @@ fn worker(td: &crate::harness::TestDaemon, name: &str, script: &std::path::Path,
 
 /// Writes a fake agent's script where the sandboxed agent `agent` can read it (and write
 /// its run markers next to it): its private HOME.
-fn script_inside(td: &crate::harness::TestDaemon, agent: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn script_inside(
+    td: &crate::harness::TestDaemon,
+    agent: &str,
+    text: &str,
+) -> std::path::PathBuf {
     let home = td.repo.join(".sf/home").join(agent);
     fs::create_dir_all(&home).expect("mkdir the agent's home");
     let s = home.join(format!("{agent}.script"));

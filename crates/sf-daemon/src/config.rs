@@ -266,6 +266,8 @@ struct RawMerge {
     strategy: Option<String>,
     require_approval: bool,
     delete_branch: Option<bool>,
+    push: Option<String>,
+    remote: Option<String>,
 }
 
 /// Where a secret's value comes from (`[secrets]` in config.toml). Only the alias and this
@@ -369,6 +371,12 @@ pub struct Config {
     pub merge_delete_branch: bool,
     /// Land a true merge commit instead of a squash (`[merge] strategy = "merge"`).
     pub merge_commit: bool,
+    /// Push the target branch to `push_remote` after each merge (`[merge] push =
+    /// "after-merge"`; default `"never"`).
+    pub push_after_merge: bool,
+    /// The remote sfd pushes to, after a merge and for `sfctl push` (`[merge] remote`,
+    /// default `origin`).
+    pub push_remote: String,
     /// Wall-time limit of one worker run, unless the agent sets its own.
     pub worker_timeout: Duration,
     /// A run whose output shows no progress for this long is stopped (`stall_timeout`).
@@ -429,6 +437,8 @@ impl Config {
             merge_require_approval => "merge.require_approval",
             merge_delete_branch => "merge.delete_branch",
             merge_commit => "merge.strategy",
+            push_after_merge => "merge.push",
+            push_remote => "merge.remote",
             worker_timeout => "worker_timeout",
             stall_timeout => "stall_timeout",
             resume_on_handoff => "resume_on_handoff",
@@ -598,6 +608,21 @@ impl Config {
                 file.display()
             );
         }
+        if let Some(p) = raw.merge.push.as_deref()
+            && !matches!(p, "never" | "after-merge")
+        {
+            bail!(
+                "[merge] push = \"{p}\" in {}: use \"never\" or \"after-merge\"",
+                file.display()
+            );
+        }
+        let push_remote = raw.merge.remote.unwrap_or_else(|| "origin".to_owned());
+        if !sf_git::push::valid_remote_name(&push_remote) {
+            bail!(
+                "[merge] remote = \"{push_remote}\" in {}: not a name git allows for a remote",
+                file.display()
+            );
+        }
         let max_workers = raw.max_workers.unwrap_or(4);
         if max_workers == 0 {
             bail!("max_workers must be at least 1 in {}", file.display());
@@ -628,6 +653,8 @@ impl Config {
             merge_require_approval: raw.merge.require_approval,
             merge_delete_branch: raw.merge.delete_branch.unwrap_or(true),
             merge_commit: raw.merge.strategy.as_deref() == Some("merge"),
+            push_after_merge: raw.merge.push.as_deref() == Some("after-merge"),
+            push_remote,
             worker_timeout: duration(
                 "worker_timeout",
                 raw.worker_timeout.as_deref(),
@@ -740,6 +767,25 @@ mod tests {
             2 << 30
         );
         assert_eq!(load("run_log_max = \"8mb\"").unwrap().run_log_max, 8 << 20);
+    }
+
+    #[test]
+    fn push_after_merge_and_its_remote() {
+        let c = load("").unwrap();
+        assert!(!c.push_after_merge);
+        assert_eq!(c.push_remote, "origin");
+        let c = load("[merge]\npush = \"after-merge\"\nremote = \"upstream\"\n").unwrap();
+        assert!(c.push_after_merge);
+        assert_eq!(c.push_remote, "upstream");
+        assert!(
+            !load("[merge]\npush = \"never\"\n")
+                .unwrap()
+                .push_after_merge
+        );
+        let e = format!("{:#}", load("[merge]\npush = \"always\"").unwrap_err());
+        assert!(e.contains("use \"never\" or \"after-merge\""), "{e}");
+        let e = format!("{:#}", load("[merge]\nremote = \"-x\"").unwrap_err());
+        assert!(e.contains("not a name git allows"), "{e}");
     }
 
     #[test]

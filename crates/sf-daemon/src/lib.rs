@@ -16,6 +16,7 @@ mod owner;
 mod playbooks;
 mod private;
 mod prompt;
+mod push;
 mod requests;
 mod server;
 mod steward;

@@ -165,6 +165,13 @@ pub(crate) enum Internal {
     Tidied { lines: Vec<String> },
     /// A connection through a run's egress proxy ended (or was denied).
     Egress(Box<EgressConnection>),
+    /// A push ended: the commit the remote branch names now, or why not. `reply` is the
+    /// worker's `sfctl push`, answered once the push is recorded.
+    Pushed {
+        job: PushJob,
+        result: Result<String, PushFailure>,
+        reply: Option<Reply>,
+    },
 }
 
 /// Why a process ended.
@@ -260,4 +267,35 @@ pub(crate) struct EgressConnection {
     /// Why an allowed connection failed.
     pub error: Option<String>,
     pub started_ms: i64,
+}
+
+/// One push to make, and who it is for.
+#[derive(Debug, Clone)]
+pub(crate) struct PushJob {
+    /// `agent:NAME` for `sfctl push`, `daemon` after a merge.
+    pub actor: String,
+    pub task: Option<TaskId>,
+    pub run: Option<i64>,
+    pub mr: Option<MergeRequestId>,
+    pub remote: String,
+    pub branch: String,
+}
+
+/// A push that did not happen: the error's kind, its stable code, and the words.
+#[derive(Debug, Clone)]
+pub(crate) struct PushFailure {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl PushFailure {
+    pub(crate) fn to_proto(&self) -> ProtoError {
+        let e = ProtoError::new(self.kind, self.message.clone()).with_code(self.code);
+        match &self.hint {
+            Some(h) => e.with_hint(h.clone()),
+            None => e,
+        }
+    }
 }

@@ -95,7 +95,20 @@ pub(crate) async fn run(config: Arc<Config>, job: MergeJob, tx: mpsc::UnboundedS
     let id = job.info.id;
     let outcome = attempt(&config, &job, &tx).await;
     tracing::info!(mr = %id, ?outcome, "merge request processed");
+    let landed = matches!(outcome, MergeOutcome::Merged { .. });
     let _ = tx.send(Internal::MergeDone { id, outcome });
+    // the queue goes on meanwhile; a push that fails is recorded, the merge stands
+    if landed && config.push_after_merge {
+        let push = crate::mailbox::PushJob {
+            actor: "daemon".to_owned(),
+            task: job.info.task.clone(),
+            run: None,
+            mr: Some(id),
+            remote: config.push_remote.clone(),
+            branch: job.info.target.clone(),
+        };
+        crate::push::run(config.paths.root.clone(), push, None, tx).await;
+    }
 }
 
 /// What the first step of a merge found.

@@ -130,6 +130,12 @@ pub(crate) fn build(
          read answers with `\"$SF_SFCTL\" inbox`.\n\
          Then exit.\n",
     );
+    if agent.capabilities.contains(&sf_proto::Capability::Push) {
+        p.push_str(
+            "\nYou may publish your branch on the remote: `\"$SF_SFCTL\" push` (sf pushes what \
+             you committed, with the user's credentials, which you do not hold).\n",
+        );
+    }
     p
 }
 

@@ -80,6 +80,31 @@ pub enum GitError {
         /// Where it points.
         points_at: String,
     },
+    /// The repository has no remote of that name (or the name is not one git allows).
+    #[error("no remote `{0}` in the repository's git configuration")]
+    NoSuchRemote(String),
+    /// The push failed: the remote could not be reached, the credentials were refused, or
+    /// the update was not a fast-forward.
+    #[error("failed to push branch `{branch}` to `{remote}`")]
+    Push {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// What kind of failure it is.
+        reason: push::PushReason,
+        /// Why.
+        #[source]
+        source: git2::Error,
+    },
+    /// The remote refused the update (a hook, a protected branch).
+    #[error("remote `{remote}` refused the update ({reason})")]
+    PushRejected {
+        /// The remote.
+        remote: String,
+        /// The ref and what the remote said.
+        reason: String,
+    },
 }
 
 trait Ctx<T> {
@@ -583,6 +608,7 @@ pub fn remove_worktree(repo_root: &Path, name: &str, path: &Path) -> Result<(), 
 pub mod faults;
 pub mod locks;
 pub mod merge;
+pub mod push;
 mod worktree;
 
 #[cfg(test)]

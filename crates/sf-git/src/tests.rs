@@ -444,3 +444,71 @@ fn rewritten_worktree_links_are_found_and_restored() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_branch_is_pushed_to_a_bare_remote_and_a_non_fast_forward_is_refused() {
+    let (d, root) = repo();
+    let bare = d.path().join("remote.git");
+    Repository::init_bare(&bare).unwrap();
+    let repo = Repository::open(&root).unwrap();
+    repo.remote("origin", bare.to_str().unwrap()).unwrap();
+    let path = root.join(".sf/worktrees/p1");
+    ensure_worktree(&root, "p1", &path, "agent/w/p1-x", "main").unwrap();
+    std::fs::write(path.join("work.txt"), "v1").unwrap();
+    commit_all(&path, "v1", "w").unwrap();
+
+    let pushed = push::push_branch(&root, "origin", "agent/w/p1-x").unwrap();
+    let remote = Repository::open_bare(&bare).unwrap();
+    let tip = |r: &Repository| {
+        r.find_reference("refs/heads/agent/w/p1-x")
+            .unwrap()
+            .target()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(tip(&remote), pushed.commit);
+    assert_eq!(pushed.commit, branch_tip_id(&root, "agent/w/p1-x").unwrap());
+
+    // the remote moved on; rewriting the local branch must not overwrite it
+    let head = repo
+        .find_commit(Oid::from_str(&pushed.commit).unwrap())
+        .unwrap();
+    let sig = Signature::now("t", "t@example.com").unwrap();
+    let parent = head.parent(0).unwrap();
+    let other = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            "rewritten",
+            &parent.tree().unwrap(),
+            &[&parent],
+        )
+        .unwrap();
+    repo.reference("refs/heads/agent/w/p1-x", other, true, "rewrite")
+        .unwrap();
+    let err = push::push_branch(&root, "origin", "agent/w/p1-x").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GitError::Push {
+                reason: push::PushReason::NotFastForward,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        tip(&remote),
+        pushed.commit,
+        "the remote branch did not move"
+    );
+
+    let err = push::push_branch(&root, "upstream", "agent/w/p1-x").unwrap_err();
+    assert!(
+        matches!(err, GitError::NoSuchRemote(ref r) if r == "upstream"),
+        "{err:?}"
+    );
+    let err = push::push_branch(&root, "-x", "agent/w/p1-x").unwrap_err();
+    assert!(matches!(err, GitError::NoSuchRemote(_)), "{err:?}");
+}

@@ -97,6 +97,7 @@ impl From<StoreError> for ProtoError {
                 kind,
                 message,
                 hint,
+                code: None,
             },
             other => {
                 let mut msg = other.to_string();

@@ -14,6 +14,7 @@ mod mr_actions;
 mod mrs;
 mod pauses;
 mod plans;
+mod pushes;
 mod readiness;
 mod runs;
 mod stewards;
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use gc::Holder;
 pub use mrs::{MergeFailure, MergeJob};
 pub use pauses::AdapterPause;
+pub use pushes::PushRecord;
 pub use runs::{
     AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
 };

@@ -136,6 +136,12 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # require_approval = false
 # Delete a merged branch (after archiving it under refs/sf/archive/).
 # delete_branch = true
+# Push the target branch to the remote after each merge: "never" or "after-merge". sfd
+# pushes with your credentials (SSH agent, git's credential helpers); workers never hold them.
+# push = "never"
+# The remote sfd pushes to: after a merge, and for `sfctl push` from workers registered with
+# `--capability push`.
+# remote = "origin"
 
 "#;
 

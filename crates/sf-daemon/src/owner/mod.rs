@@ -12,6 +12,7 @@
 mod admin;
 mod completion;
 mod merging;
+mod pushing;
 mod recovery;
 mod router;
 mod runs;
@@ -494,6 +495,7 @@ impl Owner {
                 self.egress(*c).await;
                 false
             }
+            Internal::Pushed { job, result, reply } => self.pushed(job, result, reply).await,
         }
     }
 }

@@ -174,6 +174,9 @@ impl Owner {
                 no_changes,
             } => self.complete(token, summary, no_changes, reply).await,
             Request::HandoffTask { token, note } => answer(reply, self.handoff(token, note).await),
+            Request::PushBranch { token, remote } => {
+                self.push_branch(&actor, token, remote, reply).await
+            }
 
             // dependencies and gates
             Request::AddDep {

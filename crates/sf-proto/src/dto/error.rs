@@ -38,6 +38,10 @@ pub struct ProtoError {
     /// What to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// A stable, machine-readable reason within the kind, in snake case, for the refusals
+    /// that have one (`capability_required`); clients may branch on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl ProtoError {
@@ -47,12 +51,19 @@ impl ProtoError {
             kind,
             message: message.into(),
             hint: None,
+            code: None,
         }
     }
     /// Adds a hint.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+    /// Adds a stable code (see [`ProtoError::code`]).
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
         self
     }
 }

@@ -65,3 +65,17 @@ pub struct GcReport {
     /// One line each.
     pub actions: Vec<String>,
 }
+
+/// A branch sfd pushed to a remote (`sfctl push`, or after a merge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushInfo {
+    /// The task whose branch it is (absent for the target pushed after a merge of a branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// The remote's name.
+    pub remote: String,
+    /// The branch, the same on both sides.
+    pub branch: String,
+    /// The commit the remote branch now names.
+    pub commit: String,
+}

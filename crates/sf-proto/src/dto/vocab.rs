@@ -142,6 +142,8 @@ wire_enum!(
         /** `merge_requeued` */ MergeRequeued = "merge_requeued",
         /** `merge_failed` */ MergeFailed = "merge_failed",
         /** `branch_merged` */ BranchMerged = "branch_merged",
+        /** `branch_pushed`: sfd pushed a branch to a remote */ BranchPushed = "branch_pushed",
+        /** `push_failed`: a push was refused or failed */ PushFailed = "push_failed",
         /** `agent_registered` */ AgentRegistered = "agent_registered",
         /** `agent_removed` */ AgentRemoved = "agent_removed",
         /** `agent_enabled` */ AgentEnabled = "agent_enabled",

@@ -192,6 +192,16 @@ pub enum Request {
         /// For the next worker.
         note: String,
     },
+    /// A worker pushes its task's branch to a remote (`sfctl push`): sfd pushes
+    /// `refs/heads/B:refs/heads/B` with the user's credentials, which the worker never
+    /// holds. Needs the agent's `push` capability; carries the worker's lease token.
+    PushBranch {
+        /// The lease token.
+        token: String,
+        /// The remote (default: `[merge] remote` of config.toml, `origin`).
+        #[serde(default)]
+        remote: Option<String>,
+    },
     /// Start a worker by hand, through the same checks as dispatch.
     StartAgent {
         /// The agent.
@@ -376,6 +386,8 @@ pub enum Response {
     Status(DaemonStatus),
     /// What a clean-up did, or would do.
     Cleaned(GcReport),
+    /// A branch reached its remote.
+    Pushed(PushInfo),
     /// One agent.
     Agent(AgentDetail),
     /// Agents.
