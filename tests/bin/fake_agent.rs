@@ -371,6 +371,12 @@ fn main() -> ExitCode {
                     return fail(&format!("save-fds {rest}: {e}"));
                 }
             }
+            // a shell command that must succeed (its output goes to the run's log)
+            "run" => match Command::new("/bin/sh").args(["-c", rest]).status() {
+                Ok(st) if st.success() => {}
+                Ok(st) => return fail(&format!("`{rest}` exited with {st}")),
+                Err(e) => return fail(&format!("`{rest}`: {e}")),
+            },
             "touch" => {
                 if let Err(e) = std::fs::write(rest, b"") {
                     return fail(&format!("touch {rest}: {e}"));

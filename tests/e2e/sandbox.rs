@@ -43,6 +43,57 @@ pub(crate) fn sandboxed_stopped(merge: &str, sandbox: &str) -> crate::harness::T
     td
 }
 
+/// A worker builds and tests a Rust crate with `cargo test --offline` inside the sandbox
+/// (its toolchain found through the `CARGO_HOME` and `RUSTUP_HOME` sfd gives it with its
+/// private HOME), commits it, and the merge test runs `cargo test --offline` on it too, in
+/// the merge queue's sandbox. As root (CI), the toolchain sits under /root, which no other
+/// user can read: then sfd runs as root, in the same sandbox.
+#[test]
+fn cargo_test_works_inside_the_sandbox_for_the_worker_and_the_merge_test() {
+    let mut td = crate::harness::TestDaemon::stopped();
+    crate::fleet::configure(&td, "", "test_command = \"cargo test --offline --quiet\"");
+    td.sandbox_mode("mode = \"full\"");
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let toolchain_private = home.is_some_and(|h| {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(&h).is_ok_and(|m| m.permissions().mode() & 0o005 == 0)
+    });
+    if nix::unistd::Uid::effective().is_root() && !toolchain_private {
+        let user = nix::unistd::User::from_name("sftest")
+            .ok()
+            .flatten()
+            .expect("`.ci/run` creates sftest");
+        td.run_as(user.uid.as_raw(), user.gid.as_raw());
+    }
+    // sfd finds the toolchain through the user's HOME, as a user's daemon would
+    let real_home = std::env::var("HOME").unwrap_or_default();
+    let path = std::env::var("PATH").unwrap_or_default();
+    td.spawn_with(&[("HOME", real_home.as_str()), ("PATH", path.as_str())]);
+    steward(&td);
+    let id = td.create_task("a crate", &[]).task.id.to_string();
+    let s = script_inside(
+        &td,
+        "w1",
+        "write Cargo.toml [package]\\nname = \"c\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n\n\
+         write src/lib.rs #[test]\\nfn adds() { assert_eq!(1 + 1, 2); }\\n\n\
+         write .gitignore /target\\n\n\
+         run cargo test --offline --quiet\n\
+         commit add a crate\ncomplete done\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &id, TaskStatus::Closed);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        t.notes
+    );
+    assert!(
+        git(&td.repo, &["show", "main:src/lib.rs"]).contains("fn adds"),
+        "merged after the sandboxed merge test"
+    );
+}
+
 /// Registers worker `name` running the fake agent (a copy any user can run) with `script`.
 pub(crate) fn worker(
     td: &crate::harness::TestDaemon,
@@ -194,7 +245,31 @@ fn a_sandboxed_worker_reaches_only_allowed_hosts_through_the_proxy() {
 
 #[test]
 fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
-    let td = sandboxed("test_command = \"test -f feature.txt\"", "");
+    let mut td = sandboxed_stopped("", "");
+    // the worktree's setup command and the merge test run in the sandbox too: each tries
+    // to write outside (the tempdir is sfd's user's), the tests also to move `main`
+    let root = td.root.display().to_string();
+    let cfg = td.repo.join(".sf/config.toml");
+    let text = fs::read_to_string(&cfg).expect("config");
+    let text = text
+        .replacen(
+            "\n[merge]\n",
+            &format!(
+                "\n[merge]\ntest_command = 'test -f feature.txt && test -f setup-ran && \
+                 ! touch {root}/planted-by-tests && ! git update-ref refs/heads/main HEAD'\n"
+            ),
+            1,
+        )
+        .replacen(
+            "\n[worktree]\n",
+            &format!(
+                "\n[worktree]\nsetup = 'touch setup-ran && ! touch {root}/planted-by-setup'\n"
+            ),
+            1,
+        );
+    fs::write(&cfg, text).expect("write config");
+    td.give(&cfg);
+    td.spawn();
     let st: sf_proto::DaemonStatus = td.sfctl().args(["daemon", "status"]).json();
     assert!(st.sandbox.starts_with("full"), "{}", st.sandbox);
     // what an agent must not reach: the user's credentials, a server on the host
@@ -250,6 +325,13 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
     );
     assert!(host.accept().is_err(), "the host's server was reached");
     assert!(!td.repo.join("outside.txt").exists());
+    assert!(!td.root.join("planted-by-tests").exists());
+    assert!(!td.root.join("planted-by-setup").exists());
+    assert_eq!(
+        git(&td.repo, &["show", "main:setup-ran"]),
+        "",
+        "the setup ran"
+    );
     // main moved once, by the merge queue, to a commit with the work
     let main_after = git(&td.repo, &["rev-parse", "main"]);
     assert_ne!(main_before, main_after);

@@ -280,9 +280,28 @@ async fn run_tests(config: &Config, command: &str, dir: &Path, log: &Path) -> Re
         grace: config.stop_grace,
         stall: None,
     };
+    // the tests run code agents wrote: in a sandbox of their own (named `_merge`, which no
+    // agent can be), writing only the merge worktree, moving no ref, with no network in
+    // full mode
+    let mut env = crate::workers::trusted_environment(config);
+    let sandbox = crate::workers::confine(
+        config,
+        &crate::workers::Confine {
+            name: "_merge",
+            worktree: dir,
+            branch: None,
+            program: "/bin/sh",
+            adapter: None,
+            read: Vec::new(),
+            proxy: false,
+        },
+        &mut env,
+    )
+    .map_err(|e| format!("cannot start `{command}`: {}", e.message))?;
     let spec = RunSpec {
         // uncapped: a test run is not adopted after a restart, so nothing would drain a FIFO
-        env: crate::workers::trusted_environment(config),
+        env,
+        sandbox,
         ..RunSpec::shell(Kind::Tests, command, dir, log, limits)
     };
     let run = launcher::launch(spec).map_err(|e| format!("failed to start `{command}`: {e}"))?;

@@ -132,9 +132,16 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
     if wt.created
         && let Some(setup) = &config.worktree_setup
     {
-        run_setup(config, setup, &wt.path, &log)
-            .await
-            .map_err(LaunchError::other)?;
+        let confine = Confine {
+            name: &l.claim.agent,
+            worktree: &wt.path,
+            branch: Some(&l.claim.branch),
+            program: "/bin/sh",
+            adapter: None,
+            read: Vec::new(),
+            proxy: false,
+        };
+        run_setup(config, setup, &confine, &log).await?;
     }
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
@@ -150,9 +157,24 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
         let mut env = run_environment(config, &who, &wt.path, &log);
         env.set
             .extend(shell.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // a playbook's shell step runs as the agent's run: in its sandbox, with its proxy
+        let sandbox = confine(
+            config,
+            &Confine {
+                name: &l.claim.agent,
+                worktree: &wt.path,
+                branch: Some(&l.claim.branch),
+                program: "/bin/sh",
+                adapter: None,
+                read: Vec::new(),
+                proxy: true,
+            },
+            &mut env,
+        )?;
         RunSpec {
             env,
             log_cap: Some(LogCap::new(config.run_log_max)),
+            sandbox,
             ..RunSpec::shell(Kind::Shell, &shell.command, &wt.path, &log, limits)
         }
     } else {
@@ -254,40 +276,19 @@ pub(crate) fn agent_run(
         env.set.push((alias.clone(), value));
     }
     claude_as_root(agent, &env)?;
-    let (network, namespaces) = match config.sandbox {
-        crate::config::SandboxMode::Off => (true, false),
-        crate::config::SandboxMode::Full { network } => (network, true),
-        crate::config::SandboxMode::LandlockOnly => (true, false),
-    };
-    let sandbox = if config.sandbox == crate::config::SandboxMode::Off {
-        None
-    } else {
-        let (mut policy, home, tmp) = sandbox_policy(config, who, cwd, &argv.program, network)
-            .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
-        policy.read.push(prompt_file.to_owned());
-        policy.namespaces = namespaces;
-        copy_home(config, agent.adapter, &home);
-        env.set.push(("HOME".into(), home.display().to_string()));
-        env.set.push(("TMPDIR".into(), tmp.display().to_string()));
-        // git's automatic housekeeping would rewrite `packed-refs`, shared with the user and
-        // not the run's to write: it is sfd's to do, not each commit's
-        env.set.extend(
-            [
-                ("GIT_CONFIG_COUNT", "2"),
-                ("GIT_CONFIG_KEY_0", "gc.auto"),
-                ("GIT_CONFIG_VALUE_0", "0"),
-                ("GIT_CONFIG_KEY_1", "maintenance.auto"),
-                ("GIT_CONFIG_VALUE_1", "false"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        if !network {
-            // its only way out: sfd's egress proxy (see `crate::egress`)
-            policy.egress = Some(crate::egress::PORT);
-            env.set.extend(crate::egress::proxy_env());
-        }
-        Some(policy)
-    };
+    let sandbox = confine(
+        config,
+        &Confine {
+            name: who.agent,
+            worktree: cwd,
+            branch: Some(who.branch),
+            program: &argv.program,
+            adapter: Some(agent.adapter),
+            read: vec![prompt_file.to_owned()],
+            proxy: true,
+        },
+        &mut env,
+    )?;
     Ok(RunSpec {
         kind: Kind::Agent,
         program: argv.program,
@@ -302,6 +303,76 @@ pub(crate) fn agent_run(
     })
 }
 
+/// What a confined process is: the name its private HOME and TMPDIR go by (the agent's),
+/// the worktree it works in, the branch it may move (none: no ref), the program it runs,
+/// the adapter whose login it gets, more files it may read, and whether it gets the egress
+/// proxy (a run's own; other processes have no network in full mode).
+pub(crate) struct Confine<'a> {
+    pub name: &'a str,
+    pub worktree: &'a Path,
+    pub branch: Option<&'a str>,
+    pub program: &'a str,
+    pub adapter: Option<sf_proto::Adapter>,
+    pub read: Vec<PathBuf>,
+    pub proxy: bool,
+}
+
+/// The sandbox of `[sandbox] mode` for a process `c` describes (`None` with `"off"`), and
+/// the variables it needs in `env`: its private HOME and TMPDIR, the toolchains' homes,
+/// git without automatic housekeeping, and the proxy.
+pub(crate) fn confine(
+    config: &Config,
+    c: &Confine<'_>,
+    env: &mut Environment,
+) -> Result<Option<sf_worker::sandbox::Policy>, LaunchError> {
+    let (network, namespaces) = match config.sandbox {
+        crate::config::SandboxMode::Off => return Ok(None),
+        crate::config::SandboxMode::Full { network } => (network, true),
+        crate::config::SandboxMode::LandlockOnly => (true, false),
+    };
+    let (mut policy, home, tmp) =
+        sandbox_policy(config, c.name, c.branch, c.worktree, c.program, network)
+            .map_err(|e| LaunchError::other(format!("cannot sandbox the run: {e}")))?;
+    policy.read.extend(c.read.iter().cloned());
+    policy.namespaces = namespaces;
+    if let Some(adapter) = c.adapter {
+        copy_home(config, adapter, &home);
+    }
+    env.set.push(("HOME".into(), home.display().to_string()));
+    env.set.push(("TMPDIR".into(), tmp.display().to_string()));
+    // with a private HOME the toolchains are found where the user's HOME has them
+    let user_home = std::env::var_os("HOME").map(PathBuf::from);
+    for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        if std::env::var_os(var).is_none()
+            && let Some(path) = user_home
+                .as_ref()
+                .map(|h| h.join(dir))
+                .filter(|p| p.is_dir())
+        {
+            env.set.push((var.to_owned(), path.display().to_string()));
+            policy.read.push(path);
+        }
+    }
+    // git's automatic housekeeping would rewrite `packed-refs`, shared with the user and not
+    // the run's to write: it is sfd's to do, not each commit's
+    env.set.extend(
+        [
+            ("GIT_CONFIG_COUNT", "2"),
+            ("GIT_CONFIG_KEY_0", "gc.auto"),
+            ("GIT_CONFIG_VALUE_0", "0"),
+            ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+            ("GIT_CONFIG_VALUE_1", "false"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    if !network && c.proxy {
+        // its only way out: sfd's egress proxy (see `crate::egress`)
+        policy.egress = Some(crate::egress::PORT);
+        env.set.extend(crate::egress::proxy_env());
+    }
+    Ok(Some(policy))
+}
+
 /// What an agent's run may reach in `[sandbox] mode = "full"`, and its private HOME and
 /// TMPDIR (made here, under `.sf/`):
 /// - write: its worktree; of the git directory, the objects, its worktree's admin folder
@@ -312,15 +383,16 @@ pub(crate) fn agent_run(
 /// Nothing else: not the user's home, not another branch's ref, not `.sf/sf.db` for writing.
 fn sandbox_policy(
     config: &Config,
-    who: &RunIdentity<'_>,
+    name: &str,
+    branch: Option<&str>,
     worktree: &Path,
     program: &str,
     network: bool,
 ) -> std::io::Result<(sf_worker::sandbox::Policy, PathBuf, PathBuf)> {
     let root = &config.paths.root;
     let git = root.join(".git");
-    let home = config.paths.dir.join("home").join(who.agent);
-    let tmp = config.paths.dir.join("tmp").join(who.agent);
+    let home = config.paths.dir.join("home").join(name);
+    let tmp = config.paths.dir.join("tmp").join(name);
     for dir in [&home, &tmp] {
         crate::private::create_dir(dir)?;
     }
@@ -331,10 +403,10 @@ fn sandbox_policy(
         .map(|p| PathBuf::from(p.trim()))
         .ok_or_else(|| std::io::Error::other("the worktree's .git file names no gitdir"))?;
     let branch_dir = |base: PathBuf| {
-        let r = base.join(who.branch);
+        let r = base.join(branch?);
         let dir = r.parent().map_or(base.clone(), Path::to_owned);
         let _ = std::fs::create_dir_all(&dir);
-        dir
+        Some(dir)
     };
     // the repository, but not `.sf/`: the database (other runs' leases), other agents'
     // homes, logs and worktrees; a run gets its own pieces of it below
@@ -348,11 +420,11 @@ fn sandbox_policy(
         worktree.to_owned(),
         git.join("objects"),
         admin,
-        branch_dir(git.join("refs/heads")),
-        branch_dir(git.join("logs/refs/heads")),
         home.clone(),
         tmp.clone(),
     ]);
+    policy.write.extend(branch_dir(git.join("refs/heads")));
+    policy.write.extend(branch_dir(git.join("logs/refs/heads")));
     let path = std::env::var_os("PATH").unwrap_or_default();
     policy
         .read
@@ -467,33 +539,46 @@ pub(crate) fn out_of_resources(error: &str) -> bool {
 
 /// The configured setup command is trusted configuration (the user wrote it), so it runs
 /// through `sh -c`; nothing from a task ever reaches it.
-async fn run_setup(config: &Config, setup: &str, dir: &Path, log: &Path) -> Result<(), String> {
+async fn run_setup(
+    config: &Config,
+    setup: &str,
+    confined: &Confine<'_>,
+    log: &Path,
+) -> Result<(), LaunchError> {
     let timeout = config.worktree_setup_timeout;
     let limits = Limits {
         wall: timeout,
         grace: Duration::from_secs(5),
         stall: None,
     };
+    // in the sandbox of the agent's run (the user wrote the command, but it runs on the
+    // agent's worktree), without network in full mode
+    let mut env = trusted_environment(config);
+    let sandbox = confine(config, confined, &mut env)?;
     let spec = RunSpec {
-        env: trusted_environment(config),
+        env,
         log_cap: Some(LogCap::new(config.run_log_max)),
-        ..RunSpec::shell(Kind::Setup, setup, dir, log, limits)
+        sandbox,
+        ..RunSpec::shell(Kind::Setup, setup, confined.worktree, log, limits)
     };
-    let run = launcher::launch(spec).map_err(|e| format!("worktree setup `{setup}`: {e}"))?;
+    let run = launcher::launch(spec)
+        .map_err(|e| LaunchError::other(format!("worktree setup `{setup}`: {}", e.message)))?;
     // the worker appends to the same log: `wait` returns once the setup's output is complete
     let ended = run.wait(std::future::pending()).await;
     match ended.why {
         _ if ended.success() => Ok(()),
-        EndReason::TimedOut => Err(format!(
+        EndReason::TimedOut => Err(LaunchError::other(format!(
             "worktree setup `{setup}` timed out after {}",
             humantime::format_duration(timeout)
-        )),
+        ))),
         _ => {
             let tail = sf_worker::process::tail_lines(log, 10).join("\n");
             let how = ended
                 .exit
                 .map_or_else(|| "could not be waited for".to_owned(), |e| e.to_string());
-            Err(format!("worktree setup `{setup}` failed ({how}):\n{tail}"))
+            Err(LaunchError::other(format!(
+                "worktree setup `{setup}` failed ({how}):\n{tail}"
+            )))
         }
     }
 }

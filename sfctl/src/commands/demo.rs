@@ -294,13 +294,13 @@ pub fn run(ctx: &mut Context, args: &DemoArgs) -> CliResult {
         .map_err(|e| CliError::io("failed to resolve the demo directory", &e))?;
     sfctl(&dir, &["init"])?;
     let paths = WorkspacePaths::new(&dir);
-    let target_dir = dir.join(".sf").join("cargo-target");
     let me = me()?;
+    // the tests build in the merge worktree's own `target/`, which the repository ignores
+    // and the merge queue keeps between merges (and the sandbox lets the tests write)
     let config = format!(
-        "# written by `sfctl demo`\nmax_workers = {w}\ncomplete_grace = \"2s\"\nsfctl = \"{me}\"\n\n[merge]\ntest_command = \"CARGO_TARGET_DIR='{target}' cargo test --quiet --offline\"\ntest_timeout = \"5m\"\n",
+        "# written by `sfctl demo`\nmax_workers = {w}\ncomplete_grace = \"2s\"\nsfctl = \"{me}\"\n\n[merge]\ntest_command = \"cargo test --quiet --offline\"\ntest_timeout = \"5m\"\n",
         w = args.workers,
         me = me.display(),
-        target = target_dir.display(),
     );
     std::fs::write(paths.config(), config)
         .map_err(|e| CliError::io("failed to write the demo config", &e))?;
