@@ -316,6 +316,11 @@ fn a_sandboxed_worker_is_refused_each_escape_and_its_work_still_merges() {
         ),
     );
     worker(&td, "w1", &s, &[]);
+    let shown = td.sfctl().args(["agent", "show", "w1"]).success();
+    assert!(
+        shown.contains("sandbox") && shown.contains("full ("),
+        "{shown}"
+    );
     let t = wait_status(&td, &id, TaskStatus::Closed);
     assert_eq!(
         t.runs[0].outcome.as_deref(),

@@ -288,6 +288,7 @@ impl Store {
             agent,
             runs,
             next_fires,
+            sandbox: None,
         })
     }
 

@@ -438,6 +438,9 @@ pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliR
         ("enabled", if a.enabled { "yes" } else { "no" }.to_owned()),
         ("running", a.running.to_string()),
     ];
+    if let Some(level) = &detail.sandbox {
+        pairs.push(("sandbox", level.clone()));
+    }
     if let Some(n) = a.merges {
         pairs.push(("merges", n.to_string()));
     }

@@ -68,9 +68,12 @@ impl Owner {
                     reply.send(Response::Error(e));
                     return false;
                 }
+                let level = self.config.sandbox.describe();
                 self.on_store(reply, move |s| {
                     check_registration_command(&spec)?;
-                    Ok(Response::Agent(s.register_agent(&actor, spec)?))
+                    let mut agent = s.register_agent(&actor, spec)?;
+                    agent.sandbox = Some(level.to_owned());
+                    Ok(Response::Agent(agent))
                 })
                 .await
             }
@@ -79,8 +82,13 @@ impl Owner {
                     .await
             }
             Request::ShowAgent { name } => {
-                self.on_store(reply, move |s| Ok(Response::Agent(s.show_agent(&name)?)))
-                    .await
+                let level = self.config.sandbox.describe();
+                self.on_store(reply, move |s| {
+                    let mut agent = s.show_agent(&name)?;
+                    agent.sandbox = Some(level.to_owned());
+                    Ok(Response::Agent(agent))
+                })
+                .await
             }
             Request::AgentEgress { name, run, limit } => {
                 let limit = limit.unwrap_or(50).clamp(1, 10_000);

@@ -110,6 +110,9 @@ pub struct AgentDetail {
     pub runs: Vec<RunSummary>,
     /// Next fire time of each cron trigger, in the order of `triggers`.
     pub next_fires: Vec<Option<Timestamp>>,
+    /// The sandbox its runs start in (`[sandbox] mode`), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// One connection a sandboxed run asked sfd's egress proxy for.
