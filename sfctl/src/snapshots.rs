@@ -390,6 +390,7 @@ fn agent_show() {
         },
         runs: Vec::new(),
         next_fires: Vec::new(),
+        sandbox: None,
     };
     let text = captured(|ui| crate::commands::agent::show(ui, &d, now()).unwrap());
     assert_snapshot!(text, @r"
