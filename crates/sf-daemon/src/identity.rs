@@ -19,6 +19,19 @@ pub(crate) fn user_namespace(pid: u32) -> Option<u64> {
     text.strip_prefix("user:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// The pid of the live process a pidfd refers to (`None` once it has exited: the kernel
+/// then says `-1`), from `/proc/self/fdinfo`.
+pub(crate) fn pidfd_pid(pidfd: &std::os::fd::OwnedFd) -> Option<i32> {
+    use std::os::fd::AsRawFd as _;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let line = info.lines().find(|l| l.starts_with("Pid:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 0)
+}
+
 /// Whether the kernel says process `pid` runs with `no_new_privs` (which nothing can clear:
 /// every sandboxed run has it).
 pub(crate) fn no_new_privs(pid: u32) -> Option<bool> {
@@ -135,5 +148,21 @@ impl Identities {
         self.runs
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod pidfd_tests {
+    /// The pidfd of a connection's peer names the live peer (here: this process, at both
+    /// ends of a pair).
+    #[test]
+    fn a_peers_pidfd_names_its_pid_while_it_lives() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let fd = nix::sys::socket::getsockopt(&a, nix::sys::socket::sockopt::PeerPidfd)
+            .expect("SO_PEERPIDFD (Linux 6.5+)");
+        assert_eq!(
+            super::pidfd_pid(&fd),
+            i32::try_from(std::process::id()).ok()
+        );
     }
 }

@@ -234,10 +234,26 @@ async fn refuse_busy(stream: Stream, budget: Arc<Semaphore>, max: usize) {
 /// Who the peer `pid` is. A run's client may connect in the microseconds between the
 /// run's start and the record of its namespace: an unknown namespace is looked up again for
 /// up to a second before it is refused.
-async fn caller(handle: &DaemonHandle, pid: Option<i32>) -> Caller {
+async fn caller(
+    handle: &DaemonHandle,
+    pid: Option<i32>,
+    pidfd: Option<&std::os::fd::OwnedFd>,
+) -> Caller {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
-        match handle.identities.caller(pid) {
+        let who = handle.identities.caller(pid);
+        // the namespace was read from /proc/<pid>: if the peer has exited meanwhile, that
+        // pid may be another process's, and the answer is not the peer's
+        if let (Some(fd), Some(pid)) = (pidfd, pid)
+            && crate::identity::pidfd_pid(fd) != Some(pid)
+        {
+            tracing::warn!(
+                pid,
+                "the peer exited before it could be identified; refused"
+            );
+            return Caller::Unknown;
+        }
+        match who {
             Caller::Unknown if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -261,6 +277,10 @@ async fn serve(
     // pid is not visible here (see "The local socket" in sf-proto's README)
     let Stream::UdSocket(inner) = &stream;
     let peer = inner.inner().peer_cred()?;
+    // the peer process itself (kernels from 6.5): its pid cannot be recycled while this is
+    // held, so what is read of that pid is checked to be still about the peer
+    let pidfd =
+        nix::sys::socket::getsockopt(inner.inner(), nix::sys::socket::sockopt::PeerPidfd).ok();
     let mut conn = Conn {
         stream,
         max_frame: MAX_HELLO_FRAME,
@@ -326,7 +346,7 @@ async fn serve(
         .filter(|a| !a.is_empty() && a.len() <= 128)
         .unwrap_or_else(|| "unknown".into());
     // who the kernel says the peer is comes before what it says itself
-    let actor = match caller(&handle, peer.pid()).await {
+    let actor = match caller(&handle, peer.pid(), pidfd.as_ref()).await {
         Caller::User => claimed,
         Caller::Agent(agent) => {
             if claimed != format!("agent:{agent}") {
