@@ -17,6 +17,8 @@ pub struct Opts {
     /// Worktrees made (with the git CLI) before the daemon starts, as tasks waiting for
     /// review leave them.
     pub worktrees: usize,
+    /// The worker runs in the sandbox (`[sandbox] mode = "full"`).
+    pub sandbox: bool,
 }
 
 /// `n` worktrees `.sf/worktrees/bench-pre-<i>` on new branches `bench/pre-<i>` from `main`,
@@ -48,9 +50,20 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         o.samples, o.warmup, o.worktrees
     );
     println!("  {}", load());
+    let ws = Workspace::new(bins)?;
+    ws.configure(bins, 8, None)?;
+    // sandboxed, the agent's script and stamps live in its private HOME, which its run
+    // may read and write
+    let agent = if o.sandbox {
+        ws.sandbox_full()?;
+        println!("  the worker runs in the sandbox ([sandbox] mode = \"full\")");
+        Agent::inside(&ws, "w1")?
+    } else {
+        println!("  the worker runs unsandboxed ([sandbox] mode = \"off\")");
+        Agent::new()?
+    };
 
     // the floor: what the agent script's first stamp costs by itself (exec sh, fork+exec date)
-    let agent = Agent::new()?;
     let mut floor = Vec::new();
     for i in 0..20 {
         let id = format!("floor{i}");
@@ -75,8 +88,6 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         None,
     );
 
-    let ws = Workspace::new(bins)?;
-    ws.configure(bins, 8, None)?;
     if o.worktrees > 0 {
         let t = Instant::now();
         add_worktrees(&ws, o.worktrees)?;

@@ -131,6 +131,21 @@ impl Workspace {
         Ok(())
     }
 
+    /// Turns the sandbox on (`[sandbox] mode = "full"`, the default users get) in a
+    /// configuration written by [`Self::configure`].
+    pub fn sandbox_full(&self) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(self.paths.config())?;
+        anyhow::ensure!(
+            text.contains("mode = \"off\""),
+            "no sandbox line in the bench config"
+        );
+        std::fs::write(
+            self.paths.config(),
+            text.replacen("mode = \"off\"", "mode = \"full\"", 1),
+        )?;
+        Ok(())
+    }
+
     /// Runs a hermetic git command in the repository; fails on a non-zero exit.
     pub fn git(&self, args: &[&str]) -> anyhow::Result<()> {
         check(
@@ -342,6 +357,25 @@ impl Agent {
         std::fs::write(&script, AGENT_SCRIPT)?;
         let results = root.join("results");
         std::fs::create_dir(&results)?;
+        Ok(Self {
+            command: format!("/bin/sh {} {}", script.display(), results.display()),
+            _dir: dir,
+            results,
+        })
+    }
+
+    /// An agent whose script and stamps live in agent `name`'s private HOME in `ws`, where
+    /// its sandboxed run may read and write them (see [`Agent::new`]).
+    pub fn inside(ws: &Workspace, name: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("sf-bench-agent-")
+            .tempdir()?;
+        let home = ws.paths.dir.join("home").join(name);
+        std::fs::create_dir_all(&home)?;
+        let script = home.join("agent.sh");
+        std::fs::write(&script, AGENT_SCRIPT)?;
+        let results = home.join("results");
+        std::fs::create_dir_all(&results)?;
         Ok(Self {
             command: format!("/bin/sh {} {}", script.display(), results.display()),
             _dir: dir,

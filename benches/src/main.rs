@@ -67,6 +67,10 @@ enum Scenario {
         /// Worktrees to make beforehand (as tasks waiting for review leave them)
         #[arg(long, default_value_t = 0)]
         worktrees: usize,
+        /// The worker runs unsandboxed (`[sandbox] mode = "off"`); default: the sandbox
+        /// users get, `"full"`
+        #[arg(long)]
+        no_sandbox: bool,
     },
     /// Many tasks through a pool of scripted workers: total time and daemon CPU
     Throughput {
@@ -254,12 +258,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             samples,
             warmup,
             worktrees,
+            no_sandbox,
         } => dispatch::run(
             &harness::Bins::locate()?,
             dispatch::Opts {
                 samples,
                 warmup,
                 worktrees,
+                sandbox: !no_sandbox,
             },
         ),
         Scenario::Throughput {
@@ -335,6 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     samples: 50,
                     warmup: 3,
                     worktrees: 0,
+                    sandbox: true,
                 },
             )?;
             throughput::run(
