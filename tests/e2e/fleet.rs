@@ -61,8 +61,14 @@ pub fn script(td: &TestDaemon, name: &str, text: &str) -> PathBuf {
 }
 
 /// Registers an ephemeral worker running the fake agent with `script`.
+/// When sfd runs as another user ([`TestDaemon::run_as`]), it is a copy that user can run.
 pub fn worker(td: &TestDaemon, name: &str, script: &Path, args: &[&str]) {
-    let command = format!("{FAKE} {}", script.display());
+    let fake = if td.runs_as_other_user() {
+        crate::harness::reachable(FAKE)
+    } else {
+        PathBuf::from(FAKE)
+    };
+    let command = format!("{} {}", fake.display(), script.display());
     td.sfctl()
         .args([
             "agent",

@@ -347,6 +347,11 @@ impl TestDaemon {
         }
     }
 
+    /// Whether sfd and sfctl run as another user ([`Self::run_as`]).
+    pub fn runs_as_other_user(&self) -> bool {
+        self.user.is_some()
+    }
+
     pub fn sfctl(&self) -> Sfctl<'_> {
         Sfctl {
             td: self,

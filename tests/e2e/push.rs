@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sf_proto::{AuditEvent, TaskStatus};
 
+use crate::fleet::worker;
 use crate::fleet::{configure, git, git_ok, steward, wait_status};
 use crate::harness::TestDaemon;
-use crate::sandbox::worker;
 
 /// A bare repository in the test's tempdir, added to the workspace's repository as `origin`.
 fn bare_origin(td: &TestDaemon) -> PathBuf {

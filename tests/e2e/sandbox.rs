@@ -7,7 +7,7 @@ use std::fs;
 
 use sf_proto::TaskStatus;
 
-use crate::fleet::{git, steward, wait_status};
+use crate::fleet::{git, steward, wait_status, worker};
 
 /// A daemon with `[sandbox] mode = "full"` and `sandbox` lines in that table (`merge`
 /// lines in `[merge]`), run by an ordinary user: as root (CI), the `sftest` user that
@@ -92,29 +92,6 @@ fn cargo_test_works_inside_the_sandbox_for_the_worker_and_the_merge_test() {
         git(&td.repo, &["show", "main:src/lib.rs"]).contains("fn adds"),
         "merged after the sandboxed merge test"
     );
-}
-
-/// Registers worker `name` running the fake agent (a copy any user can run) with `script`.
-pub(crate) fn worker(
-    td: &crate::harness::TestDaemon,
-    name: &str,
-    script: &std::path::Path,
-    args: &[&str],
-) {
-    let fake = crate::harness::reachable(crate::fleet::FAKE);
-    let command = format!("{} {}", fake.display(), script.display());
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            name,
-            "--role",
-            "worker",
-            "--command",
-            &command,
-        ])
-        .args(args)
-        .success();
 }
 
 /// Writes a fake agent's script where the sandboxed agent `agent` can read it (and write
@@ -399,4 +376,69 @@ fn a_worktree_whose_git_link_is_rewritten_is_restored_and_recorded() {
         .next();
     let gitfile = fs::read_to_string(wt.expect("the worktree").path().join(".git")).expect(".git");
     assert!(gitfile.contains("/.git/worktrees/"), "restored: {gitfile}");
+}
+
+/// A sandboxed run that holds another agent's lease (here handed to it; it cannot read one
+/// itself) still cannot act on that task: its calls are its own agent's, and a lease of
+/// another agent is refused for `task complete`, `task handoff` alike.
+#[test]
+fn a_sandboxed_run_cannot_use_another_agents_lease() {
+    let td = sandboxed("", "");
+    let a = td.create_task("w1's task", &[]).task.id.to_string();
+    let home1 = td.repo.join(".sf/home/w1");
+    let s1 = script_inside(
+        &td,
+        "w1",
+        &format!(
+            "write a.txt a\ncommit a\nsave-env SF_RUN {h}/token\nwait-file {h}/go\ncomplete mine\n",
+            h = home1.display()
+        ),
+    );
+    worker(&td, "w1", &s1, &[]);
+    let token = td.wait_for("w1's lease", || {
+        fs::read_to_string(home1.join("token"))
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or("none yet")
+    });
+    let home2 = td.repo.join(".sf/home/w2");
+    fs::create_dir_all(&home2).expect("mkdir");
+    fs::write(home2.join("stolen"), token.trim()).expect("hand the lease over");
+    let b = td.create_task("w2's task", &[]).task.id.to_string();
+    let s2 = script_inside(
+        &td,
+        "w2",
+        &format!(
+            "run ! SF_RUN=$(cat {h}/stolen) \"$SF_SFCTL\" task complete --summary stolen\n\
+             run ! SF_RUN=$(cat {h}/stolen) \"$SF_SFCTL\" task handoff --note stolen\n\
+             write b.txt b\ncommit b\ncomplete mine\n",
+            h = home2.display()
+        ),
+    );
+    worker(&td, "w2", &s2, &[]);
+    // w2's one run was refused both (its script goes on only if each call fails) and
+    // completed its own task
+    let tb = wait_status(&td, &b, TaskStatus::Review);
+    assert_eq!(tb.runs.len(), 1, "{:?}", tb.notes);
+    assert_eq!(
+        tb.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        tb.notes
+    );
+    // w1's task is still w1's first run's, in progress: nobody completed or handed it off
+    // (its work is committed: a completion with its lease would have gone through)
+    let ta = td.show_task(&a);
+    assert_eq!(ta.task.status, TaskStatus::InProgress, "{ta:?}");
+    assert_eq!(ta.runs.len(), 1, "{:?}", ta.runs);
+    assert!(ta.runs[0].ended_at.is_none(), "{:?}", ta.runs);
+    fs::write(home1.join("go"), "").expect("go");
+    td.give(&home1.join("go"));
+    let ta = wait_status(&td, &a, TaskStatus::Review);
+    assert_eq!(
+        ta.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        ta.notes
+    );
 }

@@ -129,19 +129,20 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
     .map_err(|e| LaunchError::other(error_chain(&e)))?;
     report_repairs(&l.tx, Some(l.claim.task_id.as_str()), wt.repaired.clone());
     let log = log_path(config, l.claim.task_id.as_str(), l.claim.run_id);
+    // a shell command on the run's worktree, in the sandbox of the run's agent
+    let shell_as_agent = |proxy| Confine {
+        name: &l.claim.agent,
+        worktree: &wt.path,
+        branch: Some(&l.claim.branch),
+        program: "/bin/sh",
+        adapter: None,
+        read: Vec::new(),
+        proxy,
+    };
     if wt.created
         && let Some(setup) = &config.worktree_setup
     {
-        let confine = Confine {
-            name: &l.claim.agent,
-            worktree: &wt.path,
-            branch: Some(&l.claim.branch),
-            program: "/bin/sh",
-            adapter: None,
-            read: Vec::new(),
-            proxy: false,
-        };
-        run_setup(config, setup, &confine, &log).await?;
+        run_setup(config, setup, &shell_as_agent(false), &log).await?;
     }
     let task = l.claim.task_id.to_string();
     let who = RunIdentity {
@@ -158,19 +159,7 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
         env.set
             .extend(shell.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         // a playbook's shell step runs as the agent's run: in its sandbox, with its proxy
-        let sandbox = confine(
-            config,
-            &Confine {
-                name: &l.claim.agent,
-                worktree: &wt.path,
-                branch: Some(&l.claim.branch),
-                program: "/bin/sh",
-                adapter: None,
-                read: Vec::new(),
-                proxy: true,
-            },
-            &mut env,
-        )?;
+        let sandbox = confine(config, &shell_as_agent(true), &mut env)?;
         RunSpec {
             env,
             log_cap: Some(LogCap::new(config.run_log_max)),

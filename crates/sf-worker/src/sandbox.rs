@@ -372,6 +372,26 @@ mod tests {
     use super::*;
     use crate::launcher::{EndReason, Kind, Limits, RunSpec, launch};
 
+    /// `script` run by bash in `work`, in the sandbox of `policy`; its stdout and stderr
+    /// go to `<work>/out`.
+    fn bash(work: &Path, policy: Option<Policy>, script: &str) -> RunSpec {
+        RunSpec {
+            sandbox: policy,
+            program: "/bin/bash".into(),
+            ..RunSpec::shell(
+                Kind::Agent,
+                script,
+                work,
+                &work.join("out"),
+                Limits {
+                    wall: Duration::from_secs(30),
+                    grace: Duration::from_millis(200),
+                    stall: None,
+                },
+            )
+        }
+    }
+
     /// Runs `script` with bash in the sandbox of `policy`; its stdout and stderr go to
     /// `<work>/out`.
     async fn run(
@@ -380,24 +400,7 @@ mod tests {
         script: &str,
     ) -> (EndReason, Option<i32>, String) {
         let work = dir.join("work");
-        let spec = RunSpec {
-            sandbox: policy,
-            ..RunSpec::shell(
-                Kind::Agent,
-                script,
-                &work,
-                &work.join("out"),
-                Limits {
-                    wall: Duration::from_secs(30),
-                    grace: Duration::from_millis(200),
-                    stall: None,
-                },
-            )
-        };
-        let spec = RunSpec {
-            program: "/bin/bash".into(),
-            ..spec
-        };
+        let spec = bash(&work, policy, script);
         let ended = launch(spec)
             .expect("launch")
             .wait(std::future::pending())
@@ -485,21 +488,7 @@ mod tests {
         policy.egress = Some(3128);
         let work = dir.path().join("work");
         let script = "exec 3<>/dev/tcp/127.0.0.1/3128 && echo hello >&3 && read -r line <&3 && echo \"got $line\"";
-        let spec = RunSpec {
-            sandbox: Some(policy),
-            program: "/bin/bash".into(),
-            ..RunSpec::shell(
-                Kind::Agent,
-                script,
-                &work,
-                &work.join("out"),
-                Limits {
-                    wall: Duration::from_secs(30),
-                    grace: Duration::from_millis(200),
-                    stall: None,
-                },
-            )
-        };
+        let spec = bash(&work, Some(policy), script);
         let mut run = launch(spec).expect("launch");
         let listener = run.take_egress().expect("the listener was handed over");
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");

@@ -9,22 +9,41 @@ use super::{Owner, internal};
 use crate::mailbox::{Internal, PendingComplete, Reply};
 
 impl Owner {
-    pub(super) async fn lease(&self, token: String) -> Result<Lease, Response> {
-        match self.store.call(move |s| s.check_lease(&token)).await {
-            Ok(Ok(l)) => Ok(l),
-            Ok(Err(e)) => Err(Response::Error(e.into())),
-            Err(e) => Err(internal(e)),
+    /// The live lease `token` names, for a call by `actor`. A sandboxed run's calls are its
+    /// agent's whatever it claims (see `identity`): it may use only its own agent's lease,
+    /// never one it read or guessed.
+    pub(super) async fn lease(&self, token: String, actor: &str) -> Result<Lease, Response> {
+        let lease = match self.store.call(move |s| s.check_lease(&token)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return Err(Response::Error(e.into())),
+            Err(e) => return Err(internal(e)),
+        };
+        if let Some(agent) = actor.strip_prefix("agent:")
+            && agent != lease.agent
+        {
+            return Err(Response::Error(
+                ProtoError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "this lease is {}'s, but the caller is agent `{agent}`",
+                        lease.agent
+                    ),
+                )
+                .with_hint("a run acts only on its own task, with its own SF_RUN"),
+            ));
         }
+        Ok(lease)
     }
 
     pub(super) async fn complete(
         &mut self,
+        actor: &str,
         token: String,
         summary: Option<String>,
         no_changes: bool,
         reply: Reply,
     ) -> bool {
-        let lease = match self.lease(token).await {
+        let lease = match self.lease(token, actor).await {
             Ok(l) => l,
             Err(r) => {
                 reply.send(r);
@@ -212,8 +231,8 @@ impl Owner {
         }
     }
 
-    pub(super) async fn handoff(&mut self, token: String, note: String) -> Response {
-        let lease = match self.lease(token).await {
+    pub(super) async fn handoff(&mut self, actor: &str, token: String, note: String) -> Response {
+        let lease = match self.lease(token, actor).await {
             Ok(l) => l,
             Err(r) => return r,
         };

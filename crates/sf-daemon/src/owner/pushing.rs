@@ -3,7 +3,7 @@
 //! owner (`crate::push`) and comes back as `Internal::Pushed`, recorded here with the
 //! pushes made after a merge.
 
-use sf_proto::{Capability, ErrorKind, ProtoError, PushInfo, Response};
+use sf_proto::{Capability, ErrorKind, PushInfo, Response};
 use sf_store::PushRecord;
 
 use super::{Owner, internal};
@@ -18,29 +18,13 @@ impl Owner {
         remote: Option<String>,
         reply: Reply,
     ) -> bool {
-        let lease = match self.lease(token).await {
+        let lease = match self.lease(token, actor).await {
             Ok(l) => l,
             Err(r) => {
                 reply.send(r);
                 return false;
             }
         };
-        // a sandboxed run is its agent whatever token it holds
-        if let Some(agent) = actor.strip_prefix("agent:")
-            && agent != lease.agent
-        {
-            reply.send(Response::Error(
-                ProtoError::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "this lease is {}'s, but the caller is agent `{agent}`",
-                        lease.agent
-                    ),
-                )
-                .with_hint("a worker pushes only its own task's branch, with its own SF_RUN"),
-            ));
-            return false;
-        }
         let job = PushJob {
             actor: format!("agent:{}", lease.agent),
             task: Some(lease.task_id.clone()),

@@ -180,8 +180,13 @@ impl Owner {
                 token,
                 summary,
                 no_changes,
-            } => self.complete(token, summary, no_changes, reply).await,
-            Request::HandoffTask { token, note } => answer(reply, self.handoff(token, note).await),
+            } => {
+                self.complete(&actor, token, summary, no_changes, reply)
+                    .await
+            }
+            Request::HandoffTask { token, note } => {
+                answer(reply, self.handoff(&actor, token, note).await)
+            }
             Request::PushBranch { token, remote } => {
                 self.push_branch(&actor, token, remote, reply).await
             }
