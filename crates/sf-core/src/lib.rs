@@ -7,6 +7,7 @@ pub mod cron;
 pub mod cycle;
 pub mod dispatch;
 pub mod egress;
+pub mod guard;
 pub mod merge_queue;
 pub mod naming;
 pub mod playbook;
