@@ -74,37 +74,37 @@ pub enum SpawnPath {
 
 impl SpawnPath {
     /// Every path, for listings and tests.
-    pub const ALL: [SpawnPath; 7] = [
-        SpawnPath::Dispatch,
-        SpawnPath::Start,
-        SpawnPath::Cron,
-        SpawnPath::Event,
-        SpawnPath::Manual,
-        SpawnPath::Playbook,
-        SpawnPath::OnDemand,
+    pub const ALL: [Self; 7] = [
+        Self::Dispatch,
+        Self::Start,
+        Self::Cron,
+        Self::Event,
+        Self::Manual,
+        Self::Playbook,
+        Self::OnDemand,
     ];
 
     /// Its name in the policy and in events.
     pub fn as_str(self) -> &'static str {
         match self {
-            SpawnPath::Dispatch => "dispatch",
-            SpawnPath::Start => "start",
-            SpawnPath::Cron => "cron",
-            SpawnPath::Event => "event",
-            SpawnPath::Manual => "manual",
-            SpawnPath::Playbook => "playbook",
-            SpawnPath::OnDemand => "on-demand",
+            Self::Dispatch => "dispatch",
+            Self::Start => "start",
+            Self::Cron => "cron",
+            Self::Event => "event",
+            Self::Manual => "manual",
+            Self::Playbook => "playbook",
+            Self::OnDemand => "on-demand",
         }
     }
 
     /// The path a steward trigger name (`cron:…`, `event:…`, `manual`) stands for.
     pub fn of_trigger(trigger: &str) -> Self {
         if trigger.starts_with("cron") {
-            SpawnPath::Cron
+            Self::Cron
         } else if trigger.starts_with("event") || trigger.starts_with("on") {
-            SpawnPath::Event
+            Self::Event
         } else {
-            SpawnPath::Manual
+            Self::Manual
         }
     }
 }
@@ -243,27 +243,27 @@ impl Action {
     pub fn human_only(self) -> bool {
         matches!(
             self,
-            Action::StopDaemon
-                | Action::ReloadConfig
-                | Action::Gc
-                | Action::RegisterAgent
-                | Action::UpdateAgent
-                | Action::RemoveAgent
-                | Action::EnableAgent
-                | Action::SetPermissions
-                | Action::StopAgent
-                | Action::ApproveGate
-                | Action::SatisfyGate
-                | Action::ApproveMergeRequest
-                | Action::DecideApproval
-                | Action::RequestRevision
-                | Action::ChangeSchedule
+            Self::StopDaemon
+                | Self::ReloadConfig
+                | Self::Gc
+                | Self::RegisterAgent
+                | Self::UpdateAgent
+                | Self::RemoveAgent
+                | Self::EnableAgent
+                | Self::SetPermissions
+                | Self::StopAgent
+                | Self::ApproveGate
+                | Self::SatisfyGate
+                | Self::ApproveMergeRequest
+                | Self::DecideApproval
+                | Self::RequestRevision
+                | Self::ChangeSchedule
         )
     }
 
     /// Whether it changes nothing.
     pub fn is_read(self) -> bool {
-        self == Action::Read
+        self == Self::Read
     }
 }
 
@@ -288,12 +288,12 @@ impl Code {
     /// Its spelling on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
-            Code::HumanRequired => "HUMAN_REQUIRED",
-            Code::PermissionDenied => "PERMISSION_DENIED",
-            Code::CapabilityRequired => "CAPABILITY_REQUIRED",
-            Code::PolicyMissing => "POLICY_MISSING",
-            Code::PolicyDenied => "POLICY_DENIED",
-            Code::NotRequester => "NOT_REQUESTER",
+            Self::HumanRequired => "HUMAN_REQUIRED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::CapabilityRequired => "CAPABILITY_REQUIRED",
+            Self::PolicyMissing => "POLICY_MISSING",
+            Self::PolicyDenied => "POLICY_DENIED",
+            Self::NotRequester => "NOT_REQUESTER",
         }
     }
 }
@@ -338,7 +338,7 @@ pub enum Decision {
 impl Decision {
     /// Whether it is [`Decision::Allow`].
     pub fn is_allow(&self) -> bool {
-        matches!(self, Decision::Allow)
+        matches!(self, Self::Allow)
     }
 }
 
