@@ -29,6 +29,7 @@ macro_rules! impl_wire {
 
 impl_wire!(
     sf_proto::Role,
+    sf_proto::ApprovalStatus,
     sf_proto::Mode,
     sf_proto::Focus,
     sf_proto::Adapter,

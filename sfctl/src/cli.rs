@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook, push,
-    steward, task,
+    agent, approval, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook,
+    push, steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -23,7 +23,7 @@ seconds (default 120).
 
 With --json, results are printed on stdout as the protocol's JSON (one document; `events`
 prints JSON Lines) and errors additionally as {\"error\": {\"kind\", \"message\", \"hint\"}} (plus a stable \"code\"
-where the daemon gives one, e.g. capability_required).";
+where the daemon gives one, e.g. CAPABILITY_REQUIRED).";
 
 const AFTER_HELP: &str = "\
 Quick start:
@@ -62,6 +62,9 @@ Examples:
     Daemon(daemon::DaemonCommand),
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    #[command(subcommand)]
+    Approval(approval::ApprovalCommand),
+    Adapters(approval::AdaptersArgs),
     #[command(subcommand)]
     Task(task::TaskCommand),
     #[command(subcommand)]

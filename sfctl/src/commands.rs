@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod agent;
+pub mod approval;
 pub mod daemon;
 pub mod demo;
 pub mod dep;

@@ -29,8 +29,10 @@ pub struct CliError {
     pub code: String,
     pub message: String,
     pub hints: Vec<String>,
-    /// The daemon's stable reason within the kind (`capability_required`), for `--json`.
+    /// The daemon's stable reason within the kind (`CAPABILITY_REQUIRED`), for `--json`.
     pub reason_code: Option<Box<str>>,
+    /// A denial a human's approval would lift.
+    pub requires_approval: bool,
     /// Causes, printed with `-v`.
     pub causes: Vec<String>,
     /// The command already printed its `--json` result (e.g. the failed merge request), so
@@ -46,6 +48,7 @@ impl CliError {
             message: message.into(),
             hints: Vec::new(),
             reason_code: None,
+            requires_approval: false,
             causes: Vec::new(),
             result_printed: false,
         }
@@ -146,6 +149,11 @@ impl CliError {
         if let Some(code) = &self.reason_code {
             j["error"]["code"] = serde_json::Value::from(&**code);
         }
+        // a denial by the guard: its reason and whether a human's approval would lift it
+        if self.code == "denied" {
+            j["error"]["reason"] = serde_json::Value::from(self.message.as_str());
+            j["error"]["requires_approval"] = serde_json::Value::from(self.requires_approval);
+        }
         j
     }
 }
@@ -158,6 +166,7 @@ impl From<ProtoError> for CliError {
             .unwrap_or_else(|| "internal".to_owned());
         let mut err = Self::new(CliErrorKind::Refused, &code, e.message);
         err.reason_code = e.code.map(String::into_boxed_str);
+        err.requires_approval = e.requires_approval;
         if let Some(h) = e.hint {
             err.hints.push(h);
         } else if e.kind == ErrorKind::IncompatibleProtocol {
@@ -259,9 +268,9 @@ mod tests {
         assert_eq!(j["error"]["hint"], "list them");
         assert!(j["error"].get("code").is_none(), "{j}");
         let e: CliError = ProtoError::new(ErrorKind::PermissionDenied, "no push")
-            .with_code("capability_required")
+            .with_code("CAPABILITY_REQUIRED")
             .into();
-        assert_eq!(e.to_json()["error"]["code"], "capability_required");
+        assert_eq!(e.to_json()["error"]["code"], "CAPABILITY_REQUIRED");
     }
 
     #[test]

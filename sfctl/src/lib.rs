@@ -64,7 +64,14 @@ pub fn main() -> ExitCode {
             }
             let _ = ctx.ui.flush();
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {}", err.message);
+            match &err.reason_code {
+                Some(code) => {
+                    let _ = writeln!(stderr, "error: {} ({code})", err.message);
+                }
+                None => {
+                    let _ = writeln!(stderr, "error: {}", err.message);
+                }
+            }
             if ctx.ui.verbose > 0 {
                 for cause in &err.causes {
                     let _ = writeln!(stderr, "caused by: {cause}");
@@ -118,6 +125,8 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Init(args) => commands::init::run(ctx, &args),
         Command::Daemon(cmd) => commands::daemon::run(ctx, cmd),
         Command::Agent(cmd) => commands::agent::run(ctx, cmd),
+        Command::Approval(cmd) => commands::approval::run(ctx, cmd),
+        Command::Adapters(_) => commands::approval::adapters(ctx),
         Command::Task(cmd) => commands::task::run(ctx, cmd),
         Command::Dep(cmd) => commands::dep::run(ctx, cmd),
         Command::Plan(cmd) => commands::plan::run(ctx, cmd),

@@ -1,7 +1,7 @@
 //! Pushing is done by sfd: a worker never holds push credentials and cannot write the
 //! remote. Each test gives the repository a local bare remote as `origin`: a sandboxed worker
 //! without the `push` capability cannot push by itself (`git push`) nor through sfd (`sfctl
-//! push`, refused with `capability_required`); one with it has sfd push its branch; and
+//! push`, refused with `CAPABILITY_REQUIRED`); one with it has sfd push its branch; and
 //! `[merge] push = "after-merge"` pushes the target after each merge.
 
 use std::fs;
@@ -100,8 +100,8 @@ fn a_worker_without_the_push_capability_cannot_push_by_itself_or_through_sfd() {
         .env("SF_RUN", token.trim())
         .args(["push"])
         .json_fails(1);
-    assert_eq!(err["error"]["kind"], "permission_denied", "{err}");
-    assert_eq!(err["error"]["code"], "capability_required", "{err}");
+    assert_eq!(err["error"]["kind"], "denied", "{err}");
+    assert_eq!(err["error"]["code"], "CAPABILITY_REQUIRED", "{err}");
     let message = err["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("lacks the `push` capability"), "{err}");
     assert!(
@@ -124,17 +124,24 @@ fn a_worker_without_the_push_capability_cannot_push_by_itself_or_through_sfd() {
         !remote_has(&bare, &branch),
         "the branch reached the remote without the capability"
     );
-    // both refusals are recorded, as the worker's agent, with the code
+    // both refusals are recorded, as the worker's agent, with the code: the worker's own
+    // by the guard at the door, the one made with its lease from outside by the push
     let refused = events_named(&td, "push_failed");
-    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert_eq!(refused.len(), 1, "{refused:#?}");
     for e in &refused {
         assert_eq!(e.actor, "agent:w1", "{e:?}");
         assert_eq!(e.task.as_ref().map(ToString::to_string), Some(id.clone()));
         let after = e.after.as_ref().expect("data");
-        assert_eq!(after["code"], "capability_required", "{e:?}");
+        assert_eq!(after["code"], "CAPABILITY_REQUIRED", "{e:?}");
         assert_eq!(after["remote"], "origin", "{e:?}");
         assert_eq!(after["branch"], branch.as_str(), "{e:?}");
     }
+    let denied = events_named(&td, "request_denied");
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0].actor, "agent:w1");
+    let after = denied[0].after.as_ref().expect("data");
+    assert_eq!(after["code"], "CAPABILITY_REQUIRED", "{denied:?}");
+    assert_eq!(after["action"], "push", "{denied:?}");
     assert!(events_named(&td, "branch_pushed").is_empty());
     // the sandbox, not the command, stopped the worker's `git push`: from the user's shell
     // the same push goes through

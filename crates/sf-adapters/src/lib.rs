@@ -56,6 +56,7 @@ use sf_proto::{Adapter, Effort};
 
 mod argv;
 mod auth;
+mod catalogue;
 mod claude;
 mod codex;
 mod command;
@@ -66,6 +67,7 @@ pub mod transcript;
 
 pub use argv::split_command;
 pub use auth::auth_fix;
+pub use catalogue::catalogue;
 pub use report::{
     DEFAULT_PAUSE, MAX_PAUSE, MIN_PAUSE, RunReport, RunResult, UsageLimit, clamp_reset,
     report_from_log,

@@ -760,39 +760,7 @@ fn decide_spawn(policy: Result<&Policy, &PolicyError>, path: SpawnPath, agent: &
 }
 
 /// The policy `sfctl init` writes: safe defaults, every setting explained.
-pub const DEFAULT_POLICY: &str = r#"# sf policy: what agents may do. sfd reads it at start and on `sfctl daemon reload`;
-# a missing or invalid policy stops every spawn (POLICY_MISSING) until it is fixed.
-#
-# Humans decide everything durable, and no line here can give that to an agent:
-# registering, updating, enabling and removing agents; capabilities, secrets and
-# permissions; approving or rejecting anything (merge requests, gates, hires);
-# schedules; the config and this policy; stopping the daemon (HUMAN_REQUIRED).
-#
-# Every agent may, without a grant: read; act on its own task with its lease
-# (complete, hand off, notes, status, push with the `push` capability); create tasks
-# and dependencies; send messages as itself; comment on approvals.
-version = 1
-
-# What each role may do beyond that. Actions: plan.create, plan.activate,
-# plan.cancel, playbook.run, task.reprioritize, task.others (anything on another
-# agent's task or merge request), agent.start, steward.run, event.emit.
-[roles.director]
-allow = ["plan.create", "plan.activate", "playbook.run", "task.reprioritize"]
-
-[roles.worker]
-allow = []
-
-[roles.steward]
-allow = ["task.others", "event.emit"]
-
-# Spawn rules, first match denies. path: dispatch, start, cron, event, manual,
-# playbook, on-demand or "*"; agent: a name or "*". For example:
-#
-# [[spawn.deny]]
-# agent = "nightly-docs"
-# path = "cron"
-# reason = "paused while the docs are rewritten"
-"#;
+pub use sf_proto::DEFAULT_POLICY;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod approval;
 pub mod condition;
 pub mod cron;
 pub mod cycle;
@@ -13,5 +14,6 @@ pub mod naming;
 pub mod playbook;
 pub mod ready;
 pub mod recovery;
+pub mod redact;
 pub mod staffing;
 pub mod status;

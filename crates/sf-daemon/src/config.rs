@@ -21,6 +21,7 @@ struct RawConfig {
     worker_timeout: Option<String>,
     stall_timeout: Option<String>,
     resume_on_handoff: bool,
+    require_approval_for_new_agents: Option<bool>,
     stop_grace: Option<String>,
     complete_grace: Option<String>,
     idle_timeout: Option<String>,
@@ -410,6 +411,26 @@ pub struct Config {
     pub egress: Egress,
     /// What sandboxed runs get from the user's home (`[sandbox.home]`).
     pub home_copies: HomeCopies,
+    /// `.sf/policy.toml`, or why it cannot be used (then nothing is spawned).
+    pub policy: Result<sf_core::guard::Policy, sf_core::guard::PolicyError>,
+    /// A new agent hired by an agent waits for a human's approval
+    /// (`require_approval_for_new_agents`, default true).
+    pub require_approval_for_new_agents: bool,
+}
+
+/// Reads `.sf/policy.toml`: what it says, or why it cannot be used.
+pub fn load_policy(path: &Path) -> Result<sf_core::guard::Policy, sf_core::guard::PolicyError> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => sf_core::guard::Policy::parse(&text, &shown),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(sf_core::guard::PolicyError::Missing { path: shown })
+        }
+        Err(e) => Err(sf_core::guard::PolicyError::Invalid {
+            path: shown,
+            message: e.to_string(),
+        }),
+    }
 }
 
 impl Config {
@@ -453,6 +474,8 @@ impl Config {
             sandbox => "sandbox",
             egress => "sandbox.egress",
             home_copies => "sandbox.home",
+            policy => "policy.toml",
+            require_approval_for_new_agents => "require_approval_for_new_agents",
         );
         let restart = differ!(
             socket => "socket",
@@ -723,6 +746,8 @@ impl Config {
             },
             egress: Egress::from_raw(&raw.sandbox.egress, &file)?,
             home_copies: HomeCopies::from_raw(&raw.sandbox.home, &file)?,
+            policy: load_policy(&paths.policy()),
+            require_approval_for_new_agents: raw.require_approval_for_new_agents.unwrap_or(true),
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use sf_core::dispatch::{Slot, pair};
+use sf_core::guard::{Denial, SpawnPath};
 use sf_proto::{Adapter, AgentSpec, ErrorKind, Mode, Role, TaskDetail};
 use sf_store::{Claim, Store, StoreError, now_ms};
 
@@ -24,19 +25,33 @@ const LOOKAHEAD: usize = 8;
 
 fn eligible(a: &sf_proto::AgentSummary, paused: &HashSet<Adapter>) -> bool {
     a.enabled
+        && a.status == sf_proto::AgentStatus::Active
         && a.spec.role == Role::Worker
         && a.spec.mode == Mode::Ephemeral
         && !paused.contains(&a.spec.adapter)
 }
 
+/// The spawn gate dispatch asks for each agent it would start (`sf_core::guard`).
+pub(crate) type Gate<'a> = &'a dyn Fn(&str, SpawnPath) -> Result<(), Denial>;
+
+/// What one dispatch pass did: the claims to launch, and the spawns the guard refused.
+#[derive(Default)]
+pub(crate) struct Dispatched {
+    pub starts: Vec<Start>,
+    pub denied: Vec<(String, SpawnPath, Denial)>,
+}
+
 /// Pairs ready tasks with idle ephemeral workers and claims them, at most `capacity`.
+/// Agents the spawn gate refuses get no task; a shell step it refuses is not claimed.
 pub(crate) fn dispatch(
     store: &mut Store,
     capacity: usize,
     paused: &HashSet<Adapter>,
-) -> Result<Vec<Start>, StoreError> {
+    gate: Gate<'_>,
+) -> Result<Dispatched, StoreError> {
+    let mut done = Dispatched::default();
     if capacity == 0 {
-        return Ok(Vec::new());
+        return Ok(done);
     }
     let running = store.running_by_agent()?;
     let mut slots: Vec<Slot> = store
@@ -56,11 +71,31 @@ pub(crate) fn dispatch(
     // an idle daemon with no free agent and no shell step to run does no work here
     let shells = store.has_open_shell_steps()?;
     if slots.is_empty() && !shells {
-        return Ok(Vec::new());
+        return Ok(done);
     }
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
     let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
-    let mut out = Vec::new();
+    if ready.is_empty() {
+        return Ok(done);
+    }
+    // the spawn gate, once per agent that could take work now
+    slots.retain(|s| match gate(&s.agent, SpawnPath::Dispatch) {
+        Ok(()) => true,
+        Err(d) => {
+            done.denied.push((s.agent.clone(), SpawnPath::Dispatch, d));
+            false
+        }
+    });
+    let shells_allowed = !shells
+        || match gate(SHELL_AGENT, SpawnPath::Playbook) {
+            Ok(()) => true,
+            Err(d) => {
+                done.denied
+                    .push((SHELL_AGENT.to_owned(), SpawnPath::Playbook, d));
+                false
+            }
+        };
+    let out = &mut done.starts;
     // playbook shell steps are run by the daemon itself, not by a worker
     let mut tasks: Vec<(usize, &[String])> = Vec::new();
     // the per-task shell check runs only while some shell step is open
@@ -70,7 +105,7 @@ pub(crate) fn dispatch(
             store.shell_step(key)?.is_some()
         };
         if is_shell {
-            if out.len() < capacity {
+            if shells_allowed && out.len() < capacity {
                 match claim_one(store, SHELL_AGENT, r.task.id.as_str()) {
                     Ok(s) => out.push(s),
                     Err(e) => {
@@ -94,7 +129,7 @@ pub(crate) fn dispatch(
             Err(e) => tracing::warn!(task = %id, %agent, error = %e, "claim failed"),
         }
     }
-    Ok(out)
+    Ok(done)
 }
 
 /// The assignee of shell steps: the daemon itself.
@@ -140,6 +175,13 @@ pub(crate) fn start_agent(
     paused: &HashSet<Adapter>,
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
+    if agent.status != sf_proto::AgentStatus::Active {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!("agent `{name}` is {}; it never runs", agent.status),
+            "a hired agent works once a human approves it: `sfctl approval list`",
+        ));
+    }
     if !agent.enabled {
         return Err(refuse(
             ErrorKind::InvalidState,

@@ -7,6 +7,7 @@ mod config;
 mod dispatch;
 mod egress;
 mod errors;
+mod guard;
 mod identity;
 mod janitor;
 mod lock;

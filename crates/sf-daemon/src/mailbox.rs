@@ -125,6 +125,9 @@ pub(crate) enum Internal {
         /// The agent's command could not run at all (not the task's fault).
         agent_fault: bool,
     },
+    /// The spawn gate refused a claimed run at the last door (the policy changed since the
+    /// claim): the claim is undone, uncounted.
+    SpawnDenied { run_id: i64, reason: String },
     /// The process is gone; `report` is what its adapter's parser read in its log.
     Exited {
         run_id: i64,

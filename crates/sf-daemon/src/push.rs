@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::mailbox::{Internal, PushFailure, PushJob, Reply};
 
 /// The stable code of a push refused for want of the capability.
-pub(crate) const CAPABILITY_REQUIRED: &str = "capability_required";
+pub(crate) const CAPABILITY_REQUIRED: &str = "CAPABILITY_REQUIRED";
 
 /// Pushes on a blocking thread and reports to the owner; `reply` is the worker's request,
 /// answered there once the push is recorded.

@@ -15,7 +15,11 @@ pub use ids::{
 };
 
 /// The protocol version. Bumped only for breaking changes; a mismatch is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The `.sf/policy.toml` `sfctl init` writes: safe defaults, every setting explained (the
+/// guard that reads it is `sf_core::guard`).
+pub const DEFAULT_POLICY: &str = include_str!("default_policy.toml");
 
 /// Largest frame accepted after the handshake, in bytes.
 pub const MAX_FRAME: usize = 16 << 20;

@@ -29,6 +29,10 @@ impl WorkspacePaths {
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
+    /// The policy: what agents may do (`sf_core::guard`).
+    pub fn policy(&self) -> PathBuf {
+        self.dir.join("policy.toml")
+    }
     /// The SQLite database.
     pub fn db(&self) -> PathBuf {
         self.dir.join("sf.db")

@@ -6,8 +6,8 @@ use sf_core::cron::CronSchedule;
 use sf_core::naming::{normalize_skills, validate_agent_name, validate_text};
 use sf_core::ready::Key;
 use sf_proto::{
-    AgentDetail, AgentSpec, AgentState, AgentSummary, ErrorKind, Focus, Mode, Role, RunSummary,
-    TaskId,
+    AgentDetail, AgentSpec, AgentState, AgentStatus, AgentSummary, ErrorKind, Focus, Mode, Role,
+    RunSummary, TaskId,
 };
 
 use crate::events::Audit;
@@ -186,7 +186,7 @@ impl Store {
             Action::AgentRegistered,
             format!("agent:{}", spec.name),
         )
-        .after(serde_json::to_value(&spec)?)
+        .after(serde_json::to_value(sf_core::redact::spec(&spec))?)
         .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
@@ -194,14 +194,16 @@ impl Store {
     }
 
     fn agent_summary(&self, name: &str) -> Result<AgentSummary, StoreError> {
-        let row: Option<(String, bool, i64, Option<String>)> = self
+        let row: Option<(String, bool, i64, Option<String>, String)> = self
             .conn
             .prepare_cached(
-                "SELECT spec, enabled, created_at, disabled_reason FROM agents WHERE name = ?1",
+                "SELECT spec, enabled, created_at, disabled_reason, status FROM agents WHERE name = ?1",
             )?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row([name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?;
-        let Some((spec, enabled, created, disabled_reason)) = row else {
+        let Some((spec, enabled, created, disabled_reason, status)) = row else {
             return Err(StoreError::not_found(format!("no agent named `{name}`"))
                 .hint("list agents with `sfctl agent list`"));
         };
@@ -251,12 +253,23 @@ impl Store {
         Ok(AgentSummary {
             spec,
             enabled,
+            status: status.parse().unwrap_or(AgentStatus::Terminated),
             state,
             running,
             merges,
             disabled_reason: disabled_reason.filter(|_| !enabled),
             created_at: ts(created),
         })
+    }
+
+    /// An agent's spec, if it is registered (a cheap read, for the guard).
+    pub fn agent_spec(&self, name: &str) -> Result<Option<AgentSpec>, StoreError> {
+        let spec: Option<String> = self
+            .conn
+            .prepare_cached("SELECT spec FROM agents WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        Ok(spec.map(|s| serde_json::from_str(&s)).transpose()?)
     }
 
     /// Every agent, by name.
@@ -300,6 +313,18 @@ impl Store {
         enabled: bool,
     ) -> Result<AgentDetail, StoreError> {
         let before = self.agent_summary(name)?;
+        if enabled && before.status != AgentStatus::Active {
+            return Err(StoreError::state(format!(
+                "agent `{name}` is {} and cannot be enabled",
+                before.status
+            ))
+            .hint(match before.status {
+                AgentStatus::PendingApproval => {
+                    "its hire waits for a human: `sfctl approval list --status pending`"
+                }
+                _ => "its hire was rejected; it is kept for the record and never runs",
+            }));
+        }
         if before.enabled != enabled {
             let now = now_ms();
             let tx = self.conn.transaction()?;
@@ -396,7 +421,7 @@ impl Store {
         tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
             .execute([name])?;
         let ev = Audit::new(actor, Action::AgentRemoved, format!("agent:{name}"))
-            .before(serde_json::to_value(&agent.spec)?)
+            .before(serde_json::to_value(sf_core::redact::spec(&agent.spec))?)
             .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);

@@ -224,8 +224,25 @@ impl Store {
             .task(bk, &bid)
             .after(serde_json::to_value(&row.info)?)
             .append(&tx, now)?;
+        let mut events = vec![ev];
+        // an approval gate is an approval for its approvers
+        if let Some(Gate::Approval {
+            approvers, count, ..
+        }) = &gate
+        {
+            let payload = json!({"dep": dep, "task": bid, "approvers": approvers, "count": count});
+            let (_, ev) = crate::approvals::open(
+                &tx,
+                sf_proto::ApprovalKind::Gate,
+                &format!("gate:{dep}"),
+                actor,
+                &payload,
+                now,
+            )?;
+            events.push(ev);
+        }
         tx.commit()?;
-        self.new_events.push(ev);
+        self.new_events.extend(events);
         if matches!(
             kind,
             DepKind::Blocks | DepKind::ParentChild | DepKind::Awaits
@@ -292,8 +309,17 @@ impl Store {
             .task(row.blocked, &row.info.blocked)
             .before(serde_json::to_value(&row.info)?)
             .append(&tx, now)?;
+        let closed = crate::approvals::close_subject(
+            &tx,
+            actor,
+            &format!("gate:{id}"),
+            sf_core::approval::Move::Cancel,
+            Some("the dependency was removed"),
+            now,
+        )?;
         tx.commit()?;
         self.new_events.push(ev);
+        self.new_events.extend(closed);
         self.index.remove_wait(row.blocked, id.0);
         Ok(row.info)
     }
@@ -386,8 +412,21 @@ impl Store {
             .before(json!({"gate": row.info.gate, "satisfied": false}))
             .after(json!({"gate": gate, "satisfied": satisfied}))
             .append(&tx, now)?;
+        let closed = if satisfied {
+            crate::approvals::close_subject(
+                &tx,
+                actor,
+                &format!("gate:{id}"),
+                sf_core::approval::Move::Approve,
+                None,
+                now,
+            )?
+        } else {
+            None
+        };
         tx.commit()?;
         self.new_events.push(ev);
+        self.new_events.extend(closed);
         if satisfied {
             self.index.remove_wait(row.blocked, id.0);
         }

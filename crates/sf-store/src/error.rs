@@ -29,6 +29,9 @@ pub enum StoreError {
     /// A stored JSON column could not be read.
     #[error("corrupt stored value")]
     Json(#[from] serde_json::Error),
+    /// A refusal decided outside the store (the guard's denial), passed through as it is.
+    #[error("{0}")]
+    Denied(ProtoError),
 }
 
 impl StoreError {
@@ -81,6 +84,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Refused { kind, .. } => *kind,
+            Self::Denied(e) => e.kind,
             _ => ErrorKind::Internal,
         }
     }
@@ -98,7 +102,9 @@ impl From<StoreError> for ProtoError {
                 message,
                 hint,
                 code: None,
+                requires_approval: false,
             },
+            StoreError::Denied(e) => e,
             other => {
                 let mut msg = other.to_string();
                 let mut src = std::error::Error::source(&other);

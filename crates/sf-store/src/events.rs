@@ -115,26 +115,67 @@ impl Store {
         task: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.list_events_where(since, task, limit, false)
+    }
+
+    /// [`Store::list_events`], only denials when `denied` (`request_denied`,
+    /// `spawn_denied`, `egress_denied`; an index keeps them a short read).
+    pub fn list_events_where(
+        &self,
+        since: Option<EventId>,
+        task: Option<&str>,
+        limit: Option<u32>,
+        denied: bool,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let task_key = match task {
             Some(p) => Some(self.resolve_task(p)?.0),
             None => None,
         };
         let limit = i64::from(limit.unwrap_or(u32::MAX));
+        let only_denied = if denied {
+            " AND e.action IN ('request_denied', 'spawn_denied', 'egress_denied')"
+        } else {
+            ""
+        };
         let sql = if since.is_some() {
             format!(
                 "SELECT {EVENT_COLS} FROM events e LEFT JOIN tasks t ON t.key = e.task
-                 WHERE e.id > ?1 AND (?2 IS NULL OR e.task = ?2) ORDER BY e.id ASC LIMIT ?3"
+                 WHERE e.id > ?1 AND (?2 IS NULL OR e.task = ?2){only_denied} ORDER BY e.id ASC LIMIT ?3"
             )
         } else {
             format!(
                 "SELECT * FROM (SELECT {EVENT_COLS} FROM events e LEFT JOIN tasks t ON t.key = e.task
-                 WHERE ?1 IS NULL AND (?2 IS NULL OR e.task = ?2) ORDER BY e.id DESC LIMIT ?3)
+                 WHERE ?1 IS NULL AND (?2 IS NULL OR e.task = ?2){only_denied} ORDER BY e.id DESC LIMIT ?3)
                  ORDER BY 1 ASC"
             )
         };
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![since.map(|e| e.0), task_key, limit], row_to_event)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a denial by the guard: `request_denied` or `spawn_denied`, with the true
+    /// actor, the action, the code and the rule.
+    pub fn record_denial(
+        &mut self,
+        actor: &str,
+        spawn: bool,
+        subject: &str,
+        data: &Value,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = crate::util::now_ms();
+        let action = if spawn {
+            sf_proto::Action::SpawnDenied
+        } else {
+            sf_proto::Action::RequestDenied
+        };
+        let ev = Audit::new(actor, action, subject.to_owned())
+            .after(data.clone())
+            .reason(Some(reason))
+            .append(&self.conn, now)?;
+        self.new_events.push(ev);
+        Ok(())
     }
 
     /// The newest event id, if any.

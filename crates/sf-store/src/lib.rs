@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod agents;
+mod approvals;
 mod deps;
 mod egress;
 mod error;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_worktree_index.sql"),
     include_str!("migrations/0006_agent_trouble.sql"),
     include_str!("migrations/0007_egress.sql"),
+    include_str!("migrations/0008_guard.sql"),
 ];
 
 /// The schema version this build writes.

@@ -76,8 +76,17 @@ impl Store {
         )
         .after(json!({"approved_by": approver}))
         .append(&tx, now)?;
+        let closed = crate::approvals::close_subject(
+            &tx,
+            &format!("human:{approver}"),
+            &format!("mr:{id}"),
+            sf_core::approval::Move::Approve,
+            None,
+            now,
+        )?;
         tx.commit()?;
         self.new_events.push(ev);
+        self.new_events.extend(closed);
         self.show_mr(sf_proto::MergeRequestId(id))
     }
 
@@ -86,6 +95,18 @@ impl Store {
         &mut self,
         actor: &str,
         id: sf_proto::MergeRequestId,
+    ) -> Result<MergeRequestInfo, StoreError> {
+        self.cancel_mr_closing(actor, id, sf_core::approval::Move::Cancel, None)
+    }
+
+    /// Cancels a merge request; its open approval (if any) ends with `m` (cancelled, or
+    /// rejected by a human) and `note`.
+    pub(crate) fn cancel_mr_closing(
+        &mut self,
+        actor: &str,
+        id: sf_proto::MergeRequestId,
+        m: sf_core::approval::Move,
+        note: Option<&str>,
     ) -> Result<MergeRequestInfo, StoreError> {
         let id = id.0;
         let job = self.mr(id)?;
@@ -106,10 +127,21 @@ impl Store {
                 StoreError::state(format!("merge request #{id} is {}", job.info.state)).hint(hint),
             );
         }
+        // the decision first, so the state change finds no open approval to cancel
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let closed =
+            crate::approvals::close_subject(&tx, actor, &format!("mr:{id}"), m, note, now)?;
+        tx.commit()?;
+        self.new_events.extend(closed);
         self.set_mr_state(
             sf_proto::MergeRequestId(id),
             MergeState::Cancelled,
-            Some("cancelled by hand"),
+            Some(if m == sf_core::approval::Move::Reject {
+                "rejected by a human"
+            } else {
+                "cancelled by hand"
+            }),
             None,
         )?;
         if let Some(key) = job.task_key {

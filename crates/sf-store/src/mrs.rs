@@ -179,8 +179,48 @@ impl Store {
                 .before(json!({"state": before.info.state, "reason": before.info.reason}))
                 .after(json!({"state": state, "reason": reason}))
                 .append(&tx, now)?;
+            let mut events = vec![ev];
+            let subject = format!("mr:{id}");
+            // a held request is an approval for a human, one per request
+            if state == MergeState::AwaitingApproval
+                && crate::approvals::open_of(&tx, &subject)?.is_none()
+            {
+                let requester = match before.agent.as_deref() {
+                    Some(a) if a.contains(':') => a.to_owned(),
+                    Some(a) => format!("agent:{a}"),
+                    None => "daemon".to_owned(),
+                };
+                let payload = json!({
+                    "mr": id,
+                    "task": before.info.task,
+                    "title": before.info.title,
+                    "branch": before.info.branch,
+                    "target": before.info.target,
+                });
+                let (_, ev) = crate::approvals::open(
+                    &tx,
+                    sf_proto::ApprovalKind::MergeRequest,
+                    &subject,
+                    &requester,
+                    &payload,
+                    now,
+                )?;
+                events.push(ev);
+            }
+            if state == MergeState::Cancelled
+                && let Some(ev) = crate::approvals::close_subject(
+                    &tx,
+                    "daemon",
+                    &subject,
+                    sf_core::approval::Move::Cancel,
+                    reason,
+                    now,
+                )?
+            {
+                events.push(ev);
+            }
             tx.commit()?;
-            self.new_events.push(ev);
+            self.new_events.extend(events);
         } else {
             tx.commit()?;
         }

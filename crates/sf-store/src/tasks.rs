@@ -784,3 +784,64 @@ pub(crate) fn cancel_open_mrs(
     }
     Ok(closed)
 }
+
+use rusqlite::OptionalExtension as _;
+
+impl Store {
+    /// Whose a task is, for the guard: its assignee, else the actor that created it
+    /// (`agent:` stripped from an agent's name; a human's kept as `human:…`).
+    pub fn task_owner(&self, prefix: &str) -> Result<String, StoreError> {
+        let (key, _) = self.resolve_task(prefix)?;
+        self.task_owner_of(key)
+    }
+
+    fn task_owner_of(&self, key: Key) -> Result<String, StoreError> {
+        let assignee: Option<String> = self
+            .conn
+            .prepare_cached("SELECT assignee FROM tasks WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))?;
+        if let Some(a) = assignee {
+            return Ok(a);
+        }
+        let creator: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT actor FROM events WHERE task = ?1 AND action = 'task_created' ORDER BY id LIMIT 1",
+            )?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        Ok(owner_name(creator.as_deref().unwrap_or("")))
+    }
+
+    /// Whose the task a dependency holds is (see [`Store::task_owner`]).
+    pub fn dep_owner(&self, dep: sf_proto::DepId) -> Result<String, StoreError> {
+        let key: Option<Key> = self
+            .conn
+            .prepare_cached("SELECT blocked FROM deps WHERE id = ?1")?
+            .query_row([dep.0], |r| r.get(0))
+            .optional()?;
+        match key {
+            Some(k) => self.task_owner_of(k),
+            None => Err(StoreError::not_found(format!("no dependency #{dep}"))),
+        }
+    }
+
+    /// Whose a merge request is: its task's, else whoever asked for it.
+    pub fn mr_owner(&self, id: sf_proto::MergeRequestId) -> Result<String, StoreError> {
+        let row: Option<(Option<Key>, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT task, agent FROM merge_requests WHERE id = ?1")?
+            .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((Some(k), _)) => self.task_owner_of(k),
+            Some((None, agent)) => Ok(owner_name(agent.as_deref().unwrap_or(""))),
+            None => Err(StoreError::not_found(format!("no merge request #{id}"))),
+        }
+    }
+}
+
+/// An actor string as an owner: an agent's bare name, anything else as it is.
+fn owner_name(actor: &str) -> String {
+    actor.strip_prefix("agent:").unwrap_or(actor).to_owned()
+}

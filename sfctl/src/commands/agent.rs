@@ -1,4 +1,5 @@
-//! `sfctl agent register|list|show|start|stop|egress|enable|disable|remove`.
+//! `sfctl agent register|hire|update|permissions|config|list|show|start|stop|egress|enable|
+//! disable|remove`.
 
 use crate::output::Cell;
 use clap::{Args, Subcommand};
@@ -105,6 +106,53 @@ Examples:
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Ask for a new agent (from an agent that may hire): it waits for a human's approval
+    ///
+    /// The same flags as `register`. From an agent with `can_create_agents` (directors by
+    /// default) the agent is created `pending_approval` with a `hire_agent` approval, and
+    /// never runs until a human approves it (`sfctl approval approve`); with
+    /// `require_approval_for_new_agents = false` in config.toml it works at once. From a
+    /// human it is a registration.
+    #[command(after_help = "\
+Examples:
+  sfctl agent hire e-worker-9 --role worker --adapter claude --model sonnet
+  sfctl approval list --status pending     # the human's side")]
+    Hire(Box<RegisterArgs>),
+    /// Change a registered agent's fields (a human's decision)
+    #[command(after_help = "\
+Examples:
+  sfctl agent update w1 --model opus
+  sfctl agent update w1 --capability push --capability network
+  sfctl agent update w1 --no-capabilities --no-secrets")]
+    Update(Box<UpdateArgs>),
+    /// Change what an agent may do (a human's decision)
+    #[command(after_help = "\
+Examples:
+  sfctl agent permissions lead --can-create-agents false
+  sfctl agent permissions w1 --can-create-agents true")]
+    Permissions {
+        /// The agent's name
+        name: String,
+        /// May hire agents and read their configurations (default: directors only)
+        #[arg(long, value_name = "BOOL")]
+        can_create_agents: Option<bool>,
+    },
+    /// Show agents' full configurations, keys and secrets redacted
+    ///
+    /// For humans, and for agents that may hire (`can_create_agents`), to compare
+    /// configurations; anything shaped like a key or token in a command is `[redacted]`.
+    #[command(after_help = "\
+Examples:
+  sfctl agent config w1
+  sfctl agent config --all --json")]
+    Config {
+        /// The agent's name
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Every agent
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+    },
     /// Remove an agent (refused while it has live work)
     #[command(after_help = "\
 Examples:
@@ -194,6 +242,85 @@ pub struct RegisterArgs {
     pub secrets: Vec<String>,
 }
 
+/// The fields `sfctl agent update` changes; the others stay as they are.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The agent's name
+    pub name: String,
+    /// Which CLI it runs
+    #[arg(long, value_parser = wire::<Adapter>())]
+    pub adapter: Option<Adapter>,
+    /// The command line (for `command`) or the CLI's program; "" clears it
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    /// Model; "" clears it
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Reasoning effort
+    #[arg(long, value_parser = wire::<Effort>())]
+    pub effort: Option<Effort>,
+    /// Skills, comma-separated (replaces the set)
+    #[arg(long, value_delimiter = ',')]
+    pub skills: Option<Vec<String>>,
+    /// Job title; "" clears it
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Persona; "" clears it
+    #[arg(long)]
+    pub persona: Option<String>,
+    /// Most tasks at once
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: Option<u32>,
+    /// Capabilities (repeatable; replaces the set)
+    #[arg(long = "capability", value_parser = wire::<Capability>())]
+    pub capabilities: Vec<Capability>,
+    /// Take every capability away
+    #[arg(long, conflicts_with = "capabilities")]
+    pub no_capabilities: bool,
+    /// Secret aliases (repeatable; replaces the set)
+    #[arg(long = "secret", value_name = "ALIAS")]
+    pub secrets: Vec<String>,
+    /// Take every secret away
+    #[arg(long, conflicts_with = "secrets")]
+    pub no_secrets: bool,
+    /// Wall-time limit of one run, e.g. `30m`
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_runtime: Option<std::time::Duration>,
+    /// Cron triggers (repeatable; replaces the set; a schedule is a human's decision)
+    #[arg(long = "trigger", value_name = "CRON")]
+    pub triggers: Vec<String>,
+}
+
+impl UpdateArgs {
+    fn into_patch(self) -> (String, sf_proto::AgentPatch) {
+        let patch = sf_proto::AgentPatch {
+            adapter: self.adapter,
+            command: self.command,
+            model: self.model,
+            effort: self.effort,
+            skills: self.skills,
+            title: self.title,
+            persona: self.persona,
+            owner: None,
+            max_tasks: self.max_tasks,
+            capabilities: if self.no_capabilities {
+                Some(Vec::new())
+            } else {
+                (!self.capabilities.is_empty()).then_some(self.capabilities)
+            },
+            secrets: if self.no_secrets {
+                Some(Vec::new())
+            } else {
+                (!self.secrets.is_empty()).then_some(self.secrets)
+            },
+            max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
+            triggers: (!self.triggers.is_empty()).then_some(self.triggers),
+            on: None,
+        };
+        (self.name, patch)
+    }
+}
+
 impl RegisterArgs {
     fn into_spec(self) -> AgentSpec {
         let mut skills: Vec<String> = self
@@ -225,6 +352,7 @@ impl RegisterArgs {
             playbook: self.playbook,
             max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
             secrets: self.secrets,
+            permissions: sf_proto::Permissions::default(),
         }
     }
 }
@@ -292,6 +420,63 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
                 ))
             })
         }
+        AgentCommand::Hire(args) => {
+            let spec = (*args).into_spec();
+            let resp = ctx.request(&Request::HireAgent { spec })?;
+            let agent = expect_response!(resp, Response::Agent(a) => a);
+            ctx.ui.emit(&agent, |ui, agent| {
+                let s = &agent.agent.spec;
+                match agent.agent.status {
+                    sf_proto::AgentStatus::PendingApproval => {
+                        ui.line(format!(
+                            "hired agent {} ({} {}): pending_approval, it runs once a human approves",
+                            s.name, s.mode, s.role
+                        ))?;
+                        ui.status("hint: a human sees it in `sfctl approval list --status pending`");
+                        Ok(())
+                    }
+                    _ => ui.line(format!("hired agent {} ({} {})", s.name, s.mode, s.role)),
+                }
+            })
+        }
+        AgentCommand::Update(args) => {
+            let (name, patch) = (*args).into_patch();
+            let resp = ctx.request(&Request::UpdateAgent { name, patch })?;
+            let agent = expect_response!(resp, Response::Agent(a) => a);
+            ctx.ui.emit(&agent, |ui, agent| {
+                ui.line(format!("updated agent {}", agent.agent.spec.name))
+            })
+        }
+        AgentCommand::Permissions {
+            name,
+            can_create_agents,
+        } => {
+            let resp = ctx.request(&Request::SetAgentPermissions {
+                name,
+                can_create_agents,
+            })?;
+            let agent = expect_response!(resp, Response::Agent(a) => a);
+            ctx.ui.emit(&agent, |ui, agent| {
+                ui.line(format!(
+                    "agent {}: can_create_agents {}",
+                    agent.agent.spec.name,
+                    agent.agent.spec.can_create_agents()
+                ))
+            })
+        }
+        AgentCommand::Config { name, all: _ } => {
+            let resp = ctx.request(&Request::AgentConfigs { name })?;
+            let configs = expect_response!(resp, Response::AgentConfigs(c) => c);
+            ctx.ui.emit(&configs, |ui, configs| {
+                for (i, c) in configs.iter().enumerate() {
+                    if i > 0 {
+                        ui.line("")?;
+                    }
+                    ui.line(config_text(c))?;
+                }
+                Ok(())
+            })
+        }
         AgentCommand::List => {
             let resp = ctx.request(&Request::ListAgents)?;
             let agents = expect_response!(resp, Response::Agents(a) => a);
@@ -345,6 +530,54 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
     }
 }
 
+/// One agent's configuration as key: value lines.
+fn config_text(c: &sf_proto::AgentConfig) -> String {
+    let s = &c.spec;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    key_values(&[
+        ("name", s.name.clone()),
+        (
+            "status",
+            format!("{}{}", c.status, if c.enabled { "" } else { " (disabled)" }),
+        ),
+        ("role", format!("{} {}", s.mode, s.role)),
+        ("adapter", s.adapter.to_string()),
+        ("command", or_dash(s.command.as_deref())),
+        ("model", or_dash(s.model.as_deref())),
+        (
+            "effort",
+            s.effort.map_or_else(|| "-".to_owned(), |e| e.to_string()),
+        ),
+        ("skills", list(&s.skills)),
+        (
+            "capabilities",
+            list(
+                &s.capabilities
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        ("secrets", list(&s.secrets)),
+        ("can create agents", c.can_create_agents.to_string()),
+        ("max tasks", s.max_tasks.to_string()),
+        (
+            "max runtime",
+            s.max_runtime_secs
+                .map_or_else(|| "-".to_owned(), |n| time::duration_secs(n)),
+        ),
+        ("triggers", list(&s.triggers)),
+        ("on", list(&s.on)),
+        ("owner", or_dash(s.owner.as_deref())),
+    ])
+}
+
 fn set_enabled(ctx: &mut Context, name: String, enabled: bool) -> CliResult {
     let resp = ctx.request(&Request::SetAgentEnabled {
         name: name.clone(),
@@ -370,7 +603,11 @@ fn agent_table(ui: &mut Ui, agents: &[AgentSummary]) -> CliResult {
                 ui.cell(a.spec.role, None),
                 ui.cell(a.spec.mode, None),
                 ui.cell(a.spec.adapter, None),
-                ui.cell(a.state, agent_state_color(a.state)),
+                if a.status == sf_proto::AgentStatus::Active {
+                    ui.cell(a.state, agent_state_color(a.state))
+                } else {
+                    ui.cell(a.status, Some(Color::Yellow))
+                },
                 ui.cell(if a.enabled { "yes" } else { "no" }, None),
                 ui.cell(a.running, None),
                 ui.cell(a.spec.skills.join(","), None),

@@ -443,6 +443,14 @@ pub fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // a policy that cannot be used stops every spawn: it comes before anything else
+    let mut first = String::new();
+    if let Some(e) = &st.policy_error {
+        first = format!(
+            "NOTHING IS SPAWNED (POLICY_MISSING): {e}\nhint: restore it (`sfctl init` writes the \
+             default), then `sfctl daemon reload`\n"
+        );
+    }
     let out = key_values(&[
         ("pid", st.pid.to_string()),
         (
@@ -473,7 +481,7 @@ pub fn render_status(st: &DaemonStatus, now: sf_proto::Timestamp) -> String {
         ("paused adapters", paused),
         ("sandbox", st.sandbox.clone()),
     ]);
-    let mut out = out;
+    let mut out = first + &out;
     if let Some(r) = &st.recovered {
         out.push_str(&format!("\nrecovered: {r}"));
     }
@@ -611,6 +619,7 @@ mod tests {
             sandbox: "off: agents run with the user's whole authority".into(),
             warnings: Vec::new(),
             recovered: None,
+            policy_error: None,
         };
         let text = render_status(&st, now);
         assert!(text.starts_with("pid:             42\n"), "{text}");

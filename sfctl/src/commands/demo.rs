@@ -399,6 +399,7 @@ fn drive(ctx: &mut Context, args: &DemoArgs, dir: &Path, me: &Path, started: Ins
         since: None,
         task: None,
         limit: Some(1),
+        denied: false,
     })? {
         Response::Events(e) => e.last().map_or(EventId(0), |e| e.id),
         _ => EventId(0),

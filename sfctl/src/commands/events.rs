@@ -29,7 +29,8 @@ Examples:
   sfctl events --limit 20
   sfctl events --task k3f9xq
   sfctl events --follow --json | jq -r .action
-  sfctl events --follow --retry            # goes on across `sfctl daemon restart`"
+  sfctl events --follow --retry            # goes on across `sfctl daemon restart`
+  sfctl events --denied                    # what the guard refused, and to whom"
 )]
 pub struct EventsArgs {
     /// Keep printing new events as they happen
@@ -48,6 +49,10 @@ pub struct EventsArgs {
     /// At most this many (the newest)
     #[arg(long, value_name = "N", conflicts_with = "follow")]
     pub limit: Option<u32>,
+    /// Only denials: requests and spawns the guard refused, connections the egress proxy
+    /// refused (`request_denied`, `spawn_denied`, `egress_denied`)
+    #[arg(long, conflicts_with = "follow")]
+    pub denied: bool,
 }
 
 fn parse_event_id(s: &str) -> Result<EventId, String> {
@@ -62,6 +67,7 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
             since: args.since,
             task,
             limit: args.limit,
+            denied: args.denied,
         };
         let resp = ctx.request(&req)?;
         let events = expect_response!(resp, Response::Events(e) => e);
@@ -77,6 +83,7 @@ pub fn run(ctx: &mut Context, args: &EventsArgs) -> CliResult {
             since: None,
             task: task.clone(),
             limit: Some(1),
+            denied: false,
         };
         let resp = ctx.request(&req)?;
         let events = expect_response!(resp, Response::Events(e) => e);

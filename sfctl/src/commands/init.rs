@@ -57,6 +57,10 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # run is of the same adapter (Claude Code --resume, Codex exec resume, OpenCode --session).
 # resume_on_handoff = false
 
+# An agent hired by another (`sfctl agent hire`) waits in `pending_approval` until a human
+# approves it (`sfctl approval approve`). With false, a hire works at once.
+# require_approval_for_new_agents = true
+
 # Time between SIGTERM and SIGKILL when a worker is stopped.
 # stop_grace = "10s"
 
@@ -164,15 +168,33 @@ pub fn run(ctx: &mut Context, _args: &InitArgs) -> CliResult {
         add_exclude(&common.join("info").join("exclude"))?;
         true
     };
+    // a workspace made before policies existed gets the default one; an existing policy
+    // is the user's and is never overwritten
+    let policy = ws.policy();
+    let policy_written = !policy.exists();
+    if policy_written {
+        write_private(&policy, sf_proto::DEFAULT_POLICY)?;
+    }
     let root = ws.root.display().to_string();
-    let report = serde_json::json!({ "workspace": root, "created": created });
+    let report = serde_json::json!({
+        "workspace": root,
+        "created": created,
+        "policy_written": policy_written,
+    });
     ctx.ui.emit(&report, |ui, _| {
         if created {
             ui.line(format!("initialised sf workspace at {}", ws.dir.display()))?;
             ui.status("hint: start the daemon with `sfctl daemon start`");
             Ok(())
         } else {
-            ui.line(format!("already initialised at {}", ws.dir.display()))
+            ui.line(format!("already initialised at {}", ws.dir.display()))?;
+            if policy_written {
+                ui.line(format!(
+                    "wrote the default policy to {} (apply it with `sfctl daemon reload`)",
+                    policy.display()
+                ))?;
+            }
+            Ok(())
         }
     })
 }
@@ -192,15 +214,19 @@ fn create_layout(ws: &WorkspacePaths) -> CliResult {
         mkdir(&d, 0o700)?;
     }
     mkdir(&ws.dir.join("run"), 0o700)?;
-    let config = ws.config();
+    write_private(&ws.config(), DEFAULT_CONFIG)
+}
+
+/// Writes `text` to a new file only the user can read.
+fn write_private(path: &Path, text: &str) -> CliResult {
     fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&config)
-        .and_then(|mut f| f.write_all(DEFAULT_CONFIG.as_bytes()))
-        .map_err(|e| CliError::io(format!("failed to write {}", config.display()), &e))
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| CliError::io(format!("failed to write {}", path.display()), &e))
 }
 
 /// Appends `/.sf/` to git's info/exclude unless a line already says it.

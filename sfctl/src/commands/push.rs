@@ -18,7 +18,7 @@ committed on the branch is pushed; uncommitted changes are not. A non-fast-forwa
 refused: sfd never force-pushes.
 
 Only agents registered with `--capability push` may push; others are refused
-(permission_denied, code capability_required in --json). Each push, and each refusal, is an
+(denied, code CAPABILITY_REQUIRED in --json). Each push, and each refusal, is an
 event (`branch_pushed`, `push_failed`). The lease token comes from SF_RUN, which sfd sets in
 the worker's environment.
 

@@ -37,6 +37,7 @@ impl Owner {
         }
         let target_changed = applied.contains(&"target_branch");
         self.config = Arc::new(new);
+        self.spawn_denials_noted.clear();
         self.sandbox_error = super::sandbox_error(&self.config);
         self.identities.enforce(self.config.sandbox);
         if target_changed {
@@ -64,6 +65,11 @@ impl Owner {
             message.push_str(&format!(
                 "; {} apply at the next `sfctl daemon restart`",
                 r.join(", ")
+            ));
+        }
+        if let Err(e) = &self.config.policy {
+            message.push_str(&format!(
+                "; NOTHING IS SPAWNED (POLICY_MISSING): {e}; fix it and reload again"
             ));
         }
         Response::Ok { message }

@@ -122,6 +122,9 @@ pub(crate) struct Owner {
     tidying: bool,
     /// What start-up found of the previous daemon's runs, for `daemon status`.
     recovered: Option<String>,
+    /// Dispatch's spawn denials already recorded (one `spawn_denied` per agent and path
+    /// until the policy changes, not one a tick).
+    spawn_denials_noted: HashSet<(String, sf_core::guard::SpawnPath)>,
 }
 
 impl Owner {
@@ -170,6 +173,7 @@ impl Owner {
             tidy_due: false,
             tidying: false,
             recovered: None,
+            spawn_denials_noted: HashSet::new(),
         };
         (handle, owner)
     }
@@ -382,23 +386,32 @@ impl Owner {
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
         self.starved_until = self.starved_until.filter(|t| *t > Instant::now());
-        let can_dispatch =
-            self.target.is_some() && self.starved_until.is_none() && self.sandbox_error.is_none();
+        let can_dispatch = self.target.is_some()
+            && self.starved_until.is_none()
+            && self.sandbox_error.is_none()
+            && self.config.policy.is_ok();
+        let config = self.config.clone();
         let result = self
             .store_call(move |s| {
                 let now = sf_store::now_ms();
                 s.satisfy_due_timers(now)?;
                 s.expire_deferrals(now)?;
                 if can_dispatch {
-                    crate::dispatch::dispatch(s, capacity, &paused)
+                    let policy = config.policy.as_ref();
+                    let gate = |agent: &str, path| crate::guard::check_spawn(policy, path, agent);
+                    crate::dispatch::dispatch(s, capacity, &paused, &gate)
                 } else {
-                    Ok(Vec::new())
+                    Ok(crate::dispatch::Dispatched::default())
                 }
             })
             .await;
         match result {
-            Ok((Ok(starts), _)) => {
-                for s in starts {
+            Ok((Ok(done), _)) => {
+                for (agent, path, denial) in done.denied {
+                    self.note_spawn_denial("daemon", &agent, path, &denial)
+                        .await;
+                }
+                for s in done.starts {
                     self.launch(s);
                 }
             }
@@ -454,6 +467,20 @@ impl Owner {
             } => {
                 self.spawned(run_id, pid, start_time, log_path).await;
                 false
+            }
+            Internal::SpawnDenied { run_id, reason } => {
+                let max = self.config.max_attempts;
+                let note = format!("not started: {reason}");
+                self.end_run(
+                    run_id,
+                    None,
+                    sf_store::Failure::Interrupted,
+                    note,
+                    None,
+                    max,
+                )
+                .await;
+                true
             }
             Internal::SpawnFailed {
                 run_id,

@@ -47,7 +47,7 @@ impl Owner {
         };
         if !granted {
             let refused = PushFailure {
-                kind: ErrorKind::PermissionDenied,
+                kind: ErrorKind::Denied,
                 code: CAPABILITY_REQUIRED,
                 message: format!(
                     "agent `{}` lacks the `push` capability: sfd pushes only for agents granted it",

@@ -5,7 +5,8 @@
 //! that changes nothing ([`crate::requests::on_store_thread`]). This is the one place every
 //! request passes: what decides whether a caller may make it goes here.
 
-use sf_proto::{ErrorKind, ProtoError, Request, Response};
+use sf_core::approval::Move;
+use sf_proto::{AgentPatch, ErrorKind, ProtoError, Request, Response};
 use sf_store::{Store, StoreError, now_ms};
 
 use super::{Owner, internal};
@@ -26,6 +27,10 @@ impl Owner {
             request,
             reply,
         } = cmd;
+        if let Err(e) = self.guard(&actor, &request).await {
+            reply.send(Response::Error(e));
+            return true;
+        }
         match request {
             // the daemon
             Request::Status => {
@@ -40,12 +45,18 @@ impl Owner {
             Request::ReloadConfig => answer(reply, self.reload(&actor).await),
             Request::Gc { dry_run } => answer(reply, self.gc(&actor, dry_run).await),
             Request::FollowEvents { since, task } => self.follow(reply, since, task).await,
-            Request::ListEvents { since, task, limit } => {
+            Request::ListEvents {
+                since,
+                task,
+                limit,
+                denied,
+            } => {
                 self.on_store(reply, move |s| {
-                    Ok(Response::Events(s.list_events(
+                    Ok(Response::Events(s.list_events_where(
                         since,
                         task.as_deref(),
                         limit,
+                        denied,
                     )?))
                 })
                 .await
@@ -73,22 +84,146 @@ impl Owner {
                     check_registration_command(&spec)?;
                     let mut agent = s.register_agent(&actor, spec)?;
                     agent.sandbox = Some(level.to_owned());
-                    Ok(Response::Agent(agent))
+                    Ok(Response::Agent(redacted(agent)))
                 })
                 .await
             }
             Request::ListAgents => {
-                self.on_store(reply, |s| Ok(Response::Agents(s.list_agents()?)))
-                    .await
+                self.on_store(reply, |s| {
+                    let mut agents = s.list_agents()?;
+                    for a in &mut agents {
+                        a.spec = sf_core::redact::spec(&a.spec);
+                    }
+                    Ok(Response::Agents(agents))
+                })
+                .await
             }
             Request::ShowAgent { name } => {
                 let level = self.config.sandbox.describe();
                 self.on_store(reply, move |s| {
                     let mut agent = s.show_agent(&name)?;
                     agent.sandbox = Some(level.to_owned());
-                    Ok(Response::Agent(agent))
+                    Ok(Response::Agent(redacted(agent)))
                 })
                 .await
+            }
+            Request::HireAgent { spec } => {
+                if let Err(e) = self.check_registration(&spec).await {
+                    reply.send(Response::Error(e));
+                    return false;
+                }
+                // an agent's hire waits for a human unless the workspace says otherwise; a
+                // human's is a registration
+                let needs_approval =
+                    self.config.require_approval_for_new_agents && actor.starts_with("agent:");
+                let level = self.config.sandbox.describe();
+                self.on_store(reply, move |s| {
+                    check_registration_command(&spec)?;
+                    let (mut agent, _) = s.hire_agent(&actor, spec, needs_approval)?;
+                    agent.sandbox = Some(level.to_owned());
+                    Ok(Response::Agent(redacted(agent)))
+                })
+                .await
+            }
+            Request::UpdateAgent { name, patch } => {
+                if let Some(secrets) = &patch.secrets {
+                    let probe = sf_proto::AgentSpec {
+                        secrets: secrets.clone(),
+                        ..sf_proto::AgentSpec::default()
+                    };
+                    if let Err(e) = self.check_registration(&probe).await {
+                        reply.send(Response::Error(e));
+                        return false;
+                    }
+                }
+                let level = self.config.sandbox.describe();
+                self.on_store(reply, move |s| {
+                    let mut agent = s.update_agent(&actor, &name, &patch)?;
+                    check_registration_command(&agent.agent.spec)?;
+                    agent.sandbox = Some(level.to_owned());
+                    Ok(Response::Agent(redacted(agent)))
+                })
+                .await
+            }
+            Request::SetAgentPermissions {
+                name,
+                can_create_agents,
+            } => {
+                self.on_store(reply, move |s| {
+                    let agent = s.set_agent_permissions(&actor, &name, can_create_agents)?;
+                    Ok(Response::Agent(redacted(agent)))
+                })
+                .await
+            }
+            Request::AgentConfigs { name } => {
+                self.on_store(reply, move |s| {
+                    let agents = match name {
+                        Some(n) => vec![s.show_agent(&n)?.agent],
+                        None => s.list_agents()?,
+                    };
+                    Ok(Response::AgentConfigs(
+                        agents
+                            .into_iter()
+                            .map(|a| sf_proto::AgentConfig {
+                                can_create_agents: a.spec.can_create_agents(),
+                                spec: sf_core::redact::spec(&a.spec),
+                                status: a.status,
+                                enabled: a.enabled,
+                            })
+                            .collect(),
+                    ))
+                })
+                .await
+            }
+            Request::ListAdapters => {
+                reply.send(Response::Adapters(sf_worker::adapters::catalogue()));
+                false
+            }
+
+            // approvals
+            Request::ListApprovals { status } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Approvals(s.list_approvals(status)?))
+                })
+                .await
+            }
+            Request::ShowApproval { id } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Approval(Box::new(s.show_approval(id)?)))
+                })
+                .await
+            }
+            Request::CommentApproval { id, text } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Approval(Box::new(
+                        s.comment_approval(&actor, id, &text)?,
+                    )))
+                })
+                .await
+            }
+            Request::DecideApproval { id, approve, note } => {
+                let m = if approve { Move::Approve } else { Move::Reject };
+                self.move_approval(reply, actor, id, m, note, AgentPatch::default())
+                    .await
+            }
+            Request::RequestRevision { id, note } => {
+                self.move_approval(
+                    reply,
+                    actor,
+                    id,
+                    Move::RequestRevision,
+                    Some(note),
+                    AgentPatch::default(),
+                )
+                .await
+            }
+            Request::ResubmitApproval { id, patch, note } => {
+                self.move_approval(reply, actor, id, Move::Resubmit, note, patch)
+                    .await
+            }
+            Request::CancelApproval { id } => {
+                self.move_approval(reply, actor, id, Move::Cancel, None, AgentPatch::default())
+                    .await
             }
             Request::AgentEgress { name, run, limit } => {
                 let limit = limit.unwrap_or(50).clamp(1, 10_000);
@@ -113,7 +248,7 @@ impl Owner {
                 .await
             }
             Request::StartAgent { name, task, resume } => {
-                answer(reply, self.start_agent(name, task, resume).await)
+                answer(reply, self.start_agent(&actor, name, task, resume).await)
             }
             Request::StopAgent { name } => answer(reply, self.stop_agent(&actor, name).await),
 
@@ -365,6 +500,59 @@ impl Owner {
         }
     }
 
+    /// The guard's decision on a request (see [`crate::guard`]): `Err` with the denial,
+    /// recorded as `request_denied`. Humans pass without a store read.
+    async fn guard(&mut self, actor: &str, request: &Request) -> Result<(), ProtoError> {
+        if !actor.starts_with("agent:")
+            && !matches!(
+                request,
+                Request::ResubmitApproval { .. } | Request::CancelApproval { .. }
+            )
+        {
+            return Ok(());
+        }
+        let config = self.config.clone();
+        let (actor, request) = (actor.to_owned(), request.clone());
+        match self
+            .store_call(move |s| {
+                crate::guard::check_request(s, config.policy.as_ref(), &actor, &request)
+            })
+            .await
+        {
+            Ok((Ok(()), _)) => Ok(()),
+            Ok((Err(e), _)) => Err(e.into()),
+            Err(e) => Err(ProtoError::new(ErrorKind::Internal, e.to_string())),
+        }
+    }
+
+    /// A move on an approval; a hire approved or rejected changes who may be dispatched,
+    /// so the next tick comes now.
+    async fn move_approval(
+        &mut self,
+        reply: Reply,
+        actor: String,
+        id: i64,
+        m: Move,
+        note: Option<String>,
+        patch: AgentPatch,
+    ) -> bool {
+        let changed = self
+            .on_store(reply, move |s| {
+                Ok(Response::Approval(Box::new(s.move_approval(
+                    &actor,
+                    id,
+                    m,
+                    note.as_deref(),
+                    &patch,
+                )?)))
+            })
+            .await;
+        if changed {
+            self.tick_due = true;
+        }
+        changed
+    }
+
     /// Runs a request's handler on the store thread and sends its response. Returns
     /// whether it committed anything.
     async fn on_store<F>(&mut self, reply: Reply, f: F) -> bool
@@ -471,6 +659,12 @@ impl Owner {
             Err(e) => internal(e),
         }
     }
+}
+
+/// An agent as clients see it: its command's keys redacted.
+fn redacted(mut agent: sf_proto::AgentDetail) -> sf_proto::AgentDetail {
+    agent.agent.spec = sf_core::redact::spec(&agent.agent.spec);
+    agent
 }
 
 /// Sends a handler's response; an error changed nothing.

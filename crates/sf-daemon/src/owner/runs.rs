@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use sf_core::guard::SpawnPath;
 use sf_proto::{Adapter, ErrorKind, ProtoError, Response, RunSummary, StewardOutcome};
 use sf_store::{AfterFailure, Failure};
 use sf_worker::adapters::RunReport;
@@ -18,10 +19,74 @@ use crate::mailbox::{Ending, ExitWhy};
 use crate::workers::Launch;
 
 impl Owner {
+    /// The spawn gate: whether `agent` may be started by `path` now. A refusal is recorded
+    /// (`spawn_denied`, with `actor`, who asked) and returned as the client's error.
+    pub(super) async fn spawn_gate(
+        &mut self,
+        actor: &str,
+        agent: &str,
+        path: SpawnPath,
+    ) -> Result<(), ProtoError> {
+        match crate::guard::check_spawn(self.config.policy.as_ref(), path, agent) {
+            Ok(()) => Ok(()),
+            Err(d) => {
+                let e = crate::guard::denied(&d, false);
+                let (actor, agent) = (actor.to_owned(), agent.to_owned());
+                if let Err(err) = self
+                    .store_call(move |s| {
+                        crate::guard::record_spawn_denial(s, &actor, path, &agent, &d)
+                    })
+                    .await
+                {
+                    tracing::error!(error = %err, "failed to record a spawn denial");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a denial dispatch met, once per agent and path until the policy changes.
+    pub(super) async fn note_spawn_denial(
+        &mut self,
+        actor: &str,
+        agent: &str,
+        path: SpawnPath,
+        d: &sf_core::guard::Denial,
+    ) {
+        if !self.spawn_denials_noted.insert((agent.to_owned(), path)) {
+            return;
+        }
+        tracing::warn!(%agent, %path, reason = %d.reason, "spawn denied by the policy");
+        let (actor, agent, d) = (actor.to_owned(), agent.to_owned(), d.clone());
+        if let Err(e) = self
+            .store_call(move |s| crate::guard::record_spawn_denial(s, &actor, path, &agent, &d))
+            .await
+        {
+            tracing::error!(error = %e, "failed to record a spawn denial");
+        }
+    }
+
     pub(super) fn launch(&mut self, s: Start) {
         let Some(target) = self.target.clone() else {
             return;
         };
+        // the last door before a process: whatever claimed the task, the gate decides (a
+        // policy reloaded since the claim ends the run uncounted)
+        let path = if s.shell.is_some() {
+            SpawnPath::Playbook
+        } else {
+            SpawnPath::Dispatch
+        };
+        if let Err(d) = crate::guard::check_spawn(self.config.policy.as_ref(), path, &s.claim.agent)
+        {
+            let tx = self.internal_tx.clone();
+            let run_id = s.claim.run_id;
+            let _ = tx.send(crate::mailbox::Internal::SpawnDenied {
+                run_id,
+                reason: d.reason,
+            });
+            return;
+        }
         let resume = s.resume.clone().or_else(|| {
             self.config
                 .resume_on_handoff
@@ -138,10 +203,14 @@ impl Owner {
 
     pub(super) async fn start_agent(
         &mut self,
+        actor: &str,
         name: String,
         task: Option<String>,
         resume: Option<String>,
     ) -> Response {
+        if let Err(e) = self.spawn_gate(actor, &name, SpawnPath::Start).await {
+            return Response::Error(e);
+        }
         if self.target.is_none() {
             self.resolve_target().await;
         }

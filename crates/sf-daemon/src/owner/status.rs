@@ -86,6 +86,7 @@ impl Owner {
                 .collect(),
             warnings: self.warnings().await,
             recovered: self.recovered.clone(),
+            policy_error: self.config.policy.as_ref().err().map(ToString::to_string),
         })
     }
 }

@@ -139,6 +139,10 @@ impl Owner {
         trigger: String,
         data: serde_json::Value,
     ) -> Response {
+        let path = sf_core::guard::SpawnPath::of_trigger(&trigger);
+        if let Err(e) = self.spawn_gate(actor, name, path).await {
+            return Response::Error(e);
+        }
         let (a, n) = (actor.to_owned(), name.to_owned());
         match self
             .store_call(move |s| s.fire_steward(&a, &n, &trigger, &data))

@@ -48,6 +48,160 @@ pub struct AgentSpec {
     /// Only the aliases are stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// What it may do beyond its role's defaults; changed only by a human.
+    #[serde(default, skip_serializing_if = "Permissions::is_default")]
+    pub permissions: Permissions,
+}
+
+/// An agent's permissions: each `None` takes its role's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Permissions {
+    /// May hire agents (`sfctl agent hire`) and read agents' configurations; default: on
+    /// for directors, off for others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_create_agents: Option<bool>,
+}
+
+impl Permissions {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl AgentSpec {
+    /// Whether it may hire agents: its own setting, else its role's default.
+    pub fn can_create_agents(&self) -> bool {
+        self.permissions
+            .can_create_agents
+            .unwrap_or(self.role == Role::Director)
+    }
+}
+
+/// `sfctl agent update`: the fields to change, each `None` left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentPatch {
+    /// Which CLI it runs.
+    pub adapter: Option<Adapter>,
+    /// The executable (and arguments); `Some("")` clears it.
+    pub command: Option<String>,
+    /// Model; `Some("")` clears it.
+    pub model: Option<String>,
+    /// Reasoning effort.
+    pub effort: Option<Effort>,
+    /// Skills (replaces the set).
+    pub skills: Option<Vec<String>>,
+    /// Job title; `Some("")` clears it.
+    pub title: Option<String>,
+    /// Persona; `Some("")` clears it.
+    pub persona: Option<String>,
+    /// Owner; `Some("")` clears it.
+    pub owner: Option<String>,
+    /// Most tasks at once.
+    pub max_tasks: Option<u32>,
+    /// Capabilities (replaces the set).
+    pub capabilities: Option<Vec<Capability>>,
+    /// Secret aliases (replaces the set).
+    pub secrets: Option<Vec<String>>,
+    /// Wall-time limit of one run in seconds.
+    pub max_runtime_secs: Option<u64>,
+    /// Cron triggers (replaces the set).
+    pub triggers: Option<Vec<String>>,
+    /// Event triggers (replaces the set).
+    pub on: Option<Vec<String>>,
+}
+
+impl AgentPatch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether it changes a steward's schedule (its triggers).
+    pub fn changes_schedule(&self) -> bool {
+        self.triggers.is_some() || self.on.is_some()
+    }
+
+    /// Applies it to `spec`.
+    pub fn apply(&self, spec: &mut AgentSpec) {
+        let text = |v: &Option<String>, f: &mut Option<String>| {
+            if let Some(v) = v {
+                *f = (!v.is_empty()).then(|| v.clone());
+            }
+        };
+        if let Some(a) = self.adapter {
+            spec.adapter = a;
+        }
+        text(&self.command, &mut spec.command);
+        text(&self.model, &mut spec.model);
+        if let Some(e) = self.effort {
+            spec.effort = Some(e);
+        }
+        if let Some(s) = &self.skills {
+            spec.skills.clone_from(s);
+        }
+        text(&self.title, &mut spec.title);
+        text(&self.persona, &mut spec.persona);
+        text(&self.owner, &mut spec.owner);
+        if let Some(n) = self.max_tasks {
+            spec.max_tasks = n;
+        }
+        if let Some(c) = &self.capabilities {
+            spec.capabilities.clone_from(c);
+        }
+        if let Some(s) = &self.secrets {
+            spec.secrets.clone_from(s);
+        }
+        if let Some(n) = self.max_runtime_secs {
+            spec.max_runtime_secs = Some(n);
+        }
+        if let Some(t) = &self.triggers {
+            spec.triggers.clone_from(t);
+        }
+        if let Some(o) = &self.on {
+            spec.on.clone_from(o);
+        }
+    }
+}
+
+/// `sfctl agent config`: an agent's whole configuration, secrets and anything shaped like
+/// a key shown as `[redacted]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// The spec, redacted.
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+    /// Whether it may work.
+    pub status: AgentStatus,
+    /// Whether the daemon may start it.
+    pub enabled: bool,
+    /// `can_create_agents` in force (its own setting or its role's default).
+    pub can_create_agents: bool,
+}
+
+/// One configuration field of an adapter (`sfctl adapters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterField {
+    /// The `sfctl agent register` flag (or config key).
+    pub name: String,
+    /// What it does for this adapter.
+    pub meaning: String,
+    /// Its default.
+    pub default: String,
+}
+
+/// `sfctl adapters`: what each adapter is and how it is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// The adapter.
+    pub adapter: Adapter,
+    /// The CLI it runs.
+    pub program: String,
+    /// What it is.
+    pub description: String,
+    /// Its fields.
+    pub fields: Vec<AdapterField>,
 }
 
 impl Default for AgentSpec {
@@ -73,8 +227,13 @@ impl Default for AgentSpec {
             playbook: None,
             max_runtime_secs: None,
             secrets: Vec::new(),
+            permissions: Permissions::default(),
         }
     }
+}
+
+fn active() -> AgentStatus {
+    AgentStatus::Active
 }
 
 /// One row of `sfctl agent list`.
@@ -85,6 +244,9 @@ pub struct AgentSummary {
     pub spec: AgentSpec,
     /// Whether the daemon may start it.
     pub enabled: bool,
+    /// Whether it may work at all: `pending_approval` and `terminated` agents never run.
+    #[serde(default = "active")]
+    pub status: AgentStatus,
     /// Derived from its runs.
     pub state: AgentState,
     /// Runs in flight.

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     IncompatibleProtocol,
     /// The caller may not do that.
     PermissionDenied,
+    /// The guard refused it: see the code (`HUMAN_REQUIRED`, `PERMISSION_DENIED`,
+    /// `POLICY_MISSING`, …), the reason and the hint.
+    Denied,
     /// A failure inside the daemon; the daemon keeps running.
     Internal,
     /// The daemon is at a limit (connections, request bytes in flight): retry shortly.
@@ -39,9 +42,12 @@ pub struct ProtoError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// A stable, machine-readable reason within the kind, in snake case, for the refusals
-    /// that have one (`capability_required`); clients may branch on it.
+    /// that have one (`CAPABILITY_REQUIRED`); clients may branch on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// A denial a human's approval would lift.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_approval: bool,
 }
 
 impl ProtoError {
@@ -52,6 +58,7 @@ impl ProtoError {
             message: message.into(),
             hint: None,
             code: None,
+            requires_approval: false,
         }
     }
     /// Adds a hint.

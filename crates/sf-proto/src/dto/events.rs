@@ -64,6 +64,9 @@ pub struct DaemonStatus {
     /// What start-up did with the runs a daemon that exited left: adopted, or ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<String>,
+    /// Why `.sf/policy.toml` cannot be used (`POLICY_MISSING`): then nothing is spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_error: Option<String>,
 }
 
 /// The events the daemon publishes on its bus itself (stewards' `--on` triggers); custom

@@ -65,6 +65,7 @@ macro_rules! wire_enum {
 }
 
 mod agents;
+mod approvals;
 mod error;
 mod events;
 mod merge;
@@ -75,6 +76,7 @@ mod vocab;
 mod wire;
 
 pub use agents::*;
+pub use approvals::*;
 pub use error::*;
 pub use events::*;
 pub use merge::*;

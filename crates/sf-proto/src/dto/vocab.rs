@@ -170,6 +170,53 @@ wire_enum!(
         /** `plan_reopened` */ PlanReopened = "plan_reopened",
         /** `gate_approved` */ GateApproved = "gate_approved",
         /** `gate_satisfied` */ GateSatisfied = "gate_satisfied",
+        /** `request_denied`: the guard refused a request (the true actor, the rule) */
+        RequestDenied = "request_denied",
+        /** `spawn_denied`: the guard refused to start a process */
+        SpawnDenied = "spawn_denied",
+        /** `agent_hired`: an agent asked for a new agent */ AgentHired = "agent_hired",
+        /** `agent_updated`: a human changed an agent's fields */ AgentUpdated = "agent_updated",
+        /** `agent_permissions_changed` */ AgentPermissionsChanged = "agent_permissions_changed",
+        /** `approval_requested` */ ApprovalRequested = "approval_requested",
+        /** `approval_approved` */ ApprovalApproved = "approval_approved",
+        /** `approval_rejected` */ ApprovalRejected = "approval_rejected",
+        /** `approval_revision_requested` */
+        ApprovalRevisionRequested = "approval_revision_requested",
+        /** `approval_resubmitted` */ ApprovalResubmitted = "approval_resubmitted",
+        /** `approval_cancelled` */ ApprovalCancelled = "approval_cancelled",
+        /** `approval_commented` */ ApprovalCommented = "approval_commented",
+    }
+);
+
+wire_enum!(
+    /// Whether an agent may work at all, beside `enabled` (which a human or the daemon
+    /// toggles): hired agents wait for a human's approval.
+    AgentStatus {
+        /** May work. */ Active = "active",
+        /** Hired by an agent; waits for a human's approval; never runs. */
+        PendingApproval = "pending_approval",
+        /** Its hire was rejected: kept for the record, never runs. */ Terminated = "terminated",
+    }
+);
+
+wire_enum!(
+    /// What an approval decides.
+    ApprovalKind {
+        /** A new agent asked for by an agent (`sfctl agent hire`). */ HireAgent = "hire_agent",
+        /** A merge request held for approval. */ MergeRequest = "merge_request",
+        /** An approval gate a task awaits. */ Gate = "gate",
+    }
+);
+
+wire_enum!(
+    /// Where an approval is; `approved`, `rejected` and `cancelled` are final. The legal
+    /// moves live in `sf-core`.
+    ApprovalStatus {
+        /** Waiting for a human. */ Pending = "pending",
+        /** A human asked the requester to change it. */ RevisionRequested = "revision_requested",
+        /** Approved. */ Approved = "approved",
+        /** Rejected. */ Rejected = "rejected",
+        /** Withdrawn by its requester (or its subject went away). */ Cancelled = "cancelled",
     }
 );
 

@@ -172,6 +172,9 @@ pub enum Request {
         /// At most this many (the newest).
         #[serde(default)]
         limit: Option<u32>,
+        /// Only denials (`request_denied`, `spawn_denied`, `egress_denied`).
+        #[serde(default)]
+        denied: bool,
     },
     /// A worker finished its task: commit what is left, queue a merge request, move the
     /// task to `review`. Carries the worker's lease token (`SF_RUN`).
@@ -362,6 +365,86 @@ pub enum Request {
         #[serde(default)]
         task: Option<String>,
     },
+    /// An agent asks for a new agent (`sfctl agent hire`): created `pending_approval` with
+    /// a `hire_agent` approval, or ready at once without `require_approval_for_new_agents`.
+    HireAgent {
+        /// The requested configuration.
+        spec: AgentSpec,
+    },
+    /// Change a registered agent's fields (human-only).
+    UpdateAgent {
+        /// Its name.
+        name: String,
+        /// What changes.
+        patch: AgentPatch,
+    },
+    /// Change an agent's permissions (human-only).
+    SetAgentPermissions {
+        /// Its name.
+        name: String,
+        /// May hire agents; `None` leaves it.
+        #[serde(default)]
+        can_create_agents: Option<bool>,
+    },
+    /// Full configurations, redacted: one agent, or all.
+    AgentConfigs {
+        /// One agent; `None`: all.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// The adapters and their configuration fields.
+    ListAdapters,
+    /// Approvals, newest first.
+    ListApprovals {
+        /// Only in this status.
+        #[serde(default)]
+        status: Option<ApprovalStatus>,
+    },
+    /// One approval with its comments and history.
+    ShowApproval {
+        /// Its id.
+        id: i64,
+    },
+    /// Comment on an approval.
+    CommentApproval {
+        /// Its id.
+        id: i64,
+        /// The comment.
+        text: String,
+    },
+    /// A human approves or rejects.
+    DecideApproval {
+        /// Its id.
+        id: i64,
+        /// Approve (else reject).
+        approve: bool,
+        /// Why.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// A human asks the requester to change it.
+    RequestRevision {
+        /// Its id.
+        id: i64,
+        /// What to change.
+        note: String,
+    },
+    /// The requester resubmits after a revision was asked for, with changes.
+    ResubmitApproval {
+        /// Its id.
+        id: i64,
+        /// For a hire: the changed fields of the requested agent.
+        #[serde(default)]
+        patch: AgentPatch,
+        /// What changed.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// The requester withdraws it.
+    CancelApproval {
+        /// Its id.
+        id: i64,
+    },
 }
 
 /// A response. Each request gets exactly one, except `FollowEvents`.
@@ -441,6 +524,14 @@ pub enum Response {
         /// How many.
         skipped: u64,
     },
+    /// Agents' configurations, redacted.
+    AgentConfigs(Vec<AgentConfig>),
+    /// The adapters.
+    Adapters(Vec<AdapterInfo>),
+    /// One approval.
+    Approval(Box<ApprovalDetail>),
+    /// Approvals.
+    Approvals(Vec<ApprovalInfo>),
     /// A refusal.
     Error(ProtoError),
 }
