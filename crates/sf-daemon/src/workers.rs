@@ -253,16 +253,11 @@ pub(crate) fn agent_run(
     let mut env = run_environment(config, who, cwd, prompt_file);
     env.set.extend(argv.env);
     env.set.extend(extra_env);
-    // secrets last, by alias: only those the agent lists, read now, never logged (invariant 7)
+    // secrets last, by alias: only those the agent lists, read now, never logged (invariant 7);
+    // their values are filtered out of the run's output
     for alias in &agent.secrets {
-        let value = match config.secrets.get(alias) {
-            Some(source) => source.read(alias),
-            None => Err(format!(
-                "secret `{alias}` is no longer defined in [secrets] of .sf/config.toml"
-            )),
-        }
-        .map_err(LaunchError::agent)?;
-        env.set.push((alias.clone(), value));
+        let value = read_secret(config, alias).map_err(LaunchError::agent)?;
+        env.secrets.push((alias.clone(), value));
     }
     claude_as_root(agent, &env)?;
     let sandbox = confine(
@@ -290,6 +285,55 @@ pub(crate) fn agent_run(
         limits: run_limits(config, agent),
         sandbox,
     })
+}
+
+/// The value of the secret `alias`, read now from its source in `[secrets]`.
+fn read_secret(config: &Config, alias: &str) -> Result<String, String> {
+    match config.secrets.get(alias) {
+        Some(source) => source.read(alias),
+        None => Err(format!(
+            "secret `{alias}` is no longer defined in [secrets] of .sf/config.toml"
+        )),
+    }
+}
+
+/// The secrets a run adopted after a restart holds, `(alias, value)`, for its resumed log
+/// copier to filter out of its output (they are never stored, so they are read again): the
+/// aliases `agent` lists (every alias of `[secrets]` when the agent is no longer known),
+/// each with its value read from its source now and, while the process lives, the value it
+/// was given at its start (`/proc/<pid>/environ`), should the two differ. An alias with
+/// neither is said in sfd's log, by name.
+pub(crate) fn adopted_secrets(
+    config: &Config,
+    run_id: i64,
+    agent: Option<&AgentSpec>,
+    process: Option<(u32, Option<u64>)>,
+) -> Vec<(String, String)> {
+    let aliases: Vec<&str> = match agent {
+        Some(a) => a.secrets.iter().map(String::as_str).collect(),
+        None => config.secrets.keys().map(String::as_str).collect(),
+    };
+    let mut secrets: Vec<(String, String)> = aliases
+        .iter()
+        .filter_map(|a| Some(((*a).to_owned(), read_secret(config, a).ok()?)))
+        .collect();
+    if let Some((pid, start)) = process {
+        for given in sf_worker::process::environ_values(pid, start, &aliases) {
+            if !secrets.contains(&given) {
+                secrets.push(given);
+            }
+        }
+    }
+    for alias in aliases {
+        if !secrets.iter().any(|(a, _)| a == alias) {
+            tracing::warn!(
+                run_id,
+                alias,
+                "the value of a secret of an adopted run cannot be read again; its output is not filtered for it"
+            );
+        }
+    }
+    secrets
 }
 
 /// What a confined process is: the name its private HOME and TMPDIR go by (the agent's),
@@ -637,6 +681,7 @@ pub(crate) fn run_environment(
         passthrough: config.env_passthrough.clone(),
         path_first: sfctl.as_ref().and_then(|p| p.parent()).map(Path::to_owned),
         set,
+        secrets: Vec::new(),
     }
 }
 
@@ -774,13 +819,12 @@ pub(crate) fn save_work(
     let (run_id, task, epoch, worktree, log) = run;
     tokio::spawn(async move {
         let why = ending.why;
+        // the recovery resumed the copier with the run's secrets; none is started here,
+        // where they are not known
         if why == ExitWhy::Vanished
-            && let Some(capture) = log.as_ref().and_then(|l| {
-                sf_worker::log::resume(
-                    Path::new(l),
-                    sf_worker::log::LogCap::new(config.run_log_max),
-                )
-            })
+            && let Some(capture) = log
+                .as_ref()
+                .and_then(|l| sf_worker::log::running(Path::new(l)))
         {
             // the recovery's copier is finishing the tail the note quotes; a process the run
             // left behind may keep its output open, so it gets a few seconds, no more

@@ -35,8 +35,8 @@ pub enum Kind {
 
 /// The environment of a launched process. sfd's own environment is never inherited:
 /// the process gets the base variables ([`Environment::BASE`], from sfd's environment when
-/// set), the configured pass-through list, and what the launch sets itself (identity,
-/// adapter variables, secrets), in that order, later ones winning.
+/// set), the configured pass-through list, what the launch sets itself (identity, adapter
+/// variables) and its secrets, in that order, later ones winning.
 #[derive(Clone, Default)]
 pub struct Environment {
     /// Variables copied from sfd's environment when set, besides the base ones
@@ -46,6 +46,10 @@ pub struct Environment {
     pub path_first: Option<PathBuf>,
     /// Variables set for this process.
     pub set: Vec<(String, String)>,
+    /// Secrets, set last: variables whose values are also replaced by `[secret:NAME]` in
+    /// the process's output (see [`crate::redact`]); a process holding any needs a capped
+    /// log ([`RunSpec::log_cap`]).
+    pub secrets: Vec<(String, String)>,
 }
 
 /// Names only: the values set may be secrets, and a spec may end up in a log.
@@ -55,6 +59,10 @@ impl std::fmt::Debug for Environment {
             .field("passthrough", &self.passthrough)
             .field("path_first", &self.path_first)
             .field("set", &self.set.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -81,6 +89,7 @@ impl Environment {
             None => env.push(("PATH".into(), joined(system))),
         }
         env.extend(self.set.iter().cloned());
+        env.extend(self.secrets.iter().cloned());
         env
     }
 }
@@ -258,6 +267,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         stdin,
         activity: activity.clone(),
         sandbox,
+        secrets: env.secrets,
     };
     let spawned = crate::process::spawn(&spec).map_err(|e| {
         let message = crate::error_chain(&e);
@@ -417,6 +427,7 @@ mod tests {
             passthrough: vec!["SF_TEST_NOT_SET_ANYWHERE".into()],
             path_first: Some("/opt/sf/bin".into()),
             set: vec![("SF_AGENT".into(), "w1".into())],
+            secrets: Vec::new(),
         };
         let resolved = env.resolve();
         let keys: Vec<&str> = resolved.iter().map(|(k, _)| k.as_str()).collect();

@@ -7,6 +7,7 @@ pub mod launcher;
 pub mod log;
 pub mod outcome;
 pub mod process;
+pub mod redact;
 pub mod sandbox;
 
 /// An error and each of its causes, on one line: `error: cause: cause of the cause`. How

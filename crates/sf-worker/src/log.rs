@@ -18,6 +18,13 @@
 //! daemon opens the FIFO by its name again ([`resume`]) and drains it. The copier's state is
 //! all on disk (the log's length and the ring's count), so a resumed copier goes on where
 //! the dead one stopped and the tail is never lost.
+//!
+//! A run that holds secrets has its output filtered for their values before anything is
+//! written, in the log and in the ring alike ([`crate::redact`]): the copier is given the
+//! run's `(alias, value)` pairs when it starts, and again when it is resumed (sfd reads
+//! them anew, it never stores them). The few bytes a redactor holds back because they
+//! could be the start of a value are in memory only: a daemon killed at that moment loses
+//! them rather than write part of a value.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -31,6 +38,8 @@ use std::time::Instant;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::Mode;
 use tokio::sync::watch;
+
+use crate::redact::Redactor;
 
 /// The default cap of one run's log: 16 MiB, kept as the first and the last 8 MiB.
 pub const DEFAULT_MAX: u64 = 16 << 20;
@@ -69,7 +78,8 @@ impl LogCap {
 /// What a copier did with a run's output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyReport {
-    /// Bytes of output read from the worker (since the copier started or resumed).
+    /// Bytes of output read from the worker (since the copier started or resumed), before
+    /// its secrets were replaced.
     pub read: u64,
     /// Bytes dropped from the middle of the output because of the cap.
     pub dropped: u64,
@@ -206,8 +216,14 @@ fn suffixed(log: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Makes the FIFO of `log`, starts its copier, and returns the child's end (stdout and
-/// stderr of the worker).
-pub fn start(log: &Path, cap: LogCap, activity: Option<Activity>) -> io::Result<(File, Capture)> {
+/// stderr of the worker). The values of `secrets`, `(alias, value)` pairs, are replaced by
+/// `[secret:ALIAS]` in what is written.
+pub fn start(
+    log: &Path,
+    cap: LogCap,
+    activity: Option<Activity>,
+    secrets: &[(String, String)],
+) -> io::Result<(File, Capture)> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -224,14 +240,15 @@ pub fn start(log: &Path, cap: LogCap, activity: Option<Activity>) -> io::Result<
     // a bigger buffer means fewer wake-ups at flood speed; refused above the system's
     // pipe-max-size for unprivileged users, which only costs speed
     let _ = fcntl(&child_end, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
-    let capture = spawn_copier(log, Some(reader), cap, activity)?;
+    let capture = spawn_copier(log, Some(reader), cap, activity, secrets)?;
     Ok((child_end, capture))
 }
 
 /// After a daemon restart: starts the copier of `log` again if its run's output still
 /// goes through a FIFO (or finishes its ring if the FIFO is gone). `None` when the log has
-/// neither (it was finished, or the run wrote its log directly).
-pub fn resume(log: &Path, cap: LogCap) -> Option<Capture> {
+/// neither (it was finished, or the run wrote its log directly). `secrets` are the run's, as
+/// for [`start`]: the copier that is started again must be given them again.
+pub fn resume(log: &Path, cap: LogCap, secrets: &[(String, String)]) -> Option<Capture> {
     let fifo = fifo_path(log);
     if let Some(done) = active().get(&fifo) {
         return Some(Capture { done: done.clone() });
@@ -250,13 +267,20 @@ pub fn resume(log: &Path, cap: LogCap) -> Option<Capture> {
     if reader.is_none() && !ring_path(log).exists() {
         return None;
     }
-    match spawn_copier(log, reader, cap, None) {
+    match spawn_copier(log, reader, cap, None, secrets) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(log = %log.display(), error = %e, "failed to resume a run's log");
             None
         }
     }
+}
+
+/// The copier of `log` running in this process, if any (never starts one: see [`resume`]).
+pub fn running(log: &Path) -> Option<Capture> {
+    active()
+        .get(&fifo_path(log))
+        .map(|done| Capture { done: done.clone() })
 }
 
 fn active() -> std::sync::MutexGuard<'static, HashMap<PathBuf, watch::Receiver<Option<CopyReport>>>>
@@ -281,11 +305,13 @@ fn spawn_copier(
     reader: Option<File>,
     cap: LogCap,
     activity: Option<Activity>,
+    secrets: &[(String, String)],
 ) -> io::Result<Capture> {
     let fifo = fifo_path(log);
     let (tx, rx) = watch::channel(None);
     let mut copier = Copier::open(log, cap)?;
     copier.activity = activity;
+    copier.redactor = Redactor::new(secrets);
     active().insert(fifo.clone(), rx.clone());
     let name = format!(
         "sf-log-{}",
@@ -320,6 +346,8 @@ struct Copier {
     /// Progress seen in the output, and the start of its last, unfinished line.
     activity: Option<Activity>,
     partial: Vec<u8>,
+    /// Replaces the values of the run's secrets before anything is written.
+    redactor: Option<Redactor>,
 }
 
 struct Ring {
@@ -363,6 +391,7 @@ impl Copier {
             report: CopyReport::default(),
             activity: None,
             partial: Vec::new(),
+            redactor: None,
         })
     }
 
@@ -370,15 +399,24 @@ impl Copier {
     fn run(&mut self, reader: Option<File>) -> CopyReport {
         if let Some(mut reader) = reader {
             let mut buf = vec![0u8; CHUNK];
+            let mut redacted = Vec::new();
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
                         self.report.read += n as u64;
+                        let out = match self.redactor.as_mut() {
+                            Some(r) => {
+                                redacted.clear();
+                                r.push(&buf[..n], &mut redacted);
+                                &redacted[..]
+                            }
+                            None => &buf[..n],
+                        };
                         if let Some(a) = &self.activity {
-                            a.saw(&buf[..n], &mut self.partial);
+                            a.saw(out, &mut self.partial);
                         }
-                        self.take(&buf[..n]);
+                        self.take(out);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -387,6 +425,11 @@ impl Copier {
                     }
                 }
             }
+        }
+        if let Some(mut r) = self.redactor.take() {
+            let mut rest = Vec::new();
+            r.finish(&mut rest);
+            self.take(&rest);
         }
         self.finish();
         self.report
@@ -553,6 +596,7 @@ mod tests {
             stdin: None,
             activity: None,
             sandbox: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -627,6 +671,71 @@ mod tests {
                 lost: 0
             }
         );
+    }
+
+    const VALUE: &str = "sk-test-9f8e7d6c5b4a";
+
+    fn holding_secret(mut spec: SpawnSpec) -> SpawnSpec {
+        spec.env.push(("API_KEY".into(), VALUE.into()));
+        spec.secrets = vec![("API_KEY".into(), VALUE.into())];
+        spec
+    }
+
+    #[tokio::test]
+    async fn a_secret_printed_in_pieces_is_replaced_in_the_head_and_in_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        // in two writes, then past the head so that the ring holds it too
+        let spec = holding_secret(sh(
+            dir.path(),
+            "printf 'key=%s' \"${API_KEY%??????????}\"; sleep 0.2; printf '%s\\n' \"${API_KEY#??????????}\"; \
+             i=0; while [ $i -lt 2000 ]; do echo \"line $i $API_KEY xxxxxxxxxxxxxxxxxxxxxxxxx\"; i=$((i+1)); done; \
+             printf 'end %s' \"$API_KEY\"",
+            Some(LogCap::new(MIN_MAX)),
+        ));
+        let report = run(&spec).await;
+        assert!(report.dropped > 0, "{report:?}");
+        let log = std::fs::read_to_string(&spec.log_path).unwrap();
+        assert!(log.starts_with("key=[secret:API_KEY]\nline 0 [secret:API_KEY] x"));
+        assert!(log.contains("line 1999 [secret:API_KEY] x"), "the tail");
+        assert!(log.ends_with("\nend [secret:API_KEY]"));
+        assert!(!log.contains("9f8e7d"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_resumed_copier_replaces_the_secrets_it_is_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        // a run whose first copier died: its FIFO is there, written to by the child
+        nix::unistd::mkfifo(&fifo_path(&log), Mode::from_bits_truncate(0o600)).unwrap();
+        let mut child_end = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(fifo_path(&log))
+            .unwrap();
+        child_end.write_all(b"before sk-test-9f").unwrap();
+        let secrets = [("API_KEY".to_owned(), VALUE.to_owned())];
+        let capture = resume(&log, LogCap::new(MIN_MAX), &secrets).unwrap();
+        child_end
+            .write_all(format!("8e7d6c5b4a after {VALUE}\n").as_bytes())
+            .unwrap();
+        drop(child_end);
+        capture.finished().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "before [secret:API_KEY] after [secret:API_KEY]\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_process_holding_secrets_is_not_started_without_a_capped_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = holding_secret(sh(dir.path(), "echo $API_KEY", None));
+        let err = spawn(&spec).unwrap_err();
+        assert!(
+            crate::error_chain(&err).contains("needs a capped log"),
+            "{err}"
+        );
+        assert!(!spec.log_path.exists());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct SpawnSpec {
     pub activity: Option<crate::log::Activity>,
     /// The sandbox the child enters before exec.
     pub sandbox: Option<std::sync::Arc<crate::sandbox::Prepared>>,
+    /// `(alias, value)` of the secrets the child holds: each value is replaced by
+    /// `[secret:ALIAS]` in its output (only with a `log_cap`; see [`crate::redact`]).
+    pub secrets: Vec<(String, String)>,
 }
 
 /// Names of the environment only: its values may be secrets.
@@ -95,8 +98,15 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let (log, capture) = match spec.log_cap {
         Some(cap) => {
             let (end, capture) =
-                crate::log::start(&spec.log_path, cap, spec.activity.clone()).map_err(log_err)?;
+                crate::log::start(&spec.log_path, cap, spec.activity.clone(), &spec.secrets)
+                    .map_err(log_err)?;
             (end, Some(capture))
+        }
+        // fail closed: output written straight to the file could not be filtered
+        None if !spec.secrets.is_empty() => {
+            return Err(log_err(std::io::Error::other(
+                "a process that holds secrets needs a capped log (its output is filtered for them)",
+            )));
         }
         None => {
             if let Some(dir) = spec.log_path.parent() {
@@ -235,6 +245,23 @@ pub fn find_by_env(key: &str, value: &str) -> Option<(u32, Option<u64>)> {
                 && is_same_process(*pid, None)
         })
         .map(|pid| (pid, process_start_time(pid)))
+}
+
+/// The values of the variables `keys` in the environment `pid` was started with (as far
+/// as `/proc/<pid>/environ` can be read and `pid` is still the process that started at
+/// `start_time`): what a run adopted after a restart was given.
+pub fn environ_values(pid: u32, start_time: Option<u64>, keys: &[&str]) -> Vec<(String, String)> {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return Vec::new();
+    };
+    if !is_same_process(pid, start_time) {
+        return Vec::new();
+    }
+    env.split(|&b| b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
+        .filter(|(k, _)| keys.contains(k))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// Whether any live (non-zombie) process of the group is left. Zombies do not count: a
@@ -409,6 +436,7 @@ mod tests {
             stdin: Some("the prompt\n".into()),
             activity: None,
             sandbox: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -441,6 +469,7 @@ mod tests {
             stdin: None,
             activity: None,
             sandbox: None,
+            secrets: Vec::new(),
             ..spec(dir.path(), &script)
         })
         .unwrap();
@@ -498,6 +527,13 @@ mod tests {
         };
         assert_eq!(found.map(|f| f.0), Some(w.pid));
         assert_eq!(find_by_env("SF_RUN", "no-such-token"), None);
+        // and the values it was given can be read back (for an adopted run's secrets)
+        let start = found.and_then(|f| f.1);
+        assert_eq!(
+            environ_values(w.pid, start, &["SF_RUN", "NOT_SET"]),
+            [("SF_RUN".to_owned(), token.clone())]
+        );
+        assert!(environ_values(w.pid, start.map(|t| t + 1), &["SF_RUN"]).is_empty());
         signal_group(w.pid, StopSignal::Kill);
         let _ = w.child.wait().await;
     }

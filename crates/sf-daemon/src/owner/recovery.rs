@@ -64,11 +64,20 @@ impl Owner {
                 .pid
                 .is_some_and(|p| sf_worker::process::is_same_process(p, run.proc_start));
             // the dead daemon's log copier goes on (or, the process being gone, finishes
-            // the log's tail) before anything reads the log
+            // the log's tail) before anything reads the log, given the secrets the run
+            // holds again: its output is still filtered for them
             let capture = run.log_path.as_ref().and_then(|l| {
+                let process = run.pid.filter(|_| alive).map(|p| (p, run.proc_start));
+                let secrets = crate::workers::adopted_secrets(
+                    &self.config,
+                    run.run_id,
+                    agents.get(&run.agent),
+                    process,
+                );
                 sf_worker::log::resume(
                     std::path::Path::new(l),
                     sf_worker::log::LogCap::new(self.config.run_log_max),
+                    &secrets,
                 )
             });
             if !alive && let Some(c) = capture.clone() {
