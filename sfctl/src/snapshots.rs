@@ -382,6 +382,7 @@ fn agent_show() {
         agent: sf_proto::AgentSummary {
             spec,
             enabled: true,
+            status: sf_proto::AgentStatus::Active,
             state: sf_proto::AgentState::Idle,
             running: 0,
             merges: Some(26),
@@ -438,6 +439,7 @@ fn daemon_status() {
         sandbox: "full (user and network namespaces, Landlock)".into(),
         warnings: vec!["no merge steward: merge requests wait (register one with `sfctl agent register merger --role steward --focus merge`)".to_owned()],
         recovered: Some("at start: adopted 2 worker(s) that outlived the previous daemon; 1 run(s) had ended (their work saved)".to_owned()),
+        policy_error: None,
     };
     assert_snapshot!(crate::commands::daemon::render_status(&st, now()), @r"
     pid:             4242
