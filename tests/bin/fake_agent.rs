@@ -16,7 +16,8 @@
 //! `OUT.ready`, accepts one connection and saves what it receives, until EOF or 5 s, to OUT), `expect-env KEY=VALUE`, `expect-cwd-is-worktree`,
 //! `expect-prompt-contains TEXT`, `complete [SUMMARY]`, `complete-no-changes`,
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-disguised ARGS...` (the same with
-//! `SF_AGENT` and `SF_RUN` removed and `USER=root`), `sfctl-fails ARGS...` (must fail),
+//! `SF_AGENT` and `SF_RUN` removed and `USER=root`), `sfctl-fails ARGS...` (must fail), `sfctl-denied CODE ARGS...` (disguised too, must be
+//! refused by the guard: exit 1, `--json` error of kind `denied` with that code),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
 //! In `sfctl` arguments, `$data.KEY` is a steward's data field and `$NAME` an environment
 //! variable; in `write`/`append` paths and text, `${NAME}` is an environment variable.
@@ -418,6 +419,34 @@ fn main() -> ExitCode {
                 if !prompt.contains(&unescape(rest)) {
                     return fail(&format!("prompt does not contain {rest:?}"));
                 }
+            }
+            "sfctl-denied" => {
+                // an agent passing for a human, refused by the guard with this code
+                let (code, args) = rest.split_once(' ').unwrap_or((rest, ""));
+                let owned: Vec<String> = std::iter::once("--json".to_owned())
+                    .chain(args.split_whitespace().map(expand))
+                    .collect();
+                let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+                let out = match sfctl(&args, true) {
+                    Ok(o) => o,
+                    Err(e) => return fail(&format!("failed to run sfctl: {e}")),
+                };
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                let got = (
+                    out.status.code(),
+                    doc["error"]["kind"].as_str().unwrap_or_default(),
+                    doc["error"]["code"].as_str().unwrap_or_default(),
+                );
+                if got != (Some(1), "denied", code) {
+                    return fail(&format!(
+                        "sfctl {} was not denied with {code}: exit {:?}, {}",
+                        args.join(" "),
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stdout)
+                    ));
+                }
+                println!("denied as expected: sfctl {} ({code})", args.join(" "));
             }
             "complete"
             | "complete-no-changes"

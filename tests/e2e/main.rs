@@ -18,6 +18,7 @@ mod deps;
 mod dispatch;
 mod events;
 mod faults;
+mod guard;
 mod init;
 mod layering;
 mod logs;

@@ -113,6 +113,13 @@ pub fn command(text: &str) -> String {
     out
 }
 
+/// An agent's spec as anyone may see it: its command redacted.
+pub fn spec(spec: &sf_proto::AgentSpec) -> sf_proto::AgentSpec {
+    let mut s = spec.clone();
+    s.command = s.command.as_deref().map(command);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +155,4 @@ mod tests {
             assert_eq!(command(c), c);
         }
     }
-}
-
-/// An agent's spec as anyone may see it: its command redacted.
-pub fn spec(spec: &sf_proto::AgentSpec) -> sf_proto::AgentSpec {
-    let mut s = spec.clone();
-    s.command = s.command.as_deref().map(command);
-    s
 }

@@ -497,6 +497,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "worker_timeout",
     "stall_timeout",
     "resume_on_handoff",
+    "require_approval_for_new_agents",
     "stop_grace",
     "complete_grace",
     "idle_timeout",

@@ -18,6 +18,8 @@ pub(crate) struct Start {
     pub shell: Option<sf_store::ShellStep>,
     /// A session of the agent's CLI to continue (`agent start --resume`).
     pub resume: Option<String>,
+    /// How the spawn was asked for, for the launcher's last look at the spawn gate.
+    pub path: SpawnPath,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -149,12 +151,18 @@ fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreE
         store.show_agent(agent)?.agent.spec
     };
     let task = store.show_task(claim.task_id.as_str())?;
+    let path = if shell.is_some() {
+        SpawnPath::Playbook
+    } else {
+        SpawnPath::Dispatch
+    };
     Ok(Start {
         claim,
         agent: spec,
         task,
         shell,
         resume: None,
+        path,
     })
 }
 
@@ -253,5 +261,7 @@ pub(crate) fn start_agent(
                 hint: Some("see `sfctl task ready` and `sfctl task blocked`".into()),
             })?,
     };
-    claim_one(store, name, &task_id)
+    let mut start = claim_one(store, name, &task_id)?;
+    start.path = SpawnPath::Start;
+    Ok(start)
 }

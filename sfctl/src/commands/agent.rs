@@ -570,7 +570,7 @@ fn config_text(c: &sf_proto::AgentConfig) -> String {
         (
             "max runtime",
             s.max_runtime_secs
-                .map_or_else(|| "-".to_owned(), |n| time::duration_secs(n)),
+                .map_or_else(|| "-".to_owned(), time::duration_secs),
         ),
         ("triggers", list(&s.triggers)),
         ("on", list(&s.on)),

@@ -72,12 +72,8 @@ impl Owner {
         };
         // the last door before a process: whatever claimed the task, the gate decides (a
         // policy reloaded since the claim ends the run uncounted)
-        let path = if s.shell.is_some() {
-            SpawnPath::Playbook
-        } else {
-            SpawnPath::Dispatch
-        };
-        if let Err(d) = crate::guard::check_spawn(self.config.policy.as_ref(), path, &s.claim.agent)
+        if let Err(d) =
+            crate::guard::check_spawn(self.config.policy.as_ref(), s.path, &s.claim.agent)
         {
             let tx = self.internal_tx.clone();
             let run_id = s.claim.run_id;
