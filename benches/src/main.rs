@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p sfd -p sfctl
 //! cargo run --release -p sf-bench -- all        # or: ready | list | idle | clients |
-//!                                                #     dispatch | throughput | idle-workers | merge
+//!                                                #     dispatch | throughput | idle-workers | merge | guard
 //! ```
 //!
 //! Each scenario prints its dataset, its figures (median and p95 of wall-clock samples taken
@@ -12,6 +12,7 @@
 
 mod clients;
 mod dispatch;
+mod guard;
 mod harness;
 mod idle;
 mod idle_workers;
@@ -106,6 +107,15 @@ enum Scenario {
         samples: usize,
         /// Untimed samples first
         #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
+    /// What the guard costs per request: in process, and over the socket as a human and an agent
+    Guard {
+        /// Timed requests of each kind
+        #[arg(long, default_value_t = 2000)]
+        iters: usize,
+        /// Untimed ones first
+        #[arg(long, default_value_t = 100)]
         warmup: usize,
     },
     /// What the sandbox adds to a spawn: /bin/true launched and waited for, with and without
@@ -226,6 +236,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Scenario::LogFlood { bytes, cap } => logflood::run(logflood::Opts { bytes, cap }),
         Scenario::Spawn { iters, warmup } => spawn::run(spawn::Opts { iters, warmup }),
+        Scenario::Guard { iters, warmup } => {
+            guard::run(&harness::Bins::locate()?, guard::Opts { iters, warmup })
+        }
         Scenario::List(a) => list::run(
             &harness::Bins::locate()?,
             list::Opts {
