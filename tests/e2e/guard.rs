@@ -353,8 +353,29 @@ fn a_spawn_rule_blocks_each_path_it_names() {
         }
     });
     assert!(!fired.exists(), "the denied steward ran");
+    // a playbook's shell step (run by the daemon as `sf-shell`)
+    let shelled = td.root.join("shelled");
+    fs::write(
+        td.repo.join(".sf/playbooks/shell.toml"),
+        format!(
+            "name = \"shell\"\ntitle = \"Shell\"\n\n[[steps]]\nid = \"s\"\ntitle = \"Shell\"\nkind = \"shell\"\n\
+             command = \"touch {}\"\n",
+            shelled.display()
+        ),
+    )
+    .expect("playbook");
+    let text = fs::read_to_string(&policy).expect("policy");
+    fs::write(
+        &policy,
+        format!("{text}\n[[spawn.deny]]\nagent = \"sf-shell\"\npath = \"playbook\"\n"),
+    )
+    .expect("policy");
+    td.sfctl().args(["daemon", "reload"]).success();
+    td.sfctl().args(["playbook", "run", "shell"]).success();
+    td.wait_ticks(5);
+    assert!(!shelled.exists(), "the denied shell step ran");
     let spawns = denied_actions(&td, "spawn_denied");
-    for path in ["dispatch", "start", "manual", "event"] {
+    for path in ["dispatch", "start", "manual", "event", "playbook"] {
         let e = spawns
             .iter()
             .find(|e| e.after.as_ref().is_some_and(|a| a["path"] == path))
@@ -554,7 +575,8 @@ fn a_directors_hire_waits_for_a_human_and_then_works() {
     assert!(agents.iter().all(|a| a.spec.name != "e-worker-11"));
 }
 
-/// With `require_approval_for_new_agents = false` a hire works at once.
+/// With `require_approval_for_new_agents = false` a hire works at once, unless it would
+/// grant what its hirer does not hold.
 #[test]
 fn without_required_approval_a_hire_works_at_once() {
     let td = fleet("require_approval_for_new_agents = false");
@@ -585,6 +607,18 @@ fn without_required_approval_a_hire_works_at_once() {
     assert_eq!(t.runs[0].agent, "e-worker-9");
     let list: Vec<ApprovalInfo> = td.sfctl().args(["approval", "list"]).json();
     assert!(list.is_empty(), "{list:?}");
+    // but it grants nothing its hirer does not hold: that stays a human's decision
+    let out = hire(&td, "lead", "e-worker-10", &["--capability", "push"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(err["error"]["code"], "HUMAN_REQUIRED", "{err}");
+    assert!(
+        err["error"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("push"),
+        "{err}"
+    );
 }
 
 /// A key given in `--command` shows as `[redacted]` in `agent config`, `agent show` and the

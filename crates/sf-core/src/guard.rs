@@ -101,7 +101,7 @@ impl SpawnPath {
     pub fn of_trigger(trigger: &str) -> Self {
         if trigger.starts_with("cron") {
             Self::Cron
-        } else if trigger.starts_with("event") || trigger.starts_with("on") {
+        } else if trigger.starts_with("event") {
             Self::Event
         } else {
             Self::Manual
@@ -366,6 +366,9 @@ pub struct Context<'a> {
     /// For a hire: whether new agents wait for a human's approval
     /// (`require_approval_for_new_agents`).
     pub hire_needs_approval: bool,
+    /// For a hire: what it would grant that the hirer does not hold itself (capabilities,
+    /// secrets, permissions), in words; granting is a human's decision.
+    pub hire_grants: Option<&'a str>,
 }
 
 /// `.sf/policy.toml`, parsed and checked.
@@ -692,6 +695,16 @@ pub fn decide(
                 )
             } else if ctx.hire_needs_approval {
                 Decision::NeedsApproval(ApprovalKind::HireAgent)
+            } else if let Some(grants) = ctx.hire_grants {
+                deny(
+                    Code::HumanRequired,
+                    format!(
+                        "the hire would grant {grants}, which agent `{agent}` does not hold; \
+                         granting is a human's decision"
+                    ),
+                    "hire without them, or ask a human to register the agent",
+                    "human-only",
+                )
             } else {
                 Decision::Allow
             }
@@ -923,6 +936,12 @@ mod tests {
         );
         c.can_create_agents = true;
         assert!(decide(Ok(&p), Actor::Agent("w"), Action::HireAgent, &s, &c).is_allow());
+        c.hire_grants = Some("the secret API_KEY");
+        assert_eq!(
+            code(decide(Ok(&p), Actor::Agent("w"), Action::HireAgent, &s, &c)),
+            Some(Code::HumanRequired),
+            "an agent grants nothing it does not hold without a human"
+        );
         c.hire_needs_approval = true;
         assert_eq!(
             decide(Ok(&p), Actor::Agent("w"), Action::HireAgent, &s, &c),
@@ -1106,6 +1125,16 @@ mod tests {
         assert!(e.to_string().contains("fax"), "{e}");
         let e = Policy::parse("version = [\n", "p").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn steward_triggers_name_their_spawn_path() {
+        assert_eq!(SpawnPath::of_trigger("cron: */5 * * * *"), SpawnPath::Cron);
+        assert_eq!(
+            SpawnPath::of_trigger("event: task_created"),
+            SpawnPath::Event
+        );
+        assert_eq!(SpawnPath::of_trigger("manual"), SpawnPath::Manual);
     }
 
     #[test]

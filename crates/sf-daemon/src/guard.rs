@@ -128,10 +128,11 @@ pub(crate) fn denied(d: &Denial, requires_approval: bool) -> ProtoError {
 /// are read first. A denial is recorded as `request_denied` and returned as the error.
 pub(crate) fn check_request(
     store: &mut Store,
-    policy: Result<&Policy, &PolicyError>,
+    config: &crate::Config,
     actor: &str,
     req: &Request,
 ) -> Result<(), StoreError> {
+    let policy = config.policy.as_ref();
     let action = action_of(req);
     let who = Actor::parse(actor);
     let approval = approval_of(req);
@@ -154,13 +155,21 @@ pub(crate) fn check_request(
     } else {
         None
     };
+    let grants = match (req, &spec) {
+        (Request::HireAgent { spec: hired }, Some(hirer)) => beyond(hired, hirer),
+        (Request::HireAgent { spec: hired }, None) => {
+            beyond(hired, &sf_proto::AgentSpec::default())
+        }
+        _ => None,
+    };
     let ctx = Context {
         role: spec.as_ref().map(|s| s.role),
         capabilities: spec.as_ref().map_or(&[], |s| s.capabilities.as_slice()),
         can_create_agents: spec
             .as_ref()
             .is_some_and(sf_proto::AgentSpec::can_create_agents),
-        hire_needs_approval: false,
+        hire_needs_approval: config.require_approval_for_new_agents,
+        hire_grants: grants.as_deref(),
     };
     let subject = Subject {
         owner: owner.as_deref(),
@@ -191,6 +200,27 @@ pub(crate) fn check_request(
             Err(StoreError::Denied(denied(&d, false)))
         }
     }
+}
+
+/// What a hired agent's spec grants beyond what its hirer holds, in words.
+fn beyond(hired: &sf_proto::AgentSpec, hirer: &sf_proto::AgentSpec) -> Option<String> {
+    let mut more: Vec<String> = hired
+        .capabilities
+        .iter()
+        .filter(|c| !hirer.capabilities.contains(c))
+        .map(|c| format!("the capability `{c}`"))
+        .chain(
+            hired
+                .secrets
+                .iter()
+                .filter(|s| !hirer.secrets.contains(s))
+                .map(|s| format!("the secret `{s}`")),
+        )
+        .collect();
+    if hired.permissions.can_create_agents == Some(true) && !hirer.can_create_agents() {
+        more.push("`can_create_agents`".to_owned());
+    }
+    (!more.is_empty()).then(|| more.join(", "))
 }
 
 /// Decides one spawn: `Err` with the denial when the policy is unusable or a spawn rule

@@ -514,9 +514,7 @@ impl Owner {
         let config = self.config.clone();
         let (actor, request) = (actor.to_owned(), request.clone());
         match self
-            .store_call(move |s| {
-                crate::guard::check_request(s, config.policy.as_ref(), &actor, &request)
-            })
+            .store_call(move |s| crate::guard::check_request(s, &config, &actor, &request))
             .await
         {
             Ok((Ok(()), _)) => Ok(()),
