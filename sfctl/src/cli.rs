@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, approval, daemon, demo, dep, docs, events, gc, init, logs, message, mr, plan, playbook,
-    push, steward, task,
+    agent, approval, daemon, demo, dep, docs, events, gc, guard, init, logs, message, mr, plan,
+    playbook, push, steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -65,6 +65,8 @@ Examples:
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
     Adapters(approval::AdaptersArgs),
+    #[command(subcommand)]
+    Guard(guard::GuardCommand),
     #[command(subcommand)]
     Task(task::TaskCommand),
     #[command(subcommand)]

@@ -8,6 +8,7 @@ pub mod dep;
 pub mod docs;
 pub mod events;
 pub mod gc;
+pub mod guard;
 pub mod init;
 pub mod logs;
 pub mod message;

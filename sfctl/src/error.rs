@@ -18,6 +18,9 @@ pub enum CliErrorKind {
     Internal,
     /// Stdout was closed under us (`sfctl task list | head`). Exit 0, silently.
     BrokenPipe,
+    /// `sfctl guard check` blocks the tool call (a denial, or anything that kept the guard
+    /// from answering). Exit 2: what agent CLIs' hooks read as "block".
+    Blocked,
 }
 
 /// An error with hints, printed as `error: …` and `hint: …` lines.
@@ -52,6 +55,11 @@ impl CliError {
             causes: Vec::new(),
             result_printed: false,
         }
+    }
+
+    /// A tool call blocked by `sfctl guard check` (exit 2), with the reason for the model.
+    pub fn blocked(message: impl Into<String>) -> Self {
+        Self::new(CliErrorKind::Blocked, "blocked", message)
     }
 
     /// A mistake in the user's input that we detect before asking the daemon.
@@ -132,6 +140,7 @@ impl CliError {
             CliErrorKind::Unreachable => ExitCode::from(3),
             CliErrorKind::Internal => ExitCode::from(255),
             CliErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            CliErrorKind::Blocked => ExitCode::from(2),
         }
     }
 

@@ -18,6 +18,8 @@
 //! `handoff NOTE`, `sfctl ARGS...` (must succeed), `sfctl-disguised ARGS...` (the same with
 //! `SF_AGENT` and `SF_RUN` removed and `USER=root`), `sfctl-fails ARGS...` (must fail), `sfctl-denied CODE ARGS...` (disguised too, must be
 //! refused by the guard: exit 1, `--json` error of kind `denied` with that code),
+//! `guard-allows TOOL COMMAND` / `guard-blocks TOOL COMMAND` (what a CLI's pre-call hook
+//! does: `sfctl guard check` with the call on stdin must exit 0 / 2),
 //! `git ARGS...` (must succeed), `git-fails ARGS...` (must fail; e.g. a conflicting merge).
 //! In `sfctl` arguments, `$data.KEY` is a steward's data field and `$NAME` an environment
 //! variable; in `write`/`append` paths and text, `${NAME}` is an environment variable.
@@ -418,6 +420,44 @@ fn main() -> ExitCode {
                 let prompt = std::fs::read_to_string(&file).unwrap_or_default();
                 if !prompt.contains(&unescape(rest)) {
                     return fail(&format!("prompt does not contain {rest:?}"));
+                }
+            }
+            "guard-allows" | "guard-blocks" => {
+                // what a CLI's pre-call hook does: the call on stdin to `sfctl guard check`
+                let (tool, input) = rest.split_once(' ').unwrap_or((rest, ""));
+                let n = std::process::id();
+                let hook = serde_json::json!({
+                    "hook_event_name": "PreToolUse",
+                    "tool_name": tool,
+                    "tool_input": {"command": unescape(input)},
+                    "tool_use_id": format!("toolu_fake_{n}_{}", input.len()),
+                });
+                let bin = std::env::var("SF_SFCTL").unwrap_or_else(|_| "sfctl".into());
+                let out = Command::new(bin)
+                    .args(["guard", "check"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .and_then(|mut child| {
+                        use std::io::Write as _;
+                        if let Some(mut stdin) = child.stdin.take() {
+                            stdin.write_all(hook.to_string().as_bytes())?;
+                        }
+                        child.wait_with_output()
+                    });
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) => return fail(&format!("failed to run sfctl guard check: {e}")),
+                };
+                let want = if cmd == "guard-allows" { 0 } else { 2 };
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                if out.status.code() != Some(want) {
+                    return fail(&format!(
+                        "sfctl guard check for {tool} {input:?} exited {:?}, not {want}: {}",
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
                 }
             }
             "sfctl-denied" => {

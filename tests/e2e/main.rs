@@ -21,6 +21,7 @@ mod faults;
 mod guard;
 mod init;
 mod layering;
+mod ledger;
 mod logs;
 mod merge;
 mod messages;

@@ -16,6 +16,27 @@ use super::{
     limit, note_session,
 };
 
+/// The hooks sf installs: before each tool call, `sfctl guard check` (sfd decides and
+/// records the call). Claude Code runs the tool when a hook exits with anything but 2 or
+/// times out, so the command turns every failure into 2 (`|| exit 2`: an `sfctl` that
+/// cannot start, a crash) and its timeout outlasts the guard's own deadline (a held call
+/// waits for a human up to the policy's `hold_timeout`).
+pub(super) fn hook_settings() -> String {
+    serde_json::json!({
+        "hooks": {
+            "PreToolUse": [{
+                "matcher": "*",
+                "hooks": [{
+                    "type": "command",
+                    "command": "\"$SF_SFCTL\" guard check --deadline 2h || exit 2",
+                    "timeout": 7800,
+                }],
+            }],
+        },
+    })
+    .to_string()
+}
+
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
     let mut args: Vec<String> = [
         "-p",
@@ -26,6 +47,14 @@ pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
+    // sf's hooks, and only them: with no setting sources the agent cannot turn them off
+    // (`disableAllHooks`) or add its own through the user's or the project's settings
+    args.extend([
+        "--settings".to_owned(),
+        hook_settings(),
+        "--setting-sources".to_owned(),
+        String::new(),
+    ]);
     if let Some(model) = opts.model {
         args.extend(["--model".to_owned(), model.to_owned()]);
     }

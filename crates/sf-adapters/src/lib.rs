@@ -15,7 +15,7 @@
 //!
 //! | adapter    | command line (before the optional per-agent prefix replaces the program) |
 //! |------------|----------------------------------------------------------------------------|
-//! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions [--model M] [--effort E] [--resume S]` |
+//! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions --settings HOOKS --setting-sources "" [--model M] [--effort E] [--resume S]` |
 //! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check -c allow_login_shell=false [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
 //! | `opencode` | `opencode run --format json --model PROVIDER/MODEL [--variant E] [--session S]` (the model is required) |
 //! | `command`  | the configured command line, split into words without a shell              |

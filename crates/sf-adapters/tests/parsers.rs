@@ -390,12 +390,29 @@ fn claude_argv() {
             "--output-format",
             "stream-json",
             "--verbose",
-            "--dangerously-skip-permissions"
+            "--dangerously-skip-permissions",
+            "--settings",
+            l.args[6].as_str(),
+            "--setting-sources",
+            ""
         ]
+    );
+    // the guard's hook before every tool call, failing closed: any failure is exit 2
+    let settings: serde_json::Value = serde_json::from_str(&l.args[6]).expect("JSON settings");
+    let hook = &settings["hooks"]["PreToolUse"][0];
+    assert_eq!(hook["matcher"], "*");
+    let command = hook["hooks"][0]["command"].as_str().unwrap_or_default();
+    assert!(
+        command.contains("guard check") && command.ends_with("|| exit 2"),
+        "{command}"
+    );
+    assert!(
+        hook["hooks"][0]["timeout"].as_u64() > Some(2 * 3600),
+        "outlasts the guard's deadline"
     );
     let l = build(&full(Adapter::Claude));
     assert_eq!(
-        strs(&l.args)[5..],
+        strs(&l.args)[9..],
         [
             "--model",
             "local/some-model",

@@ -145,6 +145,12 @@ impl Client {
         self.reader.get_ref().set_recv_timeout(timeout)
     }
 
+    /// How long [`Client::request`] waits for a reply (`SF_REPLY_TIMEOUT`, 120 s by default):
+    /// a guard check that a human may hold waits longer.
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.reply_timeout = timeout;
+    }
+
     /// Sends one request and reads its response. A refusal becomes [`ClientError::Refused`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
         self.send(request)?;

@@ -234,6 +234,8 @@ actions! {
     CancelApproval = "approval.cancel",
     /// Change a steward's schedule (its triggers).
     ChangeSchedule = "agent.schedule",
+    /// Ask the guard about one of one's own run's tool calls (the lease is checked).
+    CheckToolCall = "tool.check",
 }
 
 /// What is durable and decided by a person: an agent asking gets `HUMAN_REQUIRED`, and no
@@ -378,6 +380,8 @@ pub struct Policy {
     pub grants: BTreeMap<Role, Vec<Grant>>,
     /// Spawn rules, in file order; the first that matches denies.
     pub spawn_deny: Vec<SpawnRule>,
+    /// What each tool call is answered (`[tools]`).
+    pub tools: crate::tools::ToolRules,
 }
 
 /// A grant to a role: an action, or `task.others` (anything on another agent's task).
@@ -427,10 +431,8 @@ struct RawPolicy {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     spawn: RawSpawn,
-    /// Reserved for the tool rules of each call (issue 15); accepted and kept for later.
     #[serde(default)]
-    #[allow(dead_code)]
-    tools: Option<toml::Value>,
+    tools: crate::tools::RawTools,
 }
 
 #[derive(Deserialize, Default)]
@@ -544,7 +546,12 @@ impl Policy {
                 reason: r.reason,
             });
         }
-        Ok(Self { grants, spawn_deny })
+        let tools = raw.tools.compile().map_err(invalid)?;
+        Ok(Self {
+            grants,
+            spawn_deny,
+            tools,
+        })
     }
 
     fn grants(&self, role: Option<Role>, grant: Grant) -> bool {
@@ -655,7 +662,7 @@ pub fn decide(
             Decision::Allow
         }
         Action::CommentApproval => Decision::Allow,
-        Action::CompleteTask | Action::HandoffTask => Decision::Allow,
+        Action::CompleteTask | Action::HandoffTask | Action::CheckToolCall => Decision::Allow,
         Action::Push => {
             if ctx.capabilities.contains(&Capability::Push) {
                 Decision::Allow

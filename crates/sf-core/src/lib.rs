@@ -17,3 +17,4 @@ pub mod recovery;
 pub mod redact;
 pub mod staffing;
 pub mod status;
+pub mod tools;

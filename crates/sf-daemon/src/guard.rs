@@ -40,7 +40,11 @@ pub(crate) fn action_of(req: &Request) -> Action {
         | R::ShowMessage { .. }
         | R::ListAdapters
         | R::ListApprovals { .. }
-        | R::ShowApproval { .. } => Action::Read,
+        | R::ShowApproval { .. }
+        | R::AgentToolCalls { .. }
+        | R::AgentRuns { .. }
+        | R::AgentCard { .. } => Action::Read,
+        R::GuardToolCall { .. } => Action::CheckToolCall,
         R::Shutdown => Action::StopDaemon,
         R::ReloadConfig => Action::ReloadConfig,
         R::Gc { .. } => Action::Gc,

@@ -428,7 +428,7 @@ impl Store {
         Ok(())
     }
 
-    fn runs_where(
+    pub(crate) fn runs_where(
         &self,
         cond: &str,
         arg: rusqlite::types::Value,

@@ -9,6 +9,7 @@ mod egress;
 mod error;
 mod events;
 mod gc;
+mod ledger;
 mod logs;
 mod messages;
 mod mr_actions;
@@ -32,6 +33,7 @@ use sf_proto::AuditEvent;
 
 pub use error::StoreError;
 pub use gc::Holder;
+pub use ledger::{GuardRun, NewToolCall};
 pub use mrs::{MergeFailure, MergeJob};
 pub use pauses::AdapterPause;
 pub use pushes::PushRecord;
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_agent_trouble.sql"),
     include_str!("migrations/0007_egress.sql"),
     include_str!("migrations/0008_guard.sql"),
+    include_str!("migrations/0009_ledger.sql"),
 ];
 
 /// The schema version this build writes.

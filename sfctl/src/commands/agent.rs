@@ -153,6 +153,46 @@ Examples:
         #[arg(long, conflicts_with = "name")]
         all: bool,
     },
+    /// Show an agent's tool calls and the guard's decisions, newest first
+    #[command(after_help = "\
+Examples:
+  sfctl agent tool-calls w1
+  sfctl agent tool-calls w1 --run 42 --denied-only
+  sfctl agent tool-calls w1 --held-only --json")]
+    ToolCalls {
+        /// The agent's name
+        name: String,
+        /// Only this run's calls
+        #[arg(long, value_name = "N")]
+        run: Option<i64>,
+        /// Only calls held for a human
+        #[arg(long)]
+        held_only: bool,
+        /// Only denied calls
+        #[arg(long)]
+        denied_only: bool,
+        /// Show at most this many
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show an agent's runs: outcome, tool calls, held and denied, tokens and cost
+    #[command(after_help = "\
+Examples:
+  sfctl agent runs w1
+  sfctl agent runs w1 --json | jq '.[] | {id, denied}'")]
+    Runs {
+        /// The agent's name
+        name: String,
+    },
+    /// Show an agent's Trust Card: its runs, spend, calls and denials over its life
+    #[command(after_help = "\
+Examples:
+  sfctl agent card w1
+  sfctl agent card w1 --json")]
+    Card {
+        /// The agent's name
+        name: String,
+    },
     /// Remove an agent (refused while it has live work)
     #[command(after_help = "\
 Examples:
@@ -477,6 +517,33 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
                 Ok(())
             })
         }
+        AgentCommand::ToolCalls {
+            name,
+            run,
+            held_only,
+            denied_only,
+            limit,
+        } => {
+            let resp = ctx.request(&Request::AgentToolCalls {
+                name,
+                run,
+                held_only,
+                denied_only,
+                limit: Some(limit),
+            })?;
+            let calls = expect_response!(resp, Response::ToolCalls(c) => c);
+            ctx.ui.emit(&calls, |ui, calls| tool_calls_table(ui, calls))
+        }
+        AgentCommand::Runs { name } => {
+            let resp = ctx.request(&Request::AgentRuns { name, limit: None })?;
+            let runs = expect_response!(resp, Response::AgentRuns(r) => r);
+            ctx.ui.emit(&runs, |ui, runs| runs_table(ui, runs))
+        }
+        AgentCommand::Card { name } => {
+            let resp = ctx.request(&Request::AgentCard { name })?;
+            let card = expect_response!(resp, Response::TrustCard(c) => c);
+            ctx.ui.emit(&card, |ui, card| ui.line(card_text(card)))
+        }
         AgentCommand::List => {
             let resp = ctx.request(&Request::ListAgents)?;
             let agents = expect_response!(resp, Response::Agents(a) => a);
@@ -528,6 +595,99 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             }
         }
     }
+}
+
+fn decision_color(decision: &str) -> Option<Color> {
+    match decision {
+        "allow" | "held_approved" => Some(Color::Green),
+        "hold" => Some(Color::Yellow),
+        _ => Some(Color::Red),
+    }
+}
+
+fn tool_calls_table(ui: &mut Ui, calls: &[sf_proto::ToolCallRecord]) -> CliResult {
+    if calls.is_empty() {
+        return ui.line("no tool calls recorded");
+    }
+    let now = chrono::Utc::now();
+    let rows = calls
+        .iter()
+        .map(|c| {
+            vec![
+                ui.cell(time::relative(c.at, now), None),
+                ui.cell(c.run, None),
+                ui.cell(&c.tool, None),
+                ui.cell(&c.decision, decision_color(&c.decision)),
+                ui.cell(&c.summary, None),
+                ui.cell(&c.rule, None),
+            ]
+        })
+        .collect();
+    ui.table(&["WHEN", "RUN", "TOOL", "DECISION", "INPUT", "RULE"], rows)
+}
+
+fn runs_table(ui: &mut Ui, runs: &[sf_proto::RunLedger]) -> CliResult {
+    if runs.is_empty() {
+        return ui.line("no runs");
+    }
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let usage = r.run.usage.clone().unwrap_or_default();
+            vec![
+                ui.cell(r.run.id, None),
+                ui.cell(or_dash(r.run.task.as_ref()), None),
+                ui.cell(or_dash(r.run.outcome.as_deref()), None),
+                ui.cell(r.tool_calls, None),
+                ui.cell(r.held, None),
+                ui.cell(r.denied, (r.denied > 0).then_some(Color::Red)),
+                ui.cell(usage.input_tokens + usage.output_tokens, None),
+                ui.cell(
+                    usage
+                        .cost_usd
+                        .map_or_else(|| "-".to_owned(), |c| format!("${c:.4}")),
+                    None,
+                ),
+            ]
+        })
+        .collect();
+    ui.table(
+        &[
+            "RUN", "TASK", "OUTCOME", "CALLS", "HELD", "DENIED", "TOKENS", "COST",
+        ],
+        rows,
+    )
+}
+
+fn card_text(c: &sf_proto::TrustCard) -> String {
+    let runs = if c.runs.is_empty() {
+        "none".to_owned()
+    } else {
+        c.runs
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    key_values(&[
+        ("agent", c.agent.clone()),
+        ("runs", runs),
+        (
+            "tool calls",
+            format!("{} ({} denied, {} held)", c.tool_calls, c.denied, c.held),
+        ),
+        ("requests denied", c.requests_denied.to_string()),
+        ("egress denied", c.egress_denied.to_string()),
+        ("tokens", c.tokens.to_string()),
+        ("cost", format!("${:.4}", c.cost_usd)),
+        (
+            "guard latency",
+            c.guard_median_us.map_or_else(
+                || "-".to_owned(),
+                |us| format!("{:.2} ms median", us as f64 / 1000.0),
+            ),
+        ),
+    ])
 }
 
 /// One agent's configuration as key: value lines.

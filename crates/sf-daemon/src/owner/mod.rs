@@ -18,6 +18,7 @@ mod router;
 mod runs;
 mod status;
 mod stewards;
+mod tools;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -125,6 +126,9 @@ pub(crate) struct Owner {
     /// Dispatch's spawn denials already recorded (one `spawn_denied` per agent and path
     /// until the policy changes, not one a tick).
     spawn_denials_noted: HashSet<(String, sf_core::guard::SpawnPath)>,
+    /// Tool calls held for a human, by approval id: answered when it is decided or its
+    /// `hold_timeout` passes.
+    held: HashMap<i64, tools::HeldCall>,
 }
 
 impl Owner {
@@ -174,6 +178,7 @@ impl Owner {
             tidying: false,
             recovered: None,
             spawn_denials_noted: HashSet::new(),
+            held: HashMap::new(),
         };
         (handle, owner)
     }
@@ -380,6 +385,9 @@ impl Owner {
         }
         if self.tick_due {
             self.record_unrecorded().await;
+            if !self.held.is_empty() {
+                self.expire_held().await;
+            }
         }
         let now = chrono::Utc::now();
         self.paused.retain(|_, (until, _)| *until > now);

@@ -180,6 +180,55 @@ impl Owner {
                 false
             }
 
+            // tool calls and the ledger
+            Request::GuardToolCall {
+                token,
+                source,
+                tool,
+                call_id,
+                input,
+            } => {
+                let ask = super::tools::Ask {
+                    token,
+                    source,
+                    tool,
+                    call_id,
+                    input,
+                };
+                self.guard_tool_call(&actor, ask, reply).await
+            }
+            Request::AgentToolCalls {
+                name,
+                run,
+                held_only,
+                denied_only,
+                limit,
+            } => {
+                let limit = limit.unwrap_or(50).clamp(1, 10_000);
+                self.on_store(reply, move |s| {
+                    Ok(Response::ToolCalls(s.list_tool_calls(
+                        &name,
+                        run,
+                        held_only,
+                        denied_only,
+                        limit,
+                    )?))
+                })
+                .await
+            }
+            Request::AgentRuns { name, limit: _ } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::AgentRuns(s.agent_runs(&name)?))
+                })
+                .await
+            }
+            Request::AgentCard { name } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::TrustCard(s.trust_card(&name)?))
+                })
+                .await
+            }
+
             // approvals
             Request::ListApprovals { status } => {
                 self.on_store(reply, move |s| {
@@ -534,21 +583,36 @@ impl Owner {
         note: Option<String>,
         patch: AgentPatch,
     ) -> bool {
-        let changed = self
-            .on_store(reply, move |s| {
-                Ok(Response::Approval(Box::new(s.move_approval(
-                    &actor,
-                    id,
-                    m,
-                    note.as_deref(),
-                    &patch,
-                )?)))
+        let r = self
+            .store_call(move |s| {
+                crate::requests::on_store_thread(s, |s| {
+                    Ok(Response::Approval(Box::new(s.move_approval(
+                        &actor,
+                        id,
+                        m,
+                        note.as_deref(),
+                        &patch,
+                    )?)))
+                })
             })
             .await;
-        if changed {
-            self.tick_due = true;
+        match r {
+            Ok((response, changed)) => {
+                // a held tool call waits on this approval: answer it now
+                if let Response::Approval(d) = &response {
+                    self.settle_held(d.approval.id, d.approval.status).await;
+                }
+                reply.send(response);
+                if changed {
+                    self.tick_due = true;
+                }
+                changed
+            }
+            Err(e) => {
+                reply.send(internal(e));
+                false
+            }
         }
-        changed
     }
 
     /// Runs a request's handler on the store thread and sends its response. Returns

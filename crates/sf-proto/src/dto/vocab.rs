@@ -185,6 +185,10 @@ wire_enum!(
         /** `approval_resubmitted` */ ApprovalResubmitted = "approval_resubmitted",
         /** `approval_cancelled` */ ApprovalCancelled = "approval_cancelled",
         /** `approval_commented` */ ApprovalCommented = "approval_commented",
+        /** `tool_call_denied`: the guard refused a tool call */ ToolCallDenied = "tool_call_denied",
+        /** `tool_call_held`: a tool call waits for a human */ ToolCallHeld = "tool_call_held",
+        /** `run_cancelled`: a run stopped because its task or plan was cancelled */
+        RunCancelled = "run_cancelled",
     }
 );
 
@@ -205,6 +209,7 @@ wire_enum!(
         /** A new agent asked for by an agent (`sfctl agent hire`). */ HireAgent = "hire_agent",
         /** A merge request held for approval. */ MergeRequest = "merge_request",
         /** An approval gate a task awaits. */ Gate = "gate",
+        /** A tool call held by the policy. */ ToolCall = "tool_call",
     }
 );
 

@@ -445,6 +445,52 @@ pub enum Request {
         /// Its id.
         id: i64,
     },
+    /// A run's CLI is about to make a tool call (`sfctl guard check`, from its hook): allow
+    /// or deny, recorded in the ledger; a held call is answered once a human decides.
+    GuardToolCall {
+        /// The run's lease token (`SF_RUN`).
+        token: String,
+        /// `hook` for a CLI's pre-call hook.
+        source: String,
+        /// The tool, in Claude Code's names.
+        tool: String,
+        /// The CLI's id of the call.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// The tool's input.
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    /// An agent's tool calls, newest first.
+    AgentToolCalls {
+        /// The agent.
+        name: String,
+        /// Only this run's.
+        #[serde(default)]
+        run: Option<i64>,
+        /// Only held calls.
+        #[serde(default)]
+        held_only: bool,
+        /// Only denied calls.
+        #[serde(default)]
+        denied_only: bool,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// An agent's runs with their ledger counts, newest first.
+    AgentRuns {
+        /// The agent.
+        name: String,
+        /// At most this many.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// An agent's Trust Card.
+    AgentCard {
+        /// The agent.
+        name: String,
+    },
 }
 
 /// A response. Each request gets exactly one, except `FollowEvents`.
@@ -532,6 +578,14 @@ pub enum Response {
     Approval(Box<ApprovalDetail>),
     /// Approvals.
     Approvals(Vec<ApprovalInfo>),
+    /// A guard check's answer.
+    ToolAnswer(ToolAnswer),
+    /// Tool calls.
+    ToolCalls(Vec<ToolCallRecord>),
+    /// Runs with their ledger counts.
+    AgentRuns(Vec<RunLedger>),
+    /// A Trust Card.
+    TrustCard(TrustCard),
     /// A refusal.
     Error(ProtoError),
 }

@@ -1,0 +1,218 @@
+//! Tool calls: the guard's answer to each call an agent's CLI is about to make
+//! (`Request::GuardToolCall`, from `sfctl guard check` in the CLI's hook), recorded in the
+//! ledger; held calls parked until a human decides their approval or `hold_timeout` passes.
+
+use std::time::{Duration, Instant};
+
+use sf_core::tools::{ToolCall, ToolDecision, ToolVerdict};
+use sf_proto::{ErrorKind, ProtoError, Response, ToolAnswer};
+use sf_store::{GuardRun, NewToolCall, StoreError};
+
+use super::{Owner, internal};
+use crate::mailbox::Reply;
+
+/// A held call waiting for a human: its ledger record, the hook's reply, the deadline.
+pub(super) struct HeldCall {
+    record: i64,
+    reply: Reply,
+    deadline: Instant,
+}
+
+/// One call a run's hook asks about (`Request::GuardToolCall`).
+pub(super) struct Ask {
+    pub token: String,
+    pub source: String,
+    pub tool: String,
+    pub call_id: Option<String>,
+    pub input: serde_json::Value,
+}
+
+/// How much of a call's input the ledger keeps.
+const SUMMARY_MAX: usize = 200;
+
+/// What the ledger keeps of a call's input: keys redacted, one line, cut short.
+fn summary(input: &str) -> String {
+    let one_line = input.replace(['\n', '\r'], " ");
+    let red = sf_core::redact::command(&one_line);
+    match red.char_indices().nth(SUMMARY_MAX) {
+        Some((i, _)) => format!("{}…", &red[..i]),
+        None => red,
+    }
+}
+
+impl Owner {
+    /// Decides one tool call and records it; a held call is answered later.
+    pub(super) async fn guard_tool_call(&mut self, actor: &str, ask: Ask, reply: Reply) -> bool {
+        let Ask {
+            token,
+            source,
+            tool,
+            call_id,
+            input,
+        } = ask;
+        let started = Instant::now();
+        let config = self.config.clone();
+        let actor = actor.to_owned();
+        let decided = self
+            .store_call(move |s| {
+                let run = s.guard_run(&token)?;
+                if let Some(a) = actor.strip_prefix("agent:")
+                    && a != run.agent
+                {
+                    return Err(StoreError::Denied(
+                        ProtoError::new(
+                            ErrorKind::Denied,
+                            format!(
+                                "this lease is {}'s, but the caller is agent `{a}`",
+                                run.agent
+                            ),
+                        )
+                        .with_code("PERMISSION_DENIED"),
+                    ));
+                }
+                let spec = s.agent_spec(&run.agent)?.unwrap_or_default();
+                let text = sf_core::tools::input_text(&input);
+                let verdict = match config.policy.as_ref() {
+                    Ok(p) => p.tools.decide(
+                        &ToolCall {
+                            tool: &tool,
+                            input: &text,
+                        },
+                        &spec.capabilities,
+                    ),
+                    Err(e) => ToolVerdict {
+                        decision: ToolDecision::Deny,
+                        rule: "policy".into(),
+                        reason: format!("POLICY_MISSING: {e}"),
+                    },
+                };
+                let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let (id, approval) = s.record_tool_call(&NewToolCall {
+                    run: &run,
+                    source: &source,
+                    tool: &tool,
+                    call_id: call_id.as_deref(),
+                    summary: &summary(&text),
+                    decision: verdict.decision.as_str(),
+                    rule: &verdict.rule,
+                    reason: &verdict.reason,
+                    latency_us,
+                })?;
+                Ok::<(GuardRun, i64, ToolVerdict, Option<i64>), StoreError>((
+                    run, id, verdict, approval,
+                ))
+            })
+            .await;
+        match decided {
+            Ok((Ok((_, id, verdict, approval)), changed)) => {
+                match (verdict.decision, approval) {
+                    (ToolDecision::Hold, Some(approval)) => {
+                        let wait = self
+                            .config
+                            .policy
+                            .as_ref()
+                            .map_or(Duration::ZERO, |p| p.tools.hold_timeout);
+                        self.held.insert(
+                            approval,
+                            HeldCall {
+                                record: id,
+                                reply,
+                                deadline: Instant::now() + wait,
+                            },
+                        );
+                    }
+                    (decision, _) => reply.send(Response::ToolAnswer(ToolAnswer {
+                        allow: decision == ToolDecision::Allow,
+                        decision: decision.as_str().to_owned(),
+                        reason: verdict.reason,
+                        record: id,
+                    })),
+                }
+                changed
+            }
+            Ok((Err(e), _)) => {
+                reply.send(Response::Error(e.into()));
+                false
+            }
+            Err(e) => {
+                reply.send(internal(e));
+                false
+            }
+        }
+    }
+
+    /// Answers the held call of `approval`, if one waits: run on approval, blocked on
+    /// rejection or cancellation.
+    pub(super) async fn settle_held(&mut self, approval: i64, status: sf_proto::ApprovalStatus) {
+        use sf_proto::ApprovalStatus as S;
+        let (decision, allow, reason) = match status {
+            S::Approved => ("held_approved", true, "approved by a human".to_owned()),
+            S::Rejected => ("held_denied", false, "a human refused this call".to_owned()),
+            S::Cancelled => ("held_denied", false, "the hold was withdrawn".to_owned()),
+            S::Pending | S::RevisionRequested => return,
+        };
+        let Some(held) = self.held.remove(&approval) else {
+            return;
+        };
+        self.answer_held(held, decision, allow, reason).await;
+    }
+
+    /// Denies the held calls whose time ran out, and cancels their approvals.
+    pub(super) async fn expire_held(&mut self) {
+        let now = Instant::now();
+        let due: Vec<i64> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.deadline <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for approval in due {
+            let Some(held) = self.held.remove(&approval) else {
+                continue;
+            };
+            let r = self
+                .store_call(move |s| {
+                    s.move_approval(
+                        "daemon",
+                        approval,
+                        sf_core::approval::Move::Cancel,
+                        Some("no human approved it within hold_timeout"),
+                        &sf_proto::AgentPatch::default(),
+                    )
+                })
+                .await;
+            if let Ok((Err(e), _)) = r {
+                tracing::warn!(approval, error = %e, "could not cancel a timed-out hold");
+            }
+            self.answer_held(
+                held,
+                "held_timed_out",
+                false,
+                "no human approved this call within hold_timeout".to_owned(),
+            )
+            .await;
+        }
+    }
+
+    async fn answer_held(
+        &mut self,
+        held: HeldCall,
+        decision: &'static str,
+        allow: bool,
+        reason: String,
+    ) {
+        let (record, r2) = (held.record, reason.clone());
+        if let Err(e) = self
+            .store_call(move |s| s.settle_held_call(record, decision, &r2))
+            .await
+        {
+            tracing::error!(error = %e, "failed to record a held call's end");
+        }
+        held.reply.send(Response::ToolAnswer(ToolAnswer {
+            allow,
+            decision: decision.to_owned(),
+            reason,
+            record,
+        }));
+    }
+}

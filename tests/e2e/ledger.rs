@@ -1,0 +1,189 @@
+//! Every tool call guarded and recorded: a run's pre-call hook (`sfctl guard check`, as the
+//! fake agent plays it; the real CLIs' hooks are in `real_cli`) is answered by the policy's
+//! tool rules, each call is a ledger row with its decision and rule, a held call waits for a
+//! human, and a guard that cannot answer blocks.
+
+use std::fs;
+
+use sf_proto::{ApprovalInfo, TaskStatus, ToolCallRecord};
+
+use crate::fleet::{fleet, script, wait_status, worker};
+use crate::harness::TestDaemon;
+
+fn calls(td: &TestDaemon, agent: &str, extra: &[&str]) -> Vec<ToolCallRecord> {
+    td.sfctl()
+        .args(["agent", "tool-calls", agent])
+        .args(extra)
+        .json()
+}
+
+/// The default policy denies `git push` (the reason reaches the model on stderr) and allows
+/// the rest; each call is in the ledger with its rule, the denial is an event, and the run
+/// list and the Trust Card count them.
+#[test]
+fn each_call_is_decided_by_the_tool_rules_and_recorded() {
+    let td = fleet("");
+    let s = script(
+        &td,
+        "w1",
+        "guard-allows Bash ls -la\n\
+         guard-blocks Bash git push origin HEAD\n\
+         guard-blocks Bash cd sub && git push\n\
+         guard-blocks Bash git commit --no-verify -m x\n\
+         guard-allows Read /etc/hostname\n\
+         write a.txt a\ncommit a\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("guarded", &[]).task.id.to_string();
+    let t = wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        t.notes
+    );
+
+    let all = calls(&td, "w1", &[]);
+    assert_eq!(all.len(), 5, "{all:#?}");
+    let newest_first: Vec<&str> = all.iter().map(|c| c.decision.as_str()).collect();
+    assert_eq!(newest_first, ["allow", "deny", "deny", "deny", "allow"]);
+    let push = &all[3];
+    assert_eq!(push.tool, "Bash");
+    assert_eq!(push.summary, "git push origin HEAD");
+    assert_eq!(push.rule, "tools.rules[0] Bash(git push*)");
+    assert!(push.reason.contains("do not push"), "{push:?}");
+    assert_eq!(
+        push.task.as_ref().map(ToString::to_string),
+        Some(id.clone())
+    );
+    assert_eq!(push.source, "hook");
+    let denied = calls(&td, "w1", &["--denied-only"]);
+    assert_eq!(denied.len(), 3);
+    let run = t.runs[0].id.0.to_string();
+    assert_eq!(calls(&td, "w1", &["--run", &run]).len(), 5);
+    assert!(calls(&td, "w1", &["--run", "99999"]).is_empty());
+
+    let events: Vec<_> = td
+        .events(&[])
+        .into_iter()
+        .filter(|e| e.action == "tool_call_denied")
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0].actor, "agent:w1");
+
+    let runs: Vec<sf_proto::RunLedger> = td.sfctl().args(["agent", "runs", "w1"]).json();
+    assert_eq!(
+        (runs[0].tool_calls, runs[0].denied, runs[0].held),
+        (5, 3, 0)
+    );
+    let card: sf_proto::TrustCard = td.sfctl().args(["agent", "card", "w1"]).json();
+    assert_eq!((card.tool_calls, card.denied), (5, 3));
+    assert_eq!(card.runs.get("completed"), Some(&1));
+    assert!(card.guard_median_us.is_some());
+    let text = td.sfctl().args(["agent", "card", "w1"]).success();
+    assert!(text.contains("5 (3 denied, 0 held)"), "{text}");
+}
+
+/// A held call waits for a human: approved, it runs; one no human approves within
+/// `hold_timeout` is denied, and its approval cancelled.
+#[test]
+fn a_held_call_waits_for_a_human() {
+    let td = fleet("");
+    let policy = td.repo.join(".sf/policy.toml");
+    let text = fs::read_to_string(&policy).expect("policy");
+    let text = text.replace("hold_timeout = \"10m\"", "hold_timeout = \"2s\"");
+    fs::write(
+        &policy,
+        format!("{text}\n[[tools.rules]]\nmatch = \"Bash(npm publish*)\"\ndecision = \"hold\"\n"),
+    )
+    .expect("policy");
+    td.sfctl().args(["daemon", "reload"]).success();
+    let s = script(
+        &td,
+        "w1",
+        "guard-allows Bash npm publish --dry-run\n\
+         guard-blocks Bash npm publish\n\
+         write a.txt a\ncommit a\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let id = td.create_task("publishes", &[]).task.id.to_string();
+    let approval = td.wait_for("the held call's approval", || {
+        let list: Vec<ApprovalInfo> = td
+            .sfctl()
+            .args(["approval", "list", "--status", "pending"])
+            .json();
+        list.into_iter()
+            .find(|a| a.kind == sf_proto::ApprovalKind::ToolCall)
+            .ok_or(())
+    });
+    assert_eq!(approval.requested_by, "agent:w1");
+    assert_eq!(approval.payload["summary"], "npm publish --dry-run");
+    let held = calls(&td, "w1", &["--held-only"]);
+    assert_eq!(held[0].decision, "hold");
+    td.sfctl()
+        .args(["approval", "approve", &approval.id.to_string()])
+        .success();
+    // the second hold is left alone: denied after hold_timeout
+    let t = wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("completed"),
+        "{:?}",
+        t.notes
+    );
+    let held = calls(&td, "w1", &["--held-only"]);
+    let decisions: Vec<&str> = held.iter().map(|c| c.decision.as_str()).collect();
+    assert_eq!(decisions, ["held_timed_out", "held_approved"]);
+    let list: Vec<ApprovalInfo> = td.sfctl().args(["approval", "list"]).json();
+    let statuses: Vec<_> = list.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            sf_proto::ApprovalStatus::Cancelled,
+            sf_proto::ApprovalStatus::Approved
+        ]
+    );
+}
+
+/// A guard that cannot answer blocks: the socket is gone (exit 2, the reason on stderr),
+/// no lease, a lease of no live run, a malformed hook input.
+#[test]
+fn a_guard_that_cannot_answer_blocks_the_call() {
+    let td = TestDaemon::start();
+    let hook = r#"{"tool_name":"Bash","tool_input":{"command":"ls"}}"#;
+    let run = |env: &[(&str, &str)], input: &str| {
+        let mut cmd = td.sfctl().args(["guard", "check"]).command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn sfctl");
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).expect("write");
+        }
+        child.wait_with_output().expect("wait")
+    };
+    for (env, input, says) in [
+        (
+            vec![("SF_RUN", "no-such-lease")],
+            hook,
+            "unknown lease token",
+        ),
+        (vec![], hook, "SF_RUN is not set"),
+        (vec![("SF_RUN", "x")], "not json", "not JSON"),
+        (
+            vec![("SF_RUN", "x"), ("SF_SOCKET", "/nonexistent/sfd.sock")],
+            hook,
+            "blocked",
+        ),
+    ] {
+        let out = run(&env, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
+}
