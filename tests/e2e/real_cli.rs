@@ -416,3 +416,54 @@ fn codex_stalls(td: &TestDaemon) {
     );
     assert_eq!(t.attempts, 1);
 }
+
+/// Claude Code's pre-call hook asks sfd about each tool call: the model's `git push` is
+/// denied by the default policy, the model receives the guard's reason with the tool's
+/// result, the ledger records the call as denied (and the next one as allowed), and the
+/// Trust Card counts it. The task still completes.
+#[test]
+fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+    let server = ModelServer::start(&json!([
+        {"bash": "git push origin HEAD"},
+        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && sfctl task complete --summary 'added model.txt'"},
+        {"text": "Done."}
+    ]));
+    let td = workspace(&server.base_url(), true, "");
+    let id = td.create_task("add model.txt", &[]).task.id.to_string();
+    register(&td, "w1", Cli::Claude, true);
+    let t = wait_status(&td, &id, TaskStatus::Review);
+    assert_eq!(t.runs[0].agent, "w1");
+    let played = server.played();
+    assert!(played.len() >= 2, "{played:#?}");
+    let told = played[1]["last_user"].as_str().unwrap_or_default();
+    assert!(
+        told.contains("do not push"),
+        "the model's next request carries the guard's reason: {told}"
+    );
+    let calls: Vec<sf_proto::ToolCallRecord> =
+        td.sfctl().args(["agent", "tool-calls", "w1"]).json();
+    let push = calls
+        .iter()
+        .find(|c| c.summary == "git push origin HEAD")
+        .unwrap_or_else(|| panic!("the push is in the ledger: {calls:#?}"));
+    assert_eq!(
+        (push.tool.as_str(), push.decision.as_str()),
+        ("Bash", "deny")
+    );
+    assert_eq!(push.source, "hook");
+    assert!(
+        push.call_id
+            .as_deref()
+            .is_some_and(|c| c.starts_with("toolu")),
+        "{push:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.decision == "allow" && c.summary.contains("sfctl task complete")),
+        "{calls:#?}"
+    );
+    let card: sf_proto::TrustCard = td.sfctl().args(["agent", "card", "w1"]).json();
+    assert_eq!(card.denied, 1, "{card:?}");
+    assert!(card.tool_calls >= 2, "{card:?}");
+}

@@ -72,7 +72,9 @@ fn commits(cli: Cli) {
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
-    let (out, server, dir) = run(cli, &script, true, &[]);
+    // Claude Code asks sf's guard before each call (its PreToolUse hook runs
+    // `"$SF_SFCTL" guard check`): outside sfd a guard that says yes stands in for it
+    let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", "/bin/true")]);
     assert!(out.status.success(), "{out:?}");
     let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
     assert_eq!(subject.trim(), "note", "{out:?}");
@@ -114,6 +116,32 @@ fn codex_runs_a_tool_call_that_commits() {
 #[test]
 fn opencode_runs_a_tool_call_that_commits() {
     commits(Cli::Opencode);
+}
+
+/// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
+/// turns every failure of the guard into 2. A guard that fails (exit 1), is missing, or
+/// cannot be found blocks the call, and the model is told so.
+#[test]
+fn claude_blocks_the_call_when_the_guard_cannot_answer() {
+    let script = json!([
+        {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
+        {"text": "all done"}
+    ]);
+    for guard in ["/bin/false", "/nonexistent/sfctl", ""] {
+        let (out, server, dir) = run(Cli::Claude, &script, true, &[("SF_SFCTL", guard)]);
+        let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+        assert_eq!(
+            subject.trim(),
+            "initial",
+            "{guard:?}: the call ran: {out:?}"
+        );
+        let played = server.played();
+        let told = played
+            .get(1)
+            .and_then(|p| p["last_user"].as_str())
+            .unwrap_or_default();
+        assert!(told.contains("is_error"), "{guard:?}: {told}");
+    }
 }
 
 /// What each CLI prints when the API answers 401, and that it exits non-zero. Claude Code
