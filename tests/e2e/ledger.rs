@@ -187,3 +187,65 @@ fn a_guard_that_cannot_answer_blocks_the_call() {
         assert!(stderr.contains(says), "{env:?}: {stderr}");
     }
 }
+
+/// `plan cancel` stops the plan's work: its running worker is stopped (its work saved), its
+/// task in review has its merge request withdrawn, and nothing of the plan lands on `main`
+/// afterwards, even when the stopped worker's script would have gone on.
+#[test]
+fn cancelling_a_plan_stops_its_workers_and_nothing_of_it_merges() {
+    let td = crate::fleet::fleet_with("", "require_approval = true\ntest_command = \"true\"");
+    crate::fleet::steward(&td);
+    let gate = td.root.join("go");
+    let started = td.root.join("go.started");
+    let s = script(
+        &td,
+        "w1",
+        &format!(
+            "--- for held\nwrite held.txt held\ncommit held\ncomplete\n\
+             --- for running\ntouch {}\nwait-file {}\nwrite running.txt running\ncommit running\ncomplete\n",
+            started.display(),
+            gate.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--max-tasks", "2"]);
+    let plan: sf_proto::PlanDetail = td.sfctl().args(["plan", "create", "P", "--active"]).json();
+    let p = plan.plan.id.to_string();
+    let held = td.create_task("held", &["--plan", &p]).task.id.to_string();
+    crate::fleet::wait_mr(&td, &held, sf_proto::MergeState::AwaitingApproval);
+    let running = td
+        .create_task("running", &["--plan", &p])
+        .task
+        .id
+        .to_string();
+    crate::fleet::wait_started(&td, &gate, &running);
+
+    td.sfctl().args(["plan", "cancel", &p]).success();
+    let t = wait_status(&td, &running, TaskStatus::Blocked);
+    let run = td.wait_for("the worker to be stopped", || {
+        let t = td.show_task(&running);
+        match t.runs[0].outcome.clone() {
+            Some(o) => Ok(o),
+            None => Err(t.runs),
+        }
+    });
+    assert_eq!(run, "stopped", "{:?}", t.notes);
+    assert_eq!(td.show_task(&held).task.status, TaskStatus::Blocked);
+    let mr = crate::fleet::mr_of(&td, &held).expect("mr");
+    assert_eq!(mr.state, sf_proto::MergeState::Cancelled);
+    let approvals: Vec<ApprovalInfo> = td.sfctl().args(["approval", "list"]).json();
+    assert!(
+        approvals
+            .iter()
+            .all(|a| a.status == sf_proto::ApprovalStatus::Cancelled),
+        "{approvals:?}"
+    );
+    // the stopped worker's script would go on now: nothing of the plan lands
+    fs::write(&gate, "").expect("go");
+    td.wait_ticks(10);
+    for f in ["held.txt", "running.txt"] {
+        assert!(
+            !crate::fleet::git_ok(&td.repo, &["cat-file", "-e", &format!("main:{f}")]),
+            "{f} landed after the plan was cancelled"
+        );
+    }
+}

@@ -244,8 +244,43 @@ impl Store {
     }
 
     /// Cancels a plan: its tasks are never dispatched.
+    ///
+    /// The plan's work stops with it: each task in progress or in review is blocked
+    /// ("plan cancelled"), which stops its run (the owner stops the run of a task that
+    /// leaves `in_progress`, its work saved) and withdraws its merge request; its open
+    /// tasks are never ready again. A task whose merge request is being tested is left to
+    /// its test (named in the log).
     pub fn cancel_plan(&mut self, actor: &str, prefix: &str) -> Result<PlanDetail, StoreError> {
-        self.plan_transition(actor, prefix, PlanStatus::Cancelled)
+        let plan = self.resolve_plan(prefix)?;
+        self.plan_transition(actor, prefix, PlanStatus::Cancelled)?;
+        let live: Vec<Key> = self
+            .conn
+            .prepare_cached(
+                "SELECT key FROM tasks WHERE plan = ?1 AND status IN ('in_progress', 'review')",
+            )?
+            .query_map([plan.key], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for key in live {
+            let row = self.task_row(key)?;
+            let id = row.summary.id.clone();
+            if row.summary.status == TaskStatus::Review
+                && let Some((mr, sf_proto::MergeState::Testing)) = self.open_mr_of(key)?
+            {
+                tracing::warn!(task = %id, mr, "plan cancelled while its merge request is tested; left to the test");
+                continue;
+            }
+            self.set_status(
+                actor,
+                key,
+                &id,
+                &row,
+                TaskStatus::Blocked,
+                "block",
+                Some("plan cancelled"),
+                None,
+            )?;
+        }
+        self.show_plan(prefix)
     }
 
     fn plan_summaries(&self, key: Option<Key>) -> Result<Vec<(Key, PlanSummary)>, StoreError> {

@@ -754,6 +754,14 @@ pub(crate) fn cancel_open_mrs(
                 .after(json!({"state": "cancelled", "reason": reason}))
                 .append(tx, now)?,
         );
+        events.extend(crate::approvals::close_subject(
+            tx,
+            actor,
+            &format!("mr:{mr}"),
+            sf_core::approval::Move::Cancel,
+            Some(&reason),
+            now,
+        )?);
     }
     // its fix tasks work on the same branch and worktree: they go too (a worker on one is
     // stopped by the event), so a reopened task never shares its worktree with a fix

@@ -53,6 +53,12 @@ pub fn run(ctx: &mut Context, cmd: TaskCommand) -> CliResult {
         }
         TaskCommand::Update(args) => update(ctx, args, now),
         TaskCommand::Close(a) => change(ctx, &a.id, StatusChange::Close, a.reason, None),
+        // closing stops a task's live run and withdraws its merge request: a cancel is a
+        // close that says why
+        TaskCommand::Cancel(a) => {
+            let reason = a.reason.unwrap_or_else(|| "cancelled".to_owned());
+            change(ctx, &a.id, StatusChange::Close, Some(reason), None)
+        }
         TaskCommand::Reopen(a) => change(ctx, &a.id, StatusChange::Reopen, a.reason, None),
         TaskCommand::Defer(a) => {
             let until = a

@@ -187,8 +187,6 @@ wire_enum!(
         /** `approval_commented` */ ApprovalCommented = "approval_commented",
         /** `tool_call_denied`: the guard refused a tool call */ ToolCallDenied = "tool_call_denied",
         /** `tool_call_held`: a tool call waits for a human */ ToolCallHeld = "tool_call_held",
-        /** `run_cancelled`: a run stopped because its task or plan was cancelled */
-        RunCancelled = "run_cancelled",
     }
 );
 

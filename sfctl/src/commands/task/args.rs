@@ -27,6 +27,13 @@ Examples:
   sfctl task close k3f9xq
   sfctl task close k3f9xq --reason \"duplicate of m2n3p4\"")]
     Close(ChangeArgs),
+    /// Cancel a task: its live run is stopped (its work saved), its merge request
+    /// withdrawn, and it is closed as cancelled
+    #[command(after_help = "\
+Examples:
+  sfctl task cancel k3f9xq
+  sfctl task cancel k3f9xq --reason \"not needed after all\"")]
+    Cancel(ChangeArgs),
     /// Reopen a closed, review or blocked task
     #[command(after_help = "\
 Examples:
