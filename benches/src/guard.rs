@@ -97,5 +97,113 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         "  the guard adds {} to an agent's request (difference of medians)",
         stats::ms(results[1].median.saturating_sub(results[0].median))
     );
+    tool_calls(bins, &ws, &daemon, o)?;
     daemon.stop()
+}
+
+/// Per tool call: a live run's lease, then the guard asked about calls over one connection
+/// (what sfd does per call), and `sfctl guard check` processes as a CLI's hook runs them
+/// (the whole cost a call pays).
+fn tool_calls(bins: &Bins, ws: &Workspace, daemon: &Daemon, o: Opts) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let token_file = dir.path().join("token");
+    let command = format!(
+        "/bin/sh -c 'echo $SF_RUN > {}.tmp && mv {0}.tmp {0} && sleep 600'",
+        token_file.display()
+    );
+    crate::harness::register(
+        bins,
+        ws,
+        "holder",
+        &["--role", "worker", "--command", &command],
+    )?;
+    daemon.request(&Request::CreateTask {
+        task: NewTask {
+            title: "held open".into(),
+            ..NewTask::default()
+        },
+    })?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        if let Ok(t) = std::fs::read_to_string(&token_file) {
+            break t.trim().to_owned();
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let ask = |cmd: &str| Request::GuardToolCall {
+        token: token.clone(),
+        source: "hook".into(),
+        tool: "Bash".into(),
+        call_id: None,
+        input: serde_json::json!({ "command": cmd }),
+    };
+    let mut c =
+        sf_client::Client::connect(&daemon.socket, "sf-bench", Some("agent:holder".into()))?;
+    let mut failed = None;
+    let over_socket = sample(o.warmup, o.iters, || {
+        if let Err(e) = c.request(&ask("cargo test --workspace")) {
+            failed = Some(e.to_string());
+        }
+    });
+    ensure!(failed.is_none(), "{failed:?}");
+    stats::report(
+        "a tool call over the socket (allowed)",
+        &over_socket,
+        Some(Duration::from_millis(5)),
+    );
+    let denied = sample(o.warmup, o.iters, || {
+        c.request(&ask("git push origin HEAD"))
+    });
+    stats::report(
+        "a tool call over the socket (denied)",
+        &denied,
+        Some(Duration::from_millis(5)),
+    );
+    let hook = serde_json::json!({
+        "tool_name": "Bash",
+        "tool_input": {"command": "ls -la"},
+        "tool_use_id": "toolu_bench",
+    })
+    .to_string();
+    let processes = o.iters.min(300);
+    let mut status_failed = None;
+    let by_hook = sample(o.warmup.min(20), processes, || {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(&bins.sfctl)
+            .args(["guard", "check"])
+            .env("SF_RUN", &token)
+            .env("SF_AGENT", "holder")
+            .env("SF_SOCKET", &daemon.socket)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn sfctl");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(hook.as_bytes());
+        }
+        let status = child.wait().expect("wait sfctl");
+        if !status.success() {
+            status_failed = Some(status);
+        }
+    });
+    ensure!(
+        status_failed.is_none(),
+        "sfctl guard check: {status_failed:?}"
+    );
+    stats::report(
+        "`sfctl guard check` as a hook runs it",
+        &by_hook,
+        Some(Duration::from_millis(5)),
+    );
+    println!(
+        "  p99: over the socket {}, by the hook {}",
+        stats::ms(over_socket.p99),
+        stats::ms(by_hook.p99)
+    );
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub struct Summary {
     pub min: Duration,
     pub median: Duration,
     pub p95: Duration,
+    pub p99: Duration,
     pub max: Duration,
     pub mean: Duration,
 }
@@ -32,6 +33,7 @@ impl Summary {
             min: s[0],
             median: rank(0.5),
             p95: rank(0.95),
+            p99: rank(0.99),
             max: s[n - 1],
             mean: total / u32::try_from(n).expect("fewer than 2^32 samples"),
         }
