@@ -467,3 +467,79 @@ fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
     assert_eq!(card.denied, 1, "{card:?}");
     assert!(card.tool_calls >= 2, "{card:?}");
 }
+
+/// A Claude Code that runs no hooks (a wrapper drops sf's `--settings` and
+/// `--setting-sources`, as a CLI that ignored them would): its first tool call comes back
+/// in its stream with no guard record, and sfd stops the run as `guard_bypassed`, saves its
+/// work and records it.
+#[test]
+fn a_claude_run_whose_hooks_do_not_run_is_stopped_as_guard_bypassed() {
+    let server = ModelServer::start(&json!([
+        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt'"},
+        {"bash": "sfctl task complete --summary 'added model.txt'"},
+        {"text": "Done."}
+    ]));
+    let td = workspace(&server.base_url(), true, "");
+    let wrapper = td.root.join("claude-without-hooks");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# sf's hook settings dropped: a Claude Code that runs no hooks\n\
+             n=$#; skip=0\n\
+             while [ $n -gt 0 ]; do\n  a=$1; shift; n=$((n-1))\n\
+             \x20 if [ $skip = 1 ]; then skip=0; continue; fi\n\
+             \x20 case \"$a\" in --settings|--setting-sources) skip=1; continue;; esac\n\
+             \x20 set -- \"$@\" \"$a\"\ndone\n\
+             exec {} \"$@\"\n",
+            Cli::Claude.path().display()
+        ),
+    )
+    .expect("write wrapper");
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let id = td.create_task("add model.txt", &[]).task.id.to_string();
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "w1",
+            "--role",
+            "worker",
+            "--adapter",
+            "claude",
+            "--secret",
+            "ANTHROPIC_API_KEY",
+            "--command",
+        ])
+        .arg(&wrapper)
+        .success();
+    let t = td.wait_for("the run to be stopped", || {
+        let t = td.show_task(&id);
+        match t.runs.first().and_then(|r| r.outcome.clone()) {
+            Some(_) => Ok(t),
+            None => Err(t.runs),
+        }
+    });
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("guard_bypassed"),
+        "{:?}",
+        t.notes
+    );
+    td.sfctl().args(["agent", "disable", "w1"]).success();
+    let e = td
+        .events(&[])
+        .into_iter()
+        .find(|e| e.action == "guard_bypassed")
+        .expect("a guard_bypassed event");
+    assert_eq!(e.actor, "agent:w1");
+    let calls: Vec<sf_proto::ToolCallRecord> =
+        td.sfctl().args(["agent", "tool-calls", "w1"]).json();
+    assert_eq!(calls[0].decision, "bypassed", "{calls:#?}");
+    assert_eq!(calls[0].source, "stream");
+    // its work is kept: the commit the unguarded call made is on the task's branch
+    let branch = t.branch.clone().expect("the task's branch");
+    let kept = crate::fleet::git(&td.repo, &["show", &format!("{branch}:model.txt")]);
+    assert_eq!(kept.trim(), "written by the model");
+    assert_ne!(td.show_task(&id).task.status, TaskStatus::Review);
+}

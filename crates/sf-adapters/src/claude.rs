@@ -326,3 +326,38 @@ impl Parser {
         }));
     }
 }
+
+/// The tool calls and results in one line of Claude Code's stream-json (see
+/// [`crate::live`]).
+pub(super) fn live(line: &str) -> Vec<super::Live> {
+    let line = line.trim_start();
+    let assistant = line.starts_with(r#"{"type":"assistant""#);
+    let user = line.starts_with(r#"{"type":"user""#);
+    if !assistant && !user {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Vec::new();
+    };
+    let blocks = v
+        .pointer("/message/content")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    blocks
+        .iter()
+        .filter_map(|b| {
+            let kind = b.get("type")?.as_str()?;
+            match kind {
+                "tool_use" if assistant => Some(super::Live::ToolUse {
+                    id: b.get("id")?.as_str()?.to_owned(),
+                    name: b.get("name")?.as_str()?.to_owned(),
+                }),
+                "tool_result" if user => Some(super::Live::ToolResult {
+                    id: b.get("tool_use_id")?.as_str()?.to_owned(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}

@@ -150,6 +150,39 @@ pub enum AdapterError {
     },
 }
 
+/// What the daemon follows of a run's output as it comes (see [`live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    /// The model asked for a tool call.
+    ToolUse {
+        /// The CLI's id of the call.
+        id: String,
+        /// The tool.
+        name: String,
+    },
+    /// A tool call's result came back (the call ran, or its hook blocked it).
+    ToolResult {
+        /// The CLI's id of the call.
+        id: String,
+    },
+}
+
+/// What one line of `adapter`'s output says live: the tool calls and their results, for
+/// the CLIs whose every call sf's hook guards (Claude Code). Cheap on anything else: a
+/// line that does not start as one of those messages is not parsed.
+pub fn live(adapter: Adapter, line: &str) -> Vec<Live> {
+    match adapter {
+        Adapter::Claude => claude::live(line),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `adapter`'s CLI runs sf's pre-call hook on every tool call, so that a call seen
+/// in its output without a guard record was never asked about.
+pub fn guarded(adapter: Adapter) -> bool {
+    adapter == Adapter::Claude
+}
+
 /// Builds the command line for one run of `input.adapter`.
 pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
     let model = input.model.map(|m| checked("model", m)).transpose()?;

@@ -125,6 +125,11 @@ pub(crate) enum Internal {
         /// The agent's command could not run at all (not the task's fault).
         agent_fault: bool,
     },
+    /// A run's output said this, live (its tool calls and their results).
+    Live {
+        run_id: i64,
+        live: sf_worker::adapters::Live,
+    },
     /// The spawn gate refused a claimed run at the last door (the policy changed since the
     /// claim): the claim is undone, uncounted.
     SpawnDenied { run_id: i64, reason: String },

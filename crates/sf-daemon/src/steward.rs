@@ -497,6 +497,7 @@ pub(crate) async fn docs_report(config: &Config, report: &Path) -> String {
         log: report.to_owned(),
         log_cap: None,
         sandbox: None,
+        tap: None,
         limits: Limits {
             wall: Duration::from_secs(60),
             grace: config.stop_grace,

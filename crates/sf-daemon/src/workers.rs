@@ -180,11 +180,33 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
             file: &prompt_file,
             resume: l.resume.as_deref(),
         };
-        agent_run(config, &l.agent, &who, &wt.path, &prompt, &log, Vec::new())?
+        let mut spec = agent_run(config, &l.agent, &who, &wt.path, &prompt, &log, Vec::new())?;
+        spec.tap = live_tap(l.agent.adapter, l.claim.run_id, &l.tx);
+        spec
     };
     let run = launcher::launch(spec)?;
     tracing::info!(run_id = l.claim.run_id, task = %l.claim.task_id, agent = %l.claim.agent, pid = run.pid(), "worker spawned");
     Ok((run, log))
+}
+
+/// What the owner follows of a run's output as it comes: the tool calls and results of the
+/// CLIs whose calls sf's hook guards (`Internal::Live`).
+pub(crate) fn live_tap(
+    adapter: sf_proto::Adapter,
+    run_id: i64,
+    tx: &tokio::sync::mpsc::UnboundedSender<Internal>,
+) -> Option<sf_worker::log::LineTap> {
+    if !sf_worker::adapters::guarded(adapter) {
+        return None;
+    }
+    let tx = tx.clone();
+    Some(sf_worker::log::LineTap(std::sync::Arc::new(
+        move |line: &str| {
+            for live in sf_worker::adapters::live(adapter, line) {
+                let _ = tx.send(Internal::Live { run_id, live });
+            }
+        },
+    )))
 }
 
 /// An agent's wall time: its own `max_runtime_secs`, or the configured worker timeout.
@@ -284,6 +306,7 @@ pub(crate) fn agent_run(
         log_cap: Some(LogCap::new(config.run_log_max)),
         limits: run_limits(config, agent),
         sandbox,
+        tap: None,
     })
 }
 

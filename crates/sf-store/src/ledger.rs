@@ -177,6 +177,45 @@ impl Store {
         Ok((id, approval))
     }
 
+    /// Whether the guard was asked about call `call_id` of run `run_id`.
+    pub fn call_recorded(&self, run_id: i64, call_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tool_calls WHERE call_id = ?1 AND run_id = ?2)",
+            )?
+            .query_row(params![call_id, run_id], |r| r.get(0))?)
+    }
+
+    /// Records a run stopped for a tool call the guard was never asked about: a
+    /// `guard_bypassed` event, and a ledger row (source `stream`, decision `bypassed`).
+    pub fn record_guard_bypassed(
+        &mut self,
+        run_id: i64,
+        agent: &str,
+        task: &str,
+        call_id: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let task = (!task.is_empty()).then_some(task);
+        let reason = "the CLI ran this call without asking the guard (its hook was off or bypassed): the run was stopped";
+        tx.prepare_cached(
+            "INSERT INTO tool_calls (run_id, agent, task, source, tool, call_id, summary, decision,
+                 rule, reason, latency_us, at)
+             VALUES (?1, ?2, ?3, 'stream', '?', ?4, '', 'bypassed', 'guard', ?5, 0, ?6)",
+        )?
+        .execute(params![run_id, agent, task, call_id, reason, now])?;
+        let actor = format!("agent:{agent}");
+        let ev = Audit::new(&actor, Action::GuardBypassed, format!("run:{run_id}"))
+            .after(json!({"run": run_id, "task": task, "call_id": call_id}))
+            .reason(Some(reason))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+
     /// A held call's end: `held_approved`, `held_denied` or `held_timed_out`.
     pub fn settle_held_call(
         &mut self,

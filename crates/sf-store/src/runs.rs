@@ -113,6 +113,9 @@ pub enum Failure {
     /// The daemon itself ran out of a resource while starting it (descriptors, processes,
     /// memory, disk): not the task's fault, not counted.
     DaemonResources,
+    /// Its CLI made a tool call the guard was never asked about (its hooks off or
+    /// bypassed): stopped, counted.
+    GuardBypassed,
 }
 
 impl Failure {
@@ -127,6 +130,7 @@ impl Failure {
             Self::Stalled => "stalled",
             Self::SpawnFailed | Self::AgentBroken | Self::DaemonResources => "spawn_failed",
             Self::Interrupted => "interrupted",
+            Self::GuardBypassed => "guard_bypassed",
         }
     }
 

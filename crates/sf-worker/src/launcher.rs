@@ -139,6 +139,9 @@ pub struct RunSpec {
     pub limits: Limits,
     /// The sandbox it runs in (`None`: the user's whole authority).
     pub sandbox: Option<crate::sandbox::Policy>,
+    /// Called with each line of the output as the copier sees it (only with a `log_cap`
+    /// and a stall watch): how the daemon follows a run live.
+    pub tap: Option<crate::log::LineTap>,
 }
 
 impl RunSpec {
@@ -155,6 +158,7 @@ impl RunSpec {
             log_cap: None,
             limits,
             sandbox: None,
+            tap: None,
         }
     }
 }
@@ -243,6 +247,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
         log_cap,
         limits,
         sandbox,
+        tap,
     } = spec;
     // fail closed: a sandbox that cannot be made starts nothing
     let mut sandbox = sandbox
@@ -256,7 +261,7 @@ pub fn launch(spec: RunSpec) -> Result<Run, LaunchError> {
     let activity = limits
         .stall
         .filter(|_| log_cap.is_some())
-        .map(|s| crate::log::Activity::new(s.stream));
+        .map(|s| crate::log::Activity::new(s.stream).with_tap(tap));
     let spec = SpawnSpec {
         program,
         args,
@@ -461,6 +466,7 @@ mod tests {
             log_cap: None,
             limits: limits(Duration::from_secs(5)),
             sandbox: None,
+            tap: None,
         };
         let e = launch(spec(Kind::Agent)).unwrap_err();
         assert!(e.agent_fault, "{e}");

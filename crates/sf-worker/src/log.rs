@@ -87,6 +87,16 @@ pub struct CopyReport {
     pub lost: u64,
 }
 
+/// A function given each complete line of a run's output (see [`Activity::with_tap`]).
+#[derive(Clone)]
+pub struct LineTap(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for LineTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineTap")
+    }
+}
+
 /// When a run last showed progress in its output ([`sf_adapters::is_progress`]: a retry
 /// notice of its CLI is not progress), as its copier saw it: what `stall_timeout` is
 /// measured from. Shared between the copier's thread and the run's waiter.
@@ -100,7 +110,12 @@ pub struct Activity {
     hopeless: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes the waiter when `hopeless` is set.
     wake: Arc<tokio::sync::Notify>,
+    /// Given every complete line (lines longer than [`TAP_MAX`] are not).
+    tap: Option<LineTap>,
 }
+
+/// The longest line a tap is given: a tool call or a usage report fits, a flood does not.
+const TAP_MAX: usize = 256 << 10;
 
 impl Activity {
     /// Starts counting now, for a run whose output is `adapter`'s stream.
@@ -111,7 +126,15 @@ impl Activity {
             last_ms: Arc::default(),
             hopeless: Arc::default(),
             wake: Arc::default(),
+            tap: None,
         }
+    }
+
+    /// Also gives each complete line of the output to `tap`.
+    #[must_use]
+    pub fn with_tap(mut self, tap: Option<LineTap>) -> Self {
+        self.tap = tap;
+        self
     }
 
     /// Whether the output said the CLI cannot get on (an authentication failure it retries).
@@ -144,6 +167,9 @@ impl Activity {
     /// line from earlier chunks) that is progress counts. A line longer than a notice is
     /// always progress, and is not buffered whole.
     fn saw(&self, chunk: &[u8], partial: &mut Vec<u8>) {
+        if let Some(tap) = &self.tap {
+            return self.saw_every_line(chunk, partial, tap);
+        }
         const LONGEST_NOTICE: usize = 4096;
         let mut progressed = false;
         let mut rest = chunk;
@@ -172,6 +198,38 @@ impl Activity {
             partial.truncate(LONGEST_NOTICE + 1);
         }
         if progressed {
+            self.progressed();
+        }
+    }
+}
+
+impl Activity {
+    /// [`Activity::saw`] with a tap: every complete line is looked at (and given to the
+    /// tap), up to [`TAP_MAX`] bytes of a line kept.
+    fn saw_every_line(&self, chunk: &[u8], partial: &mut Vec<u8>, tap: &LineTap) {
+        let mut progressed = false;
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let whole = partial.len() + nl <= TAP_MAX;
+            if whole {
+                partial.extend_from_slice(&rest[..nl]);
+            }
+            let line = String::from_utf8_lossy(partial);
+            if whole {
+                (tap.0)(&line);
+            }
+            if !whole || sf_adapters::is_progress(self.adapter, &line) {
+                progressed = true;
+            } else if sf_adapters::is_hopeless(self.adapter, &line) {
+                self.hopeless.store(true, Ordering::Relaxed);
+                self.wake.notify_one();
+            }
+            partial.clear();
+            rest = &rest[nl + 1..];
+        }
+        let room = (TAP_MAX + 1).saturating_sub(partial.len());
+        partial.extend_from_slice(&rest[..rest.len().min(room)]);
+        if progressed || partial.len() > TAP_MAX {
             self.progressed();
         }
     }

@@ -129,6 +129,9 @@ pub(crate) struct Owner {
     /// Tool calls held for a human, by approval id: answered when it is decided or its
     /// `hold_timeout` passes.
     held: HashMap<i64, tools::HeldCall>,
+    /// Runs the owner stopped for a reason of its own (a bypassed guard): how their end is
+    /// recorded once their work is saved.
+    stopped_for: HashMap<i64, Failure>,
 }
 
 impl Owner {
@@ -179,6 +182,7 @@ impl Owner {
             recovered: None,
             spawn_denials_noted: HashSet::new(),
             held: HashMap::new(),
+            stopped_for: HashMap::new(),
         };
         (handle, owner)
     }
@@ -474,6 +478,10 @@ impl Owner {
                 log_path,
             } => {
                 self.spawned(run_id, pid, start_time, log_path).await;
+                false
+            }
+            Internal::Live { run_id, live } => {
+                self.live(run_id, live).await;
                 false
             }
             Internal::SpawnDenied { run_id, reason } => {

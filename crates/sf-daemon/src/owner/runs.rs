@@ -471,6 +471,9 @@ impl Owner {
     /// authenticate is disabled with the reason and the fix.
     pub(super) async fn saved(&mut self, run_id: i64, ending: Ending, note: String) {
         let failure = match (ending.class, ending.why) {
+            _ if self.stopped_for.contains_key(&run_id) => {
+                self.stopped_for.remove(&run_id).unwrap_or(Failure::Stopped)
+            }
             (RunClass::Authentication, _) => Failure::AuthFailed,
             (RunClass::UsageLimit, _) => Failure::UsageLimited,
             (RunClass::NoProgress, _) => Failure::Stalled,

@@ -141,6 +141,43 @@ impl Owner {
         }
     }
 
+    /// What a run's output said live. A tool call whose result came back without the guard
+    /// ever being asked about it (the CLI's hook off or bypassed) stops the run, its work
+    /// saved, recorded as `guard_bypassed`.
+    pub(super) async fn live(&mut self, run_id: i64, live: sf_worker::adapters::Live) {
+        let sf_worker::adapters::Live::ToolResult { id } = live else {
+            return;
+        };
+        if self.stopped_for.contains_key(&run_id) || !self.workers.contains_key(&run_id) {
+            return;
+        }
+        let call = id.clone();
+        let asked = self
+            .store_call(move |s| s.call_recorded(run_id, &call))
+            .await;
+        match asked {
+            Ok((Ok(true), _)) => {}
+            Ok((Ok(false), _)) => {
+                let Some(w) = self.workers.get(&run_id) else {
+                    return;
+                };
+                tracing::warn!(run_id, agent = %w.agent, call = %id, "a tool call ran without the guard: stopping the run");
+                w.stop.cancel();
+                let (agent, task) = (w.agent.clone(), w.task.clone());
+                self.stopped_for
+                    .insert(run_id, sf_store::Failure::GuardBypassed);
+                if let Err(e) = self
+                    .store_call(move |s| s.record_guard_bypassed(run_id, &agent, &task, &id))
+                    .await
+                {
+                    tracing::error!(error = %e, "failed to record a bypassed guard");
+                }
+            }
+            Ok((Err(e), _)) => tracing::error!(error = %e, "failed to look up a tool call"),
+            Err(e) => tracing::error!(error = %e, "failed to look up a tool call"),
+        }
+    }
+
     /// Answers the held call of `approval`, if one waits: run on approval, blocked on
     /// rejection or cancellation.
     pub(super) async fn settle_held(&mut self, approval: i64, status: sf_proto::ApprovalStatus) {

@@ -187,6 +187,8 @@ wire_enum!(
         /** `approval_commented` */ ApprovalCommented = "approval_commented",
         /** `tool_call_denied`: the guard refused a tool call */ ToolCallDenied = "tool_call_denied",
         /** `tool_call_held`: a tool call waits for a human */ ToolCallHeld = "tool_call_held",
+        /** `guard_bypassed`: a run's CLI made a tool call the guard was never asked about */
+        GuardBypassed = "guard_bypassed",
     }
 );
 
