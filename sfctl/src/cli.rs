@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, approval, daemon, demo, dep, docs, events, gc, guard, init, logs, message, mr, plan,
-    playbook, push, steward, task,
+    agent, approval, budget, daemon, demo, dep, docs, events, gc, guard, init, logs, message, mr,
+    plan, playbook, push, steward, task,
 };
 
 const LONG_ABOUT: &str = "\
@@ -67,6 +67,8 @@ Examples:
     Adapters(approval::AdaptersArgs),
     #[command(subcommand)]
     Guard(guard::GuardCommand),
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
     #[command(subcommand)]
     Task(task::TaskCommand),
     #[command(subcommand)]

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod budget;
 pub mod daemon;
 pub mod demo;
 pub mod dep;

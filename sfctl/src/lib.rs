@@ -128,6 +128,7 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Approval(cmd) => commands::approval::run(ctx, cmd),
         Command::Adapters(_) => commands::approval::adapters(ctx),
         Command::Guard(cmd) => commands::guard::run(ctx, cmd),
+        Command::Budget(cmd) => commands::budget::run(ctx, cmd),
         Command::Task(cmd) => commands::task::run(ctx, cmd),
         Command::Dep(cmd) => commands::dep::run(ctx, cmd),
         Command::Plan(cmd) => commands::plan::run(ctx, cmd),

@@ -249,3 +249,93 @@ fn cancelling_a_plan_stops_its_workers_and_nothing_of_it_merges() {
         );
     }
 }
+
+/// A plan's budget of tool calls, shared by two runs: the call past it is denied, both of
+/// the plan's live runs are stopped (`budget_exhausted`, `plan_budget_exhausted`), and the
+/// plan's tasks are not started again (blocked, `BUDGET_EXHAUSTED`).
+#[test]
+fn a_plan_budget_running_out_stops_every_run_of_the_plan() {
+    let td = fleet("");
+    let a_started = td.root.join("alpha.started");
+    let never = td.root.join("never");
+    let s = script(
+        &td,
+        "w1",
+        &format!(
+            "--- for alpha\nguard-allows Bash a1\nguard-allows Bash a2\ntouch {a}\nwait-file {n}\n\
+             --- for beta\nwait-file {a}\nguard-allows Bash b1\nguard-blocks Bash b2\nwait-file {n}\n",
+            a = a_started.display(),
+            n = never.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--max-tasks", "2"]);
+    let plan: sf_proto::PlanDetail = td.sfctl().args(["plan", "create", "P"]).json();
+    let p = plan.plan.id.to_string();
+    td.sfctl()
+        .args(["budget", "set", "--plan", &p, "--tool-calls", "3"])
+        .success();
+    let alpha = td.create_task("alpha", &["--plan", &p]).task.id.to_string();
+    let beta = td.create_task("beta", &["--plan", &p]).task.id.to_string();
+    td.sfctl().args(["plan", "activate", &p]).success();
+    for id in [&alpha, &beta] {
+        let t = wait_status(&td, id, TaskStatus::Blocked);
+        assert_eq!(
+            t.runs[0].outcome.as_deref(),
+            Some("budget_exhausted"),
+            "{id}: {:?}",
+            t.notes
+        );
+        assert_eq!(t.runs.len(), 1, "not started again: {:?}", t.runs);
+    }
+    let denied = calls(&td, "w1", &["--denied-only"]);
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!(denied[0].summary, "b2");
+    assert_eq!(denied[0].rule, format!("budget:plan:{p}"));
+    assert!(denied[0].reason.contains("BUDGET_EXHAUSTED"), "{denied:?}");
+    let events = td.events(&[]);
+    assert!(events.iter().any(|e| e.action == "plan_budget_exhausted"));
+    let shown: Vec<sf_proto::BudgetInfo> = td.sfctl().args(["budget", "show", "--plan", &p]).json();
+    assert_eq!(shown[0].used.tool_calls, 4);
+    assert!(shown[0].exhausted.is_some(), "{shown:?}");
+}
+
+/// A task a run creates is its task's child: the child's calls are charged to the parent's
+/// budget, so the child cannot spend more than the parent had left.
+#[test]
+fn a_task_created_by_a_run_spends_from_its_parents_budget() {
+    let td = fleet("");
+    let s = script(
+        &td,
+        "w1",
+        "--- for parent\nguard-allows Bash p1\nsfctl task create child\ncomplete-no-changes\n\
+         --- for child\nguard-allows Bash c1\nguard-blocks Bash c2\ncomplete-no-changes\n",
+    );
+    worker(&td, "w1", &s, &[]);
+    let parent = td.create_task("parent", &[]).task.id.to_string();
+    td.sfctl()
+        .args(["budget", "set", "--task", &parent, "--tool-calls", "2"])
+        .success();
+    wait_status(&td, &parent, TaskStatus::Closed);
+    let child = td.wait_for("the child task", || {
+        td.list_tasks(&[])
+            .into_iter()
+            .find(|t| t.title == "child")
+            .ok_or(())
+    });
+    let t = td.wait_for("the child's run to end", || {
+        let t = td.show_task(child.id.as_str());
+        match t.runs.first().and_then(|r| r.outcome.clone()) {
+            Some(_) => Ok(t),
+            None => Err(t.runs),
+        }
+    });
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("budget_exhausted"),
+        "{:?}",
+        t.notes
+    );
+    let denied = calls(&td, "w1", &["--denied-only"]);
+    assert_eq!(denied[0].summary, "c2");
+    assert_eq!(denied[0].rule, format!("budget:task:{parent}"));
+}

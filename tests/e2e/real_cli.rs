@@ -543,3 +543,45 @@ fn a_claude_run_whose_hooks_do_not_run_is_stopped_as_guard_bypassed() {
     assert_eq!(kept.trim(), "written by the model");
     assert_ne!(td.show_task(&id).task.status, TaskStatus::Review);
 }
+
+/// A Claude run with a token budget on its task: its usage streams in message by message,
+/// and once it passes the limit the run is stopped mid-run (`budget_exhausted`), its work
+/// kept, the task blocked rather than started again.
+#[test]
+fn a_claude_run_past_its_token_budget_is_stopped_mid_run() {
+    let server = ModelServer::start(&json!([
+        {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt'"},
+        {"bash": "ls"},
+        {"bash": "ls -la"},
+        {"bash": "sfctl task complete --summary 'added model.txt'"},
+        {"text": "Done."}
+    ]));
+    let td = workspace(&server.base_url(), true, "");
+    let id = td.create_task("add model.txt", &[]).task.id.to_string();
+    // the scripted model reports 100 input tokens more with each turn: 101, then 302
+    td.sfctl()
+        .args(["budget", "set", "--task", &id, "--tokens", "250"])
+        .success();
+    register(&td, "w1", Cli::Claude, true);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("budget_exhausted"),
+        "{:?}",
+        t.notes
+    );
+    assert_eq!(t.runs.len(), 1);
+    assert!(
+        server.played().len() < 4,
+        "stopped before the end of its script"
+    );
+    let branch = t.branch.clone().expect("the task's branch");
+    let kept = crate::fleet::git(&td.repo, &["show", &format!("{branch}:model.txt")]);
+    assert_eq!(kept.trim(), "written by the model");
+    assert!(
+        td.events(&[])
+            .iter()
+            .any(|e| e.action == "budget_exhausted"),
+        "a budget_exhausted event"
+    );
+}

@@ -333,31 +333,51 @@ pub(super) fn live(line: &str) -> Vec<super::Live> {
     let line = line.trim_start();
     let assistant = line.starts_with(r#"{"type":"assistant""#);
     let user = line.starts_with(r#"{"type":"user""#);
-    if !assistant && !user {
+    let result = line.starts_with(r#"{"type":"result""#);
+    if !assistant && !user && !result {
         return Vec::new();
     }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
         return Vec::new();
     };
+    if result {
+        return v
+            .get("total_cost_usd")
+            .and_then(serde_json::Value::as_f64)
+            .map(|usd| super::Live::Cost { usd })
+            .into_iter()
+            .collect();
+    }
+    let mut out = Vec::new();
+    if assistant
+        && let (Some(id), Some(u)) = (
+            v.pointer("/message/id").and_then(|i| i.as_str()),
+            v.pointer("/message/usage"),
+        )
+    {
+        let n = |k: &str| u.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        out.push(super::Live::Usage {
+            message: id.to_owned(),
+            tokens: n("input_tokens") + n("output_tokens"),
+        });
+    }
     let blocks = v
         .pointer("/message/content")
         .and_then(serde_json::Value::as_array)
         .cloned()
         .unwrap_or_default();
-    blocks
-        .iter()
-        .filter_map(|b| {
-            let kind = b.get("type")?.as_str()?;
-            match kind {
-                "tool_use" if assistant => Some(super::Live::ToolUse {
-                    id: b.get("id")?.as_str()?.to_owned(),
-                    name: b.get("name")?.as_str()?.to_owned(),
-                }),
-                "tool_result" if user => Some(super::Live::ToolResult {
-                    id: b.get("tool_use_id")?.as_str()?.to_owned(),
-                }),
-                _ => None,
-            }
-        })
-        .collect()
+    out.extend(blocks.iter().filter_map(|b| {
+        let kind = b.get("type")?.as_str()?;
+        match kind {
+            "tool_use" if assistant => Some(super::Live::ToolUse {
+                id: b.get("id")?.as_str()?.to_owned(),
+                name: b.get("name")?.as_str()?.to_owned(),
+            }),
+            "tool_result" if user => Some(super::Live::ToolResult {
+                id: b.get("tool_use_id")?.as_str()?.to_owned(),
+            }),
+            _ => None,
+        }
+    }));
+    out
 }

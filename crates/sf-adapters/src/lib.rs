@@ -151,7 +151,7 @@ pub enum AdapterError {
 }
 
 /// What the daemon follows of a run's output as it comes (see [`live`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Live {
     /// The model asked for a tool call.
     ToolUse {
@@ -164,6 +164,19 @@ pub enum Live {
     ToolResult {
         /// The CLI's id of the call.
         id: String,
+    },
+    /// A model message's tokens (a message may be reported more than once: count it once
+    /// by its id).
+    Usage {
+        /// The message's id.
+        message: String,
+        /// Tokens in and out.
+        tokens: u64,
+    },
+    /// What the run cost so far, as the CLI says (replaces earlier figures).
+    Cost {
+        /// US dollars.
+        usd: f64,
     },
 }
 

@@ -236,6 +236,8 @@ actions! {
     ChangeSchedule = "agent.schedule",
     /// Ask the guard about one of one's own run's tool calls (the lease is checked).
     CheckToolCall = "tool.check",
+    /// Set a budget's limits.
+    SetBudget = "budget.set",
 }
 
 /// What is durable and decided by a person: an agent asking gets `HUMAN_REQUIRED`, and no
@@ -284,6 +286,8 @@ pub enum Code {
     PolicyDenied,
     /// Only the requester of an approval may do that.
     NotRequester,
+    /// A budget the work is charged to ran out.
+    BudgetExhausted,
 }
 
 impl Code {
@@ -296,6 +300,7 @@ impl Code {
             Self::PolicyMissing => "POLICY_MISSING",
             Self::PolicyDenied => "POLICY_DENIED",
             Self::NotRequester => "NOT_REQUESTER",
+            Self::BudgetExhausted => "BUDGET_EXHAUSTED",
         }
     }
 }

@@ -50,6 +50,7 @@ pub(crate) fn dispatch(
     capacity: usize,
     paused: &HashSet<Adapter>,
     gate: Gate<'_>,
+    live: &std::collections::HashMap<i64, sf_store::LiveUse>,
 ) -> Result<Dispatched, StoreError> {
     let mut done = Dispatched::default();
     if capacity == 0 {
@@ -122,6 +123,20 @@ pub(crate) fn dispatch(
     let pairs = pair(&tasks, &mut slots, capacity.saturating_sub(out.len()));
     for (i, agent) in pairs {
         let id = ready[i].task.id.to_string();
+        // a task whose budget ran out is not started: blocked until a human raises it
+        if let Some(e) = store.spawn_budget(&id, &agent, live)? {
+            let reason = format!("BUDGET_EXHAUSTED: {}", e.reason());
+            store.change_status(
+                "daemon",
+                &id,
+                sf_proto::StatusChange::Block,
+                Some(&reason),
+                None,
+            )?;
+            done.denied
+                .push((agent, SpawnPath::Dispatch, budget_denial(&e)));
+            continue;
+        }
         match claim_one(store, &agent, &id) {
             Ok(s) => out.push(s),
             // a previous worker still exiting: dispatched when its run ends
@@ -132,6 +147,19 @@ pub(crate) fn dispatch(
         }
     }
     Ok(done)
+}
+
+/// The spawn gate's refusal for an exhausted budget.
+pub(crate) fn budget_denial(e: &sf_store::Exhausted) -> Denial {
+    Denial {
+        code: sf_core::guard::Code::BudgetExhausted,
+        reason: e.reason(),
+        hint: format!(
+            "a human raises it: `sfctl budget set --{} {} ...`, then unblocks the task",
+            e.scope, e.subject
+        ),
+        rule: format!("budget:{}:{}", e.scope, e.subject),
+    }
 }
 
 /// The assignee of shell steps: the daemon itself.
@@ -181,6 +209,7 @@ pub(crate) fn start_agent(
     task: Option<&str>,
     capacity: usize,
     paused: &HashSet<Adapter>,
+    live: &std::collections::HashMap<i64, sf_store::LiveUse>,
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
     if agent.status != sf_proto::AgentStatus::Active {
@@ -261,6 +290,14 @@ pub(crate) fn start_agent(
                 hint: Some("see `sfctl task ready` and `sfctl task blocked`".into()),
             })?,
     };
+    if let Some(e) = store.spawn_budget(&task_id, name, live)? {
+        let d = budget_denial(&e);
+        return Err(StoreError::Denied(
+            sf_proto::ProtoError::new(ErrorKind::Denied, d.reason)
+                .with_hint(d.hint)
+                .with_code(d.code.as_str()),
+        ));
+    }
     let mut start = claim_one(store, name, &task_id)?;
     start.path = SpawnPath::Start;
     Ok(start)

@@ -43,7 +43,9 @@ pub(crate) fn action_of(req: &Request) -> Action {
         | R::ShowApproval { .. }
         | R::AgentToolCalls { .. }
         | R::AgentRuns { .. }
-        | R::AgentCard { .. } => Action::Read,
+        | R::AgentCard { .. }
+        | R::ShowBudgets { .. } => Action::Read,
+        R::SetBudget { .. } => Action::SetBudget,
         R::GuardToolCall { .. } => Action::CheckToolCall,
         R::Shutdown => Action::StopDaemon,
         R::ReloadConfig => Action::ReloadConfig,

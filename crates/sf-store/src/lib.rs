@@ -4,6 +4,7 @@
 
 mod agents;
 mod approvals;
+mod budgets;
 mod deps;
 mod egress;
 mod error;
@@ -31,6 +32,7 @@ use rusqlite::Connection;
 use sf_core::ready::LiveIndex;
 use sf_proto::AuditEvent;
 
+pub use budgets::{Exhausted, LiveUse};
 pub use error::StoreError;
 pub use gc::Holder;
 pub use ledger::{GuardRun, NewToolCall};
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_egress.sql"),
     include_str!("migrations/0008_guard.sql"),
     include_str!("migrations/0009_ledger.sql"),
+    include_str!("migrations/0010_budgets.sql"),
 ];
 
 /// The schema version this build writes.

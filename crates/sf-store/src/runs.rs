@@ -116,6 +116,9 @@ pub enum Failure {
     /// Its CLI made a tool call the guard was never asked about (its hooks off or
     /// bypassed): stopped, counted.
     GuardBypassed,
+    /// A budget it is charged to ran out: stopped, not counted (the task is blocked until
+    /// a human raises the budget).
+    BudgetExhausted,
 }
 
 impl Failure {
@@ -131,6 +134,7 @@ impl Failure {
             Self::SpawnFailed | Self::AgentBroken | Self::DaemonResources => "spawn_failed",
             Self::Interrupted => "interrupted",
             Self::GuardBypassed => "guard_bypassed",
+            Self::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -143,6 +147,7 @@ impl Failure {
                 | Self::Interrupted
                 | Self::AgentBroken
                 | Self::DaemonResources
+                | Self::BudgetExhausted
         )
     }
 }

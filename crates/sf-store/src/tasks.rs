@@ -256,13 +256,26 @@ impl Store {
             None => None,
         };
         let blockers = self.resolve_blockers(&new.blocked_by)?;
+        // a task a run creates is its task's child: charged to that task's budget too
+        let parent = match (&new.token, actor.strip_prefix("agent:")) {
+            (Some(token), Some(agent)) => match self.guard_run(token) {
+                Ok(run) if run.agent == agent => run
+                    .task
+                    .as_ref()
+                    .map(|t| self.resolve_task(t.as_str()))
+                    .transpose()?
+                    .map(|(k, _)| k),
+                _ => None,
+            },
+            _ => None,
+        };
         let now = now_ms();
         let tx = self.conn.transaction()?;
         let id = TaskId::new(fresh_id(&tx, "tasks")?).expect("generated ids are valid");
         tx.prepare_cached(
             "INSERT INTO tasks (id, title, description, acceptance, status, priority, task_type,
-                                plan, skills, scheduled_for, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                                plan, skills, scheduled_for, created_at, updated_at, parent_task)
+             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
         )?
         .execute(params![
             id.as_str(),
@@ -275,6 +288,7 @@ impl Store {
             serde_json::to_string(&skills)?,
             new.scheduled_for.map(|t| t.timestamp_millis()),
             now,
+            parent,
         ])?;
         let key = tx.last_insert_rowid();
         let mut waits = Vec::new();

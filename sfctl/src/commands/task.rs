@@ -182,6 +182,10 @@ fn create(ctx: &mut Context, args: CreateArgs, now: Timestamp) -> CliResult {
             .scheduled_for
             .map(|s| time::parse_time("--scheduled-for", &s, now))
             .transpose()?,
+        // inside a run the new task is a child of the run's task (its budget is charged)
+        token: std::env::var(crate::context::LEASE_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
     };
     let resp = ctx.request(&Request::CreateTask { task })?;
     let task = expect_response!(resp, Response::Task(t) => t);

@@ -132,6 +132,11 @@ pub(crate) struct Owner {
     /// Runs the owner stopped for a reason of its own (a bypassed guard): how their end is
     /// recorded once their work is saved.
     stopped_for: HashMap<i64, Failure>,
+    /// What each live run's stream has said of its usage so far, for its budgets.
+    live_use: HashMap<i64, sf_store::LiveUse>,
+    /// The model messages of each live run already counted (a message is reported once per
+    /// content block).
+    live_messages: HashMap<i64, HashSet<String>>,
 }
 
 impl Owner {
@@ -183,6 +188,8 @@ impl Owner {
             spawn_denials_noted: HashSet::new(),
             held: HashMap::new(),
             stopped_for: HashMap::new(),
+            live_use: HashMap::new(),
+            live_messages: HashMap::new(),
         };
         (handle, owner)
     }
@@ -403,6 +410,7 @@ impl Owner {
             && self.sandbox_error.is_none()
             && self.config.policy.is_ok();
         let config = self.config.clone();
+        let live = self.live_use.clone();
         let result = self
             .store_call(move |s| {
                 let now = sf_store::now_ms();
@@ -411,7 +419,7 @@ impl Owner {
                 if can_dispatch {
                     let policy = config.policy.as_ref();
                     let gate = |agent: &str, path| crate::guard::check_spawn(policy, path, agent);
-                    crate::dispatch::dispatch(s, capacity, &paused, &gate)
+                    crate::dispatch::dispatch(s, capacity, &paused, &gate, &live)
                 } else {
                     Ok(crate::dispatch::Dispatched::default())
                 }

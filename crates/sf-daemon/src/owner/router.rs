@@ -229,6 +229,31 @@ impl Owner {
                 .await
             }
 
+            // budgets
+            Request::SetBudget {
+                scope,
+                subject,
+                limits,
+            } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Budgets(vec![
+                        s.set_budget(&actor, scope, &subject, &limits)?,
+                    ]))
+                })
+                .await
+            }
+            Request::ShowBudgets { scope, subject } => {
+                let live = self.live_use.clone();
+                self.on_store(reply, move |s| {
+                    Ok(Response::Budgets(s.list_budgets(
+                        scope,
+                        subject.as_deref(),
+                        &live,
+                    )?))
+                })
+                .await
+            }
+
             // approvals
             Request::ListApprovals { status } => {
                 self.on_store(reply, move |s| {

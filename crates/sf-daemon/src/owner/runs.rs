@@ -168,6 +168,8 @@ impl Owner {
         usage: Option<sf_proto::RunUsage>,
         max: u32,
     ) {
+        self.live_use.remove(&run_id);
+        self.live_messages.remove(&run_id);
         let (note2, usage2) = (note.clone(), usage.clone());
         // a run of a task closed meanwhile held its worktree until now
         self.tidy_due = true;
@@ -221,9 +223,10 @@ impl Owner {
         }
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
+        let live = self.live_use.clone();
         match self
             .store_call(move |s| {
-                crate::dispatch::start_agent(s, &name, task.as_deref(), capacity, &paused)
+                crate::dispatch::start_agent(s, &name, task.as_deref(), capacity, &paused, &live)
             })
             .await
         {

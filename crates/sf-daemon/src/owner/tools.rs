@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sf_core::tools::{ToolCall, ToolDecision, ToolVerdict};
 use sf_proto::{ErrorKind, ProtoError, Response, ToolAnswer};
-use sf_store::{GuardRun, NewToolCall, StoreError};
+use sf_store::{NewToolCall, StoreError};
 
 use super::{Owner, internal};
 use crate::mailbox::Reply;
@@ -53,6 +53,7 @@ impl Owner {
         let started = Instant::now();
         let config = self.config.clone();
         let actor = actor.to_owned();
+        let live = self.live_use.clone();
         let decided = self
             .store_call(move |s| {
                 let run = s.guard_run(&token)?;
@@ -72,15 +73,21 @@ impl Owner {
                 }
                 let spec = s.agent_spec(&run.agent)?.unwrap_or_default();
                 let text = sf_core::tools::input_text(&input);
-                let verdict = match config.policy.as_ref() {
-                    Ok(p) => p.tools.decide(
+                let budget = s.run_budget(run.run_id, &live, true)?;
+                let verdict = match (&budget, config.policy.as_ref()) {
+                    (Some(e), _) => ToolVerdict {
+                        decision: ToolDecision::Deny,
+                        rule: format!("budget:{}:{}", e.scope, e.subject),
+                        reason: format!("BUDGET_EXHAUSTED: {}; the run is stopped", e.reason()),
+                    },
+                    (None, Ok(p)) => p.tools.decide(
                         &ToolCall {
                             tool: &tool,
                             input: &text,
                         },
                         &spec.capabilities,
                     ),
-                    Err(e) => ToolVerdict {
+                    (None, Err(e)) => ToolVerdict {
                         decision: ToolDecision::Deny,
                         rule: "policy".into(),
                         reason: format!("POLICY_MISSING: {e}"),
@@ -98,13 +105,11 @@ impl Owner {
                     reason: &verdict.reason,
                     latency_us,
                 })?;
-                Ok::<(GuardRun, i64, ToolVerdict, Option<i64>), StoreError>((
-                    run, id, verdict, approval,
-                ))
+                Ok::<_, StoreError>((run, id, verdict, approval, budget))
             })
             .await;
         match decided {
-            Ok((Ok((_, id, verdict, approval)), changed)) => {
+            Ok((Ok((run, id, verdict, approval, budget)), changed)) => {
                 match (verdict.decision, approval) {
                     (ToolDecision::Hold, Some(approval)) => {
                         let wait = self
@@ -128,6 +133,10 @@ impl Owner {
                         record: id,
                     })),
                 }
+                // the call is denied first, then the run stopped: cancel first, report after
+                if let Some(e) = budget {
+                    self.budget_ran_out(run.run_id, e).await;
+                }
                 changed
             }
             Ok((Err(e), _)) => {
@@ -145,8 +154,27 @@ impl Owner {
     /// ever being asked about it (the CLI's hook off or bypassed) stops the run, its work
     /// saved, recorded as `guard_bypassed`.
     pub(super) async fn live(&mut self, run_id: i64, live: sf_worker::adapters::Live) {
-        let sf_worker::adapters::Live::ToolResult { id } = live else {
-            return;
+        use sf_worker::adapters::Live;
+        let id = match live {
+            Live::ToolResult { id } => id,
+            Live::ToolUse { .. } => return,
+            Live::Usage { message, tokens } => {
+                if self
+                    .live_messages
+                    .entry(run_id)
+                    .or_default()
+                    .insert(message)
+                {
+                    self.live_use.entry(run_id).or_default().tokens += tokens;
+                    self.check_budget(run_id).await;
+                }
+                return;
+            }
+            Live::Cost { usd } => {
+                self.live_use.entry(run_id).or_default().cost_usd = usd;
+                self.check_budget(run_id).await;
+                return;
+            }
         };
         if self.stopped_for.contains_key(&run_id) || !self.workers.contains_key(&run_id) {
             return;
@@ -175,6 +203,57 @@ impl Owner {
             }
             Ok((Err(e), _)) => tracing::error!(error = %e, "failed to look up a tool call"),
             Err(e) => tracing::error!(error = %e, "failed to look up a tool call"),
+        }
+    }
+
+    /// Stops run `run_id` if a budget it is charged to ran out (what its stream said so far
+    /// included); a plan's budget stops every live run of the plan.
+    pub(super) async fn check_budget(&mut self, run_id: i64) {
+        if self.stopped_for.contains_key(&run_id) || !self.workers.contains_key(&run_id) {
+            return;
+        }
+        let live = self.live_use.clone();
+        match self
+            .store_call(move |s| s.run_budget(run_id, &live, false))
+            .await
+        {
+            Ok((Ok(Some(e)), _)) => self.budget_ran_out(run_id, e).await,
+            Ok((Ok(None), _)) => {}
+            Ok((Err(e), _)) => tracing::error!(error = %e, "failed to check a run's budget"),
+            Err(e) => tracing::error!(error = %e, "failed to check a run's budget"),
+        }
+    }
+
+    /// A budget ran out under run `run_id`: it is stopped (its work saved, outcome
+    /// `budget_exhausted`) and it is recorded; a plan's stops the plan's other live runs too.
+    pub(super) async fn budget_ran_out(&mut self, run_id: i64, e: sf_store::Exhausted) {
+        let mut runs = vec![run_id];
+        if e.scope == sf_proto::BudgetScope::Plan {
+            let plan = e.subject.clone();
+            if let Ok((Ok(more), _)) = self.store_call(move |s| s.live_runs_of_plan(&plan)).await {
+                runs.extend(more.into_iter().filter(|r| *r != run_id));
+            }
+        }
+        let agent = self
+            .workers
+            .get(&run_id)
+            .map(|w| w.agent.clone())
+            .unwrap_or_default();
+        tracing::warn!(run_id, reason = %e.reason(), "budget exhausted: stopping");
+        for r in runs {
+            if let Some(w) = self.workers.get(&r)
+                && !self.stopped_for.contains_key(&r)
+            {
+                w.stop.cancel();
+                self.stopped_for
+                    .insert(r, sf_store::Failure::BudgetExhausted);
+            }
+        }
+        if let Err(err) = self
+            .store_call(move |s| s.record_budget_exhausted(Some(run_id), &agent, &e))
+            .await
+        {
+            tracing::error!(error = %err, "failed to record an exhausted budget");
         }
     }
 

@@ -66,6 +66,7 @@ macro_rules! wire_enum {
 
 mod agents;
 mod approvals;
+mod budgets;
 mod error;
 mod events;
 mod ledger;
@@ -78,6 +79,7 @@ mod wire;
 
 pub use agents::*;
 pub use approvals::*;
+pub use budgets::*;
 pub use error::*;
 pub use events::*;
 pub use ledger::*;

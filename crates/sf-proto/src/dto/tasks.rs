@@ -24,6 +24,10 @@ pub struct NewTask {
     pub acceptance: String,
     /// Not ready before this time.
     pub scheduled_for: Option<Timestamp>,
+    /// Inside a run, its lease token (`SF_RUN`): the new task is a child of the run's task,
+    /// and its usage counts against that task's budget too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 impl Default for NewTask {
@@ -38,6 +42,7 @@ impl Default for NewTask {
             skills: Vec::new(),
             acceptance: String::new(),
             scheduled_for: None,
+            token: None,
         }
     }
 }

@@ -189,6 +189,11 @@ wire_enum!(
         /** `tool_call_held`: a tool call waits for a human */ ToolCallHeld = "tool_call_held",
         /** `guard_bypassed`: a run's CLI made a tool call the guard was never asked about */
         GuardBypassed = "guard_bypassed",
+        /** `budget_set` */ BudgetSet = "budget_set",
+        /** `budget_exhausted`: a run was stopped, or a spawn refused, at a budget's limit */
+        BudgetExhausted = "budget_exhausted",
+        /** `plan_budget_exhausted`: a plan's budget ran out; its live runs were stopped */
+        PlanBudgetExhausted = "plan_budget_exhausted",
     }
 );
 
@@ -200,6 +205,15 @@ wire_enum!(
         /** Hired by an agent; waits for a human's approval; never runs. */
         PendingApproval = "pending_approval",
         /** Its hire was rejected: kept for the record, never runs. */ Terminated = "terminated",
+    }
+);
+
+wire_enum!(
+    /// What a budget limits.
+    BudgetScope {
+        /** A task, with the tasks its runs created. */ Task = "task",
+        /** A plan's tasks. */ Plan = "plan",
+        /** An agent's runs, per day (UTC). */ Agent = "agent",
     }
 );
 

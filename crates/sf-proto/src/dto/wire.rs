@@ -491,6 +491,24 @@ pub enum Request {
         /// The agent.
         name: String,
     },
+    /// Sets (or changes) a budget's limits (a human's decision).
+    SetBudget {
+        /// What it limits.
+        scope: BudgetScope,
+        /// The task id, plan id or agent name.
+        subject: String,
+        /// The limits to set; `None` fields keep their value.
+        limits: BudgetLimits,
+    },
+    /// Budgets and their use.
+    ShowBudgets {
+        /// Only this scope.
+        #[serde(default)]
+        scope: Option<BudgetScope>,
+        /// Only this subject.
+        #[serde(default)]
+        subject: Option<String>,
+    },
 }
 
 /// A response. Each request gets exactly one, except `FollowEvents`.
@@ -586,6 +604,8 @@ pub enum Response {
     AgentRuns(Vec<RunLedger>),
     /// A Trust Card.
     TrustCard(TrustCard),
+    /// Budgets.
+    Budgets(Vec<BudgetInfo>),
     /// A refusal.
     Error(ProtoError),
 }
