@@ -132,3 +132,19 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use sf_proto::Adapter;
+
+    #[test]
+    fn only_claude_stops_itself_at_a_cost() {
+        assert_eq!(
+            crate::budget_args(Adapter::Claude, 1.5),
+            ["--max-budget-usd", "1.5000"]
+        );
+        for a in [Adapter::Codex, Adapter::Opencode, Adapter::Command] {
+            assert!(crate::budget_args(a, 1.5).is_empty());
+        }
+    }
+}

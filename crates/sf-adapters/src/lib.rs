@@ -196,6 +196,16 @@ pub fn guarded(adapter: Adapter) -> bool {
     adapter == Adapter::Claude
 }
 
+/// The arguments that make `adapter`'s CLI stop itself once it has spent `usd` (Claude
+/// Code's `--max-budget-usd`, which stops a turn late: sf stops the run too); none for the
+/// CLIs that cannot.
+pub fn budget_args(adapter: Adapter, usd: f64) -> Vec<String> {
+    match adapter {
+        Adapter::Claude => vec!["--max-budget-usd".to_owned(), format!("{usd:.4}")],
+        _ => Vec::new(),
+    }
+}
+
 /// Builds the command line for one run of `input.adapter`.
 pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
     let model = input.model.map(|m| checked("model", m)).transpose()?;

@@ -20,6 +20,8 @@ pub(crate) struct Start {
     pub resume: Option<String>,
     /// How the spawn was asked for, for the launcher's last look at the spawn gate.
     pub path: SpawnPath,
+    /// What its budgets leave it to spend, in USD (`None`: no cost limit).
+    pub cost_left: Option<f64>,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -138,7 +140,10 @@ pub(crate) fn dispatch(
             continue;
         }
         match claim_one(store, &agent, &id) {
-            Ok(s) => out.push(s),
+            Ok(mut s) => {
+                s.cost_left = store.cost_left(&id, &agent, live)?;
+                out.push(s);
+            }
             // a previous worker still exiting: dispatched when its run ends
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 tracing::debug!(task = %id, %agent, error = %e, "claim deferred");
@@ -191,6 +196,7 @@ fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreE
         shell,
         resume: None,
         path,
+        cost_left: None,
     })
 }
 
@@ -300,5 +306,6 @@ pub(crate) fn start_agent(
     }
     let mut start = claim_one(store, name, &task_id)?;
     start.path = SpawnPath::Start;
+    start.cost_left = store.cost_left(&task_id, name, live)?;
     Ok(start)
 }

@@ -70,6 +70,8 @@ pub(crate) struct Launch {
     pub resume: Option<String>,
     /// Where the run's sandbox namespace is recorded as this agent's.
     pub identities: crate::identity::Identities,
+    /// What its budgets leave it to spend, in USD, for a CLI that stops itself at a cost.
+    pub cost_left: Option<f64>,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -182,6 +184,10 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
         };
         let mut spec = agent_run(config, &l.agent, &who, &wt.path, &prompt, &log, Vec::new())?;
         spec.tap = live_tap(l.agent.adapter, l.claim.run_id, &l.tx);
+        if let Some(usd) = l.cost_left {
+            spec.args
+                .extend(sf_worker::adapters::budget_args(l.agent.adapter, usd));
+        }
         spec
     };
     let run = launcher::launch(spec)?;

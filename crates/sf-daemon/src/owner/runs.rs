@@ -123,6 +123,7 @@ impl Owner {
             shell: s.shell,
             resume,
             identities: self.identities.clone(),
+            cost_left: s.cost_left,
         }));
     }
 
