@@ -27,10 +27,10 @@ pub enum GuardCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  echo '{\"tool_name\":\"Bash\",\"tool_input\":{\"command\":\"ls\"}}' | sfctl guard check
-  # as sfd installs it for Claude Code (--settings):
-  #   {\"hooks\":{\"PreToolUse\":[{\"matcher\":\"*\",\"hooks\":[{\"type\":\"command\",
-  #     \"command\":\"\\\"$SF_SFCTL\\\" guard check || exit 2\"}]}]}}")]
+  sfctl guard check < call.json        # {\"tool_name\":\"Bash\",\"tool_input\":{\"command\":\"ls\"}}
+  sfctl guard check --deadline 10m     # wait at most 10 minutes for a held call
+  # as sfd installs it for Claude Code (--settings), failing closed:
+  #   \"$SF_SFCTL\" guard check --deadline 2h || exit 2")]
 pub struct CheckArgs {
     /// How long to wait for sfd's answer; a held call waits for a human up to the
     /// policy's hold_timeout
