@@ -294,6 +294,13 @@ fn a_plan_budget_running_out_stops_every_run_of_the_plan() {
     assert!(denied[0].reason.contains("BUDGET_EXHAUSTED"), "{denied:?}");
     let events = td.events(&[]);
     assert!(events.iter().any(|e| e.action == "plan_budget_exhausted"));
+    // on the way: half, then 80 %, of the limit, each once
+    let shares: Vec<u64> = events
+        .iter()
+        .filter(|e| e.action == "budget_usage")
+        .filter_map(|e| e.after.as_ref()?.get("percent")?.as_u64())
+        .collect();
+    assert_eq!(shares, [50, 80], "{events:#?}");
     let shown: Vec<sf_proto::BudgetInfo> = td.sfctl().args(["budget", "show", "--plan", &p]).json();
     assert_eq!(shown[0].used.tool_calls, 4);
     assert!(shown[0].exhausted.is_some(), "{shown:?}");

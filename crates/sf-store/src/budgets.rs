@@ -377,6 +377,57 @@ impl Store {
         self.first_exhausted(task, &agent, live, extra_call)
     }
 
+    /// The budgets of run `run_id`'s chain with a limit, and the largest share of any of
+    /// their limits spent (0.0 to 1.0 and beyond), for `budget_usage` events.
+    pub fn run_budget_shares(
+        &self,
+        run_id: i64,
+        live: &HashMap<i64, LiveUse>,
+    ) -> Result<Vec<(BudgetScope, String, f64)>, StoreError> {
+        let row: Option<(Option<Key>, String)> = self
+            .conn
+            .prepare_cached("SELECT task, agent FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((task, agent)) = row else {
+            return Ok(Vec::new());
+        };
+        let now = now_ms();
+        let mut out = Vec::new();
+        for (scope, subject) in self.chain(task, &agent)? {
+            let Some(limits) = self.budget_limits(scope, &subject)? else {
+                continue;
+            };
+            let used = self.budget_use(scope, &subject, live, now)?;
+            let share = |u: f64, l: Option<f64>| l.filter(|l| *l > 0.0).map_or(0.0, |l| u / l);
+            let most = [
+                share(used.tokens as f64, limits.tokens.map(|v| v as f64)),
+                share(used.cost_usd, limits.cost_usd),
+                share(used.tool_calls as f64, limits.tool_calls.map(|v| v as f64)),
+                share(used.wall_secs as f64, limits.wall_secs.map(|v| v as f64)),
+            ]
+            .into_iter()
+            .fold(0.0, f64::max);
+            out.push((scope, subject, most));
+        }
+        Ok(out)
+    }
+
+    /// Records that a budget passed a share of its limit (`budget_usage`).
+    pub fn record_budget_usage(
+        &mut self,
+        scope: BudgetScope,
+        subject: &str,
+        percent: u32,
+        run: i64,
+    ) -> Result<(), StoreError> {
+        let ev = Audit::new("daemon", Action::BudgetUsage, format!("{scope}:{subject}"))
+            .after(json!({"scope": scope, "subject": subject, "percent": percent, "run": run}))
+            .append(&self.conn, now_ms())?;
+        self.new_events.push(ev);
+        Ok(())
+    }
+
     /// Before a spawn of `agent` on `task`: the first exhausted budget of its chain.
     pub fn spawn_budget(
         &self,

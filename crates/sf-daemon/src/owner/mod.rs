@@ -137,6 +137,8 @@ pub(crate) struct Owner {
     /// The model messages of each live run already counted (a message is reported once per
     /// content block).
     live_messages: HashMap<i64, HashSet<String>>,
+    /// The budget shares already reported (`budget_usage`), by budget and percent.
+    budget_warned: HashSet<(sf_proto::BudgetScope, String, u32)>,
 }
 
 impl Owner {
@@ -190,6 +192,7 @@ impl Owner {
             stopped_for: HashMap::new(),
             live_use: HashMap::new(),
             live_messages: HashMap::new(),
+            budget_warned: HashSet::new(),
         };
         (handle, owner)
     }

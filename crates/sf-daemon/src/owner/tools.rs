@@ -134,8 +134,10 @@ impl Owner {
                     })),
                 }
                 // the call is denied first, then the run stopped: cancel first, report after
-                if let Some(e) = budget {
-                    self.budget_ran_out(run.run_id, e).await;
+                match budget {
+                    Some(e) => self.budget_ran_out(run.run_id, e).await,
+                    // the call counts: its budgets' shares, after the answer
+                    None => self.check_budget(run.run_id).await,
                 }
                 changed
             }
@@ -213,12 +215,31 @@ impl Owner {
             return;
         }
         let live = self.live_use.clone();
+        let (warned, lv) = (self.budget_warned.clone(), live.clone());
         match self
-            .store_call(move |s| s.run_budget(run_id, &live, false))
+            .store_call(move |s| {
+                let out = s.run_budget(run_id, &live, false)?;
+                // half and 80 % of a limit are events, once each per budget
+                let mut crossed = Vec::new();
+                for (scope, subject, share) in s.run_budget_shares(run_id, &lv)? {
+                    for percent in [50, 80] {
+                        let key = (scope, subject.clone(), percent);
+                        if share * 100.0 >= f64::from(percent) && !warned.contains(&key) {
+                            s.record_budget_usage(scope, &subject, percent, run_id)?;
+                            crossed.push(key);
+                        }
+                    }
+                }
+                Ok::<_, sf_store::StoreError>((out, crossed))
+            })
             .await
         {
-            Ok((Ok(Some(e)), _)) => self.budget_ran_out(run_id, e).await,
-            Ok((Ok(None), _)) => {}
+            Ok((Ok((exhausted, crossed)), _)) => {
+                self.budget_warned.extend(crossed);
+                if let Some(e) = exhausted {
+                    self.budget_ran_out(run_id, e).await;
+                }
+            }
             Ok((Err(e), _)) => tracing::error!(error = %e, "failed to check a run's budget"),
             Err(e) => tracing::error!(error = %e, "failed to check a run's budget"),
         }

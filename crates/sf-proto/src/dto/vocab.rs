@@ -190,6 +190,7 @@ wire_enum!(
         /** `guard_bypassed`: a run's CLI made a tool call the guard was never asked about */
         GuardBypassed = "guard_bypassed",
         /** `budget_set` */ BudgetSet = "budget_set",
+        /** `budget_usage`: a budget passed half, then 80 %, of a limit */ BudgetUsage = "budget_usage",
         /** `budget_exhausted`: a run was stopped, or a spawn refused, at a budget's limit */
         BudgetExhausted = "budget_exhausted",
         /** `plan_budget_exhausted`: a plan's budget ran out; its live runs were stopped */
