@@ -40,6 +40,7 @@ const HUMAN_ONLY: &[(&str, &str)] = &[
     ("agent stop w2", "agent.stop"),
     ("agent remove w2", "agent.remove"),
     ("dep approve $GATE --as alice", "gate.approve"),
+    ("dep remove --id $GATE", "gate.satisfy"),
     ("mr approve 1 --as alice", "mr.approve"),
     ("approval approve 1", "approval.decide"),
     ("approval reject 1", "approval.decide"),
@@ -532,6 +533,28 @@ fn a_directors_hire_waits_for_a_human_and_then_works() {
         "{err}"
     );
 
+    // a director re-prioritises a human's task, and edits nothing else of it
+    let theirs = td.create_task("a human's", &[]).task.id.to_string();
+    td.sfctl()
+        .env("SF_AGENT", "lead")
+        .args(["task", "update", &theirs, "--priority", "1"])
+        .success();
+    let (err, _) = td
+        .sfctl()
+        .env("SF_AGENT", "lead")
+        .args([
+            "task",
+            "update",
+            &theirs,
+            "--priority",
+            "2",
+            "--description",
+            "mine now",
+        ])
+        .json_fails(1);
+    assert_eq!(err["error"]["code"], "PERMISSION_DENIED", "{err}");
+    assert_eq!(td.show_task(&theirs).task.priority, 1);
+
     // a rejected hire is terminated and never runs
     let out = hire(&td, "lead", "e-worker-10", &[]);
     assert!(out.status.success());
@@ -608,17 +631,66 @@ fn without_required_approval_a_hire_works_at_once() {
     let list: Vec<ApprovalInfo> = td.sfctl().args(["approval", "list"]).json();
     assert!(list.is_empty(), "{list:?}");
     // but it grants nothing its hirer does not hold: that stays a human's decision
-    let out = hire(&td, "lead", "e-worker-10", &["--capability", "push"]);
-    assert_eq!(out.status.code(), Some(1));
+    for (extra, says) in [
+        (&["--capability", "push"][..], "push"),
+        (&["--on", "task_created"][..], "schedule"),
+    ] {
+        let out = hire(&td, "lead", "e-worker-10", extra);
+        assert_eq!(out.status.code(), Some(1));
+        let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(err["error"]["code"], "HUMAN_REQUIRED", "{err}");
+        assert!(
+            err["error"]["reason"].as_str().unwrap_or("").contains(says),
+            "{err}"
+        );
+    }
+    let out = td
+        .sfctl()
+        .env("SF_AGENT", "lead")
+        .args([
+            "--json", "agent", "hire", "s1", "--role", "steward", "--focus", "docs",
+        ])
+        .args(["--command", "/bin/true"])
+        .run();
     let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(err["error"]["code"], "HUMAN_REQUIRED", "{err}");
-    assert!(
-        err["error"]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("push"),
-        "{err}"
+    assert_eq!(
+        err["error"]["code"], "HUMAN_REQUIRED",
+        "a steward's grants: {err}"
     );
+}
+
+/// What a hire would grant beyond its hirer is in the approval the human reads, and a hire
+/// whose agent is removed has its approval withdrawn with it.
+#[test]
+fn a_hires_approval_names_its_grants_and_goes_with_its_agent() {
+    let td = fleet("");
+    script(&td, "hired", "complete\n");
+    td.sfctl()
+        .args([
+            "agent",
+            "register",
+            "lead",
+            "--role",
+            "director",
+            "--mode",
+            "persistent",
+        ])
+        .success();
+    let out = hire(&td, "lead", "e-worker-9", &["--capability", "network"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = approval_of(&td, "agent:e-worker-9");
+    let grants = a.payload["grants"].as_str().unwrap_or_default();
+    assert!(grants.contains("network"), "{a:?}");
+    td.sfctl().args(["agent", "remove", "e-worker-9"]).success();
+    let shown: ApprovalDetail = td
+        .sfctl()
+        .args(["approval", "show", &a.id.to_string()])
+        .json();
+    assert_eq!(shown.approval.status, sf_proto::ApprovalStatus::Cancelled);
 }
 
 /// A key given in `--command` shows as `[redacted]` in `agent config`, `agent show` and the

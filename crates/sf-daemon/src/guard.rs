@@ -63,7 +63,17 @@ pub(crate) fn action_of(req: &Request) -> Action {
         R::StopAgent { .. } => Action::StopAgent,
         R::RunSteward { .. } => Action::RunSteward,
         R::CreateTask { .. } => Action::CreateTask,
-        R::UpdateTask { patch, .. } if patch.priority.is_some() => Action::Reprioritize,
+        // re-prioritising is a grant of its own only when the priority is all that changes
+        R::UpdateTask { patch, .. }
+            if patch.priority.is_some()
+                && *patch
+                    == sf_proto::TaskPatch {
+                        priority: patch.priority,
+                        ..sf_proto::TaskPatch::default()
+                    } =>
+        {
+            Action::Reprioritize
+        }
         R::UpdateTask { .. } => Action::UpdateTask,
         R::ChangeTaskStatus { .. } => Action::ChangeTaskStatus,
         R::CompleteTask { .. } => Action::CompleteTask,
@@ -139,8 +149,14 @@ pub(crate) fn check_request(
     req: &Request,
 ) -> Result<(), StoreError> {
     let policy = config.policy.as_ref();
-    let action = action_of(req);
+    let mut action = action_of(req);
     let who = Actor::parse(actor);
+    // removing a gate opens it: the same decision as satisfying it
+    if let Request::RemoveDep { dep: Some(d), .. } = req
+        && store.dep_is_gate(*d)?
+    {
+        action = Action::SatisfyGate;
+    }
     let approval = approval_of(req);
     if !matches!(who, Actor::Agent(_)) && approval.is_none() {
         return Ok(());
@@ -226,7 +242,30 @@ fn beyond(hired: &sf_proto::AgentSpec, hirer: &sf_proto::AgentSpec) -> Option<St
     if hired.permissions.can_create_agents == Some(true) && !hirer.can_create_agents() {
         more.push("`can_create_agents`".to_owned());
     }
+    // a role's grants (a steward's `task.others`, a director's plans) and a schedule are
+    // more than a worker holds; an unguarded `command` adapter escapes the tool rules
+    if hired.role != sf_proto::Role::Worker && hired.role != hirer.role {
+        more.push(format!("the role `{}`", hired.role));
+    }
+    if !hired.triggers.is_empty() || !hired.on.is_empty() {
+        more.push("a schedule (triggers)".to_owned());
+    }
+    if hired.playbook.is_some() {
+        more.push("a playbook to run".to_owned());
+    }
+    if !sf_worker::adapters::guarded(hired.adapter) && sf_worker::adapters::guarded(hirer.adapter) {
+        more.push(format!("the unguarded `{}` adapter", hired.adapter));
+    }
     (!more.is_empty()).then(|| more.join(", "))
+}
+
+/// What a hire grants beyond its hirer, for the approval a human reads (public to the
+/// router).
+pub(crate) fn hire_grants(
+    hired: &sf_proto::AgentSpec,
+    hirer: Option<&sf_proto::AgentSpec>,
+) -> Option<String> {
+    beyond(hired, hirer.unwrap_or(&sf_proto::AgentSpec::default()))
 }
 
 /// Decides one spawn: `Err` with the denial when the policy is unusable or a spawn rule

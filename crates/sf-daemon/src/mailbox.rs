@@ -132,7 +132,11 @@ pub(crate) enum Internal {
     },
     /// The spawn gate refused a claimed run at the last door (the policy changed since the
     /// claim): the claim is undone, uncounted.
-    SpawnDenied { run_id: i64, reason: String },
+    SpawnDenied {
+        run_id: i64,
+        agent: String,
+        reason: String,
+    },
     /// The process is gone; `report` is what its adapter's parser read in its log.
     Exited {
         run_id: i64,

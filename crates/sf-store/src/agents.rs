@@ -423,8 +423,18 @@ impl Store {
         let ev = Audit::new(actor, Action::AgentRemoved, format!("agent:{name}"))
             .before(serde_json::to_value(sf_core::redact::spec(&agent.spec))?)
             .append(&tx, now)?;
+        // a hire still waiting for a human goes with the agent
+        let closed = crate::approvals::close_subject(
+            &tx,
+            actor,
+            &format!("agent:{name}"),
+            sf_core::approval::Move::Cancel,
+            Some("the agent was removed"),
+            now,
+        )?;
         tx.commit()?;
         self.new_events.push(ev);
+        self.new_events.extend(closed);
         Ok(())
     }
 

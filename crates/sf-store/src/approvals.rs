@@ -271,6 +271,16 @@ impl Store {
         let status = sf_core::approval::next(before.status, m).map_err(|(why, hint)| {
             StoreError::state(format!("cannot {} approval #{id}: {why}", m.verb())).hint(hint)
         })?;
+        if m == Move::Cancel && before.kind == ApprovalKind::Gate && actor.starts_with("agent:") {
+            return Err(StoreError::Denied(
+                sf_proto::ProtoError::new(
+                    ErrorKind::Denied,
+                    format!("a gate's approval is withdrawn by a human; `{actor}` may not"),
+                )
+                .with_hint("remove the gate's dependency is a human's decision too")
+                .with_code("HUMAN_REQUIRED"),
+            ));
+        }
         if m == Move::Resubmit && before.kind != ApprovalKind::HireAgent && !patch.is_empty() {
             return Err(StoreError::invalid(format!(
                 "a {} approval has no fields to change",
@@ -353,12 +363,14 @@ impl Store {
                         name
                     ])?;
                     let mut payload = before.payload.clone();
+                    let old_shown = payload["spec"].clone();
                     payload["spec"] = serde_json::to_value(sf_core::redact::spec(&spec))?;
                     tx.prepare_cached("UPDATE approvals SET payload = ?1 WHERE id = ?2")?
                         .execute(params![payload.to_string(), id])?;
                     events.push(
                         Audit::new(actor, Action::AgentUpdated, format!("agent:{name}"))
-                            .after(serde_json::to_value(patch)?)
+                            .before(old_shown)
+                            .after(payload["spec"].clone())
                             .append(&tx, now)?,
                     );
                 }
@@ -422,6 +434,7 @@ impl Store {
         actor: &str,
         spec: AgentSpec,
         needs_approval: bool,
+        grants: Option<&str>,
     ) -> Result<(AgentDetail, Option<i64>), StoreError> {
         let spec = validate_spec(spec, |n| self.agent_exists(n).unwrap_or(false))?;
         if self.agent_exists(&spec.name)? {
@@ -455,7 +468,9 @@ impl Store {
                 .append(&tx, now)?,
         ];
         let approval = if needs_approval {
-            let payload = json!({"agent": spec.name, "requested_by": actor, "spec": shown});
+            // what the hire would grant beyond its hirer, for the human who decides
+            let payload =
+                json!({"agent": spec.name, "requested_by": actor, "spec": shown, "grants": grants});
             let (id, ev) = open(
                 &tx,
                 ApprovalKind::HireAgent,

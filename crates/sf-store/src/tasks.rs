@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 use serde_json::{Value, json};
 use sf_core::naming::{normalize_skills, validate_text, validate_title};
 use sf_core::ready::{Key, LiveTask, Wait};
@@ -807,9 +807,18 @@ pub(crate) fn cancel_open_mrs(
     Ok(closed)
 }
 
-use rusqlite::OptionalExtension as _;
-
 impl Store {
+    /// Whether dependency `dep` is a gate (approval, external or timer): removing it opens
+    /// what it held, a human's decision.
+    pub fn dep_is_gate(&self, dep: sf_proto::DepId) -> Result<bool, StoreError> {
+        let gate: Option<Option<String>> = self
+            .conn
+            .prepare_cached("SELECT gate FROM deps WHERE id = ?1")?
+            .query_row([dep.0], |r| r.get(0))
+            .optional()?;
+        Ok(matches!(gate, Some(Some(_))))
+    }
+
     /// Whose a task is, for the guard: its assignee, else the actor that created it
     /// (`agent:` stripped from an agent's name; a human's kept as `human:…`).
     pub fn task_owner(&self, prefix: &str) -> Result<String, StoreError> {

@@ -10,7 +10,9 @@ use crate::mailbox::MergeOutcome;
 impl Owner {
     /// Starts the next merge request if none is running and a merge steward is enabled.
     pub(super) async fn merge_phase(&mut self) {
-        if self.merging.is_some() {
+        // a merge test runs agents' code: with no usable policy nothing is spawned, and
+        // requests wait (daemon status says why)
+        if self.merging.is_some() || self.config.policy.is_err() {
             return;
         }
         // requests waiting on the user's checkout are re-checked on ticks, not on every wake

@@ -495,9 +495,28 @@ impl Owner {
                 self.live(run_id, live).await;
                 false
             }
-            Internal::SpawnDenied { run_id, reason } => {
+            Internal::SpawnDenied {
+                run_id,
+                agent,
+                reason,
+            } => {
                 let max = self.config.max_attempts;
                 let note = format!("not started: {reason}");
+                let r2 = reason.clone();
+                if let Err(e) = self
+                    .store_call(move |s| {
+                        s.record_denial(
+                            "daemon",
+                            true,
+                            &format!("agent:{agent}"),
+                            &serde_json::json!({"agent": agent, "run": run_id, "code": "POLICY_DENIED", "rule": "launch"}),
+                            &r2,
+                        )
+                    })
+                    .await
+                {
+                    tracing::error!(error = %e, "failed to record a spawn denial");
+                }
                 self.end_run(
                     run_id,
                     None,

@@ -119,7 +119,13 @@ impl Owner {
                 let level = self.config.sandbox.describe();
                 self.on_store(reply, move |s| {
                     check_registration_command(&spec)?;
-                    let (mut agent, _) = s.hire_agent(&actor, spec, needs_approval)?;
+                    let hirer = match actor.strip_prefix("agent:") {
+                        Some(a) => s.agent_spec(a)?,
+                        None => None,
+                    };
+                    let grants = crate::guard::hire_grants(&spec, hirer.as_ref());
+                    let (mut agent, _) =
+                        s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?;
                     agent.sandbox = Some(level.to_owned());
                     Ok(Response::Agent(redacted(agent)))
                 })
@@ -138,8 +144,11 @@ impl Owner {
                 }
                 let level = self.config.sandbox.describe();
                 self.on_store(reply, move |s| {
+                    // the changed spec is checked before anything is written
+                    let mut changed = s.show_agent(&name)?.agent.spec;
+                    patch.apply(&mut changed);
+                    check_registration_command(&changed)?;
                     let mut agent = s.update_agent(&actor, &name, &patch)?;
-                    check_registration_command(&agent.agent.spec)?;
                     agent.sandbox = Some(level.to_owned());
                     Ok(Response::Agent(redacted(agent)))
                 })
@@ -292,6 +301,29 @@ impl Owner {
                 .await
             }
             Request::ResubmitApproval { id, patch, note } => {
+                if let Some(secrets) = &patch.secrets {
+                    let probe = sf_proto::AgentSpec {
+                        secrets: secrets.clone(),
+                        ..sf_proto::AgentSpec::default()
+                    };
+                    if let Err(e) = self.check_registration(&probe).await {
+                        reply.send(Response::Error(e));
+                        return false;
+                    }
+                }
+                if patch.command.is_some() || patch.adapter.is_some() {
+                    let probe = sf_proto::AgentSpec {
+                        adapter: patch.adapter.unwrap_or(sf_proto::Adapter::Command),
+                        command: patch.command.clone().filter(|c| !c.is_empty()),
+                        ..sf_proto::AgentSpec::default()
+                    };
+                    if patch.command.as_deref().is_some_and(|c| !c.is_empty())
+                        && let Err(e) = check_registration_command(&probe)
+                    {
+                        reply.send(Response::Error(e.into()));
+                        return false;
+                    }
+                }
                 self.move_approval(reply, actor, id, Move::Resubmit, note, patch)
                     .await
             }

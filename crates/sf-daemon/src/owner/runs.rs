@@ -79,6 +79,7 @@ impl Owner {
             let run_id = s.claim.run_id;
             let _ = tx.send(crate::mailbox::Internal::SpawnDenied {
                 run_id,
+                agent: s.claim.agent.clone(),
                 reason: d.reason,
             });
             return;
