@@ -346,3 +346,25 @@ fn a_task_created_by_a_run_spends_from_its_parents_budget() {
     assert_eq!(denied[0].summary, "c2");
     assert_eq!(denied[0].rule, format!("budget:task:{parent}"));
 }
+
+/// Wall time passes without output: a run past its task's wall budget is stopped at a tick.
+#[test]
+fn a_run_past_its_wall_budget_is_stopped() {
+    let td = fleet("");
+    let never = td.root.join("never");
+    let s = script(&td, "w1", &format!("wait-file {}\n", never.display()));
+    let id = td.create_task("slow", &[]).task.id.to_string();
+    td.sfctl()
+        .args(["budget", "set", "--task", &id, "--wall", "1s"])
+        .success();
+    worker(&td, "w1", &s, &[]);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("budget_exhausted"),
+        "{:?}",
+        t.notes
+    );
+    let blocked = t.notes.iter().any(|n| n.text.contains("BUDGET_EXHAUSTED"));
+    assert!(blocked, "{:?}", t.notes);
+}

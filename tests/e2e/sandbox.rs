@@ -201,6 +201,23 @@ fn a_sandboxed_worker_reaches_only_allowed_hosts_through_the_proxy() {
         assert!(r.bytes_in > 0 && r.bytes_out > 0, "{r:?}");
         assert_eq!(r.run, t.runs[0].id);
     }
+    // a `command` agent has no pre-call hook: its ledger is what its proxy saw
+    let calls: Vec<sf_proto::ToolCallRecord> =
+        td.sfctl().args(["agent", "tool-calls", "w1"]).json();
+    let mut seen: Vec<(String, String)> = calls
+        .iter()
+        .map(|c| (c.source.clone() + " " + &c.tool, c.decision.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("proxy Network".to_owned(), "allow".to_owned()),
+            ("proxy Network".to_owned(), "allow".to_owned()),
+            ("proxy Network".to_owned(), "deny".to_owned()),
+        ],
+        "{calls:#?}"
+    );
     let events = td.events(&[]);
     let ev = events
         .iter()

@@ -137,6 +137,14 @@ impl Store {
             .ok_or_else(|| StoreError::state("the budget just set is gone"))
     }
 
+    /// Whether any budget is set.
+    pub fn has_budgets(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM budgets)")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// The canonical subject: a task's or plan's full id, an existing agent's name.
     fn budget_subject(&self, scope: BudgetScope, subject: &str) -> Result<String, StoreError> {
         Ok(match scope {

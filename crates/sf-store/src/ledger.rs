@@ -187,6 +187,53 @@ impl Store {
             .query_row(params![call_id, run_id], |r| r.get(0))?)
     }
 
+    /// The agent of run `run_id`.
+    pub fn run_agent(&self, run_id: i64) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT agent FROM runs WHERE id = ?1")?
+            .query_row([run_id], |r| r.get(0))?)
+    }
+
+    /// Records a connection of an unguarded run (a `command` agent, whose CLI has no hook)
+    /// in the ledger, as its egress proxy decided it: source `proxy`, tool `Network`.
+    pub fn record_proxy_call(
+        &mut self,
+        run_id: i64,
+        host: &str,
+        port: u16,
+        rule: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (agent, task): (String, Option<String>) = self
+            .conn
+            .prepare_cached(
+                "SELECT r.agent, t.id FROM runs r LEFT JOIN tasks t ON t.key = r.task WHERE r.id = ?1",
+            )?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let run = GuardRun {
+            run_id,
+            agent,
+            task: task.and_then(|t| TaskId::new(t).ok()),
+        };
+        let summary = format!("{host}:{port}");
+        self.record_tool_call(&NewToolCall {
+            run: &run,
+            source: "proxy",
+            tool: "Network",
+            call_id: None,
+            summary: &summary,
+            decision: if rule.is_some() { "allow" } else { "deny" },
+            rule: rule.unwrap_or("default-deny"),
+            reason: if rule.is_some() {
+                "relayed by the egress proxy"
+            } else {
+                "the egress proxy denied this host"
+            },
+            latency_us: 0,
+        })?;
+        Ok(())
+    }
+
     /// Records a run stopped for a tool call the guard was never asked about: a
     /// `guard_bypassed` event, and a ledger row (source `stream`, decision `bypassed`).
     pub fn record_guard_bypassed(

@@ -139,6 +139,8 @@ pub(crate) struct Owner {
     live_messages: HashMap<i64, HashSet<String>>,
     /// The budget shares already reported (`budget_usage`), by budget and percent.
     budget_warned: HashSet<(sf_proto::BudgetScope, String, u32)>,
+    /// Some budget is set: live runs are checked against them at ticks (wall time).
+    budgets_exist: bool,
 }
 
 impl Owner {
@@ -193,11 +195,13 @@ impl Owner {
             live_use: HashMap::new(),
             live_messages: HashMap::new(),
             budget_warned: HashSet::new(),
+            budgets_exist: false,
         };
         (handle, owner)
     }
 
     pub(crate) async fn run(mut self) {
+        self.budgets_exist = matches!(self.store.call(|s| s.has_budgets()).await, Ok(Ok(true)));
         self.resolve_target().await;
         self.repair_repository().await;
         self.recover().await;
@@ -401,6 +405,18 @@ impl Owner {
             self.record_unrecorded().await;
             if !self.held.is_empty() {
                 self.expire_held().await;
+            }
+            // wall time passes without any output: budgets are looked at on ticks too
+            if self.budgets_exist {
+                let live: Vec<i64> = self
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| w.kind != RunKind::Steward)
+                    .map(|(r, _)| *r)
+                    .collect();
+                for run in live {
+                    self.check_budget(run).await;
+                }
             }
         }
         let now = chrono::Utc::now();

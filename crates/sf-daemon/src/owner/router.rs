@@ -244,12 +244,15 @@ impl Owner {
                 subject,
                 limits,
             } => {
-                self.on_store(reply, move |s| {
-                    Ok(Response::Budgets(vec![
-                        s.set_budget(&actor, scope, &subject, &limits)?,
-                    ]))
-                })
-                .await
+                let changed = self
+                    .on_store(reply, move |s| {
+                        Ok(Response::Budgets(vec![
+                            s.set_budget(&actor, scope, &subject, &limits)?,
+                        ]))
+                    })
+                    .await;
+                self.budgets_exist |= changed;
+                changed
             }
             Request::ShowBudgets { scope, subject } => {
                 let live = self.live_use.clone();

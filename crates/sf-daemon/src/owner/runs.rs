@@ -554,7 +554,16 @@ impl Owner {
                     bytes,
                     error.as_deref(),
                     started_ms,
-                )
+                )?;
+                // a run whose CLI has no pre-call hook is recorded by what its proxy saw
+                let agent = s.run_agent(run_id)?;
+                let unguarded = s
+                    .agent_spec(&agent)?
+                    .is_some_and(|a| !sf_worker::adapters::guarded(a.adapter));
+                if unguarded {
+                    s.record_proxy_call(run_id, &host, port, rule.as_deref())?;
+                }
+                Ok::<(), sf_store::StoreError>(())
             })
             .await
         {
