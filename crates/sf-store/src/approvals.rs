@@ -13,8 +13,8 @@ use sf_proto::{
     ApprovalInfo, ApprovalKind, ApprovalStatus, AuditEvent, ErrorKind, NewMessage,
 };
 
-use crate::agents::validate_spec;
 use crate::events::Audit;
+use crate::spec::validate_spec;
 use crate::util::{now_ms, opt_ts, ts};
 use crate::{Store, StoreError};
 

@@ -20,6 +20,7 @@ mod plans;
 mod pushes;
 mod readiness;
 mod runs;
+mod spec;
 mod stewards;
 mod tasks;
 mod util;
