@@ -192,6 +192,10 @@ pub fn live(adapter: Adapter, line: &str) -> Vec<Live> {
 
 /// Whether `adapter`'s CLI runs sf's pre-call hook on every tool call, so that a call seen
 /// in its output without a guard record was never asked about.
+///
+/// Not Codex, though its calls pass sf's hook too: its `--json` items (`item_3`) do not
+/// carry the model's call id that the hook reports (`call_0`), so an executed command
+/// cannot be paired with its guard record.
 pub fn guarded(adapter: Adapter) -> bool {
     adapter == Adapter::Claude
 }
