@@ -33,6 +33,8 @@ pub enum GuardCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
+  sfctl guard check < hook-input.json
+  sfctl guard check --cli codex --deadline 2h < hook-input.json
   echo '{\"tool_name\":\"Bash\",\"tool_input\":{\"command\":\"ls\"}}' | sfctl guard check
   # as sfd installs it for Claude Code (--settings):
   #   {\"hooks\":{\"PreToolUse\":[{\"matcher\":\"*\",\"hooks\":[{\"type\":\"command\",
