@@ -17,6 +17,9 @@
 //!
 //! - `{"bash": "CMD"}`: the model calls the CLI's shell tool (`Bash`, `exec_command`, `bash`)
 //!   with CMD; the CLI runs it and sends the result with its next request;
+//! - `{"call": "NAME", "arguments": {...}}`: the model calls the tool NAME with these
+//!   arguments, as the CLI names and shapes them (`"$SESSION"` in the arguments becomes the
+//!   process session Codex named in its last tool output, for `write_stdin`);
 //! - `{"text": "..."}`: a final answer, ending the turn;
 //! - `{"status": N, "message": "...", "reset_secs": S, "headers": {...}}`: an HTTP error in
 //!   the API's own shape (401: authentication; 429: a usage limit resetting in S seconds,

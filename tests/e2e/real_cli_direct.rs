@@ -44,10 +44,26 @@ fn run(
     key: bool,
     extra: &[(&str, &str)],
 ) -> (CliRun, ModelServer, tempfile::TempDir) {
+    run_configured(cli, script, key, extra, "")
+}
+
+/// [`run`] with `user_config` added to Codex's `~/.codex/config.toml`.
+fn run_configured(
+    cli: Cli,
+    script: &Value,
+    key: bool,
+    extra: &[(&str, &str)],
+    user_config: &str,
+) -> (CliRun, ModelServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (repo, home) = repo_and_home(dir.path());
     let server = ModelServer::start(script);
     write_cli_config(cli, &server, &home);
+    if !user_config.is_empty() {
+        let path = home.join(".codex/config.toml");
+        let text = std::fs::read_to_string(&path).expect("read codex config");
+        std::fs::write(&path, format!("{text}{user_config}")).expect("write codex config");
+    }
     let mut env = cli_env(cli, &server, &home);
     if !key {
         env.retain(|(k, _)| k != cli.key_var());
@@ -72,7 +88,7 @@ fn commits(cli: Cli) {
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
-    // Claude Code asks sf's guard before each call (its PreToolUse hook runs
+    // Claude Code and Codex ask sf's guard before each call (their PreToolUse hook runs
     // `"$SF_SFCTL" guard check`): outside sfd a guard that says yes stands in for it
     let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", "/bin/true")]);
     assert!(out.status.success(), "{out:?}");
@@ -118,17 +134,16 @@ fn opencode_runs_a_tool_call_that_commits() {
     commits(Cli::Opencode);
 }
 
-/// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
-/// turns every failure of the guard into 2. A guard that fails (exit 1), is missing, or
-/// cannot be found blocks the call, and the model is told so.
-#[test]
-fn claude_blocks_the_call_when_the_guard_cannot_answer() {
+/// Runs `cli` with each guard that cannot answer (one that fails with exit 1 and says
+/// nothing, one that is missing, none at all): the call is blocked, and the model told so
+/// with each of `says` in its next request.
+fn blocks_without_a_guard(cli: Cli, says: &[&str]) {
     let script = json!([
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
     for guard in ["/bin/false", "/nonexistent/sfctl", ""] {
-        let (out, server, dir) = run(Cli::Claude, &script, true, &[("SF_SFCTL", guard)]);
+        let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", guard)]);
         let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
         assert_eq!(
             subject.trim(),
@@ -140,8 +155,84 @@ fn claude_blocks_the_call_when_the_guard_cannot_answer() {
             .get(1)
             .and_then(|p| p["last_user"].as_str())
             .unwrap_or_default();
-        assert!(told.contains("is_error"), "{guard:?}: {told}");
+        assert!(says.iter().all(|s| told.contains(s)), "{guard:?}: {told}");
     }
+}
+
+/// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
+/// turns every failure of the guard into 2. A guard that fails (exit 1), is missing, or
+/// cannot be found blocks the call, and the model is told so.
+#[test]
+fn claude_blocks_the_call_when_the_guard_cannot_answer() {
+    blocks_without_a_guard(Cli::Claude, &["is_error"]);
+}
+
+/// Codex runs a tool whose hook exits with anything but 2, exits 2 with nothing on stderr,
+/// or times out: sf's hook turns every failure of the guard into 2 with a line on stderr
+/// (a bare `|| exit 2`, as for Claude Code, lets `/bin/false` through).
+#[test]
+fn codex_blocks_the_call_when_the_guard_cannot_answer() {
+    blocks_without_a_guard(
+        Cli::Codex,
+        &[
+            "Command blocked by PreToolUse hook",
+            "sf guard: the call is blocked (guard check exited ",
+        ],
+    );
+}
+
+/// The user's Codex config cannot turn sf's hook off: not with hooks off as a feature, not
+/// with the hook's own state disabled. A guard that cannot answer still blocks the call.
+#[test]
+fn codex_keeps_the_guard_whatever_the_user_config_says() {
+    let script = json!([
+        {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
+        {"text": "all done"}
+    ]);
+    for config in [
+        "[features]\nhooks = false\n",
+        "[features]\ncodex_hooks = false\n",
+        "[hooks.state.\"/<session-flags>/config.toml:pre_tool_use:0:0\"]\nenabled = false\n",
+    ] {
+        let (out, _server, dir) = run_configured(
+            Cli::Codex,
+            &script,
+            true,
+            &[("SF_SFCTL", "/bin/false")],
+            config,
+        );
+        let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+        assert_eq!(
+            subject.trim(),
+            "initial",
+            "{config:?}: the call ran: {out:?}"
+        );
+    }
+}
+
+/// Codex's shell cannot be given commands past the hook: `write_stdin` (typing into a
+/// process an earlier call started) runs no hook, so sf turns TTYs off, and a process's
+/// stdin is then closed. The interactive shell is refused, the typed commit never happens.
+#[test]
+fn codex_cannot_type_commands_past_the_guard() {
+    let script = json!([
+        {"call": "exec_command", "arguments": {"cmd": "bash", "tty": true, "yield_time_ms": 1000}},
+        {"call": "exec_command", "arguments": {"cmd": "sleep 3; read c; eval \"$c\"", "yield_time_ms": 500}},
+        {"call": "write_stdin", "arguments": {"session_id": "$SESSION",
+            "chars": "echo hi > note.txt && git add note.txt && git commit -qm note\n",
+            "yield_time_ms": 5000}},
+        {"text": "all done"}
+    ]);
+    let (out, server, dir) = run(Cli::Codex, &script, true, &[("SF_SFCTL", "/bin/true")]);
+    let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), "initial", "the typed command ran: {out:?}");
+    let told: Vec<String> = server
+        .played()
+        .iter()
+        .map(|p| p["last_user"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(told[1].contains("TTY execution is disabled"), "{told:#?}");
+    assert!(told[3].contains("stdin is closed"), "{told:#?}");
 }
 
 /// What each CLI prints when the API answers 401, and that it exits non-zero. Claude Code

@@ -1,6 +1,8 @@
 //! Codex: `codex exec --json … -` with the prompt on stdin; `codex exec … resume SESSION -` to
 //! continue. Options go before `resume` so that versions where they are not global accept them.
 //!
+//! sf's guard is Codex's `PreToolUse` hook, given on the command line (see [`hook_args`]).
+//!
 //! Read from the JSONL: `thread.started` (the session id), `turn.completed` (usage: the thread's
 //! running total, with `cached_input_tokens` a part of `input_tokens`), `item.completed` (tool
 //! calls, and the last `agent_message` as the result text), `turn.failed` and `error` (failure,
@@ -13,6 +15,54 @@ use super::{
     Options, RunResult, Signal, StreamParser, TokenUsage, auth_failed, clip, json_line, limit,
     note_session,
 };
+
+/// The hook command: `sfctl guard check` (sfd decides and records the call). Codex blocks a
+/// call only when its hook exits 2 *and* writes a reason on stderr; any other exit, an exit
+/// 2 with nothing on stderr, or a timeout runs the call. So every failure of the guard
+/// (an `sfctl` that cannot start, a crash, a guard that exits 1) becomes an exit 2 with a
+/// line on stderr, and the timeout outlasts the guard's own deadline (a held call waits for
+/// a human up to the policy's `hold_timeout`). Codex runs hooks with the user's login shell
+/// (`$SHELL -lc`, else the account's shell), which may not be a POSIX one: the command is
+/// `/bin/sh`'s, in single quotes that any shell passes through unchanged.
+const HOOK_COMMAND: &str = "exec /bin/sh -c '\"$SF_SFCTL\" guard check --cli codex --deadline 2h || \
+     { echo \"sf guard: the call is blocked (guard check exited $?)\" >&2; exit 2; }'";
+
+/// The key under which Codex keeps the state (enabled, trusted) of the first `PreToolUse`
+/// hook given with `-c`: its source is the `<session-flags>` layer.
+const HOOK_KEY: &str = "/<session-flags>/config.toml:pre_tool_use:0:0";
+
+/// The flags that install sf's hook, so that it runs before every tool call Codex hooks
+/// (its shell, `apply_patch`, MCP and its other function tools) and the user's config
+/// cannot turn it off. `-c` values form the session-flags layer, which wins over
+/// `~/.codex/config.toml` and a project's `.codex/config.toml`:
+///
+/// - `--dangerously-bypass-hook-trust`: a hook that was never reviewed (trusted in the
+///   user's config by its hash) is otherwise skipped silently;
+/// - `features.hooks=true`: `[features] hooks = false` (or `codex_hooks`) turns hooks off;
+/// - `hooks.state`: the hook enabled, whatever `[hooks.state."KEY"] enabled = false` says;
+/// - `features.unified_exec_tty=false`: `write_stdin` (typing into a process an earlier
+///   call started) runs no hook; without a TTY a process's stdin is closed, so each
+///   command is one `exec_command` call, which the hook sees.
+///
+/// `--ignore-user-config` would also keep the user's config out, but it drops the model
+/// provider, the model and the MCP servers configured there, which sf leaves to the user.
+fn hook_args() -> Vec<String> {
+    let command = serde_json::to_string(HOOK_COMMAND).unwrap_or_default();
+    vec![
+        "--dangerously-bypass-hook-trust".to_owned(),
+        "-c".to_owned(),
+        "features.hooks=true".to_owned(),
+        "-c".to_owned(),
+        "features.unified_exec_tty=false".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "hooks.PreToolUse=[{{matcher=\"*\",hooks=[{{type=\"command\",command={command},\
+             timeout=7800}}]}}]"
+        ),
+        "-c".to_owned(),
+        format!("hooks.state={{\"{HOOK_KEY}\"={{enabled=true}}}}"),
+    ]
+}
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -27,6 +77,7 @@ pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
     ]
     .map(String::from)
     .into();
+    args.extend(hook_args());
     if let Some(model) = opts.model {
         args.extend(["--model".to_owned(), model.to_owned()]);
     }

@@ -16,7 +16,7 @@
 //! | adapter    | command line (before the optional per-agent prefix replaces the program) |
 //! |------------|----------------------------------------------------------------------------|
 //! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions --settings HOOKS --setting-sources "" [--model M] [--effort E] [--resume S]` |
-//! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check -c allow_login_shell=false [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
+//! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check -c allow_login_shell=false --dangerously-bypass-hook-trust -c features.hooks=true -c features.unified_exec_tty=false -c hooks.PreToolUse=HOOK -c hooks.state=ENABLED [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
 //! | `opencode` | `opencode run --format json --model PROVIDER/MODEL [--variant E] [--session S]` (the model is required) |
 //! | `command`  | the configured command line, split into words without a shell              |
 //!
@@ -192,6 +192,10 @@ pub fn live(adapter: Adapter, line: &str) -> Vec<Live> {
 
 /// Whether `adapter`'s CLI runs sf's pre-call hook on every tool call, so that a call seen
 /// in its output without a guard record was never asked about.
+///
+/// Not Codex, though its calls pass sf's hook too: its `--json` items (`item_3`) do not
+/// carry the model's call id that the hook reports (`call_0`), so an executed command
+/// cannot be paired with its guard record.
 pub fn guarded(adapter: Adapter) -> bool {
     adapter == Adapter::Claude
 }

@@ -437,12 +437,23 @@ fn codex_argv() {
             "--skip-git-repo-check",
             "-c",
             "allow_login_shell=false",
+            "--dangerously-bypass-hook-trust",
+            "-c",
+            "features.hooks=true",
+            "-c",
+            "features.unified_exec_tty=false",
+            "-c",
+            "hooks.PreToolUse=[{matcher=\"*\",hooks=[{type=\"command\",command=\"exec /bin/sh -c \
+             '\\\"$SF_SFCTL\\\" guard check --cli codex --deadline 2h || { echo \\\"sf guard: the \
+             call is blocked (guard check exited $?)\\\" >&2; exit 2; }'\",timeout=7800}]}]",
+            "-c",
+            "hooks.state={\"/<session-flags>/config.toml:pre_tool_use:0:0\"={enabled=true}}",
             "-"
         ]
     );
     let l = build(&full(Adapter::Codex));
     assert_eq!(
-        strs(&l.args)[6..],
+        strs(&l.args)[15..],
         [
             "--model",
             "local/some-model",

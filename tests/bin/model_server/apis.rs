@@ -74,6 +74,29 @@ pub fn last_user_text(api: Api, request: &Value) -> String {
     text.chars().take(300).collect()
 }
 
+/// `arguments` with `"$SESSION"` replaced by the process session the CLI named in its last
+/// tool output (Codex: `Process running with session ID N`), so a script can write to a
+/// process an earlier turn started.
+fn with_session(api: Api, request: &Value, arguments: &str) -> String {
+    if !arguments.contains("\"$SESSION\"") {
+        return arguments.to_owned();
+    }
+    let list = match api {
+        Api::Responses => request.get("input"),
+        Api::Anthropic | Api::Chat => request.get("messages"),
+    };
+    let last = list
+        .and_then(Value::as_array)
+        .and_then(|l| l.last())
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let id: String = last
+        .split_once("session ID ")
+        .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_default();
+    arguments.replace("\"$SESSION\"", if id.is_empty() { "0" } else { &id })
+}
+
 /// The names of the tools the request offers, for the request log.
 pub fn tool_names(request: &Value) -> Vec<String> {
     let tools = request.get("tools").and_then(Value::as_array);
@@ -158,7 +181,7 @@ pub fn play(api: Api, request: &Value, turn: &Turn, index: usize) -> Response {
             };
             events(api, request, &text, index, true)
         }
-        Turn::Hang { .. } | Turn::Bash { .. } | Turn::Text { .. } => {
+        Turn::Hang { .. } | Turn::Bash { .. } | Turn::Call { .. } | Turn::Text { .. } => {
             events(api, request, turn, index, false)
         }
     }
@@ -181,6 +204,14 @@ fn events(api: Api, request: &Value, turn: &Turn, index: usize, cut: bool) -> Re
             "tool_use",
             (input, output),
         ),
+        (Api::Anthropic, Turn::Call { call, arguments }) => anthropic(
+            &model,
+            index,
+            json!({"type": "tool_use", "id": format!("toolu_{index}"), "name": call, "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": arguments.to_string()}),
+            "tool_use",
+            (input, output),
+        ),
         (Api::Anthropic, Turn::Text { text }) => anthropic(
             &model,
             index,
@@ -193,6 +224,13 @@ fn events(api: Api, request: &Value, turn: &Turn, index: usize, cut: bool) -> Re
             index,
             json!({"type": "function_call", "id": format!("fc_{index}"), "call_id": call_id,
                    "name": "exec_command", "arguments": json!({"cmd": bash}).to_string(),
+                   "status": "completed"}),
+            (input, output),
+        ),
+        (Api::Responses, Turn::Call { call, arguments }) => responses(
+            index,
+            json!({"type": "function_call", "id": format!("fc_{index}"), "call_id": call_id,
+                   "name": call, "arguments": with_session(api, request, &arguments.to_string()),
                    "status": "completed"}),
             (input, output),
         ),
@@ -209,6 +247,15 @@ fn events(api: Api, request: &Value, turn: &Turn, index: usize, cut: bool) -> Re
             json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": call_id,
                    "type": "function", "function": {"name": "bash",
                    "arguments": json!({"command": bash, "description": "run a command"}).to_string()}}]}),
+            "tool_calls",
+            (input, output),
+        ),
+        (Api::Chat, Turn::Call { call, arguments }) => chat(
+            &model,
+            index,
+            json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": call_id,
+                   "type": "function", "function": {"name": call,
+                   "arguments": arguments.to_string()}}]}),
             "tool_calls",
             (input, output),
         ),

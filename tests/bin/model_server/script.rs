@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 pub enum Turn {
     /// Call the CLI's shell tool with this command.
     Bash { bash: String },
+    /// Call the tool named `call` with these arguments (as the CLI names and shapes them).
+    Call {
+        call: String,
+        #[serde(default)]
+        arguments: serde_json::Value,
+    },
     /// A final answer.
     Text { text: String },
     /// An HTTP error.
