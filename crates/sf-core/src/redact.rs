@@ -60,7 +60,10 @@ pub fn looks_like_key(word: &str) -> bool {
     if w.len() >= 12 && KEY_PREFIXES.iter().any(|p| w.starts_with(p)) {
         return true;
     }
-    w.len() >= 24
+    // a path is not a key, however long and digit-laden
+    let path = w.starts_with(['/', '.', '~']);
+    !path
+        && w.len() >= 24
         && w.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_+/=".contains(c))
         && w.chars().any(|c| c.is_ascii_digit())
@@ -151,6 +154,7 @@ mod tests {
             "bash -c 'cargo test --workspace'",
             "node /home/u/.local/lib/node_modules/@anthropic-ai/claude-code/cli.js",
             "MODE=fast ./run.sh",
+            "/work/h1-target/debug/fake-agent /tmp/sf-e2e-Ab12Cd/w1.script",
         ] {
             assert_eq!(command(c), c);
         }
