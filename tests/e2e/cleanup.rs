@@ -69,12 +69,15 @@ fn a_task_closed_by_hand_gives_back_its_worktree_and_a_reopen_gets_its_work_back
         git(&td.repo, &["show", &format!("{archive}:b.txt")]),
         "uncommitted"
     );
-    let cleaned: Vec<_> = td
-        .events(&[])
-        .into_iter()
-        .filter(|e| e.action == "cleaned_up")
-        .collect();
-    assert!(!cleaned.is_empty(), "no cleaned_up event");
+    // the janitor records its pass once its git work is done: after the worktree is gone
+    td.wait_for("the clean-up's event", || {
+        let n = td
+            .events(&[])
+            .iter()
+            .filter(|e| e.action == "cleaned_up")
+            .count();
+        if n > 0 { Ok(()) } else { Err(n) }
+    });
     // reopened, the task goes on from its archived branch, in a new worktree
     td.sfctl().args(["task", "reopen", &id]).success();
     wait_status(&td, &id, TaskStatus::Review);
