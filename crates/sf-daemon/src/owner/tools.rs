@@ -54,6 +54,7 @@ impl Owner {
         let config = self.config.clone();
         let actor = actor.to_owned();
         let live = self.live_use.clone();
+        let budgets = self.budgets_exist;
         let decided = self
             .store_call(move |s| {
                 let run = s.guard_run(&token)?;
@@ -73,7 +74,11 @@ impl Owner {
                 }
                 let spec = s.agent_spec(&run.agent)?.unwrap_or_default();
                 let text = sf_core::tools::input_text(&input);
-                let budget = s.run_budget(run.run_id, &live, true)?;
+                let budget = if budgets {
+                    s.run_budget(run.run_id, &live, true)?
+                } else {
+                    None
+                };
                 let verdict = match (&budget, config.policy.as_ref()) {
                     (Some(e), _) => ToolVerdict {
                         decision: ToolDecision::Deny,
@@ -211,7 +216,11 @@ impl Owner {
     /// Stops run `run_id` if a budget it is charged to ran out (what its stream said so far
     /// included); a plan's budget stops every live run of the plan.
     pub(super) async fn check_budget(&mut self, run_id: i64) {
-        if self.stopped_for.contains_key(&run_id) || !self.workers.contains_key(&run_id) {
+        // no budget, no store work: a run's stream may say a lot
+        if !self.budgets_exist
+            || self.stopped_for.contains_key(&run_id)
+            || !self.workers.contains_key(&run_id)
+        {
             return;
         }
         let live = self.live_use.clone();
