@@ -13,7 +13,9 @@ use std::fs;
 use serde_json::{Value, json};
 use sf_proto::TaskStatus;
 
-use crate::agents_env::{Cli, ModelServer, OPENCODE_MODEL, codex_config, provider_env};
+use crate::agents_env::{
+    Cli, ModelServer, OPENCODE_MODEL, codex_config, opencode_config_dir, provider_env,
+};
 use crate::fleet::wait_status;
 use crate::harness::TestDaemon;
 
@@ -62,6 +64,7 @@ fn workspace_with(base: &str, key: bool, extra: &str, sandbox: &str) -> TestDaem
     let codex = td.home.join(".codex");
     fs::create_dir_all(&codex).expect("mkdir .codex");
     fs::write(codex.join("config.toml"), codex_config(base)).expect("write codex config");
+    opencode_config_dir(&td.home);
     let mut env = provider_env(base);
     if key {
         env.push((
@@ -417,12 +420,12 @@ fn codex_stalls(td: &TestDaemon) {
     assert_eq!(t.attempts, 1);
 }
 
-/// Claude Code's pre-call hook asks sfd about each tool call: the model's `git push` is
-/// denied by the default policy, the model receives the guard's reason with the tool's
-/// result, the ledger records the call as denied (and the next one as allowed), and the
-/// Trust Card counts it. The task still completes.
-#[test]
-fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+/// The CLI asks sfd about each tool call (Claude Code's pre-call hook, OpenCode's plugin):
+/// the model's `git push` is denied by the default policy, the model receives the guard's
+/// reason with the tool's result, the ledger records the call as denied (as `Bash`, with
+/// the CLI's call id; and the next one as allowed), and the Trust Card counts it. The task
+/// still completes.
+fn denied_git_push(cli: Cli, call_ids: &str) {
     let server = ModelServer::start(&json!([
         {"bash": "git push origin HEAD"},
         {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && sfctl task complete --summary 'added model.txt'"},
@@ -430,7 +433,7 @@ fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
     ]));
     let td = workspace(&server.base_url(), true, "");
     let id = td.create_task("add model.txt", &[]).task.id.to_string();
-    register(&td, "w1", Cli::Claude, true);
+    register(&td, "w1", cli, true);
     let t = wait_status(&td, &id, TaskStatus::Review);
     assert_eq!(t.runs[0].agent, "w1");
     let played = server.played();
@@ -454,7 +457,7 @@ fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
     assert!(
         push.call_id
             .as_deref()
-            .is_some_and(|c| c.starts_with("toolu")),
+            .is_some_and(|c| c.starts_with(call_ids)),
         "{push:?}"
     );
     assert!(
@@ -466,6 +469,17 @@ fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
     let card: sf_proto::TrustCard = td.sfctl().args(["agent", "card", "w1"]).json();
     assert_eq!(card.denied, 1, "{card:?}");
     assert!(card.tool_calls >= 2, "{card:?}");
+}
+
+#[test]
+fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+    denied_git_push(Cli::Claude, "toolu");
+}
+
+#[test]
+fn opencode_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+    // the scripted model's call ids
+    denied_git_push(Cli::Opencode, "call_");
 }
 
 /// A Claude Code that runs no hooks (a wrapper drops sf's `--settings` and

@@ -72,8 +72,9 @@ fn commits(cli: Cli) {
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
-    // Claude Code asks sf's guard before each call (its PreToolUse hook runs
-    // `"$SF_SFCTL" guard check`): outside sfd a guard that says yes stands in for it
+    // Claude Code and OpenCode ask sf's guard before each call (Claude Code's PreToolUse
+    // hook and OpenCode's plugin run `"$SF_SFCTL" guard check`): outside sfd a guard that
+    // says yes stands in for it
     let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", "/bin/true")]);
     assert!(out.status.success(), "{out:?}");
     let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
@@ -118,17 +119,16 @@ fn opencode_runs_a_tool_call_that_commits() {
     commits(Cli::Opencode);
 }
 
-/// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
-/// turns every failure of the guard into 2. A guard that fails (exit 1), is missing, or
-/// cannot be found blocks the call, and the model is told so.
-#[test]
-fn claude_blocks_the_call_when_the_guard_cannot_answer() {
+/// A guard that fails (exit 1), is missing, or cannot be found blocks the call, and the
+/// model is told so: the tool's result is an error (Claude Code's `is_error`; OpenCode
+/// sends the plugin's error as the tool's message, here what it says about sfctl).
+fn blocks_the_call_when_the_guard_cannot_answer(cli: Cli) {
     let script = json!([
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
     for guard in ["/bin/false", "/nonexistent/sfctl", ""] {
-        let (out, server, dir) = run(Cli::Claude, &script, true, &[("SF_SFCTL", guard)]);
+        let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", guard)]);
         let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
         assert_eq!(
             subject.trim(),
@@ -140,8 +140,111 @@ fn claude_blocks_the_call_when_the_guard_cannot_answer() {
             .get(1)
             .and_then(|p| p["last_user"].as_str())
             .unwrap_or_default();
-        assert!(told.contains("is_error"), "{guard:?}: {told}");
+        match cli {
+            Cli::Claude => assert!(told.contains("is_error"), "{guard:?}: {told}"),
+            _ => {
+                let told: Value = serde_json::from_str(told).unwrap_or_default();
+                assert_eq!(told["role"], "tool", "{guard:?}: {told}");
+                let text = told["content"].as_str().unwrap_or_default();
+                let why = match guard {
+                    "/bin/false" => "guard check exited with 1",
+                    "" => "SF_SFCTL is not set",
+                    _ => "cannot run /nonexistent/sfctl",
+                };
+                assert!(
+                    text.starts_with("sf guard: the call is blocked") && text.contains(why),
+                    "{guard:?}: {text}"
+                );
+            }
+        }
     }
+}
+
+/// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
+/// turns every failure of the guard into 2.
+#[test]
+fn claude_blocks_the_call_when_the_guard_cannot_answer() {
+    blocks_the_call_when_the_guard_cannot_answer(Cli::Claude);
+}
+
+/// OpenCode does not run a call whose plugin's `tool.execute.before` throws: sf's plugin
+/// throws on anything but sfctl's exit 0.
+#[test]
+fn opencode_blocks_the_call_when_the_guard_cannot_answer() {
+    blocks_the_call_when_the_guard_cannot_answer(Cli::Opencode);
+}
+
+/// OpenCode's plugin hands sfctl the call as Claude Code's hook would: the tool by Claude
+/// Code's name, its input with Claude Code's keys, OpenCode's call id; a guard that says no
+/// (exit 2, its reason on stderr) blocks the call and its reason is the model's tool result.
+#[test]
+fn opencode_asks_the_guard_with_the_call_and_passes_on_its_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = dir.path().join("seen.jsonl");
+    let guard = dir.path().join("sfctl");
+    std::fs::write(
+        &guard,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = 'guard check --deadline 2h' ] || exit 9\n\
+             input=$(cat); printf '%s\\n' \"$input\" >> '{seen}'\n\
+             case \"$input\" in *'git push'*) echo 'sf guard: do not push (deny)' >&2; exit 2;; esac\n",
+            seen = seen.display()
+        ),
+    )
+    .expect("write the guard");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&guard, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = json!([
+        {"bash": "git push origin HEAD"},
+        {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
+        {"text": "all done"}
+    ]);
+    let sfctl = guard.display().to_string();
+    let (out, server, run_dir) = run(Cli::Opencode, &script, true, &[("SF_SFCTL", &sfctl)]);
+    assert!(out.status.success(), "{out:?}");
+    let subject = crate::fleet::git(&run_dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), "note", "the allowed call ran: {out:?}");
+    let calls: Vec<Value> = std::fs::read_to_string(&seen)
+        .expect("the guard was asked")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON on the guard's stdin"))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["tool_name"], "Bash", "{calls:?}");
+    assert_eq!(calls[0]["tool_input"]["command"], "git push origin HEAD");
+    assert_eq!(calls[0]["tool_use_id"], "call_0");
+    assert_eq!(calls[1]["tool_use_id"], "call_1");
+    let played = server.played();
+    let told: Value = serde_json::from_str(played[1]["last_user"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    assert_eq!(
+        (told["role"].as_str(), told["content"].as_str()),
+        (Some("tool"), Some("sf guard: do not push (deny)")),
+        "{played:?}"
+    );
+    // and the stream says the push ended in the guard's error, the commit completed
+    let states: Vec<(String, String)> = out
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "tool_use")
+        .map(|e| {
+            let part = &e["part"];
+            (
+                part["callID"].as_str().unwrap_or_default().to_owned(),
+                part["state"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("call_0".to_owned(), "error".to_owned()),
+            ("call_1".to_owned(), "completed".to_owned())
+        ]
+    );
 }
 
 /// What each CLI prints when the API answers 401, and that it exits non-zero. Claude Code

@@ -359,6 +359,7 @@ fn input(adapter: Adapter) -> LaunchInput<'static> {
         prompt: TRICKY,
         prompt_file: Path::new("/ws/.sf/runs/7/prompt.md"),
         resume_session: None,
+        opencode_config: None,
     }
 }
 
@@ -463,6 +464,19 @@ fn opencode_argv() {
         strs(&l.args),
         ["run", "--format", "json", "--model", "local/some-model"]
     );
+    // the guard: a plugin next to the prompt file, listed in OpenCode's config
+    let plugin = Path::new("/ws/.sf/runs/7/prompt.sf-guard/sf-guard.js");
+    assert_eq!(l.files.len(), 1, "{:?}", l.files);
+    assert_eq!(l.files[0].0, plugin);
+    let source = &l.files[0].1;
+    assert!(
+        source.contains("\"tool.execute.before\"") && source.contains("\"guard\", \"check\""),
+        "{source}"
+    );
+    assert_eq!(
+        opencode_config(&l),
+        serde_json::json!({"plugin": ["file:///ws/.sf/runs/7/prompt.sf-guard/sf-guard.js"]})
+    );
     let l = build(&full(Adapter::Opencode));
     assert_eq!(
         strs(&l.args)[3..],
@@ -475,6 +489,66 @@ fn opencode_argv() {
             "sess-42"
         ]
     );
+}
+
+fn opencode_config(l: &Launch) -> serde_json::Value {
+    let (_, text) = l
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .unwrap_or_else(|| panic!("OPENCODE_CONFIG_CONTENT is set: {:?}", l.env));
+    serde_json::from_str(text).expect("JSON config")
+}
+
+/// The config sfd passes through keeps everything and gets sf's plugin last in its list;
+/// one sf cannot add to is refused, rather than run OpenCode unguarded.
+#[test]
+fn opencode_guard_plugin_joins_the_config_passed_through() {
+    let given = r#"{"provider": {"p": {"npm": "x"}}, "plugin": ["their-plugin@1"]}"#;
+    let l = build(&LaunchInput {
+        opencode_config: Some(given),
+        prompt_file: Path::new("/w s/é/p.prompt.md"),
+        ..input(Adapter::Opencode)
+    });
+    assert_eq!(
+        opencode_config(&l),
+        serde_json::json!({
+            "provider": {"p": {"npm": "x"}},
+            "plugin": ["their-plugin@1", "file:///w%20s/%C3%A9/p.prompt.sf-guard/sf-guard.js"]
+        })
+    );
+    assert_eq!(
+        l.files[0].0,
+        Path::new("/w s/é/p.prompt.sf-guard/sf-guard.js")
+    );
+    for bad in ["{\"plugin\": \"x\"}", "[1]", "{// jsonc\n}"] {
+        let e = launch(&LaunchInput {
+            opencode_config: Some(bad),
+            ..input(Adapter::Opencode)
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, AdapterError::OpencodeConfig { .. }),
+            "{bad}: {e}"
+        );
+    }
+    let l = build(&LaunchInput {
+        opencode_config: Some(" "),
+        ..input(Adapter::Opencode)
+    });
+    assert_eq!(
+        opencode_config(&l)["plugin"].as_array().map(Vec::len),
+        Some(1)
+    );
+    // the other adapters get no files and no OpenCode config
+    for adapter in [Adapter::Claude, Adapter::Codex] {
+        let l = build(&LaunchInput {
+            opencode_config: Some(given),
+            ..input(adapter)
+        });
+        assert!(l.files.is_empty(), "{adapter}");
+        assert!(l.env.iter().all(|(k, _)| k != "OPENCODE_CONFIG_CONTENT"));
+    }
 }
 
 /// With no model, OpenCode picks a hosted free model of a third party: refused.
