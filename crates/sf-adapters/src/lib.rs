@@ -203,19 +203,21 @@ pub enum Live {
 }
 
 /// What one line of `adapter`'s output says live: the tool calls and their results, for
-/// the CLIs whose every call sf's hook guards (Claude Code). Cheap on anything else: a
-/// line that does not start as one of those messages is not parsed.
+/// the CLIs whose every call sf's hook guards (Claude Code, OpenCode). Cheap on anything
+/// else: a line that does not start as one of those messages is not parsed.
 pub fn live(adapter: Adapter, line: &str) -> Vec<Live> {
     match adapter {
         Adapter::Claude => claude::live(line),
+        Adapter::Opencode => opencode::live(line),
         _ => Vec::new(),
     }
 }
 
-/// Whether `adapter`'s CLI runs sf's pre-call hook on every tool call, so that a call seen
-/// in its output without a guard record was never asked about.
+/// Whether `adapter`'s CLI runs sf's guard before every tool call (Claude Code's hook,
+/// OpenCode's plugin), so that a call seen in its output without a guard record was never
+/// asked about.
 pub fn guarded(adapter: Adapter) -> bool {
-    adapter == Adapter::Claude
+    matches!(adapter, Adapter::Claude | Adapter::Opencode)
 }
 
 /// Builds the command line for one run of `input.adapter`.

@@ -11,7 +11,9 @@
 //! `OPENCODE_CONFIG_CONTENT`. OpenCode adds up the `plugin` lists of every config it reads
 //! (its user's, the project's `opencode.json` and `.opencode/`, then `OPENCODE_CONFIG_CONTENT`),
 //! so a project cannot take sf's out, and sf's comes last: its `tool.execute.before` runs
-//! after any other plugin's and sees the arguments the tool will run with.
+//! after any other plugin's and sees the arguments the tool will run with. A plugin that fails
+//! to load is only logged: a completed call without a guard record in the run's stream
+//! ([`live`]) then stops the run.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -241,4 +243,32 @@ impl Parser {
             text: clip(self.last_text.as_deref().unwrap_or("")),
         })
     }
+}
+
+/// What one line says live: a tool call that ran (a `tool_use` part whose state is
+/// `completed`), as a call and its result. A call the guard blocked ends in `error`, as does
+/// one OpenCode refused before any plugin saw it (arguments that do not fit the tool): neither
+/// ran, so neither is reported.
+pub(super) fn live(line: &str) -> Vec<super::Live> {
+    let line = line.trim_start();
+    if !line.starts_with(r#"{"type":"tool_use""#) {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Vec::new();
+    };
+    let part = &v["part"];
+    let (Some(id), Some(name)) = (part["callID"].as_str(), part["tool"].as_str()) else {
+        return Vec::new();
+    };
+    if part["state"]["status"] != "completed" {
+        return Vec::new();
+    }
+    vec![
+        super::Live::ToolUse {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        },
+        super::Live::ToolResult { id: id.to_owned() },
+    ]
 }

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sf_adapters::{
-    AdapterError, Launch, LaunchInput, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
-    launch, parser, report_from_log,
+    AdapterError, Launch, LaunchInput, Live, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
+    guarded, launch, live, parser, report_from_log,
 };
 use sf_proto::{Adapter, Effort};
 
@@ -549,6 +549,48 @@ fn opencode_guard_plugin_joins_the_config_passed_through() {
         assert!(l.files.is_empty(), "{adapter}");
         assert!(l.env.iter().all(|(k, _)| k != "OPENCODE_CONFIG_CONTENT"));
     }
+}
+
+/// OpenCode's calls, live: a call that ran (`completed`) is a call and its result, for the
+/// owner to check against the guard's records; a blocked or refused call (`error`) ran not.
+#[test]
+fn opencode_live_tool_calls() {
+    assert!(guarded(Adapter::Opencode) && guarded(Adapter::Claude));
+    assert!(!guarded(Adapter::Codex) && !guarded(Adapter::Command));
+    let ran = r#"{"type":"tool_use","timestamp":1,"sessionID":"ses_1","part":{"type":"tool","tool":"bash","callID":"call_7","state":{"status":"completed","input":{"command":"ls"},"output":"x"}}}"#;
+    assert_eq!(
+        live(Adapter::Opencode, ran),
+        [
+            Live::ToolUse {
+                id: "call_7".into(),
+                name: "bash".into()
+            },
+            Live::ToolResult {
+                id: "call_7".into()
+            }
+        ]
+    );
+    let blocked = ran.replace(r#""status":"completed""#, r#""status":"error""#);
+    assert!(live(Adapter::Opencode, &blocked).is_empty());
+    for other in [
+        r#"{"type":"text","part":{"text":"hi"}}"#,
+        r#"{"type":"tool_use","part":{"tool":"bash","state":{"status":"completed"}}}"#,
+        "not json",
+    ] {
+        assert!(live(Adapter::Opencode, other).is_empty(), "{other}");
+    }
+    // the recorded run's one call
+    let calls: Vec<Live> = fixture("opencode/recorded/success.jsonl")
+        .lines()
+        .flat_map(|l| live(Adapter::Opencode, l))
+        .collect();
+    assert_eq!(
+        calls.last(),
+        Some(&Live::ToolResult {
+            id: "call_0".into()
+        })
+    );
+    assert!(live(Adapter::Codex, ran).is_empty());
 }
 
 /// With no model, OpenCode picks a hosted free model of a third party: refused.
