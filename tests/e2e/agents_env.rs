@@ -53,9 +53,14 @@ impl Cli {
         bin
     }
 
-    /// The arguments sf's adapters pass, from `sf_adapters::launch` itself (the prompt goes
-    /// on stdin).
-    pub(crate) fn args(self) -> Vec<String> {
+    /// What sf's adapter launches, from `sf_adapters::launch` itself: the arguments (the
+    /// prompt goes on stdin), the variables it adds (OpenCode's config, with sf's guard plugin
+    /// added to `opencode_config`) and the files it asks for next to `prompt_file`.
+    pub(crate) fn launch(
+        self,
+        prompt_file: &Path,
+        opencode_config: Option<&str>,
+    ) -> sf_adapters::Launch {
         let adapter = match self {
             Self::Claude => sf_proto::Adapter::Claude,
             Self::Codex => sf_proto::Adapter::Codex,
@@ -67,11 +72,11 @@ impl Cli {
             model: (self == Self::Opencode).then_some(OPENCODE_MODEL),
             effort: None,
             prompt: "",
-            prompt_file: std::path::Path::new("/dev/null"),
+            prompt_file,
             resume_session: None,
+            opencode_config,
         })
         .expect("the adapter builds a command line")
-        .args
     }
 
     /// The variable the CLI reads its API key from (Codex and OpenCode: the `mock`
@@ -226,15 +231,41 @@ pub(crate) fn cli_env(cli: Cli, server: &ModelServer, home: &Path) -> Vec<(Strin
     env
 }
 
-/// The config files `cli` reads from `home`: Codex's `~/.codex/config.toml` (Claude Code
-/// and OpenCode need none: they are configured by [`cli_env`]).
+/// The config files `cli` reads from `home`: Codex's `~/.codex/config.toml`; OpenCode's
+/// config folder as its first run leaves it ([`opencode_config_dir`]). Claude Code needs
+/// none: it is configured by [`cli_env`].
 pub(crate) fn write_cli_config(cli: Cli, server: &ModelServer, home: &Path) {
-    if cli == Cli::Codex {
-        let dir = home.join(".codex");
-        fs::create_dir_all(&dir).expect("mkdir .codex");
-        fs::write(dir.join("config.toml"), codex_config(&server.base_url()))
-            .expect("write codex config");
+    match cli {
+        Cli::Codex => {
+            let dir = home.join(".codex");
+            fs::create_dir_all(&dir).expect("mkdir .codex");
+            fs::write(dir.join("config.toml"), codex_config(&server.base_url()))
+                .expect("write codex config");
+        }
+        Cli::Opencode => opencode_config_dir(home),
+        Cli::Claude => {}
     }
+}
+
+/// `~/.config/opencode` in `home` as OpenCode's first run leaves it: its `package.json`
+/// and lock naming `@opencode-ai/plugin` and a `node_modules` folder (empty here). OpenCode
+/// installs that package from npm into each config folder at every start, in the background;
+/// a run with a plugin (sf's guard) waits for the install first, which with no network takes
+/// over a minute of npm's retries. Where the folder says it is installed, it is not.
+pub(crate) fn opencode_config_dir(home: &Path) {
+    let dir = home.join(".config/opencode");
+    fs::create_dir_all(dir.join("node_modules")).expect("mkdir .config/opencode");
+    let deps = json!({"@opencode-ai/plugin": "1.18.33"});
+    fs::write(
+        dir.join("package.json"),
+        json!({"dependencies": deps}).to_string(),
+    )
+    .expect("write package.json");
+    fs::write(
+        dir.join("package-lock.json"),
+        json!({"packages": {"": {"dependencies": deps}}}).to_string(),
+    )
+    .expect("write package-lock.json");
 }
 
 /// How a CLI run ended.
@@ -260,9 +291,9 @@ impl CliRun {
     }
 }
 
-/// Runs `cli` in `repo` with exactly `env`, `prompt` on stdin, and waits for it to exit.
-/// A CLI still running after `limit` is killed (with everything it started) and the test
-/// fails with what it printed.
+/// Runs `cli` in `repo` with `env` and what sf's adapter adds to it, `prompt` on stdin, and
+/// waits for it to exit. A CLI still running after `limit` is killed (with everything it
+/// started) and the test fails with what it printed.
 pub(crate) fn run_cli(
     cli: Cli,
     repo: &Path,
@@ -270,11 +301,25 @@ pub(crate) fn run_cli(
     prompt: &str,
     limit: Duration,
 ) -> CliRun {
+    // the prompt file and the adapter's files (OpenCode's guard plugin), as sfd writes them
+    let files = tempfile::tempdir().expect("tempdir");
+    let prompt_file = files.path().join("run.prompt.md");
+    fs::write(&prompt_file, prompt).expect("write the prompt file");
+    let opencode_config = env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .map(|(_, v)| v.as_str());
+    let launch = cli.launch(&prompt_file, opencode_config);
+    for (path, text) in &launch.files {
+        fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir the file's folder");
+        fs::write(path, text).expect("write the adapter's file");
+    }
     let mut child = Command::new(cli.path())
-        .args(cli.args())
+        .args(&launch.args)
         .current_dir(repo)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

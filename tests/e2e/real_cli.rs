@@ -13,7 +13,9 @@ use std::fs;
 use serde_json::{Value, json};
 use sf_proto::TaskStatus;
 
-use crate::agents_env::{Cli, ModelServer, OPENCODE_MODEL, codex_config, provider_env};
+use crate::agents_env::{
+    Cli, ModelServer, OPENCODE_MODEL, codex_config, opencode_config_dir, provider_env,
+};
 use crate::fleet::wait_status;
 use crate::harness::TestDaemon;
 
@@ -62,6 +64,7 @@ fn workspace_with(base: &str, key: bool, extra: &str, sandbox: &str) -> TestDaem
     let codex = td.home.join(".codex");
     fs::create_dir_all(&codex).expect("mkdir .codex");
     fs::write(codex.join("config.toml"), codex_config(base)).expect("write codex config");
+    opencode_config_dir(&td.home);
     let mut env = provider_env(base);
     if key {
         env.push((
@@ -417,11 +420,12 @@ fn codex_stalls(td: &TestDaemon) {
     assert_eq!(t.attempts, 1);
 }
 
-/// The CLI's pre-call hook asks sfd about each tool call: the model's `git push` is denied
-/// by the default policy, the model receives the guard's reason with the tool's result,
-/// the ledger records the call as denied with the CLI's call id (starting with `call_id`),
-/// and the next one as allowed, and the Trust Card counts it. The task still completes.
-fn denied_git_push(cli: Cli, call_id: &str) {
+/// The CLI asks sfd about each tool call (Claude Code's pre-call hook, OpenCode's plugin):
+/// the model's `git push` is denied by the default policy, the model receives the guard's
+/// reason with the tool's result, the ledger records the call as denied (as `Bash`, with
+/// the CLI's call id; and the next one as allowed), and the Trust Card counts it. The task
+/// still completes.
+fn denied_git_push(cli: Cli, call_ids: &str) {
     let server = ModelServer::start(&json!([
         {"bash": "git push origin HEAD"},
         {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt' && sfctl task complete --summary 'added model.txt'"},
@@ -453,7 +457,7 @@ fn denied_git_push(cli: Cli, call_id: &str) {
     assert!(
         push.call_id
             .as_deref()
-            .is_some_and(|c| c.starts_with(call_id)),
+            .is_some_and(|c| c.starts_with(call_ids)),
         "{push:?}"
     );
     assert!(
@@ -468,60 +472,55 @@ fn denied_git_push(cli: Cli, call_id: &str) {
 }
 
 #[test]
+fn codex_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+    denied_git_push(Cli::Codex, "call_");
+}
+
+#[test]
 fn claude_code_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
     denied_git_push(Cli::Claude, "toolu");
 }
 
 #[test]
-fn codex_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
-    denied_git_push(Cli::Codex, "call_");
+fn opencode_is_denied_git_push_by_the_guard_and_the_model_is_told_why() {
+    // the scripted model's call ids
+    denied_git_push(Cli::Opencode, "call_");
 }
 
-/// A Claude Code that runs no hooks (a wrapper drops sf's `--settings` and
-/// `--setting-sources`, as a CLI that ignored them would): its first tool call comes back
-/// in its stream with no guard record, and sfd stops the run as `guard_bypassed`, saves its
-/// work and records it.
-#[test]
-fn a_claude_run_whose_hooks_do_not_run_is_stopped_as_guard_bypassed() {
+/// A CLI whose guard does not run (`wrapper`, a script that runs the CLI, leaves it out):
+/// its first tool call comes back in its stream with no guard record, and sfd stops the run
+/// as `guard_bypassed`, saves its work and records it.
+fn guard_bypassed(cli: Cli, wrapper: &str) {
     let server = ModelServer::start(&json!([
         {"bash": "echo 'written by the model' > model.txt && git add model.txt && git commit -qm 'add model.txt'"},
         {"bash": "sfctl task complete --summary 'added model.txt'"},
         {"text": "Done."}
     ]));
     let td = workspace(&server.base_url(), true, "");
-    let wrapper = td.root.join("claude-without-hooks");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n# sf's hook settings dropped: a Claude Code that runs no hooks\n\
-             n=$#; skip=0\n\
-             while [ $n -gt 0 ]; do\n  a=$1; shift; n=$((n-1))\n\
-             \x20 if [ $skip = 1 ]; then skip=0; continue; fi\n\
-             \x20 case \"$a\" in --settings|--setting-sources) skip=1; continue;; esac\n\
-             \x20 set -- \"$@\" \"$a\"\ndone\n\
-             exec {} \"$@\"\n",
-            Cli::Claude.path().display()
-        ),
-    )
-    .expect("write wrapper");
+    let path = td.root.join(format!("{}-unguarded", cli.name()));
+    fs::write(&path, wrapper).expect("write wrapper");
     use std::os::unix::fs::PermissionsExt as _;
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
     let id = td.create_task("add model.txt", &[]).task.id.to_string();
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            "w1",
-            "--role",
-            "worker",
-            "--adapter",
-            "claude",
-            "--secret",
-            "ANTHROPIC_API_KEY",
-            "--command",
-        ])
-        .arg(&wrapper)
-        .success();
+    let mut args: Vec<String> = [
+        "agent",
+        "register",
+        "w1",
+        "--role",
+        "worker",
+        "--adapter",
+        cli.name(),
+        "--secret",
+        cli.key_var(),
+        "--command",
+    ]
+    .map(String::from)
+    .into();
+    args.push(path.display().to_string());
+    if cli == Cli::Opencode {
+        args.extend(["--model".to_owned(), OPENCODE_MODEL.to_owned()]);
+    }
+    td.sfctl().args(&args).success();
     let t = td.wait_for("the run to be stopped", || {
         let t = td.show_task(&id);
         match t.runs.first().and_then(|r| r.outcome.clone()) {
@@ -551,6 +550,40 @@ fn a_claude_run_whose_hooks_do_not_run_is_stopped_as_guard_bypassed() {
     let kept = crate::fleet::git(&td.repo, &["show", &format!("{branch}:model.txt")]);
     assert_eq!(kept.trim(), "written by the model");
     assert_ne!(td.show_task(&id).task.status, TaskStatus::Review);
+}
+
+/// A Claude Code that runs no hooks (a wrapper drops sf's `--settings` and
+/// `--setting-sources`, as a CLI that ignored them would).
+#[test]
+fn a_claude_run_whose_hooks_do_not_run_is_stopped_as_guard_bypassed() {
+    guard_bypassed(
+        Cli::Claude,
+        &format!(
+            "#!/bin/sh\n# sf's hook settings dropped: a Claude Code that runs no hooks\n\
+             n=$#; skip=0\n\
+             while [ $n -gt 0 ]; do\n  a=$1; shift; n=$((n-1))\n\
+             \x20 if [ $skip = 1 ]; then skip=0; continue; fi\n\
+             \x20 case \"$a\" in --settings|--setting-sources) skip=1; continue;; esac\n\
+             \x20 set -- \"$@\" \"$a\"\ndone\n\
+             exec {} \"$@\"\n",
+            Cli::Claude.path().display()
+        ),
+    );
+}
+
+/// An OpenCode that loads no plugin (`OPENCODE_PURE=1`, as `--pure` sets it): OpenCode runs
+/// on without a plugin it did not load (a missing file is only logged), so only the stream
+/// says the guard was not asked.
+#[test]
+fn an_opencode_run_whose_guard_plugin_does_not_load_is_stopped_as_guard_bypassed() {
+    guard_bypassed(
+        Cli::Opencode,
+        &format!(
+            "#!/bin/sh\n# no external plugins: sf's guard is not loaded\n\
+             OPENCODE_PURE=1 exec {} \"$@\"\n",
+            Cli::Opencode.path().display()
+        ),
+    );
 }
 
 /// A Claude run with a token budget on its task: its usage streams in message by message,

@@ -88,8 +88,9 @@ fn commits(cli: Cli) {
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
     ]);
-    // Claude Code and Codex ask sf's guard before each call (their PreToolUse hook runs
-    // `"$SF_SFCTL" guard check`): outside sfd a guard that says yes stands in for it
+    // Claude Code, Codex and OpenCode ask sf's guard before each call (their PreToolUse hook
+    // or OpenCode's plugin run `"$SF_SFCTL" guard check`): outside sfd a guard that says yes
+    // stands in for it
     let (out, server, dir) = run(cli, &script, true, &[("SF_SFCTL", "/bin/true")]);
     assert!(out.status.success(), "{out:?}");
     let subject = crate::fleet::git(&dir.path().join("repo"), &["log", "-1", "--format=%s"]);
@@ -134,10 +135,10 @@ fn opencode_runs_a_tool_call_that_commits() {
     commits(Cli::Opencode);
 }
 
-/// Runs `cli` with each guard that cannot answer (one that fails with exit 1 and says
-/// nothing, one that is missing, none at all): the call is blocked, and the model told so
-/// with each of `says` in its next request.
-fn blocks_without_a_guard(cli: Cli, says: &[&str]) {
+/// A guard that fails (exit 1), is missing, or cannot be found blocks the call, and the
+/// model is told so: the tool's result is an error (Claude Code's `is_error`; OpenCode
+/// sends the plugin's error as the tool's message, here what it says about sfctl).
+fn blocks_the_call_when_the_guard_cannot_answer(cli: Cli) {
     let script = json!([
         {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
         {"text": "all done"}
@@ -155,16 +156,117 @@ fn blocks_without_a_guard(cli: Cli, says: &[&str]) {
             .get(1)
             .and_then(|p| p["last_user"].as_str())
             .unwrap_or_default();
-        assert!(says.iter().all(|s| told.contains(s)), "{guard:?}: {told}");
+        match cli {
+            Cli::Claude => assert!(told.contains("is_error"), "{guard:?}: {told}"),
+            // Codex blocks only on exit 2 with a reason: sf's hook gives one on any failure
+            Cli::Codex => assert!(
+                told.contains("Command blocked by PreToolUse hook")
+                    && told.contains("sf guard: the call is blocked (guard check exited "),
+                "{guard:?}: {told}"
+            ),
+            _ => {
+                let told: Value = serde_json::from_str(told).unwrap_or_default();
+                assert_eq!(told["role"], "tool", "{guard:?}: {told}");
+                let text = told["content"].as_str().unwrap_or_default();
+                let why = match guard {
+                    "/bin/false" => "guard check exited with 1",
+                    "" => "SF_SFCTL is not set",
+                    _ => "cannot run /nonexistent/sfctl",
+                };
+                assert!(
+                    text.starts_with("sf guard: the call is blocked") && text.contains(why),
+                    "{guard:?}: {text}"
+                );
+            }
+        }
     }
 }
 
 /// Claude Code runs a tool whose hook exits with anything but 2, or times out: sf's hook
-/// turns every failure of the guard into 2. A guard that fails (exit 1), is missing, or
-/// cannot be found blocks the call, and the model is told so.
+/// turns every failure of the guard into 2.
 #[test]
 fn claude_blocks_the_call_when_the_guard_cannot_answer() {
-    blocks_without_a_guard(Cli::Claude, &["is_error"]);
+    blocks_the_call_when_the_guard_cannot_answer(Cli::Claude);
+}
+
+/// OpenCode does not run a call whose plugin's `tool.execute.before` throws: sf's plugin
+/// throws on anything but sfctl's exit 0.
+#[test]
+fn opencode_blocks_the_call_when_the_guard_cannot_answer() {
+    blocks_the_call_when_the_guard_cannot_answer(Cli::Opencode);
+}
+
+/// OpenCode's plugin hands sfctl the call as Claude Code's hook would: the tool by Claude
+/// Code's name, its input with Claude Code's keys, OpenCode's call id; a guard that says no
+/// (exit 2, its reason on stderr) blocks the call and its reason is the model's tool result.
+#[test]
+fn opencode_asks_the_guard_with_the_call_and_passes_on_its_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = dir.path().join("seen.jsonl");
+    let guard = dir.path().join("sfctl");
+    std::fs::write(
+        &guard,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = 'guard check --deadline 2h' ] || exit 9\n\
+             input=$(cat); printf '%s\\n' \"$input\" >> '{seen}'\n\
+             case \"$input\" in *'git push'*) echo 'sf guard: do not push (deny)' >&2; exit 2;; esac\n",
+            seen = seen.display()
+        ),
+    )
+    .expect("write the guard");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&guard, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = json!([
+        {"bash": "git push origin HEAD"},
+        {"bash": "echo hi > note.txt && git add note.txt && git commit -qm note"},
+        {"text": "all done"}
+    ]);
+    let sfctl = guard.display().to_string();
+    let (out, server, run_dir) = run(Cli::Opencode, &script, true, &[("SF_SFCTL", &sfctl)]);
+    assert!(out.status.success(), "{out:?}");
+    let subject = crate::fleet::git(&run_dir.path().join("repo"), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), "note", "the allowed call ran: {out:?}");
+    let calls: Vec<Value> = std::fs::read_to_string(&seen)
+        .expect("the guard was asked")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON on the guard's stdin"))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["tool_name"], "Bash", "{calls:?}");
+    assert_eq!(calls[0]["tool_input"]["command"], "git push origin HEAD");
+    assert_eq!(calls[0]["tool_use_id"], "call_0");
+    assert_eq!(calls[1]["tool_use_id"], "call_1");
+    let played = server.played();
+    let told: Value = serde_json::from_str(played[1]["last_user"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    assert_eq!(
+        (told["role"].as_str(), told["content"].as_str()),
+        (Some("tool"), Some("sf guard: do not push (deny)")),
+        "{played:?}"
+    );
+    // and the stream says the push ended in the guard's error, the commit completed
+    let states: Vec<(String, String)> = out
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "tool_use")
+        .map(|e| {
+            let part = &e["part"];
+            (
+                part["callID"].as_str().unwrap_or_default().to_owned(),
+                part["state"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("call_0".to_owned(), "error".to_owned()),
+            ("call_1".to_owned(), "completed".to_owned())
+        ]
+    );
 }
 
 /// Codex runs a tool whose hook exits with anything but 2, exits 2 with nothing on stderr,
@@ -172,13 +274,7 @@ fn claude_blocks_the_call_when_the_guard_cannot_answer() {
 /// (a bare `|| exit 2`, as for Claude Code, lets `/bin/false` through).
 #[test]
 fn codex_blocks_the_call_when_the_guard_cannot_answer() {
-    blocks_without_a_guard(
-        Cli::Codex,
-        &[
-            "Command blocked by PreToolUse hook",
-            "sf guard: the call is blocked (guard check exited ",
-        ],
-    );
+    blocks_the_call_when_the_guard_cannot_answer(Cli::Codex);
 }
 
 /// The user's Codex config cannot turn sf's hook off: not with hooks off as a feature, not

@@ -7,7 +7,9 @@
 //! shell string: a prompt or a title with quotes, `$()` or newlines reaches the CLI byte for byte,
 //! on stdin. The prompt always goes on stdin rather than into argv, because Linux refuses a single
 //! argument longer than 128 KiB and a prompt with handoff notes can grow past that. The caller
-//! also writes the prompt to `prompt_file`, which every adapter names in `SF_PROMPT_FILE`.
+//! also writes the prompt to `prompt_file`, which every adapter names in `SF_PROMPT_FILE`, and
+//! the [`Launch::files`] an adapter asks for (OpenCode's guard plugin, in a folder next to the
+//! prompt file).
 //!
 //! A [`StreamParser`] reads the worker's log (stdout and stderr interleaved) one line at a time;
 //! [`RunReport`] folds its signals into totals. Lines a parser does not understand, including
@@ -17,7 +19,7 @@
 //! |------------|----------------------------------------------------------------------------|
 //! | `claude`   | `claude -p --output-format stream-json --verbose --dangerously-skip-permissions --settings HOOKS --setting-sources "" [--model M] [--effort E] [--resume S]` |
 //! | `codex`    | `codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check -c allow_login_shell=false --dangerously-bypass-hook-trust -c features.hooks=true -c features.unified_exec_tty=false -c hooks.PreToolUse=HOOK -c hooks.state=ENABLED [--model M] [-c model_reasoning_effort="E"] [resume S] -` |
-//! | `opencode` | `opencode run --format json --model PROVIDER/MODEL [--variant E] [--session S]` (the model is required) |
+//! | `opencode` | `opencode run --format json --model PROVIDER/MODEL [--variant E] [--session S]` (the model is required), sf's guard plugin added to `OPENCODE_CONFIG_CONTENT` |
 //! | `command`  | the configured command line, split into words without a shell              |
 //!
 //! Permissions: an unattended worker must edit its worktree, run commands, commit (git writes the
@@ -27,6 +29,10 @@
 //! `workspace-write` sandbox cannot write the repository's `.git`, so it runs unsandboxed. OpenCode
 //! allows edits and shell by default and `opencode run` auto-rejects anything that would ask, so
 //! it gets no extra flag and the user's `opencode.json` stays in force.
+//!
+//! The guard: Claude Code runs `sfctl guard check` as its PreToolUse hook (`--settings`), and
+//! OpenCode as a plugin's `tool.execute.before`, written by the caller ([`Launch::files`]) and
+//! listed in `OPENCODE_CONFIG_CONTENT` (the one sfd passes through, with the plugin added).
 //!
 //! Sources (formats reconstructed from documentation, never from a live run):
 //! - Claude Code headless mode and CLI reference (docs.claude.com/docs/claude-code/headless,
@@ -96,6 +102,9 @@ pub struct LaunchInput<'a> {
     pub prompt_file: &'a Path,
     /// A session of this CLI to continue (as reported by [`Signal::Session`]).
     pub resume_session: Option<&'a str>,
+    /// OpenCode: the `OPENCODE_CONFIG_CONTENT` the run would get otherwise (passed through
+    /// from sfd's environment), a JSON object; sf's guard plugin is added to its `plugin` list.
+    pub opencode_config: Option<&'a str>,
 }
 
 /// A command line ready to spawn: program and argv, never a shell string.
@@ -109,6 +118,9 @@ pub struct Launch {
     pub stdin: Option<String>,
     /// Environment to add on top of the worker's (cleared) environment.
     pub env: Vec<(String, String)>,
+    /// Files the caller writes before the run, `(path, contents)`, each in a folder of its
+    /// own that the caller creates and the run must be able to read (and should not write).
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// Why no command line could be built.
@@ -141,6 +153,16 @@ pub enum AdapterError {
     OpencodeModel {
         /// What was given.
         got: String,
+    },
+    /// The `OPENCODE_CONFIG_CONTENT` to add sf's guard plugin to is not a JSON object with a
+    /// `plugin` list.
+    #[error(
+        "cannot add sf's guard plugin to the OPENCODE_CONFIG_CONTENT passed through: {reason}; \
+         give OpenCode's settings as a JSON object (or in opencode.json)"
+    )]
+    OpencodeConfig {
+        /// What is wrong with it.
+        reason: String,
     },
     /// The prompt file's path cannot be put in the environment.
     #[error("prompt file path {} is not valid UTF-8", path.display())]
@@ -181,23 +203,25 @@ pub enum Live {
 }
 
 /// What one line of `adapter`'s output says live: the tool calls and their results, for
-/// the CLIs whose every call sf's hook guards (Claude Code). Cheap on anything else: a
-/// line that does not start as one of those messages is not parsed.
+/// the CLIs whose every call sf's hook guards (Claude Code, OpenCode). Cheap on anything
+/// else: a line that does not start as one of those messages is not parsed.
 pub fn live(adapter: Adapter, line: &str) -> Vec<Live> {
     match adapter {
         Adapter::Claude => claude::live(line),
+        Adapter::Opencode => opencode::live(line),
         _ => Vec::new(),
     }
 }
 
-/// Whether `adapter`'s CLI runs sf's pre-call hook on every tool call, so that a call seen
-/// in its output without a guard record was never asked about.
+/// Whether `adapter`'s CLI runs sf's guard before every tool call (Claude Code's hook,
+/// OpenCode's plugin), so that a call seen in its output without a guard record was never
+/// asked about.
 ///
 /// Not Codex, though its calls pass sf's hook too: its `--json` items (`item_3`) do not
 /// carry the model's call id that the hook reports (`call_0`), so an executed command
 /// cannot be paired with its guard record.
 pub fn guarded(adapter: Adapter) -> bool {
-    adapter == Adapter::Claude
+    matches!(adapter, Adapter::Claude | Adapter::Opencode)
 }
 
 /// The arguments that make `adapter`'s CLI stop itself once it has spent `usd` (Claude
@@ -239,7 +263,18 @@ pub fn launch(input: &LaunchInput<'_>) -> Result<Launch, AdapterError> {
     let mut launch = match input.adapter {
         Adapter::Claude => with_prefix(prefix, "claude", claude::args(&opts)),
         Adapter::Codex => with_prefix(prefix, "codex", codex::args(&opts)),
-        Adapter::Opencode => with_prefix(prefix, "opencode", opencode::args(&opts)),
+        Adapter::Opencode => {
+            let mut launch = with_prefix(prefix, "opencode", opencode::args(&opts));
+            // sf's guard, as a plugin next to the prompt file
+            let plugin = opencode::guard_plugin_path(input.prompt_file);
+            let config = opencode::config_content(input.opencode_config, &plugin)
+                .map_err(|reason| AdapterError::OpencodeConfig { reason })?;
+            launch.env.push((opencode::CONFIG_ENV.to_owned(), config));
+            launch
+                .files
+                .push((plugin, opencode::GUARD_PLUGIN.to_owned()));
+            launch
+        }
         Adapter::Command => {
             let words = prefix.ok_or(AdapterError::MissingCommand)?;
             let mut launch = with_prefix(Some(words), "", Vec::new());
@@ -302,6 +337,7 @@ fn with_prefix(prefix: Option<Vec<String>>, default: &str, args: Vec<String>) ->
         args: all,
         stdin: None,
         env: Vec::new(),
+        files: Vec::new(),
     }
 }
 

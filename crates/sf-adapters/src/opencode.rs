@@ -6,6 +6,17 @@
 //! reasoning tokens count as output), `text` parts (the last one is the result text), the final
 //! `step_finish` with `reason: "stop"` or a `done` line (success), and `error` lines (failure and
 //! usage limits; an API error with status 429 counts as a usage limit).
+//!
+//! sf's guard is a plugin ([`GUARD_PLUGIN`]) that OpenCode 1.18 loads from the `plugin` list of
+//! `OPENCODE_CONFIG_CONTENT`. OpenCode adds up the `plugin` lists of every config it reads
+//! (its user's, the project's `opencode.json` and `.opencode/`, then `OPENCODE_CONFIG_CONTENT`),
+//! so a project cannot take sf's out, and sf's comes last: its `tool.execute.before` runs
+//! after any other plugin's and sees the arguments the tool will run with. A plugin that fails
+//! to load is only logged: a completed call without a guard record in the run's stream
+//! ([`live`]) then stops the run.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
@@ -14,6 +25,59 @@ use super::{
     Options, RunResult, Signal, StreamParser, TokenUsage, auth_failed, clip, json_line, limit,
     note_session,
 };
+
+/// sf's guard as an OpenCode plugin: its `tool.execute.before` runs `"$SF_SFCTL" guard
+/// check` with the call in Claude Code's hook shape on stdin, and throws (OpenCode then does
+/// not run the call, and the model gets the message) when sfctl blocks it, fails or cannot
+/// be run.
+pub(super) const GUARD_PLUGIN: &str = include_str!("opencode_guard.js");
+
+/// The variable OpenCode reads a config from, merged over every other.
+pub(super) const CONFIG_ENV: &str = "OPENCODE_CONFIG_CONTENT";
+
+/// Where the run's guard plugin is written: in a folder of its own next to its prompt file
+/// (OpenCode's runtime, Bun, opens the folder of a module it imports: a sandboxed run may
+/// read that folder, not the one of every run's prompt).
+pub(super) fn guard_plugin_path(prompt_file: &Path) -> PathBuf {
+    prompt_file.with_extension("sf-guard").join("sf-guard.js")
+}
+
+/// `OPENCODE_CONFIG_CONTENT` for a run: `inherited` (the one it would get otherwise, a JSON
+/// object) with `plugin` added to its `plugin` list, as a `file://` URL.
+pub(super) fn config_content(inherited: Option<&str>, plugin: &Path) -> Result<String, String> {
+    if !plugin.is_absolute() {
+        return Err(format!(
+            "the plugin's path {} is not absolute",
+            plugin.display()
+        ));
+    }
+    let mut config = match inherited.filter(|c| !c.trim().is_empty()) {
+        Some(text) => serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| format!("it is not JSON ({e})"))?,
+        None => serde_json::json!({}),
+    };
+    let object = config.as_object_mut().ok_or("it is not a JSON object")?;
+    let list = object
+        .entry("plugin")
+        .or_insert_with(|| serde_json::json!([]))
+        .as_array_mut()
+        .ok_or("its `plugin` is not a list")?;
+    list.push(file_url(plugin).into());
+    Ok(config.to_string())
+}
+
+/// `file://` and the absolute path, every byte but the unreserved ones and `/` escaped.
+fn file_url(path: &Path) -> String {
+    let mut url = "file://".to_owned();
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(b) {
+            url.push(char::from(*b));
+        } else {
+            let _ = write!(url, "%{b:02X}");
+        }
+    }
+    url
+}
 
 pub(super) fn args(opts: &Options<'_>) -> Vec<String> {
     let mut args: Vec<String> = ["run", "--format", "json"].map(String::from).into();
@@ -179,4 +243,32 @@ impl Parser {
             text: clip(self.last_text.as_deref().unwrap_or("")),
         })
     }
+}
+
+/// What one line says live: a tool call that ran (a `tool_use` part whose state is
+/// `completed`), as a call and its result. A call the guard blocked ends in `error`, as does
+/// one OpenCode refused before any plugin saw it (arguments that do not fit the tool): neither
+/// ran, so neither is reported.
+pub(super) fn live(line: &str) -> Vec<super::Live> {
+    let line = line.trim_start();
+    if !line.starts_with(r#"{"type":"tool_use""#) {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Vec::new();
+    };
+    let part = &v["part"];
+    let (Some(id), Some(name)) = (part["callID"].as_str(), part["tool"].as_str()) else {
+        return Vec::new();
+    };
+    if part["state"]["status"] != "completed" {
+        return Vec::new();
+    }
+    vec![
+        super::Live::ToolUse {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        },
+        super::Live::ToolResult { id: id.to_owned() },
+    ]
 }

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sf_adapters::{
-    AdapterError, Launch, LaunchInput, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
-    launch, parser, report_from_log,
+    AdapterError, Launch, LaunchInput, Live, RunReport, RunResult, Signal, TokenUsage, UsageLimit,
+    guarded, launch, live, parser, report_from_log,
 };
 use sf_proto::{Adapter, Effort};
 
@@ -359,6 +359,7 @@ fn input(adapter: Adapter) -> LaunchInput<'static> {
         prompt: TRICKY,
         prompt_file: Path::new("/ws/.sf/runs/7/prompt.md"),
         resume_session: None,
+        opencode_config: None,
     }
 }
 
@@ -474,6 +475,19 @@ fn opencode_argv() {
         strs(&l.args),
         ["run", "--format", "json", "--model", "local/some-model"]
     );
+    // the guard: a plugin next to the prompt file, listed in OpenCode's config
+    let plugin = Path::new("/ws/.sf/runs/7/prompt.sf-guard/sf-guard.js");
+    assert_eq!(l.files.len(), 1, "{:?}", l.files);
+    assert_eq!(l.files[0].0, plugin);
+    let source = &l.files[0].1;
+    assert!(
+        source.contains("\"tool.execute.before\"") && source.contains("\"guard\", \"check\""),
+        "{source}"
+    );
+    assert_eq!(
+        opencode_config(&l),
+        serde_json::json!({"plugin": ["file:///ws/.sf/runs/7/prompt.sf-guard/sf-guard.js"]})
+    );
     let l = build(&full(Adapter::Opencode));
     assert_eq!(
         strs(&l.args)[3..],
@@ -486,6 +500,108 @@ fn opencode_argv() {
             "sess-42"
         ]
     );
+}
+
+fn opencode_config(l: &Launch) -> serde_json::Value {
+    let (_, text) = l
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .unwrap_or_else(|| panic!("OPENCODE_CONFIG_CONTENT is set: {:?}", l.env));
+    serde_json::from_str(text).expect("JSON config")
+}
+
+/// The config sfd passes through keeps everything and gets sf's plugin last in its list;
+/// one sf cannot add to is refused, rather than run OpenCode unguarded.
+#[test]
+fn opencode_guard_plugin_joins_the_config_passed_through() {
+    let given = r#"{"provider": {"p": {"npm": "x"}}, "plugin": ["their-plugin@1"]}"#;
+    let l = build(&LaunchInput {
+        opencode_config: Some(given),
+        prompt_file: Path::new("/w s/é/p.prompt.md"),
+        ..input(Adapter::Opencode)
+    });
+    assert_eq!(
+        opencode_config(&l),
+        serde_json::json!({
+            "provider": {"p": {"npm": "x"}},
+            "plugin": ["their-plugin@1", "file:///w%20s/%C3%A9/p.prompt.sf-guard/sf-guard.js"]
+        })
+    );
+    assert_eq!(
+        l.files[0].0,
+        Path::new("/w s/é/p.prompt.sf-guard/sf-guard.js")
+    );
+    for bad in ["{\"plugin\": \"x\"}", "[1]", "{// jsonc\n}"] {
+        let e = launch(&LaunchInput {
+            opencode_config: Some(bad),
+            ..input(Adapter::Opencode)
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, AdapterError::OpencodeConfig { .. }),
+            "{bad}: {e}"
+        );
+    }
+    let l = build(&LaunchInput {
+        opencode_config: Some(" "),
+        ..input(Adapter::Opencode)
+    });
+    assert_eq!(
+        opencode_config(&l)["plugin"].as_array().map(Vec::len),
+        Some(1)
+    );
+    // the other adapters get no files and no OpenCode config
+    for adapter in [Adapter::Claude, Adapter::Codex] {
+        let l = build(&LaunchInput {
+            opencode_config: Some(given),
+            ..input(adapter)
+        });
+        assert!(l.files.is_empty(), "{adapter}");
+        assert!(l.env.iter().all(|(k, _)| k != "OPENCODE_CONFIG_CONTENT"));
+    }
+}
+
+/// OpenCode's calls, live: a call that ran (`completed`) is a call and its result, for the
+/// owner to check against the guard's records; a blocked or refused call (`error`) ran not.
+#[test]
+fn opencode_live_tool_calls() {
+    assert!(guarded(Adapter::Opencode) && guarded(Adapter::Claude));
+    assert!(!guarded(Adapter::Codex) && !guarded(Adapter::Command));
+    let ran = r#"{"type":"tool_use","timestamp":1,"sessionID":"ses_1","part":{"type":"tool","tool":"bash","callID":"call_7","state":{"status":"completed","input":{"command":"ls"},"output":"x"}}}"#;
+    assert_eq!(
+        live(Adapter::Opencode, ran),
+        [
+            Live::ToolUse {
+                id: "call_7".into(),
+                name: "bash".into()
+            },
+            Live::ToolResult {
+                id: "call_7".into()
+            }
+        ]
+    );
+    let blocked = ran.replace(r#""status":"completed""#, r#""status":"error""#);
+    assert!(live(Adapter::Opencode, &blocked).is_empty());
+    for other in [
+        r#"{"type":"text","part":{"text":"hi"}}"#,
+        r#"{"type":"tool_use","part":{"tool":"bash","state":{"status":"completed"}}}"#,
+        "not json",
+    ] {
+        assert!(live(Adapter::Opencode, other).is_empty(), "{other}");
+    }
+    // the recorded run's one call
+    let calls: Vec<Live> = fixture("opencode/recorded/success.jsonl")
+        .lines()
+        .flat_map(|l| live(Adapter::Opencode, l))
+        .collect();
+    assert_eq!(
+        calls.last(),
+        Some(&Live::ToolResult {
+            id: "call_0".into()
+        })
+    );
+    assert!(live(Adapter::Codex, ran).is_empty());
 }
 
 /// With no model, OpenCode picks a hosted free model of a third party: refused.

@@ -268,6 +268,13 @@ pub(crate) fn agent_run(
     crate::private::write_file(prompt_file, prompt.as_bytes()).map_err(|e| {
         LaunchError::other(format!("failed to write {}: {e}", prompt_file.display()))
     })?;
+    // OpenCode's settings as sfd passes them through, which its adapter adds sf's guard to
+    let opencode_config = config
+        .env_passthrough
+        .iter()
+        .any(|k| k == "OPENCODE_CONFIG_CONTENT")
+        .then(|| std::env::var("OPENCODE_CONFIG_CONTENT").ok())
+        .flatten();
     let argv = sf_worker::adapters::launch(&sf_worker::adapters::LaunchInput {
         adapter: agent.adapter,
         executable: agent.command.as_deref(),
@@ -276,9 +283,32 @@ pub(crate) fn agent_run(
         prompt,
         prompt_file,
         resume_session: resume,
+        opencode_config: opencode_config.as_deref(),
     })
     .map_err(|e| LaunchError::agent(error_chain(&e)))?;
+    // the adapter's files (OpenCode's guard plugin), fresh for each run, each in a folder
+    // of its own which the run may read
+    let mut read = vec![prompt_file.to_owned()];
+    for (path, text) in &argv.files {
+        let dir = path.parent().unwrap_or(path);
+        crate::private::create_dir(dir)
+            .and_then(|()| crate::private::write_file(path, text.as_bytes()))
+            .map_err(|e| LaunchError::other(format!("failed to write {}: {e}", path.display())))?;
+        read.push(dir.to_owned());
+    }
     let mut env = run_environment(config, who, cwd, prompt_file);
+    // secrets are set last: none may replace what the adapter sets (OpenCode's guard is in
+    // OPENCODE_CONFIG_CONTENT)
+    if let Some(alias) = agent
+        .secrets
+        .iter()
+        .find(|a| argv.env.iter().any(|(k, _)| k == *a))
+    {
+        return Err(LaunchError::agent(format!(
+            "secret `{alias}` would replace {alias}, which sf sets for the {} adapter",
+            agent.adapter
+        )));
+    }
     env.set.extend(argv.env);
     env.set.extend(extra_env);
     // secrets last, by alias: only those the agent lists, read now, never logged (invariant 7);
@@ -296,7 +326,7 @@ pub(crate) fn agent_run(
             branch: Some(who.branch),
             program: &argv.program,
             adapter: Some(agent.adapter),
-            read: vec![prompt_file.to_owned()],
+            read,
             proxy: true,
         },
         &mut env,
