@@ -163,7 +163,8 @@ fn a_guard_that_cannot_answer_blocks_the_call() {
         {
             use std::io::Write as _;
             let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(input.as_bytes()).expect("write");
+            // sfctl may refuse (no SF_RUN) before it reads its input
+            let _ = stdin.write_all(input.as_bytes());
         }
         child.wait_with_output().expect("wait")
     };

@@ -627,3 +627,43 @@ fn a_claude_run_past_its_token_budget_is_stopped_mid_run() {
         "a budget_exhausted event"
     );
 }
+
+/// A Claude run with a budget of model steps: each message of the model is a step, and
+/// the run is stopped at the limit, its task blocked.
+#[test]
+fn a_claude_run_at_its_steps_budget_is_stopped() {
+    let server = ModelServer::start(&json!([
+        {"bash": "echo one > one.txt && git add one.txt && git commit -qm one"},
+        {"bash": "ls"},
+        {"bash": "ls -la"},
+        {"bash": "sfctl task complete --summary 'done'"},
+        {"text": "Done."}
+    ]));
+    let td = workspace(&server.base_url(), true, "");
+    let id = td
+        .create_task("three steps at most", &[])
+        .task
+        .id
+        .to_string();
+    td.sfctl()
+        .args(["budget", "set", "--task", &id, "--steps", "2"])
+        .success();
+    register(&td, "w1", Cli::Claude, true);
+    let t = wait_status(&td, &id, TaskStatus::Blocked);
+    assert_eq!(
+        t.runs[0].outcome.as_deref(),
+        Some("budget_exhausted"),
+        "{:?}",
+        t.notes
+    );
+    let shown: Vec<sf_proto::BudgetInfo> =
+        td.sfctl().args(["budget", "show", "--task", &id]).json();
+    assert!(shown[0].used.steps >= 2, "{shown:?}");
+    assert!(
+        shown[0]
+            .exhausted
+            .as_deref()
+            .is_some_and(|e| e.contains("steps")),
+        "{shown:?}"
+    );
+}

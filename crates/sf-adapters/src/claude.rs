@@ -242,6 +242,10 @@ impl Parser {
         note_session(&mut self.session, msg.session_id.as_deref(), out);
         let m = msg.message;
         if let (Some(id), Some(usage)) = (&m.id, &m.usage) {
+            // a message is printed once per content block: one step per message
+            if !self.counted.contains_key(id) {
+                out.push(Signal::Step);
+            }
             let seen = self.counted.entry(id.clone()).or_default();
             let now_usage = TokenUsage::from(usage);
             let delta = now_usage.saturating_sub(*seen);

@@ -172,6 +172,7 @@ impl StreamParser for Parser {
             "turn.completed" => {
                 if let Ok(ev) = serde_json::from_str::<TurnCompleted>(line) {
                     if let Some(u) = ev.usage {
+                        out.push(Signal::Step);
                         let cached = u.cached_input_tokens.min(u.input_tokens);
                         out.push(Signal::Usage {
                             tokens: TokenUsage {

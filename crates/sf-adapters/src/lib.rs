@@ -421,6 +421,8 @@ pub enum Signal {
         /// add to them.
         total: bool,
     },
+    /// The model finished one step (a turn): what a `steps` budget counts.
+    Step,
     /// The agent called a tool.
     ToolCall {
         /// The tool's name (`Bash`, `command_execution`, `edit`, ...).

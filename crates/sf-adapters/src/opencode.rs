@@ -190,6 +190,7 @@ impl StreamParser for Parser {
             }
             "step_finish" => {
                 if let Some(t) = &part.tokens {
+                    out.push(Signal::Step);
                     out.push(Signal::Usage {
                         tokens: TokenUsage {
                             input_tokens: count(t.input),

@@ -42,6 +42,8 @@ pub struct RunReport {
     pub cost_usd: Option<f64>,
     /// Tool calls seen.
     pub tool_calls: u64,
+    /// Model steps (turns) seen.
+    pub steps: u64,
     /// The usage limit hit, if any.
     pub usage_limit: Option<UsageLimit>,
     /// The CLI could not authenticate: its own words.
@@ -76,6 +78,7 @@ impl RunReport {
                 }
             }
             Signal::ToolCall { .. } => self.tool_calls += 1,
+            Signal::Step => self.steps += 1,
             Signal::UsageLimit(limit) => {
                 // The first reset time seen wins: structured events come before the prose.
                 let resets_at = self

@@ -861,6 +861,7 @@ pub(crate) fn run_usage(
         cache_write_tokens: tokens.cache_write_tokens,
         cost_usd: report.cost_usd,
         tool_calls: report.tool_calls,
+        steps: report.steps,
         result: report
             .result
             .as_ref()

@@ -23,6 +23,8 @@ pub struct LiveUse {
     pub tokens: u64,
     /// Cost so far, when the CLI says.
     pub cost_usd: f64,
+    /// Model steps (turns) so far.
+    pub steps: u64,
 }
 
 /// A limit reached.
@@ -74,6 +76,11 @@ fn exhausted(limits: &BudgetLimits, used: &BudgetUse, extra_call: bool) -> Optio
     {
         return Some(format!("tool calls: {calls} of {l}"));
     }
+    if let Some(l) = limits.steps
+        && used.steps >= l
+    {
+        return Some(format!("steps: {} of {l}", used.steps));
+    }
     if let Some(l) = limits.wall_secs
         && used.wall_secs >= l
     {
@@ -107,15 +114,16 @@ impl Store {
             tokens: limits.tokens.or(old.tokens),
             cost_usd: limits.cost_usd.or(old.cost_usd),
             tool_calls: limits.tool_calls.or(old.tool_calls),
+            steps: limits.steps.or(old.steps),
             wall_secs: limits.wall_secs.or(old.wall_secs),
         };
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO budgets (scope, subject, tokens, cost_usd, tool_calls, wall_secs, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO budgets (scope, subject, tokens, cost_usd, tool_calls, wall_secs, updated_at, steps)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (scope, subject) DO UPDATE SET tokens = ?3, cost_usd = ?4,
-                 tool_calls = ?5, wall_secs = ?6, updated_at = ?7",
+                 tool_calls = ?5, wall_secs = ?6, updated_at = ?7, steps = ?8",
         )?
         .execute(params![
             scope.as_str(),
@@ -124,7 +132,8 @@ impl Store {
             merged.cost_usd,
             merged.tool_calls.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             merged.wall_secs.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-            now
+            now,
+            merged.steps.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         ])?;
         let ev = Audit::new(actor, Action::BudgetSet, format!("{scope}:{subject}"))
             .before(serde_json::to_value(&old)?)
@@ -167,7 +176,7 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT tokens, cost_usd, tool_calls, wall_secs FROM budgets WHERE scope = ?1 AND subject = ?2",
+                "SELECT tokens, cost_usd, tool_calls, wall_secs, steps FROM budgets WHERE scope = ?1 AND subject = ?2",
             )?
             .query_row(params![scope.as_str(), subject], |r| {
                 Ok(BudgetLimits {
@@ -175,6 +184,7 @@ impl Store {
                     cost_usd: r.get(1)?,
                     tool_calls: r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64),
                     wall_secs: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
+                    steps: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
                 })
             })
             .optional()?)
@@ -319,10 +329,12 @@ impl Store {
                 (None, Some(l), _) => {
                     used.tokens += l.tokens;
                     used.cost_usd += l.cost_usd;
+                    used.steps += l.steps;
                 }
                 (_, _, Some(u)) => {
                     used.tokens += u.input_tokens + u.output_tokens;
                     used.cost_usd += u.cost_usd.unwrap_or(0.0);
+                    used.steps += u.steps;
                 }
                 _ => {}
             }
@@ -412,6 +424,7 @@ impl Store {
                 share(used.tokens as f64, limits.tokens.map(|v| v as f64)),
                 share(used.cost_usd, limits.cost_usd),
                 share(used.tool_calls as f64, limits.tool_calls.map(|v| v as f64)),
+                share(used.steps as f64, limits.steps.map(|v| v as f64)),
                 share(used.wall_secs as f64, limits.wall_secs.map(|v| v as f64)),
             ]
             .into_iter()

@@ -20,7 +20,7 @@ pub enum BudgetCommand {
     /// runs; work whose budget ran out is not started (BUDGET_EXHAUSTED).
     #[command(after_help = "\
 Examples:
-  sfctl budget set --task k3f9xq --tokens 200000 --tool-calls 300
+  sfctl budget set --task k3f9xq --tokens 200000 --tool-calls 300 --steps 40
   sfctl budget set --plan p7a2 --cost 5
   sfctl budget set --agent w1 --wall 2h")]
     Set(SetArgs),
@@ -72,6 +72,9 @@ pub struct SetArgs {
     /// Tool calls
     #[arg(long)]
     pub tool_calls: Option<u64>,
+    /// Model steps (turns)
+    #[arg(long)]
+    pub steps: Option<u64>,
     /// Wall time of the runs, e.g. `30m`
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wall: Option<std::time::Duration>,
@@ -90,6 +93,7 @@ pub fn run(ctx: &mut Context, cmd: BudgetCommand) -> CliResult {
                     tokens: a.tokens,
                     cost_usd: a.cost,
                     tool_calls: a.tool_calls,
+                    steps: a.steps,
                     wall_secs: a.wall.map(|d| d.as_secs()),
                 },
             }
@@ -129,6 +133,7 @@ fn table(ui: &mut Ui, list: &[BudgetInfo]) -> CliResult {
                     None,
                 ),
                 ui.cell(of(b.used.tool_calls, b.limits.tool_calls), None),
+                ui.cell(of(b.used.steps, b.limits.steps), None),
                 ui.cell(of(b.used.wall_secs, b.limits.wall_secs), None),
                 match &b.exhausted {
                     Some(e) => ui.cell(format!("exhausted: {e}"), Some(Color::Red)),
@@ -138,7 +143,9 @@ fn table(ui: &mut Ui, list: &[BudgetInfo]) -> CliResult {
         })
         .collect();
     ui.table(
-        &["BUDGET", "TOKENS", "COST", "CALLS", "WALL S", "STATE"],
+        &[
+            "BUDGET", "TOKENS", "COST", "CALLS", "STEPS", "WALL S", "STATE",
+        ],
         rows,
     )
 }

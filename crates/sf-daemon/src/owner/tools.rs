@@ -172,7 +172,9 @@ impl Owner {
                     .or_default()
                     .insert(message)
                 {
-                    self.live_use.entry(run_id).or_default().tokens += tokens;
+                    let used = self.live_use.entry(run_id).or_default();
+                    used.tokens += tokens;
+                    used.steps += 1;
                     self.check_budget(run_id).await;
                 }
                 return;

@@ -365,8 +365,15 @@ pub struct RunUsage {
     pub cost_usd: Option<f64>,
     /// Tool calls made.
     pub tool_calls: u64,
+    /// Model steps (turns) taken.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub steps: u64,
     /// The CLI's final message.
     pub result: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A run's log file, for `sfctl logs`.

@@ -15,6 +15,9 @@ pub struct BudgetLimits {
     /// Tool calls asked of the guard.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<u64>,
+    /// Model steps (turns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
     /// Wall time of the runs, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_secs: Option<u64>,
@@ -36,6 +39,8 @@ pub struct BudgetUse {
     pub cost_usd: f64,
     /// Tool calls.
     pub tool_calls: u64,
+    /// Model steps (turns).
+    pub steps: u64,
     /// Seconds of runs.
     pub wall_secs: u64,
 }

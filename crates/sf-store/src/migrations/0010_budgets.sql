@@ -6,6 +6,7 @@ CREATE TABLE budgets (
     tokens     INTEGER,
     cost_usd   REAL,
     tool_calls INTEGER,
+    steps      INTEGER,
     wall_secs  INTEGER,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (scope, subject)
