@@ -35,6 +35,31 @@ struct RawConfig {
     merge: RawMerge,
     sandbox: RawSandbox,
     secrets: BTreeMap<String, String>,
+    prices: BTreeMap<String, Price>,
+}
+
+/// What a model costs, in US dollars per million tokens (`[prices]`), for the CLIs that do
+/// not report a run's cost (Codex): budgets on cost count what these make of its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million input tokens (cache reads excluded).
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+    /// Per million tokens read from the cache (default: free).
+    #[serde(default)]
+    pub cache_read: f64,
+}
+
+impl Price {
+    /// The cost of `usage` at this price.
+    pub fn cost(&self, usage: &sf_proto::RunUsage) -> f64 {
+        (usage.input_tokens as f64 * self.input
+            + usage.output_tokens as f64 * self.output
+            + usage.cache_read_tokens as f64 * self.cache_read)
+            / 1e6
+    }
 }
 
 /// A size: a number of bytes, or a string such as `"16 MiB"`.
@@ -416,6 +441,8 @@ pub struct Config {
     /// A new agent hired by an agent waits for a human's approval
     /// (`require_approval_for_new_agents`, default true).
     pub require_approval_for_new_agents: bool,
+    /// Prices by model, for runs whose CLI reports no cost (`[prices]`).
+    pub prices: BTreeMap<String, Price>,
 }
 
 /// Reads `.sf/policy.toml`: what it says, or why it cannot be used.
@@ -476,6 +503,7 @@ impl Config {
             home_copies => "sandbox.home",
             policy => "policy.toml",
             require_approval_for_new_agents => "require_approval_for_new_agents",
+            prices => "prices",
         );
         let restart = differ!(
             socket => "socket",
@@ -747,6 +775,19 @@ impl Config {
             },
             egress: Egress::from_raw(&raw.sandbox.egress, &file)?,
             home_copies: HomeCopies::from_raw(&raw.sandbox.home, &file)?,
+            prices: {
+                if let Some((model, _)) = raw.prices.iter().find(|(_, p)| {
+                    [p.input, p.output, p.cache_read]
+                        .iter()
+                        .any(|v| !v.is_finite() || *v < 0.0)
+                }) {
+                    bail!(
+                        "[prices] \"{model}\" in {}: prices are non-negative US dollars per million tokens",
+                        file.display()
+                    );
+                }
+                raw.prices.clone()
+            },
             policy: load_policy(&paths.policy()),
             require_approval_for_new_agents: raw.require_approval_for_new_agents.unwrap_or(true),
             sfctl: raw.sfctl.map(|p| {
@@ -919,8 +960,36 @@ mod tests {
             .trim()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets" | "sandbox"))
+            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets" | "sandbox" | "prices"))
             .collect();
         assert_eq!(expected, TOP_LEVEL_KEYS);
+    }
+
+    #[test]
+    fn prices_make_a_cost_of_a_runs_tokens_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sf = dir.path().join(".sf");
+        std::fs::create_dir_all(&sf).unwrap();
+        std::fs::write(
+            sf.join("config.toml"),
+            "[prices]\n\"gpt-5-codex\" = { input = 1.25, output = 10.0, cache_read = 0.125 }\n",
+        )
+        .unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        let usage = sf_proto::RunUsage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cache_read_tokens: 2_000_000,
+            ..sf_proto::RunUsage::default()
+        };
+        let cost = c.prices["gpt-5-codex"].cost(&usage);
+        assert!((cost - (1.25 + 1.0 + 0.25)).abs() < 1e-9, "{cost}");
+        std::fs::write(
+            sf.join("config.toml"),
+            "[prices]\nm = { input = -1.0, output = 1.0 }\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(dir.path()).unwrap_err());
+        assert!(e.contains("[prices] \"m\""), "{e}");
     }
 }

@@ -147,6 +147,11 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # `--capability push`.
 # remote = "origin"
 
+# What a model costs, in US dollars per million tokens, for the CLIs that report no cost
+# (Codex): cost budgets (`sfctl budget set --cost`) count what these make of its tokens.
+# [prices]
+# "gpt-5-codex" = { input = 1.25, output = 10.0, cache_read = 0.125 }
+
 "#;
 
 const EXCLUDE_LINE: &str = "/.sf/";

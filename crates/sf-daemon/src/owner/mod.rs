@@ -46,6 +46,8 @@ fn internal(e: impl std::fmt::Display) -> Response {
 struct Worker {
     agent: String,
     adapter: Adapter,
+    /// Its agent's model, for `[prices]`.
+    model: Option<String>,
     task: String,
     epoch: i64,
     worktree: Option<String>,

@@ -41,6 +41,10 @@ impl Owner {
             };
         let adapters: HashMap<String, Adapter> =
             agents.iter().map(|(n, s)| (n.clone(), s.adapter)).collect();
+        let models: HashMap<String, Option<String>> = agents
+            .iter()
+            .map(|(n, s)| (n.clone(), s.model.clone()))
+            .collect();
         let (mut adopted, mut reaped) = (0_usize, 0_usize);
         for mut run in runs {
             if run.pid.is_none()
@@ -152,6 +156,7 @@ impl Owner {
                     Worker {
                         agent: run.agent.clone(),
                         adapter,
+                        model: models.get(&run.agent).cloned().flatten(),
                         task: task.clone(),
                         epoch: run.epoch,
                         worktree: run.worktree.clone(),

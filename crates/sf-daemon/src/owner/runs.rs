@@ -99,6 +99,7 @@ impl Owner {
             Worker {
                 agent: s.claim.agent.clone(),
                 adapter: s.agent.adapter,
+                model: s.agent.model.clone(),
                 task: s.claim.task_id.to_string(),
                 epoch: s.claim.epoch,
                 worktree: Some(s.claim.worktree.clone()),
@@ -410,9 +411,16 @@ impl Owner {
         why: ExitWhy,
         report: Option<Box<RunReport>>,
     ) {
-        let usage = report
+        let mut usage = report
             .as_deref()
             .map(|r| crate::workers::run_usage(r, w.adapter, w.counted));
+        // a CLI that reports no cost is priced by `[prices]` for its model
+        if let Some(u) = usage.as_mut()
+            && u.cost_usd.is_none()
+            && let Some(price) = w.model.as_deref().and_then(|m| self.config.prices.get(m))
+        {
+            u.cost_usd = Some(price.cost(u));
+        }
         let report = report.map(|r| *r).unwrap_or_default();
         let class = RunClass::of_unfinished(why.end_reason(), &report);
         if let Some(limit) = &report.usage_limit {

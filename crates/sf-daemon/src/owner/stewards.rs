@@ -254,6 +254,7 @@ impl Owner {
             Worker {
                 agent: spec.name.clone(),
                 adapter: spec.adapter,
+                model: spec.model.clone(),
                 task: recovering,
                 epoch: 0,
                 worktree: None,
