@@ -221,7 +221,10 @@ fn accepted_keys(table: &str) -> Vec<String> {
         .map(str::to_owned)
         .filter(|k| {
             !(table.is_empty()
-                && matches!(k.as_str(), "worktree" | "merge" | "secrets" | "sandbox"))
+                && matches!(
+                    k.as_str(),
+                    "worktree" | "merge" | "secrets" | "sandbox" | "prices"
+                ))
         })
         .collect()
 }

@@ -123,6 +123,11 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # of your home is readable to a run (~/.ssh, ~/.git-credentials, other tools' tokens).
 # home = { claude = [".gitconfig", ".config/git/config", ".config/git/ignore", ".claude/.credentials.json", ".claude/settings.json", ".claude.json"], codex = [".gitconfig", ".config/git/config", ".config/git/ignore", ".codex/auth.json", ".codex/config.toml"], opencode = [".gitconfig", ".config/git/config", ".config/git/ignore", ".local/share/opencode/auth.json", ".config/opencode"], command = [".gitconfig", ".config/git/config", ".config/git/ignore"] }
 
+[prices]
+# What a model costs, in US dollars per million tokens, for the CLIs that report no cost
+# (Codex): cost budgets (`sfctl budget set --cost`) count what these make of its tokens.
+# "gpt-5-codex" = { input = 1.25, output = 10.0, cache_read = 0.125 }  # default: none
+
 [worktree]
 # Command run in each new worktree before the agent starts.
 # setup = "npm ci"  # default: none
@@ -146,11 +151,6 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # The remote sfd pushes to: after a merge, and for `sfctl push` from workers registered with
 # `--capability push`.
 # remote = "origin"
-
-# What a model costs, in US dollars per million tokens, for the CLIs that report no cost
-# (Codex): cost budgets (`sfctl budget set --cost`) count what these make of its tokens.
-# [prices]
-# "gpt-5-codex" = { input = 1.25, output = 10.0, cache_read = 0.125 }
 
 "#;
 
@@ -294,7 +294,7 @@ mod tests {
         let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(
             value.keys().collect::<Vec<_>>(),
-            ["merge", "sandbox", "secrets", "worktree"]
+            ["merge", "prices", "sandbox", "secrets", "worktree"]
         );
         assert!(value["merge"].as_table().unwrap().is_empty());
         let uncommented: toml::Table = toml::from_str(
