@@ -270,9 +270,11 @@ impl SandboxMode {
                 "full, with the host's network (user namespace, Landlock)"
             }
             Self::LandlockOnly => {
-                "landlock-only (Landlock and no_new_privs; the host's network; agents are told from you, not from each other)"
+                "landlock-only (Landlock and no_new_privs; the host's network; agents are told from you, not from each other: the guard takes a confined caller's word for which agent it is)"
             }
-            Self::Off => "off: agents run with the user's whole authority",
+            Self::Off => {
+                "off: agents run with the user's whole authority, and the guard takes them at their word"
+            }
         }
     }
 }

@@ -31,6 +31,12 @@ impl Owner {
             Ok(()) => Ok(()),
             Err(d) => {
                 let e = crate::guard::denied(&d, false);
+                // a trigger refused at each fire is recorded once until the policy changes
+                let repeated = matches!(path, SpawnPath::Cron | SpawnPath::Event)
+                    && !self.spawn_denials_noted.insert((agent.to_owned(), path));
+                if repeated {
+                    return Err(e);
+                }
                 let (actor, agent) = (actor.to_owned(), agent.to_owned());
                 if let Err(err) = self
                     .store_call(move |s| {
