@@ -105,6 +105,17 @@ pub fn wait_started(td: &TestDaemon, gate: &Path, id: &str) {
     });
 }
 
+/// Waits until the first run of task `id` has ended, and returns the task.
+pub fn wait_first_run_ended(td: &TestDaemon, id: &str) -> TaskDetail {
+    td.wait_for(&format!("the first run of task {id} to end"), || {
+        let t = td.show_task(id);
+        match t.runs.first().and_then(|r| r.outcome.as_ref()) {
+            Some(_) => Ok(t),
+            None => Err(t.runs),
+        }
+    })
+}
+
 /// Waits until task `id` has status `want`.
 pub fn wait_status(td: &TestDaemon, id: &str, want: TaskStatus) -> TaskDetail {
     td.wait_for(&format!("task {id} to be {want}"), || {

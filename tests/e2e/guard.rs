@@ -392,6 +392,22 @@ fn a_spawn_rule_blocks_each_path_it_names() {
     }
 }
 
+/// A fleet (`extra` config lines) with the persistent director `lead`, and the script
+/// `hired.script` its hires run: a commit, then complete.
+fn with_director(extra: &str) -> TestDaemon {
+    let td = fleet(extra);
+    script(
+        &td,
+        "hired",
+        "write hired.txt yes\ncommit hired\ncomplete\n",
+    );
+    td.sfctl()
+        .args(["agent", "register", "lead", "--role", "director"])
+        .args(["--mode", "persistent"])
+        .success();
+    td
+}
+
 fn hire(td: &TestDaemon, by: &str, name: &str, extra: &[&str]) -> std::process::Output {
     let fake = format!(
         "{} {}",
@@ -427,23 +443,7 @@ fn approval_of(td: &TestDaemon, subject: &str) -> ApprovalInfo {
 /// runs; a worker without `can_create_agents` is refused.
 #[test]
 fn a_directors_hire_waits_for_a_human_and_then_works() {
-    let td = fleet("");
-    script(
-        &td,
-        "hired",
-        "write hired.txt yes\ncommit hired\ncomplete\n",
-    );
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            "lead",
-            "--role",
-            "director",
-            "--mode",
-            "persistent",
-        ])
-        .success();
+    let td = with_director("");
     let id = td.create_task("for the new hire", &[]).task.id.to_string();
 
     let out = hire(&td, "lead", "e-worker-9", &["--model", "big"]);
@@ -602,23 +602,7 @@ fn a_directors_hire_waits_for_a_human_and_then_works() {
 /// grant what its hirer does not hold.
 #[test]
 fn without_required_approval_a_hire_works_at_once() {
-    let td = fleet("require_approval_for_new_agents = false");
-    script(
-        &td,
-        "hired",
-        "write hired.txt yes\ncommit hired\ncomplete\n",
-    );
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            "lead",
-            "--role",
-            "director",
-            "--mode",
-            "persistent",
-        ])
-        .success();
+    let td = with_director("require_approval_for_new_agents = false");
     let id = td.create_task("for the new hire", &[]).task.id.to_string();
     let out = hire(&td, "lead", "e-worker-9", &[]);
     assert!(
@@ -663,19 +647,7 @@ fn without_required_approval_a_hire_works_at_once() {
 /// whose agent is removed has its approval withdrawn with it.
 #[test]
 fn a_hires_approval_names_its_grants_and_goes_with_its_agent() {
-    let td = fleet("");
-    script(&td, "hired", "complete\n");
-    td.sfctl()
-        .args([
-            "agent",
-            "register",
-            "lead",
-            "--role",
-            "director",
-            "--mode",
-            "persistent",
-        ])
-        .success();
+    let td = with_director("");
     let out = hire(&td, "lead", "e-worker-9", &["--capability", "network"]);
     assert!(
         out.status.success(),

@@ -222,14 +222,13 @@ fn cancelling_a_plan_stops_its_workers_and_nothing_of_it_merges() {
 
     td.sfctl().args(["plan", "cancel", &p]).success();
     let t = wait_status(&td, &running, TaskStatus::Blocked);
-    let run = td.wait_for("the worker to be stopped", || {
-        let t = td.show_task(&running);
-        match t.runs[0].outcome.clone() {
-            Some(o) => Ok(o),
-            None => Err(t.runs),
-        }
-    });
-    assert_eq!(run, "stopped", "{:?}", t.notes);
+    let run = crate::fleet::wait_first_run_ended(&td, &running);
+    assert_eq!(
+        run.runs[0].outcome.as_deref(),
+        Some("stopped"),
+        "{:?}",
+        t.notes
+    );
     assert_eq!(td.show_task(&held).task.status, TaskStatus::Blocked);
     let mr = crate::fleet::mr_of(&td, &held).expect("mr");
     assert_eq!(mr.state, sf_proto::MergeState::Cancelled);
@@ -330,13 +329,7 @@ fn a_task_created_by_a_run_spends_from_its_parents_budget() {
             .find(|t| t.title == "child")
             .ok_or(())
     });
-    let t = td.wait_for("the child's run to end", || {
-        let t = td.show_task(child.id.as_str());
-        match t.runs.first().and_then(|r| r.outcome.clone()) {
-            Some(_) => Ok(t),
-            None => Err(t.runs),
-        }
-    });
+    let t = crate::fleet::wait_first_run_ended(&td, child.id.as_str());
     assert_eq!(
         t.runs[0].outcome.as_deref(),
         Some("budget_exhausted"),

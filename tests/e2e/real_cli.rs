@@ -521,13 +521,7 @@ fn guard_bypassed(cli: Cli, wrapper: &str) {
         args.extend(["--model".to_owned(), OPENCODE_MODEL.to_owned()]);
     }
     td.sfctl().args(&args).success();
-    let t = td.wait_for("the run to be stopped", || {
-        let t = td.show_task(&id);
-        match t.runs.first().and_then(|r| r.outcome.clone()) {
-            Some(_) => Ok(t),
-            None => Err(t.runs),
-        }
-    });
+    let t = crate::fleet::wait_first_run_ended(&td, &id);
     assert_eq!(
         t.runs[0].outcome.as_deref(),
         Some("guard_bypassed"),

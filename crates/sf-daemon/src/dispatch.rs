@@ -35,6 +35,10 @@ fn eligible(a: &sf_proto::AgentSummary, paused: &HashSet<Adapter>) -> bool {
         && !paused.contains(&a.spec.adapter)
 }
 
+/// What live runs' streams have said of their usage, when some budget is set (`None`: no
+/// budget, so none is read on this hot path).
+pub(crate) type Budgets<'a> = Option<&'a std::collections::HashMap<i64, sf_store::LiveUse>>;
+
 /// The spawn gate dispatch asks for each agent it would start (`sf_core::guard`).
 pub(crate) type Gate<'a> = &'a dyn Fn(&str, SpawnPath) -> Result<(), Denial>;
 
@@ -52,7 +56,7 @@ pub(crate) fn dispatch(
     capacity: usize,
     paused: &HashSet<Adapter>,
     gate: Gate<'_>,
-    live: &std::collections::HashMap<i64, sf_store::LiveUse>,
+    budgets: Budgets<'_>,
 ) -> Result<Dispatched, StoreError> {
     let mut done = Dispatched::default();
     if capacity == 0 {
@@ -126,7 +130,9 @@ pub(crate) fn dispatch(
     for (i, agent) in pairs {
         let id = ready[i].task.id.to_string();
         // a task whose budget ran out is not started: blocked until a human raises it
-        if let Some(e) = store.spawn_budget(&id, &agent, live)? {
+        if let Some(live) = budgets
+            && let Some(e) = store.spawn_budget(&id, &agent, live)?
+        {
             let reason = format!("BUDGET_EXHAUSTED: {}", e.reason());
             store.change_status(
                 "daemon",
@@ -141,7 +147,9 @@ pub(crate) fn dispatch(
         }
         match claim_one(store, &agent, &id) {
             Ok(mut s) => {
-                s.cost_left = store.cost_left(&id, &agent, live)?;
+                if let Some(live) = budgets {
+                    s.cost_left = store.cost_left(&id, &agent, live)?;
+                }
                 out.push(s);
             }
             // a previous worker still exiting: dispatched when its run ends
@@ -215,7 +223,7 @@ pub(crate) fn start_agent(
     task: Option<&str>,
     capacity: usize,
     paused: &HashSet<Adapter>,
-    live: &std::collections::HashMap<i64, sf_store::LiveUse>,
+    budgets: Budgets<'_>,
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
     if agent.status != sf_proto::AgentStatus::Active {
@@ -296,7 +304,9 @@ pub(crate) fn start_agent(
                 hint: Some("see `sfctl task ready` and `sfctl task blocked`".into()),
             })?,
     };
-    if let Some(e) = store.spawn_budget(&task_id, name, live)? {
+    if let Some(live) = budgets
+        && let Some(e) = store.spawn_budget(&task_id, name, live)?
+    {
         let d = budget_denial(&e);
         return Err(StoreError::Denied(
             sf_proto::ProtoError::new(ErrorKind::Denied, d.reason)
@@ -306,6 +316,8 @@ pub(crate) fn start_agent(
     }
     let mut start = claim_one(store, name, &task_id)?;
     start.path = SpawnPath::Start;
-    start.cost_left = store.cost_left(&task_id, name, live)?;
+    if let Some(live) = budgets {
+        start.cost_left = store.cost_left(&task_id, name, live)?;
+    }
     Ok(start)
 }

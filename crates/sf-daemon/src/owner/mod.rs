@@ -431,7 +431,7 @@ impl Owner {
             && self.sandbox_error.is_none()
             && self.config.policy.is_ok();
         let config = self.config.clone();
-        let live = self.live_use.clone();
+        let live = self.budgets_exist.then(|| self.live_use.clone());
         let result = self
             .store_call(move |s| {
                 let now = sf_store::now_ms();
@@ -440,7 +440,7 @@ impl Owner {
                 if can_dispatch {
                     let policy = config.policy.as_ref();
                     let gate = |agent: &str, path| crate::guard::check_spawn(policy, path, agent);
-                    crate::dispatch::dispatch(s, capacity, &paused, &gate, &live)
+                    crate::dispatch::dispatch(s, capacity, &paused, &gate, live.as_ref())
                 } else {
                     Ok(crate::dispatch::Dispatched::default())
                 }

@@ -232,10 +232,17 @@ impl Owner {
         }
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
-        let live = self.live_use.clone();
+        let live = self.budgets_exist.then(|| self.live_use.clone());
         match self
             .store_call(move |s| {
-                crate::dispatch::start_agent(s, &name, task.as_deref(), capacity, &paused, &live)
+                crate::dispatch::start_agent(
+                    s,
+                    &name,
+                    task.as_deref(),
+                    capacity,
+                    &paused,
+                    live.as_ref(),
+                )
             })
             .await
         {

@@ -53,8 +53,7 @@ impl Owner {
         let started = Instant::now();
         let config = self.config.clone();
         let actor = actor.to_owned();
-        let live = self.live_use.clone();
-        let budgets = self.budgets_exist;
+        let live = self.budgets_exist.then(|| self.live_use.clone());
         let decided = self
             .store_call(move |s| {
                 let run = s.guard_run(&token)?;
@@ -74,10 +73,9 @@ impl Owner {
                 }
                 let spec = s.agent_spec(&run.agent)?.unwrap_or_default();
                 let text = sf_core::tools::input_text(&input);
-                let budget = if budgets {
-                    s.run_budget(run.run_id, &live, true)?
-                } else {
-                    None
+                let budget = match &live {
+                    Some(live) => s.run_budget(run.run_id, live, true)?,
+                    None => None,
                 };
                 let verdict = match (&budget, config.policy.as_ref()) {
                     (Some(e), _) => ToolVerdict {
