@@ -38,7 +38,9 @@ impl_wire!(
     sf_proto::TaskStatus,
     sf_proto::PlanStatus,
     sf_proto::TaskType,
-    sf_proto::DepKind
+    sf_proto::DepKind,
+    sf_proto::JobRole,
+    sf_proto::SeatKind
 );
 
 /// Parses a numeric id given as `12` or `#12` (dependencies, merge requests); `what` names

@@ -382,7 +382,7 @@ fn agent_show() {
         agent: sf_proto::AgentSummary {
             spec,
             enabled: true,
-            status: sf_proto::AgentStatus::Active,
+            status: sf_proto::AgentStatus::Live,
             state: sf_proto::AgentState::Idle,
             running: 0,
             merges: Some(26),

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod condition;
 pub mod cron;
 pub mod cycle;
+pub mod digest;
 pub mod dispatch;
 pub mod egress;
 pub mod guard;

@@ -29,7 +29,7 @@ const LOOKAHEAD: usize = 8;
 
 fn eligible(a: &sf_proto::AgentSummary, paused: &HashSet<Adapter>) -> bool {
     a.enabled
-        && a.status == sf_proto::AgentStatus::Active
+        && a.status == sf_proto::AgentStatus::Live
         && a.spec.role == Role::Worker
         && a.spec.mode == Mode::Ephemeral
         && !paused.contains(&a.spec.adapter)
@@ -226,7 +226,7 @@ pub(crate) fn start_agent(
     budgets: Budgets<'_>,
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
-    if agent.status != sf_proto::AgentStatus::Active {
+    if agent.status != sf_proto::AgentStatus::Live {
         return Err(refuse(
             ErrorKind::InvalidState,
             format!("agent `{name}` is {}; it never runs", agent.status),

@@ -15,7 +15,7 @@ pub use ids::{
 };
 
 /// The protocol version. Bumped only for breaking changes; a mismatch is refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The `.sf/policy.toml` `sfctl init` writes: safe defaults, every setting explained (the
 /// guard that reads it is `sf_core::guard`).

@@ -185,7 +185,7 @@ impl Store {
         enabled: bool,
     ) -> Result<AgentDetail, StoreError> {
         let before = self.agent_summary(name)?;
-        if enabled && before.status != AgentStatus::Active {
+        if enabled && before.status != AgentStatus::Live {
             return Err(StoreError::state(format!(
                 "agent `{name}` is {} and cannot be enabled",
                 before.status

@@ -342,7 +342,7 @@ impl Store {
                 .to_owned();
             match m {
                 Move::Approve => {
-                    set_agent_status(&tx, &name, AgentStatus::Active, true, now)?;
+                    set_agent_status(&tx, &name, AgentStatus::Live, true, now)?;
                 }
                 Move::Reject | Move::Cancel => {
                     set_agent_status(&tx, &name, AgentStatus::Terminated, false, now)?;
@@ -448,7 +448,7 @@ impl Store {
         let status = if needs_approval {
             AgentStatus::PendingApproval
         } else {
-            AgentStatus::Active
+            AgentStatus::Live
         };
         let tx = self.conn.transaction()?;
         tx.prepare_cached(

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_guard.sql"),
     include_str!("migrations/0009_ledger.sql"),
     include_str!("migrations/0010_budgets.sql"),
+    include_str!("migrations/0011_staffing.sql"),
 ];
 
 /// The schema version this build writes.

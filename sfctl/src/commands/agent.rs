@@ -5,7 +5,7 @@ use crate::output::Cell;
 use clap::{Args, Subcommand};
 use comfy_table::Color;
 use sf_proto::{
-    Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, Mode, Request,
+    Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, JobRole, Mode, Request,
     Response, Role, RunSummary, RunUsage, Timestamp,
 };
 
@@ -213,8 +213,10 @@ Examples:
   sfctl agent register janitor --role steward --focus custom --playbook cleanup \\
       --on task_closed --capability push")]
 pub struct RegisterArgs {
-    /// Unique name: lowercase letters, digits, `-` and `_`, at most 32 characters
-    pub name: String,
+    /// Unique name: lowercase letters, digits, `-` and `_`, at most 32 characters; default:
+    /// the convention (`director`, `e-worker-N`, `p-worker-N`, `m-steward-N`, `d-steward-N`,
+    /// `r-steward-N`, `c-steward-N`), numbered after the existing ones
+    pub name: Option<String>,
     /// What the agent does
     #[arg(long, value_parser = wire::<Role>())]
     pub role: Role,
@@ -280,6 +282,12 @@ pub struct RegisterArgs {
     /// (repeatable; only the alias is stored)
     #[arg(long = "secret", value_name = "ALIAS")]
     pub secrets: Vec<String>,
+    /// Its job on the team: picks its default persona and tool rules
+    #[arg(long, value_parser = wire::<JobRole>(), default_value = "general")]
+    pub job: JobRole,
+    /// The seat it staffs (`sfctl seat create`)
+    #[arg(long, value_name = "SEAT")]
+    pub seat: Option<String>,
 }
 
 /// The fields `sfctl agent update` changes; the others stay as they are.
@@ -329,6 +337,12 @@ pub struct UpdateArgs {
     /// Cron triggers (repeatable; replaces the set; a schedule is a human's decision)
     #[arg(long = "trigger", value_name = "CRON")]
     pub triggers: Vec<String>,
+    /// Job role
+    #[arg(long, value_parser = wire::<JobRole>())]
+    pub job: Option<JobRole>,
+    /// The seat it staffs; "" frees it
+    #[arg(long, value_name = "SEAT")]
+    pub seat: Option<String>,
 }
 
 impl UpdateArgs {
@@ -356,6 +370,8 @@ impl UpdateArgs {
             max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
             triggers: (!self.triggers.is_empty()).then_some(self.triggers),
             on: None,
+            job: self.job,
+            seat: self.seat,
         };
         (self.name, patch)
     }
@@ -372,7 +388,7 @@ impl RegisterArgs {
         skills.sort();
         skills.dedup();
         AgentSpec {
-            name: self.name,
+            name: self.name.unwrap_or_default(),
             role: self.role,
             mode: self.mode,
             focus: self.focus,
@@ -393,6 +409,8 @@ impl RegisterArgs {
             max_runtime_secs: self.max_runtime.map(|d| d.as_secs().max(1)),
             secrets: self.secrets,
             permissions: sf_proto::Permissions::default(),
+            job: self.job,
+            seat: self.seat,
         }
     }
 }
@@ -763,7 +781,7 @@ fn agent_table(ui: &mut Ui, agents: &[AgentSummary]) -> CliResult {
                 ui.cell(a.spec.role, None),
                 ui.cell(a.spec.mode, None),
                 ui.cell(a.spec.adapter, None),
-                if a.status == sf_proto::AgentStatus::Active {
+                if a.status == sf_proto::AgentStatus::Live {
                     ui.cell(a.state, agent_state_color(a.state))
                 } else {
                     ui.cell(a.status, Some(Color::Yellow))

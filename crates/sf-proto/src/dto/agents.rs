@@ -51,6 +51,11 @@ pub struct AgentSpec {
     /// What it may do beyond its role's defaults; changed only by a human.
     #[serde(default, skip_serializing_if = "Permissions::is_default")]
     pub permissions: Permissions,
+    /// Its job on the team (default persona, prompt section and tool rules).
+    pub job: JobRole,
+    /// The seat it staffs, if any (`sfctl seat create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
 }
 
 /// An agent's permissions: each `None` takes its role's default.
@@ -74,7 +79,7 @@ impl AgentSpec {
     pub fn can_create_agents(&self) -> bool {
         self.permissions
             .can_create_agents
-            .unwrap_or(self.role == Role::Director)
+            .unwrap_or(self.role == Role::Director || self.job == JobRole::Ceo)
     }
 }
 
@@ -110,6 +115,10 @@ pub struct AgentPatch {
     pub triggers: Option<Vec<String>>,
     /// Event triggers (replaces the set).
     pub on: Option<Vec<String>>,
+    /// Job role.
+    pub job: Option<JobRole>,
+    /// Seat; `Some("")` frees it.
+    pub seat: Option<String>,
 }
 
 impl AgentPatch {
@@ -162,6 +171,10 @@ impl AgentPatch {
         if let Some(o) = &self.on {
             spec.on.clone_from(o);
         }
+        if let Some(j) = self.job {
+            spec.job = j;
+        }
+        text(&self.seat, &mut spec.seat);
     }
 }
 
@@ -228,12 +241,14 @@ impl Default for AgentSpec {
             max_runtime_secs: None,
             secrets: Vec::new(),
             permissions: Permissions::default(),
+            job: JobRole::General,
+            seat: None,
         }
     }
 }
 
-fn active() -> AgentStatus {
-    AgentStatus::Active
+fn live() -> AgentStatus {
+    AgentStatus::Live
 }
 
 /// One row of `sfctl agent list`.
@@ -245,7 +260,7 @@ pub struct AgentSummary {
     /// Whether the daemon may start it.
     pub enabled: bool,
     /// Whether it may work at all: `pending_approval` and `terminated` agents never run.
-    #[serde(default = "active")]
+    #[serde(default = "live")]
     pub status: AgentStatus,
     /// Derived from its runs.
     pub state: AgentState,

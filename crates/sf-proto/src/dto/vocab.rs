@@ -61,6 +61,41 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// What an agent does on the team, beside its orchestration role: picks its default
+    /// persona, prompt section and tool rules (`sf_core::staffing`).
+    JobRole {
+        /** Leads: plans and staffs; may hire. */ Ceo = "ceo",
+        /** Writes code. */ Coder = "coder",
+        /** Reviews; never edits or pushes. */ Reviewer = "reviewer",
+        /** Tests. */ Qa = "qa",
+        /** Designs. */ Designer = "designer",
+        /** Reviews security; never edits or pushes. */ Security = "security",
+        /** Builds and deploys. */ Devops = "devops",
+        /** Product management. */ Pm = "pm",
+        /** Anything. */ General = "general",
+    }
+);
+
+wire_enum!(
+    /// Who works a seat.
+    SeatKind {
+        /** A person: its tasks go to the steward's inbox, never to an agent. */ Human = "human",
+        /** One agent. */ Agent = "agent",
+        /** An agent whose merge requests each wait for the steward's approval. */
+        Hybrid = "hybrid",
+    }
+);
+
+wire_enum!(
+    /// How a dry run went.
+    DryRunStatus {
+        /** Still running. */ Running = "running",
+        /** Its run ended well. */ Passed = "passed",
+        /** Its run failed, was stopped or was refused. */ Failed = "failed",
+    }
+);
+
+wire_enum!(
     /// Whether the daemon spawns the agent per task or a human runs it.
     Mode { /** Spawned by the daemon for one task at a time. */ Ephemeral = "ephemeral", /** Started by a human. */ Persistent = "persistent" }
 );
@@ -195,6 +230,20 @@ wire_enum!(
         BudgetExhausted = "budget_exhausted",
         /** `plan_budget_exhausted`: a plan's budget ran out; its live runs were stopped */
         PlanBudgetExhausted = "plan_budget_exhausted",
+        /** `seat_created` */ SeatCreated = "seat_created",
+        /** `seat_updated`: its stewards or charter changed */ SeatUpdated = "seat_updated",
+        /** `agent_drafted`: a draft agent was created (template, draft, import, hire) */
+        AgentDrafted = "agent_drafted",
+        /** `manifest_signed`: a human signed an agent's permission manifest */
+        ManifestSigned = "manifest_signed",
+        /** `dry_run_started` */ DryRunStarted = "dry_run_started",
+        /** `dry_run_finished`: a dry run ended, passed or failed, with its evidence */
+        DryRunFinished = "dry_run_finished",
+        /** `agent_live`: a human took an agent live */ AgentLive = "agent_live",
+        /** `agent_decommissioned` */ AgentDecommissioned = "agent_decommissioned",
+        /** `agent_scheduled`: a human set or cleared an agent's triggers */
+        AgentScheduled = "agent_scheduled",
+        /** `skill_pinned`: a human pinned a skill file's hash */ SkillPinned = "skill_pinned",
     }
 );
 
@@ -202,10 +251,15 @@ wire_enum!(
     /// Whether an agent may work at all, beside `enabled` (which a human or the daemon
     /// toggles): hired agents wait for a human's approval.
     AgentStatus {
-        /** May work. */ Active = "active",
+        /** Drafted: signed and dry-run before a human takes it live; never dispatched. */
+        Draft = "draft",
+        /** Live: may work while its signed manifest matches its configuration. */
+        Live = "live",
         /** Hired by an agent; waits for a human's approval; never runs. */
         PendingApproval = "pending_approval",
         /** Its hire was rejected: kept for the record, never runs. */ Terminated = "terminated",
+        /** Retired by a human: its history kept, its seat freed, never runs again. */
+        Decommissioned = "decommissioned",
     }
 );
 
