@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, approval, budget, daemon, demo, dep, docs, events, gc, guard, init, logs, message, mr,
+    agent, approval, budget, daemon, staff, demo, dep, docs, events, gc, guard, init, logs, message, mr,
     plan, playbook, push, steward, task,
 };
 
@@ -69,6 +69,12 @@ Examples:
     Guard(guard::GuardCommand),
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
+    #[command(subcommand)]
+    Seat(staff::SeatCommand),
+    #[command(subcommand)]
+    Charter(staff::CharterCommand),
+    #[command(subcommand)]
+    Skill(staff::SkillCommand),
     #[command(subcommand)]
     Task(task::TaskCommand),
     #[command(subcommand)]

@@ -17,5 +17,6 @@ pub mod mr;
 pub mod plan;
 pub mod playbook;
 pub mod push;
+pub mod staff;
 pub mod steward;
 pub mod task;

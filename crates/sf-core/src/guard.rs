@@ -238,6 +238,20 @@ actions! {
     CheckToolCall = "tool.check",
     /// Set a budget's limits.
     SetBudget = "budget.set",
+    /// Create a seat, or change its charter or stewards.
+    ManageSeat = "seat.manage",
+    /// Draft an agent (an agent's draft is a hire).
+    DraftAgent = "agent.draft",
+    /// Sign an agent's permission manifest.
+    SignManifest = "manifest.sign",
+    /// Dry-run a signed agent (no secrets, push or merge).
+    DryRun = "agent.dry-run",
+    /// Take a draft live.
+    GoLive = "agent.go-live",
+    /// Retire an agent for good.
+    Decommission = "agent.decommission",
+    /// Pin a skill's hash.
+    PinSkill = "skill.pin",
 }
 
 /// What is durable and decided by a person: an agent asking gets `HUMAN_REQUIRED`, and no
@@ -262,6 +276,11 @@ impl Action {
                 | Self::DecideApproval
                 | Self::RequestRevision
                 | Self::ChangeSchedule
+                | Self::ManageSeat
+                | Self::SignManifest
+                | Self::GoLive
+                | Self::Decommission
+                | Self::PinSkill
         )
     }
 
@@ -288,6 +307,14 @@ pub enum Code {
     NotRequester,
     /// A budget the work is charged to ran out.
     BudgetExhausted,
+    /// The agent is not live (a draft, a pending hire, decommissioned): it never runs.
+    AgentNotLive,
+    /// The agent's permission manifest changed since a human signed it.
+    ManifestUnsigned,
+    /// A pinned skill's file no longer matches its hash.
+    SkillHashMismatch,
+    /// A step that must come first has not (a dry run before the manifest is signed).
+    CommandPreconditionFailed,
 }
 
 impl Code {
@@ -301,6 +328,10 @@ impl Code {
             Self::PolicyDenied => "POLICY_DENIED",
             Self::NotRequester => "NOT_REQUESTER",
             Self::BudgetExhausted => "BUDGET_EXHAUSTED",
+            Self::AgentNotLive => "AGENT_NOT_LIVE",
+            Self::ManifestUnsigned => "MANIFEST_UNSIGNED",
+            Self::SkillHashMismatch => "SKILL_HASH_MISMATCH",
+            Self::CommandPreconditionFailed => "COMMAND_PRECONDITION_FAILED",
         }
     }
 }
@@ -387,6 +418,8 @@ pub struct Policy {
     pub spawn_deny: Vec<SpawnRule>,
     /// What each tool call is answered (`[tools]`).
     pub tools: crate::tools::ToolRules,
+    /// The skills each job role's agents must have (`[skills.required]`).
+    pub required_skills: BTreeMap<sf_proto::JobRole, Vec<String>>,
 }
 
 /// A grant to a role: an action, or `task.others` (anything on another agent's task).
@@ -438,6 +471,15 @@ struct RawPolicy {
     spawn: RawSpawn,
     #[serde(default)]
     tools: crate::tools::RawTools,
+    #[serde(default)]
+    skills: RawSkills,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSkills {
+    #[serde(default)]
+    required: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -552,11 +594,41 @@ impl Policy {
             });
         }
         let tools = raw.tools.compile().map_err(invalid)?;
+        let mut required_skills = BTreeMap::new();
+        for (job, skills) in raw.skills.required {
+            let j: sf_proto::JobRole = job
+                .parse()
+                .map_err(|e| invalid(format!("[skills.required] {job}: {e}")))?;
+            let skills = crate::naming::normalize_skills(&skills)
+                .map_err(|e| invalid(format!("[skills.required] {job}: {e}")))?;
+            required_skills.insert(j, skills);
+        }
         Ok(Self {
             grants,
             spawn_deny,
             tools,
+            required_skills,
         })
+    }
+
+    /// The job roles that require skill `name`.
+    pub fn required_by(&self, name: &str) -> Vec<sf_proto::JobRole> {
+        self.required_skills
+            .iter()
+            .filter(|(_, s)| s.iter().any(|s| s == name))
+            .map(|(j, _)| *j)
+            .collect()
+    }
+
+    /// The skills an agent's prompt gets: its own, and those its job role requires.
+    pub fn skills_for(&self, spec: &sf_proto::AgentSpec) -> Vec<String> {
+        let mut out = spec.skills.clone();
+        if let Some(req) = self.required_skills.get(&spec.job) {
+            out.extend(req.iter().cloned());
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     fn grants(&self, role: Option<Role>, grant: Grant) -> bool {

@@ -168,6 +168,40 @@ impl RawTools {
     }
 }
 
+impl ToolRules {
+    /// Rules given in code (a job role's defaults): `(match, decision, reason)`, each
+    /// named `{name}[N] PATTERN` in the ledger; the default allows.
+    pub fn built_in(name: &str, rules: &[(&str, ToolDecision, &str)]) -> Self {
+        let rules = rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (pattern, decision, reason))| {
+                let (tool, input) = split_pattern(pattern)?;
+                Some(ToolRule {
+                    tool: WildMatch::new(tool),
+                    input: input.map(WildMatch::new),
+                    text: format!("{name}[{i}] {pattern}"),
+                    decision: *decision,
+                    unless_capability: None,
+                    reason: Some((*reason).to_owned()),
+                })
+            })
+            .collect();
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// The rules' texts, in order (what a signed manifest covers).
+    pub fn texts(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .map(|r| format!("{} => {}", r.text, r.decision.as_str()))
+            .collect()
+    }
+}
+
 /// `Tool(input)` → (`Tool`, `Some(input)`); `Tool` → (`Tool`, `None`).
 fn split_pattern(p: &str) -> Option<(&str, Option<&str>)> {
     let p = p.trim();

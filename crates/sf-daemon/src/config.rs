@@ -36,6 +36,14 @@ struct RawConfig {
     sandbox: RawSandbox,
     secrets: BTreeMap<String, String>,
     prices: BTreeMap<String, Price>,
+    staffing: RawStaffing,
+}
+
+/// `[staffing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStaffing {
+    require_dry_run: bool,
 }
 
 /// What a model costs, in US dollars per million tokens (`[prices]`), for the CLIs that do
@@ -443,6 +451,9 @@ pub struct Config {
     /// A new agent hired by an agent waits for a human's approval
     /// (`require_approval_for_new_agents`, default true).
     pub require_approval_for_new_agents: bool,
+    /// `[staffing] require_dry_run`: a human's `agent register` makes a draft too (signed,
+    /// dry-run and taken live), not a live agent at once (default false).
+    pub require_dry_run: bool,
     /// Prices by model, for runs whose CLI reports no cost (`[prices]`).
     pub prices: BTreeMap<String, Price>,
 }
@@ -505,6 +516,7 @@ impl Config {
             home_copies => "sandbox.home",
             policy => "policy.toml",
             require_approval_for_new_agents => "require_approval_for_new_agents",
+            require_dry_run => "staffing.require_dry_run",
             prices => "prices",
         );
         let restart = differ!(
@@ -792,6 +804,7 @@ impl Config {
             },
             policy: load_policy(&paths.policy()),
             require_approval_for_new_agents: raw.require_approval_for_new_agents.unwrap_or(true),
+            require_dry_run: raw.staffing.require_dry_run,
             sfctl: raw.sfctl.map(|p| {
                 if p.is_absolute() {
                     p

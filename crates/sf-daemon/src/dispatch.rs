@@ -22,6 +22,10 @@ pub(crate) struct Start {
     pub path: SpawnPath,
     /// What its budgets leave it to spend, in USD (`None`: no cost limit).
     pub cost_left: Option<f64>,
+    /// A dry run (`sfctl agent dry-run`): no secrets, capabilities, push or merge.
+    pub dry_run: bool,
+    /// The skills its prompt gets.
+    pub skills: Vec<sf_core::skills::Skill>,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -57,13 +61,14 @@ pub(crate) fn dispatch(
     paused: &HashSet<Adapter>,
     gate: Gate<'_>,
     budgets: Budgets<'_>,
+    source: crate::staffing::SkillSource<'_>,
 ) -> Result<Dispatched, StoreError> {
     let mut done = Dispatched::default();
     if capacity == 0 {
         return Ok(done);
     }
     let running = store.running_by_agent()?;
-    let mut slots: Vec<Slot> = store
+    let slots: Vec<Slot> = store
         .list_agents()?
         .into_iter()
         .filter(|a| eligible(a, paused))
@@ -71,8 +76,8 @@ pub(crate) fn dispatch(
             let busy = running.get(&a.spec.name).copied().unwrap_or(0);
             let free = a.spec.max_tasks.saturating_sub(busy);
             (free > 0).then_some(Slot {
+                skills: sf_core::jobs::work_skills(&a.spec),
                 agent: a.spec.name,
-                skills: a.spec.skills,
                 free,
             })
         })
@@ -87,14 +92,28 @@ pub(crate) fn dispatch(
     if ready.is_empty() {
         return Ok(done);
     }
-    // the spawn gate, once per agent that could take work now
-    slots.retain(|s| match gate(&s.agent, SpawnPath::Dispatch) {
-        Ok(()) => true,
-        Err(d) => {
-            done.denied.push((s.agent.clone(), SpawnPath::Dispatch, d));
-            false
+    // the spawn gate, once per agent that could take work now: the policy, then its
+    // staffing (a manifest changed since it was signed stops it here)
+    let mut allowed = Vec::with_capacity(slots.len());
+    let mut skills = std::collections::HashMap::new();
+    for s in slots {
+        let verdict = match gate(&s.agent, SpawnPath::Dispatch) {
+            Ok(()) => match crate::staffing::gate(store, &s.agent, false, source) {
+                Err(crate::staffing::GateError::Store(e)) => return Err(e),
+                Err(crate::staffing::GateError::Denied(d)) => Err(d),
+                Ok(k) => Ok(k),
+            },
+            Err(d) => Err(d),
+        };
+        match verdict {
+            Ok(k) => {
+                skills.insert(s.agent.clone(), k);
+                allowed.push(s);
+            }
+            Err(d) => done.denied.push((s.agent.clone(), SpawnPath::Dispatch, d)),
         }
-    });
+    }
+    let mut slots = allowed;
     let shells_allowed = !shells
         || match gate(SHELL_AGENT, SpawnPath::Playbook) {
             Ok(()) => true,
@@ -150,6 +169,13 @@ pub(crate) fn dispatch(
                 if let Some(live) = budgets {
                     s.cost_left = store.cost_left(&id, &agent, live)?;
                 }
+                s.skills = skills.get(&agent).cloned().unwrap_or_default();
+                if !s.skills.is_empty() {
+                    store.record_run_skills(
+                        s.claim.run_id,
+                        &crate::staffing::skill_record(&s.skills),
+                    )?;
+                }
                 out.push(s);
             }
             // a previous worker still exiting: dispatched when its run ends
@@ -178,7 +204,7 @@ pub(crate) fn budget_denial(e: &sf_store::Exhausted) -> Denial {
 /// The assignee of shell steps: the daemon itself.
 pub(crate) const SHELL_AGENT: &str = "sf-shell";
 
-fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreError> {
+pub(crate) fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreError> {
     let (key, _) = store.resolve_task(task)?;
     let shell = store.shell_step(key)?;
     let claim = store.claim("daemon", agent, key)?;
@@ -205,6 +231,8 @@ fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<Start, StoreE
         resume: None,
         path,
         cost_left: None,
+        dry_run: false,
+        skills: Vec::new(),
     })
 }
 
@@ -224,15 +252,10 @@ pub(crate) fn start_agent(
     capacity: usize,
     paused: &HashSet<Adapter>,
     budgets: Budgets<'_>,
+    source: crate::staffing::SkillSource<'_>,
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
-    if agent.status != sf_proto::AgentStatus::Live {
-        return Err(refuse(
-            ErrorKind::InvalidState,
-            format!("agent `{name}` is {}; it never runs", agent.status),
-            "a hired agent works once a human approves it: `sfctl approval list`",
-        ));
-    }
+    let skills = crate::staffing::gate(store, name, false, source)?;
     if !agent.enabled {
         return Err(refuse(
             ErrorKind::InvalidState,
@@ -280,7 +303,7 @@ pub(crate) fn start_agent(
     let task_id = match task {
         Some(t) => {
             let d = store.show_task(t)?;
-            if !sf_core::naming::has_skills(&agent.spec.skills, &d.task.skills) {
+            if !sf_core::naming::has_skills(&sf_core::jobs::work_skills(&agent.spec), &d.task.skills) {
                 return Err(refuse(
                     ErrorKind::InvalidState,
                     format!(
@@ -296,7 +319,7 @@ pub(crate) fn start_agent(
         None => store
             .ready(now_ms(), None)?
             .into_iter()
-            .find(|r| sf_core::naming::has_skills(&agent.spec.skills, &r.task.skills))
+            .find(|r| sf_core::naming::has_skills(&sf_core::jobs::work_skills(&agent.spec), &r.task.skills))
             .map(|r| r.task.id.to_string())
             .ok_or_else(|| StoreError::Refused {
                 kind: ErrorKind::NotFound,
@@ -316,6 +339,13 @@ pub(crate) fn start_agent(
     }
     let mut start = claim_one(store, name, &task_id)?;
     start.path = SpawnPath::Start;
+    if !skills.is_empty() {
+        store.record_run_skills(
+            start.claim.run_id,
+            &crate::staffing::skill_record(&skills),
+        )?;
+    }
+    start.skills = skills;
     if let Some(live) = budgets {
         start.cost_left = store.cost_left(&task_id, name, live)?;
     }

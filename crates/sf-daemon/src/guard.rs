@@ -44,7 +44,24 @@ pub(crate) fn action_of(req: &Request) -> Action {
         | R::AgentToolCalls { .. }
         | R::AgentRuns { .. }
         | R::AgentCard { .. }
-        | R::ShowBudgets { .. } => Action::Read,
+        | R::ShowBudgets { .. }
+        | R::ListSeats
+        | R::ShowSeat { .. }
+        | R::ListTemplates
+        | R::ShowTemplate { .. }
+        | R::DiscoverAgents
+        | R::ShowManifest { .. }
+        | R::ListDryRuns { .. }
+        | R::ListSkills
+        | R::ShowSkill { .. } => Action::Read,
+        R::CreateSeat { .. } | R::UpdateSeat { .. } => Action::ManageSeat,
+        // an agent's draft is a hire: `can_create_agents`, and a human's approval
+        R::DraftAgent { .. } => Action::HireAgent,
+        R::SignManifest { .. } => Action::SignManifest,
+        R::DryRun { .. } => Action::DryRun,
+        R::GoLive { .. } => Action::GoLive,
+        R::Decommission { .. } => Action::Decommission,
+        R::PinSkill { .. } => Action::PinSkill,
         R::SetBudget { .. } => Action::SetBudget,
         R::GuardToolCall { .. } => Action::CheckToolCall,
         R::Shutdown => Action::StopDaemon,

@@ -20,6 +20,7 @@ mod prompt;
 mod push;
 mod requests;
 mod server;
+mod staffing;
 mod steward;
 mod store_thread;
 mod workers;

@@ -37,8 +37,13 @@ pub(crate) fn build(
     task: &TaskDetail,
     claim: &Claim,
     target: &str,
+    skills: &[sf_core::skills::Skill],
 ) -> String {
     let mut p = role_prompt(config, agent.role);
+    let job = sf_core::jobs::prompt_section(agent.job);
+    if !job.is_empty() {
+        let _ = write!(p, "\n\n{job}");
+    }
     let t = &task.task;
     let _ = write!(p, "\n\n## You\n\nYou are `{}`", agent.name);
     if let Some(title) = &agent.title {
@@ -50,6 +55,10 @@ pub(crate) fn build(
     }
     if !agent.skills.is_empty() {
         let _ = writeln!(p, "Skills: {}.", agent.skills.join(", "));
+    }
+    let section = sf_core::skills::prompt_section(skills);
+    if !section.is_empty() {
+        let _ = write!(p, "\n{}\n", section.trim_end());
     }
     let _ = write!(
         p,

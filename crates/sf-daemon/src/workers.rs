@@ -72,6 +72,8 @@ pub(crate) struct Launch {
     pub identities: crate::identity::Identities,
     /// What its budgets leave it to spend, in USD, for a CLI that stops itself at a cost.
     pub cost_left: Option<f64>,
+    /// The skills its prompt gets (checked against their pins by the spawn gate).
+    pub skills: Vec<sf_core::skills::Skill>,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -169,7 +171,7 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
             ..RunSpec::shell(Kind::Shell, &shell.command, &wt.path, &log, limits)
         }
     } else {
-        let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target);
+        let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills);
         let prompt_file = config
             .paths
             .logs()

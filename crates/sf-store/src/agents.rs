@@ -35,34 +35,106 @@ impl Store {
             .is_some())
     }
 
-    /// Registers an agent.
+    /// Registers an agent. `live`: a human's one-step path (created, its manifest signed
+    /// by `actor`, live at once, recorded as such); else a draft that is signed, dry-run
+    /// and taken live by a human.
     pub fn register_agent(
         &mut self,
         actor: &str,
         spec: AgentSpec,
+        live: bool,
     ) -> Result<AgentDetail, StoreError> {
+        let spec = self.prepare_spec(actor, spec)?;
+        let now = now_ms();
+        let status = if live {
+            AgentStatus::Live
+        } else {
+            AgentStatus::Draft
+        };
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO agents (name, spec, enabled, status, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?4, ?4)",
+        )?
+        .execute(params![spec.name, serde_json::to_string(&spec)?, status.as_str(), now])?;
+        let ev = Audit::new(
+            actor,
+            if live {
+                Action::AgentRegistered
+            } else {
+                Action::AgentDrafted
+            },
+            format!("agent:{}", spec.name),
+        )
+        .after(json!({"spec": sf_core::redact::spec(&spec), "status": status}))
+        .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
+        if live {
+            self.sign_manifest(actor, &spec.name)?;
+        }
+        self.show_agent(&spec.name)
+    }
+
+    /// Names, checks and seats a new agent's spec: an omitted name follows the convention
+    /// (`sf_core::jobs::default_name`); an agent with no seat and no owner answers to the
+    /// human who registers it (or its hirer's owner); its seat must take it.
+    pub(crate) fn prepare_spec(
+        &self,
+        actor: &str,
+        mut spec: AgentSpec,
+    ) -> Result<AgentSpec, StoreError> {
+        if spec.name.is_empty() {
+            let names: Vec<String> = self
+                .conn
+                .prepare_cached("SELECT name FROM agents")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            spec.name = sf_core::jobs::default_name(
+                spec.role,
+                spec.mode,
+                spec.focus,
+                names.iter().map(String::as_str),
+            );
+        }
+        if spec.owner.is_none() && spec.seat.is_none() {
+            spec.owner = match actor.strip_prefix("agent:") {
+                Some(hirer) => self.agent_spec(hirer)?.and_then(|h| h.owner),
+                None => Some(actor.strip_prefix("human:").unwrap_or(actor).to_owned()),
+            };
+        }
         let spec = validate_spec(spec, |n| self.agent_exists(n).unwrap_or(false))?;
         if self.agent_exists(&spec.name)? {
             return Err(StoreError::refused(
                 ErrorKind::Conflict,
                 format!("an agent named `{}` already exists", spec.name),
             )
-            .hint("pick another name, or remove it first with `sfctl agent remove`"));
+            .hint("pick another name (or omit it for the next conventional one), or remove it first with `sfctl agent remove`"));
         }
-        let now = now_ms();
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached("INSERT INTO agents (name, spec, enabled, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)")?
-            .execute(params![spec.name, serde_json::to_string(&spec)?, now])?;
-        let ev = Audit::new(
-            actor,
-            Action::AgentRegistered,
-            format!("agent:{}", spec.name),
-        )
-        .after(serde_json::to_value(sf_core::redact::spec(&spec))?)
-        .append(&tx, now)?;
-        tx.commit()?;
-        self.new_events.push(ev);
-        self.show_agent(&spec.name)
+        self.check_seat(&spec)?;
+        Ok(spec)
+    }
+
+    /// An agent may staff a seat that exists, is not a human's, and has no other agent.
+    pub(crate) fn check_seat(&self, spec: &AgentSpec) -> Result<(), StoreError> {
+        let Some(seat) = &spec.seat else {
+            return Ok(());
+        };
+        let info = self.show_seat(seat)?;
+        if info.kind == sf_proto::SeatKind::Human {
+            return Err(StoreError::state(format!(
+                "seat `{seat}` is a human seat; no agent staffs it"
+            ))
+            .hint("its tasks go to its steward's inbox; pick an agent or hybrid seat"));
+        }
+        if let Some(other) = info.agents.iter().find(|a| **a != spec.name) {
+            return Err(StoreError::state(format!(
+                "seat `{seat}` is staffed by `{other}`; a seat takes one agent"
+            ))
+            .hint(format!(
+                "create another seat, or free it: `sfctl agent decommission {other} --confirm {other}`"
+            )));
+        }
+        Ok(())
     }
 
     fn agent_summary(&self, name: &str) -> Result<AgentSummary, StoreError> {
@@ -194,7 +266,10 @@ impl Store {
                 AgentStatus::PendingApproval => {
                     "its hire waits for a human: `sfctl approval list --status pending`"
                 }
-                _ => "its hire was rejected; it is kept for the record and never runs",
+                AgentStatus::Draft => {
+                    "a draft works once signed, dry-run and taken live: `sfctl agent go-live`"
+                }
+                _ => "it is kept for the record and never runs",
             }));
         }
         if before.enabled != enabled {

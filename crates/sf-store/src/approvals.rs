@@ -341,8 +341,9 @@ impl Store {
                 .unwrap_or_default()
                 .to_owned();
             match m {
+                // an approved hire is a draft: signed, dry-run and taken live by a human
                 Move::Approve => {
-                    set_agent_status(&tx, &name, AgentStatus::Live, true, now)?;
+                    set_agent_status(&tx, &name, AgentStatus::Draft, true, now)?;
                 }
                 Move::Reject | Move::Cancel => {
                     set_agent_status(&tx, &name, AgentStatus::Terminated, false, now)?;
@@ -428,7 +429,7 @@ impl Store {
     }
 
     /// `sfctl agent hire`: creates the agent, `pending_approval` with a `hire_agent`
-    /// approval when `needs_approval`, else active at once. One transaction.
+    /// approval when `needs_approval`, else a draft at once. One transaction.
     pub fn hire_agent(
         &mut self,
         actor: &str,
@@ -436,19 +437,12 @@ impl Store {
         needs_approval: bool,
         grants: Option<&str>,
     ) -> Result<(AgentDetail, Option<i64>), StoreError> {
-        let spec = validate_spec(spec, |n| self.agent_exists(n).unwrap_or(false))?;
-        if self.agent_exists(&spec.name)? {
-            return Err(StoreError::refused(
-                ErrorKind::Conflict,
-                format!("an agent named `{}` already exists", spec.name),
-            )
-            .hint("pick another name"));
-        }
+        let spec = self.prepare_spec(actor, spec)?;
         let now = now_ms();
         let status = if needs_approval {
             AgentStatus::PendingApproval
         } else {
-            AgentStatus::Live
+            AgentStatus::Draft
         };
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
@@ -504,6 +498,7 @@ impl Store {
         let mut spec = before.clone();
         patch.apply(&mut spec);
         let spec = validate_spec(spec, |_| false)?;
+        self.check_seat(&spec)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached("UPDATE agents SET spec = ?1, updated_at = ?2 WHERE name = ?3")?

@@ -168,7 +168,7 @@ impl Store {
         })
     }
 
-    fn budget_limits(
+    pub(crate) fn budget_limits(
         &self,
         scope: BudgetScope,
         subject: &str,

@@ -21,6 +21,7 @@ mod pushes;
 mod readiness;
 mod runs;
 mod spec;
+mod staffing;
 mod stewards;
 mod tasks;
 mod util;
@@ -43,6 +44,7 @@ pub use pushes::PushRecord;
 pub use runs::{
     AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
 };
+pub use staffing::Staffing;
 pub use stewards::Fired;
 pub use tasks::ShellStep;
 pub use util::now_ms;

@@ -289,7 +289,8 @@ impl Store {
 
     /// Resolves an address to an inbox, or to "becomes a task" for `director` with none.
     fn route(&self, address: &str, sender: &str) -> Result<Route, StoreError> {
-        if address == HUMAN || address.starts_with("task:") {
+        // `human:NAME`: one person's inbox (a seat's steward)
+        if address == HUMAN || address.starts_with("task:") || address.starts_with("human:") {
             return Ok(Route::Inbox(address.to_owned()));
         }
         if address == DIRECTOR {

@@ -60,6 +60,25 @@ impl Store {
                 job.info.state
             )));
         }
+        // a hybrid seat's merge is its steward's to approve
+        if let Some(agent) = job.agent.as_deref()
+            && let Some(seat) = self.seat_of_agent(agent)?
+            && seat.kind == sf_proto::SeatKind::Hybrid
+        {
+            let who = approver.strip_prefix("human:").unwrap_or(approver);
+            if !seat.stewards.iter().any(|s| s == who) {
+                return Err(StoreError::refused(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "merge request #{id} is from seat `{}`, whose steward approves it ({}); \
+                         `{who}` is not its steward",
+                        seat.name,
+                        seat.stewards.join(", ")
+                    ),
+                )
+                .hint(format!("ask {}; or add a steward with `sfctl seat update {} --add-steward NAME`", seat.stewards.join(" or "), seat.name)));
+            }
+        }
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(

@@ -13,10 +13,10 @@ pub fn validate_spec(
     exists: impl Fn(&str) -> bool,
 ) -> Result<AgentSpec, StoreError> {
     validate_agent_name(&spec.name)?;
-    if matches!(
-        spec.name.as_str(),
-        "human" | "director" | "sf-shell" | "daemon"
-    ) {
+    // `director` is a director's name (messages to `director` reach a director anyway)
+    if matches!(spec.name.as_str(), "human" | "sf-shell" | "daemon")
+        || (spec.name == "director" && spec.role != Role::Director)
+    {
         return Err(StoreError::invalid(format!(
             "`{}` is a reserved name (messages to it, or the daemon's own runs, mean something else)",
             spec.name
@@ -24,6 +24,22 @@ pub fn validate_spec(
         .hint("choose another name"));
     }
     spec.skills = normalize_skills(&spec.skills)?;
+    if let Some(s) = spec.skills.iter().find(|s| s.starts_with("seat.")) {
+        return Err(StoreError::invalid(format!(
+            "skill `{s}`: `seat.` skills come from the agent's seat"
+        ))
+        .hint("put the agent in the seat with --seat instead"));
+    }
+    if let Some(c) = sf_core::jobs::forbidden(spec.job)
+        .iter()
+        .find(|c| spec.capabilities.contains(c))
+    {
+        return Err(StoreError::invalid(format!(
+            "a {} may not hold the `{c}` capability",
+            spec.job
+        ))
+        .hint("drop it, or give the agent another --job"));
+    }
     spec.secrets.sort();
     spec.secrets.dedup();
     for expr in &spec.triggers {

@@ -243,7 +243,16 @@ impl Store {
         validate_text("description", &new.description)?;
         validate_text("acceptance criteria", &new.acceptance)?;
         check_priority(new.priority)?;
-        let skills = normalize_skills(&new.skills)?;
+        let mut skills = normalize_skills(&new.skills)?;
+        let seat = match &new.seat {
+            Some(seat) => {
+                let info = self.show_seat(seat)?;
+                skills.push(sf_core::jobs::seat_skill(seat));
+                skills.sort();
+                Some(info)
+            }
+            None => None,
+        };
         let plan = match &new.plan {
             Some(p) => {
                 let plan = self.resolve_plan(p)?;
@@ -274,8 +283,8 @@ impl Store {
         let id = TaskId::new(fresh_id(&tx, "tasks")?).expect("generated ids are valid");
         tx.prepare_cached(
             "INSERT INTO tasks (id, title, description, acceptance, status, priority, task_type,
-                                plan, skills, scheduled_for, created_at, updated_at, parent_task)
-             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+                                plan, skills, scheduled_for, created_at, updated_at, parent_task, seat)
+             VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
         )?
         .execute(params![
             id.as_str(),
@@ -289,6 +298,7 @@ impl Store {
             new.scheduled_for.map(|t| t.timestamp_millis()),
             now,
             parent,
+            seat.as_ref().map(|s| s.name.as_str()),
         ])?;
         let key = tx.last_insert_rowid();
         let mut waits = Vec::new();
@@ -315,6 +325,24 @@ impl Store {
             self.index.set_plan_active(plan, plan_dispatchable(status));
         }
         self.index.insert(key, row.live(), waits);
+        // a human seat's work is its stewards': it waits in their inboxes, never dispatched
+        if let Some(seat) = seat.filter(|s| s.kind == sf_proto::SeatKind::Human) {
+            for steward in &seat.stewards {
+                let m = sf_proto::NewMessage {
+                    to: Some(format!("human:{steward}")),
+                    subject: Some(format!("task {} for seat {}: {title}", id, seat.name)),
+                    body: format!(
+                        "Task {id} is for seat `{}`, a human seat you steward: no agent takes it.\n\n\
+                         `sfctl task show {id}`; close it with `sfctl task close {id}` when done.",
+                        seat.name
+                    ),
+                    ..sf_proto::NewMessage::default()
+                };
+                if let Err(e) = self.send_message("daemon", m) {
+                    tracing::warn!(error = %e, task = %id, "could not tell a seat's steward");
+                }
+            }
+        }
         self.task_detail(key)
     }
 

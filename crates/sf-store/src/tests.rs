@@ -325,11 +325,11 @@ fn agents_validate_and_derive_state() {
         skills: vec!["Rust".into(), "rust".into()],
         ..AgentSpec::default()
     };
-    let a = s.register_agent(ME, spec("w1")).unwrap();
+    let a = s.register_agent(ME, spec("w1"), true).unwrap();
     assert_eq!(a.agent.spec.skills, ["rust"]);
     assert_eq!(a.agent.state, sf_proto::AgentState::NeverRun);
     assert_eq!(
-        kind_of(s.register_agent(ME, spec("w1")).unwrap_err()),
+        kind_of(s.register_agent(ME, spec("w1"), true).unwrap_err()),
         ErrorKind::Conflict
     );
     let bad = AgentSpec {
@@ -337,7 +337,7 @@ fn agents_validate_and_derive_state() {
         ..spec("w2")
     };
     assert_eq!(
-        kind_of(s.register_agent(ME, bad).unwrap_err()),
+        kind_of(s.register_agent(ME, bad, true).unwrap_err()),
         ErrorKind::NotFound
     );
     let bad = AgentSpec {
@@ -345,7 +345,7 @@ fn agents_validate_and_derive_state() {
         ..spec("w3")
     };
     assert!(
-        s.register_agent(ME, bad)
+        s.register_agent(ME, bad, true)
             .unwrap_err()
             .to_string()
             .contains("invalid cron expression")
@@ -355,7 +355,7 @@ fn agents_validate_and_derive_state() {
         ..spec("w4")
     };
     assert!(
-        s.register_agent(ME, bad)
+        s.register_agent(ME, bad, true)
             .unwrap_err()
             .to_string()
             .contains("names no command")
@@ -412,7 +412,7 @@ fn store_with_worker() -> Store {
             role: Role::Worker,
             command: Some("/bin/true".into()),
             ..AgentSpec::default()
-        },
+        }, true
     )
     .unwrap();
     s
@@ -512,7 +512,7 @@ fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
             role: Role::Director,
             mode: sf_proto::Mode::Persistent,
             ..AgentSpec::default()
-        },
+        }, true
     )
     .unwrap();
     s.register_agent(
@@ -523,7 +523,7 @@ fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
             focus: Some(sf_proto::Focus::Recovery),
             command: Some("/bin/true".into()),
             ..AgentSpec::default()
-        },
+        }, true
     )
     .unwrap();
     let id = task(&mut s, "stuck", 3);

@@ -193,6 +193,125 @@ Examples:
         /// The agent's name
         name: String,
     },
+    /// Templates agents are drafted from
+    #[command(subcommand)]
+    Template(crate::commands::staff::TemplateCommand),
+    /// Draft an agent from a template (a draft is signed, dry-run and taken live)
+    #[command(after_help = "\
+Examples:
+  sfctl agent template list
+  sfctl agent create --template coder --seat backend          # named e-worker-N
+  sfctl agent create --template reviewer --seat review rev1 --adapter claude")]
+    Create {
+        /// The template
+        #[arg(long, value_name = "T")]
+        template: String,
+        /// The seat it staffs
+        #[arg(long, value_name = "SEAT")]
+        seat: Option<String>,
+        /// Its name (default: the convention, numbered after the existing ones)
+        name: Option<String>,
+        /// Which CLI it runs (default: the template's)
+        #[arg(long, value_parser = wire::<Adapter>())]
+        adapter: Option<Adapter>,
+        /// The command line (for `command`) or the CLI's program
+        #[arg(long, value_name = "CMD")]
+        command: Option<String>,
+        /// Model
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Draft a custom agent: the flags of `register`, created as a draft
+    #[command(after_help = "\
+Examples:
+  sfctl agent draft --role worker --job qa --seat qa --adapter codex")]
+    Draft(Box<RegisterArgs>),
+    /// Run a signed agent once on a sample or given task: no secrets, capabilities, push
+    /// or merge; the evidence is kept (`agent dry-runs`)
+    #[command(after_help = "\
+Examples:
+  sfctl agent dry-run e-worker-1
+  sfctl agent dry-run e-worker-1 --task k3f9xq     # a copy of it; the task is untouched
+  sfctl agent dry-runs e-worker-1")]
+    DryRun {
+        /// The agent
+        name: String,
+        /// A task to copy for it (default: its template's sample task)
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+    },
+    /// Show an agent's dry runs and their evidence, newest first
+    DryRuns {
+        /// The agent
+        name: String,
+    },
+    /// Take a draft live: it needs a passed dry run on its signed manifest (a human's decision)
+    #[command(after_help = "\
+Examples:
+  sfctl agent go-live e-worker-1")]
+    GoLive {
+        /// The agent
+        name: String,
+    },
+    /// Run a live agent now (a worker on a task, a steward once), through the guard
+    #[command(after_help = "\
+Examples:
+  sfctl agent run-now e-worker-1
+  sfctl agent run-now e-worker-1 --task k3f9xq
+  sfctl agent run-now d-steward-1")]
+    RunNow {
+        /// The agent
+        name: String,
+        /// The task (workers; default: the first ready task it can take)
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+    },
+    /// Set or clear an agent's triggers (a human's decision)
+    #[command(after_help = "\
+Examples:
+  sfctl agent schedule d-steward-1 --trigger '0 3 * * *'
+  sfctl agent schedule r-steward-1 --on task_stuck
+  sfctl agent schedule d-steward-1 --clear")]
+    Schedule {
+        /// The agent
+        name: String,
+        /// Cron schedule (repeatable; replaces the set)
+        #[arg(long = "trigger", value_name = "CRON")]
+        triggers: Vec<String>,
+        /// Event trigger `EVENT[:COND]` (repeatable; replaces the set)
+        #[arg(long = "on", value_name = "EVENT[:COND]")]
+        on: Vec<String>,
+        /// Remove every trigger
+        #[arg(long, conflicts_with_all = ["triggers", "on"])]
+        clear: bool,
+    },
+    /// Retire an agent for good: stops its runs, keeps its history, frees its seat
+    /// (dangerous; a human's decision)
+    #[command(after_help = "\
+Examples:
+  sfctl agent decommission e-worker-1 --confirm e-worker-1")]
+    Decommission {
+        /// The agent
+        name: String,
+        /// Its name again, to confirm
+        #[arg(long, value_name = "NAME", required = true)]
+        confirm: String,
+    },
+    /// List agent definitions in the repository (AGENTS.md sections `Agent: NAME`, or
+    /// .sf/agents/*.toml) that are not registered
+    #[command(after_help = "\
+Examples:
+  sfctl agent discover
+  sfctl agent import reviewer-bot --seat review")]
+    Discover,
+    /// Bring a discovered definition in as a draft
+    Import {
+        /// Its name
+        name: String,
+        /// The seat it staffs
+        #[arg(long, value_name = "SEAT")]
+        seat: Option<String>,
+    },
     /// Remove an agent (refused while it has live work)
     #[command(after_help = "\
 Examples:
@@ -450,7 +569,145 @@ fn feeds_itself(spec: &sf_proto::AgentSpec) -> Option<String> {
 }
 
 pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
+    use crate::commands::staff;
     match cmd {
+        AgentCommand::Template(t) => staff::template(ctx, t),
+        AgentCommand::Create {
+            template,
+            seat,
+            name,
+            adapter,
+            command,
+            model,
+        } => {
+            let spec = AgentSpec {
+                name: name.unwrap_or_default(),
+                seat,
+                adapter: adapter.unwrap_or(Adapter::Command),
+                command,
+                model,
+                ..AgentSpec::default()
+            };
+            let resp = ctx.request(&Request::DraftAgent {
+                spec,
+                template: Some(template),
+                import: None,
+            })?;
+            staff::drafted(ctx, resp)
+        }
+        AgentCommand::Draft(args) => {
+            let spec = (*args).into_spec();
+            let resp = ctx.request(&Request::DraftAgent {
+                spec,
+                template: None,
+                import: None,
+            })?;
+            staff::drafted(ctx, resp)
+        }
+        AgentCommand::Import { name, seat } => {
+            let spec = AgentSpec {
+                seat,
+                ..AgentSpec::default()
+            };
+            let resp = ctx.request(&Request::DraftAgent {
+                spec,
+                template: None,
+                import: Some(name),
+            })?;
+            staff::drafted(ctx, resp)
+        }
+        AgentCommand::Discover => {
+            let resp = ctx.request(&Request::DiscoverAgents)?;
+            let list = expect_response!(resp, Response::Discovered(d) => d);
+            ctx.ui.emit(&list, |ui, list| {
+                if list.is_empty() {
+                    return ui.line("no unregistered agent definitions (AGENTS.md `## Agent: NAME` sections, .sf/agents/*.toml)");
+                }
+                let rows = list
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            ui.cell(&d.spec.name, None),
+                            ui.cell(format!("{} {}", d.spec.role, d.spec.job), None),
+                            ui.cell(&d.source, None),
+                        ]
+                    })
+                    .collect();
+                ui.table(&["NAME", "ROLE/JOB", "SOURCE"], rows)
+            })
+        }
+        AgentCommand::DryRun { name, task } => {
+            let resp = ctx.request(&Request::DryRun { name, task })?;
+            let d = expect_response!(resp, Response::DryRun(d) => d);
+            ctx.ui.emit(&d, |ui, d| {
+                ui.line(format!(
+                    "dry run #{} of {} started (run {}) on: {}",
+                    d.id, d.agent, d.run.0, d.task
+                ))?;
+                ui.line(format!(
+                    "follow it with `sfctl logs --run {}`; its evidence: `sfctl agent dry-runs {}`",
+                    d.run.0, d.agent
+                ))
+            })
+        }
+        AgentCommand::DryRuns { name } => {
+            let resp = ctx.request(&Request::ListDryRuns { name })?;
+            let list = expect_response!(resp, Response::DryRuns(d) => d);
+            ctx.ui.emit(&list, |ui, list| staff::dry_runs(ui, list))
+        }
+        AgentCommand::GoLive { name } => {
+            let resp = ctx.request(&Request::GoLive { name })?;
+            staff::agent_line(ctx, resp, "took live")
+        }
+        AgentCommand::Decommission { name, confirm } => {
+            if confirm != name {
+                return Err(CliError::user(format!(
+                    "--confirm `{confirm}` does not match `{name}`"
+                ))
+                .with_hint(format!("sfctl agent decommission {name} --confirm {name}")));
+            }
+            let resp = ctx.request(&Request::Decommission { name })?;
+            staff::agent_line(ctx, resp, "decommissioned")
+        }
+        AgentCommand::Schedule {
+            name,
+            triggers,
+            on,
+            clear,
+        } => {
+            if !clear && triggers.is_empty() && on.is_empty() {
+                return Err(CliError::user("give --trigger CRON, --on EVENT, or --clear"));
+            }
+            let patch = sf_proto::AgentPatch {
+                triggers: Some(triggers),
+                on: Some(on),
+                ..sf_proto::AgentPatch::default()
+            };
+            let resp = ctx.request(&Request::UpdateAgent { name, patch })?;
+            staff::agent_line(ctx, resp, "scheduled")
+        }
+        AgentCommand::RunNow { name, task } => {
+            let resp = ctx.request(&Request::ShowAgent { name: name.clone() })?;
+            let a = expect_response!(resp, Response::Agent(a) => a);
+            if a.agent.spec.role == Role::Steward {
+                return crate::commands::steward::run(
+                    ctx,
+                    crate::commands::steward::StewardCommand::Run {
+                        name,
+                        data: Vec::new(),
+                        no_wait: false,
+                    },
+                );
+            }
+            run(
+                ctx,
+                AgentCommand::Start {
+                    name,
+                    task,
+                    resume: None,
+                },
+            )
+        }
         AgentCommand::Register(args) => {
             let spec = (*args).into_spec();
             let resp = ctx.request(&Request::RegisterAgent { spec })?;

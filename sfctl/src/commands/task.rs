@@ -186,6 +186,7 @@ fn create(ctx: &mut Context, args: CreateArgs, now: Timestamp) -> CliResult {
         token: std::env::var(crate::context::LEASE_ENV)
             .ok()
             .filter(|t| !t.trim().is_empty()),
+        seat: args.seat,
     };
     let resp = ctx.request(&Request::CreateTask { task })?;
     let task = expect_response!(resp, Response::Task(t) => t);

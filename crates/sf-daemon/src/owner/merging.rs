@@ -50,6 +50,28 @@ impl Owner {
                             }
                             return Ok(None);
                         }
+                        // a hybrid seat's agent merges with its steward's approval, each time
+                        let hybrid = match job.agent.as_deref() {
+                            Some(a) if job.info.approved_by.is_none() => s
+                                .seat_of_agent(a)?
+                                .filter(|seat| seat.kind == sf_proto::SeatKind::Hybrid),
+                            _ => None,
+                        };
+                        if let Some(seat) = hybrid {
+                            let why = format!(
+                                "waiting for seat `{}`'s steward ({}): `sfctl mr approve {}`",
+                                seat.name,
+                                seat.stewards.join(", "),
+                                job.info.id
+                            );
+                            s.set_mr_state(
+                                job.info.id,
+                                sf_proto::MergeState::AwaitingApproval,
+                                Some(&why),
+                                None,
+                            )?;
+                            continue;
+                        }
                         if require_approval && job.info.approved_by.is_none() {
                             s.set_mr_state(
                                 job.info.id,

@@ -16,6 +16,7 @@ mod pushing;
 mod recovery;
 mod router;
 mod runs;
+mod staffing;
 mod status;
 mod stewards;
 mod tools;
@@ -57,6 +58,8 @@ struct Worker {
     /// Tokens of the CLI session it continues that earlier runs recorded.
     counted: Option<sf_worker::adapters::TokenUsage>,
     kind: RunKind,
+    /// A dry run: its requests change nothing, and its end leaves evidence.
+    dry_run: bool,
 }
 
 use sf_proto::RunKind;
@@ -440,7 +443,12 @@ impl Owner {
                 if can_dispatch {
                     let policy = config.policy.as_ref();
                     let gate = |agent: &str, path| crate::guard::check_spawn(policy, path, agent);
-                    crate::dispatch::dispatch(s, capacity, &paused, &gate, live.as_ref())
+                    let dir = config.paths.dir.join("skills");
+                    let source = crate::staffing::SkillSource {
+                        dir: &dir,
+                        policy: policy.ok(),
+                    };
+                    crate::dispatch::dispatch(s, capacity, &paused, &gate, live.as_ref(), source)
                 } else {
                     Ok(crate::dispatch::Dispatched::default())
                 }

@@ -169,6 +169,7 @@ impl Owner {
                         } else {
                             RunKind::Worker
                         },
+                        dry_run: false,
                     },
                 );
                 if run.task.is_some() && !run.released && !run.holds_task {

@@ -13,6 +13,27 @@ use super::{Owner, internal};
 use crate::mailbox::{Command, Following, Reply};
 use crate::requests::check_registration_command;
 
+/// What a dry run's request is answered instead of being carried out: completing or
+/// handing off is taken as its run's end (nothing is merged); anything else that changes
+/// the workspace but a message is refused with `DRY_RUN`.
+fn dry_run_answer(request: &Request) -> Option<Response> {
+    match request {
+        Request::CompleteTask { .. } | Request::HandoffTask { .. } => Some(ok(
+            "dry run: your completion is recorded as evidence; nothing is merged. Exit now.",
+        )),
+        Request::SendMessage { .. } | Request::GuardToolCall { .. } | Request::ReadMessages { .. } => None,
+        r if crate::guard::action_of(r).is_read() => None,
+        _ => Some(Response::Error(
+            ProtoError::new(
+                ErrorKind::Denied,
+                "a dry run changes nothing in the workspace (tasks, merges, pushes, agents)",
+            )
+            .with_hint("this run is a rehearsal: finish with `sfctl task complete`")
+            .with_code("DRY_RUN"),
+        )),
+    }
+}
+
 fn ok(message: impl Into<String>) -> Response {
     Response::Ok {
         message: message.into(),
@@ -30,6 +51,14 @@ impl Owner {
         if let Err(e) = self.guard(&actor, &request).await {
             reply.send(Response::Error(e));
             return true;
+        }
+        // a dry run changes nothing: its completion is evidence, not a merge
+        if let Some(agent) = actor.strip_prefix("agent:")
+            && self.workers.values().any(|w| w.dry_run && w.agent == agent)
+            && let Some(r) = dry_run_answer(&request)
+        {
+            reply.send(r);
+            return false;
         }
         match request {
             // the daemon
@@ -80,9 +109,10 @@ impl Owner {
                     return false;
                 }
                 let level = self.config.sandbox.describe();
+                let live = !self.config.require_dry_run;
                 self.on_store(reply, move |s| {
                     check_registration_command(&spec)?;
-                    let mut agent = s.register_agent(&actor, spec)?;
+                    let mut agent = s.register_agent(&actor, spec, live)?;
                     agent.sandbox = Some(level.to_owned());
                     Ok(Response::Agent(redacted(agent)))
                 })
@@ -360,6 +390,23 @@ impl Owner {
                 answer(reply, self.start_agent(&actor, name, task, resume).await)
             }
             Request::StopAgent { name } => answer(reply, self.stop_agent(&actor, name).await),
+            r @ (Request::CreateSeat { .. }
+            | Request::ListSeats
+            | Request::ShowSeat { .. }
+            | Request::UpdateSeat { .. }
+            | Request::ListTemplates
+            | Request::ShowTemplate { .. }
+            | Request::DraftAgent { .. }
+            | Request::DiscoverAgents
+            | Request::ShowManifest { .. }
+            | Request::SignManifest { .. }
+            | Request::DryRun { .. }
+            | Request::ListDryRuns { .. }
+            | Request::GoLive { .. }
+            | Request::Decommission { .. }
+            | Request::ListSkills
+            | Request::ShowSkill { .. }
+            | Request::PinSkill { .. }) => self.route_staffing(actor, r, reply).await,
 
             // tasks
             Request::CreateTask { task } => {
@@ -677,7 +724,7 @@ impl Owner {
 
     /// Runs a request's handler on the store thread and sends its response. Returns
     /// whether it committed anything.
-    async fn on_store<F>(&mut self, reply: Reply, f: F) -> bool
+    pub(super) async fn on_store<F>(&mut self, reply: Reply, f: F) -> bool
     where
         F: FnOnce(&mut Store) -> Result<Response, StoreError> + Send + 'static,
     {
@@ -784,7 +831,7 @@ impl Owner {
 }
 
 /// An agent as clients see it: its command's keys redacted.
-fn redacted(mut agent: sf_proto::AgentDetail) -> sf_proto::AgentDetail {
+pub(super) fn redacted(mut agent: sf_proto::AgentDetail) -> sf_proto::AgentDetail {
     agent.agent.spec = sf_core::redact::spec(&agent.agent.spec);
     agent
 }

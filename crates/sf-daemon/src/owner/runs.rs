@@ -19,7 +19,8 @@ use crate::mailbox::{Ending, ExitWhy};
 use crate::workers::Launch;
 
 impl Owner {
-    /// The spawn gate: whether `agent` may be started by `path` now. A refusal is recorded
+    /// The spawn gate: whether `agent` may be started by `path` now, by the policy and by
+    /// its staffing (live, its manifest signed as it is). A refusal is recorded
     /// (`spawn_denied`, with `actor`, who asked) and returned as the client's error.
     pub(super) async fn spawn_gate(
         &mut self,
@@ -27,7 +28,29 @@ impl Owner {
         agent: &str,
         path: SpawnPath,
     ) -> Result<(), ProtoError> {
-        match crate::guard::check_spawn(self.config.policy.as_ref(), path, agent) {
+        let mut verdict = crate::guard::check_spawn(self.config.policy.as_ref(), path, agent);
+        if verdict.is_ok() {
+            let a = agent.to_owned();
+            let (dir, policy) = (self.config.paths.dir.join("skills"), self.config.policy.clone());
+            verdict = match self
+                .store_call(move |s| {
+                    let source = crate::staffing::SkillSource {
+                        dir: &dir,
+                        policy: policy.as_ref().ok(),
+                    };
+                    crate::staffing::gate(s, &a, false, source).map(|_| ())
+                })
+                .await
+            {
+                Ok((Ok(()), _)) => Ok(()),
+                Ok((Err(crate::staffing::GateError::Denied(d)), _)) => Err(d),
+                Ok((Err(crate::staffing::GateError::Store(e)), _)) => return Err(e.into()),
+                Err(e) => {
+                    return Err(ProtoError::new(ErrorKind::Internal, e.to_string()));
+                }
+            };
+        }
+        match verdict {
             Ok(()) => Ok(()),
             Err(d) => {
                 let e = crate::guard::denied(&d, false);
@@ -118,6 +141,7 @@ impl Owner {
                 } else {
                     RunKind::Worker
                 },
+                dry_run: s.dry_run,
             },
         );
         tokio::spawn(crate::workers::launch(Launch {
@@ -132,6 +156,7 @@ impl Owner {
             resume,
             identities: self.identities.clone(),
             cost_left: s.cost_left,
+            skills: s.skills,
         }));
     }
 
@@ -183,7 +208,15 @@ impl Owner {
         // a run of a task closed meanwhile held its worktree until now
         self.tidy_due = true;
         let error = match self
-            .store_call(move |s| s.run_ended(run_id, code, failure, &note, usage.as_ref(), max))
+            .store_call(move |s| {
+                let r = s.run_ended(run_id, code, failure, &note, usage.as_ref(), max);
+                if r.is_ok()
+                    && let Err(e) = s.dry_run_ended(run_id)
+                {
+                    tracing::error!(run_id, error = %e, "failed to close a dry run");
+                }
+                r
+            })
             .await
         {
             Ok((Ok(AfterFailure::Stuck), _)) => {
@@ -233,8 +266,14 @@ impl Owner {
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();
         let live = self.budgets_exist.then(|| self.live_use.clone());
+        let config = self.config.clone();
         match self
             .store_call(move |s| {
+                let dir = config.paths.dir.join("skills");
+                let source = crate::staffing::SkillSource {
+                    dir: &dir,
+                    policy: config.policy.as_ref().ok(),
+                };
                 crate::dispatch::start_agent(
                     s,
                     &name,
@@ -242,6 +281,7 @@ impl Owner {
                     capacity,
                     &paused,
                     live.as_ref(),
+                    source,
                 )
             })
             .await
@@ -435,6 +475,15 @@ impl Owner {
             u.cost_usd = Some(price.cost(u));
         }
         let report = report.map(|r| *r).unwrap_or_default();
+        if w.dry_run {
+            let passed = why == ExitWhy::Exited && exit.and_then(|e| e.code) == Some(0);
+            let reason = (!passed).then(|| match exit {
+                Some(e) => format!("its run {e} ({:?})", why.end_reason()),
+                None => format!("its run ended: {:?}", why.end_reason()),
+            });
+            self.dry_run_evidence(run_id, &w, passed, reason, usage.clone())
+                .await;
+        }
         let class = RunClass::of_unfinished(why.end_reason(), &report);
         if let Some(limit) = &report.usage_limit {
             self.pause_adapter(w.adapter, limit, run_id).await;

@@ -263,6 +263,7 @@ impl Owner {
                 completing: false,
                 counted: None,
                 kind: RunKind::Steward,
+                dry_run: false,
             },
         );
         tokio::spawn(crate::steward::launch(crate::steward::StewardLaunch {

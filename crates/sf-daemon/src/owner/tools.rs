@@ -83,13 +83,17 @@ impl Owner {
                         rule: format!("budget:{}:{}", e.scope, e.subject),
                         reason: format!("BUDGET_EXHAUSTED: {}; the run is stopped", e.reason()),
                     },
-                    (None, Ok(p)) => p.tools.decide(
-                        &ToolCall {
+                    (None, Ok(p)) => {
+                        let call = ToolCall {
                             tool: &tool,
                             input: &text,
-                        },
-                        &spec.capabilities,
-                    ),
+                        };
+                        // the job role's rules come first, and only deny
+                        sf_core::jobs::tool_rules(spec.job)
+                            .map(|r| r.decide(&call, &spec.capabilities))
+                            .filter(|v| v.decision != ToolDecision::Allow)
+                            .unwrap_or_else(|| p.tools.decide(&call, &spec.capabilities))
+                    }
                     (None, Err(e)) => ToolVerdict {
                         decision: ToolDecision::Deny,
                         rule: "policy".into(),

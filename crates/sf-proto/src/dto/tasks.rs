@@ -28,6 +28,10 @@ pub struct NewTask {
     /// and its usage counts against that task's budget too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The seat it is for: only that seat's agent takes it; a human seat's task is never
+    /// dispatched and goes to its stewards' inboxes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
 }
 
 impl Default for NewTask {
@@ -43,6 +47,7 @@ impl Default for NewTask {
             acceptance: String::new(),
             scheduled_for: None,
             token: None,
+            seat: None,
         }
     }
 }

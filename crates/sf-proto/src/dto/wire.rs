@@ -394,6 +394,99 @@ pub enum Request {
     },
     /// The adapters and their configuration fields.
     ListAdapters,
+    /// Create a seat (human-only).
+    CreateSeat {
+        /// The seat.
+        seat: NewSeat,
+    },
+    /// Every seat.
+    ListSeats,
+    /// One seat.
+    ShowSeat {
+        /// Its name.
+        name: String,
+    },
+    /// Change a seat's charter or stewards (human-only).
+    UpdateSeat {
+        /// Its name.
+        name: String,
+        /// The new charter; `None` keeps it.
+        #[serde(default)]
+        charter: Option<Charter>,
+        /// Stewards to add.
+        #[serde(default)]
+        add_stewards: Vec<String>,
+        /// Stewards to remove (never the last).
+        #[serde(default)]
+        remove_stewards: Vec<String>,
+    },
+    /// The templates (built in and `.sf/templates/`).
+    ListTemplates,
+    /// One template.
+    ShowTemplate {
+        /// Its name.
+        name: String,
+    },
+    /// Draft an agent (from a template, a spec, or a definition found in the repository):
+    /// a human's draft waits to be signed, dry-run and taken live; an agent's is a hire.
+    DraftAgent {
+        /// The spec (from a template: its name, seat and the flags given override it).
+        spec: AgentSpec,
+        /// The template it starts from.
+        #[serde(default)]
+        template: Option<String>,
+        /// A definition found by `DiscoverAgents`, by name, it starts from instead.
+        #[serde(default)]
+        import: Option<String>,
+    },
+    /// Agent definitions in the repository that are not registered.
+    DiscoverAgents,
+    /// An agent's permission manifest.
+    ShowManifest {
+        /// The agent.
+        name: String,
+    },
+    /// Sign an agent's manifest as it is now (human-only).
+    SignManifest {
+        /// The agent.
+        name: String,
+    },
+    /// Run a signed agent once on a sample or given task, with no secrets, push or merge,
+    /// and keep the evidence.
+    DryRun {
+        /// The agent.
+        name: String,
+        /// The task (default: its template's sample task).
+        #[serde(default)]
+        task: Option<String>,
+    },
+    /// An agent's dry runs, newest first.
+    ListDryRuns {
+        /// The agent.
+        name: String,
+    },
+    /// Take a draft live (human-only).
+    GoLive {
+        /// The agent.
+        name: String,
+    },
+    /// Retire an agent for good (human-only).
+    Decommission {
+        /// The agent.
+        name: String,
+    },
+    /// The skills (built in and `.sf/skills/`).
+    ListSkills,
+    /// One skill with its text.
+    ShowSkill {
+        /// Its name.
+        name: String,
+    },
+    /// Pin a skill's hash as it is now (human-only).
+    PinSkill {
+        /// Its name.
+        name: String,
+    },
     /// Approvals, newest first.
     ListApprovals {
         /// Only in this status.
@@ -606,6 +699,29 @@ pub enum Response {
     TrustCard(TrustCard),
     /// Budgets.
     Budgets(Vec<BudgetInfo>),
+    /// One seat.
+    Seat(Box<SeatInfo>),
+    /// Seats.
+    Seats(Vec<SeatInfo>),
+    /// Templates.
+    Templates(Vec<TemplateInfo>),
+    /// A draft agent and its seat's charter.
+    Drafted {
+        /// The agent.
+        agent: Box<AgentDetail>,
+        /// Its seat, with the (draft) charter.
+        seat: Option<Box<SeatInfo>>,
+    },
+    /// Definitions found in the repository.
+    Discovered(Vec<Discovered>),
+    /// A permission manifest.
+    Manifest(Box<Manifest>),
+    /// One dry run.
+    DryRun(Box<DryRunInfo>),
+    /// Dry runs.
+    DryRuns(Vec<DryRunInfo>),
+    /// Skills.
+    Skills(Vec<SkillInfo>),
     /// A refusal.
     Error(ProtoError),
 }

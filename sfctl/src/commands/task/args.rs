@@ -182,6 +182,10 @@ pub struct CreateArgs {
         value_delimiter = ','
     )]
     pub skills: Vec<String>,
+    /// The seat it is for: only its agent takes it; a human seat's task goes to its
+    /// stewards' inboxes and is never dispatched
+    #[arg(long, value_name = "SEAT")]
+    pub seat: Option<String>,
     /// Kind of work
     #[arg(long = "type", value_parser = wire::<TaskType>(), default_value = "task")]
     pub task_type: TaskType,

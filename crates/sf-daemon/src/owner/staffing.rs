@@ -1,0 +1,350 @@
+//! Staffing requests: seats and charters, templates and drafts, manifests, dry runs,
+//! go-live, decommissioning and skills.
+
+use sf_proto::{ErrorKind, ProtoError, Request, Response};
+use sf_store::StoreError;
+
+use super::{Owner, internal};
+use crate::mailbox::Reply;
+
+fn core_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Denied(ProtoError::new(ErrorKind::InvalidInput, e.to_string()))
+}
+
+impl Owner {
+    /// Answers one staffing request (the guard has passed it).
+    pub(super) async fn route_staffing(
+        &mut self,
+        actor: String,
+        request: Request,
+        reply: Reply,
+    ) -> bool {
+        let sf_dir = self.config.paths.dir.clone();
+        let root = self.config.paths.root.clone();
+        match request {
+            Request::CreateSeat { seat } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Seat(Box::new(s.create_seat(&actor, seat)?)))
+                })
+                .await
+            }
+            Request::ListSeats => self.on_store(reply, |s| Ok(Response::Seats(s.list_seats()?))).await,
+            Request::ShowSeat { name } => {
+                self.on_store(reply, move |s| Ok(Response::Seat(Box::new(s.show_seat(&name)?))))
+                    .await
+            }
+            Request::UpdateSeat {
+                name,
+                charter,
+                add_stewards,
+                remove_stewards,
+            } => {
+                self.on_store(reply, move |s| {
+                    let seat =
+                        s.update_seat(&actor, &name, charter, &add_stewards, &remove_stewards)?;
+                    Ok(Response::Seat(Box::new(seat)))
+                })
+                .await
+            }
+            Request::ListTemplates => {
+                let r = sf_core::templates::load(&sf_dir.join("templates"))
+                    .map(Response::Templates)
+                    .unwrap_or_else(|e| invalid(e));
+                reply.send(r);
+                false
+            }
+            Request::ShowTemplate { name } => {
+                let r = sf_core::templates::find(&sf_dir.join("templates"), &name)
+                    .map(|t| Response::Templates(vec![t]))
+                    .unwrap_or_else(|e| invalid(e));
+                reply.send(r);
+                false
+            }
+            Request::DiscoverAgents => {
+                self.on_store(reply, move |s| {
+                    let found = sf_core::discover::discover(&root).map_err(core_error)?;
+                    let mut out = Vec::new();
+                    for d in found {
+                        if s.agent_spec(&d.spec.name)?.is_none() {
+                            out.push(d);
+                        }
+                    }
+                    Ok(Response::Discovered(out))
+                })
+                .await
+            }
+            Request::DraftAgent {
+                spec,
+                template,
+                import,
+            } => {
+                let needs_approval =
+                    self.config.require_approval_for_new_agents && actor.starts_with("agent:");
+                self.on_store(reply, move |s| {
+                    let (spec, charter) =
+                        crate::staffing::draft_spec(&sf_dir, &root, spec, template, import)?;
+                    let agent = if actor.starts_with("agent:") {
+                        let hirer = match actor.strip_prefix("agent:") {
+                            Some(a) => s.agent_spec(a)?,
+                            None => None,
+                        };
+                        let grants = crate::guard::hire_grants(&spec, hirer.as_ref());
+                        s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?.0
+                    } else {
+                        s.register_agent(&actor, spec, false)?
+                    };
+                    // the seat's charter starts as the template's draft
+                    let seat = match &agent.agent.spec.seat {
+                        Some(seat) => {
+                            let info = s.show_seat(seat)?;
+                            if info.charter.is_empty() && !charter.is_empty() {
+                                Some(s.update_seat(&actor, seat, Some(charter), &[], &[])?)
+                            } else {
+                                Some(info)
+                            }
+                        }
+                        None => None,
+                    };
+                    Ok(Response::Drafted {
+                        agent: Box::new(super::router::redacted(agent)),
+                        seat: seat.map(Box::new),
+                    })
+                })
+                .await
+            }
+            Request::ShowManifest { name } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Manifest(Box::new(s.agent_manifest(&name)?)))
+                })
+                .await
+            }
+            Request::SignManifest { name } => {
+                self.spawn_denials_noted.clear();
+                self.on_store(reply, move |s| {
+                    Ok(Response::Manifest(Box::new(s.sign_manifest(&actor, &name)?)))
+                })
+                .await
+            }
+            Request::ListDryRuns { name } => {
+                self.on_store(reply, move |s| Ok(Response::DryRuns(s.list_dry_runs(&name)?)))
+                    .await
+            }
+            Request::DryRun { name, task } => {
+                let r = self.dry_run(&actor, name, task).await;
+                reply.send(r);
+                true
+            }
+            Request::GoLive { name } => {
+                self.spawn_denials_noted.clear();
+                self.on_store(reply, move |s| {
+                    Ok(Response::Agent(super::router::redacted(s.go_live(&actor, &name)?)))
+                })
+                .await
+            }
+            Request::Decommission { name } => {
+                for w in self.workers.values().filter(|w| w.agent == name) {
+                    w.stop.cancel();
+                }
+                self.on_store(reply, move |s| {
+                    Ok(Response::Agent(super::router::redacted(
+                        s.decommission_agent(&actor, &name)?,
+                    )))
+                })
+                .await
+            }
+            Request::ListSkills => {
+                let policy = self.config.policy.clone();
+                self.on_store(reply, move |s| {
+                    let pins = s.skill_pins()?;
+                    let skills = sf_core::skills::list(&sf_dir.join("skills")).map_err(core_error)?;
+                    Ok(Response::Skills(
+                        skills
+                            .into_iter()
+                            .map(|k| skill_info(k, &pins, policy.as_ref().ok(), false))
+                            .collect(),
+                    ))
+                })
+                .await
+            }
+            Request::ShowSkill { name } => {
+                let policy = self.config.policy.clone();
+                self.on_store(reply, move |s| {
+                    let pins = s.skill_pins()?;
+                    let skill = find_skill(&sf_dir, &name)?;
+                    Ok(Response::Skills(vec![skill_info(
+                        skill,
+                        &pins,
+                        policy.as_ref().ok(),
+                        true,
+                    )]))
+                })
+                .await
+            }
+            Request::PinSkill { name } => {
+                self.spawn_denials_noted.clear();
+                let policy = self.config.policy.clone();
+                self.on_store(reply, move |s| {
+                    let skill = find_skill(&sf_dir, &name)?;
+                    s.pin_skill(&actor, &skill.name, &skill.hash)?;
+                    let pins = s.skill_pins()?;
+                    Ok(Response::Skills(vec![skill_info(
+                        skill,
+                        &pins,
+                        policy.as_ref().ok(),
+                        false,
+                    )]))
+                })
+                .await
+            }
+            other => {
+                reply.send(Response::Error(ProtoError::new(
+                    ErrorKind::Internal,
+                    format!("not a staffing request: {other:?}"),
+                )));
+                false
+            }
+        }
+    }
+
+    /// `sfctl agent dry-run`: starts the run; its end records the evidence.
+    async fn dry_run(&mut self, actor: &str, name: String, task: Option<String>) -> Response {
+        if let Err(d) = crate::guard::check_spawn(
+            self.config.policy.as_ref(),
+            sf_core::guard::SpawnPath::Start,
+            &name,
+        ) {
+            return Response::Error(crate::guard::denied(&d, false));
+        }
+        if self.target.is_none() {
+            self.resolve_target().await;
+        }
+        if self.target.is_none() {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidState,
+                    "the repository has no target branch to work from",
+                )
+                .with_hint("make a first commit, or set target_branch in .sf/config.toml"),
+            );
+        }
+        let config = self.config.clone();
+        let _ = actor;
+        match self
+            .store_call(move |s| {
+                let dir = config.paths.dir.join("skills");
+                let source = crate::staffing::SkillSource {
+                    dir: &dir,
+                    policy: config.policy.as_ref().ok(),
+                };
+                let templates = config.paths.dir.join("templates");
+                crate::staffing::start_dry_run(s, &name, task.as_deref(), &templates, source)
+            })
+            .await
+        {
+            Ok((Ok((start, info)), _)) => {
+                self.launch(start);
+                Response::DryRun(Box::new(info))
+            }
+            Ok((Err(e), _)) => Response::Error(e.into()),
+            Err(e) => internal(e),
+        }
+    }
+
+    /// A dry run's process ended: its evidence (ledger counts, the diff of its worktree
+    /// against the target, usage) is kept with its outcome.
+    pub(super) async fn dry_run_evidence(
+        &mut self,
+        run_id: i64,
+        w: &super::Worker,
+        passed: bool,
+        reason: Option<String>,
+        usage: Option<sf_proto::RunUsage>,
+    ) {
+        let (worktree, target) = (w.worktree.clone(), self.target.clone());
+        let diff = tokio::task::spawn_blocking(move || match (worktree, target) {
+            (Some(wt), Some(target)) => worktree_diff(&wt, &target),
+            _ => (String::new(), String::new()),
+        })
+        .await
+        .unwrap_or_default();
+        let log_path = w.log.clone();
+        let r = self
+            .store_call(move |s| {
+                let (tool_calls, denied, held) = s.run_call_counts(run_id)?;
+                let evidence = sf_proto::Evidence {
+                    log_path,
+                    tool_calls,
+                    denied,
+                    held,
+                    diff_stat: diff.0,
+                    diff: diff.1,
+                    usage,
+                };
+                s.finish_dry_run(run_id, passed, reason.as_deref(), &evidence)
+            })
+            .await;
+        if let Ok((Err(e), _)) = r {
+            tracing::error!(run_id, error = %e, "failed to record a dry run's evidence");
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> Response {
+    Response::Error(ProtoError::new(ErrorKind::InvalidInput, e.to_string()))
+}
+
+fn find_skill(sf_dir: &std::path::Path, name: &str) -> Result<sf_core::skills::Skill, StoreError> {
+    sf_core::skills::load(&sf_dir.join("skills"), name)
+        .map_err(core_error)?
+        .ok_or_else(|| {
+            StoreError::Denied(
+                ProtoError::new(ErrorKind::NotFound, format!("no skill named `{name}`"))
+                    .with_hint("write .sf/skills/NAME.md, or see `sfctl skill list`"),
+            )
+        })
+}
+
+fn skill_info(
+    k: sf_core::skills::Skill,
+    pins: &std::collections::BTreeMap<String, String>,
+    policy: Option<&sf_core::guard::Policy>,
+    text: bool,
+) -> sf_proto::SkillInfo {
+    sf_proto::SkillInfo {
+        pinned: pins.get(&k.name).cloned(),
+        required_by: policy.map(|p| p.required_by(&k.name)).unwrap_or_default(),
+        text: text.then(|| k.text.clone()),
+        name: k.name,
+        source: k.source,
+        hash: k.hash,
+    }
+}
+
+/// `git diff --stat` and the diff (cut at 64 KiB) of a worktree, committed and not,
+/// against `target`.
+fn worktree_diff(worktree: &str, target: &str) -> (String, String) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(worktree)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    // untracked files count: they are the run's work too
+    git(&["add", "-A", "--intent-to-add"]);
+    let stat = git(&["diff", "--stat", target]);
+    let mut diff = git(&["diff", target]);
+    if diff.len() > 64 * 1024 {
+        let mut cut = 64 * 1024;
+        while !diff.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diff.truncate(cut);
+        diff.push_str("\n[diff cut at 64 KiB]\n");
+    }
+    (stat, diff)
+}
