@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::commands::{
-    agent, approval, budget, daemon, staff, demo, dep, docs, events, gc, guard, init, logs, message, mr,
-    plan, playbook, push, steward, task,
+    agent, approval, budget, daemon, demo, dep, docs, events, gc, guard, init, logs, message, mr,
+    plan, playbook, push, staff, steward, task,
 };
 
 const LONG_ABOUT: &str = "\

@@ -217,3 +217,21 @@ pub fn exiting_program(td: &TestDaemon, name: &str) -> PathBuf {
     .expect("chmod");
     program
 }
+
+/// A human takes draft `name` live: signs its manifest, dry-runs it (the run must pass)
+/// and goes live.
+pub fn take_live(td: &TestDaemon, name: &str) {
+    td.sfctl()
+        .args(["charter", "sign-manifest", name])
+        .success();
+    let started: sf_proto::DryRunInfo = td.sfctl().args(["agent", "dry-run", name]).json();
+    let done = td.wait_for(&format!("the dry run of {name} to end"), || {
+        let runs: Vec<sf_proto::DryRunInfo> = td.sfctl().args(["agent", "dry-runs", name]).json();
+        match runs.into_iter().find(|d| d.id == started.id) {
+            Some(d) if d.status != sf_proto::DryRunStatus::Running => Ok(d),
+            other => Err(other.map(|d| d.status)),
+        }
+    });
+    assert_eq!(done.status, sf_proto::DryRunStatus::Passed, "{done:?}");
+    td.sfctl().args(["agent", "go-live", name]).success();
+}

@@ -48,6 +48,13 @@ const HUMAN_ONLY: &[(&str, &str)] = &[
         "approval request-revision 1 --note x",
         "approval.request-revision",
     ),
+    ("agent go-live w2", "agent.go-live"),
+    ("charter sign-manifest w2", "manifest.sign"),
+    ("skill pin review", "skill.pin"),
+    (
+        "seat create backdoor --kind agent --steward mallory",
+        "seat.manage",
+    ),
     ("daemon reload", "daemon.reload"),
     ("gc", "gc"),
     ("daemon stop", "daemon.stop"),
@@ -519,6 +526,10 @@ fn a_directors_hire_waits_for_a_human_and_then_works() {
     let kinds: Vec<&str> = shown.comments.iter().map(|c| c.kind.as_str()).collect();
     assert_eq!(kinds, ["requested", "revision_requested", "resubmitted"]);
     td.sfctl().args(["approval", "approve", &aid]).success();
+    // an approved hire is a draft: a human signs it, dry-runs it and takes it live
+    let agent: AgentDetail = td.sfctl().args(["agent", "show", "e-worker-9"]).json();
+    assert_eq!(agent.agent.status, sf_proto::AgentStatus::Draft);
+    crate::fleet::take_live(&td, "e-worker-9");
     let t = wait_status(&td, &id, TaskStatus::Review);
     assert_eq!(t.runs[0].agent, "e-worker-9");
     let agent: AgentDetail = td.sfctl().args(["agent", "show", "e-worker-9"]).json();
@@ -610,6 +621,7 @@ fn without_required_approval_a_hire_works_at_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    crate::fleet::take_live(&td, "e-worker-9");
     let t = wait_status(&td, &id, TaskStatus::Review);
     assert_eq!(t.runs[0].agent, "e-worker-9");
     let list: Vec<ApprovalInfo> = td.sfctl().args(["approval", "list"]).json();

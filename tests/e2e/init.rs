@@ -223,7 +223,7 @@ fn accepted_keys(table: &str) -> Vec<String> {
             !(table.is_empty()
                 && matches!(
                     k.as_str(),
-                    "worktree" | "merge" | "secrets" | "sandbox" | "prices"
+                    "worktree" | "merge" | "secrets" | "sandbox" | "prices" | "staffing"
                 ))
         })
         .collect()
@@ -249,6 +249,10 @@ fn the_init_config_documents_every_setting_the_daemon_accepts_with_its_default()
         (
             "sandbox",
             config.split("\n[sandbox]\n").nth(1).unwrap_or(""),
+        ),
+        (
+            "staffing",
+            config.split("\n[staffing]\n").nth(1).unwrap_or(""),
         ),
     ];
     for (table, text) in sections {

@@ -37,6 +37,7 @@ mod secrets;
 mod security;
 mod selffeed;
 mod soak;
+mod staffing;
 mod states;
 mod stewards;
 mod tasks;

@@ -93,6 +93,8 @@ pub fn work_skills(spec: &sf_proto::AgentSpec) -> Vec<String> {
     let mut skills = spec.skills.clone();
     if let Some(seat) = &spec.seat {
         skills.push(seat_skill(seat));
+        // dispatch matches skills by binary search
+        skills.sort();
     }
     skills
 }
@@ -175,13 +177,21 @@ mod tests {
             default_name(Role::Steward, Mode::Ephemeral, Some(Focus::Docs), none),
             "d-steward-1"
         );
-        assert_eq!(default_name(Role::Director, Mode::Persistent, None, none), "director");
+        assert_eq!(
+            default_name(Role::Director, Mode::Persistent, None, none),
+            "director"
+        );
         assert_eq!(
             default_name(Role::Director, Mode::Persistent, None, ["director"]),
             "director-2"
         );
         assert_eq!(
-            default_name(Role::Director, Mode::Persistent, None, ["director", "director-2"]),
+            default_name(
+                Role::Director,
+                Mode::Persistent,
+                None,
+                ["director", "director-2"]
+            ),
             "director-3"
         );
     }

@@ -21,6 +21,6 @@ pub mod recovery;
 pub mod redact;
 pub mod skills;
 pub mod staffing;
-pub mod templates;
 pub mod status;
+pub mod templates;
 pub mod tools;

@@ -125,14 +125,14 @@ mod tests {
         s.title = Some("Engineer".into());
         s.skills = vec!["rust".into()];
         assert_eq!(hash(&covers(&s, Value::Null)), base);
-        let changes: Vec<Box<dyn Fn(&mut AgentSpec)>> = vec![
-            Box::new(|s| s.capabilities = vec![Capability::Push]),
-            Box::new(|s| s.secrets = vec!["GH".into()]),
-            Box::new(|s| s.model = Some("opus".into())),
-            Box::new(|s| s.adapter = sf_proto::Adapter::Claude),
-            Box::new(|s| s.command = Some("x".into())),
-            Box::new(|s| s.job = JobRole::Reviewer),
-            Box::new(|s| s.permissions.can_create_agents = Some(true)),
+        let changes: [fn(&mut AgentSpec); 7] = [
+            |s| s.capabilities = vec![Capability::Push],
+            |s| s.secrets = vec!["GH".into()],
+            |s| s.model = Some("opus".into()),
+            |s| s.adapter = sf_proto::Adapter::Claude,
+            |s| s.command = Some("x".into()),
+            |s| s.job = JobRole::Reviewer,
+            |s| s.permissions.can_create_agents = Some(true),
         ];
         for change in changes {
             let mut s = spec();
@@ -155,6 +155,10 @@ mod tests {
         assert!(d.hint.contains("charter sign-manifest w1"), "{}", d.hint);
         let d = check_spawn("w1", AgentStatus::Live, Some("sha256:bbb"), h, false).unwrap_err();
         assert_eq!(d.code, Code::ManifestUnsigned);
-        assert!(d.reason.contains("changed since it was signed"), "{}", d.reason);
+        assert!(
+            d.reason.contains("changed since it was signed"),
+            "{}",
+            d.reason
+        );
     }
 }

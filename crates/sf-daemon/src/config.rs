@@ -975,7 +975,12 @@ mod tests {
             .trim()
             .split(", ")
             .map(|k| k.trim_matches('`'))
-            .filter(|k| !matches!(*k, "worktree" | "merge" | "secrets" | "sandbox" | "prices"))
+            .filter(|k| {
+                !matches!(
+                    *k,
+                    "worktree" | "merge" | "secrets" | "sandbox" | "prices" | "staffing"
+                )
+            })
             .collect();
         assert_eq!(expected, TOP_LEVEL_KEYS);
     }

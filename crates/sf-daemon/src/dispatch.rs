@@ -303,7 +303,10 @@ pub(crate) fn start_agent(
     let task_id = match task {
         Some(t) => {
             let d = store.show_task(t)?;
-            if !sf_core::naming::has_skills(&sf_core::jobs::work_skills(&agent.spec), &d.task.skills) {
+            if !sf_core::naming::has_skills(
+                &sf_core::jobs::work_skills(&agent.spec),
+                &d.task.skills,
+            ) {
                 return Err(refuse(
                     ErrorKind::InvalidState,
                     format!(
@@ -319,7 +322,12 @@ pub(crate) fn start_agent(
         None => store
             .ready(now_ms(), None)?
             .into_iter()
-            .find(|r| sf_core::naming::has_skills(&sf_core::jobs::work_skills(&agent.spec), &r.task.skills))
+            .find(|r| {
+                sf_core::naming::has_skills(
+                    &sf_core::jobs::work_skills(&agent.spec),
+                    &r.task.skills,
+                )
+            })
             .map(|r| r.task.id.to_string())
             .ok_or_else(|| StoreError::Refused {
                 kind: ErrorKind::NotFound,
@@ -340,10 +348,7 @@ pub(crate) fn start_agent(
     let mut start = claim_one(store, name, &task_id)?;
     start.path = SpawnPath::Start;
     if !skills.is_empty() {
-        store.record_run_skills(
-            start.claim.run_id,
-            &crate::staffing::skill_record(&skills),
-        )?;
+        store.record_run_skills(start.claim.run_id, &crate::staffing::skill_record(&skills))?;
     }
     start.skills = skills;
     if let Some(live) = budgets {

@@ -24,14 +24,8 @@ pub(crate) fn gate(
     source: SkillSource<'_>,
 ) -> Result<Vec<Skill>, GateError> {
     let st = store.staffing(agent)?;
-    sf_core::manifest::check_spawn(
-        agent,
-        st.status,
-        st.signed.as_deref(),
-        &st.current,
-        dry_run,
-    )
-    .map_err(GateError::Denied)?;
+    sf_core::manifest::check_spawn(agent, st.status, st.signed.as_deref(), &st.current, dry_run)
+        .map_err(GateError::Denied)?;
     let spec = store.agent_spec(agent)?.unwrap_or_default();
     let names = match source.policy {
         Some(p) => p.skills_for(&spec),
@@ -96,7 +90,7 @@ impl From<StoreError> for GateError {
 impl From<GateError> for StoreError {
     fn from(e: GateError) -> Self {
         match e {
-            GateError::Denied(d) => StoreError::Denied(crate::guard::denied(&d, false)),
+            GateError::Denied(d) => Self::Denied(crate::guard::denied(&d, false)),
             GateError::Store(e) => e,
         }
     }
@@ -147,7 +141,10 @@ pub(crate) fn start_dry_run(
     };
     let mut title_full = format!("[dry run] {title}");
     if title_full.chars().count() > sf_core::naming::MAX_TITLE {
-        title_full = title_full.chars().take(sf_core::naming::MAX_TITLE).collect();
+        title_full = title_full
+            .chars()
+            .take(sf_core::naming::MAX_TITLE)
+            .collect();
     }
     let copy = store.create_task(
         "daemon",

@@ -171,7 +171,8 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
             ..RunSpec::shell(Kind::Shell, &shell.command, &wt.path, &log, limits)
         }
     } else {
-        let prompt = crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills);
+        let prompt =
+            crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills);
         let prompt_file = config
             .paths
             .logs()

@@ -51,11 +51,32 @@ impl Store {
         } else {
             AgentStatus::Draft
         };
+        // the one-step path signs the manifest as it is registered, by the same human
+        let signed = if live {
+            let budget = self
+                .budget_limits(sf_proto::BudgetScope::Agent, &spec.name)?
+                .map(serde_json::to_value)
+                .transpose()?
+                .unwrap_or(serde_json::Value::Null);
+            Some(sf_core::manifest::hash(&sf_core::manifest::covers(
+                &spec, budget,
+            )))
+        } else {
+            None
+        };
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO agents (name, spec, enabled, status, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?4, ?4)",
+            "INSERT INTO agents (name, spec, enabled, status, created_at, updated_at, signed_manifest, signed_by)
+             VALUES (?1, ?2, 1, ?3, ?4, ?4, ?5, ?6)",
         )?
-        .execute(params![spec.name, serde_json::to_string(&spec)?, status.as_str(), now])?;
+        .execute(params![
+            spec.name,
+            serde_json::to_string(&spec)?,
+            status.as_str(),
+            now,
+            signed,
+            signed.as_ref().map(|_| actor)
+        ])?;
         let ev = Audit::new(
             actor,
             if live {
@@ -65,13 +86,10 @@ impl Store {
             },
             format!("agent:{}", spec.name),
         )
-        .after(json!({"spec": sf_core::redact::spec(&spec), "status": status}))
+        .after(json!({"spec": sf_core::redact::spec(&spec), "status": status, "signed": signed}))
         .append(&tx, now)?;
         tx.commit()?;
         self.new_events.push(ev);
-        if live {
-            self.sign_manifest(actor, &spec.name)?;
-        }
         self.show_agent(&spec.name)
     }
 

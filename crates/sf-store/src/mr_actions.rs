@@ -76,7 +76,11 @@ impl Store {
                         seat.stewards.join(", ")
                     ),
                 )
-                .hint(format!("ask {}; or add a steward with `sfctl seat update {} --add-steward NAME`", seat.stewards.join(" or "), seat.name)));
+                .hint(format!(
+                    "ask {}; or add a steward with `sfctl seat update {} --add-steward NAME`",
+                    seat.stewards.join(" or "),
+                    seat.name
+                )));
             }
         }
         let now = now_ms();

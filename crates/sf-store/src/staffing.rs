@@ -86,8 +86,9 @@ impl Store {
             .query_row([name], seat_row)
             .optional()?
             .ok_or_else(|| {
-                StoreError::not_found(format!("no seat named `{name}`"))
-                    .hint("list seats with `sfctl seat list`, or create one with `sfctl seat create`")
+                StoreError::not_found(format!("no seat named `{name}`")).hint(
+                    "list seats with `sfctl seat list`, or create one with `sfctl seat create`",
+                )
             })?;
         self.seat_info(row)
     }
@@ -204,7 +205,7 @@ impl Store {
             .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let budget = self
             .budget_limits(BudgetScope::Agent, name)?
-            .map(|l| serde_json::to_value(l))
+            .map(serde_json::to_value)
             .transpose()?
             .unwrap_or(Value::Null);
         let mut covers = sf_core::manifest::covers(&spec, budget);
@@ -427,7 +428,11 @@ impl Store {
 
     /// `sfctl agent go-live`: a human takes a signed agent live after a passed dry run on
     /// its current manifest, with a named steward (its seat's, or its owner).
-    pub fn go_live(&mut self, actor: &str, name: &str) -> Result<sf_proto::AgentDetail, StoreError> {
+    pub fn go_live(
+        &mut self,
+        actor: &str,
+        name: &str,
+    ) -> Result<sf_proto::AgentDetail, StoreError> {
         let st = self.staffing(name)?;
         let spec = self.agent_spec(name)?.unwrap_or_default();
         if st.status == AgentStatus::Live {
@@ -543,9 +548,16 @@ impl Store {
 
     /// Records the skills (and hashes) a run's prompt was given.
     pub fn record_run_skills(&mut self, run: i64, skills: &Value) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE runs SET skills = ?1 WHERE id = ?2")?
-            .execute(params![skills.to_string(), run])?;
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let agent: String = tx
+            .prepare_cached("UPDATE runs SET skills = ?1 WHERE id = ?2 RETURNING agent")?
+            .query_row(params![skills.to_string(), run], |r| r.get(0))?;
+        let ev = Audit::new("daemon", Action::RunSkills, format!("agent:{agent}"))
+            .after(json!({"run": run, "skills": skills}))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
         Ok(())
     }
 
@@ -573,12 +585,10 @@ fn clean_stewards(stewards: &[String]) -> Result<Vec<String>, StoreError> {
         return Err(StoreError::invalid("a seat needs a human steward")
             .hint("--steward NAME (your user name, or a teammate's)"));
     }
-    if let Some(bad) = out.iter().find(|s| {
-        s.len() > 64
-            || !s
-                .chars()
-                .all(|c| c.is_alphanumeric() || "-_.@".contains(c))
-    }) {
+    if let Some(bad) = out
+        .iter()
+        .find(|s| s.len() > 64 || !s.chars().all(|c| c.is_alphanumeric() || "-_.@".contains(c)))
+    {
         return Err(StoreError::invalid(format!(
             "invalid steward `{bad}`: a user name of letters, digits and `-_.@`"
         )));

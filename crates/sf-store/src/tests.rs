@@ -412,7 +412,8 @@ fn store_with_worker() -> Store {
             role: Role::Worker,
             command: Some("/bin/true".into()),
             ..AgentSpec::default()
-        }, true
+        },
+        true,
     )
     .unwrap();
     s
@@ -512,7 +513,8 @@ fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
             role: Role::Director,
             mode: sf_proto::Mode::Persistent,
             ..AgentSpec::default()
-        }, true
+        },
+        true,
     )
     .unwrap();
     s.register_agent(
@@ -523,7 +525,8 @@ fn a_message_to_a_director_by_name_counts_as_telling_the_director() {
             focus: Some(sf_proto::Focus::Recovery),
             command: Some("/bin/true".into()),
             ..AgentSpec::default()
-        }, true
+        },
+        true,
     )
     .unwrap();
     let id = task(&mut s, "stuck", 3);

@@ -5,8 +5,8 @@ use crate::output::Cell;
 use clap::{Args, Subcommand};
 use comfy_table::Color;
 use sf_proto::{
-    Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, JobRole, Mode, Request,
-    Response, Role, RunSummary, RunUsage, Timestamp,
+    Adapter, AgentDetail, AgentSpec, AgentSummary, Capability, Effort, Focus, JobRole, Mode,
+    Request, Response, Role, RunSummary, RunUsage, Timestamp,
 };
 
 use crate::args::check_id;
@@ -676,7 +676,9 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
             clear,
         } => {
             if !clear && triggers.is_empty() && on.is_empty() {
-                return Err(CliError::user("give --trigger CRON, --on EVENT, or --clear"));
+                return Err(CliError::user(
+                    "give --trigger CRON, --on EVENT, or --clear",
+                ));
             }
             let patch = sf_proto::AgentPatch {
                 triggers: Some(triggers),

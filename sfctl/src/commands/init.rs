@@ -128,6 +128,12 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # (Codex): cost budgets (`sfctl budget set --cost`) count what these make of its tokens.
 # "gpt-5-codex" = { input = 1.25, output = 10.0, cache_read = 0.125 }  # default: none
 
+[staffing]
+# Whether a human's `sfctl agent register` also takes the draft path (signed with
+# `sfctl charter sign-manifest`, dry-run with `sfctl agent dry-run`, taken live with
+# `sfctl agent go-live`) instead of creating a live agent at once. Agents' hires always do.
+# require_dry_run = false
+
 [worktree]
 # Command run in each new worktree before the agent starts.
 # setup = "npm ci"  # default: none
@@ -294,7 +300,9 @@ mod tests {
         let value: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(
             value.keys().collect::<Vec<_>>(),
-            ["merge", "prices", "sandbox", "secrets", "worktree"]
+            [
+                "merge", "prices", "sandbox", "secrets", "staffing", "worktree"
+            ]
         );
         assert!(value["merge"].as_table().unwrap().is_empty());
         let uncommented: toml::Table = toml::from_str(

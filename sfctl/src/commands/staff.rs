@@ -156,9 +156,8 @@ fn read_charter(path: &std::path::Path) -> Result<Charter, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::user(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
-        CliError::user(format!("{}: {}", path.display(), e.message())).with_hint(
-            "keys: purpose, inputs, outputs, approval_boundaries, escalation (strings)",
-        )
+        CliError::user(format!("{}: {}", path.display(), e.message()))
+            .with_hint("keys: purpose, inputs, outputs, approval_boundaries, escalation (strings)")
     })
 }
 
@@ -229,7 +228,13 @@ fn seats_table(ui: &mut Ui, list: &[SeatInfo]) -> CliResult {
 }
 
 fn charter_lines(c: &Charter) -> String {
-    let or = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
+    let or = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     key_values(&[
         ("purpose", or(&c.purpose)),
         ("inputs", or(&c.inputs)),
@@ -327,9 +332,7 @@ fn show_manifest(ui: &mut Ui, m: &Manifest) -> CliResult {
             },
         ),
     ]))?;
-    ui.line(
-        serde_json::to_string_pretty(&m.covers).unwrap_or_default(),
-    )
+    ui.line(serde_json::to_string_pretty(&m.covers).unwrap_or_default())
 }
 
 pub fn skill(ctx: &mut Context, cmd: SkillCommand) -> CliResult {
@@ -394,7 +397,7 @@ pub fn template(ctx: &mut Context, cmd: TemplateCommand) -> CliResult {
     let resp = ctx.request(&request)?;
     let list = expect_response!(resp, Response::Templates(t) => t);
     if show && let Some(t) = list.first() {
-        return ctx.ui.emit(t, |ui, t| show_template(ui, t));
+        return ctx.ui.emit(t, show_template);
     }
     ctx.ui.emit(&list, |ui, list| {
         let rows = list
@@ -479,7 +482,10 @@ pub fn dry_runs(ui: &mut Ui, list: &[DryRunInfo]) -> CliResult {
                     .and_then(|u| u.cost_usd)
                     .map_or_else(|| "-".to_owned(), |c| format!("${c:.4}")),
             ),
-            ("transcript", e.log_path.clone().unwrap_or_else(|| "-".into())),
+            (
+                "transcript",
+                e.log_path.clone().unwrap_or_else(|| "-".into()),
+            ),
         ]))?;
         if !e.diff_stat.trim().is_empty() {
             ui.line(format!("diff:\n{}", e.diff_stat.trim_end()))?;

@@ -21,7 +21,9 @@ fn dry_run_answer(request: &Request) -> Option<Response> {
         Request::CompleteTask { .. } | Request::HandoffTask { .. } => Some(ok(
             "dry run: your completion is recorded as evidence; nothing is merged. Exit now.",
         )),
-        Request::SendMessage { .. } | Request::GuardToolCall { .. } | Request::ReadMessages { .. } => None,
+        Request::SendMessage { .. }
+        | Request::GuardToolCall { .. }
+        | Request::ReadMessages { .. } => None,
         r if crate::guard::action_of(r).is_read() => None,
         _ => Some(Response::Error(
             ProtoError::new(

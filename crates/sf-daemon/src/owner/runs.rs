@@ -31,7 +31,10 @@ impl Owner {
         let mut verdict = crate::guard::check_spawn(self.config.policy.as_ref(), path, agent);
         if verdict.is_ok() {
             let a = agent.to_owned();
-            let (dir, policy) = (self.config.paths.dir.join("skills"), self.config.policy.clone());
+            let (dir, policy) = (
+                self.config.paths.dir.join("skills"),
+                self.config.policy.clone(),
+            );
             verdict = match self
                 .store_call(move |s| {
                     let source = crate::staffing::SkillSource {

@@ -28,10 +28,15 @@ impl Owner {
                 })
                 .await
             }
-            Request::ListSeats => self.on_store(reply, |s| Ok(Response::Seats(s.list_seats()?))).await,
-            Request::ShowSeat { name } => {
-                self.on_store(reply, move |s| Ok(Response::Seat(Box::new(s.show_seat(&name)?))))
+            Request::ListSeats => {
+                self.on_store(reply, |s| Ok(Response::Seats(s.list_seats()?)))
                     .await
+            }
+            Request::ShowSeat { name } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Seat(Box::new(s.show_seat(&name)?)))
+                })
+                .await
             }
             Request::UpdateSeat {
                 name,
@@ -49,14 +54,14 @@ impl Owner {
             Request::ListTemplates => {
                 let r = sf_core::templates::load(&sf_dir.join("templates"))
                     .map(Response::Templates)
-                    .unwrap_or_else(|e| invalid(e));
+                    .unwrap_or_else(invalid);
                 reply.send(r);
                 false
             }
             Request::ShowTemplate { name } => {
                 let r = sf_core::templates::find(&sf_dir.join("templates"), &name)
                     .map(|t| Response::Templates(vec![t]))
-                    .unwrap_or_else(|e| invalid(e));
+                    .unwrap_or_else(invalid);
                 reply.send(r);
                 false
             }
@@ -89,7 +94,8 @@ impl Owner {
                             None => None,
                         };
                         let grants = crate::guard::hire_grants(&spec, hirer.as_ref());
-                        s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?.0
+                        s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?
+                            .0
                     } else {
                         s.register_agent(&actor, spec, false)?
                     };
@@ -121,13 +127,17 @@ impl Owner {
             Request::SignManifest { name } => {
                 self.spawn_denials_noted.clear();
                 self.on_store(reply, move |s| {
-                    Ok(Response::Manifest(Box::new(s.sign_manifest(&actor, &name)?)))
+                    Ok(Response::Manifest(Box::new(
+                        s.sign_manifest(&actor, &name)?,
+                    )))
                 })
                 .await
             }
             Request::ListDryRuns { name } => {
-                self.on_store(reply, move |s| Ok(Response::DryRuns(s.list_dry_runs(&name)?)))
-                    .await
+                self.on_store(reply, move |s| {
+                    Ok(Response::DryRuns(s.list_dry_runs(&name)?))
+                })
+                .await
             }
             Request::DryRun { name, task } => {
                 let r = self.dry_run(&actor, name, task).await;
@@ -137,7 +147,9 @@ impl Owner {
             Request::GoLive { name } => {
                 self.spawn_denials_noted.clear();
                 self.on_store(reply, move |s| {
-                    Ok(Response::Agent(super::router::redacted(s.go_live(&actor, &name)?)))
+                    Ok(Response::Agent(super::router::redacted(
+                        s.go_live(&actor, &name)?,
+                    )))
                 })
                 .await
             }
@@ -156,7 +168,8 @@ impl Owner {
                 let policy = self.config.policy.clone();
                 self.on_store(reply, move |s| {
                     let pins = s.skill_pins()?;
-                    let skills = sf_core::skills::list(&sf_dir.join("skills")).map_err(core_error)?;
+                    let skills =
+                        sf_core::skills::list(&sf_dir.join("skills")).map_err(core_error)?;
                     Ok(Response::Skills(
                         skills
                             .into_iter()
@@ -260,7 +273,11 @@ impl Owner {
         reason: Option<String>,
         usage: Option<sf_proto::RunUsage>,
     ) {
-        let (worktree, target) = (w.worktree.clone(), self.target.clone());
+        let worktree = w
+            .worktree
+            .as_deref()
+            .map(|name| crate::workers::worktree_path(&self.config, name));
+        let target = self.target.clone();
         let diff = tokio::task::spawn_blocking(move || match (worktree, target) {
             (Some(wt), Some(target)) => worktree_diff(&wt, &target),
             _ => (String::new(), String::new()),
@@ -322,7 +339,7 @@ fn skill_info(
 
 /// `git diff --stat` and the diff (cut at 64 KiB) of a worktree, committed and not,
 /// against `target`.
-fn worktree_diff(worktree: &str, target: &str) -> (String, String) {
+fn worktree_diff(worktree: &std::path::Path, target: &str) -> (String, String) {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")

@@ -244,6 +244,8 @@ wire_enum!(
         /** `agent_scheduled`: a human set or cleared an agent's triggers */
         AgentScheduled = "agent_scheduled",
         /** `skill_pinned`: a human pinned a skill file's hash */ SkillPinned = "skill_pinned",
+        /** `run_skills`: the skills (and their hashes) a run's prompt was given */
+        RunSkills = "run_skills",
     }
 );
 
