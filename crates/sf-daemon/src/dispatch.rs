@@ -356,3 +356,85 @@ pub(crate) fn start_agent(
     }
     Ok(start)
 }
+
+/// The task a dry run works on when none is given: its job's template's sample.
+fn sample_task(templates: &std::path::Path, spec: &sf_proto::AgentSpec) -> sf_proto::SampleTask {
+    sf_core::templates::load(templates)
+        .unwrap_or_else(|_| sf_core::templates::builtin())
+        .into_iter()
+        .find(|t| t.spec.job == spec.job && t.spec.role == spec.role)
+        .map(|t| t.sample_task)
+        .filter(|t| !t.title.is_empty())
+        .unwrap_or_else(|| sf_proto::SampleTask {
+            title: "Describe the repository".to_owned(),
+            description: "Read the repository and write NOTES.md: what it is, how it is laid \
+                          out, and how to build and test it. Commit it on your branch."
+                .to_owned(),
+        })
+}
+
+/// `sfctl agent dry-run`: on the store thread, the signed agent gets a copy of the given
+/// task (or its sample) that only it can take, claimed for a run with no secrets and no
+/// capabilities, and a dry-run record.
+pub(crate) fn start_dry_run(
+    store: &mut Store,
+    name: &str,
+    task: Option<&str>,
+    templates: &std::path::Path,
+    source: crate::staffing::SkillSource<'_>,
+) -> Result<(Start, sf_proto::DryRunInfo), StoreError> {
+    let skills = crate::staffing::gate(store, name, true, source)?;
+    let spec = store.show_agent(name)?.agent.spec;
+    let (title, description) = match task {
+        Some(t) => {
+            let d = store.show_task(t)?;
+            let mut text = d.description.clone();
+            if !d.acceptance.is_empty() {
+                text.push_str("\n\nAcceptance:\n");
+                text.push_str(&d.acceptance);
+            }
+            (d.task.title, text)
+        }
+        None => {
+            let s = sample_task(templates, &spec);
+            (s.title, s.description)
+        }
+    };
+    let mut title_full = format!("[dry run] {title}");
+    if title_full.chars().count() > sf_core::naming::MAX_TITLE {
+        title_full = title_full
+            .chars()
+            .take(sf_core::naming::MAX_TITLE)
+            .collect();
+    }
+    let copy = store.create_task(
+        "daemon",
+        sf_proto::NewTask {
+            title: title_full,
+            description,
+            // only this agent's dry run takes it: no agent has this skill
+            skills: vec![format!("dryrun.{name}")],
+            ..sf_proto::NewTask::default()
+        },
+    )?;
+    let manifest = store.staffing(name)?.current;
+    let mut start = claim_one(store, name, copy.task.id.as_str())?;
+    start.path = sf_core::guard::SpawnPath::Start;
+    start.dry_run = true;
+    store.record_run_skills(start.claim.run_id, &crate::staffing::skill_record(&skills))?;
+    start.skills = skills;
+    start.agent.secrets.clear();
+    start.agent.capabilities.clear();
+    let id = store.start_dry_run(name, start.claim.run_id, &manifest, &title)?;
+    let info = store
+        .list_dry_runs(name)?
+        .into_iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| {
+            StoreError::Denied(sf_proto::ProtoError::new(
+                sf_proto::ErrorKind::Internal,
+                "the dry run just recorded is gone",
+            ))
+        })?;
+    Ok((start, info))
+}

@@ -241,6 +241,10 @@ Examples:
         task: Option<String>,
     },
     /// Show an agent's dry runs and their evidence, newest first
+    #[command(after_help = "\
+Examples:
+  sfctl agent dry-runs e-worker-1
+  sfctl agent dry-runs e-worker-1 --json | jq '.[0].evidence.diff_stat'")]
     DryRuns {
         /// The agent
         name: String,
@@ -305,6 +309,10 @@ Examples:
   sfctl agent import reviewer-bot --seat review")]
     Discover,
     /// Bring a discovered definition in as a draft
+    #[command(after_help = "\
+Examples:
+  sfctl agent discover
+  sfctl agent import reviewer-bot --seat review")]
     Import {
         /// Its name
         name: String,

@@ -37,8 +37,16 @@ Examples:
         charter: Option<std::path::PathBuf>,
     },
     /// List seats
+    #[command(after_help = "\
+Examples:
+  sfctl seat list
+  sfctl seat list --json | jq -r '.[] | select(.kind == \"hybrid\") | .name'")]
     List,
     /// Show a seat, its charter, stewards and agent
+    #[command(after_help = "\
+Examples:
+  sfctl seat show backend
+  sfctl seat show backend --json")]
     Show {
         /// Its name
         name: String,
@@ -63,6 +71,10 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum CharterCommand {
     /// Show a seat's charter
+    #[command(after_help = "\
+Examples:
+  sfctl charter show backend
+  sfctl charter show backend --json")]
     Show {
         /// The seat
         seat: String,
@@ -74,6 +86,10 @@ Examples:
   sfctl charter set backend --file charter.toml")]
     Set(CharterArgs),
     /// Show an agent's permission manifest: what it covers, its hash and its signature
+    #[command(after_help = "\
+Examples:
+  sfctl charter manifest e-worker-1
+  sfctl charter manifest e-worker-1 --json | jq .current")]
     Manifest {
         /// The agent
         agent: String,
@@ -123,8 +139,16 @@ pub struct CharterArgs {
 #[derive(Debug, Subcommand)]
 pub enum SkillCommand {
     /// List skills (`.sf/skills/*.md` and built in), their hashes and pins
+    #[command(after_help = "\
+Examples:
+  sfctl skill list
+  sfctl skill list --json")]
     List,
     /// Show a skill's text
+    #[command(after_help = "\
+Examples:
+  sfctl skill show review
+  sfctl skill show review --json | jq -r .[0].hash")]
     Show {
         /// Its name
         name: String,
@@ -144,8 +168,16 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// List templates (built in and `.sf/templates/*.toml`)
+    #[command(after_help = "\
+Examples:
+  sfctl agent template list
+  sfctl agent template list --json | jq -r '.[].name'")]
     List,
     /// Show a template
+    #[command(after_help = "\
+Examples:
+  sfctl agent template show reviewer
+  sfctl agent template show coder --json")]
     Show {
         /// Its name
         name: String,

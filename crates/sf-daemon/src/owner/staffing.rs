@@ -250,7 +250,7 @@ impl Owner {
                     policy: config.policy.as_ref().ok(),
                 };
                 let templates = config.paths.dir.join("templates");
-                crate::staffing::start_dry_run(s, &name, task.as_deref(), &templates, source)
+                crate::dispatch::start_dry_run(s, &name, task.as_deref(), &templates, source)
             })
             .await
         {
