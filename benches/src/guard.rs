@@ -42,6 +42,7 @@ pub fn run(bins: &Bins, o: Opts) -> anyhow::Result<()> {
         pure.median.as_secs_f64() * 1e9,
         pure.p95.as_secs_f64() * 1e9
     );
+    staffing_gate(&policy)?;
 
     let ws = Workspace::new(bins)?;
     ws.configure(bins, 1, None)?;
@@ -204,6 +205,55 @@ fn tool_calls(bins: &Bins, ws: &Workspace, daemon: &Daemon, o: Opts) -> anyhow::
         "  p99: over the socket {}, by the hook {}",
         stats::ms(over_socket.p99),
         stats::ms(by_hook.p99)
+    );
+    Ok(())
+}
+
+/// The staffing gate every spawn passes (issue 16), in process on a real store: the agent's
+/// status, its manifest hashed and compared with the signed one (an agent budget set, so the
+/// budget is read too), and its three skills loaded, hashed and checked against their pins.
+fn staffing_gate(policy: &Policy) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let skills = dir.path().join("skills");
+    std::fs::create_dir_all(&skills)?;
+    std::fs::write(
+        skills.join("style.md"),
+        "Write short functions.\n".repeat(40),
+    )?;
+    let mut store = sf_store::Store::open(&dir.path().join("sf.db"))?;
+    let spec = AgentSpec {
+        name: "w1".into(),
+        command: Some("/bin/true".into()),
+        skills: vec!["style".into(), "tdd".into(), "git-hygiene".into()],
+        ..AgentSpec::default()
+    };
+    store.register_agent("human:bench", spec, true)?;
+    store.set_budget(
+        "human:bench",
+        sf_proto::BudgetScope::Agent,
+        "w1",
+        &sf_proto::BudgetLimits {
+            tokens: Some(1_000_000),
+            ..sf_proto::BudgetLimits::default()
+        },
+    )?;
+    store.sign_manifest("human:bench", "w1")?;
+    for k in ["style", "tdd"] {
+        let skill = sf_core::skills::load(&skills, k)?.expect("skill");
+        store.pin_skill("human:bench", k, &skill.hash)?;
+    }
+    let mut failed = None;
+    let s = sample(100, 5_000, || {
+        match store.staffing_gate("w1", false, &skills, Some(policy)) {
+            Ok(Ok(k)) if k.len() == 3 => {}
+            other => failed = Some(format!("{other:?}")),
+        }
+    });
+    ensure!(failed.is_none(), "the gate refused: {failed:?}");
+    stats::report(
+        "staffing gate per spawn (manifest + 3 skills)",
+        &s,
+        Some(Duration::from_millis(9)),
     );
     Ok(())
 }

@@ -387,6 +387,7 @@ fn agent_show() {
             running: 0,
             merges: Some(26),
             disabled_reason: None,
+            blocked: None,
             created_at: ago(3600),
         },
         runs: Vec::new(),

@@ -301,7 +301,11 @@ fn an_edited_pinned_skill_blocks_the_spawn_and_a_matching_one_is_recorded() {
     fs::create_dir_all(&skills).unwrap();
     let file = skills.join("style.md");
     fs::write(&file, "Write short functions.\n").unwrap();
-    let s = script(&td, "w1", "write s.txt x\ncommit s\ncomplete\n");
+    let s = script(
+        &td,
+        "w1",
+        "expect-prompt-contains Write short functions.\nwrite s.txt x\ncommit s\ncomplete\n",
+    );
     worker(&td, "w1", &s, &["--skills", "style"]);
     let pinned: Vec<sf_proto::SkillInfo> = td.sfctl().args(["skill", "pin", "style"]).json();
     let hash = pinned[0].hash.clone();
@@ -331,4 +335,124 @@ fn an_edited_pinned_skill_blocks_the_spawn_and_a_matching_one_is_recorded() {
             .is_some_and(|a| a["skills"]["style"] == hash.as_str())),
         "{used:?}"
     );
+}
+
+#[test]
+fn agents_defined_in_the_repository_are_discovered_and_imported_as_drafts() {
+    let td = TestDaemon::start();
+    fs::write(
+        td.repo.join("AGENTS.md"),
+        "# Agents\n\n## Agent: docs-bot\n\nKeeps the docs true to the code.\n\n\
+         ```toml\nrole = \"worker\"\njob = \"general\"\nadapter = \"command\"\n\
+         command = \"/bin/true\"\n```\n\n## Other notes\n\nNot an agent.\n",
+    )
+    .unwrap();
+    let agents = td.repo.join(".sf/agents");
+    fs::create_dir_all(&agents).unwrap();
+    fs::write(
+        agents.join("qa-bot.toml"),
+        "extends = \"qa\"\nadapter = \"command\"\ncommand = \"/bin/true\"\n",
+    )
+    .unwrap();
+    let templates = td.repo.join(".sf/templates");
+    fs::create_dir_all(&templates).unwrap();
+    fs::write(
+        templates.join("house-coder.toml"),
+        "description = \"our coder\"\nextends = \"coder\"\nmodel = \"small\"\n",
+    )
+    .unwrap();
+    let found: Vec<sf_proto::Discovered> = td.sfctl().args(["agent", "discover"]).json();
+    let names: Vec<&str> = found.iter().map(|d| d.spec.name.as_str()).collect();
+    assert_eq!(names, ["docs-bot", "qa-bot"], "{found:?}");
+    assert_eq!(found[0].source, "AGENTS.md#agent-docs-bot");
+    assert!(
+        found[0]
+            .spec
+            .persona
+            .as_deref()
+            .is_some_and(|p| p.contains("Keeps the docs")),
+        "{found:?}"
+    );
+    let drafted: serde_json::Value = td.sfctl().args(["agent", "import", "qa-bot"]).json();
+    assert_eq!(drafted["agent"]["status"], "draft", "{drafted}");
+    assert_eq!(drafted["agent"]["job"], "qa", "{drafted}");
+    let found: Vec<sf_proto::Discovered> = td.sfctl().args(["agent", "discover"]).json();
+    assert_eq!(found.len(), 1, "an imported definition is no longer listed");
+    // a user's template extends a built-in
+    let t: sf_proto::TemplateInfo = td
+        .sfctl()
+        .args(["agent", "template", "show", "house-coder"])
+        .json();
+    assert_eq!(t.spec.model.as_deref(), Some("small"));
+    assert_eq!(t.spec.job, sf_proto::JobRole::Coder);
+    let err = td
+        .sfctl()
+        .args(["agent", "template", "show", "codr"])
+        .fails(1);
+    assert!(
+        err.contains("coder"),
+        "the closest name is suggested: {err}"
+    );
+}
+
+#[test]
+fn decommissioning_stops_the_runs_keeps_the_history_and_frees_the_seat() {
+    let td = fleet("");
+    td.sfctl()
+        .args([
+            "seat",
+            "create",
+            "ops",
+            "--kind",
+            "agent",
+            "--steward",
+            "alice",
+        ])
+        .success();
+    let gate = td.root.join("gate");
+    let s = script(
+        &td,
+        "w1",
+        &format!(
+            "touch {0}.started\nwait-file {0}\ncomplete\n",
+            gate.display()
+        ),
+    );
+    worker(&td, "w1", &s, &["--seat", "ops"]);
+    let t = td
+        .create_task("long", &["--seat", "ops"])
+        .task
+        .id
+        .to_string();
+    crate::fleet::wait_started(&td, &gate, &t);
+    // only a human schedules, and a worker is run now through the guard
+    let (err, _) = td
+        .sfctl()
+        .env("SF_AGENT", "w1")
+        .args(["agent", "schedule", "w1", "--trigger", "0 3 * * *"])
+        .json_fails(1);
+    assert_eq!(err["error"]["code"], "HUMAN_REQUIRED", "{err}");
+    let err = td
+        .sfctl()
+        .args(["agent", "decommission", "w1", "--confirm", "w2"])
+        .fails(1);
+    assert!(err.contains("does not match"), "{err}");
+    let a: serde_json::Value = td
+        .sfctl()
+        .args(["agent", "decommission", "w1", "--confirm", "w1"])
+        .json();
+    assert_eq!(a["status"], "decommissioned", "{a}");
+    let ended = crate::fleet::wait_first_run_ended(&td, &t);
+    assert_eq!(ended.runs.len(), 1, "its history stays");
+    let seat: sf_proto::SeatInfo = td.sfctl().args(["seat", "show", "ops"]).json();
+    assert!(seat.agents.is_empty(), "{seat:?}");
+    // it never runs again, and the freed seat takes another agent
+    let (err, _) = td
+        .sfctl()
+        .args(["agent", "run-now", "w1", "--task", &t])
+        .json_fails(1);
+    assert_eq!(err["error"]["code"], "AGENT_NOT_LIVE", "{err}");
+    let s2 = script(&td, "w2", "write w2.txt x\ncommit w2\ncomplete\n");
+    worker(&td, "w2", &s2, &["--seat", "ops"]);
+    wait_status(&td, &t, TaskStatus::Review);
 }

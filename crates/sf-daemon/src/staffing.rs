@@ -16,51 +16,17 @@ pub(crate) struct SkillSource<'a> {
 }
 
 /// Checks `agent` for a spawn (`dry_run`: a dry run's looser rule on status), and returns
-/// the skills its prompt gets (each pinned one checked against its pin).
+/// the skills its prompt gets (each pinned one checked against its pin):
+/// [`Store::staffing_gate`].
 pub(crate) fn gate(
     store: &Store,
     agent: &str,
     dry_run: bool,
     source: SkillSource<'_>,
 ) -> Result<Vec<Skill>, GateError> {
-    let st = store.staffing(agent)?;
-    sf_core::manifest::check_spawn(agent, st.status, st.signed.as_deref(), &st.current, dry_run)
-        .map_err(GateError::Denied)?;
-    let spec = store.agent_spec(agent)?.unwrap_or_default();
-    let names = match source.policy {
-        Some(p) => p.skills_for(&spec),
-        None => spec.skills.clone(),
-    };
-    let mut skills = Vec::new();
-    for name in names {
-        match sf_core::skills::load(source.dir, &name) {
-            Ok(Some(k)) => skills.push(k),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(GateError::Denied(Denial {
-                    code: sf_core::guard::Code::SkillHashMismatch,
-                    reason: format!("skill `{name}` cannot be read: {e}"),
-                    hint: format!("fix .sf/skills/{name}.md"),
-                    rule: "skills".to_owned(),
-                }));
-            }
-        }
-    }
-    if !skills.is_empty() {
-        let pins = store.skill_pins()?;
-        sf_core::skills::check_pins(&skills, &pins).map_err(|m| {
-            GateError::Denied(Denial {
-                code: sf_core::guard::Code::SkillHashMismatch,
-                reason: m.to_string(),
-                hint: format!(
-                    "review the file, then pin it again: `sfctl skill pin {}` (or restore it)",
-                    m.name
-                ),
-                rule: format!("skills.pin:{}", m.name),
-            })
-        })?;
-    }
-    Ok(skills)
+    store
+        .staffing_gate(agent, dry_run, source.dir, source.policy)?
+        .map_err(GateError::Denied)
 }
 
 /// What the run record keeps of the skills a prompt was given: name → hash.

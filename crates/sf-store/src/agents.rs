@@ -212,7 +212,18 @@ impl Store {
                 Some(_) => AgentState::Idle,
             }
         };
+        let blocked = if enabled {
+            self.blocked_on(name, spec.adapter)?
+        } else {
+            None
+        };
+        let state = if blocked.is_some() {
+            AgentState::Blocked
+        } else {
+            state
+        };
         Ok(AgentSummary {
+            blocked,
             spec,
             enabled,
             status: status.parse().unwrap_or(AgentStatus::Terminated),
@@ -222,6 +233,42 @@ impl Store {
             disabled_reason: disabled_reason.filter(|_| !enabled),
             created_at: ts(created),
         })
+    }
+
+    /// What an agent waits for, if anything: an approval it asked for (a held tool call, a
+    /// hire, a merge), or its adapter's pause. Reads only open approvals and live pauses.
+    fn blocked_on(
+        &self,
+        name: &str,
+        adapter: sf_proto::Adapter,
+    ) -> Result<Option<String>, StoreError> {
+        let open: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind FROM approvals INDEXED BY approvals_by_status
+                 WHERE status IN ('pending', 'revision_requested') AND requested_by = ?1
+                 ORDER BY id LIMIT 1",
+            )?
+            .query_row([format!("agent:{name}")], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, kind)) = open {
+            return Ok(Some(format!(
+                "waiting for a human: approval #{id} ({kind}); `sfctl approval show {id}`"
+            )));
+        }
+        let paused: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT until_ms FROM adapter_pauses WHERE adapter = ?1 AND until_ms > ?2",
+            )?
+            .query_row(params![adapter.as_str(), now_ms()], |r| r.get(0))
+            .optional()?;
+        Ok(paused.map(|until| {
+            format!(
+                "waiting for a resource: the `{adapter}` adapter is paused after a usage limit until {}",
+                ts(until).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }))
     }
 
     /// An agent's spec, if it is registered (a cheap read, for the guard).

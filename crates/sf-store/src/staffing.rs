@@ -236,6 +236,65 @@ impl Store {
         })
     }
 
+    /// The staffing gate for a spawn of `agent`: it is live (a dry run needs only a
+    /// signature), its manifest as signed is its configuration now, and each skill its
+    /// prompt gets (its own and its job role's required ones, from `skills_dir` or built in)
+    /// still has its pinned hash. The outer error is the store's; the inner, the refusal.
+    pub fn staffing_gate(
+        &self,
+        agent: &str,
+        dry_run: bool,
+        skills_dir: &std::path::Path,
+        policy: Option<&sf_core::guard::Policy>,
+    ) -> Result<Result<Vec<sf_core::skills::Skill>, sf_core::guard::Denial>, StoreError> {
+        use sf_core::guard::Denial;
+        let st = self.staffing(agent)?;
+        if let Err(d) = sf_core::manifest::check_spawn(
+            agent,
+            st.status,
+            st.signed.as_deref(),
+            &st.current,
+            dry_run,
+        ) {
+            return Ok(Err(d));
+        }
+        let spec = self.agent_spec(agent)?.unwrap_or_default();
+        let names = match policy {
+            Some(p) => p.skills_for(&spec),
+            None => spec.skills.clone(),
+        };
+        let mut skills = Vec::new();
+        for name in names {
+            match sf_core::skills::load(skills_dir, &name) {
+                Ok(Some(k)) => skills.push(k),
+                Ok(None) => {}
+                Err(e) => {
+                    return Ok(Err(Denial {
+                        code: sf_core::guard::Code::SkillHashMismatch,
+                        reason: format!("skill `{name}` cannot be read: {e}"),
+                        hint: format!("fix .sf/skills/{name}.md"),
+                        rule: "skills".to_owned(),
+                    }));
+                }
+            }
+        }
+        if !skills.is_empty() {
+            let pins = self.skill_pins()?;
+            if let Err(m) = sf_core::skills::check_pins(&skills, &pins) {
+                return Ok(Err(Denial {
+                    code: sf_core::guard::Code::SkillHashMismatch,
+                    reason: m.to_string(),
+                    hint: format!(
+                        "review the file, then pin it again: `sfctl skill pin {}` (or restore it)",
+                        m.name
+                    ),
+                    rule: format!("skills.pin:{}", m.name),
+                }));
+            }
+        }
+        Ok(Ok(skills))
+    }
+
     /// `sfctl charter sign-manifest`: a human signs an agent's manifest as it is now.
     pub fn sign_manifest(&mut self, actor: &str, name: &str) -> Result<Manifest, StoreError> {
         let m = self.agent_manifest(name)?;

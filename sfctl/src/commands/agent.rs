@@ -1112,7 +1112,10 @@ pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliR
     let mut pairs = vec![
         ("name", s.name.clone()),
         ("role", s.role.to_string()),
+        ("job", s.job.to_string()),
         ("mode", s.mode.to_string()),
+        ("status", a.status.to_string()),
+        ("seat", or_dash(s.seat.as_ref())),
         (
             "state",
             ui.paint(a.state.as_str(), agent_state_color(a.state)),
@@ -1154,6 +1157,12 @@ pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliR
         pairs.push(("persona", p.clone()));
     }
     ui.line(key_values(&pairs))?;
+    if let Some(why) = &a.blocked {
+        ui.line(format!(
+            "\n{} {why}",
+            ui.paint("blocked:", Some(Color::Yellow))
+        ))?;
+    }
     if let Some(why) = &a.disabled_reason {
         // the CLI's own words and the fix, in full
         ui.line(format!(

@@ -111,7 +111,8 @@ pub struct InboxArgs {
     /// Keep printing new messages as they arrive
     #[arg(short, long)]
     pub follow: bool,
-    /// Whose inbox (repeatable): an agent, `human` or `task:ID`
+    /// Whose inbox (repeatable): an agent, `human`, `human:NAME` (a seat's steward) or
+    /// `task:ID`
     #[arg(long = "for", value_name = "WHO")]
     pub who: Vec<String>,
     /// At most this many
@@ -161,7 +162,10 @@ fn my_inboxes() -> Vec<String> {
             v.extend(env("SF_TASK_ID").map(|t| format!("task:{t}")));
             v
         }
-        None => vec!["human".to_owned()],
+        // the humans' inbox, and the user's own (a seat's steward: `human:NAME`)
+        None => std::iter::once("human".to_owned())
+            .chain(crate::context::user_name().map(|u| format!("human:{u}")))
+            .collect(),
     }
 }
 

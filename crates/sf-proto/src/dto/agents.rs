@@ -273,6 +273,10 @@ pub struct AgentSummary {
     /// with the fix; `None` when enabled or disabled by a human.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// What it waits for when its state is `blocked`: a human (a held tool call, an
+    /// approval it asked for) or a resource (its adapter paused after a usage limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
     /// When it was registered.
     pub created_at: Timestamp,
 }

@@ -141,7 +141,9 @@ wire_enum!(
         /** Registered, never ran. */ NeverRun = "never-run",
         /** Not running now; the last run ended well. */ Idle = "idle",
         /** At least one run in flight. */ Running = "running",
-        /** Paused: waiting for a resource (its CLI's usage limit). */ Blocked = "blocked",
+        /** Waiting for a human (a held tool call, an approval it asked for) or a resource
+        (its CLI's usage limit): see `blocked`. */
+        Blocked = "blocked",
         /** The last run failed. */ Failed = "failed",
         /** The last run was stopped (its task was closed, or a human stopped it). */
         Stopped = "stopped",
