@@ -456,3 +456,31 @@ fn decommissioning_stops_the_runs_keeps_the_history_and_frees_the_seat() {
     worker(&td, "w2", &s2, &["--seat", "ops"]);
     wait_status(&td, &t, TaskStatus::Review);
 }
+
+#[test]
+fn with_require_dry_run_a_humans_registration_is_a_draft_too() {
+    let mut td = TestDaemon::stopped();
+    crate::fleet::configure(&td, "", "");
+    let cfg = td.repo.join(".sf/config.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen(
+        "\n[staffing]\n",
+        "\n[staffing]\nrequire_dry_run = true\n",
+        1,
+    );
+    assert!(text.contains("require_dry_run = true"));
+    fs::write(&cfg, text).unwrap();
+    td.spawn();
+    let s = script(&td, "w1", "write d.txt x\ncommit d\ncomplete\n");
+    worker(&td, "w1", &s, &[]);
+    let a: serde_json::Value = td.sfctl().args(["agent", "show", "w1"]).json();
+    assert_eq!(a["status"], "draft", "{a}");
+    let t = td.create_task("for w1", &[]).task.id.to_string();
+    td.wait_ticks(3);
+    assert!(
+        td.show_task(&t).runs.is_empty(),
+        "a draft is never dispatched"
+    );
+    crate::fleet::take_live(&td, "w1");
+    wait_status(&td, &t, TaskStatus::Review);
+}

@@ -1236,4 +1236,26 @@ mod tests {
             assert_eq!(Action::from_name(a.name()), Some(*a));
         }
     }
+
+    #[test]
+    fn required_skills_are_per_job_role_and_checked() {
+        let text = format!(
+            "{}\n[skills.required]\nreviewer = [\"Review\"]\n",
+            sf_proto::DEFAULT_POLICY
+        );
+        let p = Policy::parse(&text, "policy.toml").unwrap();
+        let spec = sf_proto::AgentSpec {
+            job: sf_proto::JobRole::Reviewer,
+            skills: vec!["tdd".into()],
+            ..sf_proto::AgentSpec::default()
+        };
+        assert_eq!(p.skills_for(&spec), ["review", "tdd"]);
+        assert_eq!(p.required_by("review"), [sf_proto::JobRole::Reviewer]);
+        let bad = format!(
+            "{}\n[skills.required]\nboss = []\n",
+            sf_proto::DEFAULT_POLICY
+        );
+        let e = Policy::parse(&bad, "policy.toml").unwrap_err().to_string();
+        assert!(e.contains("[skills.required] boss"), "{e}");
+    }
 }
