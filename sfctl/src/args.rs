@@ -40,7 +40,8 @@ impl_wire!(
     sf_proto::TaskType,
     sf_proto::DepKind,
     sf_proto::JobRole,
-    sf_proto::SeatKind
+    sf_proto::SeatKind,
+    sf_proto::MessageType
 );
 
 /// Parses a numeric id given as `12` or `#12` (dependencies, merge requests); `what` names

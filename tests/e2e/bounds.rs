@@ -220,6 +220,7 @@ fn a_reply_larger_than_a_frame_arrives_whole_and_an_applied_close_is_reported_as
                     body: format!("{i} {body}"),
                     reply_to: None,
                     token: None,
+                    kind: sf_proto::MessageType::Generic,
                 },
             })
             .expect("send a message");

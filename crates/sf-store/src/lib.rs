@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_ledger.sql"),
     include_str!("migrations/0010_budgets.sql"),
     include_str!("migrations/0011_staffing.sql"),
+    include_str!("migrations/0012_sessions.sql"),
 ];
 
 /// The schema version this build writes.

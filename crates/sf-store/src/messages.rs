@@ -20,7 +20,7 @@ pub const HUMAN: &str = "human";
 pub const DIRECTOR: &str = "director";
 
 const COLS: &str = "m.id, m.at, m.sender, m.recipient, m.addressed, t.id, m.subject, m.body, \
-                    m.reply_to, m.read_at, b.id";
+                    m.reply_to, m.read_at, b.id, m.kind";
 const FROM: &str = "messages m LEFT JOIN tasks t ON t.key = m.task \
                     LEFT JOIN tasks b ON b.key = m.became_task";
 
@@ -38,6 +38,10 @@ fn row_to_message(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
         reply_to: r.get::<_, Option<i64>>(8)?.map(sf_proto::MessageId),
         read_at: opt_ts(r.get(9)?),
         became_task: task(r.get(10)?),
+        kind: r
+            .get::<_, String>(11)?
+            .parse()
+            .unwrap_or(sf_proto::MessageType::Generic),
     })
 }
 
@@ -186,8 +190,8 @@ impl Store {
             became = Some((key, id, row));
         }
         tx.prepare_cached(
-            "INSERT INTO messages (at, sender, recipient, addressed, task, subject, body, reply_to, became_task)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO messages (at, sender, recipient, addressed, task, subject, body, reply_to, became_task, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             now,
@@ -199,6 +203,7 @@ impl Store {
             new.body,
             new.reply_to.map(|r| r.0),
             became.as_ref().map(|(k, _, _)| *k),
+            new.kind.as_str(),
         ])?;
         let id = tx.last_insert_rowid();
         let info = MessageInfo {
@@ -213,6 +218,7 @@ impl Store {
             reply_to: new.reply_to,
             read_at: None,
             became_task: became.as_ref().map(|(_, id, _)| id.clone()),
+            kind: new.kind,
         };
         // the event carries the envelope, not the body (bodies can be 64 KiB)
         let mut ev = Audit::new(actor, Action::MessageSent, format!("message:{id}")).after(json!({
@@ -222,6 +228,7 @@ impl Store {
             "addressed": info.addressed,
             "task": info.task,
             "subject": info.subject,
+            "kind": info.kind,
             "reply_to": info.reply_to,
             "became_task": info.became_task,
         }));

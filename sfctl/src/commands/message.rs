@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use sf_proto::{MessageId, MessageInfo, NewMessage, Request, Response};
+use sf_proto::{MessageType, MessageId, MessageInfo, NewMessage, Request, Response};
 
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};
@@ -34,7 +34,8 @@ pub enum MessageCommand {
 Examples:
   sfctl message send --to director \"Should the cache be per-user or global?\"
   sfctl message send --task k3f9xq \"Use the v2 API; v1 is going away\"
-  sfctl message send --to w1 --subject \"Logs\" - < notes.txt")]
+  sfctl message send --to w1 --subject \"Logs\" - < notes.txt
+  sfctl message send --to p-worker-1 --type task-assignment \"Add the /health endpoint\"")]
     Send(SendArgs),
     /// Print messages in full and mark them read
     Read {
@@ -85,6 +86,10 @@ pub struct SendArgs {
     /// The message it answers
     #[arg(long, value_name = "ID", value_parser = parse_message_id)]
     pub reply_to: Option<MessageId>,
+    /// What it is for: the daemon routes it by recipient (a persistent worker's session
+    /// gets it as its next turn; an idle ephemeral worker's messages gather for a triage run)
+    #[arg(long = "type", value_parser = crate::args::wire::<MessageType>(), default_value = "generic")]
+    pub kind: MessageType,
 }
 
 /// Your unread messages (`--all` for read ones too)
@@ -199,6 +204,7 @@ pub fn run(ctx: &mut Context, cmd: MessageCommand) -> CliResult {
                 body: text_arg(a.text)?,
                 reply_to: a.reply_to,
                 token: env("SF_RUN"),
+                kind: a.kind,
             };
             send(ctx, message)
         }

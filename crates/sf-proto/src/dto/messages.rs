@@ -32,6 +32,9 @@ pub struct MessageInfo {
     /// The task it became because nobody could receive it (no director is registered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub became_task: Option<TaskId>,
+    /// What it is for.
+    #[serde(default)]
+    pub kind: MessageType,
 }
 
 /// A message to send.
@@ -56,4 +59,7 @@ pub struct NewMessage {
     /// like a completion's, so a stale incarnation cannot speak.
     #[serde(default)]
     pub token: Option<String>,
+    /// What it is for (default `generic`).
+    #[serde(default)]
+    pub kind: MessageType,
 }

@@ -87,6 +87,25 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// What a message is for; the daemon routes by recipient, and a session or triage run
+    /// sees the type.
+    MessageType {
+        /** Work handed to the recipient. */ TaskAssignment = "task-assignment",
+        /** Progress. */ StatusUpdate = "status-update",
+        /** A question that needs an answer. */ HelpRequest = "help-request",
+        /** Work passed on with its context. */ Handoff = "handoff",
+        /** The daemon asks a session whether it is alive. */ HealthCheck = "health-check",
+        /** Anything else. */ Generic = "generic",
+    }
+);
+
+impl Default for MessageType {
+    fn default() -> Self {
+        Self::Generic
+    }
+}
+
+wire_enum!(
     /// How a dry run went.
     DryRunStatus {
         /** Still running. */ Running = "running",

@@ -1,0 +1,25 @@
+-- Live sessions and message routing (issue 17): a message's type; sessions of directors
+-- and persistent workers (a chain of turns, each a run of the session's task that resumes
+-- the CLI's own session); messages waiting for an idle ephemeral worker's triage run.
+
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'generic';
+
+CREATE TABLE sessions (
+    id               INTEGER PRIMARY KEY,
+    agent            TEXT NOT NULL,
+    task             INTEGER NOT NULL REFERENCES tasks(key),
+    branch           TEXT NOT NULL,
+    provider_session TEXT,
+    resumed_from     TEXT,
+    status           TEXT NOT NULL,
+    note             TEXT,
+    turns            INTEGER NOT NULL DEFAULT 0,
+    started_at       INTEGER NOT NULL,
+    last_turn_at     INTEGER,
+    ended_at         INTEGER
+);
+CREATE INDEX sessions_by_agent ON sessions (agent, id);
+CREATE UNIQUE INDEX sessions_active ON sessions (agent) WHERE status = 'active';
+
+-- The messages a triage run was given (each message once).
+ALTER TABLE messages ADD COLUMN triaged_by INTEGER REFERENCES runs(id);
