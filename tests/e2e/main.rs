@@ -36,6 +36,7 @@ mod sandbox;
 mod secrets;
 mod security;
 mod selffeed;
+mod sessions;
 mod soak;
 mod staffing;
 mod states;

@@ -88,14 +88,20 @@ pub fn seat_skill(seat: &str) -> String {
     format!("seat.{seat}")
 }
 
-/// What an agent offers dispatch: its skills, and its seat's.
+/// The skill of an agent's triage tasks: only that agent offers it.
+pub fn triage_skill(agent: &str) -> String {
+    format!("triage.{agent}")
+}
+
+/// What an agent offers dispatch: its skills, its seat's, and its own triage tasks'.
 pub fn work_skills(spec: &sf_proto::AgentSpec) -> Vec<String> {
     let mut skills = spec.skills.clone();
     if let Some(seat) = &spec.seat {
         skills.push(seat_skill(seat));
-        // dispatch matches skills by binary search
-        skills.sort();
     }
+    skills.push(triage_skill(&spec.name));
+    // dispatch matches skills by binary search
+    skills.sort();
     skills
 }
 

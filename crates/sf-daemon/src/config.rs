@@ -20,6 +20,8 @@ struct RawConfig {
     log_level: Option<String>,
     worker_timeout: Option<String>,
     stall_timeout: Option<String>,
+    triage_batch: Option<u32>,
+    triage_after: Option<String>,
     resume_on_handoff: bool,
     require_approval_for_new_agents: Option<bool>,
     stop_grace: Option<String>,
@@ -417,6 +419,11 @@ pub struct Config {
     pub worker_timeout: Duration,
     /// A run whose output shows no progress for this long is stopped (`stall_timeout`).
     pub stall_timeout: Duration,
+    /// An idle ephemeral worker gets a triage run once this many messages wait for it
+    /// (`triage_batch`, default 3)…
+    pub triage_batch: u32,
+    /// …or once its oldest waits this long (`triage_after`, default 15m).
+    pub triage_after: Duration,
     /// A task handed off by a run of an adapter resumes that run's session when the next
     /// run is of the same adapter (`resume_on_handoff`).
     pub resume_on_handoff: bool,
@@ -502,6 +509,8 @@ impl Config {
             push_remote => "merge.remote",
             worker_timeout => "worker_timeout",
             stall_timeout => "stall_timeout",
+            triage_batch => "triage_batch",
+            triage_after => "triage_after",
             resume_on_handoff => "resume_on_handoff",
             stop_grace => "stop_grace",
             complete_grace => "complete_grace",
@@ -538,6 +547,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log_level",
     "worker_timeout",
     "stall_timeout",
+    "triage_batch",
+    "triage_after",
     "resume_on_handoff",
     "require_approval_for_new_agents",
     "stop_grace",
@@ -730,6 +741,12 @@ impl Config {
                 "stall_timeout",
                 raw.stall_timeout.as_deref(),
                 Duration::from_secs(600),
+            )?,
+            triage_batch: raw.triage_batch.unwrap_or(3).max(1),
+            triage_after: duration(
+                "triage_after",
+                raw.triage_after.as_deref(),
+                Duration::from_secs(15 * 60),
             )?,
             resume_on_handoff: raw.resume_on_handoff,
             stop_grace: duration(

@@ -62,6 +62,7 @@ pub(crate) fn dispatch(
     gate: Gate<'_>,
     budgets: Budgets<'_>,
     source: crate::staffing::SkillSource<'_>,
+    triage: Triage,
 ) -> Result<Dispatched, StoreError> {
     let mut done = Dispatched::default();
     if capacity == 0 {
@@ -87,6 +88,10 @@ pub(crate) fn dispatch(
     if slots.is_empty() && !shells {
         return Ok(done);
     }
+    let mut slots = slots;
+    triage_runs(
+        store, capacity, &running, &mut slots, gate, source, triage, &mut done,
+    )?;
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
     let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
     if ready.is_empty() {
@@ -186,6 +191,67 @@ pub(crate) fn dispatch(
         }
     }
     Ok(done)
+}
+
+/// When an idle ephemeral worker's messages are due a triage run (`triage_batch`,
+/// `triage_after`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Triage {
+    pub batch: u32,
+    pub after_ms: i64,
+}
+
+/// Starts a triage run for each idle worker whose messages are due: one task holding the
+/// batch, claimed for it, the messages marked as given to that run. Before ready tasks: a
+/// worker's own messages come first.
+#[allow(clippy::too_many_arguments)]
+fn triage_runs(
+    store: &mut Store,
+    capacity: usize,
+    running: &std::collections::HashMap<String, u32>,
+    slots: &mut [Slot],
+    gate: Gate<'_>,
+    source: crate::staffing::SkillSource<'_>,
+    triage: Triage,
+    done: &mut Dispatched,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    for slot in slots.iter_mut() {
+        if done.starts.len() >= capacity {
+            break;
+        }
+        if slot.free == 0 || running.contains_key(&slot.agent) {
+            continue;
+        }
+        let Some(batch) = store.triage_due(&slot.agent, triage.batch, triage.after_ms, now)? else {
+            continue;
+        };
+        let skills = match gate(&slot.agent, SpawnPath::Dispatch) {
+            Ok(()) => match crate::staffing::gate(store, &slot.agent, false, source) {
+                Ok(k) => k,
+                Err(crate::staffing::GateError::Store(e)) => return Err(e),
+                Err(crate::staffing::GateError::Denied(d)) => {
+                    done.denied
+                        .push((slot.agent.clone(), SpawnPath::Dispatch, d));
+                    continue;
+                }
+            },
+            Err(d) => {
+                done.denied
+                    .push((slot.agent.clone(), SpawnPath::Dispatch, d));
+                continue;
+            }
+        };
+        let task = store.create_task("daemon", sf_store::triage_task(&slot.agent, &batch))?;
+        let mut start = claim_one(store, &slot.agent, task.task.id.as_str())?;
+        let ids: Vec<i64> = batch.iter().map(|m| m.id.0).collect();
+        store.mark_triaged(&ids, start.claim.run_id)?;
+        tracing::info!(agent = %slot.agent, messages = ids.len(), task = %task.task.id, "triage run");
+        start.skills = skills;
+        slot.free -= 1;
+        done.starts.push(start);
+    }
+    Ok(())
 }
 
 /// The spawn gate's refusal for an exhausted budget.

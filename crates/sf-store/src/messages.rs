@@ -479,3 +479,90 @@ mod tests {
         assert!(s.ends_with('…'));
     }
 }
+
+impl Store {
+    /// The messages waiting for `agent`'s triage run, when they are due: at least `batch`
+    /// of them, or the oldest older than `after_ms` (at most 20, oldest first). Unread,
+    /// addressed to the agent itself, not yet given to a triage run.
+    pub fn triage_due(
+        &self,
+        agent: &str,
+        batch: u32,
+        after_ms: i64,
+        now: i64,
+    ) -> Result<Option<Vec<MessageInfo>>, StoreError> {
+        let (count, oldest): (u32, Option<i64>) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), min(at) FROM messages INDEXED BY messages_unread
+                 WHERE recipient = ?1 AND read_at IS NULL AND triaged_by IS NULL",
+            )?
+            .query_row([agent], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let due = count > 0 && (count >= batch || oldest.is_some_and(|o| o <= now - after_ms));
+        if !due {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {COLS} FROM {FROM} WHERE m.recipient = ?1 AND m.read_at IS NULL
+             AND m.triaged_by IS NULL ORDER BY m.id LIMIT 20"
+        );
+        let list = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map([agent], row_to_message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(list))
+    }
+
+    /// Marks messages given to a triage run: read by it, each once.
+    pub fn mark_triaged(&mut self, ids: &[i64], run: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.prepare_cached(
+                "UPDATE messages SET triaged_by = ?1, read_at = coalesce(read_at, ?2) WHERE id = ?3",
+            )?
+            .execute(params![run, now, id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The task of a triage run: the batch in its description, and a skill only its agent
+/// offers (so a failed triage run goes back to the same worker).
+pub fn triage_task(agent: &str, batch: &[MessageInfo]) -> sf_proto::NewTask {
+    let mut text = format!(
+        "{} message(s) for you gathered while you were idle. Read each, act on it or answer \
+         it (`sfctl message reply ID TEXT`), create tasks for work that needs doing \
+         (`sfctl task create`), and finish with `sfctl task complete` (`--no-changes` when you \
+         changed no file).\n",
+        batch.len()
+    );
+    for m in batch {
+        text.push_str(&format!(
+            "\n### Message {} ({}) from {}: {}\n\n{}\n",
+            m.id.0,
+            m.kind,
+            m.from,
+            m.subject,
+            m.body.trim()
+        ));
+    }
+    // a description has a size limit: the batch is cut, never refused
+    if text.len() > sf_core::naming::MAX_TEXT {
+        let mut cut = sf_core::naming::MAX_TEXT - 64;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n[cut: read the rest with `sfctl inbox --all`]\n");
+    }
+    sf_proto::NewTask {
+        title: format!("Triage {} message(s) for {agent}", batch.len()),
+        description: text,
+        task_type: sf_proto::TaskType::Chore,
+        skills: vec![sf_core::jobs::triage_skill(agent)],
+        ..sf_proto::NewTask::default()
+    }
+}

@@ -24,11 +24,15 @@ pub fn validate_spec(
         .hint("choose another name"));
     }
     spec.skills = normalize_skills(&spec.skills)?;
-    if let Some(s) = spec.skills.iter().find(|s| s.starts_with("seat.")) {
+    if let Some(s) = spec.skills.iter().find(|s| {
+        ["seat.", "triage.", "dryrun."]
+            .iter()
+            .any(|p| s.starts_with(p))
+    }) {
         return Err(StoreError::invalid(format!(
-            "skill `{s}`: `seat.` skills come from the agent's seat"
+            "skill `{s}`: `seat.`, `triage.` and `dryrun.` skills are the daemon's own"
         ))
-        .hint("put the agent in the seat with --seat instead"));
+        .hint("put the agent in a seat with --seat instead"));
     }
     if let Some(c) = sf_core::jobs::forbidden(spec.job)
         .iter()

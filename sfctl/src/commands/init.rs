@@ -53,6 +53,12 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # task charged one attempt (a CLI retrying an unreachable model prints only retries).
 # stall_timeout = "10m"
 
+# Messages to an idle ephemeral worker gather; a triage run of it starts, with the batch in
+# its prompt, once this many wait or the oldest has waited this long. Messages to a busy
+# worker wait for it to read them; a director reads its own inbox.
+# triage_batch = 3
+# triage_after = "15m"
+
 # A task handed off by a run of an adapter continues that run's CLI session when the next
 # run is of the same adapter (Claude Code --resume, Codex exec resume, OpenCode --session).
 # resume_on_handoff = false

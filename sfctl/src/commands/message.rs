@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use sf_proto::{MessageType, MessageId, MessageInfo, NewMessage, Request, Response};
+use sf_proto::{MessageId, MessageInfo, MessageType, NewMessage, Request, Response};
 
 use crate::context::{Context, expect_response};
 use crate::error::{CliError, CliResult};

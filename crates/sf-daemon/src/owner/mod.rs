@@ -448,7 +448,20 @@ impl Owner {
                         dir: &dir,
                         policy: policy.ok(),
                     };
-                    crate::dispatch::dispatch(s, capacity, &paused, &gate, live.as_ref(), source)
+                    let triage = crate::dispatch::Triage {
+                        batch: config.triage_batch,
+                        after_ms: i64::try_from(config.triage_after.as_millis())
+                            .unwrap_or(i64::MAX),
+                    };
+                    crate::dispatch::dispatch(
+                        s,
+                        capacity,
+                        &paused,
+                        &gate,
+                        live.as_ref(),
+                        source,
+                        triage,
+                    )
                 } else {
                     Ok(crate::dispatch::Dispatched::default())
                 }
