@@ -99,6 +99,7 @@ wire_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)] // wire_enum! derives a fixed set
 impl Default for MessageType {
     fn default() -> Self {
         Self::Generic
