@@ -465,21 +465,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_default_to_the_first_non_empty_line_cut_short() {
-        assert_eq!(subject_of("\n\n  hello there \nmore"), "hello there");
-        assert_eq!(subject_of("evil \u{1b}]0;pwned\u{7}"), "evil  ]0;pwned");
-        let long = "x".repeat(200);
-        let s = subject_of(&long);
-        assert_eq!(s.chars().count(), 80);
-        assert!(s.ends_with('…'));
-    }
-}
-
 impl Store {
     /// The messages waiting for `agent`'s triage run, when they are due: at least `batch`
     /// of them, or the oldest older than `after_ms` (at most 20, oldest first). Unread,
@@ -564,5 +549,20 @@ pub fn triage_task(agent: &str, batch: &[MessageInfo]) -> sf_proto::NewTask {
         task_type: sf_proto::TaskType::Chore,
         skills: vec![sf_core::jobs::triage_skill(agent)],
         ..sf_proto::NewTask::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_default_to_the_first_non_empty_line_cut_short() {
+        assert_eq!(subject_of("\n\n  hello there \nmore"), "hello there");
+        assert_eq!(subject_of("evil \u{1b}]0;pwned\u{7}"), "evil  ]0;pwned");
+        let long = "x".repeat(200);
+        let s = subject_of(&long);
+        assert_eq!(s.chars().count(), 80);
+        assert!(s.ends_with('…'));
     }
 }
