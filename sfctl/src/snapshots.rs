@@ -398,7 +398,10 @@ fn agent_show() {
     assert_snapshot!(text, @r"
     name:           merger
     role:           steward
+    job:            general
     mode:           ephemeral
+    status:         live
+    seat:           -
     state:          idle
     enabled:        yes
     running:        0

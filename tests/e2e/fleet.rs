@@ -221,9 +221,7 @@ pub fn exiting_program(td: &TestDaemon, name: &str) -> PathBuf {
 /// A human takes draft `name` live: signs its manifest, dry-runs it (the run must pass)
 /// and goes live.
 pub fn take_live(td: &TestDaemon, name: &str) {
-    td.sfctl()
-        .args(["charter", "sign-manifest", name])
-        .success();
+    sign(td, name);
     let started: sf_proto::DryRunInfo = td.sfctl().args(["agent", "dry-run", name]).json();
     let done = td.wait_for(&format!("the dry run of {name} to end"), || {
         let runs: Vec<sf_proto::DryRunInfo> = td.sfctl().args(["agent", "dry-runs", name]).json();
@@ -234,4 +232,11 @@ pub fn take_live(td: &TestDaemon, name: &str) {
     });
     assert_eq!(done.status, sf_proto::DryRunStatus::Passed, "{done:?}");
     td.sfctl().args(["agent", "go-live", name]).success();
+}
+
+/// A human signs `name`'s permission manifest.
+pub fn sign(td: &TestDaemon, name: &str) {
+    td.sfctl()
+        .args(["charter", "sign-manifest", name])
+        .success();
 }

@@ -2,11 +2,13 @@
 //! gate every spawn passes — the agent is live, and its manifest as signed is its
 //! configuration now.
 //!
-//! The manifest covers what decides an agent's authority: its role and job, adapter,
-//! command and model, capabilities, secret aliases, `can_create_agents`, its job role's
-//! tool rules and its budget. Its hash is SHA-256 over their canonical JSON (keys sorted,
-//! no spaces), so any change to one of them unsigns it; changing its persona, title or
-//! skills does not.
+//! The manifest covers what decides an agent's authority: its role, job, focus and
+//! playbook, adapter, command, model and effort, capabilities, secret aliases,
+//! `can_create_agents`, its job role's tool rules, its seat and owner (who answers for it,
+//! and whether its merges wait for a steward), its schedule (triggers), its limits
+//! (`max_tasks`, `max_runtime`) and its budget. Its hash is SHA-256 over their canonical JSON
+//! (keys sorted, no spaces), so any change to one of them unsigns it; changing its persona,
+//! title or skills does not (skills answer to their own pins).
 
 use serde_json::{Value, json};
 use sf_proto::{AgentSpec, AgentStatus};
@@ -25,13 +27,22 @@ pub fn covers(spec: &AgentSpec, budget: Value) -> Value {
         "role": spec.role,
         "job": spec.job,
         "mode": spec.mode,
+        "focus": spec.focus,
+        "playbook": spec.playbook,
         "adapter": spec.adapter,
         "command": spec.command,
         "model": spec.model,
+        "effort": spec.effort,
         "capabilities": capabilities,
         "secrets": spec.secrets,
         "can_create_agents": spec.can_create_agents(),
         "tool_rules": tools,
+        "seat": spec.seat,
+        "owner": spec.owner,
+        "triggers": spec.triggers,
+        "on": spec.on,
+        "max_tasks": spec.max_tasks,
+        "max_runtime_secs": spec.max_runtime_secs,
         "budget": budget,
     })
 }
@@ -125,7 +136,7 @@ mod tests {
         s.title = Some("Engineer".into());
         s.skills = vec!["rust".into()];
         assert_eq!(hash(&covers(&s, Value::Null)), base);
-        let changes: [fn(&mut AgentSpec); 7] = [
+        let changes: [fn(&mut AgentSpec); 10] = [
             |s| s.capabilities = vec![Capability::Push],
             |s| s.secrets = vec!["GH".into()],
             |s| s.model = Some("opus".into()),
@@ -133,6 +144,9 @@ mod tests {
             |s| s.command = Some("x".into()),
             |s| s.job = JobRole::Reviewer,
             |s| s.permissions.can_create_agents = Some(true),
+            |s| s.seat = Some("ops".into()),
+            |s| s.triggers = vec!["0 3 * * *".into()],
+            |s| s.max_runtime_secs = Some(60),
         ];
         for change in changes {
             let mut s = spec();

@@ -69,10 +69,12 @@ pub(crate) fn dispatch(
         return Ok(done);
     }
     let running = store.running_by_agent()?;
+    // an agent in a dry run takes nothing else: its requests are the dry run's
+    let rehearsing = store.agents_in_dry_run()?;
     let slots: Vec<Slot> = store
         .list_agents()?
         .into_iter()
-        .filter(|a| eligible(a, paused))
+        .filter(|a| eligible(a, paused) && !rehearsing.contains(&a.spec.name))
         .filter_map(|a| {
             let busy = running.get(&a.spec.name).copied().unwrap_or(0);
             let free = a.spec.max_tasks.saturating_sub(busy);
@@ -322,6 +324,13 @@ pub(crate) fn start_agent(
 ) -> Result<Start, StoreError> {
     let agent = store.show_agent(name)?.agent;
     let skills = crate::staffing::gate(store, name, false, source)?;
+    if store.agents_in_dry_run()?.contains(name) {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!("agent `{name}` is in a dry run"),
+            "wait for it to end: `sfctl agent dry-runs NAME`",
+        ));
+    }
     if !agent.enabled {
         return Err(refuse(
             ErrorKind::InvalidState,
@@ -450,7 +459,19 @@ pub(crate) fn start_dry_run(
     source: crate::staffing::SkillSource<'_>,
 ) -> Result<(Start, sf_proto::DryRunInfo), StoreError> {
     let skills = crate::staffing::gate(store, name, true, source)?;
-    let spec = store.show_agent(name)?.agent.spec;
+    let agent = store.show_agent(name)?.agent;
+    // the router tells a dry run's requests by its agent: no other run of it may go on
+    if agent.running > 0 {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!(
+                "agent `{name}` has {} run(s) in flight; a dry run needs it idle",
+                agent.running
+            ),
+            "stop it first (`sfctl agent stop NAME`) or wait for its runs to end",
+        ));
+    }
+    let spec = agent.spec;
     let (title, description) = match task {
         Some(t) => {
             let d = store.show_task(t)?;

@@ -137,6 +137,23 @@ async fn attempt(
         .logs()
         .join(format!("mr-{}-{}.log", job.info.id, job.info.attempts + 1));
     let wants_messages = job.info.task.is_none() && job.message.is_none();
+    // sf's own files (policy, skills, templates, playbooks, prompts) are changed by humans,
+    // never merged from an agent's branch
+    let sf_files = {
+        let (root, branch, target) = (root.clone(), job.info.branch.clone(), target.clone());
+        blocking(move || sf_git::changes_under(&root, &branch, &target, ".sf/")).await
+    };
+    match sf_files {
+        Ok(paths) if !paths.is_empty() => {
+            return MergeOutcome::Error(format!(
+                "the branch changes sf's own files ({}): .sf/ is changed by a human in the \
+                 workspace, never merged from a branch; drop those changes and merge again",
+                paths.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return MergeOutcome::Error(e),
+    }
     // step 1, one call: the repository opened once for the whole merge; what a killed merge
     // left repaired (a lock on the target, the user's checkout half brought along); a
     // landing a kill left unrecorded recognised; the merge prepared in the merge worktree

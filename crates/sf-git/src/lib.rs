@@ -419,6 +419,41 @@ pub fn commits_ahead(repo_root: &Path, branch: &str, target: &str) -> Result<usi
     Ok(ahead)
 }
 
+/// The paths under `prefix` (e.g. `.sf/`) that `branch` changes since it left `target`
+/// (at most 20).
+pub fn changes_under(
+    repo_root: &Path,
+    branch: &str,
+    target: &str,
+    prefix: &str,
+) -> Result<Vec<String>, GitError> {
+    let repo = open(repo_root)?;
+    let (b, t) = (
+        branch_tip(&repo, branch, GitError::NoSuchBranch)?,
+        branch_tip(&repo, target, GitError::NoTarget)?,
+    );
+    let base = repo
+        .merge_base(b, t)
+        .ctx(|| format!("find where `{branch}` left `{target}`"))?;
+    let tree = |oid| {
+        repo.find_commit(oid)
+            .and_then(|c| c.tree())
+            .ctx(|| format!("read the tree of {oid}"))
+    };
+    let (old, new) = (tree(base)?, tree(b)?);
+    let diff = repo
+        .diff_tree_to_tree(Some(&old), Some(&new), None)
+        .ctx(|| format!("diff `{branch}`"))?;
+    Ok(diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+        .flatten()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.starts_with(prefix) || format!("{p}/") == prefix)
+        .take(20)
+        .collect())
+}
+
 /// The commit local `branch` points at, as a hex id.
 pub fn branch_tip_id(repo_root: &Path, branch: &str) -> Result<String, GitError> {
     let repo = open(repo_root)?;
@@ -613,6 +648,80 @@ mod worktree;
 
 #[cfg(test)]
 mod tests;
+
+/// What a worktree changed against `target`, committed or not (untracked files count), for
+/// a dry run's evidence: `(stat, patch)`, the patch cut at `cap` bytes and files over 1 MiB
+/// shown as binary. libgit2 only: no hook, filter, fsmonitor or external diff a run could
+/// have configured ever runs. The caller restores the worktree's links first.
+pub fn worktree_diff(
+    worktree: &Path,
+    target: &str,
+    cap: usize,
+) -> Result<(String, String), GitError> {
+    let repo = open(worktree)?;
+    let tree = repo
+        .revparse_single(target)
+        .and_then(|o| o.peel_to_tree())
+        .map_err(|e| GitError::Op {
+            what: format!("resolve `{target}`"),
+            source: e,
+        })?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true)
+        .max_size(1 << 20);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+        .map_err(|e| GitError::Op {
+            what: "diff the worktree".into(),
+            source: e,
+        })?;
+    let stat = diff
+        .stats()
+        .and_then(|s| s.to_buf(git2::DiffStatsFormat::FULL, 80))
+        .map_err(|e| GitError::Op {
+            what: "diff stats".into(),
+            source: e,
+        })?;
+    let mut stat = String::from_utf8_lossy(&stat).into_owned();
+    if stat.len() > cap {
+        let mut at = cap;
+        while !stat.is_char_boundary(at) {
+            at -= 1;
+        }
+        stat.truncate(at);
+        stat.push_str("\n[cut]\n");
+    }
+    let mut patch = Vec::new();
+    let mut cut = false;
+    // the printer stops at the cap: a huge change is never held whole
+    let printed = diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if patch.len() >= cap {
+            cut = true;
+            return false;
+        }
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            patch.push(line.origin() as u8);
+        }
+        patch.extend_from_slice(line.content());
+        true
+    });
+    if let Err(e) = printed
+        && !cut
+    {
+        return Err(GitError::Op {
+            what: "print the diff".into(),
+            source: e,
+        });
+    }
+    patch.truncate(cap);
+    let mut patch = String::from_utf8_lossy(&patch).into_owned();
+    if cut {
+        patch.push_str("\n[diff cut]\n");
+    }
+    Ok((stat, patch))
+}
 
 /// Checks the links between the worktree at `path` and its admin folder
 /// `<common>/worktrees/<name>`, as sf made them: the worktree's

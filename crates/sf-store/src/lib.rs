@@ -112,6 +112,7 @@ impl Store {
             time_zone: sf_core::cron::Tz::UTC,
         };
         store.load_index()?;
+        store.sign_upgraded_agents()?;
         Ok(store)
     }
 

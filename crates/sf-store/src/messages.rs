@@ -297,6 +297,18 @@ impl Store {
     /// Resolves an address to an inbox, or to "becomes a task" for `director` with none.
     fn route(&self, address: &str, sender: &str) -> Result<Route, StoreError> {
         // `human:NAME`: one person's inbox (a seat's steward)
+        if let Some(who) = address.strip_prefix("human:")
+            && (who.is_empty()
+                || who.len() > 64
+                || !who
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.@".contains(c)))
+        {
+            return Err(
+                StoreError::invalid(format!("`{address}` is not a person's inbox"))
+                    .hint("human:NAME, NAME a user name (letters, digits, `-_.@`)"),
+            );
+        }
         if address == HUMAN || address.starts_with("task:") || address.starts_with("human:") {
             return Ok(Route::Inbox(address.to_owned()));
         }

@@ -39,6 +39,7 @@ impl Store {
             ))
         })?;
         let stewards = clean_stewards(&seat.stewards)?;
+        check_charter(&seat.charter)?;
         if self.seat_kind(&seat.name)?.is_some() {
             return Err(StoreError::refused(
                 ErrorKind::Conflict,
@@ -165,6 +166,7 @@ impl Store {
         }
         let stewards = clean_stewards(&stewards)?;
         let charter = charter.unwrap_or_else(|| before.charter.clone());
+        check_charter(&charter)?;
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
@@ -280,6 +282,26 @@ impl Store {
         }
         if !skills.is_empty() {
             let pins = self.skill_pins()?;
+            // a skill from a file is text anyone who can write the workspace could have
+            // put there: it goes into prompts only once a human pinned it
+            if let Some(k) = skills
+                .iter()
+                .find(|k| k.source != "built-in" && !pins.contains_key(&k.name))
+            {
+                return Ok(Err(Denial {
+                    code: sf_core::guard::Code::SkillHashMismatch,
+                    reason: format!(
+                        "skill `{}` ({}) is not pinned: its text goes into no prompt until a \
+                         human has read and pinned it",
+                        k.name, k.source
+                    ),
+                    hint: format!(
+                        "read it (`sfctl skill show {0}`), then `sfctl skill pin {0}`",
+                        k.name
+                    ),
+                    rule: format!("skills.pin:{}", k.name),
+                }));
+            }
             if let Err(m) = sf_core::skills::check_pins(&skills, &pins) {
                 return Ok(Err(Denial {
                     code: sf_core::guard::Code::SkillHashMismatch,
@@ -293,6 +315,23 @@ impl Store {
             }
         }
         Ok(Ok(skills))
+    }
+
+    /// Agents that were working before manifests existed (migration 0011 made them `live`
+    /// with no signature) keep working: their manifest as it is is signed by the upgrade,
+    /// recorded as such. A live agent has no signature in no other way.
+    pub(crate) fn sign_upgraded_agents(&mut self) -> Result<(), StoreError> {
+        let names: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT name FROM agents WHERE status = 'live' AND signed_manifest IS NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for name in names {
+            self.sign_manifest("sfd:upgrade", &name)?;
+        }
+        Ok(())
     }
 
     /// `sfctl charter sign-manifest`: a human signs an agent's manifest as it is now.
@@ -441,6 +480,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The agents with a dry run in flight (they take no other work meanwhile).
+    pub fn agents_in_dry_run(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT agent FROM dry_runs WHERE status = 'running'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// Whether `run` is a dry run (its requests change nothing; it never merges).
@@ -629,6 +677,20 @@ impl Store {
             .optional()?;
         Ok(s.flatten().and_then(|s| serde_json::from_str(&s).ok()))
     }
+}
+
+/// Checks a charter's fields: each within a description's size.
+fn check_charter(c: &Charter) -> Result<(), StoreError> {
+    for (field, text) in [
+        ("charter purpose", &c.purpose),
+        ("charter inputs", &c.inputs),
+        ("charter outputs", &c.outputs),
+        ("charter approval boundaries", &c.approval_boundaries),
+        ("charter escalation", &c.escalation),
+    ] {
+        sf_core::naming::validate_text(field, text)?;
+    }
+    Ok(())
 }
 
 /// Checks stewards: human names, at least one.

@@ -57,6 +57,7 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # its prompt, once this many wait or the oldest has waited this long. Messages to a busy
 # worker wait for it to read them; a director reads its own inbox.
 # triage_batch = 3
+# How long the oldest of a worker's messages waits before a triage run starts anyway.
 # triage_after = "15m"
 
 # A task handed off by a run of an adapter continues that run's CLI session when the next

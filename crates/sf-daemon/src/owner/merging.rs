@@ -57,6 +57,30 @@ impl Owner {
                                 .filter(|seat| seat.kind == sf_proto::SeatKind::Hybrid),
                             _ => None,
                         };
+                        // the work of an agent no longer live (decommissioned, a draft) lands
+                        // only with a human's approval
+                        let retired = match job.agent.as_deref() {
+                            Some(a) if job.info.approved_by.is_none() => s
+                                .staffing(a)
+                                .ok()
+                                .map(|st| st.status)
+                                .filter(|st| *st != sf_proto::AgentStatus::Live),
+                            _ => None,
+                        };
+                        if let Some(status) = retired {
+                            let why = format!(
+                                "its agent is {status}: a human decides whether it lands \
+                                 (`sfctl mr approve {}`)",
+                                job.info.id
+                            );
+                            s.set_mr_state(
+                                job.info.id,
+                                sf_proto::MergeState::AwaitingApproval,
+                                Some(&why),
+                                None,
+                            )?;
+                            continue;
+                        }
                         if let Some(seat) = hybrid {
                             let why = format!(
                                 "waiting for seat `{}`'s steward ({}): `sfctl mr approve {}`",

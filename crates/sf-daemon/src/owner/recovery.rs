@@ -148,6 +148,12 @@ impl Owner {
                 // its sandbox's namespace still names it
                 self.identities.started(run.run_id, &run.agent, pid);
                 adopted += 1;
+                // a dry run stays one across the restart: its requests still change nothing
+                let id = run.run_id;
+                let dry_run = matches!(
+                    self.store_call(move |s| s.is_dry_run(id)).await,
+                    Ok((Ok(true), _))
+                );
                 let detail = format!("its process (pid {pid}) outlived the daemon and goes on");
                 self.record_recovery(&run, true, &detail).await;
                 let stop = CancellationToken::new();
@@ -169,7 +175,7 @@ impl Owner {
                         } else {
                             RunKind::Worker
                         },
-                        dry_run: false,
+                        dry_run,
                     },
                 );
                 if run.task.is_some() && !run.released && !run.holds_task {
@@ -198,7 +204,13 @@ impl Owner {
                 let id = run.run_id;
                 let max = self.config.max_attempts;
                 let _ = self
-                    .store_call(move |s| s.run_ended(id, None, failure, &note, None, max))
+                    .store_call(move |s| {
+                        let r = s.run_ended(id, None, failure, &note, None, max);
+                        if r.is_ok() {
+                            s.dry_run_ended(id)?;
+                        }
+                        r
+                    })
                     .await;
             } else {
                 tracing::info!(run_id = run.run_id, %task, "worker died while the daemon was down; saving its work");

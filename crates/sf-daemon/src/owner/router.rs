@@ -782,7 +782,10 @@ impl Owner {
 
     /// What registration checks against the workspace rather than the store: secret aliases
     /// must be defined in `[secrets]`, a custom steward's playbook must exist.
-    async fn check_registration(&self, spec: &sf_proto::AgentSpec) -> Result<(), ProtoError> {
+    pub(super) async fn check_registration(
+        &self,
+        spec: &sf_proto::AgentSpec,
+    ) -> Result<(), ProtoError> {
         if let Some(alias) = spec
             .secrets
             .iter()

@@ -83,27 +83,50 @@ impl Owner {
                 template,
                 import,
             } => {
+                let (spec, charter) =
+                    match crate::staffing::draft_spec(&sf_dir, &root, spec, template, import) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            reply.send(Response::Error(e.into()));
+                            return false;
+                        }
+                    };
+                // the same checks as a registration: its secrets, playbook and command
+                if let Err(e) = self.check_registration(&spec).await {
+                    reply.send(Response::Error(e));
+                    return false;
+                }
                 let needs_approval =
                     self.config.require_approval_for_new_agents && actor.starts_with("agent:");
                 self.on_store(reply, move |s| {
-                    let (spec, charter) =
-                        crate::staffing::draft_spec(&sf_dir, &root, spec, template, import)?;
-                    let agent = if actor.starts_with("agent:") {
-                        let hirer = match actor.strip_prefix("agent:") {
-                            Some(a) => s.agent_spec(a)?,
-                            None => None,
-                        };
-                        let grants = crate::guard::hire_grants(&spec, hirer.as_ref());
-                        s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?
-                            .0
-                    } else {
-                        s.register_agent(&actor, spec, false)?
+                    crate::requests::check_registration_command(&spec)?;
+                    let agent = match actor.strip_prefix("agent:") {
+                        // an agent's draft is a hire: what it grants beyond its hirer waits
+                        // for a human even when hires need no approval
+                        Some(hirer) => {
+                            let hirer = s.agent_spec(hirer)?;
+                            let grants = crate::guard::hire_grants(&spec, hirer.as_ref());
+                            if !needs_approval && let Some(g) = &grants {
+                                return Err(StoreError::Denied(
+                                    ProtoError::new(
+                                        ErrorKind::Denied,
+                                        format!("this draft would grant {g}, beyond its hirer"),
+                                    )
+                                    .with_hint("a human registers it, or grants it afterwards")
+                                    .with_code("HUMAN_REQUIRED"),
+                                ));
+                            }
+                            s.hire_agent(&actor, spec, needs_approval, grants.as_deref())?
+                                .0
+                        }
+                        None => s.register_agent(&actor, spec, false)?,
                     };
-                    // the seat's charter starts as the template's draft
+                    // the seat's charter starts as the template's draft, when a human drafts
                     let seat = match &agent.agent.spec.seat {
                         Some(seat) => {
                             let info = s.show_seat(seat)?;
-                            if info.charter.is_empty() && !charter.is_empty() {
+                            let human = !actor.starts_with("agent:");
+                            if human && info.charter.is_empty() && !charter.is_empty() {
                                 Some(s.update_seat(&actor, seat, Some(charter), &[], &[])?)
                             } else {
                                 Some(info)
@@ -273,13 +296,19 @@ impl Owner {
         reason: Option<String>,
         usage: Option<sf_proto::RunUsage>,
     ) {
-        let worktree = w
-            .worktree
-            .as_deref()
-            .map(|name| crate::workers::worktree_path(&self.config, name));
-        let target = self.target.clone();
+        let (root, target) = (self.config.paths.root.clone(), self.target.clone());
+        let worktree = w.worktree.clone().map(|name| {
+            let path = crate::workers::worktree_path(&self.config, &name);
+            (name, path)
+        });
+        // libgit2 only, after the links the run may have rewritten are restored: nothing a
+        // run configured in its worktree runs here
         let diff = tokio::task::spawn_blocking(move || match (worktree, target) {
-            (Some(wt), Some(target)) => worktree_diff(&wt, &target),
+            (Some((name, path)), Some(target)) if path.exists() => {
+                sf_git::restore_worktree_links(&root, crate::workers::admin_name(&name), &path)
+                    .and_then(|_| sf_git::worktree_diff(&path, &target, 64 * 1024))
+                    .unwrap_or_else(|e| (format!("(no diff: {e})"), String::new()))
+            }
             _ => (String::new(), String::new()),
         })
         .await
@@ -335,33 +364,4 @@ fn skill_info(
         source: k.source,
         hash: k.hash,
     }
-}
-
-/// `git diff --stat` and the diff (cut at 64 KiB) of a worktree, committed and not,
-/// against `target`.
-fn worktree_diff(worktree: &std::path::Path, target: &str) -> (String, String) {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(worktree)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    // untracked files count: they are the run's work too
-    git(&["add", "-A", "--intent-to-add"]);
-    let stat = git(&["diff", "--stat", target]);
-    let mut diff = git(&["diff", target]);
-    if diff.len() > 64 * 1024 {
-        let mut cut = 64 * 1024;
-        while !diff.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        diff.truncate(cut);
-        diff.push_str("\n[diff cut at 64 KiB]\n");
-    }
-    (stat, diff)
 }

@@ -71,7 +71,11 @@ impl Owner {
                         .with_code("PERMISSION_DENIED"),
                     ));
                 }
-                let spec = s.agent_spec(&run.agent)?.unwrap_or_default();
+                let mut spec = s.agent_spec(&run.agent)?.unwrap_or_default();
+                // a dry run holds no capability, whatever its agent is granted
+                if s.is_dry_run(run.run_id)? {
+                    spec.capabilities.clear();
+                }
                 let text = sf_core::tools::input_text(&input);
                 let budget = match &live {
                     Some(live) => s.run_budget(run.run_id, live, true)?,
