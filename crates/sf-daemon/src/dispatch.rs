@@ -453,6 +453,7 @@ fn sample_task(templates: &std::path::Path, spec: &sf_proto::AgentSpec) -> sf_pr
 /// capabilities, and a dry-run record.
 pub(crate) fn start_dry_run(
     store: &mut Store,
+    actor: &str,
     name: &str,
     task: Option<&str>,
     templates: &std::path::Path,
@@ -479,6 +480,15 @@ pub(crate) fn start_dry_run(
             if !d.acceptance.is_empty() {
                 text.push_str("\n\nAcceptance:\n");
                 text.push_str(&d.acceptance);
+            }
+            // a description and its criteria may each be at the limit: the copy is cut
+            if text.len() > sf_core::naming::MAX_TEXT {
+                let mut cut = sf_core::naming::MAX_TEXT - 32;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str("\n[cut]");
             }
             (d.task.title, text)
         }
@@ -512,7 +522,7 @@ pub(crate) fn start_dry_run(
     start.skills = skills;
     start.agent.secrets.clear();
     start.agent.capabilities.clear();
-    let id = store.start_dry_run(name, start.claim.run_id, &manifest, &title)?;
+    let id = store.start_dry_run(actor, name, start.claim.run_id, &manifest, &title)?;
     let info = store
         .list_dry_runs(name)?
         .into_iter()

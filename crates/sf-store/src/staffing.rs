@@ -103,7 +103,10 @@ impl Store {
             .into_iter()
             .filter(|a| {
                 a.spec.seat.as_deref() == Some(name.as_str())
-                    && a.status != AgentStatus::Decommissioned
+                    && !matches!(
+                        a.status,
+                        AgentStatus::Decommissioned | AgentStatus::Terminated
+                    )
             })
             .map(|a| a.spec.name)
             .collect();
@@ -364,6 +367,7 @@ impl Store {
     /// Opens a dry run's record for its run.
     pub fn start_dry_run(
         &mut self,
+        actor: &str,
         agent: &str,
         run: i64,
         manifest: &str,
@@ -376,7 +380,7 @@ impl Store {
         )?
         .execute(params![agent, run, manifest, task, now])?;
         let id = tx.last_insert_rowid();
-        let ev = Audit::new("daemon", Action::DryRunStarted, format!("agent:{agent}"))
+        let ev = Audit::new(actor, Action::DryRunStarted, format!("agent:{agent}"))
             .after(json!({"dry_run": id, "run": run, "manifest": manifest, "task": task}))
             .append(&tx, now)?;
         tx.commit()?;

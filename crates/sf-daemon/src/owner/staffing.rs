@@ -264,7 +264,7 @@ impl Owner {
             );
         }
         let config = self.config.clone();
-        let _ = actor;
+        let actor = actor.to_owned();
         match self
             .store_call(move |s| {
                 let dir = config.paths.dir.join("skills");
@@ -273,7 +273,14 @@ impl Owner {
                     policy: config.policy.as_ref().ok(),
                 };
                 let templates = config.paths.dir.join("templates");
-                crate::dispatch::start_dry_run(s, &name, task.as_deref(), &templates, source)
+                crate::dispatch::start_dry_run(
+                    s,
+                    &actor,
+                    &name,
+                    task.as_deref(),
+                    &templates,
+                    source,
+                )
             })
             .await
         {
