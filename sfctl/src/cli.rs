@@ -103,6 +103,13 @@ Examples:
     )]
     Message(message::MessageCommand),
     Inbox(message::InboxArgs),
+    /// Talk to the workspace's director: `sfctl agent attach` for the director whose
+    /// session runs (start it first with `sfctl agent start NAME`)
+    #[command(after_help = "\
+Examples:
+  sfctl agent start director && sfctl director
+  echo 'plan the billing export' | sfctl director")]
+    Director,
     /// Run the whole loop on a throwaway repository: tasks dispatched to workers in
     /// worktrees, completed, tested and merged (needs only Rust and git)
     #[command(after_help = "\

@@ -129,6 +129,7 @@ fn run(ctx: &mut Context, command: Command) -> CliResult {
         Command::Adapters(_) => commands::approval::adapters(ctx),
         Command::Guard(cmd) => commands::guard::run(ctx, cmd),
         Command::Budget(cmd) => commands::budget::run(ctx, cmd),
+        Command::Director => commands::logs::attach_director(ctx),
         Command::Seat(cmd) => commands::staff::seat(ctx, cmd),
         Command::Charter(cmd) => commands::staff::charter(ctx, cmd),
         Command::Skill(cmd) => commands::staff::skill(ctx, cmd),

@@ -80,3 +80,146 @@ fn a_silent_worker_is_stopped_at_stall_timeout_with_its_work_saved() {
     let wip = crate::fleet::git(&td.repo, &["show", &format!("refs/sf/wip/{id}/1:wip.txt")]);
     assert_eq!(wip.trim(), "half done");
 }
+
+fn session(td: &crate::harness::TestDaemon, agent: &str) -> sf_proto::SessionInfo {
+    let list: Vec<sf_proto::SessionInfo> = td.sfctl().args(["agent", "sessions", agent]).json();
+    list.into_iter().next().expect("a session")
+}
+
+/// Waits until `agent`'s session has taken `turns` turns and none runs.
+fn wait_turns(td: &crate::harness::TestDaemon, agent: &str, turns: u32) -> sf_proto::SessionInfo {
+    td.wait_for(&format!("{agent}'s session to end turn {turns}"), || {
+        let s = session(td, agent);
+        if s.turns >= turns && !s.running {
+            Ok(s)
+        } else {
+            Err((s.turns, s.running))
+        }
+    })
+}
+
+#[test]
+fn a_persistent_workers_session_takes_messages_as_turns_and_lands_its_work() {
+    let mut td = crate::fleet::fleet_with("", "test_command = \"true\"");
+    crate::fleet::steward(&td);
+    let g1 = td.root.join("g1");
+    let g2 = td.root.join("g2");
+    let s = script(
+        &td,
+        "p1",
+        &format!(
+            "expect-prompt-contains The session starts\n\
+             --- next invocation\n\
+             expect-prompt-contains add the health endpoint\n\
+             expect-prompt-contains (task-assignment)\n\
+             touch {g1}.started\nwait-file {g1}\n\
+             write health.txt ok\ncommit health\nsfctl merge --no-wait\n\
+             --- next invocation\n\
+             expect-prompt-contains and a readme too\n\
+             touch {g2}.started\nwait-file {g2}\n\
+             write README.md hello\ncommit readme\n",
+            g1 = g1.display(),
+            g2 = g2.display()
+        ),
+    );
+    worker(&td, "p1", &s, &["--mode", "persistent"]);
+    let started: sf_proto::SessionInfo = td.sfctl().args(["agent", "start", "p1"]).json();
+    assert!(
+        started.branch.starts_with("agent/p1/session-"),
+        "{started:?}"
+    );
+    wait_turns(&td, "p1", 1);
+    // a message is the next turn; one sent while a turn runs waits for its end
+    send(&td, "p1", "task-assignment", "add the health endpoint");
+    let started_file = std::path::PathBuf::from(format!("{}.started", g1.display()));
+    td.wait_for("turn 2 to run", || {
+        if started_file.exists() {
+            Ok(())
+        } else {
+            Err(session(&td, "p1").turns)
+        }
+    });
+    send(&td, "p1", "generic", "and a readme too");
+    td.wait_ticks(3);
+    assert_eq!(session(&td, "p1").turns, 2, "never interrupted mid-turn");
+    std::fs::write(&g1, "go").unwrap();
+    // its own `sfctl merge` lands the turn's work
+    td.wait_for("the session's merge to land", || {
+        match crate::fleet::mrs(&td)
+            .into_iter()
+            .find(|m| m.branch == started.branch)
+        {
+            Some(m) if m.state == sf_proto::MergeState::Merged => Ok(()),
+            other => Err(other.map(|m| m.state)),
+        }
+    });
+    assert_eq!(
+        crate::fleet::git(&td.repo, &["show", "HEAD:health.txt"]).trim(),
+        "ok"
+    );
+    // turn 3 runs with the message that waited; the daemon is killed under it
+    let started_file = std::path::PathBuf::from(format!("{}.started", g2.display()));
+    td.wait_for("turn 3 to run", || {
+        if started_file.exists() {
+            Ok(())
+        } else {
+            Err(session(&td, "p1").turns)
+        }
+    });
+    td.kill9();
+    td.restart();
+    std::fs::write(&g2, "go").unwrap();
+    let s = wait_turns(&td, "p1", 3);
+    assert_eq!(s.status, sf_proto::SessionStatus::Active, "{s:?}");
+    let adopted = td
+        .events(&[])
+        .into_iter()
+        .any(|e| e.action == "worker_adopted");
+    assert!(adopted, "the turn in flight was adopted");
+    // a human ends it: the branch is kept
+    let out = td.sfctl().args(["agent", "stop", "p1"]).success();
+    assert!(out.contains("ended session"), "{out}");
+    assert_eq!(session(&td, "p1").status, sf_proto::SessionStatus::Ended);
+}
+
+#[test]
+fn an_ephemeral_worker_is_no_session_and_a_session_is_one_at_a_time() {
+    let td = fleet("");
+    let s = script(&td, "w1", "complete\n");
+    worker(&td, "w1", &s, &[]);
+    let (err, _) = td
+        .sfctl()
+        .args(["agent", "sessions", "nobody"])
+        .json_fails(1);
+    assert_eq!(err["error"]["kind"], "not_found", "{err}");
+    let p = script(&td, "p1", "stdout idle\n");
+    worker(&td, "p1", &p, &["--mode", "persistent"]);
+    td.sfctl().args(["agent", "start", "p1"]).success();
+    let (err, _) = td.sfctl().args(["agent", "start", "p1"]).json_fails(1);
+    assert!(
+        err["error"]["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("agent attach p1"),
+        "{err}"
+    );
+    let (err, _) = td
+        .sfctl()
+        .args(["agent", "start", "p1", "--task", "abc123"])
+        .json_fails(1);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("session"),
+        "{err}"
+    );
+    let (err, _) = td.sfctl().args(["agent", "attach", "w1"]).json_fails(1);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no session"),
+        "{err}"
+    );
+}

@@ -26,6 +26,8 @@ pub(crate) struct Start {
     pub dry_run: bool,
     /// The skills its prompt gets.
     pub skills: Vec<sf_core::skills::Skill>,
+    /// A session's turn: the session, and the input the turn is given.
+    pub turn: Option<(i64, String)>,
 }
 
 /// How many ready tasks to look at per free slot (skills may rule some out).
@@ -68,6 +70,7 @@ pub(crate) fn dispatch(
     if capacity == 0 {
         return Ok(done);
     }
+    session_turns(store, capacity, gate, source, &mut done)?;
     let running = store.running_by_agent()?;
     // an agent in a dry run takes nothing else: its requests are the dry run's
     let rehearsing = store.agents_in_dry_run()?;
@@ -195,6 +198,71 @@ pub(crate) fn dispatch(
     Ok(done)
 }
 
+/// Starts the turns sessions are due: a new session's first, and one for each session with
+/// messages waiting (they are its input, read by the turn). A turn resumes the CLI's own
+/// session, so only the new input is sent.
+fn session_turns(
+    store: &mut Store,
+    capacity: usize,
+    gate: Gate<'_>,
+    source: crate::staffing::SkillSource<'_>,
+    done: &mut Dispatched,
+) -> Result<(), StoreError> {
+    for due in store.turns_due()? {
+        if done.starts.len() >= capacity {
+            break;
+        }
+        let skills = match gate(&due.agent, SpawnPath::Start) {
+            Ok(()) => match crate::staffing::gate(store, &due.agent, false, source) {
+                Ok(k) => k,
+                Err(crate::staffing::GateError::Store(e)) => return Err(e),
+                Err(crate::staffing::GateError::Denied(d)) => {
+                    done.denied.push((due.agent.clone(), SpawnPath::Start, d));
+                    continue;
+                }
+            },
+            Err(d) => {
+                done.denied.push((due.agent.clone(), SpawnPath::Start, d));
+                continue;
+            }
+        };
+        let mut start = match claim_one(store, &due.agent, due.task.as_str()) {
+            Ok(s) => s,
+            // its last turn's process is still exiting: the next pass takes it
+            Err(e) if e.kind() == ErrorKind::Conflict => continue,
+            Err(e) => return Err(e),
+        };
+        let ids: Vec<i64> = due.input.iter().map(|m| m.id.0).collect();
+        store.turn_started(due.session, start.claim.run_id, &ids)?;
+        start.path = SpawnPath::Start;
+        start.resume = due.resume;
+        start.skills = skills;
+        start.turn = Some((due.session, turn_input(&due.input)));
+        done.starts.push(start);
+    }
+    Ok(())
+}
+
+/// What a turn is given: the messages that wait for its agent, oldest first.
+pub(crate) fn turn_input(messages: &[sf_proto::MessageInfo]) -> String {
+    if messages.is_empty() {
+        return "The session starts. Read your inbox (`sfctl inbox`) if you need to, then \
+                wait: each message sent to you arrives as your next turn."
+            .to_owned();
+    }
+    let mut text = String::from("## New input\n");
+    for m in messages {
+        text.push_str(&format!(
+            "\n### From {} ({}): {}\n\n{}\n",
+            m.from,
+            m.kind,
+            m.subject,
+            m.body.trim()
+        ));
+    }
+    text
+}
+
 /// When an idle ephemeral worker's messages are due a triage run (`triage_batch`,
 /// `triage_after`).
 #[derive(Debug, Clone, Copy)]
@@ -301,6 +369,7 @@ pub(crate) fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<St
         cost_left: None,
         dry_run: false,
         skills: Vec::new(),
+        turn: None,
     })
 }
 

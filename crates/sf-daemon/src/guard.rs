@@ -53,7 +53,8 @@ pub(crate) fn action_of(req: &Request) -> Action {
         | R::ShowManifest { .. }
         | R::ListDryRuns { .. }
         | R::ListSkills
-        | R::ShowSkill { .. } => Action::Read,
+        | R::ShowSkill { .. }
+        | R::ListSessions { .. } => Action::Read,
         R::CreateSeat { .. } | R::UpdateSeat { .. } => Action::ManageSeat,
         // an agent's draft is a hire: `can_create_agents`, and a human's approval
         R::DraftAgent { .. } => Action::HireAgent,

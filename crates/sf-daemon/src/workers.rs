@@ -74,6 +74,8 @@ pub(crate) struct Launch {
     pub cost_left: Option<f64>,
     /// The skills its prompt gets (checked against their pins by the spawn gate).
     pub skills: Vec<sf_core::skills::Skill>,
+    /// A session's turn: its input (the whole prompt when the CLI's session is resumed).
+    pub turn_input: Option<String>,
 }
 
 pub(crate) fn worktree_path(config: &Config, name: &str) -> PathBuf {
@@ -171,8 +173,17 @@ async fn start(l: &Launch) -> Result<(Run, PathBuf), LaunchError> {
             ..RunSpec::shell(Kind::Shell, &shell.command, &wt.path, &log, limits)
         }
     } else {
-        let prompt =
-            crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills);
+        let prompt = match (&l.turn_input, &l.resume) {
+            // the CLI keeps the session's context: only the new input is sent
+            (Some(input), Some(_)) => input.clone(),
+            (Some(input), None) => format!(
+                "{}\n\n{input}",
+                crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills)
+            ),
+            (None, _) => {
+                crate::prompt::build(config, &l.agent, &l.task, &l.claim, &l.target, &l.skills)
+            }
+        };
         let prompt_file = config
             .paths
             .logs()

@@ -20,6 +20,7 @@ mod plans;
 mod pushes;
 mod readiness;
 mod runs;
+mod sessions;
 mod spec;
 mod staffing;
 mod stewards;
@@ -45,6 +46,7 @@ pub use pushes::PushRecord;
 pub use runs::{
     AfterFailure, Claim, Failure, Lease, LiveRun, MAX_HANDOFFS, backoff_ms, handoff_backoff_ms,
 };
+pub use sessions::TurnDue;
 pub use staffing::Staffing;
 pub use stewards::Fired;
 pub use tasks::ShellStep;

@@ -119,6 +119,8 @@ pub enum Failure {
     /// A budget it is charged to ran out: stopped, not counted (the task is blocked until
     /// a human raises the budget).
     BudgetExhausted,
+    /// A session's turn ended: its task waits for the next turn, nothing is counted.
+    TurnEnded,
 }
 
 impl Failure {
@@ -135,6 +137,7 @@ impl Failure {
             Self::Interrupted => "interrupted",
             Self::GuardBypassed => "guard_bypassed",
             Self::BudgetExhausted => "budget_exhausted",
+            Self::TurnEnded => "turn_ended",
         }
     }
 
@@ -148,6 +151,7 @@ impl Failure {
                 | Self::AgentBroken
                 | Self::DaemonResources
                 | Self::BudgetExhausted
+                | Self::TurnEnded
         )
     }
 }
@@ -567,6 +571,17 @@ impl Store {
             // someone else moved the task meanwhile (closed it by hand, say); leave it
             tx.commit()?;
             return Ok(AfterFailure::Released);
+        }
+        if failure == Failure::TurnEnded {
+            // a session between turns: its task waits for the next, quietly
+            tx.prepare_cached(
+                "UPDATE tasks SET status = 'open', assignee = NULL, updated_at = ?1 WHERE key = ?2",
+            )?
+            .execute(params![now, task_key])?;
+            let after = load_task(&tx, task_key)?;
+            tx.commit()?;
+            self.index.update(task_key, after.live());
+            return Ok(AfterFailure::Requeued);
         }
         let attempts = before.attempts + u32::from(failure.counts());
         let stuck = failure.counts() && attempts >= max_attempts;

@@ -49,10 +49,30 @@ Examples:
         /// Work on this task (id or prefix); default: the first ready task it can take
         #[arg(long, value_name = "ID")]
         task: Option<String>,
-        /// Continue this session of the agent's CLI (as `task show --json` reports a run's
-        /// `usage.session_id`) instead of starting a new one
-        #[arg(long, value_name = "SESSION", requires = "task")]
+        /// Continue this session of the agent's CLI (as `sfctl agent sessions NAME` lists
+        /// them, or `task show --json` reports a run's `usage.session_id`) instead of
+        /// starting a new one
+        #[arg(long, value_name = "SESSION")]
         resume: Option<String>,
+    },
+    /// List a director's or persistent worker's sessions, newest first
+    #[command(after_help = "\
+Examples:
+  sfctl agent sessions lead
+  sfctl agent start lead --resume \"$(sfctl agent sessions lead --json | jq -r '.[0].provider_session')\"")]
+    Sessions {
+        /// The agent
+        name: String,
+    },
+    /// Talk to a session: its transcript as its turns run, and each line you type sent as
+    /// its next turn (delivered when the running turn ends)
+    #[command(after_help = "\
+Examples:
+  sfctl agent start p-worker-1 && sfctl agent attach p-worker-1
+  echo 'add a /health endpoint, then merge it' | sfctl agent attach p-worker-1")]
+    Attach {
+        /// The agent
+        name: String,
     },
     /// Stop an agent's running workers and disable it
     ///
@@ -843,9 +863,23 @@ pub fn run(ctx: &mut Context, cmd: AgentCommand) -> CliResult {
         AgentCommand::Start { name, task, resume } => {
             let task = task.as_deref().map(check_id).transpose()?;
             let resp = ctx.request(&Request::StartAgent { name, task, resume })?;
+            if let Response::Session(s) = resp {
+                return ctx.ui.emit(&s, |ui, s| {
+                    ui.line(format!(
+                        "started session #{} of {} on {}; talk to it with `sfctl agent attach {}`",
+                        s.id, s.agent, s.branch, s.agent
+                    ))
+                });
+            }
             let run = expect_response!(resp, Response::Run(r) => r);
             ctx.ui.emit(&run, |ui, run| ui.line(started_line(run)))
         }
+        AgentCommand::Sessions { name } => {
+            let resp = ctx.request(&Request::ListSessions { name })?;
+            let list = expect_response!(resp, Response::Sessions(s) => s);
+            ctx.ui.emit(&list, |ui, list| sessions_table(ui, list))
+        }
+        AgentCommand::Attach { name } => crate::commands::logs::attach(ctx, &name),
         AgentCommand::Stop { name } => {
             let resp = ctx.request(&Request::StopAgent { name: name.clone() })?;
             match resp {
@@ -1487,4 +1521,46 @@ mod tests {
         assert_eq!(dollars(0.001), "<$0.01");
         assert_eq!(dollars(3.5), "$3.50");
     }
+}
+
+fn sessions_table(ui: &mut Ui, list: &[sf_proto::SessionInfo]) -> CliResult {
+    if list.is_empty() {
+        return ui.line("no sessions; start one with `sfctl agent start NAME`");
+    }
+    let now = chrono::Utc::now();
+    let rows = list
+        .iter()
+        .map(|s| {
+            vec![
+                ui.cell(s.id, None),
+                ui.cell(or_dash(s.provider_session.as_ref()), None),
+                ui.cell(&s.task, None),
+                ui.cell(&s.branch, None),
+                ui.cell(
+                    match (&s.note, s.running) {
+                        (_, true) => "turn running".to_owned(),
+                        (Some(n), _) if s.status == sf_proto::SessionStatus::Ended => {
+                            format!("ended: {n}")
+                        }
+                        _ => s.status.to_string(),
+                    },
+                    None,
+                ),
+                ui.cell(s.turns, None),
+                ui.cell(time::relative(s.started_at, now), None),
+            ]
+        })
+        .collect();
+    ui.table(
+        &[
+            "ID",
+            "CLI SESSION",
+            "TASK",
+            "BRANCH",
+            "STATUS",
+            "TURNS",
+            "STARTED",
+        ],
+        rows,
+    )
 }

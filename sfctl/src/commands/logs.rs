@@ -400,3 +400,123 @@ mod tests {
         assert_eq!(r.last, Some(b'o'));
     }
 }
+
+/// `sfctl agent attach NAME` (and `sfctl director`): the session's transcript as its turns
+/// run, rendered as `sfctl logs` renders it, while each line typed on stdin is sent to the
+/// agent as a message: its next turn, delivered when the running one ends. Ctrl-C detaches
+/// (the session goes on).
+pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
+    let resp = ctx.request(&Request::ListSessions {
+        name: agent.to_owned(),
+    })?;
+    let sessions = expect_response!(resp, Response::Sessions(s) => s);
+    let Some(session) = sessions
+        .into_iter()
+        .find(|s| s.status == sf_proto::SessionStatus::Active)
+    else {
+        return Err(
+            CliError::refused("invalid_state", format!("`{agent}` has no session"))
+                .with_hint(format!("start one with `sfctl agent start {agent}`")),
+        );
+    };
+    let global = ctx.global.clone();
+    let to = agent.to_owned();
+    thread::spawn(move || {
+        let sender = Context {
+            global,
+            ui: crate::output::Ui::new(true, 0),
+        };
+        for line in io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let message = sf_proto::NewMessage {
+                to: Some(to.clone()),
+                body: line,
+                ..sf_proto::NewMessage::default()
+            };
+            if let Err(e) = sender.request(&Request::SendMessage { message }) {
+                eprintln!("error: not sent: {}", e.message);
+            }
+        }
+    });
+    ctx.ui.status(format!(
+        "attached to {agent}'s session #{} on {}: each line you type is its next turn; \
+         Ctrl-C detaches",
+        session.id, session.branch
+    ));
+    let mut seen: Option<sf_proto::RunId> = None;
+    let mut first = true;
+    loop {
+        let refs = match fetch(ctx, agent) {
+            Ok(r) => r,
+            Err(e) if e.kind == CliErrorKind::Unreachable => {
+                ctx.ui.warn(format!(
+                    "sfd is not answering ({}); still attached",
+                    e.message
+                ));
+                thread::sleep(POLL * POLLS_PER_LIVENESS_CHECK);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut new: Vec<&LogRef> = refs
+            .iter()
+            .filter(|r| seen.is_none_or(|s| r.run > s))
+            .collect();
+        new.sort_by_key(|r| r.run);
+        if first {
+            // what is on screen when you attach: the newest turn, not the whole history
+            new = new.split_off(new.len().saturating_sub(1));
+            first = false;
+        }
+        for r in new {
+            ctx.ui.line(header(r))?;
+            let mut log = LastByte::new(open_log(r)?);
+            let style = transcript::Style {
+                color: ctx.ui.color,
+                width: ctx.ui.width(),
+            };
+            let mut sink = Sink::new(r, ctx.ui.json, style);
+            sink.pump(ctx, &mut log, &format!("log file {}", r.path))?;
+            if r.live {
+                follow(ctx, agent, r, &mut log, &mut sink)?;
+            }
+            sink.finish(ctx)?;
+            seen = Some(r.run);
+        }
+        ctx.ui.flush()?;
+        thread::sleep(POLL);
+    }
+}
+
+/// `sfctl director`: attach to the director whose session runs.
+pub fn attach_director(ctx: &mut Context) -> CliResult {
+    let resp = ctx.request(&Request::ListAgents)?;
+    let agents = expect_response!(resp, Response::Agents(a) => a);
+    let directors: Vec<String> = agents
+        .into_iter()
+        .filter(|a| a.spec.role == sf_proto::Role::Director)
+        .map(|a| a.spec.name)
+        .collect();
+    if directors.is_empty() {
+        return Err(CliError::refused("not_found", "this workspace has no director")
+            .with_hint("register one: `sfctl agent register director --role director --mode persistent --adapter claude`"));
+    }
+    for name in &directors {
+        let resp = ctx.request(&Request::ListSessions { name: name.clone() })?;
+        let sessions = expect_response!(resp, Response::Sessions(s) => s);
+        if sessions
+            .iter()
+            .any(|s| s.status == sf_proto::SessionStatus::Active)
+        {
+            return attach(ctx, name);
+        }
+    }
+    Err(CliError::refused(
+        "invalid_state",
+        format!("no session of {} runs", directors.join(", ")),
+    )
+    .with_hint(format!("start one: `sfctl agent start {}`", directors[0])))
+}

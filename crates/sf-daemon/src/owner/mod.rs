@@ -60,6 +60,8 @@ struct Worker {
     kind: RunKind,
     /// A dry run: its requests change nothing, and its end leaves evidence.
     dry_run: bool,
+    /// A session's turn: the session.
+    session: Option<i64>,
 }
 
 use sf_proto::RunKind;

@@ -150,10 +150,15 @@ impl Owner {
                 adopted += 1;
                 // a dry run stays one across the restart: its requests still change nothing
                 let id = run.run_id;
-                let dry_run = matches!(
-                    self.store_call(move |s| s.is_dry_run(id)).await,
-                    Ok((Ok(true), _))
-                );
+                let (dry_run, session) = match self
+                    .store_call(move |s| {
+                        Ok::<_, sf_store::StoreError>((s.is_dry_run(id)?, s.session_of_run(id)?))
+                    })
+                    .await
+                {
+                    Ok((Ok(v), _)) => v,
+                    _ => (false, None),
+                };
                 let detail = format!("its process (pid {pid}) outlived the daemon and goes on");
                 self.record_recovery(&run, true, &detail).await;
                 let stop = CancellationToken::new();
@@ -176,6 +181,7 @@ impl Owner {
                             RunKind::Worker
                         },
                         dry_run,
+                        session,
                     },
                 );
                 if run.task.is_some() && !run.released && !run.holds_task {

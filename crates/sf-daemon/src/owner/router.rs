@@ -392,6 +392,12 @@ impl Owner {
                 answer(reply, self.start_agent(&actor, name, task, resume).await)
             }
             Request::StopAgent { name } => answer(reply, self.stop_agent(&actor, name).await),
+            Request::ListSessions { name } => {
+                self.on_store(reply, move |s| {
+                    Ok(Response::Sessions(s.list_sessions(&name)?))
+                })
+                .await
+            }
             r @ (Request::CreateSeat { .. }
             | Request::ListSeats
             | Request::ShowSeat { .. }

@@ -145,6 +145,7 @@ impl Owner {
                     RunKind::Worker
                 },
                 dry_run: s.dry_run,
+                session: s.turn.as_ref().map(|(id, _)| *id),
             },
         );
         tokio::spawn(crate::workers::launch(Launch {
@@ -160,6 +161,7 @@ impl Owner {
             identities: self.identities.clone(),
             cost_left: s.cost_left,
             skills: s.skills,
+            turn_input: s.turn.map(|(_, input)| input),
         }));
     }
 
@@ -254,6 +256,38 @@ impl Owner {
         if let Err(e) = self.spawn_gate(actor, &name, SpawnPath::Start).await {
             return Response::Error(e);
         }
+        // a director or persistent worker starts a session: its turns are the dispatch
+        // phase's, starting now
+        let n = name.clone();
+        let sessioned = match self.store_call(move |s| s.agent_spec(&n)).await {
+            Ok((Ok(Some(spec)), _)) => {
+                spec.role == sf_proto::Role::Director || spec.mode == sf_proto::Mode::Persistent
+            }
+            _ => false,
+        };
+        if sessioned {
+            if task.is_some() {
+                return Response::Error(
+                    ProtoError::new(
+                        ErrorKind::InvalidInput,
+                        format!("`{name}` works in a session of its own, not on a task"),
+                    )
+                    .with_hint("send it the task instead: `sfctl message send --to NAME --type task-assignment ...`"),
+                );
+            }
+            let actor = actor.to_owned();
+            return match self
+                .store_call(move |s| s.start_session(&actor, &name, resume.as_deref()))
+                .await
+            {
+                Ok((Ok(session), _)) => {
+                    self.tick_due = true;
+                    Response::Session(Box::new(session))
+                }
+                Ok((Err(e), _)) => Response::Error(e.into()),
+                Err(e) => internal(e),
+            };
+        }
         if self.target.is_none() {
             self.resolve_target().await;
         }
@@ -321,10 +355,9 @@ impl Owner {
     }
 
     pub(super) async fn stop_agent(&mut self, actor: &str, name: String) -> Response {
-        let actor = actor.to_owned();
-        let n = name.clone();
+        let (who, n) = (actor.to_owned(), name.clone());
         match self
-            .store_call(move |s| s.set_agent_enabled(&actor, &n, false))
+            .store_call(move |s| s.set_agent_enabled(&who, &n, false))
             .await
         {
             Ok((Ok(_), _)) => {}
@@ -335,6 +368,20 @@ impl Owner {
         for w in self.workers.values().filter(|w| w.agent == name) {
             w.stop.cancel();
             stopped += 1;
+        }
+        let (a, n) = (actor.to_owned(), name.clone());
+        if let Ok((Ok(Some(s)), _)) = self
+            .store_call(move |st| st.end_session(&a, &n, "stopped by a human"))
+            .await
+        {
+            return Response::Ok {
+                message: format!(
+                    "ended session #{} of `{name}` after {} turn(s); its branch {} is kept in \
+                     the archive (`sfctl agent sessions {name}`); `{name}` is disabled: enable it \
+                     with `sfctl agent enable {name}`",
+                    s.id, s.turns, s.branch
+                ),
+            };
         }
         Response::Ok {
             message: format!(
@@ -478,6 +525,9 @@ impl Owner {
             u.cost_usd = Some(price.cost(u));
         }
         let report = report.map(|r| *r).unwrap_or_default();
+        if let Some(session) = w.session {
+            return self.turn_ended(run_id, session, &w, exit, why, usage).await;
+        }
         if w.dry_run {
             let passed = why == ExitWhy::Exited && exit.and_then(|e| e.code) == Some(0);
             let reason = (!passed).then(|| match exit {
@@ -642,5 +692,58 @@ impl Owner {
         {
             tracing::error!(run_id, error = %e, "failed to record an egress connection");
         }
+    }
+
+    /// A session's turn ended: the run is recorded as a turn (nothing counted), the CLI
+    /// session it reported is the next turn's. A turn stopped as stalled flags the session
+    /// to the humans; the session goes on with the next message.
+    async fn turn_ended(
+        &mut self,
+        run_id: i64,
+        session: i64,
+        w: &Worker,
+        exit: Option<ExitInfo>,
+        why: ExitWhy,
+        usage: Option<sf_proto::RunUsage>,
+    ) {
+        let provider = usage.as_ref().and_then(|u| u.session_id.clone());
+        let code = exit.and_then(|e| e.code);
+        let note = match why {
+            ExitWhy::Exited => String::new(),
+            other => format!("the turn ended: {:?}", other.end_reason()),
+        };
+        let stalled = why == ExitWhy::Stalled;
+        let max = self.config.max_attempts;
+        self.end_run(run_id, code, Failure::TurnEnded, note, usage, max)
+            .await;
+        let agent = w.agent.clone();
+        let r = self
+            .store_call(move |s| {
+                s.turn_ended(session, provider.as_deref())?;
+                if stalled {
+                    let why = format!(
+                        "a turn of `{agent}`'s session showed no progress for stall_timeout and \
+                         was stopped; the session waits for the next message"
+                    );
+                    s.flag_session(session, &why)?;
+                    s.send_message(
+                        "daemon",
+                        sf_proto::NewMessage {
+                            to: Some("human".into()),
+                            subject: Some(format!("session of {agent} stalled")),
+                            body: why,
+                            kind: sf_proto::MessageType::StatusUpdate,
+                            ..sf_proto::NewMessage::default()
+                        },
+                    )?;
+                }
+                Ok::<_, sf_store::StoreError>(())
+            })
+            .await;
+        if let Ok((Err(e), _)) = r {
+            tracing::error!(run_id, error = %e, "failed to record a session's turn");
+        }
+        // a message that came during the turn is the next turn's
+        self.tick_due = true;
     }
 }

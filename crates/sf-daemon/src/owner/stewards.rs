@@ -264,6 +264,7 @@ impl Owner {
                 counted: None,
                 kind: RunKind::Steward,
                 dry_run: false,
+                session: None,
             },
         );
         tokio::spawn(crate::steward::launch(crate::steward::StewardLaunch {

@@ -184,3 +184,41 @@ pub struct Discovered {
     #[serde(default, skip_serializing_if = "Charter::is_empty")]
     pub charter: Charter,
 }
+
+/// A session of a director or persistent worker (`sfctl agent sessions`): turns of its CLI,
+/// each resuming the CLI's own session, with the messages sent to it as input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Its id.
+    pub id: i64,
+    /// The agent.
+    pub agent: String,
+    /// The task its turns run under.
+    pub task: TaskId,
+    /// Its branch: `agent/NAME/session-TIMESTAMP`.
+    pub branch: String,
+    /// The CLI's own session id (what `--resume` takes), once its first turn reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_session: Option<String>,
+    /// The CLI session it continued (`agent start --resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<String>,
+    /// Active or ended.
+    pub status: SessionStatus,
+    /// Why it ended, or what a human should know (a stalled turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Turns taken.
+    pub turns: u32,
+    /// Whether a turn runs now.
+    #[serde(default)]
+    pub running: bool,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When its last turn started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_turn_at: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+}

@@ -107,6 +107,14 @@ impl Default for MessageType {
 }
 
 wire_enum!(
+    /// Where a session is.
+    SessionStatus {
+        /** Taking turns: its CLI runs a turn, or waits for input. */ Active = "active",
+        /** Stopped by a human (`sfctl agent stop`). */ Ended = "ended",
+    }
+);
+
+wire_enum!(
     /// How a dry run went.
     DryRunStatus {
         /** Still running. */ Running = "running",
@@ -268,6 +276,12 @@ wire_enum!(
         /** `skill_pinned`: a human pinned a skill file's hash */ SkillPinned = "skill_pinned",
         /** `run_skills`: the skills (and their hashes) a run's prompt was given */
         RunSkills = "run_skills",
+        /** `session_started`: a director's or persistent worker's session began */
+        SessionStarted = "session_started",
+        /** `session_turn`: a turn of a session began, with the input it was given */
+        SessionTurn = "session_turn",
+        /** `session_ended`: a session was stopped, or its turn stalled */
+        SessionEnded = "session_ended",
     }
 );
 

@@ -212,9 +212,15 @@ pub enum Request {
         /// A specific task (id or prefix); default: the first ready task it can take.
         #[serde(default)]
         task: Option<String>,
-        /// A session of the agent's CLI to continue (`--resume`; needs `task`).
+        /// A session of the agent's CLI to continue (`--resume`): a worker's on `task`; a
+        /// director's or persistent worker's new session continues it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+    },
+    /// A director's or persistent worker's sessions, newest first.
+    ListSessions {
+        /// The agent.
+        name: String,
     },
     /// Stop an agent's running workers (their work is saved and their tasks return to the
     /// pool) and disable it.
@@ -722,6 +728,10 @@ pub enum Response {
     DryRuns(Vec<DryRunInfo>),
     /// Skills.
     Skills(Vec<SkillInfo>),
+    /// One session.
+    Session(Box<SessionInfo>),
+    /// Sessions.
+    Sessions(Vec<SessionInfo>),
     /// A refusal.
     Error(ProtoError),
 }
