@@ -1379,6 +1379,48 @@ fn dollars(usd: f64) -> String {
     }
 }
 
+fn sessions_table(ui: &mut Ui, list: &[sf_proto::SessionInfo]) -> CliResult {
+    if list.is_empty() {
+        return ui.line("no sessions; start one with `sfctl agent start NAME`");
+    }
+    let now = chrono::Utc::now();
+    let rows = list
+        .iter()
+        .map(|s| {
+            vec![
+                ui.cell(s.id, None),
+                ui.cell(or_dash(s.provider_session.as_ref()), None),
+                ui.cell(&s.task, None),
+                ui.cell(&s.branch, None),
+                ui.cell(
+                    match (&s.note, s.running) {
+                        (_, true) => "turn running".to_owned(),
+                        (Some(n), _) if s.status == sf_proto::SessionStatus::Ended => {
+                            format!("ended: {n}")
+                        }
+                        _ => s.status.to_string(),
+                    },
+                    None,
+                ),
+                ui.cell(s.turns, None),
+                ui.cell(time::relative(s.started_at, now), None),
+            ]
+        })
+        .collect();
+    ui.table(
+        &[
+            "ID",
+            "CLI SESSION",
+            "TASK",
+            "BRANCH",
+            "STATUS",
+            "TURNS",
+            "STARTED",
+        ],
+        rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1521,46 +1563,4 @@ mod tests {
         assert_eq!(dollars(0.001), "<$0.01");
         assert_eq!(dollars(3.5), "$3.50");
     }
-}
-
-fn sessions_table(ui: &mut Ui, list: &[sf_proto::SessionInfo]) -> CliResult {
-    if list.is_empty() {
-        return ui.line("no sessions; start one with `sfctl agent start NAME`");
-    }
-    let now = chrono::Utc::now();
-    let rows = list
-        .iter()
-        .map(|s| {
-            vec![
-                ui.cell(s.id, None),
-                ui.cell(or_dash(s.provider_session.as_ref()), None),
-                ui.cell(&s.task, None),
-                ui.cell(&s.branch, None),
-                ui.cell(
-                    match (&s.note, s.running) {
-                        (_, true) => "turn running".to_owned(),
-                        (Some(n), _) if s.status == sf_proto::SessionStatus::Ended => {
-                            format!("ended: {n}")
-                        }
-                        _ => s.status.to_string(),
-                    },
-                    None,
-                ),
-                ui.cell(s.turns, None),
-                ui.cell(time::relative(s.started_at, now), None),
-            ]
-        })
-        .collect();
-    ui.table(
-        &[
-            "ID",
-            "CLI SESSION",
-            "TASK",
-            "BRANCH",
-            "STATUS",
-            "TURNS",
-            "STARTED",
-        ],
-        rows,
-    )
 }

@@ -327,80 +327,6 @@ impl<R: Read> Read for LastByte<R> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(run: i64, task: Option<&str>, live: bool) -> LogRef {
-        LogRef {
-            merge_request: None,
-            run: sf_proto::RunId(run),
-            task: task.map(|t| t.parse().unwrap()),
-            agent: "w1".into(),
-            path: format!("/ws/.sf/logs/{run}.log"),
-            live,
-            adapter: None,
-        }
-    }
-
-    fn runs(chosen: &[&LogRef]) -> Vec<i64> {
-        chosen.iter().map(|r| r.run.0).collect()
-    }
-
-    #[test]
-    fn headers_name_run_agent_and_task() {
-        assert_eq!(
-            header(&log(12, Some("k3f9xq"), false)),
-            "==> run 12 (w1, k3f9xq) <=="
-        );
-        assert_eq!(header(&log(3, None, true)), "==> run 3 (w1) <==");
-    }
-
-    #[test]
-    fn the_newest_run_by_default_every_run_oldest_first_with_all() {
-        let refs = [log(9, None, true), log(4, None, false), log(7, None, false)];
-        assert_eq!(runs(&select(&refs, None, false, "w1").unwrap()), [9]);
-        assert_eq!(runs(&select(&refs, None, true, "w1").unwrap()), [4, 7, 9]);
-        assert_eq!(runs(&select(&refs, Some(7), false, "w1").unwrap()), [7]);
-        assert!(select(&[], None, false, "w1").unwrap().is_empty());
-    }
-
-    #[test]
-    fn an_unknown_run_is_refused_with_the_known_ones() {
-        let refs = [log(9, None, true), log(4, None, false)];
-        let err = select(&refs, Some(5), false, "w1").unwrap_err();
-        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
-        assert_eq!(err.message, "no run 5 of `w1` has a log");
-        assert_eq!(err.hints, ["runs with a log: 4, 9"]);
-        assert!(
-            select(&[], Some(5), false, "w1")
-                .unwrap_err()
-                .hints
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_missing_log_file_is_named() {
-        let mut r = log(3, None, false);
-        r.path = "/nonexistent/sf-test/3.log".into();
-        let err = open_log(&r).unwrap_err();
-        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
-        assert_eq!(
-            err.message,
-            "log file /nonexistent/sf-test/3.log of run 3 does not exist"
-        );
-    }
-
-    #[test]
-    fn last_byte_tracks_what_was_read() {
-        let mut r = LastByte::new(&b"one\ntwo"[..]);
-        assert_eq!(r.last, None);
-        io::copy(&mut r, &mut io::sink()).unwrap();
-        assert_eq!(r.last, Some(b'o'));
-    }
-}
-
 /// `sfctl agent attach NAME` (and `sfctl director`): the session's transcript as its turns
 /// run, rendered as `sfctl logs` renders it, while each line typed on stdin is sent to the
 /// agent as a message: its next turn, delivered when the running one ends. Ctrl-C detaches
@@ -519,4 +445,78 @@ pub fn attach_director(ctx: &mut Context) -> CliResult {
         format!("no session of {} runs", directors.join(", ")),
     )
     .with_hint(format!("start one: `sfctl agent start {}`", directors[0])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(run: i64, task: Option<&str>, live: bool) -> LogRef {
+        LogRef {
+            merge_request: None,
+            run: sf_proto::RunId(run),
+            task: task.map(|t| t.parse().unwrap()),
+            agent: "w1".into(),
+            path: format!("/ws/.sf/logs/{run}.log"),
+            live,
+            adapter: None,
+        }
+    }
+
+    fn runs(chosen: &[&LogRef]) -> Vec<i64> {
+        chosen.iter().map(|r| r.run.0).collect()
+    }
+
+    #[test]
+    fn headers_name_run_agent_and_task() {
+        assert_eq!(
+            header(&log(12, Some("k3f9xq"), false)),
+            "==> run 12 (w1, k3f9xq) <=="
+        );
+        assert_eq!(header(&log(3, None, true)), "==> run 3 (w1) <==");
+    }
+
+    #[test]
+    fn the_newest_run_by_default_every_run_oldest_first_with_all() {
+        let refs = [log(9, None, true), log(4, None, false), log(7, None, false)];
+        assert_eq!(runs(&select(&refs, None, false, "w1").unwrap()), [9]);
+        assert_eq!(runs(&select(&refs, None, true, "w1").unwrap()), [4, 7, 9]);
+        assert_eq!(runs(&select(&refs, Some(7), false, "w1").unwrap()), [7]);
+        assert!(select(&[], None, false, "w1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_run_is_refused_with_the_known_ones() {
+        let refs = [log(9, None, true), log(4, None, false)];
+        let err = select(&refs, Some(5), false, "w1").unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+        assert_eq!(err.message, "no run 5 of `w1` has a log");
+        assert_eq!(err.hints, ["runs with a log: 4, 9"]);
+        assert!(
+            select(&[], Some(5), false, "w1")
+                .unwrap_err()
+                .hints
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_missing_log_file_is_named() {
+        let mut r = log(3, None, false);
+        r.path = "/nonexistent/sf-test/3.log".into();
+        let err = open_log(&r).unwrap_err();
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+        assert_eq!(
+            err.message,
+            "log file /nonexistent/sf-test/3.log of run 3 does not exist"
+        );
+    }
+
+    #[test]
+    fn last_byte_tracks_what_was_read() {
+        let mut r = LastByte::new(&b"one\ntwo"[..]);
+        assert_eq!(r.last, None);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        assert_eq!(r.last, Some(b'o'));
+    }
 }
