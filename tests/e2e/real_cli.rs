@@ -661,3 +661,111 @@ fn a_claude_run_at_its_steps_budget_is_stopped() {
         "{shown:?}"
     );
 }
+
+/// A persistent worker's session with the real CLI: its first turn, a message sent to it
+/// that the model receives as the next user turn in the same conversation (the CLI's
+/// session resumed), its `sfctl merge` landing; then a new session `--resume`d from the
+/// first, whose first request carries the earlier conversation.
+fn a_session_takes_turns_and_resumes(cli: Cli) {
+    let server = ModelServer::start(&json!([
+        {"text": "Ready for instructions."},
+        {"bash": "echo ok > health.txt && echo hi > README.md && git add health.txt README.md && git commit -qm health && sfctl merge --no-wait"},
+        {"text": "The health endpoint is merged."},
+        {"text": "I remember the health endpoint."}
+    ]));
+    let td = workspace(&server.base_url(), true, "");
+    crate::fleet::steward(&td);
+    let path = cli.path();
+    let mut args: Vec<String> = [
+        "agent",
+        "register",
+        "p1",
+        "--role",
+        "worker",
+        "--mode",
+        "persistent",
+        "--adapter",
+        cli.name(),
+        "--command",
+    ]
+    .map(String::from)
+    .into();
+    args.push(path.display().to_string());
+    args.extend(["--secret".to_owned(), cli.key_var().to_owned()]);
+    if cli == Cli::Opencode {
+        args.extend(["--model".to_owned(), OPENCODE_MODEL.to_owned()]);
+    }
+    td.sfctl().args(&args).success();
+    let sessions = |td: &TestDaemon| -> Vec<sf_proto::SessionInfo> {
+        td.sfctl().args(["agent", "sessions", "p1"]).json()
+    };
+    let wait_turns = |n: u32| {
+        td.wait_for(&format!("turn {n} to end"), || {
+            let s = sessions(&td).remove(0);
+            if s.turns >= n && !s.running {
+                Ok(s)
+            } else {
+                Err((s.turns, s.running))
+            }
+        })
+    };
+    let first: sf_proto::SessionInfo = td.sfctl().args(["agent", "start", "p1"]).json();
+    let s = wait_turns(1);
+    assert!(
+        s.provider_session.is_some(),
+        "the CLI reported its session: {s:?}"
+    );
+    td.sfctl()
+        .args(["message", "send", "--to", "p1", "--type", "task-assignment"])
+        .arg("add the health endpoint and merge it")
+        .success();
+    wait_turns(2);
+    td.wait_for("the session's merge to land", || {
+        match crate::fleet::mrs(&td)
+            .into_iter()
+            .find(|m| m.branch == first.branch)
+        {
+            Some(m) if m.state == sf_proto::MergeState::Merged => Ok(()),
+            other => Err(other.map(|m| (m.state, m.reason))),
+        }
+    });
+    let played = server.played();
+    let text = |r: &Value| r["last_user"].as_str().unwrap_or("").to_owned();
+    let messages = |r: &Value| r["messages"].as_u64().unwrap_or(0);
+    assert!(
+        text(&played[1]).contains("add the health endpoint"),
+        "{played:?}"
+    );
+    assert!(
+        messages(&played[1]) > messages(&played[0]),
+        "the same conversation: {played:?}"
+    );
+    // a new session resumed from the first carries its context
+    let provider = sessions(&td)[0].provider_session.clone().unwrap();
+    td.sfctl().args(["agent", "stop", "p1"]).success();
+    td.sfctl().args(["agent", "enable", "p1"]).success();
+    let resumed: sf_proto::SessionInfo = td
+        .sfctl()
+        .args(["agent", "start", "p1", "--resume", &provider])
+        .json();
+    assert_eq!(resumed.resumed_from.as_deref(), Some(provider.as_str()));
+    wait_turns(1);
+    let played = server.played();
+    let last = played.last().expect("a request");
+    assert!(messages(last) > messages(&played[0]), "{played:?}");
+}
+
+#[test]
+fn a_claude_code_session_takes_turns_and_resumes() {
+    a_session_takes_turns_and_resumes(Cli::Claude);
+}
+
+#[test]
+fn a_codex_session_takes_turns_and_resumes() {
+    a_session_takes_turns_and_resumes(Cli::Codex);
+}
+
+#[test]
+fn an_opencode_session_takes_turns_and_resumes() {
+    a_session_takes_turns_and_resumes(Cli::Opencode);
+}
