@@ -223,3 +223,150 @@ fn an_ephemeral_worker_is_no_session_and_a_session_is_one_at_a_time() {
         "{err}"
     );
 }
+
+/// Runs `sfctl ARGS` in a detached tmux session `name` (a terminal, as a person's), with
+/// the workspace's hermetic environment.
+fn in_tmux(td: &crate::harness::TestDaemon, name: &str, args: &[&str]) {
+    let mut line: Vec<String> = vec!["env".into()];
+    for (k, v) in td.hermetic_env() {
+        line.push(format!("{k}={}", v.to_string_lossy()));
+    }
+    line.push(crate::harness::SFCTL.to_owned());
+    line.extend(args.iter().map(|a| (*a).to_owned()));
+    let status = std::process::Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "160",
+            "-y",
+            "50",
+            "-c",
+        ])
+        .arg(&td.repo)
+        .arg(line.join(" "))
+        .status()
+        .expect("tmux is installed (apt-get install tmux)");
+    assert!(status.success());
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Ends a tmux session when the test does, passed or not.
+struct TmuxSession(String);
+
+impl Drop for TmuxSession {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn attach_in_a_terminal_shows_the_transcript_and_sends_what_is_typed() {
+    let td = fleet("");
+    let s = script(
+        &td,
+        "p1",
+        "stdout hello from the first turn\n\
+         --- next invocation\n\
+         expect-prompt-contains typed by a person\n\
+         stdout got it: the second turn\n",
+    );
+    worker(&td, "p1", &s, &["--mode", "persistent"]);
+    td.sfctl().args(["agent", "start", "p1"]).success();
+    wait_turns(&td, "p1", 1);
+    let name = format!("sf-attach-{}", std::process::id());
+    let _session = TmuxSession(name.clone());
+    in_tmux(&td, &name, &["agent", "attach", "p1"]);
+    let screen = || tmux(&["capture-pane", "-p", "-t", &name]);
+    td.wait_for("the transcript on the screen", || {
+        let s = screen();
+        if s.contains("hello from the first turn") {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
+    // a person types a line and Enter: it is the session's next turn
+    tmux(&["send-keys", "-t", &name, "typed by a person", "Enter"]);
+    td.wait_for("the second turn on the screen", || {
+        let s = screen();
+        if s.contains("got it: the second turn") {
+            Ok(())
+        } else {
+            let m: Vec<MessageInfo> = td.sfctl().args(["message", "list", "--to", "p1"]).json();
+            Err((s, m.len(), session(&td, "p1").turns))
+        }
+    });
+    assert_eq!(wait_turns(&td, "p1", 2).turns, 2);
+}
+
+#[test]
+fn a_quiet_session_gets_a_health_check_as_its_next_turn() {
+    let td = fleet("session_health_interval = \"1s\"");
+    let s = script(
+        &td,
+        "p1",
+        "stdout first\n--- next invocation\nexpect-prompt-contains (health-check)\n\
+         sfctl message send --to human --type status-update idle-and-well\n",
+    );
+    worker(&td, "p1", &s, &["--mode", "persistent"]);
+    td.sfctl().args(["agent", "start", "p1"]).success();
+    let s = wait_turns(&td, "p1", 2);
+    assert!(s.note.is_none(), "{s:?}");
+    let answers: Vec<MessageInfo> = td.sfctl().args(["message", "list", "--to", "human"]).json();
+    assert!(
+        answers
+            .iter()
+            .any(|m| m.from == "p1" && m.kind == sf_proto::MessageType::StatusUpdate),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_message_before_the_session_is_its_first_turn_and_a_stalled_turn_is_flagged() {
+    let td = fleet("stall_timeout = \"1s\"");
+    let s = script(
+        &td,
+        "p1",
+        "expect-prompt-contains sent before the session\nsleep 30000\n",
+    );
+    worker(&td, "p1", &s, &["--mode", "persistent"]);
+    send(&td, "p1", "task-assignment", "sent before the session");
+    td.wait_ticks(2);
+    let tasks: Vec<TaskSummary> = td.sfctl().args(["task", "list"]).json();
+    assert!(
+        tasks.is_empty(),
+        "a persistent worker gets no triage run: {tasks:?}"
+    );
+    td.sfctl().args(["agent", "start", "p1"]).success();
+    let s = td.wait_for("the stalled turn to be flagged", || {
+        let s = session(&td, "p1");
+        if s.note.is_some() && !s.running {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    });
+    assert_eq!(
+        s.status,
+        sf_proto::SessionStatus::Active,
+        "a session is flagged, not stopped"
+    );
+    assert!(s.note.unwrap().contains("stall_timeout"));
+    let human: Vec<MessageInfo> = td.sfctl().args(["message", "list", "--to", "human"]).json();
+    assert!(
+        human.iter().any(|m| m.subject.contains("stalled")),
+        "{human:?}"
+    );
+}

@@ -22,6 +22,7 @@ struct RawConfig {
     stall_timeout: Option<String>,
     triage_batch: Option<u32>,
     triage_after: Option<String>,
+    session_health_interval: Option<String>,
     resume_on_handoff: bool,
     require_approval_for_new_agents: Option<bool>,
     stop_grace: Option<String>,
@@ -424,6 +425,9 @@ pub struct Config {
     pub triage_batch: u32,
     /// …or once its oldest waits this long (`triage_after`, default 15m).
     pub triage_after: Duration,
+    /// A session with no turn for this long is sent a `health-check` message, which is
+    /// its next turn (`session_health_interval`, default 1h; 0 never).
+    pub session_health_interval: Duration,
     /// A task handed off by a run of an adapter resumes that run's session when the next
     /// run is of the same adapter (`resume_on_handoff`).
     pub resume_on_handoff: bool,
@@ -511,6 +515,7 @@ impl Config {
             stall_timeout => "stall_timeout",
             triage_batch => "triage_batch",
             triage_after => "triage_after",
+            session_health_interval => "session_health_interval",
             resume_on_handoff => "resume_on_handoff",
             stop_grace => "stop_grace",
             complete_grace => "complete_grace",
@@ -549,6 +554,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "stall_timeout",
     "triage_batch",
     "triage_after",
+    "session_health_interval",
     "resume_on_handoff",
     "require_approval_for_new_agents",
     "stop_grace",
@@ -748,6 +754,10 @@ impl Config {
                 raw.triage_after.as_deref(),
                 Duration::from_secs(15 * 60),
             )?,
+            session_health_interval: match raw.session_health_interval.as_deref() {
+                Some("0") => Duration::ZERO,
+                other => duration("session_health_interval", other, Duration::from_secs(3600))?,
+            },
             resume_on_handoff: raw.resume_on_handoff,
             stop_grace: duration(
                 "stop_grace",

@@ -70,6 +70,9 @@ pub(crate) fn dispatch(
     if capacity == 0 {
         return Ok(done);
     }
+    if triage.health_ms > 0 {
+        store.send_health_checks(triage.health_ms, now_ms())?;
+    }
     session_turns(store, capacity, gate, source, &mut done)?;
     let running = store.running_by_agent()?;
     // an agent in a dry run takes nothing else: its requests are the dry run's
@@ -269,6 +272,9 @@ pub(crate) fn turn_input(messages: &[sf_proto::MessageInfo]) -> String {
 pub(crate) struct Triage {
     pub batch: u32,
     pub after_ms: i64,
+    /// How long a session may go without a turn before it is sent a health check
+    /// (`session_health_interval`; 0: never).
+    pub health_ms: i64,
 }
 
 /// Starts a triage run for each idle worker whose messages are due: one task holding the

@@ -211,6 +211,37 @@ impl Store {
         Ok(due)
     }
 
+    /// Sends a `health-check` message to each active session that has taken no turn for
+    /// `interval_ms` and has none waiting: it is its next turn. Returns how many were sent.
+    pub fn send_health_checks(&mut self, interval_ms: i64, now: i64) -> Result<usize, StoreError> {
+        let quiet: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT s.agent FROM sessions s WHERE s.status = 'active'
+                   AND coalesce(s.last_turn_at, s.started_at) <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM messages m INDEXED BY messages_unread
+                                   WHERE m.recipient = s.agent AND m.read_at IS NULL)",
+            )?
+            .query_map([now - interval_ms], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for agent in &quiet {
+            self.send_message(
+                "daemon",
+                sf_proto::NewMessage {
+                    to: Some(agent.clone()),
+                    subject: Some("health check".into()),
+                    body: "Health check: say in one line what you are doing and whether you \
+                           are blocked (`sfctl message send --to human --type status-update \
+                           ...`), then wait for the next turn."
+                        .into(),
+                    kind: sf_proto::MessageType::HealthCheck,
+                    ..sf_proto::NewMessage::default()
+                },
+            )?;
+        }
+        Ok(quiet.len())
+    }
+
     /// A turn of `session` began as `run`, given messages `ids` (read by it).
     pub fn turn_started(&mut self, session: i64, run: i64, ids: &[i64]) -> Result<(), StoreError> {
         let now = now_ms();

@@ -60,6 +60,10 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # How long the oldest of a worker's messages waits before a triage run starts anyway.
 # triage_after = "15m"
 
+# A session (a director's or persistent worker's, `sfctl agent start`) that has taken no turn
+# for this long is sent a health-check message, which is its next turn; "0" never.
+# session_health_interval = "1h"
+
 # A task handed off by a run of an adapter continues that run's CLI session when the next
 # run is of the same adapter (Claude Code --resume, Codex exec resume, OpenCode --session).
 # resume_on_handoff = false

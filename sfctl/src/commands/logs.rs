@@ -345,13 +345,12 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
                 .with_hint(format!("start one with `sfctl agent start {agent}`")),
         );
     };
-    let global = ctx.global.clone();
+    // the typing side needs no terminal output of its own (the main thread's `Ui` holds
+    // stdout): a plain client per line, to the socket resolved here
+    let socket = ctx.socket()?;
     let to = agent.to_owned();
     thread::spawn(move || {
-        let sender = Context {
-            global,
-            ui: crate::output::Ui::new(true, 0),
-        };
+        let actor = crate::context::actor();
         for line in io::stdin().lines() {
             let Ok(line) = line else { break };
             if line.trim().is_empty() {
@@ -362,8 +361,14 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
                 body: line,
                 ..sf_proto::NewMessage::default()
             };
-            if let Err(e) = sender.request(&Request::SendMessage { message }) {
-                eprintln!("error: not sent: {}", e.message);
+            let sent = sf_client::Client::connect(
+                &socket,
+                &crate::context::client_name(),
+                Some(actor.clone()),
+            )
+            .and_then(|mut c| c.request(&Request::SendMessage { message }));
+            if let Err(e) = sent {
+                eprintln!("error: not sent: {e}");
             }
         }
     });

@@ -454,6 +454,8 @@ impl Owner {
                         batch: config.triage_batch,
                         after_ms: i64::try_from(config.triage_after.as_millis())
                             .unwrap_or(i64::MAX),
+                        health_ms: i64::try_from(config.session_health_interval.as_millis())
+                            .unwrap_or(i64::MAX),
                     };
                     crate::dispatch::dispatch(
                         s,
