@@ -355,7 +355,7 @@ fn a_message_before_the_session_is_its_first_turn_and_a_stalled_turn_is_flagged(
         if s.note.is_some() && !s.running {
             Ok(s)
         } else {
-            Err(s)
+            Err((s.turns, s.running))
         }
     });
     assert_eq!(
