@@ -107,7 +107,7 @@ Examples:
     /// session runs (start it first with `sfctl agent start NAME`)
     #[command(after_help = "\
 Examples:
-  sfctl agent start director && sfctl director
+  sfctl director
   echo 'plan the billing export' | sfctl director")]
     Director,
     /// Run the whole loop on a throwaway repository: tasks dispatched to workers in

@@ -68,7 +68,7 @@ Examples:
     /// its next turn (delivered when the running turn ends)
     #[command(after_help = "\
 Examples:
-  sfctl agent start p-worker-1 && sfctl agent attach p-worker-1
+  sfctl agent attach p-worker-1
   echo 'add a /health endpoint, then merge it' | sfctl agent attach p-worker-1")]
     Attach {
         /// The agent

@@ -265,6 +265,15 @@ impl Owner {
             }
             _ => false,
         };
+        if !sessioned && resume.is_some() && task.is_none() {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidInput,
+                    format!("--resume continues a run of `{name}` on a task: give --task ID"),
+                )
+                .with_hint("sfctl agent start NAME --task ID --resume SESSION"),
+            );
+        }
         if sessioned {
             if task.is_some() {
                 return Response::Error(
