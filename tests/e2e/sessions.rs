@@ -19,7 +19,7 @@ fn three_messages_to_an_idle_worker_start_one_triage_run_and_a_directors_stay_un
         &td,
         "w1",
         "expect-prompt-contains first question\nexpect-prompt-contains second question\n\
-         expect-prompt-contains third question\nexpect-prompt-contains (help-request)\ncomplete-no-changes\n",
+         expect-prompt-contains third question\nexpect-prompt-contains type help-request\ncomplete-no-changes\n",
     );
     worker(&td, "w1", &s, &[]);
     td.sfctl()
@@ -111,7 +111,7 @@ fn a_persistent_workers_session_takes_messages_as_turns_and_lands_its_work() {
             "expect-prompt-contains The session starts\n\
              --- next invocation\n\
              expect-prompt-contains add the health endpoint\n\
-             expect-prompt-contains (task-assignment)\n\
+             expect-prompt-contains type task-assignment\n\
              touch {g1}.started\nwait-file {g1}\n\
              write health.txt ok\ncommit health\nsfctl merge --no-wait\n\
              --- next invocation\n\
@@ -214,14 +214,8 @@ fn an_ephemeral_worker_is_no_session_and_a_session_is_one_at_a_time() {
             .contains("session"),
         "{err}"
     );
-    let (err, _) = td.sfctl().args(["agent", "attach", "w1"]).json_fails(1);
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no session"),
-        "{err}"
-    );
+    let err = td.sfctl().args(["agent", "attach", "w1"]).fails(1);
+    assert!(err.contains("no session"), "{err}");
 }
 
 /// Runs `sfctl ARGS` in a detached tmux session `name` (a terminal, as a person's), with
@@ -317,7 +311,7 @@ fn a_quiet_session_gets_a_health_check_as_its_next_turn() {
     let s = script(
         &td,
         "p1",
-        "stdout first\n--- next invocation\nexpect-prompt-contains (health-check)\n\
+        "stdout first\n--- next invocation\nexpect-prompt-contains type health-check\n\
          sfctl message send --to human --type status-update idle-and-well\n",
     );
     worker(&td, "p1", &s, &["--mode", "persistent"]);
@@ -369,4 +363,34 @@ fn a_message_before_the_session_is_its_first_turn_and_a_stalled_turn_is_flagged(
         human.iter().any(|m| m.subject.contains("stalled")),
         "{human:?}"
     );
+}
+
+#[test]
+fn attach_with_its_input_ended_returns_once_the_session_is_idle() {
+    let td = fleet("");
+    let s = script(&td, "p1", "stdout hello from the first turn\n");
+    worker(&td, "p1", &s, &["--mode", "persistent"]);
+    td.sfctl().args(["agent", "start", "p1"]).success();
+    wait_turns(&td, "p1", 1);
+    // stdin is empty (as `... < /dev/null` or the end of a pipe): the transcript, then done
+    let out = td.sfctl().args(["agent", "attach", "p1"]).success();
+    assert!(out.contains("hello from the first turn"), "{out}");
+    let (err, _) = td.sfctl().args(["agent", "attach", "p1"]).json_fails(1);
+    assert!(
+        err["error"]["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logs p1"),
+        "{err}"
+    );
+    // an agent may not start a session: a human does
+    td.sfctl().args(["agent", "stop", "p1"]).success();
+    td.sfctl().args(["agent", "enable", "p1"]).success();
+    let (err, _) = td
+        .sfctl()
+        .env("SF_AGENT", "p1")
+        .args(["agent", "start", "p1"])
+        .json_fails(1);
+    assert_eq!(err["error"]["kind"], "denied", "{err}");
+    assert!(session(&td, "p1").status == sf_proto::SessionStatus::Ended);
 }

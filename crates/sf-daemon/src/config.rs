@@ -426,7 +426,7 @@ pub struct Config {
     /// …or once its oldest waits this long (`triage_after`, default 15m).
     pub triage_after: Duration,
     /// A session with no turn for this long is sent a `health-check` message, which is
-    /// its next turn (`session_health_interval`, default 1h; 0 never).
+    /// its next turn (`session_health_interval`; default "0", never: each is a paid turn).
     pub session_health_interval: Duration,
     /// A task handed off by a run of an adapter resumes that run's session when the next
     /// run is of the same adapter (`resume_on_handoff`).
@@ -755,8 +755,8 @@ impl Config {
                 Duration::from_secs(15 * 60),
             )?,
             session_health_interval: match raw.session_health_interval.as_deref() {
-                Some("0") => Duration::ZERO,
-                other => duration("session_health_interval", other, Duration::from_secs(3600))?,
+                None | Some("0") => Duration::ZERO,
+                other => duration("session_health_interval", other, Duration::ZERO)?,
             },
             resume_on_handoff: raw.resume_on_handoff,
             stop_grace: duration(

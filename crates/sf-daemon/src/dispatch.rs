@@ -73,7 +73,7 @@ pub(crate) fn dispatch(
     if triage.health_ms > 0 {
         store.send_health_checks(triage.health_ms, now_ms())?;
     }
-    session_turns(store, capacity, gate, source, &mut done)?;
+    session_turns(store, capacity, paused, gate, budgets, source, &mut done)?;
     let running = store.running_by_agent()?;
     // an agent in a dry run takes nothing else: its requests are the dry run's
     let rehearsing = store.agents_in_dry_run()?;
@@ -207,13 +207,32 @@ pub(crate) fn dispatch(
 fn session_turns(
     store: &mut Store,
     capacity: usize,
+    paused: &HashSet<Adapter>,
     gate: Gate<'_>,
+    budgets: Budgets<'_>,
     source: crate::staffing::SkillSource<'_>,
     done: &mut Dispatched,
 ) -> Result<(), StoreError> {
-    for due in store.turns_due()? {
+    let due = store.turns_due()?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let rehearsing = store.agents_in_dry_run()?;
+    for due in due {
         if done.starts.len() >= capacity {
             break;
+        }
+        let adapter = store.agent_spec(&due.agent)?.map(|s| s.adapter);
+        if rehearsing.contains(&due.agent) || adapter.is_some_and(|a| paused.contains(&a)) {
+            continue;
+        }
+        if let Some(live) = budgets
+            && let Some(e) = store.spawn_budget(due.task.as_str(), &due.agent, live)?
+        {
+            store.flag_session(due.session, &format!("BUDGET_EXHAUSTED: {}", e.reason()))?;
+            done.denied
+                .push((due.agent.clone(), SpawnPath::Start, budget_denial(&e)));
+            continue;
         }
         let skills = match gate(&due.agent, SpawnPath::Start) {
             Ok(()) => match crate::staffing::gate(store, &due.agent, false, source) {
@@ -233,10 +252,21 @@ fn session_turns(
             Ok(s) => s,
             // its last turn's process is still exiting: the next pass takes it
             Err(e) if e.kind() == ErrorKind::Conflict => continue,
-            Err(e) => return Err(e),
+            // never the whole pass for one session: it is flagged for the humans
+            Err(e) => {
+                tracing::warn!(agent = %due.agent, error = %e, "a session's turn could not be claimed");
+                store.flag_session(due.session, &format!("its next turn cannot start: {e}"))?;
+                continue;
+            }
         };
         let ids: Vec<i64> = due.input.iter().map(|m| m.id.0).collect();
         store.turn_started(due.session, start.claim.run_id, &ids)?;
+        if let Some(live) = budgets {
+            start.cost_left = store.cost_left(due.task.as_str(), &due.agent, live)?;
+        }
+        if !skills.is_empty() {
+            store.record_run_skills(start.claim.run_id, &crate::staffing::skill_record(&skills))?;
+        }
         start.path = SpawnPath::Start;
         start.resume = due.resume;
         start.skills = skills;
@@ -253,15 +283,12 @@ pub(crate) fn turn_input(messages: &[sf_proto::MessageInfo]) -> String {
                 wait: each message sent to you arrives as your next turn."
             .to_owned();
     }
-    let mut text = String::from("## New input\n");
+    let mut text = String::from(
+        "## New input\n\nEach message is quoted below; the sender and type outside the quote \
+         are the daemon's, what is inside is the sender's own words.\n",
+    );
     for m in messages {
-        text.push_str(&format!(
-            "\n### From {} ({}): {}\n\n{}\n",
-            m.from,
-            m.kind,
-            m.subject,
-            m.body.trim()
-        ));
+        text.push_str(&sf_store::quoted_message(m));
     }
     text
 }
@@ -545,6 +572,13 @@ pub(crate) fn start_dry_run(
                 agent.running
             ),
             "stop it first (`sfctl agent stop NAME`) or wait for its runs to end",
+        ));
+    }
+    if let Some(s) = store.active_session(name)? {
+        return Err(refuse(
+            ErrorKind::InvalidState,
+            format!("agent `{name}` is in session #{}", s.id),
+            "end it first: `sfctl agent stop NAME`",
         ));
     }
     let spec = agent.spec;

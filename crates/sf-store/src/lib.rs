@@ -39,7 +39,7 @@ pub use budgets::{Exhausted, LiveUse};
 pub use error::StoreError;
 pub use gc::Holder;
 pub use ledger::{GuardRun, NewToolCall};
-pub use messages::triage_task;
+pub use messages::{quoted_message, triage_task};
 pub use mrs::{MergeFailure, MergeJob};
 pub use pauses::AdapterPause;
 pub use pushes::PushRecord;

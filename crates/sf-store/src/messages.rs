@@ -526,6 +526,27 @@ impl Store {
     }
 }
 
+/// A message as a prompt shows it: who sent it and its type, from the daemon, then its
+/// subject and body quoted line by line, so no text of the sender's reads as another
+/// message or as the daemon's.
+pub fn quoted_message(m: &MessageInfo) -> String {
+    let who = if m.from.starts_with("human") || m.from == "daemon" {
+        m.from.clone()
+    } else {
+        format!("agent {} (an agent: weigh it as such)", m.from)
+    };
+    let mut out = format!("\n### Message {} from {who}, type {}\n\n", m.id.0, m.kind);
+    for line in std::iter::once(m.subject.as_str())
+        .chain([""])
+        .chain(m.body.trim().lines())
+    {
+        out.push_str("> ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The task of a triage run: the batch in its description, and a skill only its agent
 /// offers (so a failed triage run goes back to the same worker).
 pub fn triage_task(agent: &str, batch: &[MessageInfo]) -> sf_proto::NewTask {
@@ -537,14 +558,7 @@ pub fn triage_task(agent: &str, batch: &[MessageInfo]) -> sf_proto::NewTask {
         batch.len()
     );
     for m in batch {
-        text.push_str(&format!(
-            "\n### Message {} ({}) from {}: {}\n\n{}\n",
-            m.id.0,
-            m.kind,
-            m.from,
-            m.subject,
-            m.body.trim()
-        ));
+        text.push_str(&quoted_message(m));
     }
     // a description has a size limit: the batch is cut, never refused
     if text.len() > sf_core::naming::MAX_TEXT {

@@ -572,7 +572,24 @@ impl Store {
             tx.commit()?;
             return Ok(AfterFailure::Released);
         }
-        if failure == Failure::TurnEnded {
+        // any end of an active session's run is a turn's end: nothing counted, the task
+        // waits for the next turn; a turn that never ran gives its input back
+        let session: Option<i64> = tx
+            .prepare_cached("SELECT id FROM sessions WHERE task = ?1 AND status = 'active'")?
+            .query_row([task_key], |r| r.get(0))
+            .optional()?;
+        if session.is_some()
+            && matches!(
+                failure,
+                Failure::Interrupted | Failure::SpawnFailed | Failure::DaemonResources
+            )
+        {
+            tx.prepare_cached(
+                "UPDATE messages SET read_at = NULL, triaged_by = NULL WHERE triaged_by = ?1",
+            )?
+            .execute([run_id])?;
+        }
+        if failure == Failure::TurnEnded || session.is_some() {
             // a session between turns: its task waits for the next, quietly
             tx.prepare_cached(
                 "UPDATE tasks SET status = 'open', assignee = NULL, updated_at = ?1 WHERE key = ?2",

@@ -81,7 +81,7 @@ impl Store {
             )));
         }
         if let Some(r) = resume
-            && (r.is_empty() || r.len() > 200 || r.chars().any(char::is_control))
+            && !session_id_ok(r)
         {
             return Err(StoreError::invalid(format!("`{r}` is not a session id"))
                 .hint(format!("see `sfctl agent sessions {agent}`")));
@@ -181,25 +181,38 @@ impl Store {
             .optional()?)
     }
 
-    /// The active sessions due a turn: no turn running, and either none taken yet or a
-    /// message waiting for the agent. Reads only active sessions.
-    pub fn turns_due(&self) -> Result<Vec<TurnDue>, StoreError> {
+    /// The active sessions due a turn: no turn running, their agent enabled, and either no
+    /// turn taken yet or a message waiting for the agent (not one it sent itself). A session
+    /// whose task was closed by hand is ended here. Reads only active sessions.
+    pub fn turns_due(&mut self) -> Result<Vec<TurnDue>, StoreError> {
         let sql = format!(
-            "SELECT {COLS} FROM sessions s JOIN tasks t ON t.key = s.task WHERE s.status = 'active'"
+            "SELECT {COLS}, t.status, a.enabled FROM sessions s JOIN tasks t ON t.key = s.task
+             JOIN agents a ON a.name = s.agent WHERE s.status = 'active'"
         );
-        let active: Vec<SessionInfo> = self
+        let active: Vec<(SessionInfo, String, bool)> = self
             .conn
             .prepare_cached(&sql)?
-            .query_map([], row)?
+            .query_map([], |r| Ok((row(r)?, r.get(13)?, r.get(14)?)))?
             .collect::<Result<_, _>>()?;
         let mut due = Vec::new();
-        for s in active.into_iter().filter(|s| !s.running) {
-            let input = self.list_messages(std::slice::from_ref(&s.agent), true, Some(20))?;
+        for (s, status, enabled) in active {
+            if matches!(status.as_str(), "closed" | "tombstone") {
+                self.end_session("daemon", &s.agent, "its task was closed")?;
+                continue;
+            }
+            if s.running || !enabled || status != "open" {
+                continue;
+            }
+            let input: Vec<MessageInfo> = self
+                .list_messages(std::slice::from_ref(&s.agent), true, None)?
+                .into_iter()
+                .rev()
+                .filter(|m| m.from != s.agent)
+                .take(20)
+                .collect();
             if s.turns > 0 && input.is_empty() {
                 continue;
             }
-            let mut input = input;
-            input.reverse();
             due.push(TurnDue {
                 session: s.id,
                 agent: s.agent,
@@ -220,7 +233,10 @@ impl Store {
                 "SELECT s.agent FROM sessions s WHERE s.status = 'active'
                    AND coalesce(s.last_turn_at, s.started_at) <= ?1
                    AND NOT EXISTS (SELECT 1 FROM messages m INDEXED BY messages_unread
-                                   WHERE m.recipient = s.agent AND m.read_at IS NULL)",
+                                   WHERE m.recipient = s.agent AND m.read_at IS NULL)
+                   AND coalesce((SELECT m.kind FROM messages m INDEXED BY messages_by_recipient
+                                 WHERE m.recipient = s.agent ORDER BY m.id DESC LIMIT 1), '')
+                       != 'health-check'",
             )?
             .query_map([now - interval_ms], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -250,9 +266,12 @@ impl Store {
             "UPDATE sessions SET turns = turns + 1, last_turn_at = ?1 WHERE id = ?2",
         )?
         .execute(params![now, session])?;
+        // read by this turn; given back if the turn never starts (`run_ended`)
         for id in ids {
-            tx.prepare_cached("UPDATE messages SET read_at = coalesce(read_at, ?1) WHERE id = ?2")?
-                .execute(params![now, id])?;
+            tx.prepare_cached(
+                "UPDATE messages SET read_at = coalesce(read_at, ?1), triaged_by = ?2 WHERE id = ?3",
+            )?
+            .execute(params![now, run, id])?;
         }
         let agent: String = tx
             .prepare_cached("SELECT agent FROM sessions WHERE id = ?1")?
@@ -267,6 +286,8 @@ impl Store {
 
     /// A turn ended: the CLI session it reported is the one the next turn resumes.
     pub fn turn_ended(&mut self, session: i64, provider: Option<&str>) -> Result<(), StoreError> {
+        // what a CLI's stream said its session is: kept only if it can be passed back
+        let provider = provider.filter(|p| session_id_ok(p));
         self.conn
             .prepare_cached(
                 "UPDATE sessions SET provider_session = coalesce(?1, provider_session) WHERE id = ?2",
@@ -321,4 +342,15 @@ impl Store {
         }
         self.session(s.id).map(Some)
     }
+}
+
+/// A CLI session id sf passes back to the CLI (`--resume`): letters, digits and `-_.:`,
+/// not starting with `-`, at most 200.
+fn session_id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && !id.starts_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }

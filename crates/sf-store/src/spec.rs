@@ -25,12 +25,12 @@ pub fn validate_spec(
     }
     spec.skills = normalize_skills(&spec.skills)?;
     if let Some(s) = spec.skills.iter().find(|s| {
-        ["seat.", "triage.", "dryrun."]
+        ["seat.", "triage.", "dryrun.", "session."]
             .iter()
             .any(|p| s.starts_with(p))
     }) {
         return Err(StoreError::invalid(format!(
-            "skill `{s}`: `seat.`, `triage.` and `dryrun.` skills are the daemon's own"
+            "skill `{s}`: `seat.`, `triage.`, `dryrun.` and `session.` skills are the daemon's own"
         ))
         .hint("put the agent in a seat with --seat instead"));
     }

@@ -490,7 +490,9 @@ impl Store {
     pub fn agents_in_dry_run(&self) -> Result<std::collections::HashSet<String>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT agent FROM dry_runs WHERE status = 'running'")?
+            .prepare_cached(
+                "SELECT agent FROM dry_runs INDEXED BY dry_runs_running WHERE status = 'running'",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?)
     }

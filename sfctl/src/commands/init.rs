@@ -61,8 +61,9 @@ pub const DEFAULT_CONFIG: &str = r#"# sf workspace configuration. Every key is o
 # triage_after = "15m"
 
 # A session (a director's or persistent worker's, `sfctl agent start`) that has taken no turn
-# for this long is sent a health-check message, which is its next turn; "0" never.
-# session_health_interval = "1h"
+# for this long is sent a health-check message, which is its next turn (a paid model turn;
+# never twice in a row); "0" never, e.g. "1h".
+# session_health_interval = "0"
 
 # A task handed off by a run of an adapter continues that run's CLI session when the next
 # run is of the same adapter (Claude Code --resume, Codex exec resume, OpenCode --session).

@@ -332,6 +332,14 @@ impl<R: Read> Read for LastByte<R> {
 /// agent as a message: its next turn, delivered when the running one ends. Ctrl-C detaches
 /// (the session goes on).
 pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
+    if ctx.ui.json {
+        return Err(
+            CliError::user("attach is interactive and prints no JSON").with_hint(format!(
+                "for the transcript as data: `sfctl logs {agent} --follow --json`; to send: \
+                 `sfctl message send --to {agent} --json TEXT`"
+            )),
+        );
+    }
     let resp = ctx.request(&Request::ListSessions {
         name: agent.to_owned(),
     })?;
@@ -349,6 +357,8 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
     // stdout): a plain client per line, to the socket resolved here
     let socket = ctx.socket()?;
     let to = agent.to_owned();
+    let input_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done_flag = std::sync::Arc::clone(&input_done);
     thread::spawn(move || {
         let actor = crate::context::actor();
         for line in io::stdin().lines() {
@@ -371,6 +381,7 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
                 eprintln!("error: not sent: {e}");
             }
         }
+        done_flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     ctx.ui.status(format!(
         "attached to {agent}'s session #{} on {}: each line you type is its next turn; \
@@ -379,19 +390,24 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
     ));
     let mut seen: Option<sf_proto::RunId> = None;
     let mut first = true;
+    let mut warned = false;
     loop {
         let refs = match fetch(ctx, agent) {
             Ok(r) => r,
             Err(e) if e.kind == CliErrorKind::Unreachable => {
-                ctx.ui.warn(format!(
-                    "sfd is not answering ({}); still attached",
-                    e.message
-                ));
+                if !warned {
+                    ctx.ui.warn(format!(
+                        "sfd is not answering ({}); still attached",
+                        e.message
+                    ));
+                    warned = true;
+                }
                 thread::sleep(POLL * POLLS_PER_LIVENESS_CHECK);
                 continue;
             }
             Err(e) => return Err(e),
         };
+        warned = false;
         let mut new: Vec<&LogRef> = refs
             .iter()
             .filter(|r| seen.is_none_or(|s| r.run > s))
@@ -418,6 +434,30 @@ pub fn attach(ctx: &mut Context, agent: &str) -> CliResult {
             seen = Some(r.run);
         }
         ctx.ui.flush()?;
+        // the session ended, or the input ended and everything typed has been answered
+        let resp = ctx.request(&Request::ListSessions {
+            name: agent.to_owned(),
+        })?;
+        let sessions = expect_response!(resp, Response::Sessions(s) => s);
+        let Some(now) = sessions.into_iter().find(|s| s.id == session.id) else {
+            return Ok(());
+        };
+        if now.status != sf_proto::SessionStatus::Active {
+            ctx.ui
+                .status(format!("session #{} of {agent} ended", now.id));
+            return Ok(());
+        }
+        if input_done.load(std::sync::atomic::Ordering::SeqCst) && !now.running {
+            let resp = ctx.request(&Request::ListMessages {
+                to: vec![agent.to_owned()],
+                unread: true,
+                limit: Some(1),
+            })?;
+            let waiting = expect_response!(resp, Response::Messages(m) => m);
+            if waiting.is_empty() && refs.iter().all(|r| !r.live) {
+                return Ok(());
+            }
+        }
         thread::sleep(POLL);
     }
 }

@@ -157,7 +157,8 @@ impl Owner {
                     .await
                 {
                     Ok((Ok(v), _)) => v,
-                    _ => (false, None),
+                    // unknown: its requests change nothing until it ends
+                    _ => (true, None),
                 };
                 let detail = format!("its process (pid {pid}) outlived the daemon and goes on");
                 self.record_recovery(&run, true, &detail).await;

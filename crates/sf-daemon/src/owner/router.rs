@@ -54,6 +54,24 @@ impl Owner {
             reply.send(Response::Error(e));
             return true;
         }
+        // a session's task is the session's: a turn ends when its CLI stops, never by
+        // completing or handing off that task
+        if let Some(agent) = actor.strip_prefix("agent:")
+            && self
+                .workers
+                .values()
+                .any(|w| w.session.is_some() && w.agent == agent)
+            && matches!(
+                request,
+                Request::CompleteTask { .. } | Request::HandoffTask { .. }
+            )
+        {
+            reply.send(ok(
+                "this is a session: your turn ends when you stop; land work with `sfctl merge`, \
+                 and wait for the next message",
+            ));
+            return false;
+        }
         // a dry run changes nothing: its completion is evidence, not a merge
         if let Some(agent) = actor.strip_prefix("agent:")
             && self.workers.values().any(|w| w.dry_run && w.agent == agent)

@@ -259,12 +259,33 @@ impl Owner {
         // a director or persistent worker starts a session: its turns are the dispatch
         // phase's, starting now
         let n = name.clone();
-        let sessioned = match self.store_call(move |s| s.agent_spec(&n)).await {
-            Ok((Ok(Some(spec)), _)) => {
-                spec.role == sf_proto::Role::Director || spec.mode == sf_proto::Mode::Persistent
-            }
-            _ => false,
+        let (sessioned, enabled) = match self.store_call(move |s| s.show_agent(&n)).await {
+            Ok((Ok(a), _)) => (
+                a.agent.spec.role == sf_proto::Role::Director
+                    || a.agent.spec.mode == sf_proto::Mode::Persistent,
+                a.agent.enabled,
+            ),
+            _ => (false, true),
         };
+        if sessioned && actor.starts_with("agent:") {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::Denied,
+                    format!("a session of `{name}` is started by a human"),
+                )
+                .with_hint("ask a human: `sfctl agent start NAME`")
+                .with_code("HUMAN_REQUIRED"),
+            );
+        }
+        if sessioned && !enabled {
+            return Response::Error(
+                ProtoError::new(
+                    ErrorKind::InvalidState,
+                    format!("agent `{name}` is disabled"),
+                )
+                .with_hint(format!("enable it first: `sfctl agent enable {name}`")),
+            );
+        }
         if !sessioned && resume.is_some() && task.is_none() {
             return Response::Error(
                 ProtoError::new(

@@ -23,3 +23,6 @@ CREATE UNIQUE INDEX sessions_active ON sessions (agent) WHERE status = 'active';
 
 -- The messages a triage run was given (each message once).
 ALTER TABLE messages ADD COLUMN triaged_by INTEGER REFERENCES runs(id);
+
+-- The agents in a dry run, read at each dispatch pass: only the running ones.
+CREATE INDEX dry_runs_running ON dry_runs (agent) WHERE status = 'running';
