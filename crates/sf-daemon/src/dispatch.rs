@@ -98,7 +98,7 @@ pub(crate) fn dispatch(
     }
     let mut slots = slots;
     triage_runs(
-        store, capacity, &running, &mut slots, gate, source, triage, &mut done,
+        store, capacity, &running, &mut slots, gate, source, budgets, triage, &mut done,
     )?;
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
     let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
@@ -315,6 +315,7 @@ fn triage_runs(
     slots: &mut [Slot],
     gate: Gate<'_>,
     source: crate::staffing::SkillSource<'_>,
+    budgets: Budgets<'_>,
     triage: Triage,
     done: &mut Dispatched,
 ) -> Result<(), StoreError> {
@@ -345,6 +346,14 @@ fn triage_runs(
                 continue;
             }
         };
+        // the agent's own budget: a triage run is its work like any other
+        if let Some(live) = budgets
+            && let Some(e) = store.spawn_budget_of_agent(&slot.agent, live)?
+        {
+            done.denied
+                .push((slot.agent.clone(), SpawnPath::Dispatch, budget_denial(&e)));
+            continue;
+        }
         let task = store.create_task("daemon", sf_store::triage_task(&slot.agent, &batch))?;
         let mut start = claim_one(store, &slot.agent, task.task.id.as_str())?;
         let ids: Vec<i64> = batch.iter().map(|m| m.id.0).collect();

@@ -460,6 +460,15 @@ impl Store {
         self.first_exhausted(Some(key), agent, live, false)
     }
 
+    /// The first exhausted budget of `agent`'s own (for work that has no task yet).
+    pub fn spawn_budget_of_agent(
+        &self,
+        agent: &str,
+        live: &HashMap<i64, LiveUse>,
+    ) -> Result<Option<Exhausted>, StoreError> {
+        self.first_exhausted(None, agent, live, false)
+    }
+
     fn first_exhausted(
         &self,
         task: Option<Key>,

@@ -492,7 +492,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT count(*), min(at) FROM messages INDEXED BY messages_unread
-                 WHERE recipient = ?1 AND read_at IS NULL AND triaged_by IS NULL",
+                 WHERE recipient = ?1 AND read_at IS NULL AND triaged_by IS NULL AND sender != ?1",
             )?
             .query_row([agent], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let due = count > 0 && (count >= batch || oldest.is_some_and(|o| o <= now - after_ms));
@@ -501,7 +501,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT {COLS} FROM {FROM} WHERE m.recipient = ?1 AND m.read_at IS NULL
-             AND m.triaged_by IS NULL ORDER BY m.id LIMIT 20"
+             AND m.triaged_by IS NULL AND m.sender != ?1 ORDER BY m.id LIMIT 20"
         );
         let list = self
             .conn
