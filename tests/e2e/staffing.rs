@@ -551,3 +551,46 @@ fn a_dry_run_that_rewrites_its_git_links_runs_nothing_of_its_own_in_sfd() {
     assert!(done.evidence.is_some(), "{done:?}");
     assert!(!marker.exists(), "sfd ran the run's fsmonitor command");
 }
+
+#[test]
+fn a_skill_the_policy_requires_of_a_job_must_exist_and_goes_into_its_prompts() {
+    let td = fleet("");
+    let policy = td.repo.join(".sf/policy.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    fs::write(
+        &policy,
+        format!("{text}\n[skills.required]\ncoder = [\"house-rules\"]\n"),
+    )
+    .unwrap();
+    td.sfctl().args(["daemon", "reload"]).success();
+    let s = script(
+        &td,
+        "w1",
+        "expect-prompt-contains Name things plainly.\nwrite r.txt x\ncommit r\ncomplete\n",
+    );
+    worker(&td, "w1", &s, &["--job", "coder"]);
+    let t = td.create_task("coded", &[]).task.id.to_string();
+    let denied = td.wait_for("the missing required skill to block the spawn", || {
+        let d = spawn_denials(&td, "w1", "SKILL_HASH_MISMATCH");
+        if d.is_empty() { Err(()) } else { Ok(d) }
+    });
+    assert!(
+        denied[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("required of every coder"),
+        "{denied:?}"
+    );
+    let skills = td.repo.join(".sf/skills");
+    fs::create_dir_all(&skills).unwrap();
+    fs::write(skills.join("house-rules.md"), "Name things plainly.\n").unwrap();
+    td.sfctl().args(["skill", "pin", "house-rules"]).success();
+    wait_status(&td, &t, TaskStatus::Review);
+    let listed: Vec<sf_proto::SkillInfo> = td.sfctl().args(["skill", "list"]).json();
+    let rules = listed
+        .iter()
+        .find(|k| k.name == "house-rules")
+        .expect("listed");
+    assert_eq!(rules.required_by, [sf_proto::JobRole::Coder]);
+}

@@ -101,7 +101,10 @@ pub(crate) fn dispatch(
         store, capacity, &running, &mut slots, gate, source, budgets, triage, &mut done,
     )?;
     let free: usize = slots.iter().map(|s| s.free as usize).sum::<usize>() + capacity;
-    let ready = store.ready(now_ms(), Some(capacity.min(free) * LOOKAHEAD))?;
+    // sessions' tasks wait among the ready ones between turns, never taken here: the window
+    // is that much wider
+    let window = capacity.min(free) * LOOKAHEAD + store.active_sessions()?;
+    let ready = store.ready(now_ms(), Some(window))?;
     if ready.is_empty() {
         return Ok(done);
     }

@@ -129,6 +129,17 @@ impl Store {
         self.session(sid)
     }
 
+    /// How many sessions are active (their tasks wait between turns among the ready ones).
+    pub fn active_sessions(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM sessions INDEXED BY sessions_active WHERE status = 'active'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// One session.
     pub fn session(&self, id: i64) -> Result<SessionInfo, StoreError> {
         let sql =

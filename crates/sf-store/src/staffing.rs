@@ -268,10 +268,31 @@ impl Store {
             Some(p) => p.skills_for(&spec),
             None => spec.skills.clone(),
         };
+        let required = policy
+            .and_then(|p| p.required_skills.get(&spec.job))
+            .cloned()
+            .unwrap_or_default();
         let mut skills = Vec::new();
         for name in names {
             match sf_core::skills::load(skills_dir, &name) {
                 Ok(Some(k)) => skills.push(k),
+                // a skill the policy requires must exist: its instructions are the point
+                Ok(None) if required.contains(&name) => {
+                    return Ok(Err(Denial {
+                        code: sf_core::guard::Code::SkillHashMismatch,
+                        reason: format!(
+                            "skill `{name}`, required of every {} by the policy, has no file \
+                             and is not built in",
+                            spec.job
+                        ),
+                        hint: format!(
+                            "write .sf/skills/{name}.md and pin it, or fix [skills.required] in \
+                             .sf/policy.toml"
+                        ),
+                        rule: format!("skills.required.{}", spec.job),
+                    }));
+                }
+                // a skill only for matching tasks to workers
                 Ok(None) => {}
                 Err(e) => {
                     return Ok(Err(Denial {
