@@ -357,11 +357,16 @@ fn triage_runs(
                 .push((slot.agent.clone(), SpawnPath::Dispatch, budget_denial(&e)));
             continue;
         }
-        let task = store.create_task("daemon", sf_store::triage_task(&slot.agent, &batch))?;
-        let mut start = claim_one(store, &slot.agent, task.task.id.as_str())?;
-        let ids: Vec<i64> = batch.iter().map(|m| m.id.0).collect();
-        store.mark_triaged(&ids, start.claim.run_id)?;
-        tracing::info!(agent = %slot.agent, messages = ids.len(), task = %task.task.id, "triage run");
+        let task = store.create_triage(&slot.agent, &batch)?;
+        // claimed now; a kill before the claim leaves the task to dispatch, for this agent
+        let mut start = match claim_one(store, &slot.agent, task.task.id.as_str()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(agent = %slot.agent, error = %e, "a triage task was made but not claimed; dispatch takes it");
+                continue;
+            }
+        };
+        tracing::info!(agent = %slot.agent, messages = batch.len(), task = %task.task.id, "triage run");
         start.skills = skills;
         slot.free -= 1;
         done.starts.push(start);

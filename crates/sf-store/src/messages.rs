@@ -492,7 +492,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT count(*), min(at) FROM messages INDEXED BY messages_unread
-                 WHERE recipient = ?1 AND read_at IS NULL AND triaged_by IS NULL AND sender != ?1",
+                 WHERE recipient = ?1 AND read_at IS NULL AND triage_task IS NULL
+                   AND sender != ?1",
             )?
             .query_row([agent], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let due = count > 0 && (count >= batch || oldest.is_some_and(|o| o <= now - after_ms));
@@ -501,7 +502,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT {COLS} FROM {FROM} WHERE m.recipient = ?1 AND m.read_at IS NULL
-             AND m.triaged_by IS NULL AND m.sender != ?1 ORDER BY m.id LIMIT 20"
+             AND m.triage_task IS NULL AND m.sender != ?1 ORDER BY m.id LIMIT 20"
         );
         let list = self
             .conn
@@ -511,18 +512,25 @@ impl Store {
         Ok(Some(list))
     }
 
-    /// Marks messages given to a triage run: read by it, each once.
-    pub fn mark_triaged(&mut self, ids: &[i64], run: i64) -> Result<(), StoreError> {
+    /// Creates `agent`'s triage task for `batch`, the messages given to it (and read) in
+    /// the same transaction: each message goes to one triage task, whatever a kill
+    /// interrupts.
+    pub fn create_triage(
+        &mut self,
+        agent: &str,
+        batch: &[MessageInfo],
+    ) -> Result<sf_proto::TaskDetail, StoreError> {
+        let ids: Vec<i64> = batch.iter().map(|m| m.id.0).collect();
         let now = now_ms();
-        let tx = self.conn.transaction()?;
-        for id in ids {
-            tx.prepare_cached(
-                "UPDATE messages SET triaged_by = ?1, read_at = coalesce(read_at, ?2) WHERE id = ?3",
-            )?
-            .execute(params![run, now, id])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.create_task_with("daemon", triage_task(agent, batch), |tx, key| {
+            for id in &ids {
+                tx.prepare_cached(
+                    "UPDATE messages SET triage_task = ?1, read_at = coalesce(read_at, ?2) WHERE id = ?3",
+                )?
+                .execute(params![key, now, id])?;
+            }
+            Ok(())
+        })
     }
 }
 

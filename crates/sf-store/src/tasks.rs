@@ -239,6 +239,17 @@ impl Store {
 
     /// Creates a task, its `blocked_by` dependencies and its event, in one transaction.
     pub fn create_task(&mut self, actor: &str, new: NewTask) -> Result<TaskDetail, StoreError> {
+        self.create_task_with(actor, new, |_, _| Ok(()))
+    }
+
+    /// [`Store::create_task`], with `also` done in the same transaction once the task's row
+    /// exists (given the transaction and the task's key).
+    pub(crate) fn create_task_with(
+        &mut self,
+        actor: &str,
+        new: NewTask,
+        also: impl FnOnce(&rusqlite::Transaction<'_>, Key) -> Result<(), StoreError>,
+    ) -> Result<TaskDetail, StoreError> {
         let title = validate_title(&new.title)?;
         validate_text("description", &new.description)?;
         validate_text("acceptance criteria", &new.acceptance)?;
@@ -301,6 +312,7 @@ impl Store {
             seat.as_ref().map(|s| s.name.as_str()),
         ])?;
         let key = tx.last_insert_rowid();
+        also(&tx, key)?;
         let mut waits = Vec::new();
         for (bk, _) in &blockers {
             tx.prepare_cached("INSERT INTO deps (blocked, blocker, kind, created_at) VALUES (?1, ?2, 'blocks', ?3)")?

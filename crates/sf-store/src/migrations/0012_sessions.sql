@@ -21,8 +21,11 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_agent ON sessions (agent, id);
 CREATE UNIQUE INDEX sessions_active ON sessions (agent) WHERE status = 'active';
 
--- The messages a triage run was given (each message once).
+-- The turn a message was given to (given back if that turn never started).
 ALTER TABLE messages ADD COLUMN triaged_by INTEGER REFERENCES runs(id);
+-- The triage task a message was given to, set in the transaction that creates the task:
+-- each message is in one triage task, whatever a kill interrupts.
+ALTER TABLE messages ADD COLUMN triage_task INTEGER REFERENCES tasks(key);
 
 -- The agents in a dry run, read at each dispatch pass: only the running ones.
 CREATE INDEX dry_runs_running ON dry_runs (agent) WHERE status = 'running';
