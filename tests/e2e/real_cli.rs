@@ -667,10 +667,13 @@ fn a_claude_run_at_its_steps_budget_is_stopped() {
 /// session resumed), its `sfctl merge` landing; then a new session `--resume`d from the
 /// first, whose first request carries the earlier conversation.
 fn a_session_takes_turns_and_resumes(cli: Cli) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = dir.path().join("gate");
     let server = ModelServer::start(&json!([
         {"text": "Ready for instructions."},
-        {"bash": "echo ok > health.txt && echo hi > README.md && git add health.txt README.md && git commit -qm health && sfctl merge --no-wait"},
+        {"bash": format!("while [ ! -e {} ]; do sleep 0.05; done; echo ok > health.txt && echo hi > README.md && git add health.txt README.md && git commit -qm health && sfctl merge --no-wait", gate.display())},
         {"text": "The health endpoint is merged."},
+        {"text": "A readme is there already."},
         {"text": "I remember the health endpoint."}
     ]));
     let td = workspace(&server.base_url(), true, "");
@@ -719,7 +722,20 @@ fn a_session_takes_turns_and_resumes(cli: Cli) {
         .args(["message", "send", "--to", "p1", "--type", "task-assignment"])
         .arg("add the health endpoint and merge it")
         .success();
-    wait_turns(2);
+    // while the model works on it, another message: it is the next turn's input
+    td.wait_for("turn 2 to run", || {
+        let s = sessions(&td).remove(0);
+        if s.turns == 2 && s.running {
+            Ok(())
+        } else {
+            Err((s.turns, s.running))
+        }
+    });
+    td.sfctl()
+        .args(["message", "send", "--to", "p1", "and a readme too"])
+        .success();
+    fs::write(&gate, "go").expect("open the gate");
+    wait_turns(3);
     td.wait_for("the session's merge to land", || {
         match crate::fleet::mrs(&td)
             .into_iter()
@@ -740,6 +756,11 @@ fn a_session_takes_turns_and_resumes(cli: Cli) {
         messages(&played[1]) > messages(&played[0]),
         "the same conversation: {played:?}"
     );
+    assert!(
+        text(&played[3]).contains("and a readme too"),
+        "the next turn: {played:?}"
+    );
+    assert!(messages(&played[3]) > messages(&played[2]), "{played:?}");
     // a new session resumed from the first carries its context
     let provider = sessions(&td)[0].provider_session.clone().unwrap();
     td.sfctl().args(["agent", "stop", "p1"]).success();
