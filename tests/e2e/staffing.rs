@@ -234,10 +234,7 @@ fn director_is_a_name_and_omitted_names_follow_the_conventions() {
     let reg = |args: &[&str]| -> serde_json::Value {
         td.sfctl().args(["agent", "register"]).args(args).json()
     };
-    assert_eq!(
-        reg(&["director", "--role", "director", "--mode", "persistent"])["name"],
-        "director"
-    );
+    assert_eq!(reg(&["director", "--role", "director"])["name"], "director");
     let worker = ["--role", "worker", "--command", "/bin/true"];
     assert_eq!(reg(&worker)["name"], "e-worker-1");
     assert_eq!(reg(&worker)["name"], "e-worker-2");
