@@ -105,19 +105,50 @@ fn unstaffed_work(s: &mut Store) -> Result<Vec<String>, sf_store::StoreError> {
         let why = a.disabled_reason.as_deref()?;
         Some(format!("agent {} was disabled by sfd: {why}", a.spec.name))
     }));
-    let staff: Vec<sf_core::staffing::Staff> = agents
-        .into_iter()
-        .filter(|a| {
-            a.spec.role == sf_proto::Role::Worker && a.spec.mode == sf_proto::Mode::Ephemeral
-        })
-        .map(|a| sf_core::staffing::Staff {
+    let mut staff = Vec::new();
+    for a in agents.into_iter().filter(|a| {
+        a.spec.role == sf_proto::Role::Worker && a.spec.mode == sf_proto::Mode::Ephemeral
+    }) {
+        // a worker takes work only live, with its manifest as a human signed it
+        let st = s.staffing(&a.spec.name)?;
+        let signed = st.signed.as_deref() == Some(st.current.as_str());
+        let name = &a.spec.name;
+        match (a.status, signed) {
+            (sf_proto::AgentStatus::Live, false) if a.enabled => out.push(format!(
+                "agent {name}'s permission manifest changed since it was signed: it takes no \
+                 work until a human signs it (`sfctl charter manifest {name}`, then `sfctl \
+                 charter sign-manifest {name}`)"
+            )),
+            (sf_proto::AgentStatus::Draft, _) => out.push(format!(
+                "agent {name} is a draft: it takes no work until it is signed, dry-run and \
+                 taken live (`sfctl agent go-live {name}`)"
+            )),
+            _ => {}
+        }
+        staff.push(sf_core::staffing::Staff {
+            enabled: a.enabled && a.status == sf_proto::AgentStatus::Live && signed,
+            skills: sf_core::jobs::work_skills(&a.spec),
             name: a.spec.name,
-            enabled: a.enabled,
-            skills: a.spec.skills,
-        })
-        .collect();
+        });
+    }
     let ready = s.ready(sf_store::now_ms(), Some(500))?;
-    let needs: Vec<&[String]> = ready.iter().map(|r| r.task.skills.as_slice()).collect();
+    // a session's task, a dry run's copy and a human seat's task are no worker's to take
+    let mut needs: Vec<&[String]> = Vec::new();
+    for r in &ready {
+        let skills = r.task.skills.as_slice();
+        let internal = skills
+            .iter()
+            .any(|k| k.starts_with("session.") || k.starts_with("dryrun."));
+        let mut human = false;
+        for k in skills {
+            if let Some(seat) = k.strip_prefix("seat.") {
+                human |= s.seat_kind(seat)? == Some(sf_proto::SeatKind::Human);
+            }
+        }
+        if !internal && !human {
+            needs.push(skills);
+        }
+    }
     out.extend(sf_core::staffing::unstaffed(&needs, &staff));
     Ok(out)
 }
