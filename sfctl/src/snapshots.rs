@@ -393,6 +393,7 @@ fn agent_show() {
         runs: Vec::new(),
         next_fires: Vec::new(),
         sandbox: None,
+        signed: Some(true),
     };
     let text = captured(|ui| crate::commands::agent::show(ui, &d, now()).unwrap());
     assert_snapshot!(text, @r"
@@ -402,6 +403,7 @@ fn agent_show() {
     mode:           ephemeral
     status:         live
     seat:           -
+    manifest:       signed
     state:          idle
     enabled:        yes
     running:        0

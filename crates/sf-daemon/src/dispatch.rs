@@ -401,7 +401,14 @@ pub(crate) fn claim_one(store: &mut Store, agent: &str, task: &str) -> Result<St
             ..AgentSpec::default()
         }
     } else {
-        store.show_agent(agent)?.agent.spec
+        // only the spec: a claim is on the hot path
+        store.agent_spec(agent)?.ok_or_else(|| {
+            refuse(
+                ErrorKind::NotFound,
+                format!("no agent named `{agent}`"),
+                "list agents with `sfctl agent list`",
+            )
+        })?
     };
     let task = store.show_task(claim.task_id.as_str())?;
     let path = if shell.is_some() {

@@ -306,11 +306,13 @@ impl Store {
             })
             .collect();
         let runs = self.runs_where("agent = ?1", rusqlite::types::Value::Text(name.to_owned()))?;
+        let st = self.staffing(name)?;
         Ok(AgentDetail {
             agent,
             runs,
             next_fires,
             sandbox: None,
+            signed: st.signed.map(|s| s == st.current),
         })
     }
 

@@ -1151,6 +1151,20 @@ pub fn show(ui: &mut Ui, detail: &AgentDetail, now: sf_proto::Timestamp) -> CliR
         ("status", a.status.to_string()),
         ("seat", or_dash(s.seat.as_ref())),
         (
+            "manifest",
+            match detail.signed {
+                Some(true) => "signed".to_owned(),
+                Some(false) => ui.paint(
+                    &format!(
+                        "CHANGED since it was signed: `sfctl charter sign-manifest {}`",
+                        s.name
+                    ),
+                    Some(Color::Red),
+                ),
+                None => "unsigned".to_owned(),
+            },
+        ),
+        (
             "state",
             ui.paint(a.state.as_str(), agent_state_color(a.state)),
         ),

@@ -294,6 +294,10 @@ pub struct AgentDetail {
     /// The sandbox its runs start in (`[sandbox] mode`), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// Whether the permission manifest a human signed is its configuration now (`None`:
+    /// never signed); an unsigned agent is not started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<bool>,
 }
 
 /// One connection a sandboxed run asked sfd's egress proxy for.
