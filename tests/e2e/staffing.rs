@@ -147,7 +147,11 @@ fn a_template_goes_live_through_signing_a_dry_run_and_a_human() {
         .json();
     assert_eq!(m["current"], false, "{m}");
     let shown: sf_proto::AgentDetail = td.sfctl().args(["agent", "show", "e-worker-1"]).json();
-    assert_eq!(shown.signed, Some(false), "agent show says the manifest changed");
+    assert_eq!(
+        shown.signed,
+        Some(false),
+        "agent show says the manifest changed"
+    );
     let status = td.sfctl().args(["daemon", "status"]).success();
     assert!(
         status.contains("e-worker-1's permission manifest changed since it was signed"),
