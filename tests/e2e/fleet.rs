@@ -223,13 +223,7 @@ pub fn exiting_program(td: &TestDaemon, name: &str) -> PathBuf {
 pub fn take_live(td: &TestDaemon, name: &str) {
     sign(td, name);
     let started: sf_proto::DryRunInfo = td.sfctl().args(["agent", "dry-run", name]).json();
-    let done = td.wait_for(&format!("the dry run of {name} to end"), || {
-        let runs: Vec<sf_proto::DryRunInfo> = td.sfctl().args(["agent", "dry-runs", name]).json();
-        match runs.into_iter().find(|d| d.id == started.id) {
-            Some(d) if d.status != sf_proto::DryRunStatus::Running => Ok(d),
-            other => Err(other.map(|d| d.status)),
-        }
-    });
+    let done = wait_dry_run(td, name, started.id);
     assert_eq!(done.status, sf_proto::DryRunStatus::Passed, "{done:?}");
     td.sfctl().args(["agent", "go-live", name]).success();
 }
@@ -239,4 +233,15 @@ pub fn sign(td: &TestDaemon, name: &str) {
     td.sfctl()
         .args(["charter", "sign-manifest", name])
         .success();
+}
+
+/// Waits until dry run `id` of `name` has ended, and returns it with its evidence.
+pub fn wait_dry_run(td: &TestDaemon, name: &str, id: i64) -> sf_proto::DryRunInfo {
+    td.wait_for(&format!("the dry run of {name} to end"), || {
+        let runs: Vec<sf_proto::DryRunInfo> = td.sfctl().args(["agent", "dry-runs", name]).json();
+        match runs.into_iter().find(|d| d.id == id) {
+            Some(d) if d.status != sf_proto::DryRunStatus::Running => Ok(d),
+            other => Err(other.map(|d| d.status)),
+        }
+    })
 }

@@ -86,13 +86,7 @@ fn a_template_goes_live_through_signing_a_dry_run_and_a_human() {
         .sfctl()
         .args(["agent", "dry-run", "e-worker-1", "--task", &task])
         .json();
-    let done = td.wait_for("the dry run to end", || {
-        let runs: Vec<DryRunInfo> = td.sfctl().args(["agent", "dry-runs", "e-worker-1"]).json();
-        match runs.into_iter().find(|d| d.id == started.id) {
-            Some(d) if d.status != DryRunStatus::Running => Ok(d),
-            other => Err(other.map(|d| d.status)),
-        }
-    });
+    let done = crate::fleet::wait_dry_run(&td, "e-worker-1", started.id);
     assert_eq!(done.status, DryRunStatus::Passed, "{done:?}");
     let evidence = done.evidence.expect("evidence");
     assert!(evidence.diff_stat.contains("notes.txt"), "{evidence:?}");
@@ -549,13 +543,7 @@ fn a_dry_run_that_rewrites_its_git_links_runs_nothing_of_its_own_in_sfd() {
         .success();
     crate::fleet::sign(&td, "w1");
     let started: DryRunInfo = td.sfctl().args(["agent", "dry-run", "w1"]).json();
-    let done = td.wait_for("the dry run to end", || {
-        let runs: Vec<DryRunInfo> = td.sfctl().args(["agent", "dry-runs", "w1"]).json();
-        match runs.into_iter().find(|d| d.id == started.id) {
-            Some(d) if d.status != DryRunStatus::Running => Ok(d),
-            other => Err(other.map(|d| d.status)),
-        }
-    });
+    let done = crate::fleet::wait_dry_run(&td, "w1", started.id);
     assert!(done.evidence.is_some(), "{done:?}");
     assert!(!marker.exists(), "sfd ran the run's fsmonitor command");
 }

@@ -590,13 +590,20 @@ impl Store {
             .execute([run_id])?;
         }
         if failure == Failure::TurnEnded || session.is_some() {
-            // a session between turns: its task waits for the next, quietly
+            // a session between turns: its task waits for the next, nothing counted
             tx.prepare_cached(
                 "UPDATE tasks SET status = 'open', assignee = NULL, updated_at = ?1 WHERE key = ?2",
             )?
             .execute(params![now, task_key])?;
             let after = load_task(&tx, task_key)?;
+            let ev = Audit::new("daemon", Action::SessionTurnEnded, format!("task:{id}"))
+                .task(task_key, &id)
+                .before(json!({"status": "in_progress", "assignee": agent}))
+                .after(json!({"status": "open", "run": run_id, "outcome": failure.outcome(), "exit_code": code, "session": session}))
+                .reason((!note.is_empty()).then_some(note))
+                .append(&tx, now)?;
             tx.commit()?;
+            self.new_events.push(ev);
             self.index.update(task_key, after.live());
             return Ok(AfterFailure::Requeued);
         }

@@ -309,9 +309,27 @@ impl Store {
 
     /// Notes something a human should know about a session (a stalled turn).
     pub fn flag_session(&mut self, session: i64, note: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE sessions SET note = ?1 WHERE id = ?2")?
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        let before: Option<(String, Option<String>)> = tx
+            .prepare_cached("SELECT agent, note FROM sessions WHERE id = ?1")?
+            .query_row([session], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((agent, old)) = before else {
+            return Ok(());
+        };
+        // the same flag at every pass is one event
+        if old.as_deref() == Some(note) {
+            return Ok(());
+        }
+        tx.prepare_cached("UPDATE sessions SET note = ?1 WHERE id = ?2")?
             .execute(params![note, session])?;
+        let ev = Audit::new("daemon", Action::SessionFlagged, format!("agent:{agent}"))
+            .after(json!({"session": session}))
+            .reason(Some(note))
+            .append(&tx, now)?;
+        tx.commit()?;
+        self.new_events.push(ev);
         Ok(())
     }
 

@@ -198,6 +198,36 @@ impl Store {
         }
     }
 
+    /// Why merge request `mr` of `agent`'s work waits for a human before it is tested: its
+    /// agent is no longer live (decommissioned, a draft), or it staffs a hybrid seat, whose
+    /// steward approves each merge. `None`: it goes on (or `agent` is no agent, e.g. a
+    /// human's `sfctl merge`).
+    pub fn merge_hold(&self, agent: &str, mr: i64) -> Result<Option<String>, StoreError> {
+        let status: Option<String> = self
+            .conn
+            .prepare_cached("SELECT status FROM agents WHERE name = ?1")?
+            .query_row([agent], |r| r.get(0))
+            .optional()?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        if status != AgentStatus::Live.as_str() {
+            return Ok(Some(format!(
+                "its agent is {status}: a human decides whether it lands (`sfctl mr approve {mr}`)"
+            )));
+        }
+        Ok(self
+            .seat_of_agent(agent)?
+            .filter(|seat| seat.kind == SeatKind::Hybrid)
+            .map(|seat| {
+                format!(
+                    "waiting for seat `{}`'s steward ({}): `sfctl mr approve {mr}`",
+                    seat.name,
+                    seat.stewards.join(", ")
+                )
+            }))
+    }
+
     /// An agent's permission manifest: what it covers, its hash, and its signature.
     pub fn agent_manifest(&self, name: &str) -> Result<Manifest, StoreError> {
         let spec = self.agent_spec(name)?.ok_or_else(|| {

@@ -50,44 +50,14 @@ impl Owner {
                             }
                             return Ok(None);
                         }
-                        // a hybrid seat's agent merges with its steward's approval, each time
-                        let hybrid = match job.agent.as_deref() {
-                            Some(a) if job.info.approved_by.is_none() => s
-                                .seat_of_agent(a)?
-                                .filter(|seat| seat.kind == sf_proto::SeatKind::Hybrid),
+                        // a hybrid seat's steward, or a human for an agent no longer live
+                        let held = match job.agent.as_deref() {
+                            Some(a) if job.info.approved_by.is_none() => {
+                                s.merge_hold(a, job.info.id.0)?
+                            }
                             _ => None,
                         };
-                        // the work of an agent no longer live (decommissioned, a draft) lands
-                        // only with a human's approval
-                        let retired = match job.agent.as_deref() {
-                            Some(a) if job.info.approved_by.is_none() => s
-                                .staffing(a)
-                                .ok()
-                                .map(|st| st.status)
-                                .filter(|st| *st != sf_proto::AgentStatus::Live),
-                            _ => None,
-                        };
-                        if let Some(status) = retired {
-                            let why = format!(
-                                "its agent is {status}: a human decides whether it lands \
-                                 (`sfctl mr approve {}`)",
-                                job.info.id
-                            );
-                            s.set_mr_state(
-                                job.info.id,
-                                sf_proto::MergeState::AwaitingApproval,
-                                Some(&why),
-                                None,
-                            )?;
-                            continue;
-                        }
-                        if let Some(seat) = hybrid {
-                            let why = format!(
-                                "waiting for seat `{}`'s steward ({}): `sfctl mr approve {}`",
-                                seat.name,
-                                seat.stewards.join(", "),
-                                job.info.id
-                            );
+                        if let Some(why) = held {
                             s.set_mr_state(
                                 job.info.id,
                                 sf_proto::MergeState::AwaitingApproval,

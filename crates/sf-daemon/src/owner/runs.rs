@@ -165,6 +165,22 @@ impl Owner {
         }));
     }
 
+    /// The branch runs work from, resolved if it was not yet (a repository's first commit
+    /// may have come since the start).
+    pub(super) async fn require_target(&mut self) -> Result<(), ProtoError> {
+        if self.target.is_none() {
+            self.resolve_target().await;
+        }
+        if self.target.is_none() {
+            return Err(ProtoError::new(
+                ErrorKind::InvalidState,
+                "the repository has no target branch to work from",
+            )
+            .with_hint("make a first commit, or set target_branch in .sf/config.toml"));
+        }
+        Ok(())
+    }
+
     /// Records again the run ends the store failed to record.
     pub(super) async fn record_unrecorded(&mut self) {
         let pending = std::mem::take(&mut self.unrecorded);
@@ -318,17 +334,8 @@ impl Owner {
                 Err(e) => internal(e),
             };
         }
-        if self.target.is_none() {
-            self.resolve_target().await;
-        }
-        if self.target.is_none() {
-            return Response::Error(
-                ProtoError::new(
-                    ErrorKind::InvalidState,
-                    "the repository has no target branch to work from",
-                )
-                .with_hint("make a first commit, or set target_branch in .sf/config.toml"),
-            );
+        if let Err(e) = self.require_target().await {
+            return Response::Error(e);
         }
         let capacity = (self.config.max_workers as usize).saturating_sub(self.workers.len());
         let paused: HashSet<Adapter> = self.paused.keys().copied().collect();

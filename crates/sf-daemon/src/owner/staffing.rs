@@ -51,17 +51,24 @@ impl Owner {
                 })
                 .await
             }
+            // files of `.sf/`: read off the owner
             Request::ListTemplates => {
-                let r = sf_core::templates::load(&sf_dir.join("templates"))
-                    .map(Response::Templates)
-                    .unwrap_or_else(invalid);
+                let r = blocking(move || {
+                    sf_core::templates::load(&sf_dir.join("templates"))
+                        .map(Response::Templates)
+                        .unwrap_or_else(invalid)
+                })
+                .await;
                 reply.send(r);
                 false
             }
             Request::ShowTemplate { name } => {
-                let r = sf_core::templates::find(&sf_dir.join("templates"), &name)
-                    .map(|t| Response::Templates(vec![t]))
-                    .unwrap_or_else(invalid);
+                let r = blocking(move || {
+                    sf_core::templates::find(&sf_dir.join("templates"), &name)
+                        .map(|t| Response::Templates(vec![t]))
+                        .unwrap_or_else(invalid)
+                })
+                .await;
                 reply.send(r);
                 false
             }
@@ -83,14 +90,22 @@ impl Owner {
                 template,
                 import,
             } => {
-                let (spec, charter) =
-                    match crate::staffing::draft_spec(&sf_dir, &root, spec, template, import) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            reply.send(Response::Error(e.into()));
-                            return false;
-                        }
-                    };
+                let (dir, top) = (sf_dir.clone(), root.clone());
+                let drafted = tokio::task::spawn_blocking(move || {
+                    crate::staffing::draft_spec(&dir, &top, spec, template, import)
+                })
+                .await;
+                let (spec, charter) = match drafted {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        reply.send(Response::Error(e.into()));
+                        return false;
+                    }
+                    Err(e) => {
+                        reply.send(internal(e));
+                        return false;
+                    }
+                };
                 // the same checks as a registration: its secrets, playbook and command
                 if let Err(e) = self.check_registration(&spec).await {
                     reply.send(Response::Error(e));
@@ -249,19 +264,12 @@ impl Owner {
             sf_core::guard::SpawnPath::Start,
             &name,
         ) {
+            self.note_spawn_denial(actor, &name, sf_core::guard::SpawnPath::Start, &d)
+                .await;
             return Response::Error(crate::guard::denied(&d, false));
         }
-        if self.target.is_none() {
-            self.resolve_target().await;
-        }
-        if self.target.is_none() {
-            return Response::Error(
-                ProtoError::new(
-                    ErrorKind::InvalidState,
-                    "the repository has no target branch to work from",
-                )
-                .with_hint("make a first commit, or set target_branch in .sf/config.toml"),
-            );
+        if let Err(e) = self.require_target().await {
+            return Response::Error(e);
         }
         let config = self.config.clone();
         let actor = actor.to_owned();
@@ -340,6 +348,13 @@ impl Owner {
             tracing::error!(run_id, error = %e, "failed to record a dry run's evidence");
         }
     }
+}
+
+/// Runs `f` on a blocking thread (file reads), its panic an internal error.
+async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(internal)
 }
 
 fn invalid(e: impl std::fmt::Display) -> Response {

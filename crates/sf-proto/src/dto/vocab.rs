@@ -280,7 +280,11 @@ wire_enum!(
         SessionStarted = "session_started",
         /** `session_turn`: a turn of a session began, with the input it was given */
         SessionTurn = "session_turn",
-        /** `session_ended`: a session was stopped, or its turn stalled */
+        /** `session_turn_ended`: a session's turn ended; its task waits for the next */
+        SessionTurnEnded = "session_turn_ended",
+        /** `session_flagged`: a session needs a human (a stalled turn, a budget, a claim) */
+        SessionFlagged = "session_flagged",
+        /** `session_ended`: a session was stopped, or its task closed */
         SessionEnded = "session_ended",
     }
 );
