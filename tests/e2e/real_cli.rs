@@ -702,14 +702,12 @@ fn a_session_takes_turns_and_resumes(cli: Cli) {
     let sessions = |td: &TestDaemon| -> Vec<sf_proto::SessionInfo> {
         td.sfctl().args(["agent", "sessions", "p1"]).json()
     };
+    // a real CLI's turn takes seconds (OpenCode's start most), more on a loaded machine
+    let slow = std::time::Duration::from_secs(90);
     let wait_turns = |n: u32| {
-        td.wait_for(&format!("turn {n} to end"), || {
+        crate::harness::eventually(&format!("turn {n} to end"), slow, || {
             let s = sessions(&td).remove(0);
-            if s.turns >= n && !s.running {
-                Ok(s)
-            } else {
-                Err((s.turns, s.running))
-            }
+            (s.turns >= n && !s.running).then_some(s)
         })
     };
     let first: sf_proto::SessionInfo = td.sfctl().args(["agent", "start", "p1"]).json();
@@ -723,13 +721,9 @@ fn a_session_takes_turns_and_resumes(cli: Cli) {
         .arg("add the health endpoint and merge it")
         .success();
     // while the model works on it, another message: it is the next turn's input
-    td.wait_for("turn 2 to run", || {
+    crate::harness::eventually("turn 2 to run", slow, || {
         let s = sessions(&td).remove(0);
-        if s.turns == 2 && s.running {
-            Ok(())
-        } else {
-            Err((s.turns, s.running))
-        }
+        (s.turns == 2 && s.running).then_some(())
     });
     td.sfctl()
         .args(["message", "send", "--to", "p1", "and a readme too"])
