@@ -1261,9 +1261,11 @@ fn a_fix_that_adds_no_commit_is_sent_back_to_its_worker_not_retested() {
 /// request needs a fix that says so.
 #[test]
 fn a_test_command_past_its_limit_is_stopped_whole_and_said() {
+    // a sleep of this run's own: another run of the suite on the machine has its own
+    let marker = format!("sleep 300.{}", std::process::id());
     let td = fleet_with(
         "",
-        "test_command = \"sleep 300 & echo started; wait\"\ntest_timeout = \"1s\"",
+        &format!("test_command = \"{marker} & echo started; wait\"\ntest_timeout = \"1s\""),
     );
     steward(&td);
     let s = script(&td, "w", "write a.txt a\ncommit a\ncomplete\n");
@@ -1278,7 +1280,6 @@ fn a_test_command_past_its_limit_is_stopped_whole_and_said() {
     );
     // the `sleep` the command started in the background went with it (a SIGKILL of its
     // group is delivered at once but reaped as the machine gets to it: waited for, not slept)
-    let marker = "sleep 300";
     let left = || -> Vec<String> {
         fs::read_dir("/proc")
             .into_iter()
@@ -1289,8 +1290,7 @@ fn a_test_command_past_its_limit_is_stopped_whole_and_said() {
             .filter(|c| c.trim() == marker)
             .collect()
     };
-    // other tests run in parallel; only a sleep of this test's workspace would be a leak,
-    // and `sleep 300` is this test's alone (the launcher's tests sleep 301 to 303)
+    // other tests run in parallel; only this test's sleep would be a leak
     td.wait_for("the test command's background sleep to be gone", || {
         let l = left();
         if l.is_empty() { Ok(()) } else { Err(l) }
